@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Every error a user can see says what happened, why, and what to do next; `kind` lets code
+ * branch without parsing messages.
+ */
+export type ErrorKind =
+  | "binary_not_found"
+  | "binary_not_executable"
+  | "model_not_found"
+  | "invalid_config"
+  | "unsupported_flag"
+  | "port_in_use"
+  | "no_free_port"
+  | "exited_during_load"
+  | "ready_timeout"
+  | "too_many_servers"
+  | "not_running"
+  | "stop_failed"
+  | "build_failed"
+  | "internal";
+
+export interface GglibErrorDetails {
+  /** llama-server's last log lines, oldest first. */
+  logTail?: readonly string[];
+  exitCode?: number | null;
+  signal?: string | null;
+  port?: number;
+  modelPath?: string;
+  binaryPath?: string;
+  /** What to do about it. */
+  hint?: string;
+}
+
+export class GglibError extends Error {
+  readonly kind: ErrorKind;
+  readonly details: GglibErrorDetails;
+
+  constructor(kind: ErrorKind, message: string, details: GglibErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "GglibError";
+    this.kind = kind;
+    this.details = details;
+  }
+
+  /** The message, the hint and the log tail, for a terminal. */
+  describe(): string {
+    const parts = [this.message];
+    if (this.details.hint) parts.push(this.details.hint);
+    if (this.details.logTail && this.details.logTail.length > 0) {
+      parts.push("Last lines of llama-server's log:\n" + this.details.logTail.map((l) => "  " + l).join("\n"));
+    }
+    return parts.join("\n");
+  }
+}
+
+export function isGglibError(e: unknown, kind?: ErrorKind): e is GglibError {
+  return e instanceof GglibError && (kind === undefined || e.kind === kind);
+}
+
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

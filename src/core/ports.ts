@@ -1,0 +1,30 @@
+import type { ServerConfig } from "./config.js";
+import type { ServerEventListener } from "./events.js";
+import type { ServerHandle, ServerHealth } from "./handle.js";
+
+/** Options for one start. */
+export interface StartOptions {
+  /** Abort the start (the process is stopped). */
+  signal?: AbortSignal;
+  /** Deadline for readiness in ms (default 120 000). */
+  readyTimeoutMs?: number;
+}
+
+export interface StopOptions {
+  /** SIGTERM → SIGKILL grace in ms (default 10 000). */
+  graceMs?: number;
+}
+
+/** The process machinery behind everything: start llama-server for a config, stop it, observe it. */
+export interface ProcessRunner {
+  start(config: ServerConfig, options?: StartOptions): Promise<ServerHandle>;
+  stop(handle: ServerHandle | string, options?: StopOptions): Promise<void>;
+  isRunning(handle: ServerHandle | string): boolean;
+  health(handle: ServerHandle | string): Promise<ServerHealth>;
+  listRunning(): ServerHandle[];
+  /** Last log lines of a server (oldest first). */
+  logs(handle: ServerHandle | string, lines?: number): string[];
+  on(listener: ServerEventListener): () => void;
+  /** Stop everything (used at exit). */
+  stopAll(options?: StopOptions): Promise<void>;
+}
