@@ -1,6 +1,6 @@
 import type { ServerConfig } from "./config.js";
 import type { ServerEventListener } from "./events.js";
-import type { ServerHandle, ServerHealth } from "./handle.js";
+import type { LoadProgress, ServerHandle, ServerHealth } from "./handle.js";
 
 /** Options for one start. */
 export interface StartOptions {
@@ -8,6 +8,8 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** Deadline for readiness in ms (default 120 000). */
   readyTimeoutMs?: number;
+  /** Load progress (0..1) from llama-server's child protocol, when the binary supports it. */
+  onProgress?: (progress: LoadProgress) => void;
 }
 
 export interface StopOptions {

@@ -1,0 +1,61 @@
+import { Command, CommanderError } from "commander";
+import { readFileSync } from "node:fs";
+import { GglibError } from "../core/errors.js";
+// One line per command module; each exports `register(program: Command): void`.
+import { register as registerServe } from "./commands/serve.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("gglib")
+    .description("Run local LLMs on llama.cpp: supervise llama-server, serve one OpenAI-compatible endpoint, chat.")
+    .version(pkg.version, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  gglib serve ./tiny.gguf --port 8081        run one model in the foreground
+  gglib proxy --models-dir ~/models          one endpoint for every model in a folder
+  gglib chat tiny-think                      talk to a model in the terminal
+
+Environment:
+  GGLIB_LLAMA_SERVER   path of the llama-server binary to use
+  GGLIB_DATA_DIR       where gglib keeps its state (default: the platform's user data dir)
+  NO_COLOR             disable colours`,
+    );
+  registerServe(program);
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof GglibError) {
+      process.stderr.write(`gglib: ${e.describe()}\n`);
+      return 1;
+    }
+    process.stderr.write(`gglib: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && /(?:gglib(?:\.js)?|main\.[jt]s)$/.test(process.argv[1]);
+if (isEntry) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`gglib: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
