@@ -19,8 +19,8 @@ export interface ServerConfig {
   host?: string;
   /** `-c`: context size in tokens (0 = the model's trained context). */
   contextSize?: number;
-  /** `-ngl`: layers on the GPU (-1 = all, as llama.cpp's "auto"/"all"). */
-  gpuLayers?: number;
+  /** `-ngl`: layers on the GPU: a count, "auto" (llama.cpp's default) or "all". */
+  gpuLayers?: number | "auto" | "all";
   /** `--jinja` / `--no-jinja`. Undefined leaves llama-server's default (on). */
   jinja?: boolean;
   reasoningFormat?: ReasoningFormat;

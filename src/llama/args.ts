@@ -1,0 +1,106 @@
+import { basename } from "node:path";
+import type { KvCacheType, ReasoningFormat, ServerConfig } from "../core/config.js";
+import { DEFAULT_HOST } from "../core/config.js";
+import { GglibError } from "../core/errors.js";
+
+/**
+ * Pure: ServerConfig + port → llama-server argv. Values are validated; flags the probed binary does not list in
+ * its --help are refused with a clear error instead of being passed blindly (llama-server exits with
+ * `error: invalid argument`). Extra args go last, verbatim.
+ */
+export interface ArgCapabilities {
+  flags: ReadonlySet<string>;
+  version?: string;
+}
+
+const REASONING_FORMATS: readonly ReasoningFormat[] = ["none", "deepseek", "deepseek-legacy", "auto"];
+const CACHE_TYPES: readonly KvCacheType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"];
+const FLASH = ["on", "off", "auto"] as const;
+
+/** The name a server reports (`--alias`): the configured name, else the file stem (without shard suffix). */
+export function modelNameOf(config: Pick<ServerConfig, "modelName" | "modelPath">): string {
+  if (config.modelName) return config.modelName;
+  return basename(config.modelPath)
+    .replace(/\.gguf$/i, "")
+    .replace(/-\d{5}-of-\d{5}$/, "");
+}
+
+function invalid(field: string, value: unknown, expected: string): never {
+  throw new GglibError("invalid_config", `Invalid ${field}: ${JSON.stringify(value)}; expected ${expected}.`, {
+    hint: `Fix ${field} in the model's settings.`,
+  });
+}
+
+function int(field: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER): string {
+  if (!Number.isInteger(v) || v < min || v > max) invalid(field, v, `an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ""}`);
+  return String(v);
+}
+
+export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCapabilities): string[] {
+  if (!config.modelPath) invalid("modelPath", config.modelPath, "the path of a .gguf file");
+  const name = modelNameOf(config);
+  if (!name || /[,\s]/.test(name)) invalid("modelName", name, "a name without commas or spaces");
+  const args: string[] = [];
+  // each entry: the flag as we send it, then its value (if any)
+  const add = (flag: string, value?: string) => {
+    if (caps && !caps.flags.has(flag)) {
+      throw new GglibError(
+        "unsupported_flag",
+        `This llama-server${caps.version ? ` (${caps.version})` : ""} does not support ${flag}.`,
+        { hint: `Remove the setting that needs ${flag}, or update llama.cpp (\`gglib llama update\`).` },
+      );
+    }
+    args.push(flag);
+    if (value !== undefined) args.push(value);
+  };
+  add("-m", config.modelPath);
+  add("--host", config.host ?? DEFAULT_HOST);
+  add("--port", int("port", port, 1, 65535));
+  add("--alias", name);
+  if (config.metrics !== false) add("--metrics");
+  if (config.contextSize !== undefined) add("-c", int("contextSize", config.contextSize, 0));
+  if (config.gpuLayers !== undefined) {
+    const g = config.gpuLayers;
+    if (g === "auto" || g === "all") add("-ngl", g);
+    else if (g === -1) add("-ngl", "all");
+    else add("-ngl", int("gpuLayers", g, 0));
+  }
+  if (config.jinja === true) add("--jinja");
+  else if (config.jinja === false) add("--no-jinja");
+  if (config.reasoningFormat !== undefined) {
+    if (!REASONING_FORMATS.includes(config.reasoningFormat)) invalid("reasoningFormat", config.reasoningFormat, REASONING_FORMATS.join(" | "));
+    add("--reasoning-format", config.reasoningFormat);
+  }
+  if (config.reasoningBudget !== undefined) add("--reasoning-budget", int("reasoningBudget", config.reasoningBudget, -1));
+  if (config.flashAttention !== undefined) {
+    if (!FLASH.includes(config.flashAttention)) invalid("flashAttention", config.flashAttention, FLASH.join(" | "));
+    add("-fa", config.flashAttention);
+  }
+  if (config.parallel !== undefined) add("--parallel", int("parallel", config.parallel, 1, 256));
+  if (config.cacheTypeK !== undefined) {
+    if (!CACHE_TYPES.includes(config.cacheTypeK)) invalid("cacheTypeK", config.cacheTypeK, CACHE_TYPES.join(" | "));
+    add("--cache-type-k", config.cacheTypeK);
+  }
+  if (config.cacheTypeV !== undefined) {
+    if (!CACHE_TYPES.includes(config.cacheTypeV)) invalid("cacheTypeV", config.cacheTypeV, CACHE_TYPES.join(" | "));
+    add("--cache-type-v", config.cacheTypeV);
+  }
+  if (config.embeddings) add("--embeddings");
+  if (config.mlock) add("--mlock");
+  for (const a of config.extraArgs ?? []) {
+    if (typeof a !== "string") invalid("extraArgs", a, "strings");
+    args.push(a);
+  }
+  return args;
+}
+
+/** Environment for the child: ours, minus LLAMA_ARG_* leftovers that would silently change its settings. */
+export function childEnv(base: NodeJS.ProcessEnv, extra: Readonly<Record<string, string>> | undefined, routerPort?: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) {
+    if (k.startsWith("LLAMA_ARG_") || k === "LLAMA_SERVER_ROUTER_PORT") continue;
+    env[k] = v;
+  }
+  if (routerPort !== undefined) env.LLAMA_SERVER_ROUTER_PORT = String(routerPort);
+  return { ...env, ...extra };
+}

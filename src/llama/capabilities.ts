@@ -1,0 +1,137 @@
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { GglibError } from "../core/errors.js";
+import { paths } from "../core/paths.js";
+import { run } from "../util/exec.js";
+
+/** What a llama-server binary can do, read from its `--version` and `--help`. */
+export interface LlamaCapabilities {
+  binaryPath: string;
+  /** `0.4.0-dev (build 1, commit 80fb11a)` */
+  version?: string;
+  build?: number;
+  commit?: string;
+  /** "built with GNU 12.2.0 for Linux x86_64" */
+  builtWith?: string;
+  /** Backends named in the version text or help (cpu, cuda, vulkan, metal, ...), best effort. */
+  backend: string;
+  /** Every flag spelling that --help lists, e.g. "-c", "--ctx-size", "--no-jinja". */
+  flags: Set<string>;
+  /** Router mode and its child protocol (LLAMA_SERVER_ROUTER_PORT). */
+  childProtocol: boolean;
+}
+
+/** Pure: the flag spellings in llama-server's --help text. */
+export function parseHelpFlags(help: string): Set<string> {
+  const flags = new Set<string>();
+  for (const raw of help.split("\n")) {
+    if (!raw.startsWith("-")) continue; // flag lines start at column 0; descriptions are indented
+    // the flag column ends at two or more spaces
+    const col = raw.split(/\s{2,}/)[0] ?? "";
+    for (const part of col.split(",")) {
+      const m = /^\s*(--?[A-Za-z0-9][A-Za-z0-9-]*)/.exec(part);
+      if (m?.[1]) flags.add(m[1]);
+    }
+  }
+  return flags;
+}
+
+/** Pure: parse `--version` output. */
+export function parseVersion(text: string): Pick<LlamaCapabilities, "version" | "build" | "commit" | "builtWith"> {
+  const version = /^version:\s*(.+)$/m.exec(text)?.[1]?.trim();
+  const build = /build (\d+)/.exec(version ?? "")?.[1];
+  const commit = /commit ([0-9a-f]{6,40})/.exec(version ?? "")?.[1];
+  const builtWith = /^(built with .+)$/m.exec(text)?.[1]?.trim();
+  return { version, build: build !== undefined ? Number(build) : undefined, commit, builtWith };
+}
+
+export function guessBackend(versionText: string): string {
+  const t = versionText.toLowerCase();
+  for (const b of ["cuda", "hip", "rocm", "vulkan", "metal", "sycl", "opencl"]) if (t.includes(b)) return b;
+  return "cpu";
+}
+
+interface CacheFile {
+  [key: string]: { version?: string; build?: number; commit?: string; builtWith?: string; backend: string; flags: string[]; childProtocol: boolean };
+}
+
+const memo = new Map<string, Promise<LlamaCapabilities>>();
+
+/**
+ * Probes a binary (runs --version and --help, ~50 ms), cached in memory and on disk per path + mtime + size.
+ */
+export async function probeCapabilities(binaryPath: string, opts: { cacheFile?: string | null } = {}): Promise<LlamaCapabilities> {
+  let st;
+  try {
+    st = await stat(binaryPath);
+  } catch {
+    throw new GglibError("binary_not_found", `llama-server binary not found at ${binaryPath}.`, { binaryPath });
+  }
+  const key = `${binaryPath}|${st.mtimeMs}|${st.size}`;
+  const hit = memo.get(key);
+  if (hit) return hit;
+  const p = probeUncached(binaryPath, key, opts.cacheFile === undefined ? paths.capabilityCache() : opts.cacheFile);
+  memo.set(key, p);
+  p.catch(() => memo.delete(key));
+  return p;
+}
+
+async function probeUncached(binaryPath: string, key: string, cacheFile: string | null): Promise<LlamaCapabilities> {
+  if (cacheFile) {
+    const cached = await readCache(cacheFile);
+    const c = cached[key];
+    if (c) return { binaryPath, ...c, flags: new Set(c.flags) };
+  }
+  const [v, h] = await Promise.all([
+    run(binaryPath, ["--version"], { timeoutMs: 20_000 }),
+    run(binaryPath, ["--help"], { timeoutMs: 20_000 }),
+  ]).catch((e: unknown) => {
+    throw new GglibError("binary_not_executable", `Could not run ${binaryPath}: ${(e as Error).message}`, {
+      binaryPath,
+      hint: "Check that the file is an executable llama-server for this platform.",
+    });
+  });
+  const versionText = v.stderr + "\n" + v.stdout;
+  const helpText = h.stdout.length > h.stderr.length ? h.stdout : h.stderr;
+  const flags = parseHelpFlags(helpText);
+  if (flags.size === 0 || !flags.has("--port")) {
+    throw new GglibError("binary_not_executable", `${binaryPath} does not look like llama-server (its --help lists no --port flag).`, {
+      binaryPath,
+      hint: "Point GGLIB_LLAMA_SERVER at llama.cpp's llama-server binary, or run `gglib llama install`.",
+    });
+  }
+  const caps: LlamaCapabilities = {
+    binaryPath,
+    ...parseVersion(versionText),
+    backend: guessBackend(versionText),
+    flags,
+    // the router (`--models-dir`) and its child protocol arrived together
+    childProtocol: flags.has("--models-dir"),
+  };
+  if (cacheFile) {
+    const cached = await readCache(cacheFile);
+    cached[key] = {
+      version: caps.version,
+      build: caps.build,
+      commit: caps.commit,
+      builtWith: caps.builtWith,
+      backend: caps.backend,
+      flags: [...flags],
+      childProtocol: caps.childProtocol,
+    };
+    await mkdir(dirname(cacheFile), { recursive: true }).catch(() => undefined);
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(cached))
+      .then(() => rename(tmp, cacheFile))
+      .catch(() => undefined);
+  }
+  return caps;
+}
+
+async function readCache(file: string): Promise<CacheFile> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as CacheFile;
+  } catch {
+    return {};
+  }
+}
