@@ -1,0 +1,416 @@
+/**
+ * Where the proxy's models come from, merged into one list.
+ *
+ * Three sources, in this order of precedence (a higher one wins a name):
+ *   1. "config"     — entries of the proxy's YAML config (parsed by src/proxy/config.ts, passed in here);
+ *   2. "registry"   — models added with `gglib models add/scan` (src/models/registry.ts, SQLite);
+ *   3. "models-dir" — files found in `--models-dir` (no settings; named by file stem or folder).
+ * Names and aliases share one namespace. When two entries claim the same name:
+ *   - the claim of the higher-precedence source wins (within a source, the first entry in its order wins);
+ *   - if a model's own name is taken, the whole model is left out; if only an alias is taken, just that alias is;
+ *   - each such conflict is reported as a Clash. A clash between two entries that point at the same file (the same
+ *     model registered and also lying in the models dir) is harmless: it is still reported, with `samePath: true`,
+ *     so `gglib models list` can show it as a duplicate rather than a conflict.
+ *
+ * Models-dir layout (scanned to depth 3):
+ *   - `<dir>/foo.gguf`                               → model "foo";
+ *   - `<dir>/foo-00001-of-00003.gguf` (+ the rest)   → model "foo" with 3 shards;
+ *   - `<dir>/bar/` holding one model (one .gguf or one shard set) and/or an `mmproj*` file → model "bar";
+ *   - a folder holding several models → each named by its file stem, each with the folder's mmproj (if one).
+ *   `mmproj*.gguf` files are projectors, never models. Incomplete shard sets and unreadable entries are skipped
+ *   with a warning.
+ *
+ * This module is a stable contract for the proxy: ModelEntry, ModelSettings, Clash and loadModelSources().
+ */
+import { readdirSync, realpathSync, statSync, type Dirent } from "node:fs";
+import { basename, isAbsolute, join, resolve } from "node:path";
+import type { ReasoningFormat } from "../core/config.js";
+import type { Registry } from "./registry.js";
+
+export type ModelSource = "config" | "registry" | "models-dir";
+
+/** Precedence: lower index wins. */
+export const SOURCE_PRECEDENCE: readonly ModelSource[] = ["config", "registry", "models-dir"];
+
+/** Per-model launch settings. Every field is optional: unset means "the proxy's default". */
+export interface ModelSettings {
+  /** Context size in tokens (`-c`); 0 = the model's trained context. */
+  ctx?: number;
+  /** Layers on the GPU (`-ngl`); -1 = all. */
+  gpuLayers?: number;
+  /** `--jinja` / `--no-jinja`. */
+  jinja?: boolean;
+  reasoningFormat?: ReasoningFormat;
+  /** Slots (`--parallel`). */
+  parallel?: number;
+  /** Passed to llama-server last, verbatim. */
+  extraArgs?: string[];
+  /** Unload after this many idle seconds; 0 = never. */
+  ttl?: number;
+  /** Never evicted to make room for another model. */
+  pinned?: boolean;
+  /** Loaded when the proxy starts. */
+  preload?: boolean;
+}
+
+export interface ModelEntry {
+  /** The name clients use. */
+  name: string;
+  /** Other names that resolve to this model (after clash resolution). */
+  aliases: string[];
+  /** Absolute path of the .gguf (the first shard for split models). */
+  path: string;
+  /** Every file of the model in order; `[path]` for a single-file model. */
+  shards: string[];
+  /** Multimodal projector (`--mmproj`), absolute path. */
+  mmproj?: string;
+  source: ModelSource;
+  settings: ModelSettings;
+}
+
+/** One config entry as the proxy's config parser hands it over. Relative paths resolve against `baseDir`. */
+export interface ConfigModel {
+  name: string;
+  /** A .gguf file (first shard) or a folder laid out like a models-dir folder. */
+  path: string;
+  aliases?: readonly string[];
+  mmproj?: string;
+  settings?: ModelSettings;
+}
+
+export interface ModelsConfig {
+  models: readonly ConfigModel[];
+  /** Folder that relative paths are resolved against (the config file's folder). Default: process.cwd(). */
+  baseDir?: string;
+}
+
+export interface ClashParty {
+  source: ModelSource;
+  /** The model's own name. */
+  model: string;
+  path: string;
+}
+
+export interface Clash {
+  /** The contested name. */
+  name: string;
+  /** Whether the loser claimed it as its own name (it is then left out entirely) or as an alias (the alias is dropped). */
+  claimedAs: "name" | "alias";
+  winner: ClashParty;
+  loser: ClashParty;
+  /** Both point at the same file: a harmless duplicate. */
+  samePath: boolean;
+  /** One line for a terminal. */
+  message: string;
+}
+
+export interface ModelSources {
+  models: ModelEntry[];
+  clashes: Clash[];
+  /** Things skipped while scanning (incomplete shard sets, unreadable folders, missing config files). */
+  warnings: string[];
+}
+
+export interface LoadModelSourcesOptions {
+  registry?: Pick<Registry, "list">;
+  modelsDir?: string;
+  config?: ModelsConfig;
+}
+
+/** Loads and merges all sources. Synchronous (stat/readdir only); never throws for a missing models dir. */
+export function loadModelSources(opts: LoadModelSourcesOptions): ModelSources {
+  const warnings: string[] = [];
+  const candidates: ModelEntry[] = [];
+  if (opts.config) {
+    const base = opts.config.baseDir ?? process.cwd();
+    for (const c of opts.config.models) {
+      const p = isAbsolute(c.path) ? c.path : resolve(base, c.path);
+      const found = resolveModelPath(p);
+      if (!found.ok) {
+        warnings.push(`config model "${c.name}": ${found.reason}`);
+        // keep it: the proxy reports a clear 404/500 when the model is requested, and the name stays reserved
+        candidates.push({
+          name: c.name,
+          aliases: [...(c.aliases ?? [])],
+          path: p,
+          shards: [p],
+          ...(c.mmproj ? { mmproj: resolve(base, c.mmproj) } : {}),
+          source: "config",
+          settings: { ...(c.settings ?? {}) },
+        });
+        continue;
+      }
+      const mmproj = c.mmproj ? resolve(base, c.mmproj) : found.files.mmproj;
+      candidates.push({
+        name: c.name,
+        aliases: [...(c.aliases ?? [])],
+        path: found.files.path,
+        shards: found.files.shards,
+        ...(mmproj ? { mmproj } : {}),
+        source: "config",
+        settings: { ...(c.settings ?? {}) },
+      });
+    }
+  }
+  if (opts.registry) {
+    for (const m of opts.registry.list()) {
+      candidates.push({
+        name: m.name,
+        aliases: [...m.aliases],
+        path: m.path,
+        shards: [...m.shards],
+        ...(m.mmproj ? { mmproj: m.mmproj } : {}),
+        source: "registry",
+        settings: { ...m.settings },
+      });
+    }
+  }
+  if (opts.modelsDir) {
+    const scan = scanModelsDir(opts.modelsDir);
+    warnings.push(...scan.warnings);
+    for (const f of scan.models) {
+      candidates.push({
+        name: f.name,
+        aliases: [],
+        path: f.path,
+        shards: f.shards,
+        ...(f.mmproj ? { mmproj: f.mmproj } : {}),
+        source: "models-dir",
+        settings: {},
+      });
+    }
+  }
+  const merged = mergeModelEntries(candidates);
+  return { ...merged, warnings };
+}
+
+/**
+ * Resolves name clashes among entries given in precedence order (see the header comment). Pure; exported for
+ * callers that assemble entries themselves.
+ */
+export function mergeModelEntries(entries: readonly ModelEntry[]): { models: ModelEntry[]; clashes: Clash[] } {
+  const sorted = [...entries].sort((a, b) => SOURCE_PRECEDENCE.indexOf(a.source) - SOURCE_PRECEDENCE.indexOf(b.source));
+  const owner = new Map<string, ModelEntry>();
+  const models: ModelEntry[] = [];
+  const clashes: Clash[] = [];
+  const party = (e: ModelEntry): ClashParty => ({ source: e.source, model: e.name, path: e.path });
+  const clash = (name: string, claimedAs: "name" | "alias", winner: ModelEntry, loser: ModelEntry): Clash => {
+    const samePath = samePaths(winner.path, loser.path);
+    const what = claimedAs === "name" ? "model" : "alias";
+    const message = samePath
+      ? `"${name}" (${loser.source}) is the same file as "${winner.name}" (${winner.source}); listed once`
+      : `${what} "${name}" from ${loser.source} (${loser.path}) is shadowed by "${winner.name}" from ${winner.source} (${winner.path})`;
+    return { name, claimedAs, winner: party(winner), loser: party(loser), samePath, message };
+  };
+  for (const e of sorted) {
+    const taken = owner.get(e.name);
+    if (taken) {
+      clashes.push(clash(e.name, "name", taken, e));
+      continue;
+    }
+    const kept: ModelEntry = { ...e, aliases: [] };
+    owner.set(e.name, kept);
+    for (const a of e.aliases) {
+      if (a === e.name || kept.aliases.includes(a)) continue;
+      const t = owner.get(a);
+      if (t) {
+        clashes.push(clash(a, "alias", t, e));
+        continue;
+      }
+      owner.set(a, kept);
+      kept.aliases.push(a);
+    }
+    models.push(kept);
+  }
+  return { models, clashes };
+}
+
+/** Finds a model by name or alias. */
+export function findModel(models: readonly ModelEntry[], nameOrAlias: string): ModelEntry | undefined {
+  return models.find((m) => m.name === nameOrAlias) ?? models.find((m) => m.aliases.includes(nameOrAlias));
+}
+
+function samePaths(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files → models (shared with the registry's `models add <folder>` and `models scan`)
+
+/** The files of one model. */
+export interface ModelFiles {
+  /** First shard / the file. */
+  path: string;
+  shards: string[];
+  mmproj?: string;
+}
+
+export interface FoundModel extends ModelFiles {
+  /** Default name: the file stem (without the shard suffix), or the folder's name for a single-model folder. */
+  name: string;
+}
+
+const SHARD_RE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+/** `foo-00002-of-00003.gguf` → { stem: "foo", index: 2, count: 3 } */
+export function parseShardName(file: string): { stem: string; index: number; count: number } | undefined {
+  const m = SHARD_RE.exec(basename(file));
+  if (!m) return undefined;
+  return { stem: m[1]!, index: Number(m[2]), count: Number(m[3]) };
+}
+
+export function isMmprojFile(file: string): boolean {
+  return /^mmproj/i.test(basename(file)) && /\.gguf$/i.test(file);
+}
+
+/** File stem for naming: `Qwen3-4B-Q4_K_M.gguf` → `Qwen3-4B-Q4_K_M`; shards lose their `-0000N-of-0000M`. */
+export function modelStem(file: string): string {
+  const shard = parseShardName(file);
+  if (shard) return shard.stem;
+  return basename(file).replace(/\.gguf$/i, "");
+}
+
+/**
+ * The models among the .gguf files of one folder (names are file names, not paths). Shard sets become one model;
+ * incomplete sets are reported. mmproj files are returned separately.
+ */
+export function groupGgufFiles(dir: string, fileNames: readonly string[]): { models: FoundModel[]; mmproj: string[]; warnings: string[] } {
+  const models: FoundModel[] = [];
+  const mmproj: string[] = [];
+  const warnings: string[] = [];
+  const sets = new Map<string, { count: number; files: Map<number, string> }>();
+  for (const f of [...fileNames].sort()) {
+    if (!/\.gguf$/i.test(f) || f.startsWith(".")) continue;
+    if (isMmprojFile(f)) {
+      mmproj.push(join(dir, f));
+      continue;
+    }
+    const shard = parseShardName(f);
+    if (shard) {
+      const key = `${shard.stem}\u0000${shard.count}`;
+      let set = sets.get(key);
+      if (!set) sets.set(key, (set = { count: shard.count, files: new Map() }));
+      set.files.set(shard.index, join(dir, f));
+      continue;
+    }
+    const p = join(dir, f);
+    models.push({ name: modelStem(f), path: p, shards: [p] });
+  }
+  for (const [key, set] of sets) {
+    const stem = key.split("\u0000")[0]!;
+    const shards: string[] = [];
+    for (let i = 1; i <= set.count; i++) {
+      const p = set.files.get(i);
+      if (p) shards.push(p);
+    }
+    if (shards.length !== set.count) {
+      warnings.push(`${join(dir, stem)}: only ${shards.length} of ${set.count} shards present; skipped`);
+      continue;
+    }
+    models.push({ name: stem, path: shards[0]!, shards });
+  }
+  models.sort((a, b) => a.name.localeCompare(b.name));
+  return { models, mmproj, warnings };
+}
+
+/** The single model a folder holds (the `models add <folder>` case), or why it isn't one. */
+export function resolveModelFolder(dir: string): { ok: true; model: FoundModel } | { ok: false; reason: string } {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    return { ok: false, reason: `cannot read ${dir}: ${(e as Error).message}` };
+  }
+  const g = groupGgufFiles(dir, names);
+  if (g.models.length === 0) {
+    return { ok: false, reason: `${dir} holds no model (.gguf other than mmproj*)${g.warnings.length ? ": " + g.warnings.join("; ") : ""}` };
+  }
+  if (g.models.length > 1) {
+    return { ok: false, reason: `${dir} holds ${g.models.length} models (${g.models.map((m) => m.name).join(", ")}); pass one file` };
+  }
+  const m = g.models[0]!;
+  const mmproj = g.mmproj[0];
+  return { ok: true, model: { ...m, name: basename(dir), ...(mmproj ? { mmproj } : {}) } };
+}
+
+/** A file (single or first shard) or a single-model folder → its files. */
+export function resolveModelPath(p: string): { ok: true; files: FoundModel } | { ok: false; reason: string } {
+  let st;
+  try {
+    st = statSync(p);
+  } catch {
+    return { ok: false, reason: `${p} does not exist` };
+  }
+  if (st.isDirectory()) {
+    const r = resolveModelFolder(p);
+    return r.ok ? { ok: true, files: r.model } : r;
+  }
+  const shard = parseShardName(p);
+  if (!shard) return { ok: true, files: { name: modelStem(p), path: p, shards: [p] } };
+  const dir = resolve(p, "..");
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    return { ok: false, reason: `cannot read ${dir}: ${(e as Error).message}` };
+  }
+  const g = groupGgufFiles(
+    dir,
+    names.filter((n) => parseShardName(n)?.stem === shard.stem),
+  );
+  const set = g.models.find((m) => m.name === shard.stem);
+  if (!set) return { ok: false, reason: g.warnings[0] ?? `${p}: shard set incomplete` };
+  return { ok: true, files: set };
+}
+
+/** Scans a models folder (see the header comment for the layout). Missing folder → no models, one warning. */
+export function scanModelsDir(root: string, maxDepth = 3): { models: FoundModel[]; warnings: string[] } {
+  const out: FoundModel[] = [];
+  const warnings: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      warnings.push(code === "ENOENT" ? `models dir ${dir} does not exist` : `cannot read ${dir}: ${(e as Error).message}`);
+      return;
+    }
+    const files: string[] = [];
+    const dirs: string[] = [];
+    for (const e of entries) {
+      if (e.name.startsWith(".")) continue;
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        try {
+          const st = statSync(join(dir, e.name));
+          isDir = st.isDirectory();
+          isFile = st.isFile();
+        } catch {
+          continue; // dangling link
+        }
+      }
+      if (isFile) files.push(e.name);
+      else if (isDir) dirs.push(e.name);
+    }
+    const g = groupGgufFiles(dir, files);
+    warnings.push(...g.warnings);
+    if (depth > 0 && g.models.length === 1) {
+      // a model's own folder: named by the folder
+      const mmproj = g.mmproj[0];
+      out.push({ ...g.models[0]!, name: basename(dir), ...(mmproj ? { mmproj } : {}) });
+    } else {
+      const mmproj = depth > 0 ? g.mmproj[0] : undefined;
+      for (const m of g.models) out.push({ ...m, ...(mmproj ? { mmproj } : {}) });
+    }
+    if (depth < maxDepth) for (const d of dirs.sort()) walk(join(dir, d), depth + 1);
+  };
+  walk(root, 0);
+  return { models: out, warnings };
+}
