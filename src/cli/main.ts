@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { GglibError } from "../core/errors.js";
 // One line per command module; each exports `register(program: Command): void`.
 import { register as registerServe } from "./commands/serve.js";
+import { register as registerModels } from "./commands/models.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -27,6 +28,7 @@ Environment:
   NO_COLOR             disable colours`,
     );
   registerServe(program);
+  registerModels(program);
   return program;
 }
 
