@@ -283,8 +283,11 @@ export class Registry {
   /** Files state of one model: missing / stale (changed since its metadata was read). */
   status(model: RegisteredModel): ModelStatus {
     const fp = fingerprint(model.shards);
-    const row = this.db.prepare("SELECT fingerprint FROM models WHERE id = ?").get(model.id) as { fingerprint: string | null } | undefined;
-    return { model, missing: fp === undefined, stale: fp !== undefined && fp.fingerprint !== row?.fingerprint };
+    const row = this.db.prepare("SELECT fingerprint, metadata FROM models WHERE id = ?").get(model.id) as
+      | { fingerprint: string | null; metadata: string | null }
+      | undefined;
+    // a failed read is retried (the reader may have been fixed), as is metadata from an older reader format
+    return { model, missing: fp === undefined, stale: fp !== undefined && (fp.fingerprint !== row?.fingerprint || row?.metadata === null) };
   }
 
   /** Re-reads the metadata of one model if its files changed (or always with force). */
@@ -378,7 +381,10 @@ function toModel(r: Row, aliases: string[]): RegisteredModel {
   return m;
 }
 
-/** `size:mtimeMs` of every file; undefined if one is missing. */
+/** Bump when the stored metadata's shape changes: every model's metadata is then re-read once. */
+const METADATA_FORMAT = 1;
+
+/** `size:mtimeMs` of every file (and the metadata format); undefined if a file is missing. */
 function fingerprint(files: readonly string[]): { fingerprint: string; sizeBytes: number } | undefined {
   const parts: string[] = [];
   let total = 0;
@@ -391,7 +397,7 @@ function fingerprint(files: readonly string[]): { fingerprint: string; sizeBytes
       return undefined;
     }
   }
-  return { fingerprint: parts.join(","), sizeBytes: total };
+  return { fingerprint: `m${METADATA_FORMAT}|${parts.join(",")}`, sizeBytes: total };
 }
 
 function uniq(xs: readonly string[]): string[] {

@@ -136,18 +136,26 @@ describe("registry", () => {
     assert.deepEqual(await reg.refreshStale(), []);
   });
 
-  test("a failing metadata read is stored as an error, not a failed add", async (t) => {
+  test("a failing metadata read is stored as an error, not a failed add, and retried later", async (t) => {
     const d = tmp(t);
+    let fail = true;
     const reg = Registry.open({
       dbPath: join(d, "r.sqlite"),
       readMetadata: async () => {
-        throw new Error("truncated header");
+        if (fail) throw new Error("truncated header");
+        return { architecture: "llama" };
       },
     });
     t.after(() => reg.close());
     const m = await reg.add({ path: fakeGguf(join(d, "m.gguf")) });
     assert.equal(m.metadata, undefined);
     assert.equal(m.metadataError, "truncated header");
+    assert.equal(reg.status(m).stale, true);
+    fail = false;
+    assert.deepEqual(await reg.refreshStale(), ["m"]);
+    assert.equal(reg.require("m").metadata?.architecture, "llama");
+    assert.equal(reg.require("m").metadataError, undefined);
+    assert.equal(reg.status(reg.require("m")).stale, false);
   });
 
   test("update merges and unsets settings, sets and clears mmproj", async (t) => {
