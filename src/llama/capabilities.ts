@@ -26,11 +26,10 @@ export function parseHelpFlags(help: string): Set<string> {
   const flags = new Set<string>();
   for (const raw of help.split("\n")) {
     if (!raw.startsWith("-")) continue; // flag lines start at column 0; descriptions are indented
-    // the flag column ends at two or more spaces
-    const col = raw.split(/\s{2,}/)[0] ?? "";
-    for (const part of col.split(",")) {
-      const m = /^\s*(--?[A-Za-z0-9][A-Za-z0-9-]*)/.exec(part);
-      if (m?.[1]) flags.add(m[1]);
+    // descriptions start at column 40; a longer flag column takes the whole line (its description wraps below)
+    const col = raw.length > 40 && raw[39] === " " ? raw.slice(0, 40) : raw;
+    for (const m of col.matchAll(/(?:^|[\s,])(--?[A-Za-z0-9][A-Za-z0-9-]*)/g)) {
+      if (m[1]) flags.add(m[1]);
     }
   }
   return flags;
@@ -55,6 +54,8 @@ interface CacheFile {
   [key: string]: { version?: string; build?: number; commit?: string; builtWith?: string; backend: string; flags: string[]; childProtocol: boolean };
 }
 
+/** Bump when the parsing changes, so cached probes are redone. */
+const CACHE_VERSION = 2;
 const memo = new Map<string, Promise<LlamaCapabilities>>();
 
 /**
@@ -67,7 +68,7 @@ export async function probeCapabilities(binaryPath: string, opts: { cacheFile?: 
   } catch {
     throw new GglibError("binary_not_found", `llama-server binary not found at ${binaryPath}.`, { binaryPath });
   }
-  const key = `${binaryPath}|${st.mtimeMs}|${st.size}`;
+  const key = `${CACHE_VERSION}|${binaryPath}|${st.mtimeMs}|${st.size}`;
   const hit = memo.get(key);
   if (hit) return hit;
   const p = probeUncached(binaryPath, key, opts.cacheFile === undefined ? paths.capabilityCache() : opts.cacheFile);

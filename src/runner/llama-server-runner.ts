@@ -73,6 +73,8 @@ interface Entry {
 export class LlamaServerRunner implements ProcessRunner {
   private readonly opts: RunnerOptions;
   private readonly servers = new Map<string, Entry>();
+  /** Recently exited servers, kept for their logs and exit status (bounded). */
+  private readonly exited = new Map<string, Entry>();
   private readonly listeners = new Set<ServerEventListener>();
   private readonly reservedPorts = new Set<number>();
   private binary?: Promise<{ path: string; caps: LlamaCapabilities }>;
@@ -250,6 +252,10 @@ export class LlamaServerRunner implements ProcessRunner {
     entry?.monitor?.stop();
     this.reservedPorts.delete(server.handle.port);
     this.servers.delete(server.handle.id);
+    if (entry) {
+      this.exited.set(server.handle.id, entry);
+      if (this.exited.size > 32) this.exited.delete(this.exited.keys().next().value!);
+    }
     const pids = this.pidsDir();
     if (pids) void removePidfile(pids, server.handle.id).catch(() => undefined);
     this.emit({
@@ -264,6 +270,12 @@ export class LlamaServerRunner implements ProcessRunner {
 
   private entry(h: ServerHandle | string): Entry | undefined {
     return this.servers.get(typeof h === "string" ? h : h.id);
+  }
+
+  /** A running or recently exited server. */
+  private anyEntry(h: ServerHandle | string): Entry | undefined {
+    const id = typeof h === "string" ? h : h.id;
+    return this.servers.get(id) ?? this.exited.get(id);
   }
 
   async stop(handle: ServerHandle | string, options: StopOptions = {}): Promise<void> {
@@ -298,14 +310,14 @@ export class LlamaServerRunner implements ProcessRunner {
   }
 
   info(handle: ServerHandle | string): ServerInfo | undefined {
-    const e = this.entry(handle);
+    const e = this.anyEntry(handle);
     if (!e) return undefined;
     const s = e.server;
     return { handle: s.handle, state: s.state, health: s.health, progress: s.progress, loadMs: s.loadMs, readyInfo: s.readyInfo, exit: s.exitInfo, config: e.config };
   }
 
   logs(handle: ServerHandle | string, lines?: number): string[] {
-    return this.entry(handle)?.server.logs.tail(lines) ?? [];
+    return this.anyEntry(handle)?.server.logs.tail(lines) ?? [];
   }
 
   async stopAll(options: StopOptions = {}): Promise<void> {
