@@ -181,6 +181,8 @@ export class LlamaServerRunner implements ProcessRunner {
       logFile = join(this.opts.logDir, `${model}-${port}.log`);
     }
     this.reservedPorts.add(port);
+    // assigned right after the server exists; the exit callback reads it later
+    // eslint-disable-next-line prefer-const
     let entry: Entry | undefined;
     const server = new ManagedServer(
       {

@@ -64,7 +64,7 @@ describe("buildServerArgs", () => {
   ];
   for (const [name, extra] of bad) {
     test(`refuses ${name}`, () => {
-      assert.throws(() => buildServerArgs({ ...base, ...extra } as never, 9001), (e: unknown) => e instanceof GglibError && e.kind === "invalid_config");
+      assert.throws(() => buildServerArgs({ ...base, ...extra }, 9001), (e: unknown) => e instanceof GglibError && e.kind === "invalid_config");
     });
   }
 
