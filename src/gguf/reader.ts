@@ -73,8 +73,10 @@ export class GgufFormatError extends Error {
 }
 
 /** Thrown by the synchronous parser when the buffer ends early; the driver reads more and starts over. */
-class NeedMore {
-  constructor(readonly bytes: number) {}
+class NeedMore extends Error {
+  constructor(readonly bytes: number) {
+    super(`need ${bytes} bytes`);
+  }
 }
 
 const TEXT = new TextDecoder("utf-8", { fatal: false });
@@ -483,7 +485,7 @@ function str(v: GgufReadValue | undefined): string | undefined {
 
 function numOrArray(v: GgufReadValue | undefined): { max?: number; perLayer?: number[] } {
   if (Array.isArray(v)) {
-    const nums = v.map((x) => num(x as GgufReadValue)).filter((x): x is number => x !== undefined);
+    const nums = v.map((x) => num(x)).filter((x): x is number => x !== undefined);
     return nums.length > 0 ? { max: Math.max(...nums), perLayer: nums } : {};
   }
   const n = num(v);
