@@ -14,7 +14,15 @@ import {
   writeGguf,
   type GgufDocument,
 } from "../../src/gguf/writer.js";
-import { GGUF_MAGIC, GgmlType, GgufValueType, ggmlTensorBytes } from "../../src/gguf/types.js";
+import { GGUF_MAGIC, GgmlType, GgufValueType, TokenType, ggmlTensorBytes } from "../../src/gguf/types.js";
+import {
+  TINY_TEMPLATE_FILES,
+  tinyModelDocument,
+  tinyVocab,
+  writeNotGguf,
+  writeTinyModel,
+  writeTruncatedGguf,
+} from "../support/tiny-models.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), "gguf-writer-"));
@@ -428,3 +436,82 @@ function f32ToNearest(x: number): number {
   const pick = da < db ? a : db < da ? b : (lo & 1) === 0 ? a : b;
   return Math.sign(x) * pick;
 }
+
+void describe("tiny models", () => {
+  void test("same options give the same bytes; another seed gives other weights", async (t) => {
+    const dir = tmp(t);
+    const a1 = await writeTinyModel(dir, { name: "a1", kind: "chat", seed: 5 });
+    const a2 = await writeTinyModel(join(dir), { name: "a2.gguf", kind: "chat", seed: 5 });
+    const b = await writeTinyModel(dir, { name: "b", kind: "chat", seed: 6 });
+    assert.equal(a2, join(dir, "a2.gguf"));
+    const [x, y, z] = [a1, a2, b].map((p) => readFileSync(p));
+    // the names differ (general.name), so compare the tensor data sections
+    const hf = await gguf(a1, { allowLocalFile: true });
+    const off = Number(hf.tensorDataOffset);
+    const offB = Number((await gguf(a2, { allowLocalFile: true })).tensorDataOffset);
+    assert.deepEqual(x!.subarray(off), y!.subarray(offB));
+    assert.notDeepEqual(x!.subarray(off), z!.subarray(off));
+  });
+
+  void test("the llama layout, vocabulary and silenced output rows", async (t) => {
+    const dir = tmp(t);
+    const path = await writeTinyModel(dir, { name: "tiny-think", kind: "think", layers: 2, embd: 32, contextLength: 4096 });
+    const buf = new Uint8Array(readFileSync(path));
+    const parsed = parse(buf);
+    const md = (k: string) => parsed.kv.get(k)?.value;
+    assert.equal(md("general.architecture"), "llama");
+    assert.equal(md("general.name"), "tiny-think");
+    assert.equal(md("llama.context_length"), 4096);
+    assert.equal(md("llama.embedding_length"), 32);
+    assert.equal(md("llama.block_count"), 2);
+    assert.equal(md("llama.attention.head_count"), 2);
+    assert.equal(md("llama.attention.head_count_kv"), 1);
+    assert.equal(md("llama.rope.dimension_count"), 16);
+    assert.equal(md("tokenizer.ggml.model"), "llama");
+    assert.equal(md("tokenizer.chat_template"), readFileSync(TINY_TEMPLATE_FILES.think, "utf8"));
+    assert.match(String(md("tokenizer.chat_template")), /<think>/);
+    const vocab = tinyVocab();
+    const tokens = (md("tokenizer.ggml.tokens") as { items: string[] }).items;
+    const types = (md("tokenizer.ggml.token_type") as { items: number[] }).items;
+    assert.deepEqual(tokens, vocab.tokens);
+    assert.deepEqual(tokens.slice(0, 3), ["<unk>", "<s>", "</s>"]);
+    assert.equal(tokens.filter((s, i) => /^<0x[0-9A-F]{2}>$/.test(s) && types[i] === TokenType.BYTE).length, 256);
+    for (let c = 0x20; c < 0x7f; c++) {
+      assert.ok(tokens.includes(c === 0x20 ? "\u2581" : String.fromCharCode(c)), `token for ${JSON.stringify(String.fromCharCode(c))}`);
+    }
+    assert.equal(new Set(tokens).size, tokens.length, "no duplicate tokens");
+    for (const piece of tokens.filter((s, i) => types[i] === TokenType.NORMAL && [...s].length > 1)) {
+      assert.ok(tokens.includes([...piece].slice(0, -1).join("")), `${piece}: its prefix is a token so SPM can merge it`);
+    }
+    const names = parsed.tensors.map((x) => x.name);
+    assert.deepEqual(names.slice(0, 3), ["token_embd.weight", "output_norm.weight", "output.weight"]);
+    for (const l of [0, 1]) {
+      for (const part of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) {
+        assert.ok(names.includes(`blk.${l}.${part}.weight`), `blk.${l}.${part}`);
+      }
+    }
+    // output rows: silenced tokens get -bias on dimension 0 and zeros elsewhere, others +bias and spread
+    const layout = planGguf(tinyModelDocument({ name: "tiny-think", kind: "think", layers: 2, embd: 32, contextLength: 4096 }));
+    const out = layout.tensors.find((x) => x.name === "output.weight")!;
+    assert.equal(out.ggmlType, GgmlType.F16);
+    const view = new DataView(buf.buffer, buf.byteOffset);
+    const row = (tok: number) =>
+      Array.from({ length: 32 }, (_, i) => float16BitsToFloat32(view.getUint16(out.fileOffset + (tok * 32 + i) * 2, true)));
+    const silentRow = row(tokens.indexOf("<0x80>"));
+    assert.ok(silentRow[0]! < 0 && silentRow.slice(1).every((v) => v === 0));
+    assert.ok(vocab.silenced.has(tokens.indexOf("<0xFF>")) && vocab.silenced.has(vocab.eos));
+    assert.ok(!vocab.silenced.has(tokens.indexOf("<0x0A>")), "newline stays reachable");
+    const liveRow = row(tokens.indexOf("a"));
+    assert.ok(liveRow[0]! > 0 && liveRow.slice(1).some((v) => v !== 0));
+  });
+
+  void test("broken-file helpers", async (t) => {
+    const dir = tmp(t);
+    const src = await writeTinyModel(dir, { name: "m", kind: "chat" });
+    const cut = await writeTruncatedGguf(src, join(dir, "cut.gguf"), 100);
+    assert.deepEqual(readFileSync(cut), readFileSync(src).subarray(0, 100));
+    await assert.rejects(writeTruncatedGguf(src, join(dir, "x.gguf"), -1), RangeError);
+    const bad = await writeNotGguf(join(dir, "bad.gguf"));
+    assert.notDeepEqual(readFileSync(bad).subarray(0, 4), Buffer.from("GGUF"));
+  });
+});
