@@ -4,8 +4,21 @@ import { GglibError } from "../core/errors.js";
 // One line per command module; each exports `register(program: Command): void`.
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerModels } from "./commands/models.js";
+import { register as registerChat } from "./commands/chat.js";
+import { register as registerProxy } from "./commands/proxy.js";
 
-const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+/** package.json, found upward from this file (src/cli/ in a checkout, dist/src/cli/ when built). */
+function readPackage(): { version: string } {
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      return JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { version: string };
+    } catch {
+      /* try the next */
+    }
+  }
+  return { version: "0.0.0" };
+}
+const pkg = readPackage();
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -29,6 +42,8 @@ Environment:
     );
   registerServe(program);
   registerModels(program);
+  registerChat(program);
+  registerProxy(program);
   return program;
 }
 
