@@ -63,6 +63,8 @@ interface Entry {
   config: ServerConfig;
   monitor?: HealthMonitor;
   stopping: boolean;
+  /** The pidfile write, then (after exit) its removal: chained so a fast exit cannot leave a stale file. */
+  pidfile: Promise<unknown>;
 }
 
 /**
@@ -208,20 +210,25 @@ export class LlamaServerRunner implements ProcessRunner {
         onExit: (exit) => this.onExit(server, entry, exit),
       },
     );
-    entry = { server, config, stopping: false };
-    this.servers.set(id, entry);
     const pids = this.pidsDir();
-    if (pids && server.pid > 0) {
-      await writePidfile(pids, id, {
-        pid: server.pid,
-        port,
-        binaryPath,
-        model,
-        modelPath: config.modelPath,
-        startedAt: server.handle.startedAt,
-        ownerPid: process.pid,
-      }).catch(() => undefined);
-    }
+    entry = {
+      server,
+      config,
+      stopping: false,
+      pidfile:
+        pids && server.pid > 0
+          ? writePidfile(pids, id, {
+              pid: server.pid,
+              port,
+              binaryPath,
+              model,
+              modelPath: config.modelPath,
+              startedAt: server.handle.startedAt,
+              ownerPid: process.pid,
+            }).catch(() => undefined)
+          : Promise.resolve(),
+    };
+    this.servers.set(id, entry);
     this.emit({ type: "spawned", handle: server.handle, at: Date.now() });
     try {
       await server.waitReady({ timeoutMs: options.readyTimeoutMs ?? this.opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS, signal: options.signal });
@@ -230,6 +237,7 @@ export class LlamaServerRunner implements ProcessRunner {
       entry.stopping = true;
       await server.stop({ graceMs: 2000, reapMs: 2000 });
       await server.exited;
+      await entry.pidfile;
       throw e;
     }
     this.emit({ type: "ready", handle: server.handle, loadMs: server.loadMs ?? 0, at: Date.now() });
@@ -259,7 +267,7 @@ export class LlamaServerRunner implements ProcessRunner {
       if (this.exited.size > 32) this.exited.delete(this.exited.keys().next().value!);
     }
     const pids = this.pidsDir();
-    if (pids) void removePidfile(pids, server.handle.id).catch(() => undefined);
+    if (entry && pids) entry.pidfile = entry.pidfile.then(() => removePidfile(pids, server.handle.id)).catch(() => undefined);
     this.emit({
       type: "exited",
       handle: server.handle,
@@ -294,6 +302,7 @@ export class LlamaServerRunner implements ProcessRunner {
       });
     }
     await e.server.exited;
+    await e.pidfile;
   }
 
   isRunning(handle: ServerHandle | string): boolean {
