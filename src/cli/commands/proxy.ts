@@ -1,0 +1,188 @@
+import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { GglibError } from "../../core/errors.js";
+import { paths } from "../../core/paths.js";
+import { startProxy, type ProxyOptions } from "../../proxy/index.js";
+import { colors, formatBytes } from "../ui.js";
+
+interface ProxyCliOptions {
+  config?: string;
+  modelsDir?: string;
+  host?: string;
+  port?: string;
+  maxModels?: string;
+  memoryBudget?: string;
+  ttl?: string;
+  apiKey?: string[];
+  insecure?: boolean;
+  cors?: string[];
+  defaultModel?: string;
+  drainTimeout?: string;
+  loadTimeout?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+function num(name: string, v: string | undefined, min: number, integer = true): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new GglibError("invalid_config", `--${name} must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${JSON.stringify(v)}).`);
+  }
+  return n;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Pure: CLI options → startProxy options (flags win over the config file, which wins over defaults). */
+export function proxyOptions(o: ProxyCliOptions): ProxyOptions {
+  let configPath = o.config;
+  if (!configPath && existsSync(paths.configFile())) configPath = paths.configFile();
+  const r: ProxyOptions = {};
+  if (configPath) r.configPath = configPath;
+  if (o.modelsDir) r.modelsDir = o.modelsDir;
+  if (o.host) r.host = o.host;
+  const port = num("port", o.port, 0);
+  if (port !== undefined) r.port = port;
+  const mm = num("max-models", o.maxModels, 1);
+  if (mm !== undefined) r.maxModels = mm;
+  if (o.memoryBudget) r.memoryBudget = o.memoryBudget;
+  const ttl = num("ttl", o.ttl, 0, false);
+  if (ttl !== undefined) r.ttlS = ttl;
+  if (o.apiKey && o.apiKey.length > 0) r.apiKeys = o.apiKey;
+  if (o.insecure) r.insecure = true;
+  if (o.cors && o.cors.length > 0) r.corsOrigins = o.cors;
+  if (o.defaultModel) r.defaultModel = o.defaultModel;
+  const drain = num("drain-timeout", o.drainTimeout, 0, false);
+  if (drain !== undefined) r.drainTimeoutS = drain;
+  const load = num("load-timeout", o.loadTimeout, 1, false);
+  if (load !== undefined) r.loadTimeoutS = load;
+  return r;
+}
+
+export function register(program: Command): void {
+  program
+    .command("proxy")
+    .description("One OpenAI-compatible endpoint for all local models: loads on demand, swaps by memory, unloads when idle.")
+    .option("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`)
+    .option("--models-dir <dir>", "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file")
+    .option("--host <host>", "address to bind (default 127.0.0.1)")
+    .option("-p, --port <port>", "port (default 8080)")
+    .option("--max-models <n>", "at most this many models loaded at once")
+    .option("--memory-budget <size>", "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB")
+    .option("--ttl <seconds>", "unload a model after this many idle seconds (0 = never)")
+    .option("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several", collect)
+    .option("--insecure", "allow a non-loopback --host without an API key")
+    .option("--cors <origin>", "allow this browser origin ('*' for any); repeat for several", collect)
+    .option("--default-model <name>", "model used when a request names none")
+    .option("--drain-timeout <seconds>", "how long a swap waits for requests in flight (default 120)")
+    .option("--load-timeout <seconds>", "how long a model may take to load (default 300)")
+    .option("-v, --verbose", "print state changes and llama-server errors")
+    .option("--json", "print machine-readable JSON lines (ready, events) on stdout")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  gglib proxy --models-dir ~/models
+  gglib proxy --models-dir ~/models --max-models 1 --port 8080
+  gglib proxy --config ~/.config/gglib.yaml --memory-budget 20GiB --ttl 900
+  gglib proxy --host 0.0.0.0 --api-key "$GGLIB_KEY"
+
+  curl localhost:8080/v1/chat/completions -d '{"model":"qwen3-4b","messages":[{"role":"user","content":"hi"}]}'
+  curl localhost:8080/v1/models            every model with its state (loaded/loading/unloaded/failed)
+  curl localhost:8080/api/status           memory, pids, in-flight and queued requests per model
+  curl localhost:8080/metrics              Prometheus metrics (never loads a model)
+
+Signals: SIGINT/SIGTERM drain requests, stop every llama-server and exit 0; SIGHUP reloads the config and
+rescans the models folder (the config file is also watched). Config schema: schema/gglib-config.schema.json.`,
+    )
+    .action(async (o: ProxyCliOptions) => {
+      process.exitCode = await runProxy(o);
+    });
+}
+
+async function runProxy(o: ProxyCliOptions): Promise<number> {
+  const c = colors(process.stderr);
+  const out = process.stdout;
+  const say = (line: string) => {
+    if (o.json) out.write(JSON.stringify({ event: "log", message: line }) + "\n");
+    else process.stderr.write(c.dim(line) + "\n");
+  };
+  const opts = proxyOptions(o);
+  opts.log = say;
+  if (!opts.configPath && !opts.modelsDir) {
+    const def = paths.modelsDir();
+    if (existsSync(def)) opts.modelsDir = def;
+  }
+  const proxy = await startProxy(opts);
+  const r = proxy.report;
+  if (o.json) {
+    out.write(JSON.stringify({ event: "ready", url: proxy.url, ...r }) + "\n");
+  } else {
+    const cc = colors(out);
+    out.write(`${cc.green("●")} gglib proxy on ${cc.cyan(proxy.url + "/v1")}\n`);
+    out.write(
+      `  memory budget: ${r.budget.bytes === null ? "unlimited" : formatBytes(r.budget.bytes)} (${r.budget.source})` +
+        `${r.maxModels !== null ? `; at most ${r.maxModels} model(s)` : ""}\n`,
+    );
+    if (r.models.length === 0) out.write(cc.yellow("  no models found: pass --models-dir DIR or --config FILE\n"));
+    for (const m of r.models) {
+      const flags = [m.pinned ? "pinned" : "", m.preload ? "preload" : ""].filter(Boolean).join(", ");
+      out.write(
+        `  ${cc.bold(m.name)}${m.aliases.length ? cc.dim(` (${m.aliases.join(", ")})`) : ""}  ~${formatBytes(m.estimatedBytes)}  ${cc.dim(m.source)}${flags ? `  ${flags}` : ""}\n`,
+      );
+    }
+    for (const cl of r.clashes) out.write(cc.yellow(`  name clash: ${cl}\n`));
+    for (const w of r.warnings) out.write(cc.yellow(`  warning: ${w}\n`));
+    out.write(cc.dim("  Ctrl-C to stop; SIGHUP reloads the config\n"));
+  }
+  proxy.controller.on((e) => {
+    if (e.type === "log") return;
+    if (o.json) out.write(JSON.stringify({ event: e.type, ...e }) + "\n");
+    else if (o.verbose || e.type === "crash" || (e.type === "state" && (e.to === "ready" || e.to === "failed" || e.to === "stopping"))) {
+      if (e.type === "state") say(`${e.model}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`);
+      else if (e.type === "crash") process.stderr.write(c.red(`${e.model}: llama-server exited unexpectedly (${e.reason})\n`));
+      else if (o.verbose && e.type === "progress") say(`${e.model}: loading ${Math.round(e.value * 100)}%`);
+    }
+  });
+
+  return await new Promise<number>((resolveExit) => {
+    let signals = 0;
+    const stop = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        for (const h of proxy.controller.status()) {
+          if (h.pid) {
+            try {
+              process.kill(-h.pid, "SIGKILL");
+            } catch {
+              /* gone */
+            }
+          }
+        }
+        process.exit(130);
+      }
+      say(`${sig}: draining requests and stopping models…`);
+      proxy.close(10_000).then(
+        () => {
+          say("stopped.");
+          process.off("SIGHUP", hup);
+          resolveExit(0);
+        },
+        (e: unknown) => {
+          process.stderr.write(`gglib: shutdown failed: ${String(e)}\n`);
+          resolveExit(1);
+        },
+      );
+    };
+    const hup = () => {
+      proxy.reload().then(
+        (x) => say(`reloaded: added [${x.added.join(", ")}], removed [${x.removed.join(", ")}], changed [${x.changed.join(", ")}]`),
+        (e: unknown) => process.stderr.write(c.red(`reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}\n`)),
+      );
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    process.on("SIGHUP", hup);
+  });
+}

@@ -1,0 +1,287 @@
+/**
+ * `startProxy()`: one OpenAI-compatible endpoint for every local model. Builds the catalog (config file + models
+ * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
+ * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
+ */
+import { watchFile, unwatchFile } from "node:fs";
+import { GglibError } from "../core/errors.js";
+import type { ProcessRunner } from "../core/ports.js";
+import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
+import { defaultSystemProbe } from "../system/probe.js";
+import type { SystemProbe } from "../system/types.js";
+import { buildCatalog, type Catalog, type ProxyModel } from "./catalog.js";
+import { loadConfigFile, resolvePath, type LoadedConfig } from "./config.js";
+import { ModelController } from "./controller.js";
+import { autoBudget, parseSize } from "./memory.js";
+import { ProxyMetrics } from "./metrics.js";
+import { ProxyServer } from "./server.js";
+
+export { ProxyServer } from "./server.js";
+export { ModelController } from "./controller.js";
+export { Scheduler } from "./scheduler.js";
+export type { ModelSpec, SchedulerAction, SchedulerEvent, SchedulerOptions, ModelStatus } from "./scheduler.js";
+export { buildCatalog, resolveModelName } from "./catalog.js";
+export { configJsonSchema, parseConfig, loadConfigFile, ProxyConfigSchema } from "./config.js";
+export { parseSize } from "./memory.js";
+
+export interface ProxyOptions {
+  configPath?: string;
+  modelsDir?: string;
+  host?: string;
+  port?: number;
+  maxModels?: number;
+  /** "auto", a size ("24GiB") or bytes. */
+  memoryBudget?: string | number;
+  /** Global idle TTL, seconds (0 = never). */
+  ttlS?: number;
+  apiKeys?: string[];
+  insecure?: boolean;
+  corsOrigins?: string[];
+  bodyLimit?: string | number;
+  defaultModel?: string;
+  drainTimeoutS?: number;
+  loadTimeoutS?: number;
+  queueTimeoutS?: number;
+  maxQueue?: number;
+  /** Interval of the `: loading` comments while a stream waits, ms. */
+  keepAliveMs?: number;
+  /** Stop grace for llama-server, ms. */
+  stopGraceMs?: number;
+  /** Use this runner (tests); otherwise a LlamaServerRunner with `runnerOptions`. */
+  runner?: ProcessRunner;
+  runnerOptions?: RunnerOptions;
+  /** Reload when the config file changes (default true when a config file is used). */
+  watchConfig?: boolean;
+  probe?: SystemProbe;
+  log?: (line: string) => void;
+}
+
+export interface ReloadReport {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+  warnings: string[];
+}
+
+export interface StartReport {
+  models: Array<{ name: string; aliases: string[]; source: string; path: string; estimatedBytes: number; pinned: boolean; preload: boolean }>;
+  clashes: string[];
+  warnings: string[];
+  budget: { bytes: number | null; source: string };
+  maxModels: number | null;
+}
+
+export interface RunningProxy {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly controller: ModelController;
+  readonly server: ProxyServer;
+  readonly report: StartReport;
+  reload(): Promise<ReloadReport>;
+  /** Drain requests (up to drainMs), stop every llama-server, close the server. */
+  close(drainMs?: number): Promise<void>;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const log = o.log ?? (() => {});
+  let loaded: LoadedConfig | undefined = o.configPath ? loadConfigFile(o.configPath) : undefined;
+  const file = loaded?.config ?? {};
+  // flags > config file > defaults
+  const host = o.host ?? file.host ?? "127.0.0.1";
+  const port = o.port ?? file.port ?? 8080;
+  const apiKeys = o.apiKeys ?? file.apiKeys ?? [];
+  const insecure = o.insecure ?? file.insecure ?? false;
+  if (!LOOPBACK.has(host) && apiKeys.length === 0 && !insecure) {
+    throw new GglibError("invalid_config", `Refusing to listen on ${host} without an API key: anyone on the network could use your models.`, {
+      hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
+    });
+  }
+  const modelsDir = o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined);
+  const ttlS = o.ttlS ?? file.ttl ?? 0;
+  const maxModels = o.maxModels ?? file.maxModels;
+  const budgetSetting = o.memoryBudget ?? file.memoryBudget ?? "auto";
+  const probe = o.probe ?? defaultSystemProbe();
+  let budgetBytes: number | undefined;
+  let budgetSource: string;
+  let measureRss = false;
+  if (budgetSetting === "auto") {
+    try {
+      const b = await autoBudget(probe);
+      budgetBytes = b.bytes;
+      budgetSource = `auto: ${b.source}`;
+      measureRss = !/VRAM/.test(b.source);
+    } catch (e) {
+      budgetSource = `auto: could not read free memory (${(e as Error).message}); no memory limit`;
+    }
+  } else {
+    budgetBytes = parseSize(budgetSetting);
+    budgetSource = "configured";
+  }
+
+  const catalogInput = () => ({ config: loaded, modelsDir, ttlS });
+  const catalog = await buildCatalog(catalogInput());
+
+  const runner = o.runner ?? new LlamaServerRunner({ stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) });
+  const snapshotRef: { c?: ModelController } = {};
+  const metrics = new ProxyMetrics({
+    snapshot: () =>
+      (snapshotRef.c?.status() ?? []).map((s) => ({ name: s.name, state: s.state, queued: s.queued, inFlight: s.inFlight, bytes: s.measuredBytes ?? s.estimatedBytes })),
+  });
+  const controller = new ModelController(
+    runner,
+    catalog.models,
+    {
+      maxModels,
+      budgetBytes,
+      ttlMs: ttlS * 1000,
+      maxQueuePerModel: o.maxQueue ?? file.maxQueue,
+      queueTimeoutMs: secs(o.queueTimeoutS ?? file.queueTimeout),
+      drainTimeoutMs: secs(o.drainTimeoutS ?? file.drainTimeout),
+      loadTimeoutMs: secs(o.loadTimeoutS ?? file.loadTimeout),
+      stopGraceMs: o.stopGraceMs,
+      measureRss,
+    },
+    metrics,
+  );
+  snapshotRef.c = controller;
+  const bodyLimitSetting = o.bodyLimit ?? file.bodyLimit;
+  const corsOrigins = o.corsOrigins ?? file.corsOrigins;
+  const defaultModel = o.defaultModel ?? file.defaultModel;
+  const report: StartReport = {
+    models: catalog.models.map((m) => ({
+      name: m.name,
+      aliases: m.aliases,
+      source: m.entry.source,
+      path: m.entry.path,
+      estimatedBytes: m.estimate.bytes,
+      pinned: m.spec.pinned === true,
+      preload: m.preload,
+    })),
+    clashes: catalog.clashes.map((c) => c.message),
+    warnings: [...catalog.warnings],
+    budget: { bytes: budgetBytes ?? null, source: budgetSource },
+    maxModels: maxModels ?? null,
+  };
+  if (defaultModel && !catalog.models.some((m) => m.name === defaultModel || m.aliases.includes(defaultModel))) {
+    report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
+  }
+  const startedAt = Date.now();
+  const server = new ProxyServer(controller, metrics, {
+    host,
+    port,
+    apiKeys,
+    ...(corsOrigins ? { corsOrigins } : {}),
+    ...(bodyLimitSetting !== undefined ? { bodyLimit: parseSize(bodyLimitSetting) } : {}),
+    ...(defaultModel ? { defaultModel } : {}),
+    ...(o.keepAliveMs ? { keepAliveMs: o.keepAliveMs } : {}),
+    info: () => ({
+      uptimeS: Math.round((Date.now() - startedAt) / 1000),
+      budget: { bytes: budgetBytes ?? null, source: budgetSource, usedBytes: controller.scheduler.usedBytes() },
+      maxModels: maxModels ?? null,
+    }),
+    log,
+  });
+  let addr;
+  try {
+    addr = await server.listen();
+  } catch (e) {
+    await controller.shutdown(0);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "EADDRINUSE") {
+      throw new GglibError("port_in_use", `Port ${port} on ${host} is already in use.`, { hint: "Pick another with --port, or stop what is using it." });
+    }
+    throw e;
+  }
+  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+
+  // Preload.
+  for (const m of catalog.models) {
+    if (!m.preload) continue;
+    controller.load(m.name).then(
+      () => log(`preloaded ${m.name}`),
+      (e: unknown) => log(`preload of ${m.name} failed: ${(e as Error).message}`),
+    );
+  }
+
+  let current: Catalog = catalog;
+  let reloading: Promise<ReloadReport> | undefined;
+  const reload = async (): Promise<ReloadReport> => {
+    if (reloading) return reloading;
+    reloading = (async () => {
+      if (o.configPath) loaded = loadConfigFile(o.configPath);
+      const next = await buildCatalog(catalogInput());
+      const diff = diffCatalogs(current.models, next.models);
+      controller.updateCatalog(next.models);
+      current = next;
+      for (const m of next.models) {
+        if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
+      }
+      return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
+    })();
+    try {
+      return await reloading;
+    } finally {
+      reloading = undefined;
+    }
+  };
+
+  const watch = o.configPath && (o.watchConfig ?? true);
+  if (watch) {
+    let timer: NodeJS.Timeout | undefined;
+    watchFile(o.configPath!, { interval: 500 }, (cur, prev) => {
+      if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        reload().then(
+          (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
+          (e: unknown) => log(`config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`),
+        );
+      }, 200);
+    });
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    host,
+    port: addr.port,
+    controller,
+    server,
+    report,
+    reload,
+    close(drainMs = 10_000) {
+      closing ??= (async () => {
+        if (watch) unwatchFile(o.configPath!);
+        const serverClosed = server.close(drainMs + 1_000);
+        await controller.shutdown(drainMs);
+        await serverClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+function secs(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : Math.round(s * 1000);
+}
+
+export function diffCatalogs(before: readonly ProxyModel[], after: readonly ProxyModel[]): Omit<ReloadReport, "warnings"> {
+  const b = new Map(before.map((m) => [m.name, m]));
+  const a = new Map(after.map((m) => [m.name, m]));
+  const added: string[] = [];
+  const removed: string[] = [];
+  const changed: string[] = [];
+  const unchanged: string[] = [];
+  for (const [n, m] of a) {
+    const old = b.get(n);
+    if (!old) added.push(n);
+    else if (old.spec.fingerprint !== m.spec.fingerprint) changed.push(n);
+    else unchanged.push(n);
+  }
+  for (const n of b.keys()) if (!a.has(n)) removed.push(n);
+  return { added, removed, changed, unchanged };
+}

@@ -1,0 +1,193 @@
+/**
+ * Memory for the proxy's scheduler: the budget (`auto` or a size), a model's estimated need from its GGUF, and the
+ * need measured from a running llama-server (its buffer-size log lines, else its resident memory).
+ */
+import { readFileSync, statSync } from "node:fs";
+import { gguf } from "@huggingface/gguf";
+import type { KvCacheType } from "../core/config.js";
+import type { SystemProbe } from "../system/types.js";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Parses `24GiB`, `512 MiB`, `8G`, `1.5 GB`, `1000000` (bytes). Binary units for K/M/G/T with or without "i". */
+export function parseSize(text: string | number): number {
+  if (typeof text === "number") {
+    if (!Number.isFinite(text) || text < 0) throw new Error(`Invalid size: ${text}`);
+    return Math.floor(text);
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(text);
+  if (!m) throw new Error(`Invalid size "${text}": use a number of bytes or a value like 512MiB, 24GiB, 8G.`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "").toLowerCase();
+  const mult = unit === "k" ? 1024 : unit === "m" ? MiB : unit === "g" ? GiB : unit === "t" ? 1024 * GiB : 1;
+  return Math.floor(n * mult);
+}
+
+export interface BudgetReading {
+  bytes: number;
+  /** Where it came from, for the start-up report. */
+  source: string;
+}
+
+/**
+ * The `auto` budget: free VRAM (sum over GPUs that report it, discrete ones) on GPU machines, else RAM available
+ * (capped by a cgroup limit), minus headroom (10 % and at least 512 MiB) for the OS, the proxy and buffers.
+ */
+export async function autoBudget(probe: Pick<SystemProbe, "memory">): Promise<BudgetReading> {
+  const snap = await probe.memory({ fresh: true });
+  const gpus = snap.gpus.filter((g) => !g.unifiedMemory && g.freeBytes !== undefined);
+  const headroom = (free: number) => Math.max(0, Math.floor(free - Math.max(free * 0.1, 512 * MiB)));
+  if (gpus.length > 0) {
+    const free = gpus.reduce((s, g) => s + (g.freeBytes ?? 0), 0);
+    return { bytes: headroom(free), source: `free VRAM ${fmt(free)} on ${gpus.length} GPU(s), minus headroom` };
+  }
+  let avail = snap.ram.availableBytes;
+  if (snap.ram.cgroupLimitBytes !== undefined) avail = Math.min(avail, snap.ram.cgroupLimitBytes);
+  return { bytes: headroom(avail), source: `available RAM ${fmt(avail)}, minus headroom` };
+}
+
+function fmt(bytes: number): string {
+  return bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.round(bytes / MiB)} MiB`;
+}
+
+/** Bytes per element of a KV cache type (block formats include their scales). */
+export function kvBytesPerElement(t: KvCacheType = "f16"): number {
+  switch (t) {
+    case "f32":
+      return 4;
+    case "f16":
+    case "bf16":
+      return 2;
+    case "q8_0":
+      return 34 / 32;
+    case "q4_0":
+    case "iq4_nl":
+      return 18 / 32;
+    case "q4_1":
+      return 20 / 32;
+    case "q5_0":
+      return 22 / 32;
+    case "q5_1":
+      return 24 / 32;
+  }
+}
+
+export interface KvShape {
+  nLayer: number;
+  nHeadKv: number;
+  headDimK: number;
+  headDimV: number;
+  /** The model's trained context. */
+  trainedCtx: number;
+}
+
+export interface EstimateInput {
+  /** Every file of the model (shards) plus the projector, if any. */
+  files: readonly string[];
+  /** Requested context; 0/undefined = the trained context. */
+  ctx?: number;
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
+  /** Parallel slots when the KV cache is not unified (llama-server's default is unified: ctx is the total). */
+  parallel?: number;
+}
+
+export interface Estimate {
+  bytes: number;
+  weightsBytes: number;
+  kvBytes: number;
+  computeBytes: number;
+  ctx: number;
+}
+
+/**
+ * weights (file sizes of all shards + projector) + KV cache (n_layer × n_head_kv × head_dim × ctx × bytes per
+ * element, for K and V) + a compute allowance (the larger of 5 % of the weights and 64 MiB, plus 0.25 MiB per
+ * 1k tokens of context). `shape` is read from the GGUF when not given; without it the KV part is 0.
+ */
+export function estimateFromShape(input: EstimateInput, shape: KvShape | undefined, fileBytes: number): Estimate {
+  const ctx = input.ctx && input.ctx > 0 ? input.ctx : (shape?.trainedCtx ?? 4096);
+  let kvBytes = 0;
+  if (shape) {
+    const k = shape.nLayer * shape.nHeadKv * shape.headDimK * ctx * kvBytesPerElement(input.cacheTypeK);
+    const v = shape.nLayer * shape.nHeadKv * shape.headDimV * ctx * kvBytesPerElement(input.cacheTypeV);
+    kvBytes = Math.ceil(k + v);
+  }
+  const computeBytes = Math.ceil(Math.max(fileBytes * 0.05, 64 * MiB) + (ctx / 1024) * 0.25 * MiB);
+  return { bytes: fileBytes + kvBytes + computeBytes, weightsBytes: fileBytes, kvBytes, computeBytes, ctx };
+}
+
+export function fileBytes(files: readonly string[]): number {
+  let sum = 0;
+  for (const f of files) {
+    try {
+      sum += statSync(f).size;
+    } catch {
+      // a missing file fails at load with llama-server's own message
+    }
+  }
+  return sum;
+}
+
+/** Reads the attention shape from a GGUF's metadata. Undefined when the file cannot be read or lacks the keys. */
+export async function readKvShape(path: string): Promise<KvShape | undefined> {
+  try {
+    const { metadata } = await gguf(path, { allowLocalFile: true });
+    const md = metadata as unknown as Record<string, unknown>;
+    const arch = typeof md["general.architecture"] === "string" ? md["general.architecture"] : undefined;
+    if (!arch) return undefined;
+    const num = (k: string): number | undefined => {
+      const v = md[`${arch}.${k}`];
+      if (typeof v === "number") return v;
+      if (typeof v === "bigint") return Number(v);
+      if (Array.isArray(v) && typeof v[0] === "number") return Math.max(...(v as number[]));
+      return undefined;
+    };
+    const nLayer = num("block_count");
+    const nHead = num("attention.head_count");
+    const nEmbd = num("embedding_length");
+    if (!nLayer || !nHead || !nEmbd) return undefined;
+    const nHeadKv = num("attention.head_count_kv") ?? nHead;
+    const headDimK = num("attention.key_length") ?? Math.floor(nEmbd / nHead);
+    const headDimV = num("attention.value_length") ?? Math.floor(nEmbd / nHead);
+    const trainedCtx = num("context_length") ?? 4096;
+    return { nLayer, nHeadKv, headDimK, headDimV, trainedCtx };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function estimateModel(input: EstimateInput): Promise<Estimate> {
+  const first = input.files[0];
+  const shape = first ? await readKvShape(first) : undefined;
+  return estimateFromShape(input, shape, fileBytes(input.files));
+}
+
+/**
+ * Measured buffers from llama-server's log (printed at `-lv 4`): model + KV + compute (+ output) buffer sizes,
+ * summed over devices. Undefined when no such line was seen.
+ */
+export function parseMemoryLog(lines: readonly string[]): number | undefined {
+  const re = /\b(model|KV|compute|output) buffer size =\s*([\d.]+) MiB/;
+  let total = 0;
+  let seen = false;
+  for (const line of lines) {
+    const m = re.exec(line);
+    if (!m) continue;
+    seen = true;
+    total += Number(m[2]) * MiB;
+  }
+  return seen ? Math.round(total) : undefined;
+}
+
+/** Resident memory of a process (Linux /proc/PID/status VmRSS), bytes. */
+export function processRss(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
