@@ -13,6 +13,7 @@
  * followed by zero padding up to the alignment. `writeGguf` streams: it holds one tensor's bytes at a time, so
  * tensors given as functions are produced only when their turn comes.
  */
+import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import {
   GGML_BLOCK_LAYOUT,
@@ -558,11 +559,11 @@ export async function encodeGguf(doc: GgufDocument): Promise<Uint8Array> {
 }
 
 /**
- * Writes the document to `path`, streaming tensor by tensor into `path.<pid>.tmp` and renaming it into place,
+ * Writes the document to `path`, streaming tensor by tensor into `path.<pid>-<random>.tmp` and renaming it into place,
  * so a reader never sees half a file. Returns where everything went.
  */
 export async function writeGguf(path: string, doc: GgufDocument): Promise<GgufLayout> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
   const fh = await open(tmp, "w");
   let layout: GgufLayout | undefined;
   try {
