@@ -1,0 +1,25 @@
+// gglib-runtime: the library. Each line exports one module's public API; append, keep it sorted by area.
+
+// core: domain types, ports, errors, events, paths
+export * from "./core/config.js";
+export * from "./core/errors.js";
+export * from "./core/events.js";
+export * from "./core/handle.js";
+export * from "./core/paths.js";
+export type * from "./core/ports.js";
+
+// llama.cpp: binary, capabilities, arguments, source build
+export { buildServerArgs, childEnv, modelNameOf, type ArgCapabilities } from "./llama/args.js";
+export { resolveLlamaServer, type ResolvedBinary, type BinarySource } from "./llama/binary.js";
+export { probeCapabilities, parseHelpFlags, parseVersion, type LlamaCapabilities } from "./llama/capabilities.js";
+export { buildFromSource, cmakeFlagsFor, parseCmakeProgress, type Backend, type SourceBuildOptions, type SourceBuildResult } from "./llama/install/source-build.js";
+
+// process supervision
+export { parseChildLine, EXIT_COMMAND, type ChildMessage, type ReadyInfo } from "./process/child-protocol.js";
+export { LogBuffer } from "./process/log-buffer.js";
+export { sweepOrphans, listPidfiles, type PidRecord, type SweepResult } from "./process/pidfile.js";
+export { findFreePort, isPortFree } from "./process/ports.js";
+export { gracefulStop, type StopOutcome, type StopPlan } from "./process/terminate/graceful-stop.js";
+
+// the runner facade
+export { LlamaServerRunner, type RunnerOptions, type ServerInfo } from "./runner/llama-server-runner.js";
