@@ -12,6 +12,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { ReasoningFormat } from "../core/config.js";
 import { GglibError } from "../core/errors.js";
+import { readModelMetadata } from "../gguf/reader.js";
 import { paths } from "../core/paths.js";
 import { migrate, MIGRATIONS, SchemaTooNewError, schemaVersion, type Migration } from "./migrations/index.js";
 import { resolveModelPath, type ModelSettings } from "./sources.js";
@@ -212,6 +213,12 @@ export class Registry {
     // check names before the (possibly slow) metadata read, and again inside the transaction
     this.assertFree([name, ...aliases]);
     const meta = await this.readMeta(files.path, files.shards);
+    if (meta.metadata?.isMmproj === true || meta.metadata?.type === "mmproj") {
+      throw new GglibError("invalid_config", `${files.path} is a multimodal projector, not a model.`, {
+        modelPath: files.path,
+        hint: "Add the model file and pass this one with --mmproj (or add the folder holding both).",
+      });
+    }
     const now = new Date().toISOString();
     const insert = this.db.transaction(() => {
       this.assertFree([name, ...aliases]);
@@ -593,16 +600,5 @@ export function parseSettingAssignment(assignment: string): { key: keyof ModelSe
 // ---------------------------------------------------------------------------------------------------------------
 // Metadata
 
-let cachedReader: MetadataReader | undefined;
-
-/** The GGUF metadata reader of src/gguf/ (loaded lazily: listing models never parses a file). */
-export const defaultMetadataReader: MetadataReader = async (path) => {
-  if (!cachedReader) {
-    const spec = "../gguf/reader.js";
-    const mod = (await import(spec)) as Record<string, unknown>;
-    const fn = Object.values(mod).find((f): f is MetadataReader => typeof f === "function");
-    if (!fn) throw new Error("no GGUF metadata reader available");
-    cachedReader = fn;
-  }
-  return cachedReader(path);
-};
+/** The GGUF header reader of src/gguf/ (metadata of the first shard, sizes and tensors of all). */
+export const defaultMetadataReader: MetadataReader = async (path) => (await readModelMetadata(path)) as unknown as ModelMetadata;

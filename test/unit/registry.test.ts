@@ -292,3 +292,33 @@ describe("models set key=value", () => {
     assert.deepEqual(jsonSafe({ a: 2n ** 60n, b: [1n], c: new Map([["k", 1]]) }), { a: (2n ** 60n).toString(), b: [1], c: { k: 1 } });
   });
 });
+
+describe("registry with the real GGUF reader", () => {
+  test("stores the metadata of a real tiny model and refreshes it when the file is rewritten", async (t) => {
+    const d = tmp(t);
+    const { writeTinyModel } = await import("../support/tiny-models.js");
+    const path = await writeTinyModel(d, { name: "tiny", kind: "chat", contextLength: 2048 });
+    const reg = Registry.open({ dbPath: join(d, "r.sqlite") });
+    t.after(() => reg.close());
+    const m = await reg.add({ path, aliases: ["t"] });
+    assert.equal(m.metadata?.architecture, "llama");
+    assert.equal(m.metadata?.contextLength, 2048);
+    assert.equal(typeof m.metadata?.parameterCount, "number");
+    assert.ok(typeof m.metadata?.chatTemplate === "string" && m.metadata.chatTemplate.includes("im_start"));
+    await writeTinyModel(d, { name: "tiny", kind: "chat", contextLength: 4096, layers: 2 });
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(path, future, future);
+    assert.deepEqual(await reg.refreshStale(), ["tiny"]);
+    assert.equal(reg.require("t").metadata?.contextLength, 4096);
+  });
+
+  test("refuses an mmproj file as a model", async (t) => {
+    const d = tmp(t);
+    const { writeGguf, GgufValue } = await import("../../src/gguf/writer.js");
+    const p = join(d, "proj.gguf");
+    await writeGguf(p, { metadata: { "general.architecture": GgufValue.string("clip"), "general.type": GgufValue.string("mmproj") }, tensors: [] });
+    const reg = Registry.open({ dbPath: join(d, "r.sqlite") });
+    t.after(() => reg.close());
+    await assert.rejects(reg.add({ path: p }), (e) => isGglibError(e, "invalid_config") && /multimodal projector/.test(e.message));
+  });
+});

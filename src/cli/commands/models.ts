@@ -12,7 +12,8 @@ import {
   type RegisteredModel,
   type UpdateModelInput,
 } from "../../models/registry.js";
-import { findModel, loadModelSources, scanModelsDir, type Clash, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
+import { findModel, loadModelSources, scanModelsDir, type Clash, type ConfigModel, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
+import { loadConfigFile, resolvePath as resolveConfigPath, type LoadedConfig } from "../../proxy/config.js";
 import { colors, formatBytes } from "../ui.js";
 
 /**
@@ -101,28 +102,45 @@ function stripAnsi(s: string): string {
   return s.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
-/** Config models for clash detection: the proxy's config loader, when a config file exists. */
-async function loadConfigModels(file: string | undefined): Promise<ModelsConfig | undefined> {
-  const p = file ?? paths.configFile();
-  if (!existsSync(p)) {
-    if (file) throw new GglibError("invalid_config", `Config file ${file} does not exist.`, { hint: "Check the --config path." });
-    return undefined;
-  }
-  try {
-    const spec = "../../proxy/config.js";
-    const mod = (await import(spec)) as { loadModelsConfig?: (path: string) => ModelsConfig | Promise<ModelsConfig> };
-    if (typeof mod.loadModelsConfig !== "function") return undefined;
-    return await mod.loadModelsConfig(p);
-  } catch (e) {
-    if (e instanceof GglibError) throw e;
-    return undefined;
-  }
+interface LoadedSources {
+  config?: ModelsConfig;
+  /** The models dir named by --models-dir, else by the config, else the data dir's models/ if it exists. */
+  modelsDir?: string;
 }
 
-function modelsDirFor(opts: SourceOpts): string | undefined {
-  if (opts.modelsDir) return resolve(opts.modelsDir);
-  const def = paths.modelsDir();
-  return existsSync(def) ? def : undefined;
+/** The proxy config (for its models and modelsDir): --config, else the data dir's config.yaml if it exists. */
+function loadSourcesOptions(opts: SourceOpts): LoadedSources {
+  const p = opts.config ?? paths.configFile();
+  let loaded: LoadedConfig | undefined;
+  if (opts.config || existsSync(p)) loaded = loadConfigFile(p);
+  const out: LoadedSources = {};
+  if (loaded) {
+    const base = loaded.baseDir;
+    const models: ConfigModel[] = Object.entries(loaded.config.models ?? {}).map(([name, m]) => {
+      const settings: ModelSettings = {};
+      if (m.ctx !== undefined) settings.ctx = m.ctx;
+      if (m.gpuLayers !== undefined) settings.gpuLayers = m.gpuLayers;
+      if (m.jinja !== undefined) settings.jinja = m.jinja;
+      if (m.reasoningFormat !== undefined) settings.reasoningFormat = m.reasoningFormat;
+      if (m.parallel !== undefined) settings.parallel = m.parallel;
+      if (m.extraArgs !== undefined) settings.extraArgs = [...m.extraArgs];
+      if (m.ttl !== undefined) settings.ttl = m.ttl;
+      if (m.pinned !== undefined) settings.pinned = m.pinned;
+      if (m.preload !== undefined) settings.preload = m.preload;
+      return {
+        name,
+        path: resolveConfigPath(base, m.path),
+        settings,
+        ...(m.aliases ? { aliases: m.aliases } : {}),
+        ...(m.mmproj ? { mmproj: resolveConfigPath(base, m.mmproj) } : {}),
+      };
+    });
+    out.config = { models, baseDir: base };
+    if (loaded.config.modelsDir) out.modelsDir = resolveConfigPath(base, loaded.config.modelsDir);
+  }
+  if (opts.modelsDir) out.modelsDir = resolve(opts.modelsDir);
+  if (!out.modelsDir && existsSync(paths.modelsDir())) out.modelsDir = paths.modelsDir();
+  return out;
 }
 
 interface ListedModel extends ModelEntry {
@@ -225,7 +243,7 @@ Examples:
           ...(o.mmproj ? { mmproj: o.mmproj } : {}),
           settings: settingsFromFlags(o, llamaArgs),
         });
-        const sources = loadModelSources({ registry: reg, modelsDir: modelsDirFor({}), config: await loadConfigModels(undefined) });
+        const sources = loadModelSources({ registry: reg, ...loadSourcesOptions({}) });
         const clashes = sources.clashes.filter((c) => !c.samePath && (c.loser.model === m.name || c.winner.model === m.name));
         out(o.json, { ...registeredJson(m, reg), clashes }, () => {
           const c = colors(process.stdout);
@@ -262,8 +280,7 @@ Examples:
     .action(async (o: SourceOpts & { json?: boolean; refresh: boolean }) => {
       await withRegistry(async (reg) => {
         if (o.refresh) await reg.refreshStale();
-        const config = await loadConfigModels(o.config);
-        const sources = loadModelSources({ registry: reg, modelsDir: modelsDirFor(o), config });
+        const sources = loadModelSources({ registry: reg, ...loadSourcesOptions(o) });
         const registered = new Map(reg.list().map((m) => [m.name, m]));
         const listed: ListedModel[] = sources.models.map((e) => {
           const r = e.source === "registry" ? registered.get(e.name) : undefined;
@@ -300,7 +317,7 @@ Examples:
           out(o.json, registeredJson(m, reg), () => renderShow(m, st.missing));
           return;
         }
-        const sources = loadModelSources({ registry: reg, modelsDir: modelsDirFor(o), config: await loadConfigModels(o.config) });
+        const sources = loadModelSources({ registry: reg, ...loadSourcesOptions(o) });
         const e = findModel(sources.models, name);
         if (!e) reg.require(name); // throws model_not_found with the known names
         out(o.json, e, () =>
@@ -319,7 +336,7 @@ Examples:
     .action(async (name: string, o: { json?: boolean }) => {
       await withRegistry(async (reg) => {
         if (!reg.get(name)) {
-          const e = findModel(loadModelSources({ modelsDir: modelsDirFor({}) }).models, name);
+          const e = findModel(loadModelSources(loadSourcesOptions({})).models, name);
           if (e) {
             throw new GglibError("model_not_found", `"${name}" is not registered: it is the file ${e.path} in the models dir.`, {
               hint: "Delete or move the file to remove it from the proxy.",
