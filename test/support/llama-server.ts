@@ -5,11 +5,11 @@
  * It uses the same code as `gglib llama install --source` (src/llama/install/source-build.ts).
  * GGLIB_TEST_LLAMA_SERVER overrides it with a binary you already have.
  */
-import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cacheDir } from "../../src/core/paths.js";
 import { buildFromSource } from "../../src/llama/install/source-build.js";
+import { fetchLlamaSourceBundle } from "../../src/llama/install/npm-bundle.js";
 
 export const RIG_PACKAGE = "node-llama-cpp@3.21.1";
 /** HEAD of the bundle in node-llama-cpp@3.21.1 (llama.cpp v0.4.0). */
@@ -88,19 +88,7 @@ export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<strin
     join(rigDir(), ".build-lock"),
     async () => {
       if (isExecutable(bin)) return bin;
-      const bundle = join(rigDir(), "node-llama-cpp-3.21.1", "gitRelease.bundle");
-      if (!existsSync(bundle)) {
-        log(`fetching llama.cpp source: npm pack ${RIG_PACKAGE}`);
-        const packDir = join(rigDir(), "npm-pack");
-        rmSync(packDir, { recursive: true, force: true });
-        mkdirSync(packDir, { recursive: true });
-        execFileSync("npm", ["pack", RIG_PACKAGE, "--silent"], { cwd: packDir, stdio: ["ignore", "ignore", "inherit"] });
-        mkdirSync(join(rigDir(), "node-llama-cpp-3.21.1"), { recursive: true });
-        execFileSync("tar", ["xzf", join(packDir, "node-llama-cpp-3.21.1.tgz"), "-C", packDir, "package/llama/gitRelease.bundle"]);
-        writeFileSync(bundle + ".tmp", readFileSync(join(packDir, "package/llama/gitRelease.bundle")));
-        execFileSync("mv", [bundle + ".tmp", bundle]);
-        rmSync(packDir, { recursive: true, force: true });
-      }
+      const bundle = await fetchLlamaSourceBundle({ packageSpec: RIG_PACKAGE, log });
       log(`building llama-server ${RIG_COMMIT.slice(0, 7)} (CPU) into ${rigInstallDir()}`);
       let lastPct = -1;
       const res = await buildFromSource({

@@ -1,0 +1,53 @@
+// `npm run setup`: what a fresh machine needs before `npm start` (= `gglib proxy`):
+//  1. the compiled CLI (tsc),
+//  2. a llama-server: kept if one resolves (GGLIB_LLAMA_SERVER, the install in the data dir, PATH); otherwise
+//     `gglib llama install`, which downloads the prebuilt release when online, and else builds llama.cpp from the
+//     source that the npm package node-llama-cpp ships (registry only; 10-20 min on 2 cores),
+//  3. a models folder (<data dir>/models); when it holds no model, two tiny demo models (random weights: they
+//     answer gibberish, but fast) so the endpoint can be tried at once. Put real GGUF files there.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { paths } from "../src/core/paths.js";
+import { resolveLlamaServer } from "../src/llama/binary.js";
+import { fetchLlamaSourceBundle } from "../src/llama/install/npm-bundle.js";
+import { writeTinyModel } from "../test/support/tiny-models.js";
+
+const say = (s: string) => process.stdout.write(`setup: ${s}\n`);
+const gglib = (args: string[]) => spawnSync(process.execPath, ["bin/gglib.js", ...args], { stdio: "inherit" });
+
+say("building (tsc)…");
+const b = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+if (b.status !== 0) process.exit(b.status ?? 1);
+
+let have: string | undefined;
+try {
+  have = (await resolveLlamaServer()).path;
+  say(`llama-server: ${have}`);
+} catch {
+  say("no llama-server found: installing llama.cpp");
+  let r = gglib(["llama", "install"]);
+  if (r.status !== 0) {
+    say("the prebuilt download is not available here; building llama.cpp from source instead");
+    const bundle = await fetchLlamaSourceBundle({ log: say });
+    r = gglib(["llama", "install", "--source", bundle]);
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+}
+
+const models = paths.modelsDir();
+mkdirSync(models, { recursive: true });
+const hasModel = readdirSync(models, { recursive: true }).some((f) => String(f).endsWith(".gguf"));
+if (!hasModel) {
+  await writeTinyModel(models, { name: "demo-chat", kind: "chat" });
+  await writeTinyModel(models, { name: "demo-think", kind: "think", seed: 3 });
+  writeFileSync(
+    join(models, "README.txt"),
+    "demo-chat.gguf and demo-think.gguf are tiny random-weight models written by `npm run setup` so the proxy\n" +
+      "has something to serve. They answer gibberish. Put real GGUF models in this folder and delete them.\n",
+  );
+  say(`wrote demo models demo-chat and demo-think into ${models}`);
+} else {
+  say(`models folder: ${models}`);
+}
+say("done. Start the proxy with `npm start` (http://127.0.0.1:8080/v1).");
