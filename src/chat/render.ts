@@ -2,7 +2,10 @@ import pc from "picocolors";
 import { formatDuration } from "../cli/ui.js";
 import type { ChatStreamEvent, StreamTimings, StreamUsage } from "./stream.js";
 import { TerminalMarkdown } from "./markdown.js";
-import { sanitize, splitCompleteBlocks, wrapRows } from "./text.js";
+import { BlockBoundaries, sanitize, wrapRows } from "./text.js";
+
+/** Live regions are redrawn at most this often (tokens can arrive thousands a second). */
+const REDRAW_MS = 40;
 
 /**
  * Decides what a chat answer looks like on the terminal, from the stream's events:
@@ -131,7 +134,11 @@ export class TurnRenderer {
   private committed = 0;
   /** The block being written outgrew the screen: it is printed raw as it comes. */
   private frozen = false;
-  private frozenPrinted = 0;
+  /** In a frozen block: characters of `answer` already written raw. */
+  private printedUpTo = 0;
+  private readonly blocks = new BlockBoundaries();
+  /** When the live region was last redrawn (redraws are throttled; the final draw is not). */
+  private lastDraw = -Infinity;
   private plainThinkingOpen = false;
   private ended = false;
 
@@ -243,7 +250,7 @@ export class TurnRenderer {
       this.o.out.write(text);
       return;
     }
-    if (this.md) this.drawAnswerMarkdown(false);
+    if (this.md) this.drawAnswerMarkdown(false, text);
     else this.o.out.write(text);
   }
 
@@ -345,10 +352,15 @@ export class TurnRenderer {
       this.drawLive([label]);
       return;
     }
+    if (now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
     const keep = Math.min(8, this.maxLiveRows() - 1);
-    const rows = wrapRows(sanitize(this.thinking), this.cols() - 1);
+    const width = this.cols() - 1;
+    // Only the end of the thinking is shown: wrap just enough of it to fill the rows.
+    const window = this.thinking.length > keep * width * 2 ? this.thinking.slice(-keep * width * 2) : this.thinking;
+    const rows = wrapRows(sanitize(window.replace(/^\s+/, "")), width);
     const tail = rows.slice(-keep);
-    const label = this.c.dim(this.c.italic(`thinking… ${secs} s`)) + (rows.length > keep ? this.c.dim("  (last lines)") : "");
+    const label = this.c.dim(this.c.italic(`thinking… ${secs} s`)) + (this.thinking.length > window.length || rows.length > keep ? this.c.dim("  (last lines)") : "");
     this.drawLive([label, ...tail.map((r) => this.c.dim(r))]);
   }
 
@@ -365,41 +377,57 @@ export class TurnRenderer {
   }
 
   /** Print finished markdown blocks rendered; show the unfinished one raw in the live region. */
-  private drawAnswerMarkdown(final: boolean): void {
+  private drawAnswerMarkdown(final: boolean, delta = ""): void {
     const md = this.md;
     if (!md) return;
-    const pendingText = this.answer.slice(this.committed);
-    const { complete, rest } = final ? { complete: pendingText, rest: "" } : splitCompleteBlocks(pendingText);
-    if (complete !== "") {
+    const out = this.o.out;
+    if (final) {
       if (this.frozen) {
-        this.o.out.write(complete.slice(this.frozenPrinted));
-        if (!complete.endsWith("\n")) this.o.out.write("\n");
-        this.o.out.write("\n");
+        out.write(this.answer.slice(this.printedUpTo));
+        if (!this.answer.endsWith("\n")) out.write("\n");
+        out.write("\n");
         this.frozen = false;
-        this.frozenPrinted = 0;
       } else {
         this.clearLive();
-        const rendered = md.render(complete);
-        if (rendered.trim() !== "") this.o.out.write(rendered + "\n\n");
+        const rendered = md.render(this.answer.slice(this.committed));
+        if (rendered.trim() !== "") out.write(rendered + "\n\n");
       }
-      this.committed += complete.length;
-    }
-    if (final) {
-      this.clearLive();
+      this.committed = this.answer.length;
       return;
+    }
+    this.blocks.append(delta);
+    const boundary = this.blocks.boundary;
+    if (boundary > this.committed) {
+      if (this.frozen) {
+        out.write(this.answer.slice(this.printedUpTo, boundary));
+        if (this.answer[boundary - 1] !== "\n") out.write("\n");
+        out.write("\n");
+        this.frozen = false;
+      } else {
+        this.clearLive();
+        const rendered = md.render(this.answer.slice(this.committed, boundary));
+        if (rendered.trim() !== "") out.write(rendered + "\n\n");
+      }
+      this.committed = boundary;
+      this.printedUpTo = boundary;
+      this.lastDraw = -Infinity;
     }
     if (this.frozen) {
-      this.o.out.write(rest.slice(this.frozenPrinted));
-      this.frozenPrinted = rest.length;
+      out.write(this.answer.slice(this.printedUpTo));
+      this.printedUpTo = this.answer.length;
       return;
     }
+    const now = this.o.now();
+    if (now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
+    const rest = this.answer.slice(this.committed);
     const rows = wrapRows(sanitize(rest), this.cols() - 1);
     if (rows.length > this.maxLiveRows()) {
       // Too tall to redraw in place: from here this block is printed raw as it comes.
       this.clearLive();
-      this.o.out.write(rest);
+      out.write(rest);
       this.frozen = true;
-      this.frozenPrinted = rest.length;
+      this.printedUpTo = this.answer.length;
       return;
     }
     if (rest === "") this.clearLive();

@@ -102,23 +102,39 @@ export function wrapRows(text: string, width: number): string[] {
  * fence, or up to the end of a closing fence line. `rest` is the block still being written.
  */
 export function splitCompleteBlocks(text: string): { complete: string; rest: string } {
-  let fence: string | undefined;
-  let boundary = 0;
-  let pos = 0;
-  for (;;) {
-    const nl = text.indexOf("\n", pos);
-    if (nl < 0) break;
-    const line = text.slice(pos, nl);
-    const end = nl + 1;
-    const m = /^ {0,3}(`{3,}|~{3,})/.exec(line);
-    if (fence === undefined) {
-      if (m) fence = m[1];
-      else if (line.trim() === "") boundary = end;
-    } else if (m && m[1] !== undefined && m[1][0] === fence[0] && m[1].length >= fence.length && line.trim() === m[1]) {
-      fence = undefined;
-      boundary = end;
+  const b = new BlockBoundaries();
+  b.append(text);
+  const at = b.boundary;
+  return { complete: text.slice(0, at), rest: text.slice(at) };
+}
+
+/**
+ * Incremental form of splitCompleteBlocks for a streamed answer: each append scans only the new complete lines,
+ * so a long answer costs linear time. `boundary` is the offset (in everything appended) where the last finished
+ * block ends.
+ */
+export class BlockBoundaries {
+  private text = "";
+  private scanPos = 0;
+  private fence: string | undefined;
+  boundary = 0;
+
+  append(delta: string): void {
+    this.text += delta;
+    for (;;) {
+      const nl = this.text.indexOf("\n", this.scanPos);
+      if (nl < 0) break;
+      const line = this.text.slice(this.scanPos, nl);
+      const end = nl + 1;
+      const m = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+      if (this.fence === undefined) {
+        if (m) this.fence = m[1];
+        else if (line.trim() === "") this.boundary = end;
+      } else if (m && m[1] !== undefined && m[1][0] === this.fence[0] && m[1].length >= this.fence.length && line.trim() === m[1]) {
+        this.fence = undefined;
+        this.boundary = end;
+      }
+      this.scanPos = end;
     }
-    pos = end;
   }
-  return { complete: text.slice(0, boundary), rest: text.slice(boundary) };
 }
