@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- the tests read terminal escape sequences */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { ChatRenderer, formatStats, type RendererOptions } from "../../src/chat/render.js";
