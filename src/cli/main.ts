@@ -4,6 +4,7 @@ import { GglibError } from "../core/errors.js";
 // One line per command module; each exports `register(program: Command): void`.
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerModels } from "./commands/models.js";
+import { register as registerLlama } from "./commands/llama.js";
 import { register as registerChat } from "./commands/chat.js";
 import { register as registerProxy } from "./commands/proxy.js";
 
@@ -42,6 +43,7 @@ Environment:
     );
   registerServe(program);
   registerModels(program);
+  registerLlama(program);
   registerChat(program);
   registerProxy(program);
   return program;
