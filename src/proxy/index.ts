@@ -125,7 +125,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const catalogInput = () => ({ config: loaded, modelsDir, ttlS });
   const catalog = await buildCatalog(catalogInput());
 
-  const runner = o.runner ?? new LlamaServerRunner({ stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) });
+  const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
+  if (!runnerOptions.binaryPath && file.llamaServer && loaded) runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
+  const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
   const snapshotRef: { c?: ModelController } = {};
   const metrics = new ProxyMetrics({
     snapshot: () =>
