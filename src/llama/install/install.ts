@@ -155,7 +155,6 @@ async function sourceInstall(
     };
     copyFileSync(logFile, join(staging, "build.log"));
     await writeInstallRecord(join(staging, "install.json"), record);
-    rep.step?.("Installing");
     swapIntoPlace(staging, paths.llamaDir(env));
     return { changed: true, record, ...(detection ? { detection } : {}), versionText };
   } finally {
