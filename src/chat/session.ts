@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { errorMessage, GglibError, isGglibError } from "../core/errors.js";
 import type { LoadProgress } from "../core/handle.js";
 import { dataDir } from "../core/paths.js";
@@ -153,7 +153,7 @@ class ChatSession {
   }
 
   private async connect(): Promise<ChatBackend | undefined> {
-    const url = (this.o.url ?? DEFAULT_CHAT_URL).replace(/\/+$/, "");
+    const url = (this.o.url ?? (this.env.GGLIB_PROXY_URL || DEFAULT_CHAT_URL)).replace(/\/+$/, "");
     const modelArg = this.o.model;
     const client = new ChatClient(url);
     const wantsFile = modelArg !== undefined && looksLikePath(modelArg);
@@ -196,18 +196,19 @@ class ChatSession {
     });
     this.backend = backend;
     const why = wantsFile ? "" : `No gglib proxy at ${url}: `;
-    if (!(await this.loadModel(backend, modelArg, `${why}starting ${modelArg} with llama-server…`))) return undefined;
+    const shown = wantsFile ? basename(modelArg) : modelArg;
+    if (!(await this.loadModel(backend, modelArg, `${why}starting ${shown} with llama-server…`, shown))) return undefined;
     const h = backend.serverHandle;
-    this.info(`Started ${backend.model} with llama-server${h ? ` (pid ${h.pid}, ${h.url})` : ""}; it stops when the chat ends.`);
+    this.info(`Started ${backend.model}${h ? ` (llama-server pid ${h.pid}, port ${h.port})` : ""}; it stops when the chat ends.`);
     await this.detectTemplate(backend);
     return backend;
   }
 
   /** Start (or switch to) a model through the runner, with a progress line; false when cancelled. */
-  private async loadModel(backend: ChatBackend, model: string, intro: string): Promise<boolean> {
+  private async loadModel(backend: ChatBackend, model: string, intro: string, label = model): Promise<boolean> {
     this.info(intro);
     const stream = this.interactive ? this.stdout : this.stderr;
-    const progress = this.o.quiet && !this.interactive ? undefined : new ProgressLine(`loading ${model}`, { stream });
+    const progress = this.o.quiet && !this.interactive ? undefined : new ProgressLine(`loading ${label}`, { stream });
     const ac = new AbortController();
     this.current = ac;
     if (this.reader) {

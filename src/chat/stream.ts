@@ -48,6 +48,7 @@ export class ChatStreamParser {
   private queue: ChatStreamEvent[] = [];
   private sawReasoningField = false;
   private sawDone = false;
+  private answerStarted = false;
 
   constructor(opts: ChatStreamParserOptions = {}) {
     this.splitter = new ThinkSplitter({ forcedOpen: opts.forcedOpen === true });
@@ -122,10 +123,16 @@ export class ChatStreamParser {
           }
           this.queue.push({ type: "thinking", text: reasoning });
         }
-        const content = str(delta.content);
+        let content = str(delta.content);
         if (content !== undefined && content !== "") {
-          if (this.sawReasoningField) this.queue.push({ type: "answer", text: content });
-          else this.pushPieces(this.splitter.push(content));
+          if (this.sawReasoningField) {
+            // The answer after the thinking usually starts with the blank line that followed </think>.
+            if (!this.answerStarted) content = content.replace(/^\s+/, "");
+            if (content !== "") {
+              this.answerStarted = true;
+              this.queue.push({ type: "answer", text: content });
+            }
+          } else this.pushPieces(this.splitter.push(content));
         }
       }
       const finish = str(choice.finish_reason);

@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .command("chat")
     .description("Chat with a model in the terminal: thinking shown apart from the answer, markdown, stats.")
     .argument("[model]", "model name (from the proxy, registry or models dir) or a .gguf path")
-    .option("--url <url>", `gglib proxy or OpenAI-compatible server to talk to (default ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`)
+    .option("--url <url>", `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`)
     .option("-s, --system <prompt>", "system prompt")
     .addOption(new Option("--think <mode>", "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe").choices(["show", "hide"]))
     .option("-n, --max-tokens <n>", "most tokens per answer", intArg("--max-tokens", 1))
@@ -80,8 +80,8 @@ export function register(program: Command): void {
     .addHelpText(
       "after",
       `
-Talks to a running gglib proxy (${DEFAULT_CHAT_URL} or --url). With no proxy running it starts the model with
-llama-server for the chat and stops it when you leave.
+Talks to a running gglib proxy (--url, else $GGLIB_PROXY_URL, else ${DEFAULT_CHAT_URL}). With no proxy running
+it starts the model with llama-server for the chat and stops it when you leave.
 
 Examples:
   gglib chat tiny-think                         chat in the terminal (/help lists the commands)
