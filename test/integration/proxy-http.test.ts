@@ -1,0 +1,207 @@
+/**
+ * The proxy's HTTP surface on the fake llama-server: every llama-server endpoint through the proxy, name
+ * resolution, bad input, API keys, CORS, the management API (/models/load|unload, /api/events, /api/logs).
+ */
+import { describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isGglibError } from "../../src/core/errors.js";
+import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
+import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/proxy/index.js";
+import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../support/fake-llama.js";
+import { pidsWithArg, killQuietly, waitFor } from "../support/procs.js";
+
+async function rig(t: TestContext, yaml: (paths: Record<string, string>) => string, opts: Partial<ProxyOptions> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "gglib-proxy-http-"));
+  t.after(() => {
+    for (const pid of pidsWithArg(dir)) killQuietly(pid);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const paths = Object.fromEntries(["a", "e", "r"].map((n) => [n, writeFakeModel(dir, n)]));
+  const configPath = join(dir, "gglib.yaml");
+  writeFileSync(configPath, yaml(paths));
+  const runner = new LlamaServerRunner({
+    binaryPath: FAKE_LLAMA_SERVER,
+    pidsDir: join(dir, "pids"),
+    healthIntervalMs: 0,
+    stopGraceMs: 2_000,
+    env: fakeLlamaEnv({ loadMs: 50 }),
+    basePort: 20_000 + Math.floor(Math.random() * 20_000),
+  });
+  let spawns = 0;
+  runner.on((e) => {
+    if (e.type === "spawned") spawns++;
+  });
+  const proxy: RunningProxy = await startProxy({ port: 0, memoryBudget: "64GiB", watchConfig: false, ...opts, configPath, runner });
+  t.after(() => proxy.close(2_000));
+  return { proxy, url: proxy.url, dir, spawns: () => spawns };
+}
+
+const basic = (p: Record<string, string>) =>
+  `models:\n  a:\n    path: ${JSON.stringify(p.a)}\n    aliases: [gpt-4o-mini]\n  e:\n    path: ${JSON.stringify(p.e)}\n    extraArgs: ["--embeddings"]\n  r:\n    path: ${JSON.stringify(p.r)}\n    extraArgs: ["--rerank"]\n`;
+
+function post(url: string, path: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () => {
+  test("every llama-server endpoint works through the proxy, routed by body model or ?model=", async (t) => {
+    const { url, proxy } = await rig(t, basic);
+    const msgs = [{ role: "user", content: "hi" }];
+    const cases: [string, unknown][] = [
+      ["/v1/chat/completions", { model: "a", messages: msgs, max_tokens: 4 }],
+      ["/v1/completions", { model: "a", prompt: "hi", max_tokens: 4 }],
+      ["/completion", { model: "a", prompt: "hi", n_predict: 4 }],
+      ["/v1/responses", { model: "a", input: "hi", max_output_tokens: 4 }],
+      ["/v1/messages", { model: "a", messages: msgs, max_tokens: 4 }],
+      ["/v1/messages/count_tokens", { model: "a", messages: msgs }],
+      ["/tokenize", { model: "a", content: "Hello world" }],
+      ["/detokenize", { model: "a", tokens: [15043, 3186] }],
+      ["/apply-template", { model: "a", messages: msgs }],
+      ["/v1/embeddings", { model: "e", input: "hello" }],
+      ["/v1/rerank", { model: "r", query: "q", documents: ["a", "b"] }],
+    ];
+    for (const [path, body] of cases) {
+      const res = await post(url, path, body);
+      const text = await res.text();
+      assert.equal(res.status, 200, `${path}: ${res.status} ${text.slice(0, 200)}`);
+      assert.ok(!text.includes('"error"'), `${path}: ${text.slice(0, 200)}`);
+    }
+    // streams of the other dialects pass through untouched
+    const anth = await post(url, "/v1/messages", { model: "a", messages: msgs, max_tokens: 4, stream: true });
+    assert.match(await anth.text(), /event: message_stop/);
+    for (const path of ["/props?model=a", "/slots?model=a", "/metrics?model=a", "/v1/models?model=a"]) {
+      const res = await fetch(`${url}${path}`);
+      assert.equal(res.status, 200, path);
+      await res.arrayBuffer();
+    }
+    const own = await (await fetch(`${url}/metrics?model=a`)).text();
+    assert.match(own, /llamacpp:/, "a model's own metrics");
+    const up = await fetch(`${url}/upstream/a/health`);
+    assert.deepEqual(await up.json(), { status: "ok" });
+    const up2 = await fetch(`${url}/upstream/gpt-4o-mini/v1/models`);
+    assert.equal(up2.status, 200);
+    await up2.arrayBuffer();
+    assert.equal(proxy.controller.status().find((s) => s.name === "a")!.state, "ready");
+  });
+
+  test("name resolution: alias and case-insensitive; unknown → 404 naming the models; none → 400; default model", async (t) => {
+    const { url, spawns } = await rig(t, basic, { defaultModel: "a" });
+    const viaAlias = await post(url, "/v1/chat/completions", { model: "GPT-4o-mini", messages: [{ role: "user", content: "x" }] });
+    assert.equal(viaAlias.status, 200);
+    assert.equal(((await viaAlias.json()) as { model: string }).model, "a");
+    const unknown = await post(url, "/v1/chat/completions", { model: "nope", messages: [] });
+    assert.equal(unknown.status, 404);
+    const body = (await unknown.json()) as { error: { message: string; type: string; code: string } };
+    assert.equal(body.error.type, "not_found_error");
+    assert.equal(body.error.code, "model_not_found");
+    assert.match(body.error.message, /a, e, r/);
+    const dflt = await post(url, "/v1/chat/completions", { messages: [{ role: "user", content: "x" }] });
+    assert.equal(dflt.status, 200, "no model → the default model");
+    await dflt.arrayBuffer();
+    assert.equal(spawns(), 1);
+  });
+
+  test("no model without a default → 400; malformed JSON → 400 (not llama-server's 500); too large → 413", async (t) => {
+    const { url, spawns } = await rig(t, basic, { bodyLimit: "2KiB" });
+    const none = await post(url, "/v1/chat/completions", { messages: [] });
+    assert.equal(none.status, 400);
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, "model_missing");
+    const bad = await post(url, "/v1/chat/completions", '{"model":"a","messages":[');
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { type: string } }).error.type, "invalid_request_error");
+    const big = await post(url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x".repeat(4096) }] });
+    assert.equal(big.status, 413);
+    assert.equal(spawns(), 0, "nothing was loaded for bad requests");
+  });
+
+  test("API keys: Bearer or x-api-key; 401 in OpenAI's shape otherwise; /health stays open", async (t) => {
+    const { url } = await rig(t, basic, { apiKeys: ["k1", "k2"] });
+    assert.equal((await fetch(`${url}/health`)).status, 200);
+    const no = await fetch(`${url}/v1/models`);
+    assert.equal(no.status, 401);
+    assert.equal(((await no.json()) as { error: { type: string } }).error.type, "authentication_error");
+    assert.equal((await fetch(`${url}/v1/models`, { headers: { authorization: "Bearer wrong" } })).status, 401);
+    assert.equal((await fetch(`${url}/metrics`)).status, 401);
+    const ok1 = await post(url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x" }] }, { authorization: "Bearer k1" });
+    assert.equal(ok1.status, 200);
+    await ok1.arrayBuffer();
+    const ok2 = await fetch(`${url}/v1/models`, { headers: { "x-api-key": "k2" } });
+    assert.equal(ok2.status, 200);
+    await ok2.arrayBuffer();
+  });
+
+  test("a non-loopback bind needs an API key (or --insecure)", async (t) => {
+    await assert.rejects(
+      () => rig(t, basic, { host: "0.0.0.0" }),
+      (e: unknown) => isGglibError(e, "invalid_config") && /API key/.test(e.message) && /--insecure/.test(e.details.hint ?? ""),
+    );
+    const { url } = await rig(t, basic, { host: "0.0.0.0", insecure: true });
+    assert.match(url, /0\.0\.0\.0|::/);
+  });
+
+  test("CORS is off by default (llama-server's own header is not passed on) and on when configured", async (t) => {
+    const off = await rig(t, basic);
+    const r1 = await post(off.url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x" }] }, { origin: "http://evil.example" });
+    assert.equal(r1.headers.get("access-control-allow-origin"), null);
+    await r1.arrayBuffer();
+    const on = await rig(t, basic, { corsOrigins: ["http://app.example"] });
+    const r2 = await fetch(`${on.url}/v1/models`, { headers: { origin: "http://app.example" } });
+    assert.equal(r2.headers.get("access-control-allow-origin"), "http://app.example");
+    await r2.arrayBuffer();
+    const pre = await fetch(`${on.url}/v1/chat/completions`, { method: "OPTIONS", headers: { origin: "http://app.example", "access-control-request-method": "POST" } });
+    assert.equal(pre.status, 204);
+    assert.match(pre.headers.get("access-control-allow-methods") ?? "", /POST/);
+  });
+
+  test("management: /models/load waits for ready, /models/unload stops, /api/events streams lifecycle, /api/logs tails", async (t) => {
+    const { url, proxy } = await rig(t, basic);
+    const events: string[] = [];
+    const ac = new AbortController();
+    t.after(() => ac.abort());
+    const es = await fetch(`${url}/api/events`, { signal: ac.signal });
+    const reader = es.body!.getReader();
+    void (async () => {
+      const dec = new TextDecoder();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          events.push(dec.decode(value));
+        }
+      } catch {
+        /* aborted */
+      }
+    })();
+    const load = await post(url, "/models/load", { model: "a" });
+    assert.equal(load.status, 200);
+    assert.deepEqual(await load.json(), { success: true, model: "a", status: "loaded" });
+    assert.equal(proxy.controller.status().find((s) => s.name === "a")!.state, "ready");
+    const logs = await fetch(`${url}/api/logs/a?lines=50`);
+    assert.equal(logs.status, 200);
+    assert.match(await logs.text(), /llama_server|listening|model loaded/);
+    const unload = await post(url, "/models/unload", { model: "a" });
+    assert.equal(unload.status, 200);
+    assert.ok(await waitFor(() => proxy.controller.status().find((s) => s.name === "a")!.state === "unloaded", 3_000));
+    const again = await post(url, "/models/unload", { model: "a" });
+    assert.equal(again.status, 400);
+    await again.arrayBuffer();
+    const missing = await post(url, "/models/load", { model: "nope" });
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+    assert.ok(await waitFor(() => events.join("").includes('"to":"unloaded"'), 2_000));
+    const all = events.join("");
+    for (const to of ["loading", "ready", "stopping", "unloaded"]) assert.match(all, new RegExp(`"to":"${to}"`));
+    const list = (await (await fetch(`${url}/models`)).json()) as { data: { id: string; status: { value: string } }[] };
+    assert.deepEqual(list.data.map((m) => m.id), ["a", "e", "r"]);
+    const st = (await (await fetch(`${url}/api/status`)).json()) as { models: { name: string; estimatedBytes: number; loads: number }[]; budget: { bytes: number } };
+    assert.equal(st.models.find((m) => m.name === "a")!.loads, 1);
+    assert.ok(st.budget.bytes > 0);
+  });
+});
