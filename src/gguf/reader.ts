@@ -444,6 +444,8 @@ export interface ModelMetadata {
   slidingWindow?: number;
   expertCount?: number;
   expertUsedCount?: number;
+  /** Hidden width of one expert's FFN (MoE models). */
+  expertFeedForwardLength?: number;
   vocabSize?: number;
   poolingType?: number;
   poolingTypeName?: string;
@@ -593,6 +595,7 @@ export function describeHeader(
   set("slidingWindow", num(a("attention.sliding_window")));
   set("expertCount", num(a("expert_count")));
   set("expertUsedCount", num(a("expert_used_count")));
+  set("expertFeedForwardLength", num(a("expert_feed_forward_length")));
   const vocab = num(a("vocab_size")) ?? arrayLength(kv.get("tokenizer.ggml.tokens"));
   set("vocabSize", vocab);
   const pooling = num(a("pooling_type"));

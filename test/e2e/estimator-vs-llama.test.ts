@@ -1,0 +1,218 @@
+/**
+ * The memory estimator against the REAL llama-server: each tiny model is started at `-lv 4`, its buffer-size
+ * lines are read with parseLlamaMemoryLog, and the estimate (from our GGUF reader's metadata) must agree.
+ *
+ * Tolerances (stated here and printed per model as diagnostics):
+ *   model weights, KV cache, output buffer: within 2 % (they are exact formulas);
+ *   compute buffer: within 25 % (an approximation of ggml's allocator peak);
+ *   total: within 10 %.
+ */
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureLlamaServer } from "../support/llama-server.js";
+import { tinyModelDocument, writeTinyModel, type TinyModelOptions } from "../support/tiny-models.js";
+import { GgufValue, writeGguf, type GgufTensor } from "../../src/gguf/writer.js";
+import { readModelMetadata } from "../../src/gguf/reader.js";
+import { estimateMemory, parseLlamaMemoryLog, type EstimateMemoryInput } from "../../src/models/estimator.js";
+
+const MIB = 1024 * 1024;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function killGroup(proc: ChildProcess): Promise<void> {
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-proc.pid!, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }, 5000);
+    proc.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      process.kill(-proc.pid!, "SIGTERM");
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+/** Starts llama-server at -lv 4, returns its log once the model is loaded (or the process ended), then stops it. */
+async function loadAndLog(bin: string, model: string, args: string[]): Promise<string[]> {
+  const port = await freePort();
+  const proc = spawn(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "-lv", "4", "--no-warmup", ...args], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  try {
+    await new Promise<void>((resolve) => {
+      let rest = "";
+      const timer = setTimeout(resolve, 60_000);
+      const onData = (chunk: Buffer) => {
+        rest += chunk.toString("utf8");
+        let i;
+        while ((i = rest.indexOf("\n")) >= 0) {
+          const line = rest.slice(0, i);
+          rest = rest.slice(i + 1);
+          lines.push(line);
+          if (/model loaded|exiting due to/.test(line)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      };
+      proc.stdout.on("data", onData);
+      proc.stderr.on("data", onData);
+      proc.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } finally {
+    await killGroup(proc);
+  }
+  return lines;
+}
+
+/**
+ * A tiny model reshaped like a real one: feed-forward 3.5 × embd (Llama-3's ratio) and a 32 000-token vocabulary
+ * (the tiny vocabulary plus filler pieces), weights constant (only the sizes matter here).
+ */
+async function writeRealisticShape(dir: string, name: string): Promise<string> {
+  const embd = 256;
+  const ffn = 896;
+  const vocabSize = 32_000;
+  const doc = tinyModelDocument({ name, kind: "chat", embd, layers: 4, contextLength: 8192 });
+  const metadata = (doc.metadata as ReadonlyArray<readonly [string, GgufValue]>).map(([k, v]): [string, GgufValue] => {
+    const extend = <T,>(arr: readonly T[], fill: (i: number) => T): T[] => [...arr, ...Array.from({ length: vocabSize - arr.length }, (_, i) => fill(arr.length + i))];
+    if (k === "llama.feed_forward_length") return [k, GgufValue.u32(ffn)];
+    if (k === "llama.vocab_size") return [k, GgufValue.u32(vocabSize)];
+    if (v.type === "array" && k === "tokenizer.ggml.tokens") return [k, GgufValue.array("string", extend(v.value as readonly string[], (i) => `fill${i}`))];
+    if (v.type === "array" && k === "tokenizer.ggml.scores") return [k, GgufValue.array("f32", extend(Array.from(v.value as ArrayLike<number>), () => -1000))];
+    if (v.type === "array" && k === "tokenizer.ggml.token_type") return [k, GgufValue.array("i32", extend(Array.from(v.value as ArrayLike<number>), () => 1))];
+    return [k, v];
+  });
+  const tensors = (doc.tensors ?? []).map((t): GgufTensor => {
+    let shape = [...t.shape];
+    if (/ffn_(gate|up)/.test(t.name)) shape = [embd, ffn];
+    else if (/ffn_down/.test(t.name)) shape = [ffn, embd];
+    else if (/^(token_embd|output)\.weight$/.test(t.name)) shape = [embd, vocabSize];
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { name: t.name, shape, type: "F16", data: () => new Float32Array(n).fill(0.01) };
+  });
+  const path = join(dir, `${name}.gguf`);
+  await writeGguf(path, { metadata, tensors });
+  return path;
+}
+
+interface Case {
+  label: string;
+  model: TinyModelOptions | "realistic";
+  args: string[];
+  estimate: Omit<EstimateMemoryInput, "metadata">;
+}
+
+const CASES: Case[] = [
+  { label: "tiny chat (defaults: trained ctx 2048, 4 slots)", model: { name: "est-chat", kind: "chat" }, args: [], estimate: {} },
+  {
+    label: "tiny think, 2 layers, -c 1000 (rounded to 1024 cells)",
+    model: { name: "est-think", kind: "think", layers: 2 },
+    args: ["-c", "1000"],
+    estimate: { ctx: 1000 },
+  },
+  {
+    label: "wide: embd 256, 4 layers, -c 4096 -np 2",
+    model: { name: "est-wide", kind: "chat", embd: 256, layers: 4, contextLength: 8192 },
+    args: ["-c", "4096", "-np", "2"],
+    estimate: { ctx: 4096, parallel: 2 },
+  },
+  {
+    label: "wide, flash attention off",
+    model: { name: "est-wide-nofa", kind: "chat", embd: 256, layers: 4, contextLength: 8192 },
+    args: ["-c", "4096", "-fa", "off"],
+    estimate: { ctx: 4096, flashAttention: false },
+  },
+  {
+    label: "F32 weights, embd 512, 2 layers, -c 2048 --no-kv-unified -np 2",
+    model: { name: "est-f32", kind: "chat", embd: 512, layers: 2, weightType: "F32" },
+    args: ["-c", "2048", "-np", "2", "--no-kv-unified"],
+    estimate: { ctx: 2048, parallel: 2, kvUnified: false },
+  },
+  {
+    label: "realistic proportions: ffn 3.5 × embd, 32k vocabulary, 4 layers, -c 8192 (auto slots)",
+    model: "realistic",
+    args: ["-c", "8192"],
+    estimate: { ctx: 8192 },
+  },
+];
+
+const rel = (est: number, real: number) => (real === 0 ? (est === 0 ? 0 : Infinity) : (est - real) / real);
+const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
+/** The log prints MiB with two decimals: differences below that are rounding, not error. */
+const describeError = (e: number, r: number) => (Math.abs(e - r) <= 0.006 * MIB ? "within the log's rounding" : pct(rel(e, r)));
+
+void describe("estimateMemory vs llama-server's reported buffers", () => {
+  let bin = "";
+  let dir = "";
+  before(async () => {
+    bin = await ensureLlamaServer();
+    dir = mkdtempSync(join(tmpdir(), "gglib-est-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const c of CASES) {
+    void test(c.label, async (t) => {
+      const path = c.model === "realistic" ? await writeRealisticShape(dir, "est-realistic") : await writeTinyModel(dir, c.model);
+      t.after(() => rmSync(path, { force: true }));
+      const meta = await readModelMetadata(path);
+      const lines = await loadAndLog(bin, path, c.args);
+      const real = parseLlamaMemoryLog(lines);
+      assert.ok(real.modelBytes !== undefined, `no buffer lines in the log:\n${lines.slice(-15).join("\n")}`);
+      const est = estimateMemory({ metadata: meta, ...c.estimate });
+      const parts = {
+        model: [est.weightsBytes, real.modelBytes ?? 0],
+        kv: [est.kvBytes, real.kvBytes ?? 0],
+        output: [est.outputBytes, real.outputBytes ?? 0],
+        compute: [est.computeBytes, real.computeBytes ?? 0],
+        total: [est.totalBytes, real.totalBytes ?? 0],
+      } as const;
+      t.diagnostic(
+        Object.entries(parts)
+          .map(([k, [e, r]]) => `${k} est ${(e / MIB).toFixed(2)} MiB / real ${(r / MIB).toFixed(2)} MiB (${describeError(e, r)})`)
+          .join("; "),
+      );
+      // The log rounds to 0.01 MiB: allow that much besides the relative tolerance.
+      const close = (name: keyof typeof parts, tol: number) => {
+        const [e, r] = parts[name];
+        assert.ok(Math.abs(e - r) <= tol * r + 0.006 * MIB, `${name}: estimated ${e} B, llama-server ${r} B (${pct(rel(e, r))}, tolerance ${tol * 100} %)`);
+      };
+      close("model", 0.02);
+      close("kv", 0.02);
+      close("output", 0.02);
+      close("compute", 0.25);
+      close("total", 0.1);
+      assert.equal(real.gpuBytes, 0, "a CPU build reports host buffers only");
+    });
+  }
+});
