@@ -18,7 +18,11 @@ const supported = (process.platform === "linux" || process.platform === "darwin"
 function setup(t: { after: (fn: () => void | Promise<void>) => void }) {
   const root = mkdtempSync(join(tmpdir(), "gglib-prebuilt-"));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  const env = { ...process.env, GGLIB_DATA_DIR: join(root, "data"), GGLIB_CACHE_DIR: join(root, "cache") };
+  const env: NodeJS.ProcessEnv & { GGLIB_DATA_DIR: string; GGLIB_CACHE_DIR: string } = {
+    ...process.env,
+    GGLIB_DATA_DIR: join(root, "data"),
+    GGLIB_CACHE_DIR: join(root, "cache"),
+  };
   delete env.GGLIB_LLAMA_SERVER;
   return { root, env };
 }

@@ -11,44 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { installLlama, llamaStatus, updateLlama, type InstallReporter } from "../../src/llama/install/install.js";
 import { isGglibError } from "../../src/core/errors.js";
-
-/** A folder with CMakeLists.txt building `llama-server` (C) into build/bin, plus a few objects so progress moves. */
-export function writeFakeLlamaProject(dir: string, version = "9.9.9-fake"): string {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, "CMakeLists.txt"),
-    `cmake_minimum_required(VERSION 3.14)
-project(fake_llama C)
-add_library(ggml_fake STATIC a.c b.c c.c)
-add_executable(llama-server server.c)
-target_link_libraries(llama-server ggml_fake)
-set_target_properties(llama-server PROPERTIES RUNTIME_OUTPUT_DIRECTORY \${CMAKE_BINARY_DIR}/bin)
-add_executable(not-built never.c)
-`,
-  );
-  for (const n of ["a", "b", "c"]) writeFileSync(join(dir, `${n}.c`), `int fake_${n}(void) { return 1; }\n`);
-  writeFileSync(join(dir, "never.c"), "this does not compile, and is not a target we build\n");
-  setVersion(dir, version);
-  return dir;
-}
-
-function setVersion(dir: string, version: string): void {
-  writeFileSync(
-    join(dir, "server.c"),
-    `#include <stdio.h>
-#include <string.h>
-int fake_a(void); int fake_b(void); int fake_c(void);
-int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-    fprintf(stderr, "version: ${version} (build %d, commit 0000000)\\nbuilt with cc for a test\\n", fake_a() + fake_b() + fake_c());
-    return 0;
-  }
-  puts("fake llama-server");
-  return 0;
-}
-`,
-  );
-}
+import { setFakeLlamaVersion as setVersion, writeFakeLlamaProject } from "../fixtures/releases/fake-llama-project.js";
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=master", ...args], { cwd, encoding: "utf8" }).trim();
@@ -57,7 +20,11 @@ function git(cwd: string, ...args: string[]): string {
 function setup(t: { after: (fn: () => void) => void }) {
   const root = mkdtempSync(join(tmpdir(), "gglib-srcinst-"));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  const env = { ...process.env, GGLIB_DATA_DIR: join(root, "data"), GGLIB_CACHE_DIR: join(root, "cache") };
+  const env: NodeJS.ProcessEnv & { GGLIB_DATA_DIR: string; GGLIB_CACHE_DIR: string } = {
+    ...process.env,
+    GGLIB_DATA_DIR: join(root, "data"),
+    GGLIB_CACHE_DIR: join(root, "cache"),
+  };
   delete env.GGLIB_LLAMA_SERVER;
   return { root, env };
 }

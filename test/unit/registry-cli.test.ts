@@ -12,8 +12,8 @@ async function gglib(dataDir: string, ...args: string[]): Promise<{ code: number
   let stdout = "";
   let stderr = "";
   process.env.GGLIB_DATA_DIR = dataDir;
-  process.stdout.write = ((c: string | Uint8Array) => ((stdout += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((stderr += String(c)), true)) as typeof process.stderr.write;
+  process.stdout.write = ((c: string | Uint8Array) => ((stdout += String(c)), true));
+  process.stderr.write = ((c: string | Uint8Array) => ((stderr += String(c)), true));
   try {
     const code = await main(["node", "gglib", ...args]);
     return { code, stdout, stderr };
