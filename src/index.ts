@@ -23,3 +23,13 @@ export { gracefulStop, type StopOutcome, type StopPlan } from "./process/termina
 
 // the runner facade
 export { LlamaServerRunner, type RunnerOptions, type ServerInfo } from "./runner/llama-server-runner.js";
+
+// models: registry (SQLite), model sources merged with clash detection
+export { Registry, parseSettingAssignment, validateModelName, type RegisteredModel, type AddModelInput, type UpdateModelInput, type RegistryOptions, type MetadataReader, type ModelStatus } from "./models/registry.js";
+export { loadModelSources, mergeModelEntries, findModel, scanModelsDir, resolveModelPath, SOURCE_PRECEDENCE, type ModelEntry, type ModelSettings, type ModelSource, type ModelSources, type Clash, type ClashParty, type ConfigModel, type ModelsConfig, type LoadModelSourcesOptions } from "./models/sources.js";
+
+// llama.cpp install: prebuilt download or source build, status, update, uninstall, backend detection
+export { installLlama, llamaStatus, updateLlama, uninstallLlama, type InstallOptions, type InstallResult, type InstallReporter, type LlamaStatus, type UpdateOptions, type UninstallResult } from "./llama/install/install.js";
+export { detectBackend, checkDependencies, formatDependencies, systemProbe, type BackendChoice, type BackendDetection, type Dependency, type Probe } from "./llama/install/detect.js";
+export { chooseAsset, fetchRelease, releasesUrl, type Release, type ReleaseAsset } from "./llama/install/prebuilt.js";
+export { readInstallRecord, type InstallRecord } from "./llama/install/record.js";

@@ -158,6 +158,14 @@ export class Registry {
     return schemaVersion(this.db);
   }
 
+  /**
+   * Changes when another connection (e.g. `gglib models add` in another process) commits to the database
+   * (SQLite's `PRAGMA data_version`). A long-running reader such as the proxy polls it to reload cheaply.
+   */
+  dataVersion(): number {
+    return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
   /** All models, by name. */
   list(): RegisteredModel[] {
     const rows = this.db.prepare("SELECT * FROM models ORDER BY name").all() as Row[];

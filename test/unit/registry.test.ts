@@ -181,8 +181,12 @@ describe("registry", () => {
       a.close();
       b.close();
     });
+    const v0 = b.dataVersion();
     await a.add({ path: fakeGguf(join(d, "m.gguf")), aliases: ["mm"] });
+    assert.notEqual(b.dataVersion(), v0, "the other handle sees that something changed");
+    const v1 = b.dataVersion();
     assert.equal(b.get("mm")?.name, "m");
+    assert.equal(b.dataVersion(), v1, "reading changes nothing");
     a.close();
     const c = Registry.open({ dbPath: db, readMetadata: countingReader().reader });
     t.after(() => c.close());
