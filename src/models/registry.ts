@@ -13,6 +13,7 @@ import { dirname, resolve } from "node:path";
 import type { ReasoningFormat } from "../core/config.js";
 import { GglibError } from "../core/errors.js";
 import { readModelMetadata } from "../gguf/reader.js";
+import { detectCapabilities } from "./capabilities.js";
 import { paths } from "../core/paths.js";
 import { migrate, MIGRATIONS, SchemaTooNewError, schemaVersion, type Migration } from "./migrations/index.js";
 import { resolveModelPath, type ModelSettings } from "./sources.js";
@@ -397,7 +398,7 @@ function toModel(r: Row, aliases: string[]): RegisteredModel {
 }
 
 /** Bump when the stored metadata's shape changes: every model's metadata is then re-read once. */
-const METADATA_FORMAT = 1;
+const METADATA_FORMAT = 2;
 
 /** `size:mtimeMs` of every file (and the metadata format); undefined if a file is missing. */
 function fingerprint(files: readonly string[]): { fingerprint: string; sizeBytes: number } | undefined {
@@ -609,4 +610,16 @@ export function parseSettingAssignment(assignment: string): { key: keyof ModelSe
 // Metadata
 
 /** The GGUF header reader of src/gguf/ (metadata of the first shard, sizes and tensors of all). */
-export const defaultMetadataReader: MetadataReader = async (path) => (await readModelMetadata(path)) as unknown as ModelMetadata;
+export const defaultMetadataReader: MetadataReader = async (path) => {
+  const meta = await readModelMetadata(path);
+  // what the model can do (reasoning, tools, embedding…), with the evidence, for `models list/show` and the proxy
+  return { ...meta, capabilities: detectCapabilities(meta) };
+};
+
+/** Capability tags of a registered model (from its metadata; an mmproj makes it multimodal). */
+export function modelTags(m: Pick<RegisteredModel, "metadata" | "mmproj">): string[] {
+  const caps = m.metadata?.capabilities as { tags?: unknown } | undefined;
+  const tags = Array.isArray(caps?.tags) ? caps.tags.filter((t): t is string => typeof t === "string") : [];
+  if (m.mmproj && !tags.includes("vision") && !tags.includes("audio")) tags.push("vision");
+  return tags;
+}

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, utimesSync, appendFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { Registry, parseSettingAssignment, splitArgs, parseDurationSeconds, jsonSafe, type MetadataReader } from "../../src/models/registry.js";
+import { Registry, modelTags, parseSettingAssignment, splitArgs, parseDurationSeconds, jsonSafe, type MetadataReader } from "../../src/models/registry.js";
 import { migrate, MIGRATIONS, type Migration } from "../../src/models/migrations/index.js";
 import { isGglibError } from "../../src/core/errors.js";
 
@@ -309,6 +309,10 @@ describe("registry with the real GGUF reader", () => {
     assert.equal(m.metadata?.contextLength, 2048);
     assert.equal(typeof m.metadata?.parameterCount, "number");
     assert.ok(typeof m.metadata?.chatTemplate === "string" && m.metadata.chatTemplate.includes("im_start"));
+    assert.deepEqual(modelTags(m), []);
+    const think = await reg.add({ path: await writeTinyModel(d, { name: "thinker", kind: "think" }) });
+    assert.deepEqual(modelTags(think), ["reasoning"], "capabilities are detected and stored");
+    assert.deepEqual(modelTags({ ...think, mmproj: "/x/mmproj.gguf" }), ["reasoning", "vision"]);
     await writeTinyModel(d, { name: "tiny", kind: "chat", contextLength: 4096, layers: 2 });
     const future = new Date(Date.now() + 60_000);
     utimesSync(path, future, future);

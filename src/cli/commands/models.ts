@@ -7,6 +7,7 @@ import {
   Registry,
   parseSettingAssignment,
   parseDurationSeconds,
+  modelTags,
   SETTING_NAMES,
   type ModelSettings,
   type RegisteredModel,
@@ -148,7 +149,9 @@ interface ListedModel extends ModelEntry {
   missing?: boolean;
   metadata?: Record<string, unknown>;
   metadataError?: string;
-  /** Clashes this model is part of (as winner or loser). */
+  /** Capability tags (reasoning, tools, embedding, vision…) from the cached metadata. */
+  tags: string[];
+  /** Clashes this model won (the entries it shadows). */
   clashes?: string[];
 }
 
@@ -292,6 +295,7 @@ Examples:
             ...(st ? { missing: st.missing } : { missing: !existsSync(e.path) }),
             ...(r?.metadata ? { metadata: r.metadata } : {}),
             ...(r?.metadataError ? { metadataError: r.metadataError } : {}),
+            tags: modelTags({ ...(r?.metadata ? { metadata: r.metadata } : {}), ...(e.mmproj ? { mmproj: e.mmproj } : {}) }),
             ...(clashes.length ? { clashes } : {}),
           };
         });
@@ -467,7 +471,7 @@ function renderList(models: ListedModel[], clashes: Clash[], warnings: string[])
       ...warnings.map((w) => c.dim(`  (${w})`)),
     ].join("\n");
   }
-  const rows: string[][] = [["NAME", "SOURCE", "ALIASES", "SIZE", "ARCH", "CTX", "SETTINGS", "PATH"].map((h) => c.bold(h))];
+  const rows: string[][] = [["NAME", "SOURCE", "ALIASES", "SIZE", "ARCH", "CTX", "TAGS", "SETTINGS", "PATH"].map((h) => c.bold(h))];
   for (const m of models) {
     const sum = metadataSummary(m.metadata);
     const flag = m.clashes?.length ? c.yellow(" !") : "";
@@ -478,6 +482,7 @@ function renderList(models: ListedModel[], clashes: Clash[], warnings: string[])
       m.sizeBytes !== undefined ? formatBytes(m.sizeBytes) : "-",
       sum.arch ?? "-",
       sum.ctx !== undefined ? String(sum.ctx) : "-",
+      modelTags(m).join(",") || "-",
       settingsText(m.settings) || "-",
       m.missing ? c.red(`${m.path} (missing)`) : m.path,
     ]);
@@ -502,11 +507,17 @@ function renderShow(m: RegisteredModel, missing: boolean): string {
   if (m.mmproj) lines.push(`  mmproj:   ${m.mmproj}`);
   if (m.sizeBytes !== undefined) lines.push(`  size:     ${formatBytes(m.sizeBytes)}`);
   lines.push(`  settings: ${settingsText(m.settings) || "(defaults)"}`);
+  const caps = m.metadata?.capabilities as Record<string, { present?: boolean; evidence?: string }> | undefined;
+  if (caps) {
+    const present = Object.entries(caps).filter(([k, v]) => k !== "tags" && v.present);
+    lines.push(`  can:      ${present.length ? present.map(([k, v]) => `${k} (${v.evidence ?? ""})`).join("; ") : "chat"}`);
+  }
   lines.push(`  added:    ${m.addedAt}`);
   if (m.metadataError) lines.push(c.yellow(`  metadata: not readable: ${m.metadataError}`));
   if (m.metadata) {
     lines.push("  metadata:");
     for (const [k, v] of Object.entries(m.metadata)) {
+      if (k === "capabilities" || k === "layerBytes" || k === "chatTemplates") continue;
       const s = typeof v === "string" ? v : JSON.stringify(v);
       lines.push(`    ${k}: ${s.length > 100 ? s.slice(0, 97) + "..." : s}`);
     }
