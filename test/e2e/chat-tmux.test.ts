@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- the tests read terminal escape sequences */
 // `gglib chat` in a REAL terminal: tmux runs it against the REAL llama-server and the tiny thinking model; the test
 // types keys and reads the screen like a user would.
 import { after, before, describe, test, type TestContext } from "node:test";
