@@ -108,6 +108,8 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 export function register(program: Command): void {
+  // `llama install --version <tag>` must reach the subcommand, not the program's own -V/--version
+  program.enablePositionalOptions();
   const llama = program
     .command("llama")
     .description("Install and manage llama.cpp (llama-server) in gglib's data dir")

@@ -102,7 +102,9 @@ export function cudartAsset(release: Release, main: ReleaseAsset): ReleaseAsset 
 function offlineError(url: string, e: unknown): GglibError {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? (e as NodeJS.ErrnoException).code;
-  const why = code ? `${code}${cause?.message && !cause.message.includes(code) ? `: ${cause.message}` : ""}` : (e as Error).message;
+  const why = code
+    ? `${code}${cause?.message && !cause.message.includes(code) ? `: ${cause.message}` : ""}`
+    : `${(e as Error).message}${cause?.message ? `: ${cause.message}` : ""}`;
   return new GglibError("build_failed", `Could not reach llama.cpp's releases at ${url} (${why}). Are you offline?`, { hint: SOURCE_HINT }, { cause: e });
 }
 
