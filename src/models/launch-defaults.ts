@@ -66,18 +66,18 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   const has = (k: LaunchSetting) => explicit[k] !== undefined;
 
   // Reasoning format.
-  if (has("reasoningFormat")) decide("reasoningFormat", explicit.reasoningFormat, "explicit", "set in the model's settings");
+  if (has("reasoningFormat")) decide("reasoningFormat", explicit.reasoningFormat, "explicit", "given explicitly");
   else if (caps.reasoning.present) decide("reasoningFormat", "deepseek", "detected", `reasoning model: ${caps.reasoning.evidence}; thinking goes to reasoning_content`);
   else decide("reasoningFormat", undefined, "default", "not a reasoning model: llama-server's default (auto)");
 
   // Jinja.
-  if (has("jinja")) decide("jinja", explicit.jinja, "explicit", "set in the model's settings");
+  if (has("jinja")) decide("jinja", explicit.jinja, "explicit", "given explicitly");
   else if (caps.tools.present) decide("jinja", true, "detected", `tool use: ${caps.tools.evidence}`);
   else if (caps.reasoning.present) decide("jinja", true, "detected", "reasoning model: its template must render the thinking block");
   else decide("jinja", undefined, "default", "llama-server's default (on)");
 
   // Embeddings.
-  if (has("embeddings")) decide("embeddings", explicit.embeddings, "explicit", "set in the model's settings");
+  if (has("embeddings")) decide("embeddings", explicit.embeddings, "explicit", "given explicitly");
   else if (caps.embedding.present) decide("embeddings", true, "detected", `embedding model: ${caps.embedding.evidence}`);
   else decide("embeddings", undefined, "default", "not an embedding model: off");
 
@@ -98,10 +98,10 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   let ctx: number | undefined;
   if (has("contextSize") && (explicit.contextSize ?? 0) > 0) {
     ctx = explicit.contextSize;
-    decide("contextSize", ctx, "explicit", "set in the model's settings");
+    decide("contextSize", ctx, "explicit", "given explicitly");
   } else if (has("contextSize")) {
     ctx = trained;
-    decide("contextSize", 0, "explicit", `0 = the trained context${trained ? ` (${trained})` : ""}`);
+    decide("contextSize", 0, "explicit", `given explicitly: 0 = the trained context${trained ? ` (${trained})` : ""}`);
   } else if (input.budget) {
     const whole = adviseFit({ ...fitBase, ctx: trained }, input.budget);
     if (whole.fits && trained !== undefined) {
@@ -118,7 +118,7 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   }
 
   if (input.budget) fit = adviseFit({ ...fitBase, ctx }, input.budget);
-  if (has("gpuLayers")) decide("gpuLayers", explicit.gpuLayers, "explicit", "set in the model's settings");
+  if (has("gpuLayers")) decide("gpuLayers", explicit.gpuLayers, "explicit", "given explicitly");
   else if (fit && fit.offload === "partial") {
     decide("gpuLayers", fit.gpuLayers, "detected", `only ${fit.gpuLayers} of ${fit.estimate.layers} layers fit on the GPU`);
   } else if (fit && fit.offload === "full") decide("gpuLayers", undefined, "default", "every layer fits on the GPU: llama-server's default (all)");
