@@ -57,7 +57,7 @@ describe("gglib llama (CLI)", () => {
     git("bundle", "create", bundle, "HEAD", "master");
     const env = cliEnv(root);
 
-    const inst = await gglib(env, "llama", "install", "--source", bundle, "--backend", "cpu", "--jobs", "2");
+    const inst = await gglib(env, "llama", "install", "--source", bundle, "--version", "master", "--backend", "cpu", "--jobs", "2");
     assert.equal(inst.code, 0, inst.stderr);
     assert.match(inst.stderr, /→ Cloning /);
     assert.match(inst.stderr, /→ Building llama-server/);
@@ -71,6 +71,7 @@ describe("gglib llama (CLI)", () => {
     const s = JSON.parse(st.stdout);
     assert.equal(s.healthy, true);
     assert.equal(s.record.sourceKind, "bundle");
+    assert.equal(s.record.tag, "master", "--version reaches `llama install` (not the program's --version)");
     assert.equal(s.record.commit, git("rev-parse", "HEAD"));
     assert.match(s.versionText, /7\.7\.7-e2e/);
     const human = await gglib(env, "llama", "status");
