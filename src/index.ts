@@ -33,3 +33,16 @@ export { installLlama, llamaStatus, updateLlama, uninstallLlama, type InstallOpt
 export { detectBackend, checkDependencies, formatDependencies, systemProbe, type BackendChoice, type BackendDetection, type Dependency, type Probe } from "./llama/install/detect.js";
 export { chooseAsset, fetchRelease, releasesUrl, type Release, type ReleaseAsset } from "./llama/install/prebuilt.js";
 export { readInstallRecord, type InstallRecord } from "./llama/install/record.js";
+
+// machine probes: CPU, RAM, GPUs (nvidia-smi, rocm-smi, Apple Silicon, Vulkan), cached briefly
+export { DefaultSystemProbe, defaultSystemProbe, pickAccelerator, type SystemProbeDeps, type SystemProbeOptions } from "./system/probe.js";
+export type { SystemProbe, SystemInfo, MemorySnapshot, CpuInfo, RamInfo, GpuDevice, GpuVendor, GpuSource, ToolStatus, Accelerator, SimdFlag, ProbeOptions, CommandResult, RunCommand, ReadTextFile } from "./system/types.js";
+export { parseNvidiaSmiQuery, parseNvidiaSmiCudaVersion, parseNvccVersion, parseRocmSmi, parseVulkaninfoSummary, parseSysctl, parseVmStat, parseProcCpuinfo, parseProcMeminfo, appleGpuShareBytes } from "./system/parsers.js";
+
+// GGUF metadata reader (header only; shards summed; mmproj recognised)
+export { readModelMetadata, readGgufHeader, parseGgufHeader, describeHeader, shardPaths, parseShardName, isMmprojPath, findMmproj, GgufFormatError, FILE_TYPE_NAMES, POOLING_TYPES, type ModelMetadata as GgufModelMetadata, type GgufHeader, type GgufTensorInfo, type GgufReadValue } from "./gguf/reader.js";
+
+// models: capabilities, memory estimator and fit advice, launch defaults
+export { detectCapabilities, detectReasoning, detectTools, detectEmbedding, ENCODER_ARCHITECTURES, type ModelCapabilities, type Capability, type CapabilityName } from "./models/capabilities.js";
+export { estimateMemory, adviseFit, budgetFromSnapshot, parseLlamaMemoryLog, computeBufferBytes, KV_CACHE_BYTES, LLAMA_DEFAULTS, type EstimateMemoryInput, type MemoryEstimate, type FitAdvice, type FitBudget, type FitInput, type MeasuredBuffers, type EstimatorModel } from "./models/estimator.js";
+export { launchDefaults, type LaunchDefaults, type LaunchChoice, type LaunchDefaultsInput, type ChoiceSource } from "./models/launch-defaults.js";

@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   chat: () => import("./commands/chat.js"),
   models: () => import("./commands/models.js"),
   llama: () => import("./commands/llama.js"),
+  system: () => import("./commands/system.js"),
 };
 
 /** Pure: which command modules a command line needs (none for --version, all for help or an unknown word). */
