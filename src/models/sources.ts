@@ -13,10 +13,10 @@
  *     so `gglib models list` can show it as a duplicate rather than a conflict.
  *
  * Models-dir layout (scanned to depth 3):
- *   - `<dir>/foo.gguf`                               → model "foo";
+ *   - `<dir>/foo.gguf` (also in subfolders)          → model "foo" (the file stem);
  *   - `<dir>/foo-00001-of-00003.gguf` (+ the rest)   → model "foo" with 3 shards;
- *   - `<dir>/bar/` holding one model (one .gguf or one shard set) and/or an `mmproj*` file → model "bar";
- *   - a folder holding several models → each named by its file stem, each with the folder's mmproj (if one).
+ *   - `<dir>/bar/` holding one model that is a shard set, or one model plus an `mmproj*` file → model "bar";
+ *   - a subfolder holding several models → each named by its file stem, each with the folder's mmproj (if one).
  *   `mmproj*.gguf` files are projectors, never models. Incomplete shard sets and unreadable entries are skipped
  *   with a warning.
  *
@@ -112,6 +112,7 @@ export interface ModelSources {
 }
 
 export interface LoadModelSourcesOptions {
+  /** The model registry: `Registry.open()` (its `dataVersion()` changes when another process edits it). */
   registry?: Pick<Registry, "list">;
   modelsDir?: string;
   config?: ModelsConfig;
@@ -401,10 +402,11 @@ export function scanModelsDir(root: string, maxDepth = 3): { models: FoundModel[
     }
     const g = groupGgufFiles(dir, files);
     warnings.push(...g.warnings);
-    if (depth > 0 && g.models.length === 1) {
-      // a model's own folder: named by the folder
+    const only = g.models.length === 1 ? g.models[0]! : undefined;
+    if (depth > 0 && only && (only.shards.length > 1 || g.mmproj.length > 0)) {
+      // a model's own folder (its shards and/or its projector): named by the folder
       const mmproj = g.mmproj[0];
-      out.push({ ...g.models[0]!, name: basename(dir), ...(mmproj ? { mmproj } : {}) });
+      out.push({ ...only, name: basename(dir), ...(mmproj ? { mmproj } : {}) });
     } else {
       const mmproj = depth > 0 ? g.mmproj[0] : undefined;
       for (const m of g.models) out.push({ ...m, ...(mmproj ? { mmproj } : {}) });

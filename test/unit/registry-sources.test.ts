@@ -43,7 +43,7 @@ describe("models-dir scan", () => {
 
     const { models, warnings } = scanModelsDir(d);
     const byName = new Map(models.map((m) => [m.name, m]));
-    assert.deepEqual([...byName.keys()].sort(), ["Qwen3-4B-Q4_K_M", "deep", "g-Q4", "g-Q8", "sharded", "split", "tiny", "vision"]);
+    assert.deepEqual([...byName.keys()].sort(), ["Qwen3-4B-Q4_K_M", "g-Q4", "g-Q8", "sharded", "split", "tiny", "vision", "whatever"]);
     assert.deepEqual(byName.get("split")!.shards, [join(d, "split-00001-of-00002.gguf"), join(d, "split-00002-of-00002.gguf")]);
     assert.equal(byName.get("split")!.path, join(d, "split-00001-of-00002.gguf"));
     assert.equal(byName.get("vision")!.path, join(d, "vision", "model-q4.gguf"));
@@ -52,6 +52,7 @@ describe("models-dir scan", () => {
     assert.equal(byName.get("g-Q8")!.mmproj, join(d, "quants", "mmproj-g.gguf"));
     assert.equal(byName.get("tiny")!.mmproj, undefined);
     assert.deepEqual(byName.get("tiny")!.shards, [join(d, "tiny.gguf")]);
+    assert.equal(byName.get("whatever")!.path, join(d, "publisher", "deep", "whatever.gguf"), "a lone file in a subfolder keeps its stem");
     assert.ok(warnings.some((w) => /only 1 of 3 shards/.test(w)), warnings.join("\n"));
   });
 
