@@ -22,6 +22,11 @@ export interface ChatBackend {
   readonly model: string;
   /** One line for the user: what the chat talks to. */
   describe(): string;
+  /**
+   * Does the model's template open a thinking block in the prompt (see templateOpensThinking)? undefined when it
+   * cannot be known now (the proxy has not loaded the model yet: asking would load it).
+   */
+  detectForcedOpen(): Promise<boolean | undefined>;
   /** Switch to another model (the runner stops the old server once the new one is ready). */
   setModel(nameOrPath: string, onProgress?: (p: LoadProgress) => void, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -149,22 +154,31 @@ export class ProxyBackend implements ChatBackend {
   readonly kind = "proxy" as const;
   model: string;
 
+  /** `gglib`: the gglib proxy (it says so in /v1/models); otherwise some OpenAI-compatible server. */
   constructor(
     readonly client: ChatClient,
     model: string,
+    readonly isGglibProxy: boolean,
   ) {
     this.model = model;
   }
 
   describe(): string {
-    return `the gglib proxy at ${this.client.baseUrl}`;
+    return `${this.isGglibProxy ? "the gglib proxy" : "the server"} at ${this.client.baseUrl}`;
+  }
+
+  async detectForcedOpen(): Promise<boolean | undefined> {
+    if (!this.isGglibProxy) return this.client.templateOpensThinking(this.model);
+    const m = (await this.client.models()).find((x) => x.id === this.model || x.aliases.includes(this.model));
+    if (!m?.loaded) return undefined;
+    return this.client.templateOpensThinking(m.id, { viaUpstream: true });
   }
 
   async setModel(name: string): Promise<void> {
-    const known = await this.client.listModels();
-    if (known.length > 0 && !known.includes(name)) {
-      throw new GglibError("model_not_found", `The server at ${this.client.baseUrl} has no model "${name}".`, {
-        hint: `It has: ${known.join(", ")}.`,
+    const known = await this.client.models();
+    if (known.length > 0 && !known.some((m) => m.id === name || m.aliases.includes(name))) {
+      throw new GglibError("model_not_found", `${this.describe()} has no model "${name}".`, {
+        hint: `It has: ${known.map((m) => m.id).join(", ")}.`,
       });
     }
     this.model = name;
@@ -203,6 +217,10 @@ export class RunnerBackend implements ChatBackend {
 
   describe(): string {
     return this.handle ? `llama-server (pid ${this.handle.pid}) at ${this.handle.url}, started for this chat` : "no server";
+  }
+
+  async detectForcedOpen(): Promise<boolean | undefined> {
+    return this.current ? this.current.templateOpensThinking(this.name) : undefined;
   }
 
   async setModel(nameOrPath: string, onProgress?: (p: LoadProgress) => void, signal?: AbortSignal): Promise<void> {

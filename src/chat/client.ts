@@ -22,6 +22,14 @@ export interface ChatRequestOptions {
 
 export type ServerProbe = "up" | "loading" | "down";
 
+export interface ServerModel {
+  id: string;
+  aliases: string[];
+  /** "gglib" for the gglib proxy, "llamacpp" for llama-server. */
+  ownedBy: string;
+  loaded: boolean;
+}
+
 export class ChatHttpError extends Error {
   constructor(
     message: string,
@@ -36,7 +44,14 @@ export class ChatHttpError extends Error {
 export class ChatClient {
   private readonly agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, connectTimeout: 5_000 });
 
-  constructor(readonly baseUrl: string) {}
+  private readonly auth: Record<string, string>;
+
+  constructor(
+    readonly baseUrl: string,
+    apiKey?: string,
+  ) {
+    this.auth = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  }
 
   private url(path: string): string {
     return this.baseUrl.replace(/\/+$/, "") + path;
@@ -62,15 +77,33 @@ export class ChatClient {
 
   /** Model ids from GET /v1/models ([] when the server does not say). */
   async listModels(timeoutMs = 5_000): Promise<string[]> {
+    return (await this.models(timeoutMs)).map((m) => m.id);
+  }
+
+  /** GET /v1/models with what the gglib proxy adds (aliases, loaded state). */
+  async models(timeoutMs = 5_000): Promise<ServerModel[]> {
     try {
-      const res = await request(this.url("/v1/models"), { method: "GET", dispatcher: this.agent, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await request(this.url("/v1/models"), { method: "GET", headers: this.auth, dispatcher: this.agent, signal: AbortSignal.timeout(timeoutMs) });
       const body: unknown = await res.body.json().catch(() => undefined);
       if (res.statusCode !== 200 || typeof body !== "object" || body === null) return [];
       const data = (body as { data?: unknown }).data;
       if (!Array.isArray(data)) return [];
-      return data
-        .map((d: unknown) => (typeof d === "object" && d !== null ? (d as { id?: unknown }).id : undefined))
-        .filter((id): id is string => typeof id === "string");
+      const out: ServerModel[] = [];
+      for (const d of data as unknown[]) {
+        if (typeof d !== "object" || d === null) continue;
+        const r = d as { id?: unknown; aliases?: unknown; owned_by?: unknown; status?: unknown };
+        if (typeof r.id !== "string") continue;
+        const aliases = Array.isArray(r.aliases) ? r.aliases.filter((a): a is string => typeof a === "string") : [];
+        const st = typeof r.status === "object" && r.status !== null ? (r.status as { value?: unknown }).value : undefined;
+        out.push({
+          id: r.id,
+          aliases,
+          ownedBy: typeof r.owned_by === "string" ? r.owned_by : "",
+          // llama-server lists only the model it serves: loaded
+          loaded: typeof st === "string" ? st === "loaded" : true,
+        });
+      }
+      return out;
     } catch {
       return [];
     }
@@ -80,12 +113,14 @@ export class ChatClient {
    * Does the model's chat template open a thinking block in the prompt (so the output starts inside it)?
    * Asks POST /apply-template; undefined when the server cannot tell.
    */
-  async templateOpensThinking(model: string, timeoutMs = 5_000): Promise<boolean | undefined> {
+  async templateOpensThinking(model: string, opts: { viaUpstream?: boolean; timeoutMs?: number } = {}): Promise<boolean | undefined> {
+    const path = opts.viaUpstream ? `/upstream/${encodeURIComponent(model)}/apply-template` : "/apply-template";
+    const timeoutMs = opts.timeoutMs ?? 5_000;
     try {
-      const res = await request(this.url("/apply-template"), {
+      const res = await request(this.url(path), {
         method: "POST",
         dispatcher: this.agent,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...this.auth },
         body: JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }] }),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -118,7 +153,7 @@ export class ChatClient {
       res = await request(this.url("/v1/chat/completions"), {
         method: "POST",
         dispatcher: this.agent,
-        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        headers: { "content-type": "application/json", accept: "text/event-stream", ...this.auth },
         body: JSON.stringify(body),
         signal,
       });

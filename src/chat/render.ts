@@ -126,6 +126,7 @@ export class TurnRenderer {
   private error: string | undefined;
   private loadingShown = false;
   private lastLoadingPct = -1;
+  private lastLoadingNote = "";
 
   /** Rows of the live region drawn so far; the cursor sits at the end of its last row. */
   private liveRows = 0;
@@ -154,7 +155,9 @@ export class TurnRenderer {
   event(ev: ChatStreamEvent): void {
     switch (ev.type) {
       case "loading":
-        this.loading(ev.model, ev.fraction);
+        if (ev.waiting) this.loadingNote(`waiting for room to load ${ev.model}…`);
+        else if (ev.fraction === undefined) this.loadingNote(`loading ${ev.model}…`);
+        else this.loading(ev.model, ev.fraction);
         return;
       case "thinking":
         this.onThinking(ev.text);
@@ -199,6 +202,22 @@ export class TurnRenderer {
       this.loadingShown = true;
     } else {
       this.o.err.write(`loading ${model} ${pct}%\n`);
+    }
+  }
+
+  /** A loading state without a percentage (the proxy is making room, or has no progress yet). */
+  loadingNote(text: string): void {
+    if (this.phase !== "waiting" || this.ended || text === this.lastLoadingNote) return;
+    this.lastLoadingNote = text;
+    if (this.o.live) {
+      if (this.lastLoadingPct >= 0) return; // a progress bar is already showing
+      this.drawLive([this.c.dim(text)]);
+      this.loadingShown = true;
+    } else if (this.o.err.isTTY) {
+      this.o.err.write(`\r\x1b[2K${text}`);
+      this.loadingShown = true;
+    } else {
+      this.o.err.write(text + "\n");
     }
   }
 

@@ -25,6 +25,8 @@ export interface ChatSessionOptions {
   model?: string;
   /** Server given with --url (then a missing server is an error, not a reason to start one). */
   url?: string;
+  /** Sent as `Authorization: Bearer` to the proxy (default $GGLIB_API_KEY). */
+  apiKey?: string;
   system?: string;
   think?: ThinkMode;
   maxTokens?: number;
@@ -155,23 +157,32 @@ class ChatSession {
   private async connect(): Promise<ChatBackend | undefined> {
     const url = (this.o.url ?? (this.env.GGLIB_PROXY_URL || DEFAULT_CHAT_URL)).replace(/\/+$/, "");
     const modelArg = this.o.model;
-    const client = new ChatClient(url);
+    const apiKey = this.o.apiKey ?? (this.env.GGLIB_API_KEY || undefined);
+    const client = new ChatClient(url, apiKey);
     const wantsFile = modelArg !== undefined && looksLikePath(modelArg);
     const probe = wantsFile && this.o.url === undefined ? "down" : await client.probe();
     if (probe !== "down") {
+      const models = await client.models();
+      const isGglib = models.some((m) => m.ownedBy === "gglib");
+      const what = isGglib ? "the gglib proxy" : "the server";
       let model = modelArg;
       if (model === undefined) {
-        const models = await client.listModels();
-        if (models.length === 1) model = models[0];
+        if (models.length === 1) model = models[0]?.id;
         else if (models.length > 1) {
           await client.close();
-          throw new GglibError("invalid_config", `Which model? The server at ${url} has ${models.length}: ${models.join(", ")}.`, {
-            hint: `Name one: gglib chat ${models[0]}`,
+          throw new GglibError("invalid_config", `Which model? ${what} at ${url} has ${models.length}: ${models.map((m) => m.id).join(", ")}.`, {
+            hint: `Name one: gglib chat ${models[0]?.id ?? "MODEL"}`,
           });
         } else model = "";
+      } else if (isGglib && !models.some((m) => m.id === model || m.aliases.includes(model!))) {
+        await client.close();
+        throw new GglibError("model_not_found", `The gglib proxy at ${url} has no model "${model}".`, {
+          hint: models.length ? `It has: ${models.map((m) => m.id).join(", ")}.` : "It has no models: start it with --models-dir or --config.",
+        });
       }
-      const backend = new ProxyBackend(client, model ?? "");
-      this.info(`Talking to the server at ${url}${model ? ` (model ${model})` : ""}.`);
+      const backend = new ProxyBackend(client, model ?? "", isGglib);
+      const loaded = models.find((m) => m.id === model || m.aliases.includes(model ?? ""))?.loaded;
+      this.info(`Talking to ${what} at ${url}${model ? ` (model ${model}${isGglib && loaded === false ? ", loads on the first message" : ""})` : ""}.`);
       await this.detectTemplate(backend);
       return backend;
     }
@@ -238,8 +249,8 @@ class ChatSession {
 
   private async detectTemplate(backend: ChatBackend): Promise<void> {
     if (this.forcedOpen.has(backend.model)) return;
-    const opens = await backend.client.templateOpensThinking(backend.model);
-    this.forcedOpen.set(backend.model, opens === true);
+    const opens = await backend.detectForcedOpen();
+    if (opens !== undefined) this.forcedOpen.set(backend.model, opens);
   }
 
   // ---- answering -------------------------------------------------------------------------------------------------
@@ -274,6 +285,8 @@ class ChatSession {
     }
     const cancelled = ac.signal.aborted;
     const res = turn.end({ cancelled, ...(error && !cancelled ? { error } : {}) });
+    // The proxy loads a model on its first message: now its template can be checked.
+    if (this.interactive && !this.forcedOpen.has(backend.model) && !cancelled) await this.detectTemplate(backend).catch(() => undefined);
     if (res.answer === "" && (res.cancelled || res.error)) this.conv.dropLastUser();
     else {
       this.conv.addAssistant({

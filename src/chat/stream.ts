@@ -31,8 +31,11 @@ export type ChatStreamEvent =
   | { readonly type: "usage"; readonly usage: StreamUsage; readonly timings?: StreamTimings }
   | { readonly type: "finish"; readonly reason: string }
   | { readonly type: "error"; readonly message: string; readonly code?: number; readonly errorType?: string }
-  /** `: loading <model> NN%` comments the gglib proxy sends while it loads the model. fraction in 0..1. */
-  | { readonly type: "loading"; readonly model: string; readonly fraction: number }
+  /**
+   * `: loading <model> NN%` comments the gglib proxy sends while it loads the model (fraction in 0..1, absent when
+   * not known yet), and `: waiting for room to load <model>` while it makes room (waiting: true).
+   */
+  | { readonly type: "loading"; readonly model: string; readonly fraction?: number; readonly waiting?: boolean }
   | { readonly type: "done" };
 
 export interface ChatStreamParserOptions {
@@ -40,7 +43,8 @@ export interface ChatStreamParserOptions {
   forcedOpen?: boolean;
 }
 
-const LOADING_RE = /^\s*loading\s+(.+?)\s+(\d+(?:\.\d+)?)\s*%/i;
+const LOADING_RE = /^\s*loading\s+(\S+)(?:\s+(\d+(?:\.\d+)?)\s*%)?\s*$/i;
+const WAITING_RE = /^\s*waiting for room to load\s+(\S+)\s*$/i;
 
 export class ChatStreamParser {
   private readonly sse: EventSourceParser;
@@ -82,8 +86,17 @@ export class ChatStreamParser {
   }
 
   private onComment(comment: string): void {
+    const w = WAITING_RE.exec(comment);
+    if (w) {
+      this.queue.push({ type: "loading", model: w[1] ?? "", waiting: true });
+      return;
+    }
     const m = LOADING_RE.exec(comment);
     if (!m) return;
+    if (m[2] === undefined) {
+      this.queue.push({ type: "loading", model: m[1] ?? "" });
+      return;
+    }
     const pct = Number(m[2]);
     this.queue.push({ type: "loading", model: m[1] ?? "", fraction: Math.max(0, Math.min(1, pct / 100)) });
   }

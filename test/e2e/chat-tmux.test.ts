@@ -3,7 +3,7 @@
 // types keys and reads the screen like a user would.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -230,5 +230,59 @@ describe("gglib chat in tmux", () => {
     type(s, "/exit");
     keys(s, "Enter");
     await waitScreen(s, /\[exit 0\]/);
+  });
+});
+
+describe("gglib chat in tmux through the gglib proxy", () => {
+  let proxy: ChildProcess | undefined;
+  let proxyUrl = "";
+
+  before(async () => {
+    const pdir = join(dir, "proxy-models");
+    mkdirSync(pdir, { recursive: true });
+    await writeTinyModel(pdir, { name: "tiny-think-long", kind: "think", contextLength: 131072 });
+    const port = Number(new URL(closedUrl).port);
+    proxyUrl = `http://127.0.0.1:${port}`;
+    proxy = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "proxy", "--models-dir", pdir, "--port", String(port)], {
+      cwd: ROOT,
+      env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "proxy-data"), NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    proxy.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    proxy.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    assert.ok(await waitFor(() => out.includes("gglib proxy on"), 60_000, 100), `the proxy started:\n${out}`);
+  });
+
+  after(async () => {
+    const p = proxy;
+    if (!p || p.exitCode !== null) return;
+    p.kill("SIGTERM");
+    if (!(await waitFor(() => p.exitCode !== null || p.signalCode !== null, 15_000, 50))) killQuietly(p.pid, false);
+  });
+
+  test("talks to the running proxy (not starting a server), shows its loading progress; Ctrl-C frees the upstream slot", async (t) => {
+    const s = "viaproxy";
+    const grammar = 'grammar=root ::= "Let me think. " [a-z ]{300} "</think>" [a-z ]+';
+    const { log } = startChat(t, s, ["tiny-think-long", "-n", "100000", "-o", grammar], { GGLIB_PROXY_URL: proxyUrl });
+    await waitScreen(s, new RegExp(`Talking to the gglib proxy at ${proxyUrl.replace(/\./g, "\\.")} \\(model tiny-think-long, loads on the first message\\)\\.[\\s\\S]*>>>$`));
+    assert.doesNotMatch(screen(s), /Started|llama-server pid/);
+    type(s, "tell me everything");
+    keys(s, "Enter");
+    await waitScreen(s, /tell me everything\nthought for [^\n]+\n[a-z ]{40}/);
+    assert.match(readFileSync(log, "utf8"), /loading(\x1b\[[0-9;]*m)* tiny-think-long .*%/, "the proxy's loading progress was shown");
+    const upstreamBusy = async () => {
+      const res = await fetch(`${proxyUrl}/upstream/tiny-think-long/slots`);
+      return ((await res.json()) as Array<{ is_processing: boolean }>).some((x) => x.is_processing);
+    };
+    assert.equal(await upstreamBusy(), true, "the model is generating");
+    keys(s, "C-c");
+    await waitScreen(s, /\ncancelled\n(first token[^\n]*\n)?>>>$/, 20_000);
+    assert.ok(await waitFor(async () => !(await upstreamBusy()), 5_000, 50), "the upstream slot is free again");
+    keys(s, "C-d");
+    const end = await waitScreen(s, /\[exit 0\]/);
+    assert.doesNotMatch(end, /Stopping/, "the proxy's model is the proxy's to stop");
+    const models = (await (await fetch(`${proxyUrl}/v1/models`)).json()) as { data: Array<{ id: string; status: { value: string } }> };
+    assert.equal(models.data.find((m) => m.id === "tiny-think-long")?.status.value, "loaded");
   });
 });

@@ -13,6 +13,7 @@ import type { ThinkMode } from "../../chat/render.js";
 
 interface ChatFlags {
   url?: string;
+  apiKey?: string;
   system?: string;
   think?: ThinkMode;
   maxTokens?: number;
@@ -63,6 +64,7 @@ export function register(program: Command): void {
     .description("Chat with a model in the terminal: thinking shown apart from the answer, markdown, stats.")
     .argument("[model]", "model name (from the proxy, registry or models dir) or a .gguf path")
     .option("--url <url>", `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`)
+    .option("--api-key <key>", "API key for a proxy that requires one (default $GGLIB_API_KEY)")
     .option("-s, --system <prompt>", "system prompt")
     .addOption(new Option("--think <mode>", "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe").choices(["show", "hide"]))
     .option("-n, --max-tokens <n>", "most tokens per answer", intArg("--max-tokens", 1))
@@ -102,6 +104,7 @@ A line ending with \\ continues on the next line; """ opens a block closed by ""
       process.exitCode = await runChat({
         ...(model !== undefined ? { model } : {}),
         ...(flags.url !== undefined ? { url: flags.url } : {}),
+        ...(flags.apiKey !== undefined ? { apiKey: flags.apiKey } : {}),
         ...(flags.system !== undefined ? { system: flags.system } : {}),
         ...(flags.think !== undefined ? { think: flags.think } : {}),
         ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
