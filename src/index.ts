@@ -46,3 +46,11 @@ export { readModelMetadata, readGgufHeader, parseGgufHeader, describeHeader, sha
 export { detectCapabilities, detectReasoning, detectTools, detectEmbedding, ENCODER_ARCHITECTURES, type ModelCapabilities, type Capability, type CapabilityName } from "./models/capabilities.js";
 export { estimateMemory, adviseFit, budgetFromSnapshot, parseLlamaMemoryLog, computeBufferBytes, KV_CACHE_BYTES, LLAMA_DEFAULTS, type EstimateMemoryInput, type MemoryEstimate, type FitAdvice, type FitBudget, type FitInput, type MeasuredBuffers, type EstimatorModel } from "./models/estimator.js";
 export { launchDefaults, type LaunchDefaults, type LaunchChoice, type LaunchDefaultsInput, type ChoiceSource } from "./models/launch-defaults.js";
+
+// terminal chat: stream parsing (reasoning_content and inline <think>), rendering, conversation, the session
+export { ChatStreamParser, parseErrorBody, type ChatStreamEvent, type ChatStreamParserOptions, type StreamTimings, type StreamUsage } from "./chat/stream.js";
+export { ThinkSplitter, THINK_TAGS, promptOpensThinking, type SplitPiece, type TagPair } from "./chat/think-splitter.js";
+export { ChatClient, ChatHttpError, type ChatRequestOptions, type ServerModel } from "./chat/client.js";
+export { ChatRenderer, formatStats, type RendererOptions, type ThinkMode, type TurnResult, type TurnStats } from "./chat/render.js";
+export { Conversation, saveConversation, type RequestMessage } from "./chat/conversation.js";
+export { runChat, DEFAULT_CHAT_URL, type ChatSessionOptions } from "./chat/session.js";
