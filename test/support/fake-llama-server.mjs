@@ -238,12 +238,13 @@ function parseArgs(argv) {
       values.set(entry.canonical, !a.startsWith("--no-"));
       continue;
     }
-    if (i + 1 >= argv.length) {
-      process.stderr.write(`error: expected value for argument: ${a}\n`);
-      process.exit(1);
-    }
+    if (i + 1 >= argv.length) argError({ flag: a, what: "expected value for argument" }, entry);
     const v = argv[++i];
     if (/^(N|PORT)$/.test(entry.placeholder) && stoi(v) === null) argError({ flag: a, what: "stoi" }, entry);
+    const choices = /^\[([a-z0-9-]+(?:\|[a-z0-9-]+)+)\]$/.exec(entry.placeholder);
+    if (choices && !choices[1].split("|").includes(v)) {
+      argError({ flag: a, what: `error: unknown value for ${entry.canonical}: '${v}'\n` }, entry);
+    }
     values.set(entry.canonical, v);
   }
   // env fallbacks (LLAMA_ARG_*), the way llama.cpp reads them for flags not given on the command line
@@ -386,7 +387,9 @@ function readGguf(file, size) {
       u64();
       nParams += p;
     }
-    return { kv, nParams, nKv, nTensors };
+    const align = typeof kv["general.alignment"] === "number" ? kv["general.alignment"] : 32;
+    const dataOffset = Math.ceil(o / align) * align;
+    return { kv, nParams, nKv, nTensors, dataOffset };
   } finally {
     fs.closeSync(fd);
   }
@@ -447,7 +450,7 @@ function inspectModel() {
     nVocab: kv["tokenizer.ggml.tokens"]?.arrayLength ?? num(`${arch}.vocab_size`, 32000),
     ftype: FTYPES[fileType] ?? "F16",
     nParams,
-    tensorBytes: st.size,
+    tensorBytes: g && g.dataOffset < st.size ? st.size - g.dataOffset : st.size,
     chatTemplate: tmpl,
     nKv: g?.nKv ?? 0,
     nTensors: g?.nTensors ?? 0,
@@ -566,13 +569,13 @@ function jsonParseErrorMessage(text) {
   };
   let lexErr = "";
   const scan = () => {
+    // like nlohmann's lexer, the "last read" text is only reset when a string or a number starts
     let ch;
-    do {
-      tokStr = "";
-      ch = get();
-    } while (ch === " " || ch === "\t" || ch === "\n" || ch === "\r");
+    do ch = get();
+    while (ch === " " || ch === "\t" || ch === "\n" || ch === "\r");
     if (ch === EOF) return "end of input";
     if ("[]{}:,".includes(ch)) return `'${ch}'`;
+    if (ch === '"' || ch === "-" || (ch >= "0" && ch <= "9")) tokStr = ch;
     if (ch === '"') {
       for (;;) {
         const c = get();
@@ -710,7 +713,7 @@ function sendRaw(c, req, status, contentType, body, extraHeaders = "") {
   const { close, line } = connHeader(c, req, status);
   const head =
     `HTTP/1.1 ${status} ${REASONS[status] ?? "OK"}\r\nServer: llama.cpp\r\nAccess-Control-Allow-Origin: ${allowOrigin(req)}\r\n${extraHeaders}` +
-    `Content-Type: ${contentType}\r\nContent-Length: ${buf.length}\r\n${line}\r\n`;
+    `Content-Type: ${contentType}\r\nContent-Length: ${buf.length}\r\n${line}${req.method === "HEAD" ? "Accept-Ranges: bytes\r\n" : ""}\r\n`;
   c.sock.write(req.method === "HEAD" ? head : Buffer.concat([Buffer.from(head), buf]));
   finish(c, close);
 }
@@ -1218,8 +1221,36 @@ function randId(n = 32) {
 const nowUnix = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * llama-server's choice among idle slots: the one whose cached prompt shares the longest prefix with this
+ * prompt (if more than 10% of it), else the least recently used one (the highest id among never-used slots).
+ */
+function pickSlot(job) {
+  const idle = S.slots.filter((s) => !s.busy);
+  if (idle.length === 0) return null;
+  let best = null;
+  let bestSim = 0;
+  for (const s of idle) {
+    if (!s.cached) continue;
+    let k = 0;
+    while (k < s.cached.length && k < job.prompt.length && s.cached[k] === job.prompt[k]) k++;
+    const sim = k / Math.max(1, job.prompt.length);
+    if (sim > bestSim) {
+      best = s;
+      bestSim = sim;
+      job.keep = k / Math.max(1, s.cached.length);
+    }
+  }
+  if (best && bestSim > 0.1) {
+    job.slotReason = `selected slot by LCP similarity, f_sim_best = ${bestSim.toFixed(3)} (> 0.100 thold), f_keep = ${(job.keep ?? 0).toFixed(3)}`;
+    return best;
+  }
+  const lru = idle.reduce((a, b) => (b.lastUsed < a.lastUsed || (b.lastUsed === a.lastUsed && b.id > a.id) ? b : a));
+  job.slotReason = `selected slot by LRU, t_last = ${lru.lastUsed > 0 ? Math.floor(lru.lastUsed * 1000) : -1}`;
+  return lru;
+}
 function acquireSlot(job) {
-  const free = S.slots.filter((s) => !s.busy).sort((a, b) => a.lastUsed - b.lastUsed)[0];
+  const free = pickSlot(job);
   if (free) return Promise.resolve(free);
   return new Promise((resolve) => {
     const w = { job, resolve };
@@ -1237,6 +1268,7 @@ function releaseSlot(slot) {
   const w = S.waiting.shift();
   if (w) {
     w.job.cancelWait = null;
+    w.job.slotReason = `selected slot by LRU, t_last = ${Math.floor(slot.lastUsed * 1000)}`;
     w.resolve(slot);
   }
 }
@@ -1365,7 +1397,8 @@ async function runJob(job) {
   slot.nDecoded = 0;
   slot.maxTokens = job.maxTokens;
   slot.stream = job.stream;
-  slotLog("I", "get_availabl", slot.id, -1, `selected slot by LRU, t_last = ${slot.lastUsed > 0 ? Math.floor(slot.lastUsed * 1000) : -1}`);
+  slot.cached = job.prompt;
+  slotLog("I", "get_availabl", slot.id, -1, job.slotReason);
   slotLog("I", "launch_slot_", slot.id, taskId, "processing task, is_child = 0");
 
   const t0 = performance.now();
@@ -1691,6 +1724,7 @@ function instantAnswer(c, req, kind, stream) {
 S.shutdownWaiters = new Set();
 function cleanupLine() {
   log("I", "srv", "operator()", "operator(): cleaning up before exit...");
+  if (S.breakdown && verbosity >= 4) breakdown(...S.breakdown);
 }
 function beginShutdown() {
   if (S.state === "shutting-down") return;
@@ -1793,7 +1827,7 @@ function printBufferLines() {
   trace("llama_kv_cache", `       CPU KV buffer size = ${fmtMiB(kvBytes).padStart(8)} MiB`);
   trace(
     "llama_kv_cache",
-    `size = ${fmtMiB(kvBytes).padStart(8)} MiB (${String(S.nCtx).padStart(6)} cells, ${String(m.nLayer).padStart(3)} layers, ${String(S.nSlots).padStart(2)}/${S.kvUnified ? 1 : S.nSlots} seqs), K (${opt.cacheTypeK}): ${fmtMiB(kBytes).padStart(8)} MiB, V (${opt.cacheTypeV}): ${fmtMiB(vBytes).padStart(8)} MiB`,
+    `size = ${fmtMiB(kvBytes).padStart(7)} MiB (${String(S.nCtx).padStart(6)} cells, ${String(m.nLayer).padStart(3)} layers, ${String(S.nSlots).padStart(2)}/${S.kvUnified ? 1 : S.nSlots} seqs), K (${opt.cacheTypeK}): ${fmtMiB(kBytes).padStart(7)} MiB, V (${opt.cacheTypeV}): ${fmtMiB(vBytes).padStart(7)} MiB`,
   );
   trace("sched_reserve", `       CPU compute buffer size = ${fmtMiB(computeBytes).padStart(8)} MiB`);
   S.breakdown = [self, mib(modelBytes), mib(kvBytes + outBytes), mib(computeBytes)];
@@ -1891,7 +1925,7 @@ async function main() {
   S.kvUnified = opt.kvUnified ?? auto;
   S.nCtx = nCtx;
   S.nCtxSlot = S.kvUnified ? nCtx : Math.max(1, Math.floor(nCtx / S.nSlots));
-  S.slots = Array.from({ length: S.nSlots }, (_, id) => ({ id, busy: false, lastUsed: 0, taskId: null, nPrompt: 0, nDecoded: 0, maxTokens: -1, stream: false }));
+  S.slots = Array.from({ length: S.nSlots }, (_, id) => ({ id, busy: false, lastUsed: 0, taskId: null, nPrompt: 0, nDecoded: 0, maxTokens: -1, stream: false, cached: "" }));
   if (verbosity >= 4 && auto) log("I", "srv", "llama_server", `n_parallel is set to auto, using n_parallel = ${S.nSlots} and kv_unified = true`);
 
   if (K.rssMb > 0) {
