@@ -295,7 +295,7 @@ export class TurnRenderer {
       if (this.md && this.phase === "answer") this.drawAnswerMarkdown(true);
       else if (this.answer !== "" && !this.answer.endsWith("\n")) this.o.out.write("\n");
       if (this.phase !== "answer" && this.thinking !== "" && !outcome.cancelled && !error) {
-        const why = this.finishReason === "length" ? " (the token limit was reached while thinking; try --max-tokens)" : "";
+        const why = this.finishReason === "length" ? " (the length limit was reached while it was still thinking: raise --max-tokens or the context size)" : "";
         this.o.out.write(this.c.dim(`no answer${why}`) + "\n");
       }
       if (outcome.cancelled) this.o.out.write(this.c.yellow("cancelled") + "\n");

@@ -311,7 +311,7 @@ class ChatSession {
     if (res.answer === "" && !this.o.json && !this.o.quiet) {
       const why =
         res.thinking !== ""
-          ? `the model spent ${res.stats.generatedTokens ?? "all its"} tokens thinking and gave no answer${res.finishReason === "length" ? " (token limit reached: raise --max-tokens)" : ""}`
+          ? `the model spent ${res.stats.generatedTokens ?? "all its"} tokens thinking and gave no answer${res.finishReason === "length" ? " (length limit reached: raise --max-tokens or the context size)" : ""}`
           : "the model gave an empty answer";
       this.stderr.write(`gglib chat: ${why}.${this.o.think !== "show" && res.thinking ? " Add --think show to see the thinking on stderr." : ""}\n`);
     }

@@ -135,7 +135,7 @@ describe("gglib chat in a pipe", () => {
     const r = await gglibChat([think, "-n", "12"], "hi");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "");
-    assert.match(r.stderr, /gglib chat: the model spent 12 tokens thinking and gave no answer \(token limit reached: raise --max-tokens\)/);
+    assert.match(r.stderr, /gglib chat: the model spent 12 tokens thinking and gave no answer \(length limit reached: raise --max-tokens or the context size\)/);
   });
 
   test("failures exit non-zero with a clear message", async () => {

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureLlamaServer } from "../support/llama-server.js";
+import { ensureLlamaCli, ensureLlamaServer } from "../support/llama-server.js";
 import { writeTinyModel } from "../support/tiny-models.js";
 import { killQuietly, pidsWithArg, running, waitFor } from "../support/procs.js";
 
@@ -194,7 +194,15 @@ describe("gglib chat in tmux", () => {
   test("multi-line input: backslash continuation and pasted text are one message; /help, /think, /system, /clear", async (t) => {
     const s = "multi";
     const grammar = 'grammar=root ::= "ok</think>Fine."';
-    startChat(t, s, [join(modelsDir, "tiny-think.gguf"), "-o", grammar, "--json"]);
+    // History from an earlier session comes back with Up.
+    const data = join(dir, "data-multi");
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, "chat_history"), "an older question\n");
+    startChat(t, s, [join(modelsDir, "tiny-think.gguf"), "-o", grammar, "--json"], { GGLIB_DATA_DIR: data });
+    await waitScreen(s, />>>$/);
+    keys(s, "Up");
+    await waitScreen(s, />>> an older question$/);
+    keys(s, "C-u");
     await waitScreen(s, />>>$/);
     type(s, "/help");
     keys(s, "Enter");
@@ -227,6 +235,24 @@ describe("gglib chat in tmux", () => {
     type(s, "/bogus");
     keys(s, "Enter");
     await waitScreen(s, /unknown command \/bogus/);
+    type(s, "/exit");
+    keys(s, "Enter");
+    await waitScreen(s, /\[exit 0\]/);
+    const history = readFileSync(join(data, "chat_history"), "utf8").split("\n");
+    assert.equal(history[0], "an older question");
+    for (const line of ["first line \\", "second line", "pasted three", "/think hide", "/exit"]) assert.ok(history.includes(line), line);
+  });
+
+  test("--cli hands the terminal to llama-cli with the model's settings (no --interactive-first)", async (t) => {
+    await ensureLlamaCli(); // next to the rig's llama-server, where gglib looks for it
+    const s = "cli";
+    startChat(t, s, ["--cli", join(modelsDir, "tiny-think.gguf"), "-n", "8", "-s", "Be brief."]);
+    const shown = await waitScreen(s, /available commands:[\s\S]*\n> ?$/, 60_000);
+    assert.match(shown, /Executing: \S*llama-cli -m \S*tiny-think\.gguf --jinja --reasoning-format deepseek -sys "Be brief\." -n 8/);
+    assert.doesNotMatch(shown, /--interactive-first/);
+    type(s, "hello");
+    keys(s, "Enter");
+    await waitScreen(s, /> hello\n[\s\S]*Generation: [\d.]+ t\/s[\s\S]*\n> ?$/, 60_000);
     type(s, "/exit");
     keys(s, "Enter");
     await waitScreen(s, /\[exit 0\]/);

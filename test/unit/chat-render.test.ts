@@ -202,14 +202,14 @@ describe("ChatRenderer on a terminal", () => {
   });
 
   test("only thinking, token limit reached: folded line and a hint", () => {
-    const term = new FakeTerminal();
+    const term = new FakeTerminal(200);
     const { r, c } = liveRenderer(term);
     const turn = r.startTurn("m");
     turn.event(think("hmm"));
     c.advance(500);
     turn.event({ type: "finish", reason: "length" });
     turn.end();
-    assert.match(term.screen(), /thought for 500 ms\nno answer \(the token limit was reached while thinking/);
+    assert.match(term.screen(), /thought for 500 ms\nno answer \(the length limit was reached while it was still thinking: raise --max-tokens or the context size\)/);
   });
 
   test("loading progress is drawn in place and cleared by the first token", () => {
@@ -224,6 +224,21 @@ describe("ChatRenderer on a terminal", () => {
     turn.end();
     assert.doesNotMatch(term.screen(), /loading/);
     assert.match(term.screen(), /^hi/);
+  });
+
+  test("proxy notes without a percentage: waiting for room, then loading", () => {
+    const term = new FakeTerminal();
+    const { r } = liveRenderer(term);
+    const turn = r.startTurn("m");
+    turn.event({ type: "loading", model: "big", waiting: true });
+    assert.equal(term.screen(), "waiting for room to load big…");
+    turn.event({ type: "loading", model: "big" });
+    assert.equal(term.screen(), "loading big…");
+    turn.event({ type: "loading", model: "big", fraction: 0.5 });
+    assert.match(term.screen(), /^loading big .* 50%$/);
+    turn.event(answer("x"));
+    turn.end();
+    assert.match(term.screen(), /^x\n/);
   });
 
   test("error is shown in place of stats", () => {

@@ -132,6 +132,15 @@ describe("ChatStreamParser on recorded llama-server streams", () => {
     assert.equal(joined(ev, "answer"), "hi");
   });
 
+  test("proxy notes without a percentage", () => {
+    const ev = parse(": waiting for room to load big-model\n\n: loading big-model\n\n: loading big-model 7%\n\n");
+    assert.deepEqual(ev, [
+      { type: "loading", model: "big-model", waiting: true },
+      { type: "loading", model: "big-model" },
+      { type: "loading", model: "big-model", fraction: 0.07 },
+    ]);
+  });
+
   test("`reasoning` field (other servers) counts as thinking", () => {
     const ev = parse(sse([{ reasoning: "let me see" }, { content: "42" }]));
     assert.equal(joined(ev, "thinking"), "let me see");
