@@ -97,14 +97,26 @@ class ChatSession {
     };
     const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
     for (const s of signals) process.on(s, onSignal);
+    // The reader of our output went away (`gglib chat m | head -1`): stop generating, clean up, exit quietly.
+    let outputGone = false;
+    const onOutputError = (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") return;
+      outputGone = true;
+      this.current?.abort();
+      this.reader?.close();
+    };
+    this.stdout.on("error", onOutputError);
     try {
-      return await this.runInner();
+      const code = await this.runInner();
+      return outputGone ? EXIT_OK : code;
     } catch (e) {
+      if (outputGone) return EXIT_OK;
       this.fail(e);
       return this.signalled ? EXIT_INTERRUPTED : isGglibError(e, "invalid_config") ? EXIT_USAGE : EXIT_FAILED;
     } finally {
       await this.shutdown();
       for (const s of signals) process.off(s, onSignal);
+      this.stdout.off("error", onOutputError);
     }
   }
 
