@@ -229,7 +229,7 @@ describe("fake llama-server: command line and startup failures", () => {
     const r = await fetch(`${fake.baseUrl}/v1/models`);
     const body = (await r.json()) as { data: { id: string; meta: { n_ctx: number } }[] };
     assert.equal(body.data[0]!.id, "my-model");
-    assert.equal(body.data[0]!.meta.n_ctx, 4096);
+    assert.equal(body.data[0]!.meta.n_ctx, 2048, "per slot, as the real one reports it");
     assert.match(fake.stderr(), /initializing, n_slots = 2, n_ctx_slot = 2048, kv_unified = 'false'/);
   });
 
@@ -284,7 +284,7 @@ describe("fake llama-server: command line and startup failures", () => {
 
 describe("fake llama-server: HTTP bytes match the recorded ones", () => {
   test("while loading every route answers the exact 503; then /health answers the exact 200", async (t) => {
-    const fake = await start(t, { knobs: { loadMs: 1500 }, waitReady: false });
+    const fake = await start(t, { knobs: { loadMs: 2500 }, waitReady: false });
     await fake.waitForLine(/load_model: loading model/);
     const h503 = await rawExchange(fake.port, httpRequest("GET", "/health"));
     assert.equal(h503.bytes.toString("latin1"), fixture("06-while-loading-GET-health-503.raw").toString("latin1"));

@@ -986,7 +986,7 @@ function modelEntry() {
     object: "model",
     created: Math.floor(Date.now() / 1000),
     owned_by: "llamacpp",
-    meta: { vocab_type: true, n_vocab: m.nVocab, n_ctx: S.nCtx, n_ctx_train: m.nCtxTrain, n_embd: m.nEmbd, n_params: m.nParams, size: m.tensorBytes, ftype: m.ftype },
+    meta: { vocab_type: true, n_vocab: m.nVocab, n_ctx: S.nCtxSlot, n_ctx_train: m.nCtxTrain, n_embd: m.nEmbd, n_params: m.nParams, size: m.tensorBytes, ftype: m.ftype },
   };
 }
 function modelsBody() {
@@ -1919,12 +1919,15 @@ async function main() {
   S.isThink = isReasoningModel();
   S.chatTemplate = meta.chatTemplate ?? (S.isThink ? CHATML + "{% if add_generation_prompt %}<think>\n{% endif %}" : CHATML);
   // context and slots, the way llama-server sizes them
-  const nCtx = opt.ctxSize > 0 ? Math.ceil(opt.ctxSize / 256) * 256 : meta.nCtxTrain;
+  // (-c 0 = the training context per sequence; otherwise padded to a multiple of 256, per sequence when the KV
+  // cache is not unified: -np 3 -c 1000 gives 512 per slot, as the real binary does)
   const auto = opt.parallel < 0;
   S.nSlots = auto ? 4 : Math.max(1, opt.parallel);
   S.kvUnified = opt.kvUnified ?? auto;
-  S.nCtx = nCtx;
-  S.nCtxSlot = S.kvUnified ? nCtx : Math.max(1, Math.floor(nCtx / S.nSlots));
+  const pad256 = (n) => Math.ceil(n / 256) * 256;
+  if (opt.ctxSize <= 0) S.nCtxSlot = meta.nCtxTrain;
+  else S.nCtxSlot = S.kvUnified ? pad256(opt.ctxSize) : pad256(opt.ctxSize / S.nSlots);
+  S.nCtx = S.kvUnified ? S.nCtxSlot : S.nCtxSlot * S.nSlots;
   S.slots = Array.from({ length: S.nSlots }, (_, id) => ({ id, busy: false, lastUsed: 0, taskId: null, nPrompt: 0, nDecoded: 0, maxTokens: -1, stream: false, cached: "" }));
   if (verbosity >= 4 && auto) log("I", "srv", "llama_server", `n_parallel is set to auto, using n_parallel = ${S.nSlots} and kv_unified = true`);
 
