@@ -102,6 +102,11 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+// A parent that closes our pipes must not crash us with an unhandled EPIPE (the real binary would die of SIGPIPE
+// on its next log line; the fake keeps running so tests see the HTTP behaviour).
+process.stdout.on("error", () => {});
+process.stderr.on("error", () => {});
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURES = path.join(HERE, "..", "fixtures", "llama-server");
 const ENV = process.env;
