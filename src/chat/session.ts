@@ -6,7 +6,7 @@ import type { ProcessRunner } from "../core/ports.js";
 import { colorEnabled, ProgressLine } from "../cli/ui.js";
 import { LlamaServerRunner } from "../runner/llama-server-runner.js";
 import pc from "picocolors";
-import { looksLikePath, ProxyBackend, RunnerBackend, type ChatBackend } from "./backend.js";
+import { looksLikePath, ProxyBackend, resolveModelArg, RunnerBackend, type ChatBackend } from "./backend.js";
 import { ChatClient, ChatHttpError } from "./client.js";
 import { HELP_TEXT, parseSlashCommand, unescapeMessage, type SlashCommand } from "./commands.js";
 import { Conversation, saveConversation } from "./conversation.js";
@@ -137,6 +137,9 @@ class ChatSession {
     // One-shot: read the question first, so an empty pipe fails before anything is started.
     let question: string | undefined;
     if (!this.interactive) {
+      if (this.o.prompt === undefined && this.stdin.isTTY) {
+        this.stderr.write("(stdout is not a terminal: type the question, then Ctrl-D on an empty line)\n");
+      }
       question = this.o.prompt ?? (await readAll(this.stdin));
       if (question.trim() === "") {
         this.stderr.write(`gglib chat: nothing to ask: stdin was empty.\n  Pipe a question in (echo "why is the sky blue?" | gglib chat MODEL) or pass --prompt TEXT.\n`);
@@ -397,6 +400,8 @@ class ChatSession {
             return;
           }
           if (backend.kind === "runner") {
+            // Fail on an unknown name before announcing a start.
+            resolveModelArg(cmd.model, { env: this.env, ...(this.o.modelsDir ? { modelsDir: this.o.modelsDir } : {}) });
             if (!(await this.loadModel(backend, cmd.model, `Starting ${cmd.model}…`))) return;
             out(this.c.dim(`Now chatting with ${backend.model} (${backend.describe()}); the previous server was stopped.`));
           } else {
