@@ -16,8 +16,9 @@
  * FLAGS
  *   Every flag in test/fixtures/llama-server/server-help.txt (the real --help) is accepted, together with
  *   the LLAMA_ARG_* env variables listed there. Flags that take a number (N, PORT) are checked the way
- *   llama.cpp's stoi checks them (07d2). An unknown flag prints `error: invalid argument: <flag>` and the
- *   process exits with 1 (07d). `--help` prints the recorded help text on stdout; `--version` prints the
+ *   llama.cpp's stoi checks them (07d2), `[on|off|auto]` choices are checked, a missing value is an error;
+ *   each of these prints the real message and usage snippet and exits with 1 (checked against the real
+ *   binary). An unknown flag (also `--port=N`) prints `error: invalid argument: <flag>`, exit 1 (07d). `--help` prints the recorded help text on stdout; `--version` prints the
  *   recorded version on stderr. Both exit with 0. These flags change what the fake does:
  *     -m/--model, --host (a path ending in .sock is a unix socket), --port (0 = any free port),
  *     -c/--ctx-size (0 = the model's context, otherwise rounded up to a multiple of 256),
@@ -48,9 +49,13 @@
  *   - Slots: `--parallel N` requests generate at once. Any more wait for a free slot, and until they
  *     get one they receive no bytes at all.
  *   - If a client disconnects mid-generation, the fake logs `stop: cancel task` and frees the slot.
+ *   - HTTP: keep-alive (`Keep-Alive: timeout=5, max=100`, idle connections closed after 5 s, the 100th
+ *     request on a connection gets `Connection: close`); every 4xx/5xx says `Connection: close` and closes;
+ *     `Expect: 100-continue` and chunked request bodies work; HEAD adds `Accept-Ranges: bytes`.
  *   - Signals: SIGTERM and SIGINT while loading kill the process (no handler is installed yet, 07g).
  *     Once it has loaded, a signal at idle exits with 0. While a generation is open the fake stops
- *     sending and stays alive until the client disconnects, then exits with 0 (07f). A second signal
+ *     sending and stays alive until the client disconnects, then exits with 0 (07f). In both cases it
+ *     stops listening at once (new connections are refused) and closes idle keep-alive connections. A second signal
  *     prints `Received second interrupt, terminating immediately.` and exits with 1.
  *   - Router-child mode: when LLAMA_SERVER_ROUTER_PORT is set, it prints `cmd_child_to_router:state:`
  *     lines on stdout while it loads and when it is ready. Once ready it reads stdin:
