@@ -76,6 +76,11 @@ export function forward(agent: Dispatcher, res: ServerResponse, o: ForwardOption
   const tail: Buffer[] = [];
   let tailLen = 0;
   let settled = false;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
   const started = performance.now();
   let ttfbMs: number | undefined;
   let resolveDone!: (r: ForwardResult) => void;
@@ -133,6 +138,12 @@ export function forward(agent: Dispatcher, res: ServerResponse, o: ForwardOption
         tail.push(chunk);
         tailLen += chunk.length;
         while (tail.length > 1 && tailLen - tail[0]!.length >= TAIL_BYTES) tailLen -= tail.shift()!.length;
+      }
+      // coalesce what arrives in one tick (status line, headers, body, end) into one write to the socket
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
       }
       if (!res.write(chunk)) {
         c.pause();
