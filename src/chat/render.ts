@@ -131,12 +131,15 @@ export class TurnRenderer {
   /** Rows of the live region drawn so far; the cursor sits at the end of its last row. */
   private liveRows = 0;
   private lastThinkLabel = "";
-  /** Answer markdown streaming: characters of `answer` already printed for good. */
-  private committed = 0;
   /** The block being written outgrew the screen: it is printed raw as it comes. */
   private frozen = false;
-  /** In a frozen block: characters of `answer` already written raw. */
-  private printedUpTo = 0;
+  /** The answer text not yet printed for good (the block being written), and its offset in the answer. */
+  private buf = "";
+  private bufStart = 0;
+  /** The last text written raw in a frozen block (to know whether it ended a line). */
+  private lastRaw = "";
+  /** The end of the thinking, enough to fill the live region. */
+  private thinkTail = "";
   private readonly blocks = new BlockBoundaries();
   /** When the live region was last redrawn (redraws are throttled; the final draw is not). */
   private lastDraw = -Infinity;
@@ -244,6 +247,8 @@ export class TurnRenderer {
       return;
     }
     this.thinking += text;
+    this.thinkTail += text;
+    if (this.thinkTail.length > 16_384) this.thinkTail = this.thinkTail.slice(-8_192);
     if (this.o.json) return;
     if (this.o.live) this.drawThinking(now);
     else if (this.o.think === "show") {
@@ -376,7 +381,8 @@ export class TurnRenderer {
     const keep = Math.min(8, this.maxLiveRows() - 1);
     const width = this.cols() - 1;
     // Only the end of the thinking is shown: wrap just enough of it to fill the rows.
-    const window = this.thinking.length > keep * width * 2 ? this.thinking.slice(-keep * width * 2) : this.thinking;
+    const span = Math.min(keep * width * 2, 8_192);
+    const window = this.thinkTail.length > span ? this.thinkTail.slice(-span) : this.thinkTail;
     const rows = wrapRows(sanitize(window.replace(/^\s+/, "")), width);
     const tail = rows.slice(-keep);
     const label = this.c.dim(this.c.italic(`thinking… ${secs} s`)) + (this.thinking.length > window.length || rows.length > keep ? this.c.dim("  (last lines)") : "");
@@ -395,61 +401,73 @@ export class TurnRenderer {
     }
   }
 
-  /** Print finished markdown blocks rendered; show the unfinished one raw in the live region. */
+  /**
+   * Print finished markdown blocks rendered; show the unfinished one raw in the live region. Works on `buf` (the
+   * answer since the last committed or raw-printed character) only, so a long answer costs linear time.
+   */
   private drawAnswerMarkdown(final: boolean, delta = ""): void {
     const md = this.md;
     if (!md) return;
     const out = this.o.out;
     if (final) {
       if (this.frozen) {
-        out.write(this.answer.slice(this.printedUpTo));
-        if (!this.answer.endsWith("\n")) out.write("\n");
+        out.write(this.buf);
+        const last = this.buf !== "" ? this.buf : this.lastRaw;
+        if (!last.endsWith("\n")) out.write("\n");
         out.write("\n");
         this.frozen = false;
       } else {
         this.clearLive();
-        const rendered = md.render(this.answer.slice(this.committed));
+        const rendered = md.render(this.buf);
         if (rendered.trim() !== "") out.write(rendered + "\n\n");
       }
-      this.committed = this.answer.length;
+      this.bufStart += this.buf.length;
+      this.buf = "";
       return;
     }
     this.blocks.append(delta);
+    this.buf += delta;
     const boundary = this.blocks.boundary;
-    if (boundary > this.committed) {
+    if (boundary > this.bufStart) {
+      const done = this.buf.slice(0, boundary - this.bufStart);
       if (this.frozen) {
-        out.write(this.answer.slice(this.printedUpTo, boundary));
-        if (this.answer[boundary - 1] !== "\n") out.write("\n");
+        out.write(done);
+        if (!done.endsWith("\n")) out.write("\n");
         out.write("\n");
         this.frozen = false;
       } else {
         this.clearLive();
-        const rendered = md.render(this.answer.slice(this.committed, boundary));
+        const rendered = md.render(done);
         if (rendered.trim() !== "") out.write(rendered + "\n\n");
       }
-      this.committed = boundary;
-      this.printedUpTo = boundary;
+      this.buf = this.buf.slice(done.length);
+      this.bufStart = boundary;
       this.lastDraw = -Infinity;
     }
     if (this.frozen) {
-      out.write(this.answer.slice(this.printedUpTo));
-      this.printedUpTo = this.answer.length;
+      if (this.buf !== "") {
+        out.write(this.buf);
+        this.lastRaw = this.buf;
+      }
+      this.bufStart += this.buf.length;
+      this.buf = "";
       return;
     }
     const now = this.o.now();
     if (now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
-    const rest = this.answer.slice(this.committed);
-    const rows = wrapRows(sanitize(rest), this.cols() - 1);
+    const rows = wrapRows(sanitize(this.buf), this.cols() - 1);
     if (rows.length > this.maxLiveRows()) {
       // Too tall to redraw in place: from here this block is printed raw as it comes.
       this.clearLive();
-      out.write(rest);
+      out.write(this.buf);
+      this.lastRaw = this.buf;
       this.frozen = true;
-      this.printedUpTo = this.answer.length;
+      this.bufStart += this.buf.length;
+      this.buf = "";
       return;
     }
-    if (rest === "") this.clearLive();
+    if (this.buf === "") this.clearLive();
     else this.drawLive(rows);
   }
 }

@@ -114,27 +114,38 @@ export function splitCompleteBlocks(text: string): { complete: string; rest: str
  * block ends.
  */
 export class BlockBoundaries {
-  private text = "";
-  private scanPos = 0;
+  /** Text after the last newline seen (the line being written). */
+  private line = "";
+  /** Offset of `line` in everything appended. */
+  private lineStart = 0;
   private fence: string | undefined;
   boundary = 0;
 
   append(delta: string): void {
-    this.text += delta;
+    if (!delta.includes("\n")) {
+      this.line += delta;
+      return;
+    }
+    const text = this.line + delta;
+    let pos = 0;
     for (;;) {
-      const nl = this.text.indexOf("\n", this.scanPos);
+      const nl = text.indexOf("\n", pos);
       if (nl < 0) break;
-      const line = this.text.slice(this.scanPos, nl);
-      const end = nl + 1;
-      const m = /^ {0,3}(`{3,}|~{3,})/.exec(line);
-      if (this.fence === undefined) {
-        if (m) this.fence = m[1];
-        else if (line.trim() === "") this.boundary = end;
-      } else if (m && m[1] !== undefined && m[1][0] === this.fence[0] && m[1].length >= this.fence.length && line.trim() === m[1]) {
-        this.fence = undefined;
-        this.boundary = end;
-      }
-      this.scanPos = end;
+      this.scanLine(text.slice(pos, nl), this.lineStart + nl + 1);
+      pos = nl + 1;
+    }
+    this.lineStart += pos;
+    this.line = text.slice(pos);
+  }
+
+  private scanLine(line: string, end: number): void {
+    const m = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+    if (this.fence === undefined) {
+      if (m) this.fence = m[1];
+      else if (line.trim() === "") this.boundary = end;
+    } else if (m && m[1] !== undefined && m[1][0] === this.fence[0] && m[1].length >= this.fence.length && line.trim() === m[1]) {
+      this.fence = undefined;
+      this.boundary = end;
     }
   }
 }
