@@ -54,3 +54,10 @@ export { ChatClient, ChatHttpError, type ChatRequestOptions, type ServerModel } 
 export { ChatRenderer, formatStats, type RendererOptions, type ThinkMode, type TurnResult, type TurnStats } from "./chat/render.js";
 export { Conversation, saveConversation, type RequestMessage } from "./chat/conversation.js";
 export { runChat, DEFAULT_CHAT_URL, type ChatSessionOptions } from "./chat/session.js";
+
+// the OpenAI-compatible proxy: one endpoint for every model (scheduler, controller, HTTP server, config)
+export { startProxy, diffCatalogs, type ProxyOptions, type RunningProxy, type ReloadReport, type StartReport } from "./proxy/index.js";
+export { Scheduler, type ModelSpec, type SchedulerAction, type SchedulerEvent, type SchedulerOptions, type StopReason, type ModelStatus as ProxyModelStatus } from "./proxy/scheduler.js";
+export { ModelController, type ControllerOptions, type Lease, type ProxyEvent, type ModelStatusReport } from "./proxy/controller.js";
+export { ProxyServer, type ProxyServerOptions } from "./proxy/server.js";
+export { configJsonSchema, parseConfig as parseProxyConfig, loadConfigFile as loadProxyConfigFile, ProxyConfigSchema, type ProxyConfigFile, type ModelConfig as ProxyModelConfig } from "./proxy/config.js";
