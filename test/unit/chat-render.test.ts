@@ -178,7 +178,13 @@ describe("ChatRenderer on a terminal", () => {
       c.advance(50);
       turn.event(answer(w + " "));
     }
+    // the next block is rendered as markdown again
+    for (const piece of ["\n\n", "After ", "**bold**", "."]) {
+      c.advance(50);
+      turn.event(answer(piece));
+    }
     turn.end();
+    assert.match(term.screen(), /\n\nAfter bold\.\n/);
     const flat = term.screen().replace(/\n/g, "");
     assert.match(flat, /w0 w1 w2/);
     assert.match(flat, /w119/);
