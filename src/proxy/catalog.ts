@@ -81,8 +81,9 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
   if (entry.mmproj) extraArgs.push("--mmproj", entry.mmproj);
   extraArgs.push(...(s.extraArgs ?? []));
   if (extraArgs.length > 0) server.extraArgs = extraArgs;
-  const files = [...entry.shards, ...(entry.mmproj ? [entry.mmproj] : [])];
-  const estInput: Parameters<typeof estimateModel>[0] = { files };
+  const estInput: Parameters<typeof estimateModel>[0] = { files: entry.shards };
+  if (entry.mmproj) estInput.mmproj = entry.mmproj;
+  if (s.parallel !== undefined) estInput.parallel = s.parallel;
   if (s.ctx !== undefined) estInput.ctx = s.ctx;
   if (cfg?.cacheTypeK) estInput.cacheTypeK = cfg.cacheTypeK;
   if (cfg?.cacheTypeV) estInput.cacheTypeV = cfg.cacheTypeV;

@@ -5,6 +5,8 @@
 import { readFileSync, statSync } from "node:fs";
 import { gguf } from "@huggingface/gguf";
 import type { KvCacheType } from "../core/config.js";
+import { readModelMetadata } from "../gguf/reader.js";
+import { estimateMemory, parseLlamaMemoryLog } from "../models/estimator.js";
 import type { SystemProbe } from "../system/types.js";
 
 const MiB = 1024 * 1024;
@@ -83,8 +85,10 @@ export interface KvShape {
 }
 
 export interface EstimateInput {
-  /** Every file of the model (shards) plus the projector, if any. */
+  /** Every file of the model (shards). */
   files: readonly string[];
+  /** The multimodal projector, if any. */
+  mmproj?: string;
   /** Requested context; 0/undefined = the trained context. */
   ctx?: number;
   cacheTypeK?: KvCacheType;
@@ -158,10 +162,34 @@ export async function readKvShape(path: string): Promise<KvShape | undefined> {
   }
 }
 
+/**
+ * The model's need: the shared estimator (src/models/estimator.ts: weights + KV cache + compute + output, from the
+ * GGUF's metadata) when the header can be read, else files + KV from @huggingface/gguf's reading + an allowance.
+ */
 export async function estimateModel(input: EstimateInput): Promise<Estimate> {
   const first = input.files[0];
+  const bytes = fileBytes(input.files);
+  const mmprojBytes = input.mmproj ? fileBytes([input.mmproj]) : 0;
+  if (first) {
+    try {
+      const metadata = await readModelMetadata(first);
+      const e = estimateMemory({
+        metadata,
+        fileBytes: bytes,
+        ...(input.ctx !== undefined ? { ctx: input.ctx } : {}),
+        ...(input.parallel !== undefined ? { parallel: input.parallel } : {}),
+        ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
+        ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
+        mmprojBytes,
+      });
+      return { bytes: e.totalBytes, weightsBytes: e.weightsBytes, kvBytes: e.kvBytes, computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes, ctx: e.ctx };
+    } catch {
+      // fall through to the simple estimate
+    }
+  }
   const shape = first ? await readKvShape(first) : undefined;
-  return estimateFromShape(input, shape, fileBytes(input.files));
+  const est = estimateFromShape(input, shape, bytes + mmprojBytes);
+  return est;
 }
 
 /**
@@ -169,16 +197,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
  * summed over devices. Undefined when no such line was seen.
  */
 export function parseMemoryLog(lines: readonly string[]): number | undefined {
-  const re = /\b(model|KV|compute|output) buffer size =\s*([\d.]+) MiB/;
-  let total = 0;
-  let seen = false;
-  for (const line of lines) {
-    const m = re.exec(line);
-    if (!m) continue;
-    seen = true;
-    total += Number(m[2]) * MiB;
-  }
-  return seen ? Math.round(total) : undefined;
+  return parseLlamaMemoryLog(lines).totalBytes;
 }
 
 /** Resident memory of a process (Linux /proc/PID/status VmRSS), bytes. */
