@@ -9,7 +9,7 @@ import type { ServerHandle } from "../core/handle.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
 import { ProxyHttpError } from "./http-util.js";
-import { parseMemoryLog, processRss } from "./memory.js";
+import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { Scheduler, type ModelState, type SchedulerAction, type SchedulerEvent, type SchedulerOptions } from "./scheduler.js";
 
@@ -380,10 +380,18 @@ export class ModelController {
       );
   }
 
+  /**
+   * What the running server really uses: its buffer-size log lines when it printed them (-lv 4), else on a
+   * RAM budget its resident memory, on a VRAM budget its GPU memory as nvidia-smi reports it.
+   */
   private measure(model: string, instance: number, handle: ServerHandle, logs: string[]): void {
-    let bytes = parseMemoryLog(logs);
-    if (bytes === undefined && this.opts.measureRss) bytes = processRss(handle.pid);
-    if (bytes !== undefined && bytes > 0) this.feed({ type: "memoryMeasured", model, instance, bytes, now: this.now() });
+    const report = (bytes: number | undefined) => {
+      if (bytes !== undefined && bytes > 0) this.feed({ type: "memoryMeasured", model, instance, bytes, now: this.now() });
+    };
+    const fromLog = parseMemoryLog(logs);
+    if (fromLog !== undefined) return report(fromLog);
+    if (this.opts.measureRss) return report(processRss(handle.pid));
+    processGpuBytes(handle.pid).then(report, () => {});
   }
 
   private stop(model: string, instance: number, reason: string, abortRequests: boolean): void {

@@ -120,6 +120,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   } else {
     budgetBytes = parseSize(budgetSetting);
     budgetSource = "configured";
+    // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
+    const machine = await autoBudget(probe).catch(() => undefined);
+    measureRss = !machine || !/VRAM/.test(machine.source);
   }
 
   const catalogInput = () => ({ config: loaded, modelsDir, ttlS });

@@ -7,6 +7,7 @@ import { gguf } from "@huggingface/gguf";
 import type { KvCacheType } from "../core/config.js";
 import { readModelMetadata } from "../gguf/reader.js";
 import { estimateMemory, parseLlamaMemoryLog } from "../models/estimator.js";
+import { runCommand } from "../system/exec.js";
 import type { SystemProbe } from "../system/types.js";
 
 const MiB = 1024 * 1024;
@@ -209,4 +210,21 @@ export function processRss(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** GPU memory used by a process, from `nvidia-smi --query-compute-apps` (NVIDIA only), bytes. */
+export async function processGpuBytes(pid: number): Promise<number | undefined> {
+  const r = await runCommand("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"], { timeoutMs: 3_000 });
+  if (!r.ok) return undefined;
+  return parseComputeApps(r.stdout, pid);
+}
+
+/** `pid, used_memory [MiB]` lines → the bytes of one pid (summed over GPUs). */
+export function parseComputeApps(text: string, pid: number): number | undefined {
+  let total: number | undefined;
+  for (const line of text.split("\n")) {
+    const [p, mib] = line.split(",").map((x) => x.trim());
+    if (Number(p) === pid && Number.isFinite(Number(mib))) total = (total ?? 0) + Number(mib) * MiB;
+  }
+  return total;
 }

@@ -7,7 +7,7 @@ import { configJsonSchema, parseConfig } from "../../src/proxy/config.js";
 import { buildCatalog, resolveModelName } from "../../src/proxy/catalog.js";
 import { parseUsage } from "../../src/proxy/forward.js";
 import { downstreamResponseHeaders, errorBody, sseErrorEvent, upstreamRequestHeaders } from "../../src/proxy/http-util.js";
-import { estimateFromShape, kvBytesPerElement, parseMemoryLog, parseSize } from "../../src/proxy/memory.js";
+import { estimateFromShape, kvBytesPerElement, parseComputeApps, parseMemoryLog, parseSize } from "../../src/proxy/memory.js";
 import { parseJsonBody } from "../../src/proxy/server.js";
 import { diffCatalogs } from "../../src/proxy/index.js";
 import { GglibError } from "../../src/core/errors.js";
@@ -130,6 +130,12 @@ describe("proxy memory", () => {
     // 7.97 model + 0.49 output + 1.00 KV + 3.01 compute MiB
     assert.ok(Math.abs(bytes / 1024 ** 2 - (7.97 + 0.49 + 1.0 + 3.01)) < 0.05, `${bytes / 1024 ** 2} MiB`);
     assert.equal(parseMemoryLog(["nothing here"]), undefined);
+  });
+
+  test("GPU memory of a process from nvidia-smi --query-compute-apps", () => {
+    const text = "4242, 5120\n777, 100\n4242, 1024\n";
+    assert.equal(parseComputeApps(text, 4242), 6144 * 1024 * 1024, "summed over GPUs");
+    assert.equal(parseComputeApps(text, 1), undefined);
   });
 });
 
