@@ -79,7 +79,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "gglib-e2e-chat-pipe-"));
   modelsDir = join(dir, "models");
   mkdirSync(modelsDir, { recursive: true });
-  think = await writeTinyModel(modelsDir, { name: "tiny-think", kind: "think" });
+  // a model that never closes its think block: answers need the grammar below, and "all thinking" is testable
+  think = await writeTinyModel(modelsDir, { name: "tiny-think", kind: "think", endsThinking: false });
   closedUrl = `http://127.0.0.1:${await closedPort()}`;
 });
 

@@ -137,7 +137,8 @@ before(async () => {
   bin = await ensureLlamaServer();
   dir = mkdtempSync(join(tmpdir(), "tiny-models-e2e-"));
   chatModel = await writeTinyModel(dir, { name: "tiny-a", kind: "chat", seed: 1 });
-  thinkModel = await writeTinyModel(dir, { name: "tiny-think", kind: "think", seed: 3 });
+  // never closes its think block, so everything it samples is reasoning (the split itself is checked with a grammar)
+  thinkModel = await writeTinyModel(dir, { name: "tiny-think", kind: "think", seed: 3, endsThinking: false });
 });
 
 after(async () => {

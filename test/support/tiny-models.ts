@@ -38,6 +38,8 @@ export interface TinyModelOptions {
   contextLength?: number;
   /** Jinja chat template text; overrides the one `kind` selects. */
   chatTemplate?: string;
+  /** "think" models only: may sample `</think>` and so end their thinking (default true). false: they think forever. */
+  endsThinking?: boolean;
   /** Storage type of the 2-D weight matrices (norms are always F32). Default "F16". */
   weightType?: "F16" | "F32";
 }
@@ -65,6 +67,8 @@ export interface TinyVocab {
   readonly unk: number;
   /** Token ids the model must never produce (their `output` rows are zero). */
   readonly silenced: ReadonlySet<number>;
+  /** The single token `</think>`: silenced in chat models, sampled now and then by "think" models. */
+  readonly thinkEnd: number;
 }
 
 const SPACE = "\u2581"; // SentencePiece's "▁"
@@ -111,7 +115,12 @@ export function tinyVocab(): TinyVocab {
     const chars = [...piece];
     for (let n = 2; n <= chars.length; n++) add(chars.slice(0, n).join(""), TokenType.NORMAL, n);
   }
-  vocabCache = { tokens, scores, types, bos, eos, unk, silenced };
+  // one token for the closing tag, so a random "think" model can end its thinking (see THINK_END_BIAS); its
+  // prefixes are tokens too, like every piece's
+  const closing = [..."</think>"];
+  for (let n = 2; n < closing.length; n++) add(closing.slice(0, n).join(""), TokenType.NORMAL, n);
+  const thinkEnd = add("</think>", TokenType.NORMAL, closing.length);
+  vocabCache = { tokens, scores, types, bos, eos, unk, silenced, thinkEnd };
   return vocabCache;
 }
 
@@ -190,6 +199,13 @@ export function tinyModelShape(opts: Pick<TinyModelOptions, "embd" | "layers" | 
 const BIAS_DIM = 0;
 const BIAS_INPUT = 8;
 const BIAS_LOGIT = 4;
+/**
+ * Bias weight of `</think>` in "think" models: a little above the other tokens', so thinking ends after about a
+ * dozen tokens on average and an answer follows (llama-server moves what precedes it into reasoning_content).
+ * Chat models never produce it. Measured with the real llama-server (default sampling, max_tokens 64, 12 seeds):
+ * 10 of 12 answers had content after the thinking; `</think>` may also turn up again inside an answer.
+ */
+const THINK_END_BIAS = 4.7;
 
 /** The GGUF document of a tiny model (what writeTinyModel writes). */
 export function tinyModelDocument(opts: TinyModelOptions): GgufDocument {
@@ -235,8 +251,9 @@ export function tinyModelDocument(opts: TinyModelOptions): GgufDocument {
     norm("output_norm.weight"),
     matrix("output.weight", embd, nVocab, 0.3, (w) => {
       for (let t = 0; t < nVocab; t++) {
-        if (vocab.silenced.has(t)) w.fill(0, t * embd, (t + 1) * embd);
+        if (vocab.silenced.has(t) || t === vocab.thinkEnd) w.fill(0, t * embd, (t + 1) * embd);
         w[t * embd + BIAS_DIM] = vocab.silenced.has(t) ? -BIAS_LOGIT : BIAS_LOGIT;
+        if (t === vocab.thinkEnd) w[t * embd + BIAS_DIM] = opts.kind === "think" && opts.endsThinking !== false ? THINK_END_BIAS : -BIAS_LOGIT;
       }
     }),
   ];
