@@ -16,6 +16,7 @@ import {
 import { findModel, loadModelSources, scanModelsDir, type Clash, type ConfigModel, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
 import { loadConfigFile, resolvePath as resolveConfigPath, type LoadedConfig } from "../../proxy/config.js";
 import { colors, formatBytes } from "../ui.js";
+import { registerFit } from "./models-fit.js";
 
 /**
  * `gglib models …`: the model registry (SQLite in the data dir) and a merged view of every model source.
@@ -213,6 +214,7 @@ Examples:
   gglib models list --json
   gglib models set qwen3 ctx=8192 jinja=on ttl=10m
   gglib models scan ~/models
+  gglib models fit qwen3 --ctx 32768
   gglib models rm qwen3`,
     );
 
@@ -443,6 +445,9 @@ Examples:
         out(o.json, registeredJson(m, reg), () => `Updated ${m.name}: ${settingsText(m.settings) || "(default settings)"}${m.aliases.length ? `; aliases: ${m.aliases.join(", ")}` : ""}`);
       });
     });
+
+  // --- fit (src/cli/commands/models-fit.ts)
+  registerFit(models);
 }
 
 /** Extra llama-server args are only accepted after `--` (a stray second path is an error, not an argument). */
