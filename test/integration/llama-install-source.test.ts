@@ -89,6 +89,29 @@ describe("llama install --source", () => {
     assert.match((await llamaStatus(env)).versionText!, /version: 1\.1\.0/);
   });
 
+  test("a git URL (file://): shallow clone of a ref; update checks the remote head first", async (t) => {
+    const { root, env } = setup(t);
+    const repo = writeFakeLlamaProject(join(root, "repo"), "3.0.0");
+    git(repo, "init", "-q");
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "one");
+    const url = `file://${repo}`;
+    const r = await installLlama({ env, source: url, backend: "cpu", version: "master" });
+    assert.equal(r.record.sourceKind, "url");
+    assert.equal(r.record.tag, "master");
+    assert.equal(r.record.commit, git(repo, "rev-parse", "HEAD"));
+    const { rep, steps } = recorder();
+    const same = await updateLlama({ env, reporter: rep });
+    assert.equal(same.changed, false, "remote head unchanged");
+    assert.deepEqual(steps, [], "nothing was cloned or built");
+    setVersion(repo, "3.1.0");
+    git(repo, "commit", "-q", "-am", "two");
+    const upd = await updateLlama({ env });
+    assert.equal(upd.changed, true);
+    assert.equal(upd.record.commit, git(repo, "rev-parse", "HEAD"));
+    assert.match((await llamaStatus(env)).versionText!, /3\.1\.0/);
+  });
+
   test("a failing build names its log, and the working install stays", async (t) => {
     const { root, env } = setup(t);
     const src = writeFakeLlamaProject(join(root, "proj"), "1.0.0");
