@@ -164,6 +164,7 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
         assert.match(e.message, /no prebuilt binary for linux-\w+ with the cuda backend/);
         assert.match(e.details.hint ?? "", /--source/);
         assert.match(e.details.hint ?? "", /--backend cpu/);
+        if (process.arch === "x64") assert.match(e.details.hint ?? "", /--backend vulkan/, "the Vulkan prebuilt is offered for NVIDIA GPUs");
       }
       return true;
     });

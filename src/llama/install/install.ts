@@ -202,7 +202,8 @@ async function prebuiltInstall(
     throw new GglibError("build_failed", `llama.cpp ${release.tag_name} has no prebuilt binary for ${plat.os}-${plat.arch} with the ${backend} backend.`, {
       hint:
         `${SOURCE_HINT}` +
-        (backend !== "cpu" && chooseAsset(release, plat, "cpu") ? `\nOr take the CPU build: gglib llama install --backend cpu` : ""),
+        (backend === "cuda" && chooseAsset(release, plat, "vulkan") ? `\nOr the prebuilt Vulkan build, which also runs on NVIDIA GPUs: gglib llama install --backend vulkan` : "") +
+        (backend !== "cpu" && chooseAsset(release, plat, "cpu") ? `\nOr the CPU build: gglib llama install --backend cpu` : ""),
     });
   }
   const t0 = Date.now();
