@@ -230,6 +230,7 @@ export class ProxyServer {
         res.flushHeaders();
         let lastPct = -1;
         const beat = () => {
+          if (res.destroyed || res.writableEnded) return;
           const p = this.controller.loadProgress(r.name);
           const st = this.controller.state(r.name)?.status ?? "loading";
           const what = st === "pending" || st === "unloaded" || st === "draining" || st === "stopping" ? "waiting for room to load" : "loading";
@@ -238,7 +239,7 @@ export class ProxyServer {
         beat();
         heartbeat = setInterval(beat, Math.min(this.o.keepAliveMs ?? 2_000, 5_000));
         unlisten = this.controller.on((e) => {
-          if (e.type === "progress" && e.model === r.name) {
+          if (e.type === "progress" && e.model === r.name && !res.destroyed && !res.writableEnded) {
             const pct = Math.round(e.value * 100);
             if (pct !== lastPct) {
               lastPct = pct;
@@ -268,17 +269,23 @@ export class ProxyServer {
       return;
     }
     const tForward = performance.now();
-    const h = forward(this.agent, res, {
-      origin: lease.handle.url,
-      method: r.method,
-      path: r.path,
-      headers: upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined),
-      body: r.body,
-      sseCommitted,
-      clientPath: r.clientPath,
-      collectUsage: true,
-      explainFailure: (err) => this.controller.explainFailure(r.name, lease.instance, err),
-    });
+    let h: ReturnType<typeof forward>;
+    try {
+      h = forward(this.agent, res, {
+        origin: lease.handle.url,
+        method: r.method,
+        path: r.path,
+        headers: upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined),
+        body: r.body,
+        sseCommitted,
+        clientPath: r.clientPath,
+        collectUsage: true,
+        explainFailure: (err) => this.controller.explainFailure(r.name, lease.instance, err),
+      });
+    } catch (e) {
+      lease.release();
+      throw new ProxyHttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
+    }
     const untrack = this.controller.trackUpstream(r.name, lease.instance, (reason) => h.abort(reason));
     const result = await h.done;
     untrack();

@@ -126,7 +126,6 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
     assert.equal((await chat(r.url, "a")).status, 200);
     const slow = chat(r.url, "slow");
     await waitFor(() => statusOf(r.proxy, "slow").state === "loading", 5_000);
-    const t0 = Date.now();
     const fast = await chat(r.url, "a");
     assert.equal(fast.status, 200);
     assert.ok(Date.now() - t0 < 1_500, `a answered in ${Date.now() - t0} ms while slow was loading`);
@@ -231,11 +230,18 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
 
   test("memory budget: models are evicted by size, not count", async (t) => {
     const MiB = 1024 * 1024;
-    // estimates are file size + KV + compute allowance (≥ 64 MiB); budget fits big+small but not big+big2
-    const r = await rig(t, { big: { sizeBytes: 200 * MiB }, big2: { sizeBytes: 200 * MiB }, small: { sizeBytes: 1 * MiB } }, { memoryBudget: "560MiB" });
+    // the estimates (file sizes) and then the measured RSS (the fake touches rssMb MiB while loading) both say:
+    // big + small fit in the budget, big + small + big2 do not
+    const r = await rig(
+      t,
+      { big: { sizeBytes: 200 * MiB, rssMb: 200 }, big2: { sizeBytes: 200 * MiB, rssMb: 200 }, small: { sizeBytes: 1 * MiB } },
+      { memoryBudget: "520MiB" },
+    );
     for (const m of ["big", "small"]) assert.equal((await chat(r.url, m)).status, 200);
     assert.equal(statusOf(r.proxy, "big").state, "ready");
     assert.equal(statusOf(r.proxy, "small").state, "ready");
+    const measured = statusOf(r.proxy, "big").measuredBytes!;
+    assert.ok(measured > 200 * MiB && measured < 400 * MiB, `measured ${measured / MiB} MiB replaces the estimate`);
     assert.equal((await chat(r.url, "big2")).status, 200);
     assert.equal(statusOf(r.proxy, "big").state, "unloaded", "the least recently used model made room");
     assert.equal(statusOf(r.proxy, "small").state, "ready");
@@ -326,6 +332,53 @@ describe("gglib proxy command on the fake llama-server", { timeout: 60_000 }, ()
     await new Promise((r) => setTimeout(r, 2_000));
     const left = llamas.filter((p) => running(p));
     assert.deepEqual(left, [], "no llama-server left 2 s after SIGKILL of the proxy");
+  });
+});
+
+describe("gglib proxy shutdown", { timeout: 60_000 }, () => {
+  test("SIGTERM drains a stream in flight, stops every llama-server and exits 0", async (t) => {
+    const dir = tempDir(t);
+    const model = writeFakeModel(dir, "slow");
+    const cfg = join(dir, "c.yaml");
+    writeFileSync(cfg, `models:\n  slow: {path: ${JSON.stringify(model)}, env: {FAKE_LLAMA_TOKENS: "12", FAKE_LLAMA_TOKEN_INTERVAL_MS: "100"}}\n`);
+    const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+    const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+    const child = spawn(tsx, [main, "proxy", "--config", cfg, "--port", "0", "--json"], {
+      env: { ...fakeLlamaEnv({ loadMs: 50 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data") },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    t.after(() => killQuietly(child.pid));
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    assert.ok(await waitFor(() => out.includes('"event":"ready"'), 20_000), out);
+    const url = (JSON.parse(out.split("\n").find((l) => l.includes('"event":"ready"'))!) as { url: string }).url;
+    const res = await chat(url, "slow", { stream: true, max_tokens: 100 });
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { value } = await reader.read();
+      text += dec.decode(value);
+      if (text.includes('"content"')) break;
+    }
+    const st = (await (await fetch(`${url}/api/status`)).json()) as { models: { pid?: number }[] };
+    const pid = st.models[0]!.pid!;
+    // the signal goes to the node process running the CLI (tsx's child), as a service manager would send it
+    const nodePid = pidsWithArg(main).find((p) => p !== child.pid && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("proxy"))!;
+    process.kill(nodePid, "SIGTERM");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    assert.equal(sseEvents(text).at(-1), "data: [DONE]", "the stream in flight finished");
+    assert.ok(!text.includes('"error"'));
+    assert.equal(await Promise.race([exited, new Promise((r) => setTimeout(() => r("timeout"), 15_000))]), 0, `exit code 0; stderr: ${err}; stdout tail: ${out.slice(-600)}`);
+    assert.ok(!running(pid), "llama-server stopped");
   });
 });
 
