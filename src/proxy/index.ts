@@ -45,6 +45,9 @@ export interface ProxyOptions {
   maxQueue?: number;
   /** Interval of the `: loading` comments while a stream waits, ms. */
   keepAliveMs?: number;
+  /** Slow clients: time to send the request headers / the whole request, ms (default 30 000 / 120 000). */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   /** Stop grace for llama-server, ms. */
   stopGraceMs?: number;
   /** Use this runner (tests); otherwise a LlamaServerRunner with `runnerOptions`. */
@@ -183,6 +186,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ...(bodyLimitSetting !== undefined ? { bodyLimit: parseSize(bodyLimitSetting) } : {}),
     ...(defaultModel ? { defaultModel } : {}),
     ...(o.keepAliveMs ? { keepAliveMs: o.keepAliveMs } : {}),
+    ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
+    ...(o.requestTimeoutMs ? { requestTimeoutMs: o.requestTimeoutMs } : {}),
     info: () => ({
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
       budget: { bytes: budgetBytes ?? null, source: budgetSource, usedBytes: controller.scheduler.usedBytes() },

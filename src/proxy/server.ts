@@ -61,6 +61,8 @@ export class ProxyServer {
         headersTimeout: o.headersTimeoutMs ?? 30_000,
         requestTimeout: o.requestTimeoutMs ?? 120_000,
         keepAliveTimeout: o.keepAliveTimeoutMs ?? 5_000,
+        // how often slow clients are checked against headersTimeout/requestTimeout
+        connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 30_000, 5_000),
       },
       safeHandler(
         (req, res) => this.handle(req, res),
@@ -69,8 +71,12 @@ export class ProxyServer {
     );
     this.server.on("clientError", (err, socket) => {
       if (socket.writable && !socket.destroyed) {
-        const body = JSON.stringify({ error: { message: `Bad request: ${err.message}`, type: "invalid_request_error", code: "bad_request" } });
-        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        const timeout = (err as NodeJS.ErrnoException).code === "ERR_HTTP_REQUEST_TIMEOUT";
+        const body = timeout
+          ? JSON.stringify({ error: { message: "The request was not received in time (slow client).", type: "invalid_request_error", code: "request_timeout" } })
+          : JSON.stringify({ error: { message: `Bad request: ${err.message}`, type: "invalid_request_error", code: "bad_request" } });
+        const status = timeout ? "408 Request Timeout" : "400 Bad Request";
+        socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       } else socket.destroy();
     });
     controller.on((e) => this.broadcast(e));

@@ -5,6 +5,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isGglibError } from "../../src/core/errors.js";
@@ -158,6 +159,30 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     const pre = await fetch(`${on.url}/v1/chat/completions`, { method: "OPTIONS", headers: { origin: "http://app.example", "access-control-request-method": "POST" } });
     assert.equal(pre.status, 204);
     assert.match(pre.headers.get("access-control-allow-methods") ?? "", /POST/);
+  });
+
+  test("slow clients: a request whose headers never finish is cut at the headers timeout", async (t) => {
+    const { url } = await rig(t, basic, { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 });
+    const port = Number(new URL(url).port);
+    const sock = connect(port, "127.0.0.1");
+    await new Promise((r) => sock.once("connect", r));
+    sock.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n");
+    const t0 = Date.now();
+    let reply = "";
+    sock.on("data", (d: Buffer) => (reply += d.toString()));
+    await new Promise((r) => sock.once("close", r));
+    assert.ok(Date.now() - t0 < 8_000, `closed after ${Date.now() - t0} ms`);
+    assert.match(reply, /^HTTP\/1\.1 408/, "answered 408 before closing");
+    assert.match(reply, /"code":"request_timeout"/);
+  });
+
+  test("config hot reload on file change: a model added to the file appears, a removed one goes", async (t) => {
+    const { url, dir, proxy } = await rig(t, basic, { watchConfig: true });
+    const p = (n: string) => join(dir, `${n}.gguf`);
+    writeFileSync(join(dir, "gglib.yaml"), `models:\n  a: {path: ${JSON.stringify(p("a"))}}\n  e2: {path: ${JSON.stringify(p("e"))}}\n`);
+    assert.ok(await waitFor(() => proxy.controller.catalog().some((m) => m.name === "e2"), 8_000), "reloaded after the file changed");
+    const list = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+    assert.deepEqual(list.data.map((m) => m.id).sort(), ["a", "e2"]);
   });
 
   test("management: /models/load waits for ready, /models/unload stops, /api/events streams lifecycle, /api/logs tails", async (t) => {
