@@ -35,6 +35,9 @@ export const LLAMA_DEFAULTS = {
   kvPad: 256,
 } as const;
 
+/** Head sizes the CUDA flash-attention kernels support; with others llama.cpp's "auto" turns flash attention off. */
+export const GPU_FLASH_ATTN_HEAD_DIMS: ReadonlySet<number> = new Set([40, 64, 72, 80, 96, 112, 128, 256, 576]);
+
 /** Bytes per element of each KV cache type (block types include their scale). */
 export const KV_CACHE_BYTES: Readonly<Record<KvCacheType, number>> = {
   f32: 4,
@@ -102,11 +105,22 @@ export interface EstimateMemoryInput {
   kvUnified?: boolean;
   cacheTypeK?: KvCacheType;
   cacheTypeV?: KvCacheType;
-  /** `-ngl`: blocks on the GPU; -1 or more than the block count = everything, output head included. Default 0. */
+  /**
+   * `-ngl`, counted the way llama.cpp counts it: the output head is layer n_layer and goes first, so 1 = the head
+   * only, n_layer+1 (or -1) = everything. Default 0.
+   */
   gpuLayers?: number;
-  /** Flash attention (llama-server's "auto" turns it on for CPU, CUDA and Metal). Default true. */
+  /**
+   * Flash attention. Default: llama-server's "auto": on for the CPU; on the GPU only for head sizes its kernels
+   * support (GPU_FLASH_ATTN_HEAD_DIMS).
+   */
   flashAttention?: boolean;
   ubatch?: number;
+  /**
+   * llama-server runs on a GPU backend (CUDA, Metal, Vulkan…). Default: gpuLayers > 0. Set it for `-ngl 0` on a
+   * GPU build: the compute buffer still goes to the GPU then.
+   */
+  gpuBackend?: boolean;
   /** `--embeddings`: the output buffer also holds one embedding per slot. */
   embeddings?: boolean;
   /** A multimodal projector file (loaded next to the model, on the GPU when there is one). */
@@ -119,8 +133,11 @@ export interface MemoryEstimate {
   /** KV cells allocated (ctx rounded up to 256). */
   kvCells: number;
   layers: number;
-  /** Blocks on the GPU (0..layers) and whether the output head is there too. */
+  /** The `-ngl` value in effect (0..layers+1; layers+1 = everything). */
   gpuLayers: number;
+  /** Transformer blocks on the GPU (0..layers). */
+  gpuBlocks: number;
+  /** The output head is on the GPU (llama.cpp offloads it first). */
   outputOnGpu: boolean;
   weightsBytes: number;
   kvBytes: number;
@@ -172,7 +189,7 @@ export function computeBufferBytes(meta: EstimatorModel, opts: { nKv: number; ub
   const residual = (L <= 1 ? 5 : L === 2 ? 8 : 9) * E;
   const feedForward = F > 2 * E ? 3 * F + 4 * E : 0;
   const ffn = U * 4 * Math.max(residual, feedForward);
-  const scores = opts.flashAttention ? 0 : opts.nKv * U * H * 4 + 2 * E * U * 4;
+  const scores = opts.flashAttention ? 0 : opts.nKv * U * H * 4 + 4 * E * U * 4;
   const logits = opts.parallel * V * 4 + E * U * 4;
   return mask + Math.max(ffn, scores, logits);
 }
@@ -187,7 +204,6 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   const unified = input.kvUnified ?? input.parallel === undefined;
   const nKv = unified ? kvCells : padTo(Math.ceil(kvCells / parallel), LLAMA_DEFAULTS.kvPad);
   const ubatch = input.ubatch ?? LLAMA_DEFAULTS.ubatch;
-  const fa = input.flashAttention ?? true;
 
   // Weights by place.
   const fileBytes = input.fileBytes ?? meta.totalBytes ?? 0;
@@ -209,10 +225,12 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
     otherW = 0;
   }
 
+  // llama.cpp counts the output head as layer n_layer and offloads from the top: `-ngl 1` puts only the output
+  // head on the GPU, `-ngl k` the head and the last k-1 blocks, `-ngl n_layer+1` (or -1, "all") everything.
   let g = input.gpuLayers ?? 0;
-  if (g < 0 || g > layers) g = layers + 1;
-  const gpuBlocks = Math.min(g, layers);
-  const outputOnGpu = g > layers;
+  if (g < 0 || g > layers + 1) g = layers + 1;
+  const outputOnGpu = g >= 1;
+  const gpuBlocks = Math.max(0, Math.min(g - 1, layers));
   const firstGpu = layers - gpuBlocks;
 
   const kvPerCell = kvBytesPerCellByLayer(meta, input.cacheTypeK, input.cacheTypeV);
@@ -230,14 +248,29 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
       hostKv += kv;
     }
   }
-  const compute = computeBufferBytes(meta, { nKv, ubatch, flashAttention: fa, parallel });
   const E = meta.embeddingLength ?? 4096;
+  // Flash attention "auto": on for the CPU; on a GPU only for head sizes its kernels support (CUDA's set).
+  const hd = headDim(meta);
+  const faOnGpu = input.flashAttention ?? (hd !== undefined && GPU_FLASH_ATTN_HEAD_DIMS.has(meta.keyLength ?? hd));
+  const faOnCpu = input.flashAttention ?? true;
+  const cpuCompute = computeBufferBytes(meta, { nKv, ubatch, flashAttention: faOnCpu, parallel });
   let gpuCompute = 0;
-  let hostCompute = compute;
-  if (g > 0) {
-    gpuCompute = compute;
-    // Everything offloaded: the host keeps only the input staging buffer.
-    hostCompute = outputOnGpu ? 3 * E * ubatch * 4 : compute;
+  let hostCompute = cpuCompute;
+  const gpuBackend = input.gpuBackend ?? g > 0;
+  if (gpuBackend) {
+    // Measured on a CUDA build (H100): the GPU holds the compute buffer whatever -ngl is (with blocks on the CPU
+    // it still runs the big batch matmuls, copying their weights over: two more n_embd rows per token), and the
+    // host keeps a staging buffer for the inputs, the attention mask among them.
+    const full = gpuBlocks === layers && outputOnGpu;
+    if (gpuBlocks > 0) {
+      gpuCompute = computeBufferBytes(meta, { nKv, ubatch, flashAttention: faOnGpu, parallel }) + (full ? 0 : 2 * E * ubatch * 4);
+      hostCompute = nKv * ubatch * (faOnGpu ? 2 : 4) + 2 * E * ubatch * 4;
+    } else {
+      // No block on the GPU: attention runs on the CPU; the GPU only takes the batch matmuls.
+      const F = meta.feedForwardLength ?? 4 * E;
+      gpuCompute = ubatch * 4 * (3 * F + 6 * E) + (faOnGpu ? nKv * ubatch * 2 : 0);
+      hostCompute = nKv * ubatch * (faOnCpu ? 2 : 4) + 2 * E * ubatch * 4;
+    }
   }
   const output = parallel * ((meta.vocabSize ?? 32000) + (input.embeddings ? E : 0)) * 4;
   const mmproj = input.mmprojBytes ?? 0;
@@ -252,7 +285,8 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
     ctx,
     kvCells,
     layers,
-    gpuLayers: gpuBlocks,
+    gpuLayers: g,
+    gpuBlocks,
     outputOnGpu,
     weightsBytes: gpuWeights + hostWeights,
     kvBytes: gpuKv + hostKv,
@@ -315,7 +349,7 @@ export interface FitAdvice {
   /** The estimate at the requested context with the chosen layer split. */
   estimate: MemoryEstimate;
   fits: boolean;
-  /** Blocks on the GPU in the chosen split (-1 when all, output head included). */
+  /** The `-ngl` of the chosen split (-1 when everything is on the GPU). */
   gpuLayers: number;
   offload: "full" | "partial" | "none";
   /** Largest context (multiple of 256, at most the trained context) that fits with the best split; undefined if none. */
@@ -333,7 +367,8 @@ function fitsBudget(e: MemoryEstimate, b: FitBudget): boolean {
 
 /** The most GPU layers that fit at this context (0..layers+1), or the fixed value. */
 function chooseLayers(input: FitInput, budget: FitBudget, ctx: number): MemoryEstimate {
-  const at = (gpuLayers: number) => estimateMemory({ ...input, ctx, gpuLayers });
+  const gpu = budget.gpuBytes !== undefined && budget.gpuBytes > 0;
+  const at = (gpuLayers: number) => estimateMemory({ ...input, ctx, gpuLayers, ...(gpu && input.gpuBackend === undefined ? { gpuBackend: true } : {}) });
   if (input.gpuLayers !== undefined) return at(input.gpuLayers);
   if (budget.gpuBytes === undefined || budget.gpuBytes <= 0) return at(0);
   const layers = input.metadata.blockCount ?? input.metadata.layerBytes?.length ?? 0;
@@ -369,7 +404,7 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
   const layers = est.layers;
   const fits = fitsBudget(est, budget);
   const hasGpu = budget.gpuBytes !== undefined && budget.gpuBytes > 0;
-  const offload: FitAdvice["offload"] = est.gpuLayers === 0 ? "none" : est.outputOnGpu ? "full" : "partial";
+  const offload: FitAdvice["offload"] = est.gpuLayers === 0 ? "none" : est.gpuBlocks === layers && est.outputOnGpu ? "full" : "partial";
   const cap = Math.max(trained, ctx);
   const maxCtx = largestCtx(Math.min(cap, trained), (c) => fitsBudget(chooseLayers(input, budget, c), budget));
   const maxCtxFullGpu = hasGpu
@@ -383,7 +418,7 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
     if (offload === "full") messages.push(`Fits at ${ctx} tokens: ${gb(est.gpuBytes)} on ${where} (all ${layers} layers), ${gb(est.hostBytes)} in RAM.`);
     else if (offload === "partial") {
       messages.push(
-        `Fits at ${ctx} tokens with ${est.gpuLayers} of ${layers} layers on ${where} (${gb(est.gpuBytes)}) and the rest on the CPU (${gb(est.hostBytes)} of RAM): slower than all on the GPU.`,
+        `Fits at ${ctx} tokens with ${est.gpuBlocks} of ${layers} layers on ${where} (${gb(est.gpuBytes)}) and the rest on the CPU (${gb(est.hostBytes)} of RAM): slower than all on the GPU.`,
       );
     } else messages.push(`Fits at ${ctx} tokens in RAM: ${gb(est.totalBytes)} of ${gb(budget.hostBytes)} free.`);
   } else {
@@ -411,7 +446,7 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
       messages.push(`The ${which} cache type ${t} needs a head size that is a multiple of ${block}; this model's is ${dim}: llama-server will refuse it.`);
     }
   }
-  return { estimate: est, fits, gpuLayers: est.outputOnGpu ? -1 : est.gpuLayers, offload, maxCtx, maxCtxFullGpu, messages };
+  return { estimate: est, fits, gpuLayers: offload === "full" ? -1 : est.gpuLayers, offload, maxCtx, maxCtxFullGpu, messages };
 }
 
 function headDim(meta: EstimatorModel): number | undefined {

@@ -12,6 +12,10 @@ import {
   type EstimatorModel,
 } from "../../src/models/estimator.js";
 import type { MemorySnapshot } from "../../src/system/types.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { readModelMetadata } from "../../src/gguf/reader.js";
+import { writeTinyModel } from "../support/tiny-models.js";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -88,20 +92,34 @@ void describe("estimateMemory", () => {
     assert.equal(hybrid.kvBytes, 4 * 16 * 2048 * 2 * 2, "only the attention layer has a KV cache");
   });
 
-  void test("GPU layers move blocks, their KV and the output head to the GPU; the input embedding stays on the host", () => {
+  void test("-ngl counts the output head first (as llama.cpp does), then blocks from the top; the input embedding stays on the host", () => {
     const none = estimateMemory({ metadata: LLAMA8B, ctx: 8192, gpuLayers: 0 });
-    const part = estimateMemory({ metadata: LLAMA8B, ctx: 8192, gpuLayers: 20 });
+    const head = estimateMemory({ metadata: LLAMA8B, ctx: 8192, gpuLayers: 1 });
+    const part = estimateMemory({ metadata: LLAMA8B, ctx: 8192, gpuLayers: 21 });
     const all = estimateMemory({ metadata: LLAMA8B, ctx: 8192, gpuLayers: -1 });
     assert.equal(none.gpuBytes, 0);
-    assert.equal(part.gpu.weights, 20 * 130 * MIB);
+    assert.equal(head.outputOnGpu, true);
+    assert.equal(head.gpuBlocks, 0);
+    assert.equal(head.gpu.weights, 400 * MIB);
+    assert.equal(head.gpu.kv, 0);
+    assert.equal(part.gpuBlocks, 20);
+    assert.equal(part.gpu.weights, 20 * 130 * MIB + 400 * MIB);
     assert.equal(part.gpu.kv, (20 / 32) * none.kvBytes);
-    assert.equal(part.outputOnGpu, false);
     assert.equal(all.gpu.weights, 32 * 130 * MIB + 400 * MIB);
     assert.equal(all.host.weights, 282 * MIB);
-    assert.equal(all.outputOnGpu, true);
-    assert.equal(all.gpuLayers, 32);
+    assert.equal(all.gpuLayers, 33);
+    assert.equal(all.gpuBlocks, 32);
     assert.ok(all.host.compute < none.host.compute, "full offload leaves only a staging buffer on the host");
-    assert.equal(estimateMemory({ metadata: LLAMA8B, gpuLayers: 33 }).outputOnGpu, true, "ngl > blocks = everything");
+    assert.equal(estimateMemory({ metadata: LLAMA8B, gpuLayers: 99 }).gpuLayers, 33, "more than n_layer+1 = everything");
+  });
+
+  void test("flash attention on the GPU only for supported head sizes (the tiny models' 16 falls back to full attention)", () => {
+    const tinyGpu = estimateMemory({ metadata: TINY_A, ctx: 2048, gpuLayers: -1 });
+    const tinyGpuFa = estimateMemory({ metadata: TINY_A, ctx: 2048, gpuLayers: -1, flashAttention: true });
+    assert.ok(tinyGpu.gpu.compute > tinyGpuFa.gpu.compute, "head size 16: no flash attention on the GPU");
+    const big = estimateMemory({ metadata: LLAMA8B, ctx: 2048, gpuLayers: -1 });
+    const bigFa = estimateMemory({ metadata: LLAMA8B, ctx: 2048, gpuLayers: -1, flashAttention: true });
+    assert.equal(big.gpu.compute, bigFa.gpu.compute, "head size 128: flash attention");
   });
 
   void test("explicit --parallel without a unified cache: the attention mask spans ctx / slots", () => {
@@ -225,4 +243,60 @@ void describe("parseLlamaMemoryLog", () => {
     assert.equal(old.modelBytes, Math.round(4437.81 * MIB));
     assert.equal(old.kvBytes, 16 * MIB, "recurrent state counts with the KV cache");
   });
+});
+
+/**
+ * The llama.cpp build the rig uses, compiled with CUDA and run on an NVIDIA H100 (logs recorded at -lv 4 and kept
+ * in test/fixtures/system/llama-server-cuda-h100-*.txt). "hd128" is a 2-block model with 128-wide heads (flash
+ * attention runs on the GPU); the tiny think model has 16-wide heads (CUDA has no kernel: full attention).
+ */
+const HD128: EstimatorModel = {
+  blockCount: 2,
+  embeddingLength: 512,
+  feedForwardLength: 1280,
+  headCount: 4,
+  headCountKv: 2,
+  vocabSize: 4000,
+  contextLength: 32768,
+  tensorBytes: 2 * 5509120 + 4096000 + 4098048,
+  layerBytes: [5509120, 5509120],
+  tokenEmbdBytes: 4096000,
+  outputBytes: 4098048,
+  otherBytes: 0,
+};
+
+void describe("estimateMemory vs llama-server's buffers on a CUDA GPU (recorded on an H100)", () => {
+  const cases = [
+    { file: "hd128-full-ngl99-c4096", meta: () => HD128, ngl: -1, ctx: 4096, gpuTol: 0.05, totalTol: 0.05 },
+    // Partial: llama.cpp's CPU_Mapped buffer is the file range around the host tensors, which here spans the
+    // GPU-resident output head too (mapped, never read): the host side reads 3.9 MiB high, hence 10 %.
+    { file: "hd128-partial-ngl2-c4096", meta: () => HD128, ngl: 2, ctx: 4096, gpuTol: 0.05, totalTol: 0.1 },
+    { file: "hd128-ngl0-c4096", meta: () => HD128, ngl: 0, ctx: 4096, gpuTol: 0.05, totalTol: 0.05, gpuBackend: true },
+    { file: "tinythink-ngl99-c2048", meta: "tiny" as const, ngl: -1, ctx: 2048, gpuTol: 0.05, totalTol: 0.05 },
+    { file: "tinythink-ngl2-c2048", meta: "tiny" as const, ngl: 2, ctx: 2048, gpuTol: 0.05, totalTol: 0.05 },
+  ];
+  let tinyThink: EstimatorModel | undefined;
+  for (const c of cases) {
+    void test(`${c.file}: GPU part within ${c.gpuTol * 100} %, total within ${c.totalTol * 100} %`, async (t) => {
+      let meta: EstimatorModel;
+      if (c.meta === "tiny") {
+        if (!tinyThink) {
+          const dir = mkdtempSync(join(tmpdir(), "gglib-est-"));
+          try {
+            tinyThink = await readModelMetadata(await writeTinyModel(dir, { name: "tiny-think", kind: "think", layers: 2 }));
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        }
+        meta = tinyThink;
+      } else meta = c.meta();
+      const real = parseLlamaMemoryLog(fx(`llama-server-cuda-h100-${c.file}.txt`).split("\n"));
+      const e = estimateMemory({ metadata: meta, ctx: c.ctx, gpuLayers: c.ngl, ...(c.gpuBackend ? { gpuBackend: true } : {}) });
+      const err = (a: number, b: number) => (a - b) / b;
+      t.diagnostic(`GPU est ${(e.gpuBytes / MIB).toFixed(2)} / real ${(real.gpuBytes! / MIB).toFixed(2)} MiB (${(err(e.gpuBytes, real.gpuBytes!) * 100).toFixed(1)} %); total est ${(e.totalBytes / MIB).toFixed(2)} / real ${(real.totalBytes! / MIB).toFixed(2)} MiB (${(err(e.totalBytes, real.totalBytes!) * 100).toFixed(1)} %)`);
+      assert.ok(Math.abs(err(e.gpuBytes, real.gpuBytes!)) <= c.gpuTol, `GPU ${e.gpuBytes} vs ${real.gpuBytes}`);
+      assert.ok(Math.abs(err(e.totalBytes, real.totalBytes!)) <= c.totalTol, `total ${e.totalBytes} vs ${real.totalBytes}`);
+      assert.ok(Math.abs(e.kvBytes - real.kvBytes!) < 0.006 * MIB, "KV exact");
+    });
+  }
 });
