@@ -412,7 +412,8 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
     : undefined;
 
   const messages: string[] = [];
-  const gb = (n: number) => (n >= GIB ? `${(n / GIB).toFixed(1)} GiB` : `${Math.round(n / MIB)} MiB`);
+  const gb = (n: number) =>
+    n >= GIB ? `${(n / GIB).toFixed(1)} GiB` : n >= 10 * MIB ? `${Math.round(n / MIB)} MiB` : n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${Math.max(0, Math.round(n / 1024))} KiB`;
   const where = hasGpu ? (budget.gpuName ?? "the GPU") : "";
   if (fits) {
     if (offload === "full") messages.push(`Fits at ${ctx} tokens: ${gb(est.gpuBytes)} on ${where} (all ${layers} layers), ${gb(est.hostBytes)} in RAM.`);
