@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
+import { findFreePort } from "../src/process/ports.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -161,15 +162,21 @@ async function streams(url: string, n: number, pid?: number): Promise<{ ok: numb
 }
 
 async function rawStartToReady(bin: string, model: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const port = 30_000 + Math.floor(Math.random() * 20_000);
+  const port = await findFreePort(30_000 + Math.floor(Math.random() * 20_000));
   const t0 = performance.now();
   const child = spawn(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "--alias", "cold", "--metrics"], { env, stdio: "ignore" });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
   try {
-    await waitHttp(`http://127.0.0.1:${port}/health`, 60_000);
+    await Promise.race([
+      waitHttp(`http://127.0.0.1:${port}/health`, 60_000),
+      exited.then(() => {
+        throw new Error(`${bin} exited with ${child.exitCode ?? child.signalCode} before it was ready`);
+      }),
+    ]);
     return performance.now() - t0;
   } finally {
-    child.kill("SIGKILL");
-    await new Promise((r) => child.once("exit", r));
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
   }
 }
 
