@@ -496,9 +496,7 @@ export class ModelController {
 }
 
 function describeStartError(e: unknown): string {
-  if (isGglibError(e)) {
-    const tail = e.details.logTail?.filter((l) => /\b[EW]\b|error|failed/i.test(l)).slice(-3) ?? [];
-    return tail.length > 0 ? `${e.message} — ${tail.join(" | ")}` : e.message;
-  }
+  // the runner's message already carries llama-server's own reason (its first error line)
+  if (isGglibError(e)) return e.details.hint && !/: \S/.test(e.message) ? `${e.message} ${e.details.hint}` : e.message;
   return errorMessage(e);
 }

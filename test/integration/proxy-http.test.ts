@@ -185,6 +185,13 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     assert.deepEqual(list.data.map((m) => m.id).sort(), ["a", "e2"]);
   });
 
+  test("preload: models marked preload are loaded at start, without a request", async (t) => {
+    const { proxy, spawns } = await rig(t, (p) => `models:\n  a: {path: ${JSON.stringify(p.a)}, preload: true}\n  e: {path: ${JSON.stringify(p.e)}}\n`);
+    assert.ok(await waitFor(() => proxy.controller.status().find((s) => s.name === "a")!.state === "ready", 5_000));
+    assert.equal(proxy.controller.status().find((s) => s.name === "e")!.state, "unloaded");
+    assert.equal(spawns(), 1);
+  });
+
   test("management: /models/load waits for ready, /models/unload stops, /api/events streams lifecycle, /api/logs tails", async (t) => {
     const { url, proxy } = await rig(t, basic);
     const events: string[] = [];
