@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ServerConfig } from "../core/config.js";
+import type { Registry } from "../models/registry.js";
 import { loadModelSources, type Clash, type ConfigModel, type ModelEntry } from "../models/sources.js";
 import type { LoadedConfig, ModelConfig } from "./config.js";
 import { resolvePath } from "./config.js";
@@ -32,6 +33,8 @@ export interface Catalog {
 export interface CatalogInput {
   config?: LoadedConfig;
   modelsDir?: string;
+  /** Models added with `gglib models add/scan` (between the config and the models folder in precedence). */
+  registry?: Pick<Registry, "list">;
   /** Global TTL in seconds (for the spec's default). */
   ttlS?: number;
   /** Extra args every model gets (e.g. `-lv 4` to measure buffers). */
@@ -58,6 +61,7 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
   });
   const opts: Parameters<typeof loadModelSources>[0] = {};
   if (input.modelsDir) opts.modelsDir = input.modelsDir;
+  if (input.registry) opts.registry = input.registry;
   if (configModels.length > 0) opts.config = { models: configModels, baseDir: input.config?.baseDir ?? process.cwd() };
   const sources = loadModelSources(opts);
   const models = await Promise.all(

@@ -6,6 +6,7 @@
 import { watchFile, unwatchFile } from "node:fs";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
+import type { Registry } from "../models/registry.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -27,6 +28,8 @@ export { parseSize } from "./memory.js";
 export interface ProxyOptions {
   configPath?: string;
   modelsDir?: string;
+  /** Registered models (`gglib models add`); the CLI passes the user's registry when it exists. */
+  registry?: Pick<Registry, "list">;
   host?: string;
   port?: number;
   maxModels?: number;
@@ -128,7 +131,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     measureRss = !machine || !/VRAM/.test(machine.source);
   }
 
-  const catalogInput = () => ({ config: loaded, modelsDir, ttlS });
+  const catalogInput = () => ({ config: loaded, modelsDir, ttlS, ...(o.registry ? { registry: o.registry } : {}) });
   const catalog = await buildCatalog(catalogInput());
 
   const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };

@@ -11,6 +11,8 @@ import { estimateFromShape, kvBytesPerElement, parseComputeApps, parseMemoryLog,
 import { parseJsonBody } from "../../src/proxy/server.js";
 import { diffCatalogs } from "../../src/proxy/index.js";
 import { GglibError } from "../../src/core/errors.js";
+import { Registry } from "../../src/models/registry.js";
+import { writeTinyModel } from "../support/tiny-models.js";
 
 const FIXTURES = new URL("../fixtures/llama-server/", import.meta.url);
 
@@ -69,6 +71,34 @@ describe("proxy config", () => {
       assert.equal(resolveModelName(cat.models, "QWEN"), "qwen");
       assert.equal(resolveModelName(cat.models, "nope"), undefined);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("registered models join the catalog with their settings; the config wins a clash", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-proxy-reg-"));
+    const reg = Registry.open({ dbPath: ":memory:" });
+    try {
+      const a = await writeTinyModel(dir, { name: "reg-a", kind: "chat" });
+      const b = await writeTinyModel(dir, { name: "reg-b", kind: "chat" });
+      await reg.add({ path: a, aliases: ["ra"], settings: { ctx: 1024, pinned: true, ttl: 5 } });
+      await reg.add({ path: b });
+      const cfg = parseConfig(`models:\n  reg-b:\n    path: ${JSON.stringify(b)}\n    ctx: 512\n`, join(dir, "c.yaml"));
+      const cat = await buildCatalog({ registry: reg, config: cfg });
+      const ra = cat.models.find((m) => m.name === "reg-a")!;
+      assert.equal(ra.entry.source, "registry");
+      assert.equal(ra.server.contextSize, 1024);
+      assert.equal(ra.spec.pinned, true);
+      assert.equal(ra.spec.ttlMs, 5_000);
+      assert.equal(resolveModelName(cat.models, "ra"), "reg-a");
+      const rb = cat.models.find((m) => m.name === "reg-b")!;
+      assert.equal(rb.entry.source, "config");
+      assert.equal(rb.server.contextSize, 512);
+      assert.ok(cat.clashes.some((c) => c.name === "reg-b" && c.samePath));
+      // the KV part of the estimate follows ctx (tiny model: 2 layers… see tiny-models)
+      assert.ok(ra.estimate.kvBytes > 0 && ra.estimate.ctx === 1024);
+    } finally {
+      reg.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
+import { Registry } from "../../models/registry.js";
 import { startProxy, type ProxyOptions } from "../../proxy/index.js";
 import { colors, formatBytes } from "../ui.js";
 
@@ -114,6 +115,16 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
     const def = paths.modelsDir();
     if (existsSync(def)) opts.modelsDir = def;
   }
+  // models registered with `gglib models add` join the catalog (config entries win a name, then these, then the folder)
+  let registry: Registry | undefined;
+  if (existsSync(paths.registryDb())) {
+    try {
+      registry = Registry.open();
+      opts.registry = registry;
+    } catch (e) {
+      say(`model registry not readable, skipped: ${(e as Error).message}`);
+    }
+  }
   const proxy = await startProxy(opts);
   const r = proxy.report;
   if (o.json) {
@@ -125,7 +136,7 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
       `  memory budget: ${r.budget.bytes === null ? "unlimited" : formatBytes(r.budget.bytes)} (${r.budget.source})` +
         `${r.maxModels !== null ? `; at most ${r.maxModels} model(s)` : ""}\n`,
     );
-    if (r.models.length === 0) out.write(cc.yellow("  no models found: pass --models-dir DIR or --config FILE\n"));
+    if (r.models.length === 0) out.write(cc.yellow("  no models found: pass --models-dir DIR or --config FILE, or add models with `gglib models add`\n"));
     for (const m of r.models) {
       const flags = [m.pinned ? "pinned" : "", m.preload ? "preload" : ""].filter(Boolean).join(", ");
       out.write(
@@ -165,6 +176,7 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
       say(`${sig}: draining requests and stopping models…`);
       proxy.close(10_000).then(
         () => {
+          registry?.close();
           say("stopped.");
           process.off("SIGHUP", hup);
           resolveExit(0);
