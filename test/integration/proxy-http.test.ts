@@ -218,6 +218,12 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     const logs = await fetch(`${url}/api/logs/a?lines=50`);
     assert.equal(logs.status, 200);
     assert.match(await logs.text(), /llama_server|listening|model loaded/);
+    const follow = await fetch(`${url}/api/logs/a?follow=1&lines=5`);
+    assert.equal(follow.headers.get("content-type"), "text/event-stream");
+    const fr = follow.body!.getReader();
+    const first = new TextDecoder().decode((await fr.read()).value);
+    assert.match(first, /^data: "/, "log lines as SSE events");
+    await fr.cancel();
     const unload = await post(url, "/models/unload", { model: "a" });
     assert.equal(unload.status, 200);
     assert.ok(await waitFor(() => proxy.controller.status().find((s) => s.name === "a")!.state === "unloaded", 3_000));

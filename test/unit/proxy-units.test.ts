@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configJsonSchema, parseConfig } from "../../src/proxy/config.js";
@@ -70,6 +70,25 @@ describe("proxy config", () => {
       assert.equal(resolveModelName(cat.models, "Chat"), "qwen");
       assert.equal(resolveModelName(cat.models, "QWEN"), "qwen");
       assert.equal(resolveModelName(cat.models, "nope"), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("models folder: a file is a model named by its stem; a subfolder with shards and an mmproj is one model (--mmproj)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-proxy-dir-"));
+    try {
+      writeFileSync(join(dir, "solo.gguf"), "GGUF");
+      mkdirSync(join(dir, "vision"));
+      writeFileSync(join(dir, "vision", "v-00001-of-00002.gguf"), "GGUF");
+      writeFileSync(join(dir, "vision", "v-00002-of-00002.gguf"), "GGUF");
+      writeFileSync(join(dir, "vision", "mmproj-v.gguf"), "GGUF");
+      const cat = await buildCatalog({ modelsDir: dir });
+      assert.deepEqual(cat.models.map((m) => m.name).sort(), ["solo", "vision"]);
+      const v = cat.models.find((m) => m.name === "vision")!;
+      assert.equal(v.server.modelPath, join(dir, "vision", "v-00001-of-00002.gguf"));
+      assert.deepEqual(v.server.extraArgs, ["--mmproj", join(dir, "vision", "mmproj-v.gguf")]);
+      assert.equal(v.entry.shards.length, 2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
