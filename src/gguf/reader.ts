@@ -16,7 +16,7 @@
 import { open, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { readdir } from "node:fs/promises";
-import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGML_BLOCK_LAYOUT, GgufValueType, ggmlTypeName, isGgmlType } from "./types.js";
+import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGML_BLOCK_LAYOUT, GGUF_SCALAR_BYTES, GgufValueType, ggmlTypeName, isGgmlType } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Raw header
@@ -207,19 +207,7 @@ class Cursor {
   }
 }
 
-const SCALAR_WIDTH: Record<number, number> = {
-  [GgufValueType.UINT8]: 1,
-  [GgufValueType.INT8]: 1,
-  [GgufValueType.UINT16]: 2,
-  [GgufValueType.INT16]: 2,
-  [GgufValueType.UINT32]: 4,
-  [GgufValueType.INT32]: 4,
-  [GgufValueType.FLOAT32]: 4,
-  [GgufValueType.BOOL]: 1,
-  [GgufValueType.UINT64]: 8,
-  [GgufValueType.INT64]: 8,
-  [GgufValueType.FLOAT64]: 8,
-};
+const SCALAR_WIDTH: Readonly<Record<number, number | undefined>> = GGUF_SCALAR_BYTES;
 
 /** Tensor bytes from its shape and type (rows of whole blocks). */
 export function tensorBytes(type: number, shape: readonly number[]): number | undefined {
