@@ -45,6 +45,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** CPU time (user + system) of a process so far, ms. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
 function rss(pid: number): number {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -234,10 +245,14 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
       await load(direct("instant"), 4, 1); // warm-up
       const lat = { proxy: [] as LoadResult[], direct: [] as LoadResult[] };
       const thr = { proxy: [] as LoadResult[], direct: [] as LoadResult[] };
+      const proxyCpu: number[] = [];
       for (let round = 0; round < 2; round++) {
         lat.direct.push(await load(direct("instant"), 1, SECONDS));
         lat.proxy.push(await load(url, 1, SECONDS));
-        thr.proxy.push(await load(url, 16, SECONDS));
+        const c0 = cpuMs(child.pid!);
+        const tp = await load(url, 16, SECONDS);
+        proxyCpu.push(((cpuMs(child.pid!) - c0) * 1000) / Math.max(1, tp.requests));
+        thr.proxy.push(tp);
         thr.direct.push(await load(direct("instant"), 16, SECONDS));
       }
       const avg = (rs: LoadResult[], f: (r: LoadResult) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
@@ -250,7 +265,14 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
       const rp = avg(thr.proxy, (r) => r.rps);
       const rd = avg(thr.direct, (r) => r.rps);
       const errs = [...lat.proxy, ...thr.proxy].reduce((s, r) => s + r.errors, 0);
-      rows.push({ metric: "requests/s (16 connections)", proxy: rp, direct: rd, unit: "req/s", ratio: rp / rd, note: `${errs} errors through the proxy` });
+      rows.push({
+        metric: "requests/s (16 connections)",
+        proxy: rp,
+        direct: rd,
+        unit: "req/s",
+        ratio: rp / rd,
+        note: `${errs} errors through the proxy; proxy CPU ${median(proxyCpu).toFixed(0)} µs per request`,
+      });
       extra.latencyRuns = { proxy: lat.proxy, direct: lat.direct, throughputProxy: thr.proxy, throughputDirect: thr.direct };
 
       // 4: 1,000 concurrent streams, direct then through the proxy

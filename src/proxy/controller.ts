@@ -136,17 +136,43 @@ export class ModelController {
   async acquire(model: string, opts: { signal?: AbortSignal; activity?: boolean } = {}): Promise<Lease> {
     const id = `q${++seq}`;
     const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true);
-    const run = this.running.get(model);
-    if (!got || !run || run.instance !== got.instance) {
+    const lease = this.lease(id, model, got?.instance);
+    if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
       this.feed({ type: "requestDone", id, now: this.now() });
       throw new ProxyHttpError(503, "model_unavailable", `Model '${model}' stopped before the request could be sent. Retry.`, 1);
     }
+    return lease;
+  }
+
+  /**
+   * The hot path: a request for a model that is ready is dispatched synchronously (no promise, no abort
+   * signal). Undefined when the model is not ready: use acquire().
+   */
+  tryAcquire(model: string, activity = true): Lease | undefined {
+    if (this.scheduler.model(model)?.status !== "ready") return undefined;
+    const id = `q${++seq}`;
+    let instance: number | undefined;
+    this.waiters.set(id, { resolve: (v) => (instance = v?.instance), reject: () => {} });
+    this.feed({ type: "request", id, model, kind: "request", activity, now: this.now() });
+    if (this.waiters.delete(id)) {
+      // not dispatched at once (cannot happen for a ready model): leave the queue
+      this.feed({ type: "cancel", id, now: this.now() });
+      return undefined;
+    }
+    const lease = this.lease(id, model, instance);
+    if (!lease && instance !== undefined) this.feed({ type: "requestDone", id, now: this.now() });
+    return lease;
+  }
+
+  private lease(id: string, model: string, instance: number | undefined): Lease | undefined {
+    const run = this.running.get(model);
+    if (instance === undefined || !run || run.instance !== instance) return undefined;
     let released = false;
     return {
       id,
       model,
-      instance: got.instance,
+      instance,
       handle: run.handle,
       release: () => {
         if (released) return;

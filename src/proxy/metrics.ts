@@ -102,14 +102,41 @@ export class ProxyMetrics {
     });
   }
 
+  /** Label children cached per model (and status): the hot path does no label hashing. */
+  private readonly perModel = new Map<
+    string,
+    {
+      duration: ReturnType<Histogram<"model">["labels"]>;
+      ttfb: ReturnType<Histogram<"model">["labels"]>;
+      tps: ReturnType<Histogram<"model">["labels"]>;
+      prompt: ReturnType<Counter<"model">["labels"]>;
+      gen: ReturnType<Counter<"model">["labels"]>;
+      byStatus: Map<number, ReturnType<Counter<"model" | "status">["labels"]>>;
+    }
+  >();
+
   request(model: string, status: number, seconds: number, ttfbS: number | undefined, usage: UsageStats | undefined): void {
-    this.requests.inc({ model, status: String(status) });
-    this.duration.observe({ model }, seconds);
-    if (ttfbS !== undefined) this.ttfb.observe({ model }, ttfbS);
+    let m = this.perModel.get(model);
+    if (!m) {
+      m = {
+        duration: this.duration.labels(model),
+        ttfb: this.ttfb.labels(model),
+        tps: this.tps.labels(model),
+        prompt: this.promptTokens.labels(model),
+        gen: this.genTokens.labels(model),
+        byStatus: new Map(),
+      };
+      this.perModel.set(model, m);
+    }
+    let req = m.byStatus.get(status);
+    if (!req) m.byStatus.set(status, (req = this.requests.labels(model, String(status))));
+    req.inc();
+    m.duration.observe(seconds);
+    if (ttfbS !== undefined) m.ttfb.observe(ttfbS);
     if (usage) {
-      if (usage.promptTokens !== undefined) this.promptTokens.inc({ model }, usage.promptTokens);
-      if (usage.completionTokens !== undefined) this.genTokens.inc({ model }, usage.completionTokens);
-      if (usage.predictedPerSecond !== undefined && usage.predictedPerSecond > 0) this.tps.observe({ model }, usage.predictedPerSecond);
+      if (usage.promptTokens !== undefined) m.prompt.inc(usage.promptTokens);
+      if (usage.completionTokens !== undefined) m.gen.inc(usage.completionTokens);
+      if (usage.predictedPerSecond !== undefined && usage.predictedPerSecond > 0) m.tps.observe(usage.predictedPerSecond);
     }
   }
 

@@ -510,7 +510,7 @@ export class Scheduler {
   // ---- the scheduling pass -------------------------------------------------------------------------------
 
   private schedule(now: number): void {
-    if (this.closing) return;
+    if (this.closing || this.queue.length === 0) return;
     // Everyone waiting for a model that is now ready joins it (single flight), before anything else is decided.
     this.queue = this.queue.filter((w) => {
       const m = this.models.get(w.model);

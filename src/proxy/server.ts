@@ -218,6 +218,22 @@ export class ProxyServer {
     r: { name: string; path: string; clientPath: string; method: string; body: Buffer | null; stream: boolean; activity: boolean },
   ): Promise<void> {
     const t0 = performance.now();
+    let sseCommitted = false;
+    let lease: Lease | undefined = this.controller.tryAcquire(r.name, r.activity);
+    if (!lease) {
+      const waited = await this.waitForModel(res, r, t0);
+      if (!waited) return;
+      ({ lease, sseCommitted } = waited);
+    }
+    await this.send(req, res, r, lease, sseCommitted, t0);
+  }
+
+  /** The model is not ready: wait for it (SSE keep-alive comments for streams), or answer the error. */
+  private async waitForModel(
+    res: ServerResponse,
+    r: { name: string; clientPath: string; stream: boolean; activity: boolean },
+    t0: number,
+  ): Promise<{ lease: Lease; sseCommitted: boolean } | undefined> {
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
@@ -264,12 +280,23 @@ export class ProxyServer {
       res.off("close", onClose);
       const err = e instanceof ProxyHttpError ? e : new ProxyHttpError(500, "internal_error", String(e));
       this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
-      if (err.status === 499) return; // the client is gone
+      if (err.status === 499) return undefined; // the client is gone
       if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
       else sendError(res, err);
-      return;
+      return undefined;
     }
     res.off("close", onClose);
+    return { lease, sseCommitted };
+  }
+
+  private async send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    r: { name: string; path: string; clientPath: string; method: string; body: Buffer | null },
+    lease: Lease,
+    sseCommitted: boolean,
+    t0: number,
+  ): Promise<void> {
     if (res.destroyed) {
       lease.release();
       return;
