@@ -14,7 +14,7 @@
  *
  *   npx tsx bench/nginx.ts [--quick] [--json]
  */
-import { spawnSync } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,6 +156,25 @@ http {
 `;
 }
 
+/** Start nginx (own prefix under `dir`, loopback, worker_processes 1) proxying to 127.0.0.1:upstreamPort. */
+export async function startNginx(bin: string, dir: string, upstreamPort: number): Promise<{ url?: string; child?: ChildProcess; note: string }> {
+  const prefix = join(dir, "nginx");
+  for (const d of ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"]) mkdirSync(join(prefix, d), { recursive: true });
+  const port = await freePort();
+  writeFileSync(join(prefix, "nginx.conf"), nginxConf(prefix, port, upstreamPort));
+  const child = spawnTracked(bin, ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log")], { stderr: "pipe" });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  try {
+    await waitHttp(`http://127.0.0.1:${port}/health`, 10_000, 10, () => child.exitCode !== null);
+    return { url: `http://127.0.0.1:${port}`, child, note: "nginx started" };
+  } catch (e) {
+    await stopTracked(child, 2000);
+    const elog = existsSync(join(prefix, "error.log")) ? readFileSync(join(prefix, "error.log"), "utf8").slice(-300) : "";
+    return { note: `nginx did not start: ${(e as Error).message} ${err.slice(-300)} ${elog}` };
+  }
+}
+
 export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]> {
   const quick = opts.quick ?? QUICK;
   const seconds = quick ? 1 : 3;
@@ -182,19 +201,12 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
       { name: "gglib", url: proxy.url },
     ];
     if (nginx.path) {
-      const prefix = join(dir, "nginx");
-      for (const d of ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"]) mkdirSync(join(prefix, d), { recursive: true });
-      const port = await freePort();
-      writeFileSync(join(prefix, "nginx.conf"), nginxConf(prefix, port, upPort));
-      nginxChild = spawnTracked(nginx.path, ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log")], { stderr: "pipe" });
-      let err = "";
-      nginxChild.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      const c = nginxChild;
-      try {
-        await waitHttp(`http://127.0.0.1:${port}/health`, 10_000, 10, () => c.exitCode !== null);
-        targets.push({ name: "nginx", url: `http://127.0.0.1:${port}` });
-      } catch (e) {
-        nginx.note += `; nginx did not start: ${(e as Error).message} ${err.slice(-300)} ${existsSync(join(prefix, "error.log")) ? readFileSync(join(prefix, "error.log"), "utf8").slice(-300) : ""}`;
+      const n = await startNginx(nginx.path, dir, upPort);
+      if (n.url && n.child) {
+        nginxChild = n.child;
+        targets.push({ name: "nginx", url: n.url });
+      } else {
+        nginx.note += `; ${n.note}`;
         log(`[nginx] ${nginx.note}`);
       }
     }
