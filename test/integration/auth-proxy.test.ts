@@ -170,7 +170,7 @@ test("with --api-key nothing unauthenticated reaches any route but /health, and 
   assert.deepEqual(recorded(), [], "llama-server saw no request");
 
   // with the key (both accepted forms) the routes work, and what reaches llama-server carries no credential
-  const good = [{ authorization: `Bearer ${KEY}` }, { "x-api-key": KEY }];
+  const good: Record<string, string>[] = [{ authorization: `Bearer ${KEY}` }, { "x-api-key": KEY }];
   const sent: string[] = [];
   for (const [i, h] of good.entries()) {
     for (const r of ROUTES) {

@@ -297,8 +297,8 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
       { expect: 4 },
     );
     assert.deepEqual(piped.responses.map((r) => r.status), [200, 400, 404, 200], piped.raw.slice(0, 1500));
-    assertOpenAiError(piped.responses[1], "pipelined bad JSON");
-    assertOpenAiError(piped.responses[2], "pipelined unknown model");
+    assertOpenAiError(piped.responses[1]!, "pipelined bad JSON");
+    assertOpenAiError(piped.responses[2]!, "pipelined unknown model");
   });
 
   test("RSS stays flat over 2 × 3 000 bad requests", async (t) => {
