@@ -156,7 +156,7 @@ export class ProxyServer {
           return;
       }
       if (path.startsWith("/api/logs/")) {
-        this.logs(req, res, decodeURIComponent(path.slice("/api/logs/".length)), query);
+        this.logs(req, res, decodeName(path.slice("/api/logs/".length)), query);
         return;
       }
     }
@@ -332,7 +332,7 @@ export class ProxyServer {
   private async upstream(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams | undefined): Promise<void> {
     const rest = path.slice("/upstream/".length);
     const slash = rest.indexOf("/");
-    const requested = decodeURIComponent(slash >= 0 ? rest.slice(0, slash) : rest);
+    const requested = decodeName(slash >= 0 ? rest.slice(0, slash) : rest);
     if (!requested) throw new ProxyHttpError(400, "model_missing", `Use /upstream/{model}/{path}. Available: ${this.names()}.`);
     const name = this.resolve(requested);
     const method = req.method ?? "GET";
@@ -469,6 +469,15 @@ export class ProxyServer {
       res.setHeader("access-control-allow-headers", String(req.headers["access-control-request-headers"] ?? "authorization, content-type, x-api-key"));
       res.setHeader("access-control-max-age", "86400");
     }
+  }
+}
+
+/** A model name from a URL path segment; malformed percent-encoding → 400. */
+function decodeName(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ProxyHttpError(400, "invalid_model_name", `The model name in the path is not valid percent-encoding: ${JSON.stringify(segment.slice(0, 200))}.`);
   }
 }
 
