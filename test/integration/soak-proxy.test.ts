@@ -69,6 +69,15 @@ test(`soak: ${TOTAL} requests over 3 models with --max-models 1: none lost, none
     }
   })();
 
+  // the model of request i: random runs (a switch with probability SWITCH per request), so that the requests in
+  // flight mostly want one or two models and swaps happen all along, but not at nearly every request
+  const SWITCH = 1 / 25;
+  const models: string[] = [];
+  for (let i = 0, m = 0; i < TOTAL; i++) {
+    if (rand() < SWITCH) m = Math.floor(rand() * MODELS.length);
+    models.push(MODELS[m]!);
+  }
+  const modelOf = (i: number) => models[i]!;
   const sent = new Map<string, number>(MODELS.map((m) => [m, 0]));
   const problems: string[] = [];
   let answered = 0;
@@ -78,7 +87,7 @@ test(`soak: ${TOTAL} requests over 3 models with --max-models 1: none lost, none
     for (;;) {
       const i = next++;
       if (i >= TOTAL) return;
-      const model = MODELS[Math.floor(rand() * MODELS.length)]!;
+      const model = modelOf(i);
       const stream = rand() < 0.5;
       sent.set(model, sent.get(model)! + 1);
       let r: { status: number; text: string };
