@@ -350,7 +350,7 @@ export function markdownTable(rows: Row[]): string {
   for (const r of rows) {
     const sp = (s?: [number, number]): string => (s ? `${fmt(s[0])}–${fmt(s[1])}` : "–");
     lines.push(
-      `| ${r.section} | ${r.metric} | ${fmt(r.value)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} (${r.baselineName}) | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "–"} | ${r.diff >= 0 ? "+" : ""}${fmt(r.diff)} ${r.unit} | ${sp(r.spread)}; ${sp(r.baselineSpread)} | ${r.reps} | ${r.target ?? ""} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} | ${r.loadavg.toFixed(2)} | ${(r.note ?? "").replace(/\|/g, "/")} |`,
+      `| ${r.section} | ${r.metric.replace(/\|/g, "/")} | ${fmt(r.value)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} (${r.baselineName}) | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "–"} | ${r.diff >= 0 ? "+" : ""}${fmt(r.diff)} ${r.unit} | ${sp(r.spread)}; ${sp(r.baselineSpread)} | ${r.reps || "–"} | ${r.target ?? ""} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} | ${r.loadavg.toFixed(2)} | ${(r.note ?? "").replace(/\|/g, "/")} |`,
     );
   }
   return lines.join("\n");

@@ -270,7 +270,7 @@ async function chunkDelay(dir: string, quick: boolean): Promise<Row[]> {
       rows.push(
         row({
           section,
-          metric: `inter-arrival jitter ${name}: |gap − ${INTERVAL_MS} ms| through the proxy vs direct`,
+          metric: `inter-arrival jitter ${name}: abs(gap − ${INTERVAL_MS} ms) through the proxy vs direct`,
           value: quantile(jitProxy, q),
           baseline: quantile(jitDirect, q),
           baselineName: "direct",
