@@ -204,7 +204,7 @@ export class ModelController {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const r = this.exitReasons.get(model);
-      if (r && r.instance === instance) return `llama-server for '${model}' exited unexpectedly (${r.reason})`;
+      if (r && r.instance === instance) return `llama-server for '${model}' ${r.reason}`;
       if (Date.now() >= deadline) return `${err.message} (model '${model}')`;
       await new Promise((res) => setTimeout(res, 25));
     }
@@ -463,24 +463,43 @@ export class ModelController {
         if (m && m.logs.length < 400 && /buffer size =/.test(e.line)) m.logs.push(e.line);
         break;
       }
-      case "health":
+      case "health": {
         this.emit({ type: "health", model, status: e.status.status, at: e.at });
+        const run = this.running.get(model);
+        if (e.status.status === "unhealthy" && run && run.handle.id === e.handle.id) this.onHung(model, run, e.status.reason);
         break;
+      }
       case "exited": {
         const run = this.running.get(model);
         if (e.expected || !run || run.handle.id !== e.handle.id) break;
         const reason = e.signal ? `signal ${e.signal}` : `exit code ${e.exitCode}`;
-        this.exitReasons.set(model, { instance: run.instance, reason });
+        this.exitReasons.set(model, { instance: run.instance, reason: `exited unexpectedly (${reason})` });
         this.running.delete(model);
         for (const a of run.aborts) a(new Error(`llama-server exited (${reason})`));
         this.metrics?.crashed(model);
         this.emit({ type: "crash", model, reason, at: e.at });
-        this.feed({ type: "crashed", model, instance: run.instance, reason, now: this.now() });
+        this.feed({ type: "crashed", model, instance: run.instance, reason: `exited unexpectedly (${reason})`, now: this.now() });
         break;
       }
       default:
         break;
     }
+  }
+
+  /**
+   * The runner's health monitor found a ready server not answering (hung, e.g. stopped or deadlocked): treat it
+   * like a crash. Its requests end with an error (streams: SSE error + [DONE]), the process is killed (SIGTERM,
+   * then SIGKILL after a short grace), and the next request starts the model again.
+   */
+  private onHung(model: string, run: Running, why: string): void {
+    const reason = `stopped answering its health checks (${why}); it was killed and restarts on the next request`;
+    this.exitReasons.set(model, { instance: run.instance, reason });
+    this.running.delete(model);
+    for (const a of run.aborts) a(new Error(`llama-server for '${model}' ${reason}`));
+    this.metrics?.crashed(model);
+    this.emit({ type: "crash", model, reason: `hung: ${why}`, at: this.now() });
+    this.trackStop(this.runner.stop(run.handle, { graceMs: 1_000 }).catch(() => {}));
+    this.feed({ type: "crashed", model, instance: run.instance, reason: `hung: ${why}`, now: this.now() });
   }
 
   private appendLog(model: string, line: string): void {

@@ -106,6 +106,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
     });
   }
+  // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
+  const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
+  if (!runnerOptions.binaryPath && file.llamaServer && loaded) runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
+  const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
+  const swept = runner instanceof LlamaServerRunner ? await runner.sweep() : undefined;
   const modelsDir = o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined);
   const ttlS = o.ttlS ?? file.ttl ?? 0;
   const maxModels = o.maxModels ?? file.maxModels;
@@ -134,9 +139,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const catalogInput = () => ({ config: loaded, modelsDir, ttlS, ...(o.registry ? { registry: o.registry } : {}) });
   const catalog = await buildCatalog(catalogInput());
 
-  const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
-  if (!runnerOptions.binaryPath && file.llamaServer && loaded) runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
-  const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
   const snapshotRef: { c?: ModelController } = {};
   const metrics = new ProxyMetrics({
     snapshot: () =>
@@ -173,7 +175,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       preload: m.preload,
     })),
     clashes: catalog.clashes.map((c) => c.message),
-    warnings: [...catalog.warnings],
+    warnings: [
+      ...catalog.warnings,
+      ...(swept && swept.killed.length > 0 ? [`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`] : []),
+    ],
     budget: { bytes: budgetBytes ?? null, source: budgetSource },
     maxModels: maxModels ?? null,
   };

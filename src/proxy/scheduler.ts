@@ -380,7 +380,7 @@ export class Scheduler {
       m.lastError = reason;
     }
     m.lastUsed = Math.max(m.lastUsed, now);
-    this.setStatus(m, "unloaded", wasStopping ? undefined : `exited unexpectedly: ${reason}`);
+    this.setStatus(m, "unloaded", wasStopping ? undefined : reason);
     this.afterGone(m);
   }
 
