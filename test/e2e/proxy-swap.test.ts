@@ -16,7 +16,7 @@ import { killQuietly, pidsWithArg, running } from "../support/procs.js";
 
 let dir: string;
 let proxy: RunningProxy;
-let spawned: string[] = [];
+const spawned: string[] = [];
 
 before(async () => {
   const bin = await ensureLlamaServer();
