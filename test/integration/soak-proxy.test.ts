@@ -171,3 +171,68 @@ test(`soak: ${TOTAL} requests over 3 models with --max-models 1: none lost, none
   assert.deepEqual(await waitGone(llamas, 5_000), [], "no llama-server left after the proxy stopped");
   assert.deepEqual(p.llamaPids(), []);
 });
+
+test("soak: streams abandoned by their clients at random points are cancelled upstream; nothing stays in flight or open", { timeout: 120_000 }, async (t) => {
+  const N = LONG ? 3_000 : 300;
+  const p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 20, tokens: -1, tokenIntervalMs: 5 } });
+  const client = new Agent({ connections: 16, keepAliveTimeout: 1_000 });
+  let clientClosed = false;
+  t.after(() => (clientClosed ? undefined : client.close()));
+  const warm = await ufetch(`${p.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "a", max_tokens: 2, messages: [{ role: "user", content: "x" }] }),
+    dispatcher: client,
+  });
+  await warm.text();
+  const fdBefore = p.fdCount();
+  const st = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { name: string; port?: number; pid?: number }[] };
+  const fake = st.models[0]!;
+  assert.ok(fake.port && fake.pid);
+  let next = 0;
+  let aborted = 0;
+  let finished = 0;
+  const t0 = Date.now();
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = next++; i < N; i = next++) {
+        const ac = new AbortController();
+        // streams of 2 000 tokens × 5 ms (10 s): every one is abandoned, after 0–300 ms, at the headers or mid-body
+        const after = Math.floor(Math.random() * 300);
+        const timer = setTimeout(() => ac.abort(), after);
+        try {
+          const res = await ufetch(`${p.url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ model: "a", stream: true, max_tokens: 2_000, messages: [{ role: "user", content: `n${i}` }] }),
+            dispatcher: client,
+            signal: ac.signal,
+          });
+          for await (const chunk of res.body!) void chunk;
+          finished++;
+        } catch {
+          aborted++;
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    }),
+  );
+  const elapsed = Date.now() - t0;
+  assert.equal(aborted + finished, N);
+  assert.ok(aborted >= N * 0.9, `the clients went away (${aborted}/${N})`);
+  // the proxy forgets them, and llama-server stops generating for them (the proxy aborts the upstream request)
+  const idle = async () => {
+    const s = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { inFlight: number; queued: number }[] };
+    const f = (await (await fetch(`http://127.0.0.1:${fake.port}/__fake/state`)).json()) as { inFlight: number; generations: number };
+    return s.models[0]!.inFlight === 0 && s.models[0]!.queued === 0 && f.inFlight === 0;
+  };
+  assert.ok(await waitFor(idle, 5_000, 100), "nothing in flight in the proxy or in llama-server");
+  assert.equal(p.llamaPids().length, 1);
+  assert.deepEqual(p.llamaPids(), [fake.pid], "the same llama-server all along");
+  await client.close();
+  clientClosed = true;
+  const settled = await waitFor(() => p.fdCount() <= fdBefore + 2, 10_000, 100);
+  t.diagnostic(`${N} streams (${aborted} abandoned) in ${elapsed} ms; proxy fds ${fdBefore} → ${p.fdCount()}`);
+  assert.ok(settled, `fds ${fdBefore} → ${p.fdCount()}`);
+});
