@@ -14,10 +14,10 @@
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { QUICK, ROOT, ensureBuilt, log, machine, markdownTable, spawnTracked, type Row } from "./lib.js";
+import { QUICK, ROOT, ensureBuilt, fmt, log, machine, markdownTable, spawnTracked, type Row } from "./lib.js";
 import { benchNginx } from "./nginx.js";
 import { benchStreaming } from "./streaming.js";
-import { benchSwap } from "./swap.js";
+import { benchSwap, realLlamaServer } from "./swap.js";
 import { benchScale } from "./scale.js";
 
 interface Section {
@@ -40,7 +40,10 @@ interface RunTsRow {
 /** bench/run.ts as a child process; its rows from the proxy-<stamp>.json it wrote. */
 async function runTs(quick: boolean): Promise<{ rows: Row[]; markdown: string; file?: string }> {
   const started = Date.now();
-  const child = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit" });
+  // its cold-load row uses the real llama-server only when told where it is
+  const real = realLlamaServer();
+  const env = { ...process.env, ...(real && !process.env.GGLIB_BENCH_LLAMA_SERVER ? { GGLIB_BENCH_LLAMA_SERVER: real } : {}) };
+  const child = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit", env });
   let md = "";
   child.stdout!.on("data", (d: Buffer) => (md += d.toString()));
   const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
@@ -78,9 +81,12 @@ function targetsSummary(rows: Row[]): string {
   return [
     "## Targets",
     "",
-    "| target | measured | baseline | met |",
-    "|---|---|---|---|",
-    ...t.map((r) => `| ${r.target} (${r.metric}) | ${Number.isFinite(r.value) ? r.value.toFixed(3) : "–"} ${r.unit} | ${Number.isFinite(r.baseline) ? r.baseline.toFixed(3) : "–"} ${r.unit} (${r.baselineName}) | ${r.met ? "yes" : "**no**"} |`),
+    "| target | measured | baseline | ratio | difference | met |",
+    "|---|---|---|---|---|---|",
+    ...t.map(
+      (r) =>
+        `| ${r.target} (${r.metric}) | ${fmt(r.value)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} (${r.baselineName}) | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "–"} | ${r.diff >= 0 ? "+" : ""}${fmt(r.diff)} ${r.unit} | ${r.met ? "yes" : "**no**"} |`,
+    ),
     "",
   ].join("\n");
 }
