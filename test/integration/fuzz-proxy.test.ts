@@ -79,7 +79,7 @@ function parseResponses(buf: Buffer): RawResponse[] {
 }
 
 /** Sends raw bytes; collects what comes back until the server closes, `expect` responses arrived, or timeoutMs. */
-function exchange(port: number, data: (string | Buffer)[], o: { expect?: number; timeoutMs?: number; gapMs?: number } = {}): Promise<Exchange> {
+function exchange(port: number, data: (string | Buffer)[], o: { expect?: number; timeoutMs?: number; gapMs?: number; end?: boolean } = {}): Promise<Exchange> {
   return new Promise((resolve) => {
     const sock = connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];
@@ -113,6 +113,7 @@ function exchange(port: number, data: (string | Buffer)[], o: { expect?: number;
           sock.write(d);
           if (o.gapMs) await new Promise((r) => setTimeout(r, o.gapMs));
         }
+        if (o.end && !sock.destroyed) sock.end();
       })();
     });
   });
@@ -260,6 +261,109 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     async (t) => {
       p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
       const failures = await check(MALFORMED_PERCENT);
+      assert.deepEqual(failures, [], failures.join("\n"));
+    },
+  );
+
+  test("wrong types for messages/stream/max_tokens with a real model: llama-server's answer or a 4xx, never a 5xx; `stream` is read the same way by both", async (t) => {
+    p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
+    const port = Number(new URL(p.url).port);
+    const bodies = [
+      { model: "a", messages: "x" },
+      { model: "a", messages: [{ role: 1, content: 2 }] },
+      { model: "a", messages: {} },
+      { model: "a", messages: [{ role: "user", content: "x" }], stream: "true" },
+      { model: "a", messages: [{ role: "user", content: "x" }], stream: 1 },
+      { model: "a", messages: [{ role: "user", content: "x" }], stream: null },
+      { model: "a", messages: [{ role: "user", content: "x" }], max_tokens: "many" },
+      { model: "a", messages: [{ role: "user", content: "x" }], max_tokens: -1 },
+      { model: "a" },
+    ];
+    for (const b of bodies) {
+      const ex = await exchange(port, [req("POST", "/v1/chat/completions", JSON.stringify(b))], { expect: 1 });
+      const r = ex.responses[0];
+      const what = JSON.stringify(b);
+      assert.ok(r, `${what}: a response`);
+      assert.ok(r.status < 500, `${what}: ${r.status} ${r.body.slice(0, 200)}`);
+      if (r.status >= 400) assertOpenAiError(r, what);
+      else {
+        // only a JSON `true` makes a stream, for the proxy and for llama-server alike
+        assert.doesNotMatch(r.headers["content-type"] ?? "", /event-stream/, `${what} is not a stream`);
+        assert.equal((JSON.parse(r.body) as { model: string }).model, "a");
+      }
+      await assertHealthy(p, what);
+    }
+  });
+
+  test("300 random mutations (1–2 each) of valid requests (bytes flipped, cut, CR/LF and NUL inserted): never a 500, never a crash", async (t) => {
+    p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
+    const port = Number(new URL(p.url).port);
+    const seeds = [
+      req("POST", "/v1/chat/completions", JSON.stringify({ model: "a", messages: [{ role: "user", content: "hi" }], max_tokens: 2 })),
+      req("GET", "/v1/models"),
+      req("POST", "/upstream/a/tokenize", JSON.stringify({ content: "hi" })),
+      req("POST", "/models/unload", JSON.stringify({ model: "a" })),
+    ];
+    const seed = Number(process.env.GGLIB_FUZZ_SEED ?? Date.now() % 100_000);
+    let x = seed;
+    const rand = (n: number) => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x % n;
+    };
+    const bad: string[] = [];
+    const statuses = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const b = Buffer.from(seeds[rand(seeds.length)]!);
+      let m: Buffer = b;
+      for (let k = 0, n = 1 + rand(2); k < n; k++) {
+        const at = rand(m.length);
+        switch (rand(4)) {
+          case 0:
+            m[at] = rand(256);
+            break;
+          case 1:
+            m = m.subarray(0, Math.max(1, at));
+            break;
+          case 2:
+            m = Buffer.concat([m.subarray(0, at), Buffer.from(["\r\n", "\n", "\u0000", ":", " ", "%", "\r\n\r\n"][rand(7)]!), m.subarray(at)]);
+            break;
+          default:
+            m = Buffer.concat([m.subarray(0, at), m.subarray(Math.min(m.length, at + 1 + rand(8)))]);
+        }
+      }
+      // end: a request cut short gets EOF (not a 3 s wait for bytes that never come)
+      const ex = await exchange(port, [m], { expect: 1, timeoutMs: 3_000, end: true });
+      const r = ex.responses[0];
+      const key = r ? `${r.status}${r.status >= 400 ? ` ${/"code":"?([\w-]+)/.exec(r.body)?.[1] ?? ""}` : ""}` : ex.closed ? "closed" : "no answer (timeout)";
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      if (r && r.status >= 500) bad.push(`#${i} (seed ${seed}): ${r.status} ${r.body.slice(0, 200)} for ${JSON.stringify(m.toString("latin1").slice(0, 200))}`);
+      // (no Host header: node's own empty 400, see the todo test below)
+      if (r && r.status >= 400 && /\r\nhost:/i.test(m.toString("latin1").split("\r\n\r\n")[0]!)) {
+        try {
+          assertOpenAiError(r, `#${i}`);
+        } catch (e) {
+          bad.push(`#${i} (seed ${seed}): ${(e as Error).message} for ${JSON.stringify(m.toString("latin1").slice(0, 300))}; got ${JSON.stringify(ex.raw.slice(0, 300))}`);
+        }
+      }
+    }
+    await assertHealthy(p, "300 mutations");
+    t.diagnostic(`seed ${seed}: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    assert.deepEqual(bad, []);
+  });
+
+  test(
+    "an HTTP/1.1 request without a Host header gets a 400 in OpenAI's shape",
+    {
+      todo:
+        "proxy bug: node's http server answers a Host-less HTTP/1.1 request itself (requireHostHeader, default true) with an empty 400, " +
+        "bypassing the proxy's clientError handler: src/proxy/server.ts createServer() could pass requireHostHeader: false (the proxy never uses Host)",
+    },
+    async (t) => {
+      p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
+      const failures = await check([
+        { name: "POST without Host", data: ["POST /v1/chat/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\n{"], status: [400] },
+        { name: "GET without Host", data: ["GET /v1/nothing HTTP/1.1\r\nConnection: close\r\n\r\n"], status: [400, 404] },
+      ]);
       assert.deepEqual(failures, [], failures.join("\n"));
     },
   );
