@@ -24,6 +24,7 @@ import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import { findFreePort } from "../src/process/ports.js";
+import { ensureBuilt } from "./lib.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -81,7 +82,9 @@ async function waitHttp(url: string, timeoutMs: number): Promise<void> {
 }
 
 function startProxy(configPath: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "proxy", "--config", configPath, "--port", "0", "--json"], {
+  // bin/gglib.js: the compiled CLI (main() builds it first), as a user runs it; not tsx, whose compiler would
+  // inflate the proxy's RSS and CPU
+  const child = spawn(process.execPath, [join(ROOT, "bin/gglib.js"), "proxy", "--config", configPath, "--port", "0", "--json"], {
     cwd: ROOT,
     env,
     stdio: ["ignore", "pipe", "inherit"],
@@ -199,6 +202,8 @@ function findRealLlamaServer(): string | undefined {
 }
 
 async function main(): Promise<void> {
+  const build = ensureBuilt();
+  if (!build.compiled) console.error(`note: ${build.note}`);
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-"));
   const rows: Row[] = [];
   const extra: Record<string, unknown> = {};
