@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     "",
     `Command: \`${command}\` (${quick ? "quick" : "full"} mode, ${seconds.toFixed(0)} s). Machine: ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}; ` +
       `shared with other jobs: load average ${la0.map((x) => x.toFixed(2)).join(" / ")} at the start, ${la1.map((x) => x.toFixed(2)).join(" / ")} at the end (1/5/15 min; each row shows the 1-min value when it was measured). ` +
-      `CLI: ${build.compiled ? "compiled dist/" : "src/ through tsx"} (bench/run.ts starts its proxy through tsx).`,
+      `CLI: ${build.compiled ? "compiled dist/" : "src/ through tsx"}.`,
     "",
     "Every figure is set against a baseline measured in the same run: ratio = measured / baseline, difference = measured − baseline. " +
       "Medians over the repetitions; spread = min–max of the repetitions (for distributions pooled over all repetitions: –).",

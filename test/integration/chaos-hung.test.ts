@@ -1,6 +1,7 @@
 /**
  * Chaos: a llama-server that hangs (SIGSTOP: alive, holding its port, answering nothing) under `gglib proxy`. The
- * runner's health monitor (every 5 s, 2 s timeout) must find it, and requests to the model must not wait forever.
+ * runner's health monitor (every 5 s, 2 s timeout) must find it, requests to the model must not wait forever, the hung
+ * process is killed and the next request starts a fresh one. (A bug found here, fixed in e643867.)
  * Separate from chaos-proxy.test.ts because it takes ~20 s.
  */
 import { test, type TestContext } from "node:test";
@@ -43,9 +44,6 @@ test(
   "a SIGSTOPped (hung) llama-server is found by the health monitor: requests to it do not hang forever",
   {
     timeout: 45_000,
-    todo:
-      "proxy bug: the controller ignores the runner's 'health' events (src/proxy/controller.ts onRunnerEvent, case \"health\"), so a hung " +
-      "llama-server stays 'ready' and requests to it wait forever (undici headersTimeout/bodyTimeout are 0 in src/proxy/forward.ts)",
   },
   async (t) => {
     const { p, pid } = await hungModel(t);
@@ -65,6 +63,14 @@ test(
       const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;
       assert.deepEqual([typeof e.message, typeof e.type, typeof e.code], ["string", "string", "string"], text);
     }
+    t.diagnostic(`hung server: ${status} after ${Date.now() - t0} ms: ${text.slice(0, 200)}`);
     assert.ok(await waitFor(() => !running(pid), 5_000), "the hung process was killed");
+    // the next request gets a fresh llama-server
+    const again = await postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }, {}, AbortSignal.timeout(15_000));
+    assert.equal(again.status, 200, await again.clone().text());
+    assert.equal(((await again.json()) as { model: string }).model, "a");
+    const now = p.llamaPids();
+    assert.equal(now.length, 1);
+    assert.notEqual(now[0], pid);
   },
 );
