@@ -49,6 +49,8 @@ const ROUTES: { method: string; path: string; body?: unknown }[] = [
   { method: "DELETE", path: "/slots/0?model=a" },
   { method: "GET", path: "/no/such/route?model=a" },
   { method: "GET", path: "/" },
+  { method: "HEAD", path: "/v1/models" },
+  { method: "HEAD", path: "/upstream/a/health" },
 ];
 
 /** No key, wrong keys, and the right key in forms the proxy must not accept. */
@@ -157,6 +159,10 @@ test("with --api-key nothing unauthenticated reaches any route but /health, and 
       const text = await res.text();
       const what = `${bad.name}: ${r.method} ${r.path}`;
       assert.equal(res.status, 401, `${what}: ${res.status} ${text.slice(0, 200)}`);
+      if (r.method === "HEAD") {
+        checked++;
+        continue;
+      }
       const body = JSON.parse(text) as { error: { message: string; type: string; code: string } };
       assert.equal(body.error.type, "authentication_error", what);
       assert.equal(body.error.code, "invalid_api_key", what);

@@ -10,6 +10,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { Agent, fetch as ufetch } from "undici";
 import { startProxyProcess, sseData, waitGone } from "../support/proxy-harness.js";
 import { waitFor } from "../support/procs.js";
@@ -162,6 +163,7 @@ test(`soak: ${TOTAL} requests over 3 models with --max-models 1: none lost, none
       `fd ${fdBefore} → ${fdAfter}, RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB, ${samples} pid samples, ${note}`,
   );
   assert.ok(fdSettled, `proxy fds back to the baseline: ${fdBefore} → ${fdAfter}`);
+  assert.ok(rssAfter - rssBefore < 128 * 1024, `proxy RSS grew by ${Math.round((rssAfter - rssBefore) / 1024)} MiB`);
 
   const llamas = p.llamaPids();
   assert.ok(llamas.length <= 1);
@@ -170,6 +172,13 @@ test(`soak: ${TOTAL} requests over 3 models with --max-models 1: none lost, none
   assert.equal(exit.code, 0, `proxy exits 0 on SIGTERM; stderr: ${p.stderr().slice(-1000)}`);
   assert.deepEqual(await waitGone(llamas, 5_000), [], "no llama-server left after the proxy stopped");
   assert.deepEqual(p.llamaPids(), []);
+  // its port is free again
+  const port = Number(new URL(p.url).port);
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve()));
+  });
 });
 
 test("soak: streams abandoned by their clients at random points are cancelled upstream; nothing stays in flight or open", { timeout: 120_000 }, async (t) => {
