@@ -128,3 +128,18 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   if (fit) out.fit = fit;
   return out;
 }
+
+/**
+ * The settings a model file calls for where `explicit` leaves them unset (reasoning → deepseek + Jinja, tools →
+ * Jinja, embeddings → --embeddings), as choices with their reasons. A file whose metadata cannot be read gets none:
+ * llama-server's own defaults then apply.
+ */
+export async function detectedLaunchSettings(path: string, explicit: Partial<ServerConfig>): Promise<LaunchChoice[]> {
+  try {
+    const { readModelMetadata } = await import("../gguf/reader.js");
+    const metadata = await readModelMetadata(path);
+    return launchDefaults({ metadata, explicit }).choices.filter((c) => c.source === "detected" && c.value !== undefined);
+  } catch {
+    return [];
+  }
+}

@@ -11,8 +11,7 @@ import type { LoadedConfig, ModelConfig } from "./config.js";
 import { resolvePath } from "./config.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
-import { readModelMetadata } from "../gguf/reader.js";
-import { launchDefaults, type LaunchChoice } from "../models/launch-defaults.js";
+import { detectedLaunchSettings } from "../models/launch-defaults.js";
 
 export interface ProxyModel {
   name: string;
@@ -83,7 +82,7 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
   if (cfg?.cacheTypeK) server.cacheTypeK = cfg.cacheTypeK;
   if (cfg?.cacheTypeV) server.cacheTypeV = cfg.cacheTypeV;
   if (cfg?.env) server.env = cfg.env;
-  const defaults = await detectedDefaults(entry.shards[0] ?? entry.path, server);
+  const defaults = await detectedLaunchSettings(entry.shards[0] ?? entry.path, server);
   for (const c of defaults) (server as unknown as Record<string, unknown>)[c.setting] = c.value;
   const extraArgs = [...(input.commonArgs ?? [])];
   if (entry.mmproj) extraArgs.push("--mmproj", entry.mmproj);
@@ -114,20 +113,6 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
     spec,
     preload: s.preload === true,
   };
-}
-
-/**
- * Launch settings the model itself calls for, where nothing was set explicitly (the seed's precedence: explicit →
- * detected → llama.cpp's default): a reasoning model gets `--reasoning-format deepseek` and Jinja, a tool-capable one
- * Jinja, an embedding model `--embeddings`. A file whose metadata cannot be read gets none.
- */
-async function detectedDefaults(path: string, explicit: ServerConfig): Promise<LaunchChoice[]> {
-  try {
-    const metadata = await readModelMetadata(path);
-    return launchDefaults({ metadata, explicit }).choices.filter((c) => c.source === "detected" && c.value !== undefined);
-  } catch {
-    return [];
-  }
 }
 
 /** Resolves a requested model name: exact name, then alias, then a unique case-insensitive match. */

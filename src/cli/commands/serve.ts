@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type { ServerConfig, ReasoningFormat } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
+import { detectedLaunchSettings } from "../../models/launch-defaults.js";
 import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import { colors, formatDuration, ProgressLine } from "../ui.js";
 
@@ -91,6 +92,11 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
   const out = process.stdout;
   const c = colors(process.stderr);
   const config = serveConfig(model, extra, o);
+  // what the model calls for, where no flag says otherwise (e.g. a reasoning model → --reasoning-format deepseek)
+  for (const choice of await detectedLaunchSettings(config.modelPath, config)) {
+    (config as unknown as Record<string, unknown>)[choice.setting] = choice.value;
+    if (!o.json) process.stderr.write(c.dim(`${choice.setting}: ${String(choice.value)} (${choice.reason})\n`));
+  }
   const runner = new LlamaServerRunner({
     stopGraceMs: (intOpt("grace", o.grace, 0) ?? 10) * 1000,
     readyTimeoutMs: (intOpt("ready-timeout", o.readyTimeout, 1) ?? 120) * 1000,
@@ -154,7 +160,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolveExit) => {
     runner.on((e) => {
       if (e.type === "exited" && e.handle.id === handle.id) resolveExit({ code: e.exitCode, signal: e.signal });
-      if (e.type === "health" && e.handle.id === handle.id && !o.json) process.stderr.write(c.yellow(`health: ${e.status.status}\n`));
+      if (e.type === "health" && e.handle.id === handle.id && !o.json && !stopping) process.stderr.write(c.yellow(`health: ${e.status.status}\n`));
     });
   });
   const stopRequested = new Promise<void>((r) => abort.signal.addEventListener("abort", () => r(), { once: true }));
