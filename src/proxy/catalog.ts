@@ -42,9 +42,9 @@ export interface CatalogInput {
   commonArgs?: readonly string[];
 }
 
-export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
-  const cfgModels = input.config?.config.models ?? {};
-  const configModels: ConfigModel[] = Object.entries(cfgModels).map(([name, m]) => {
+/** The config file's models as model-source entries (paths resolved against the config's folder). */
+export function configModelsOf(loaded: LoadedConfig): ConfigModel[] {
+  return Object.entries(loaded.config.models ?? {}).map(([name, m]) => {
     const settings: ConfigModel["settings"] = {};
     if (m.ctx !== undefined) settings.ctx = m.ctx;
     if (m.gpuLayers !== undefined) settings.gpuLayers = m.gpuLayers;
@@ -55,11 +55,16 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
     if (m.ttl !== undefined) settings.ttl = m.ttl;
     if (m.pinned !== undefined) settings.pinned = m.pinned;
     if (m.preload !== undefined) settings.preload = m.preload;
-    const c: ConfigModel = { name, path: resolvePath(input.config!.baseDir, m.path), settings };
+    const c: ConfigModel = { name, path: resolvePath(loaded.baseDir, m.path), settings };
     if (m.aliases) c.aliases = m.aliases;
-    if (m.mmproj) c.mmproj = resolvePath(input.config!.baseDir, m.mmproj);
+    if (m.mmproj) c.mmproj = resolvePath(loaded.baseDir, m.mmproj);
     return c;
   });
+}
+
+export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
+  const cfgModels = input.config?.config.models ?? {};
+  const configModels = input.config ? configModelsOf(input.config) : [];
   const opts: Parameters<typeof loadModelSources>[0] = {};
   if (input.modelsDir) opts.modelsDir = input.modelsDir;
   if (input.registry) opts.registry = input.registry;

@@ -13,8 +13,9 @@ import {
   type RegisteredModel,
   type UpdateModelInput,
 } from "../../models/registry.js";
-import { findModel, loadModelSources, scanModelsDir, type Clash, type ConfigModel, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
+import { findModel, loadModelSources, scanModelsDir, type Clash, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
 import { loadConfigFile, resolvePath as resolveConfigPath, type LoadedConfig } from "../../proxy/config.js";
+import { configModelsOf } from "../../proxy/catalog.js";
 import { colors, formatBytes } from "../ui.js";
 import { registerFit } from "./models-fit.js";
 
@@ -118,25 +119,7 @@ function loadSourcesOptions(opts: SourceOpts): LoadedSources {
   const out: LoadedSources = {};
   if (loaded) {
     const base = loaded.baseDir;
-    const models: ConfigModel[] = Object.entries(loaded.config.models ?? {}).map(([name, m]) => {
-      const settings: ModelSettings = {};
-      if (m.ctx !== undefined) settings.ctx = m.ctx;
-      if (m.gpuLayers !== undefined) settings.gpuLayers = m.gpuLayers;
-      if (m.jinja !== undefined) settings.jinja = m.jinja;
-      if (m.reasoningFormat !== undefined) settings.reasoningFormat = m.reasoningFormat;
-      if (m.parallel !== undefined) settings.parallel = m.parallel;
-      if (m.extraArgs !== undefined) settings.extraArgs = [...m.extraArgs];
-      if (m.ttl !== undefined) settings.ttl = m.ttl;
-      if (m.pinned !== undefined) settings.pinned = m.pinned;
-      if (m.preload !== undefined) settings.preload = m.preload;
-      return {
-        name,
-        path: resolveConfigPath(base, m.path),
-        settings,
-        ...(m.aliases ? { aliases: m.aliases } : {}),
-        ...(m.mmproj ? { mmproj: resolveConfigPath(base, m.mmproj) } : {}),
-      };
-    });
+    const models = configModelsOf(loaded);
     out.config = { models, baseDir: base };
     if (loaded.config.modelsDir) out.modelsDir = resolveConfigPath(base, loaded.config.modelsDir);
   }
