@@ -74,3 +74,28 @@ test(
     assert.notEqual(now[0], pid);
   },
 );
+
+test("a llama-server that hangs while loading (SIGSTOP) is ended by --load-timeout: waiting requests get a clear error, the process is killed", { timeout: 45_000 }, async (t) => {
+  const p = await startProxyProcess(t, { models: ["a"], args: ["--load-timeout", "3"], knobs: { loadMs: 1_500 } });
+  const t0 = Date.now();
+  const plain = postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }, {}, AbortSignal.timeout(30_000));
+  let pid: number | undefined;
+  assert.ok(await waitFor(() => (pid = p.llamaPids()[0]) !== undefined, 10_000, 20));
+  process.kill(pid!, "SIGSTOP");
+  t.after(() => {
+    try {
+      process.kill(pid!, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  });
+  const res = await plain;
+  const text = await res.text();
+  const ms = Date.now() - t0;
+  t.diagnostic(`${res.status} after ${ms} ms: ${text.slice(0, 240)}`);
+  assert.ok(res.status >= 500, `${res.status}: ${text}`);
+  const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;
+  assert.deepEqual([typeof e.message, typeof e.type, typeof e.code], ["string", "string", "string"], text);
+  assert.ok(ms < 15_000, `within the load timeout and the stop grace (${ms} ms)`);
+  assert.ok(await waitFor(() => !running(pid!), 8_000), "the stopped process was killed, not left behind");
+});
