@@ -8,7 +8,7 @@
 //   node scripts/test.mjs --skip-checks   skip lint/typecheck/build
 //   node scripts/test.mjs test/e2e/x.test.ts   just these files
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, mkdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -72,7 +72,8 @@ if (needsLlama && !env.GGLIB_TEST_LLAMA_SERVER) {
 }
 
 mkdirSync(join(root, ".tmp"), { recursive: true });
-const tapFile = join(root, ".tmp", "test-results.tap");
+// one file per run: several runs at once (developers, agents) must not count each other's results
+const tapFile = join(root, ".tmp", `test-results-${process.pid}.tap`);
 process.stdout.write(`\n== tests (${files.length} files)\n`);
 const r = spawnSync(
   process.execPath,
@@ -100,6 +101,7 @@ try {
 } catch {
   failed = Math.max(failed, 1);
 }
+rmSync(tapFile, { force: true });
 if (r.status !== 0 && failed === 0) failed = 1;
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
 process.exit(r.status === 0 && failed === 0 ? 0 : 1);
