@@ -2,7 +2,9 @@
  * Property-based tests (fast-check) of the parsers on the proxy's request path and the chat's stream path:
  * - parseJsonBody: any bytes give an object or a 400 ProxyHttpError (never another error), `model`/`stream` read as sent;
  * - resolveModelName: only catalog names come out; exact names and aliases win; case-insensitive only when unique;
- * - upstreamRequestHeaders: credentials, hop-by-hop and Connection-named headers never go upstream;
+ * - upstreamRequestHeaders / downstreamResponseHeaders: credentials, hop-by-hop, Connection-named (and llama-server's
+ *   CORS) headers never cross the proxy;
+ * - cmdlineMatches: the orphan sweep never takes another program for its llama-server;
  * - errorBody / sseErrorEvent: always OpenAI's shape / a parseable SSE error event followed by [DONE];
  * - ChatStreamParser: the same SSE bytes split at any boundaries (also inside UTF-8 sequences) give the same events;
  * - ThinkSplitter: `<think>` tags split anywhere give the same thinking and answer text.
@@ -13,7 +15,8 @@ import fc from "fast-check";
 import { createParser } from "eventsource-parser";
 import { parseJsonBody } from "../../src/proxy/server.js";
 import { resolveModelName } from "../../src/proxy/catalog.js";
-import { errorBody, ProxyHttpError, sseErrorEvent, upstreamRequestHeaders } from "../../src/proxy/http-util.js";
+import { downstreamResponseHeaders, errorBody, ProxyHttpError, sseErrorEvent, upstreamRequestHeaders } from "../../src/proxy/http-util.js";
+import { cmdlineMatches } from "../../src/process/pidfile.js";
 import { ChatStreamParser, type ChatStreamEvent } from "../../src/chat/stream.js";
 import { ThinkSplitter, THINK_TAGS, type SplitPiece } from "../../src/chat/think-splitter.js";
 
@@ -105,7 +108,7 @@ describe("proxy request parsing (properties)", () => {
   });
 
   test("upstreamRequestHeaders: no credential, hop-by-hop or Connection-named header goes upstream; the rest passes unchanged", () => {
-    const never = ["authorization", "x-api-key", "proxy-authorization", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "host", "expect", "accept-encoding"];
+    const never = ["authorization", "x-api-key", "proxy-authorization", "proxy-authenticate", "proxy-connection", "connection", "keep-alive", "transfer-encoding", "trailer", "trailers", "upgrade", "te", "host", "expect", "accept-encoding"];
     const headerName = fc.oneof(fc.constantFrom(...never, "content-type", "x-custom", "cookie", "user-agent"), fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/));
     const value = fc.oneof(fc.string({ maxLength: 20 }), fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 3 }));
     fc.assert(
@@ -127,6 +130,47 @@ describe("proxy request parsing (properties)", () => {
         for (const [k, v] of Object.entries(h)) {
           if (never.includes(k) || named.has(k) || k === "content-length") continue;
           assert.equal(out[k], Array.isArray(v) ? v.join(", ") : v, `${k} passes unchanged`);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("downstreamResponseHeaders: llama-server's hop-by-hop and CORS headers never reach the client; the rest passes unchanged", () => {
+    const never = ["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "trailers", "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods", "access-control-allow-headers"];
+    const headerName = fc.oneof(fc.constantFrom(...never, "content-type", "content-length", "x-request-id", "server"), fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/));
+    fc.assert(
+      fc.property(fc.dictionary(headerName, fc.oneof(fc.string({ maxLength: 12 }), fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 2 })), { maxKeys: 10 }), (h) => {
+        const out = downstreamResponseHeaders(h);
+        const named = new Set(
+          [h.connection]
+            .flat()
+            .filter((x): x is string => typeof x === "string")
+            .flatMap((c) => c.split(","))
+            .map((t) => t.trim().toLowerCase()),
+        );
+        for (const k of Object.keys(out)) {
+          assert.ok(!never.includes(k), `${k} reached the client`);
+          assert.ok(!named.has(k), `${k} is named in Connection`);
+        }
+        for (const [k, v] of Object.entries(h)) if (!never.includes(k) && !named.has(k)) assert.deepEqual(out[k], v);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("cmdlineMatches (the orphan sweep's identity check): true only for the binary in the first 3 argv entries, and then only on its own --port", () => {
+    const bin = "/opt/llama/bin/llama-server";
+    const arg = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("--port", "8080", "9000", "node", bin, "-m"));
+    fc.assert(
+      fc.property(fc.array(arg, { maxLength: 10 }), fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }), (argv, port) => {
+        const r = cmdlineMatches(argv, [bin], port);
+        const runsIt = argv.slice(0, 3).includes(bin);
+        if (!runsIt) assert.equal(r, false, "another program is never ours");
+        else if (port === undefined) assert.equal(r, true);
+        else {
+          const i = argv.indexOf("--port");
+          assert.equal(r, i >= 0 && argv[i + 1] === String(port));
         }
       }),
       { numRuns: RUNS },
