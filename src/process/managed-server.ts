@@ -206,7 +206,7 @@ export class ManagedServer {
           port: this.spec.port,
           modelPath: this.spec.modelPath,
           logTail: this.logs.tail(15),
-          hint: "A large model may need more time: raise the ready timeout. Otherwise the log above shows what it is doing.",
+          hint: "A large model may need more time: raise the timeout (gglib serve --ready-timeout, gglib proxy --load-timeout). Its last log lines show what it was doing.",
         });
       }
       // wait for: ready/exit (wakeReadyWaiters), the poll interval, the deadline, or abort

@@ -58,6 +58,9 @@ export class ProxyServer {
     this.keys = (o.apiKeys ?? []).map((k) => Buffer.from(k));
     this.server = createServer(
       {
+        // the proxy never reads Host; without this node answers a Host-less HTTP/1.1 request itself with an
+        // empty 400 instead of our OpenAI-shaped error
+        requireHostHeader: false,
         headersTimeout: o.headersTimeoutMs ?? 30_000,
         requestTimeout: o.requestTimeoutMs ?? 120_000,
         keepAliveTimeout: o.keepAliveTimeoutMs ?? 5_000,
