@@ -1,10 +1,12 @@
 /**
  * Proxy overhead against nginx, on the instant fake upstream (FAKE_LLAMA_INSTANT=1: fixed tiny answers, no timers).
  *
- * Three paths to the SAME upstream process (the fake llama-server that `gglib proxy` spawned for model "instant"):
+ * Four paths to the SAME upstream process (the fake llama-server that `gglib proxy` spawned for model "instant"):
  *   direct  client → fake
  *   gglib   client → `gglib proxy` (one node process) → fake
  *   nginx   client → nginx (worker_processes 1, upstream keepalive 256, proxy_buffering off) → fake
+ *   floor   client → bench/min-node-proxy.mjs (node:http + undici, nothing else: what any one-process Node proxy
+ *           costs on this machine) → fake
  * at concurrency 1, 16 and 128, each level/path run several times in rotating order. The load generator is wrk
  * (one thread, C, so the client costs little CPU on this 2-core machine); without wrk it falls back to an undici
  * loop in this process (said in the notes).
@@ -22,6 +24,8 @@ import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import {
   QUICK,
+  ROOT,
+  fmt,
   freePort,
   killLeftovers,
   log,
@@ -188,6 +192,7 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
   log(`[nginx] ${nginx.note}; load generator: ${tool}`);
   let proxy: Awaited<ReturnType<typeof startGglibProxy>> | undefined;
   let nginxChild: ReturnType<typeof spawnTracked> | undefined;
+  let floor: ReturnType<typeof spawnTracked> | undefined;
   try {
     const model = writeFakeModel(dir, "instant");
     const cfg = join(dir, "bench.yaml");
@@ -196,10 +201,17 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
     proxy = await startGglibProxy(["--config", cfg], env);
     await proxyLoad(proxy.url, "instant");
     const upPort = await upstreamPort(proxy.url, "instant");
-    const targets: { name: "direct" | "gglib" | "nginx"; url: string }[] = [
+    const targets: { name: "direct" | "gglib" | "nginx" | "node-floor"; url: string }[] = [
       { name: "direct", url: `http://127.0.0.1:${upPort}` },
       { name: "gglib", url: proxy.url },
     ];
+    // the floor of any Node.js proxy on this machine: node:http + undici, nothing else (bench/min-node-proxy.mjs)
+    floor = spawnTracked(process.execPath, [join(ROOT, "bench", "min-node-proxy.mjs"), `http://127.0.0.1:${upPort}`], { stdout: "pipe" });
+    const floorPort = await new Promise<number>((resolve, reject) => {
+      floor!.stdout!.once("data", (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
+      floor!.once("exit", () => reject(new Error("min-node-proxy.mjs exited")));
+    });
+    targets.push({ name: "node-floor", url: `http://127.0.0.1:${floorPort}` });
     if (nginx.path) {
       const n = await startNginx(nginx.path, dir, upPort);
       if (n.url && n.child) {
@@ -292,6 +304,24 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
           }),
         );
       }
+      const f = get("node-floor", c);
+      if (f.length) {
+        const frps = f.map((x) => x.rps);
+        rows.push(
+          row({
+            section,
+            metric: `requests/s, gglib proxy vs a minimal Node proxy (node:http + undici), concurrency ${c}`,
+            value: median(grps),
+            baseline: median(frps),
+            baselineName: "min Node proxy",
+            unit: "req/s",
+            spread: spread(grps),
+            baselineSpread: spread(frps),
+            reps: g.length,
+            note: `the floor of a one-process Node proxy (bench/min-node-proxy.mjs); its p50 ${fmt(median(f.map((x) => x.p50)))} ms${hasNginx ? `, ${(median(frps) / median(get("nginx", c).map((x) => x.rps))).toFixed(2)}× nginx` : ""}`,
+          }),
+        );
+      }
       const drps = d.map((x) => x.rps);
       rows.push(
         row({
@@ -311,6 +341,7 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
     if (!hasNginx) rows.push(row({ section, metric: "nginx comparison", value: NaN, baseline: NaN, baselineName: "nginx", unit: "", reps: 0, note: `NOT MEASURED: ${nginx.note}` }));
   } finally {
     if (nginxChild) await stopTracked(nginxChild, 5000, "SIGQUIT");
+    if (floor) await stopTracked(floor, 2000);
     if (proxy) await proxy.stop();
     killLeftovers(dir);
     rmSync(dir, { recursive: true, force: true });
