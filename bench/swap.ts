@@ -106,6 +106,19 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
     const r = router;
     await waitHttp(`${routerUrl}/health`, 30_000, 10, () => r.exitCode !== null);
 
+    // a failed request is counted and reported, not fatal (its time is left out of the medians)
+    const errors: string[] = [];
+    const fe = async (url: string, model: string, what: string): Promise<number> => {
+      try {
+        return await firstEvent(agent, url, model);
+      } catch (e) {
+        errors.push(`${what} ${model}: ${(e as Error).message.slice(0, 200)}`);
+        log(`[swap] ERROR ${what} ${model}: ${(e as Error).message.slice(0, 300)}`);
+        return NaN;
+      }
+    };
+    const ok = (xs: number[]): number[] => xs.filter((x) => Number.isFinite(x));
+
     // cold: raw start → ready, raw start → first event, gglib first request (alternating)
     log(`[swap] cold load: ${reps} × (raw llama-server, gglib proxy) with ${bin}…`);
     const rawReady: number[] = [];
@@ -118,18 +131,18 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
       rawReady.push(raw.ready);
       rawFirst.push(raw.firstEvent);
       await unloadAll(proxy.url);
-      coldProxy.push(await firstEvent(agent, proxy.url, "tiny-a"));
+      coldProxy.push(await fe(proxy.url, "tiny-a", "gglib cold"));
       // the router, cold too (unload whatever it holds), for reference
       await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-a" }) }).then((x) => x.arrayBuffer());
       await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-b" }) }).then((x) => x.arrayBuffer());
       await sleep(300); // the child gets the exit command; let it go
-      coldRouter.push(await firstEvent(agent, routerUrl, "tiny-a"));
+      coldRouter.push(await fe(routerUrl, "tiny-a", "router cold"));
     }
 
     // swap: A is loaded in both; alternate B, A, B… (each request evicts the other model)
     log(`[swap] swaps: ${reps * 2} × (gglib proxy, llama.cpp router)…`);
-    await firstEvent(agent, proxy.url, "tiny-a");
-    await firstEvent(agent, routerUrl, "tiny-a");
+    await fe(proxy.url, "tiny-a", "gglib warm-up");
+    await fe(routerUrl, "tiny-a", "router warm-up");
     const swapProxy: number[] = [];
     const swapRouter: number[] = [];
     const warmProxy: number[] = [];
@@ -137,66 +150,66 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
     for (let i = 0; i < reps * 2; i++) {
       const m = i % 2 === 0 ? "tiny-b" : "tiny-a";
       if (i % 2 === 0) {
-        swapProxy.push(await firstEvent(agent, proxy.url, m));
-        swapRouter.push(await firstEvent(agent, routerUrl, m));
+        swapProxy.push(await fe(proxy.url, m, "gglib swap"));
+        swapRouter.push(await fe(routerUrl, m, "router swap"));
       } else {
-        swapRouter.push(await firstEvent(agent, routerUrl, m));
-        swapProxy.push(await firstEvent(agent, proxy.url, m));
+        swapRouter.push(await fe(routerUrl, m, "router swap"));
+        swapProxy.push(await fe(proxy.url, m, "gglib swap"));
       }
-      warmProxy.push(await firstEvent(agent, proxy.url, m));
-      warmRouter.push(await firstEvent(agent, routerUrl, m));
+      warmProxy.push(await fe(proxy.url, m, "gglib warm request after the swap"));
+      warmRouter.push(await fe(routerUrl, m, "router warm request after the swap"));
     }
     const loaded = (await proxyStatus(proxy.url)).filter((x) => x.state === "ready").length;
     const rows: Row[] = [
       row({
         section,
         metric: "cold first request through gglib proxy (to first data event) vs raw llama-server start→ready",
-        value: median(coldProxy),
+        value: median(ok(coldProxy)),
         baseline: median(rawReady),
         baselineName: "raw start→/health 200",
         unit: "ms",
-        spread: spread(coldProxy),
+        spread: spread(ok(coldProxy)),
         baselineSpread: spread(rawReady),
         reps,
         target: "≤ raw + 30 ms",
-        met: median(coldProxy) <= median(rawReady) + 30,
+        met: median(ok(coldProxy)) <= median(rawReady) + 30,
         note: `tiny model (1 layer, embd 64), -t 1; raw polled every 2 ms; binary ${bin}`,
       }),
       row({
         section,
         metric: "cold first request through gglib proxy vs raw start→first data event of the same request",
-        value: median(coldProxy),
+        value: median(ok(coldProxy)),
         baseline: median(rawFirst),
         baselineName: "raw start→health→request→first event",
         unit: "ms",
-        spread: spread(coldProxy),
+        spread: spread(ok(coldProxy)),
         baselineSpread: spread(rawFirst),
         reps,
       }),
       row({
         section,
         metric: "cold first request: gglib proxy vs llama.cpp router (autoload)",
-        value: median(coldProxy),
-        baseline: median(coldRouter),
+        value: median(ok(coldProxy)),
+        baseline: median(ok(coldRouter)),
         baselineName: "llama.cpp router",
         unit: "ms",
-        spread: spread(coldProxy),
-        baselineSpread: spread(coldRouter),
+        spread: spread(ok(coldProxy)),
+        baselineSpread: spread(ok(coldRouter)),
         reps,
       }),
       row({
         section,
         metric: "swap A→B / B→A (--max-models 1): first data event, gglib proxy vs llama.cpp router (--models-max 1)",
-        value: median(swapProxy),
-        baseline: median(swapRouter),
+        value: median(ok(swapProxy)),
+        baseline: median(ok(swapRouter)),
         baselineName: "llama.cpp router",
         unit: "ms",
-        spread: spread(swapProxy),
-        baselineSpread: spread(swapRouter),
-        reps: swapProxy.length,
+        spread: spread(ok(swapProxy)),
+        baselineSpread: spread(ok(swapRouter)),
+        reps: ok(swapProxy).length,
         target: "faster than llama.cpp's router",
-        met: median(swapProxy) < median(swapRouter),
-        note: `warm request after each swap: gglib ${median(warmProxy).toFixed(1)} ms, router ${median(warmRouter).toFixed(1)} ms; models loaded in gglib at the end: ${loaded}`,
+        met: median(ok(swapProxy)) < median(ok(swapRouter)),
+        note: `warm request after each swap: gglib ${median(ok(warmProxy)).toFixed(1)} ms, router ${median(ok(warmRouter)).toFixed(1)} ms; models loaded in gglib at the end: ${loaded}; failed requests: ${errors.length}${errors.length ? ` (${errors.join("; ")})` : ""}`,
       }),
     ];
     return rows;
