@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { createWriteStream, existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { GglibError } from "../../core/errors.js";
 import { run } from "../../util/exec.js";
 import type { Backend } from "./source-build.js";
@@ -168,20 +169,22 @@ export async function downloadAsset(
   }
   const total = Number(res.headers.get("content-length") ?? asset.size ?? 0) || asset.size || 0;
   const hash = createHash("sha256");
-  const file = createWriteStream(partial);
   let received = 0;
   try {
-    const body = Readable.fromWeb(res.body);
-    for await (const chunk of body) {
-      const value = chunk as Buffer;
-      hash.update(value);
-      received += value.byteLength;
-      if (!file.write(value)) await new Promise<void>((r) => file.once("drain", () => r()));
-      opts.onProgress?.(received, total);
-    }
-    await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    // pipeline ends or destroys every stream on any error, so nothing writes to a closed file afterwards
+    await pipeline(
+      Readable.fromWeb(res.body),
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          received += chunk.byteLength;
+          opts.onProgress?.(received, total);
+          cb(null, chunk);
+        },
+      }),
+      createWriteStream(partial),
+    );
   } catch (e) {
-    file.destroy();
     await rm(partial, { force: true });
     if (e instanceof GglibError) throw e;
     throw new GglibError("build_failed", `Downloading ${asset.name} was interrupted after ${received} bytes: ${(e as Error).message}.`, { hint: `Run the command again. ${SOURCE_HINT}` }, { cause: e });
