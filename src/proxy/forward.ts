@@ -4,18 +4,26 @@
  * abort in both directions, and the usage/timings read from the tail of the response for metrics.
  */
 import type { ServerResponse } from "node:http";
-import { Agent, type Dispatcher } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import { downstreamResponseHeaders, errorBody, SSE_HEADERS, sseErrorEvent } from "./http-util.js";
 
-export function createUpstreamAgent(): Agent {
-  return new Agent({
-    connect: { timeout: 10_000 },
-    // prompt processing of a long prompt can take minutes before the first byte: no header/body timeouts
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    keepAliveTimeout: 4_000,
-    pipelining: 1,
-  });
+/** Connection options of every upstream pool: prompt processing of a long prompt can take minutes before the first
+ * byte, so no header/body timeouts. */
+const UPSTREAM_OPTIONS = {
+  connect: { timeout: 10_000 },
+  headersTimeout: 0,
+  bodyTimeout: 0,
+  keepAliveTimeout: 4_000,
+  pipelining: 1,
+} as const;
+
+
+/**
+ * Connections to one llama-server process. A pool per process (not per origin): a new llama-server on the port of
+ * one that stopped must never be sent a request over a kept-alive socket of the old one ("other side closed").
+ */
+export function createUpstreamPool(origin: string): Pool {
+  return new Pool(origin, UPSTREAM_OPTIONS);
 }
 
 export interface UsageStats {

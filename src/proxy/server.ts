@@ -10,7 +10,7 @@ import type { Dispatcher } from "undici";
 import type { ProxyModel } from "./catalog.js";
 import { resolveModelName } from "./catalog.js";
 import type { Lease, ModelController, ProxyEvent } from "./controller.js";
-import { createUpstreamAgent, forward } from "./forward.js";
+import { createUpstreamPool, forward } from "./forward.js";
 import {
   ProxyHttpError,
   readBody,
@@ -44,7 +44,8 @@ const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 
 export class ProxyServer {
   readonly server: Server;
-  private readonly agent: Dispatcher;
+  /** One connection pool per llama-server process, keyed by origin; replaced when another process takes the port. */
+  private readonly pools = new Map<string, { id: string; pool: Dispatcher }>();
   private readonly keys: Buffer[];
   private readonly sseClients = new Set<ServerResponse>();
   private closing = false;
@@ -54,7 +55,6 @@ export class ProxyServer {
     private readonly metrics: ProxyMetrics,
     private readonly o: ProxyServerOptions,
   ) {
-    this.agent = createUpstreamAgent();
     this.keys = (o.apiKeys ?? []).map((k) => Buffer.from(k));
     this.server = createServer(
       {
@@ -109,7 +109,8 @@ export class ProxyServer {
     clearInterval(idle);
     if (t) clearTimeout(t);
     this.server.closeAllConnections();
-    await this.agent.close().catch(() => {});
+    await Promise.all([...this.pools.values()].map((p) => p.pool.close().catch(() => {})));
+    this.pools.clear();
   }
 
   // ---- routing -------------------------------------------------------------------------------------------
@@ -292,6 +293,16 @@ export class ProxyServer {
     return { lease, sseCommitted };
   }
 
+  /** The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. */
+  private dispatcherFor(handle: { id: string; url: string }): Dispatcher {
+    const cur = this.pools.get(handle.url);
+    if (cur?.id === handle.id) return cur.pool;
+    if (cur) void cur.pool.destroy().catch(() => {});
+    const pool = createUpstreamPool(handle.url);
+    this.pools.set(handle.url, { id: handle.id, pool });
+    return pool;
+  }
+
   private async send(
     req: IncomingMessage,
     res: ServerResponse,
@@ -307,7 +318,7 @@ export class ProxyServer {
     const tForward = performance.now();
     let h: ReturnType<typeof forward>;
     try {
-      h = forward(this.agent, res, {
+      h = forward(this.dispatcherFor(lease.handle), res, {
         origin: lease.handle.url,
         method: r.method,
         path: r.path,
