@@ -24,7 +24,7 @@ import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import { findFreePort } from "../src/process/ports.js";
-import { ensureBuilt } from "./lib.js";
+import { ensureBuilt, waitHttp } from "./lib.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -63,21 +63,6 @@ function rss(pid: number): number {
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
-  }
-}
-
-async function waitHttp(url: string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      await r.arrayBuffer();
-      if (r.status === 200) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > end) throw new Error(`${url} not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
