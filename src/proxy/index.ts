@@ -3,7 +3,7 @@
  * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
-import { watchFile, unwatchFile } from "node:fs";
+import { statSync } from "node:fs";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { Registry } from "../models/registry.js";
@@ -94,6 +94,16 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const log = o.log ?? (() => {});
+  // the file's stamp as read: a change made before the watcher starts still counts as a change
+  const stamp = (path: string) => {
+    try {
+      const st = statSync(path);
+      return `${st.mtimeMs}:${st.size}`;
+    } catch {
+      return "missing";
+    }
+  };
+  let configStamp = o.configPath ? stamp(o.configPath) : "";
   let loaded: LoadedConfig | undefined = o.configPath ? loadConfigFile(o.configPath) : undefined;
   const file = loaded?.config ?? {};
   // flags > config file > defaults
@@ -230,7 +240,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const reload = async (): Promise<ReloadReport> => {
     if (reloading) return reloading;
     reloading = (async () => {
-      if (o.configPath) loaded = loadConfigFile(o.configPath);
+      if (o.configPath) {
+        configStamp = stamp(o.configPath);
+        loaded = loadConfigFile(o.configPath);
+      }
       const next = await buildCatalog(catalogInput());
       const diff = diffCatalogs(current.models, next.models);
       controller.updateCatalog(next.models);
@@ -247,11 +260,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
   };
 
+  // polled against the stamp of the last read (fs.watch misses editors' rename-over writes; watchFile compares with
+  // its own first stat, so a write between our read and that stat would be lost)
   const watch = o.configPath && (o.watchConfig ?? true);
+  let watcher: NodeJS.Timeout | undefined;
   if (watch) {
     let timer: NodeJS.Timeout | undefined;
-    watchFile(o.configPath!, { interval: 500 }, (cur, prev) => {
-      if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
+    watcher = setInterval(() => {
+      const now = stamp(o.configPath!);
+      if (now === configStamp) return;
+      configStamp = now;
       if (timer) clearTimeout(timer);
       timer = setTimeout(() => {
         reload().then(
@@ -259,7 +277,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
           (e: unknown) => log(`config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`),
         );
       }, 200);
-    });
+    }, 500);
+    watcher.unref();
   }
 
   let closing: Promise<void> | undefined;
@@ -273,7 +292,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     reload,
     close(drainMs = 10_000) {
       closing ??= (async () => {
-        if (watch) unwatchFile(o.configPath!);
+        if (watcher) clearInterval(watcher);
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
         await serverClosed;
