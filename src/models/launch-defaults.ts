@@ -130,15 +130,22 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
 }
 
 /**
- * The settings a model file calls for where `explicit` leaves them unset (reasoning → deepseek + Jinja, tools →
- * Jinja, embeddings → --embeddings), as choices with their reasons. A file whose metadata cannot be read gets none:
- * llama-server's own defaults then apply.
+ * The settings a model calls for where `explicit` leaves them unset (reasoning → deepseek + Jinja, tools → Jinja,
+ * embeddings → --embeddings), as choices with their reasons.
  */
+export function detectedChoices(metadata: LaunchDefaultsInput["metadata"], explicit: Partial<ServerConfig>): LaunchChoice[] {
+  try {
+    return launchDefaults({ metadata, explicit }).choices.filter((c) => c.source === "detected" && c.value !== undefined);
+  } catch {
+    return []; // e.g. a projector file: llama-server's own defaults apply and its error says the rest
+  }
+}
+
+/** `detectedChoices` for a file; one whose metadata cannot be read gets none (llama-server's defaults apply). */
 export async function detectedLaunchSettings(path: string, explicit: Partial<ServerConfig>): Promise<LaunchChoice[]> {
   try {
     const { readModelMetadata } = await import("../gguf/reader.js");
-    const metadata = await readModelMetadata(path);
-    return launchDefaults({ metadata, explicit }).choices.filter((c) => c.source === "detected" && c.value !== undefined);
+    return detectedChoices(await readModelMetadata(path), explicit);
   } catch {
     return [];
   }

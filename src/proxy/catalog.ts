@@ -11,7 +11,8 @@ import type { LoadedConfig, ModelConfig } from "./config.js";
 import { resolvePath } from "./config.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
-import { detectedLaunchSettings } from "../models/launch-defaults.js";
+import { readModelMetadata } from "../gguf/reader.js";
+import { detectedChoices } from "../models/launch-defaults.js";
 
 export interface ProxyModel {
   name: string;
@@ -87,13 +88,16 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
   if (cfg?.cacheTypeK) server.cacheTypeK = cfg.cacheTypeK;
   if (cfg?.cacheTypeV) server.cacheTypeV = cfg.cacheTypeV;
   if (cfg?.env) server.env = cfg.env;
-  const defaults = await detectedLaunchSettings(entry.shards[0] ?? entry.path, server);
+  // the GGUF header is read once, for both the launch defaults and the memory estimate
+  const metadata = await readModelMetadata(entry.shards[0] ?? entry.path).catch(() => undefined);
+  const defaults = metadata ? detectedChoices(metadata, server) : [];
   for (const c of defaults) (server as unknown as Record<string, unknown>)[c.setting] = c.value;
   const extraArgs = [...(input.commonArgs ?? [])];
   if (entry.mmproj) extraArgs.push("--mmproj", entry.mmproj);
   extraArgs.push(...(s.extraArgs ?? []));
   if (extraArgs.length > 0) server.extraArgs = extraArgs;
   const estInput: Parameters<typeof estimateModel>[0] = { files: entry.shards };
+  if (metadata) estInput.metadata = metadata;
   if (entry.mmproj) estInput.mmproj = entry.mmproj;
   if (s.parallel !== undefined) estInput.parallel = s.parallel;
   if (s.ctx !== undefined) estInput.ctx = s.ctx;

@@ -3,9 +3,8 @@
  * need measured from a running llama-server (its buffer-size log lines, else its resident memory).
  */
 import { readFileSync, statSync } from "node:fs";
-import { gguf } from "@huggingface/gguf";
 import type { KvCacheType } from "../core/config.js";
-import { readModelMetadata } from "../gguf/reader.js";
+import { readModelMetadata, type ModelMetadata } from "../gguf/reader.js";
 import { estimateMemory, parseLlamaMemoryLog } from "../models/estimator.js";
 import { runCommand } from "../system/exec.js";
 import type { SystemProbe } from "../system/types.js";
@@ -96,6 +95,8 @@ export interface EstimateInput {
   cacheTypeV?: KvCacheType;
   /** Parallel slots when the KV cache is not unified (llama-server's default is unified: ctx is the total). */
   parallel?: number;
+  /** The first file's metadata when the caller has read it already (otherwise it is read here). */
+  metadata?: ModelMetadata;
 }
 
 export interface Estimate {
@@ -135,45 +136,33 @@ export function fileBytes(files: readonly string[]): number {
   return sum;
 }
 
-/** Reads the attention shape from a GGUF's metadata. Undefined when the file cannot be read or lacks the keys. */
-export async function readKvShape(path: string): Promise<KvShape | undefined> {
-  try {
-    const { metadata } = await gguf(path, { allowLocalFile: true });
-    const md = metadata as unknown as Record<string, unknown>;
-    const arch = typeof md["general.architecture"] === "string" ? md["general.architecture"] : undefined;
-    if (!arch) return undefined;
-    const num = (k: string): number | undefined => {
-      const v = md[`${arch}.${k}`];
-      if (typeof v === "number") return v;
-      if (typeof v === "bigint") return Number(v);
-      if (Array.isArray(v) && typeof v[0] === "number") return Math.max(...(v as number[]));
-      return undefined;
-    };
-    const nLayer = num("block_count");
-    const nHead = num("attention.head_count");
-    const nEmbd = num("embedding_length");
-    if (!nLayer || !nHead || !nEmbd) return undefined;
-    const nHeadKv = num("attention.head_count_kv") ?? nHead;
-    const headDimK = num("attention.key_length") ?? Math.floor(nEmbd / nHead);
-    const headDimV = num("attention.value_length") ?? Math.floor(nEmbd / nHead);
-    const trainedCtx = num("context_length") ?? 4096;
-    return { nLayer, nHeadKv, headDimK, headDimV, trainedCtx };
-  } catch {
-    return undefined;
-  }
+/** The attention shape from the GGUF's metadata (the project's own reader); undefined when keys are missing. */
+export function kvShapeOf(md: ModelMetadata): KvShape | undefined {
+  const nLayer = md.blockCount;
+  const nHead = md.headCount;
+  const nEmbd = md.embeddingLength;
+  if (!nLayer || !nHead || !nEmbd) return undefined;
+  const nHeadKv = md.headCountKvPerLayer?.length ? Math.max(...md.headCountKvPerLayer) : (md.headCountKv ?? nHead);
+  return {
+    nLayer,
+    nHeadKv,
+    headDimK: md.keyLength ?? Math.floor(nEmbd / nHead),
+    headDimV: md.valueLength ?? Math.floor(nEmbd / nHead),
+    trainedCtx: md.contextLength ?? 4096,
+  };
 }
 
 /**
  * The model's need: the shared estimator (src/models/estimator.ts: weights + KV cache + compute + output, from the
- * GGUF's metadata) when the header can be read, else files + KV from @huggingface/gguf's reading + an allowance.
+ * GGUF's metadata) when the header can be read, else files + KV from the header's attention shape + an allowance.
  */
 export async function estimateModel(input: EstimateInput): Promise<Estimate> {
   const first = input.files[0];
   const bytes = fileBytes(input.files);
   const mmprojBytes = input.mmproj ? fileBytes([input.mmproj]) : 0;
-  if (first) {
+  const metadata = input.metadata ?? (first ? await readModelMetadata(first).catch(() => undefined) : undefined);
+  if (metadata) {
     try {
-      const metadata = await readModelMetadata(first);
       const e = estimateMemory({
         metadata,
         fileBytes: bytes,
@@ -188,9 +177,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
       // fall through to the simple estimate
     }
   }
-  const shape = first ? await readKvShape(first) : undefined;
-  const est = estimateFromShape(input, shape, bytes + mmprojBytes);
-  return est;
+  return estimateFromShape(input, metadata ? kvShapeOf(metadata) : undefined, bytes + mmprojBytes);
 }
 
 /**
