@@ -42,8 +42,15 @@ async function runTs(quick: boolean): Promise<{ rows: Row[]; markdown: string; f
   const started = Date.now();
   // its cold-load row uses the real llama-server only when told where it is
   const real = realLlamaServer();
-  const env = { ...process.env, ...(real && !process.env.GGLIB_BENCH_LLAMA_SERVER ? { GGLIB_BENCH_LLAMA_SERVER: real } : {}) };
-  const child = spawnTracked(process.execPath, ["--import", "tsx", join(ROOT, "bench", "run.ts"), ...(quick ? ["--quick"] : [])], { stdout: "pipe", stderr: "inherit", env });
+  const env = {
+    ...process.env,
+    ...(real && !process.env.GGLIB_BENCH_LLAMA_SERVER ? { GGLIB_BENCH_LLAMA_SERVER: real } : {}),
+  };
+  const child = spawnTracked(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "bench", "run.ts"), ...(quick ? ["--quick"] : [])],
+    { stdout: "pipe", stderr: "inherit", env },
+  );
   let md = "";
   child.stdout!.on("data", (d: Buffer) => (md += d.toString()));
   const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
@@ -57,21 +64,19 @@ async function runTs(quick: boolean): Promise<{ rows: Row[]; markdown: string; f
   if (!files[0]) throw new Error("bench/run.ts wrote no bench/results/proxy-*.json");
   const j = JSON.parse(readFileSync(join(dir, files[0].f), "utf8")) as { rows: RunTsRow[] };
   const la = loadavg()[0]!;
-  const rows = j.rows.map(
-    (r): Row => ({
-      section: "0 bench/run.ts",
-      metric: r.metric,
-      value: r.proxy,
-      baseline: r.direct,
-      baselineName: "direct",
-      unit: r.unit,
-      ratio: r.ratio,
-      diff: r.proxy - r.direct,
-      reps: 0,
-      ...(r.note !== undefined ? { note: r.note } : {}),
-      loadavg: la,
-    }),
-  );
+  const rows = j.rows.map((r): Row => ({
+    section: "0 bench/run.ts",
+    metric: r.metric,
+    value: r.proxy,
+    baseline: r.direct,
+    baselineName: "direct",
+    unit: r.unit,
+    ratio: r.ratio,
+    diff: r.proxy - r.direct,
+    reps: 0,
+    ...(r.note !== undefined ? { note: r.note } : {}),
+    loadavg: la,
+  }));
   return { rows, markdown: md, file: files[0].f };
 }
 
@@ -94,7 +99,11 @@ function targetsSummary(rows: Row[]): string {
 async function main(): Promise<void> {
   const quick = QUICK;
   const onlyArg = process.argv.find((a) => a.startsWith("--only"));
-  const only = onlyArg ? (onlyArg.includes("=") ? onlyArg.split("=")[1]! : process.argv[process.argv.indexOf(onlyArg) + 1] ?? "").split(",") : undefined;
+  const only = onlyArg
+    ? (onlyArg.includes("=") ? onlyArg.split("=")[1]! : (process.argv[process.argv.indexOf(onlyArg) + 1] ?? "")).split(
+        ",",
+      )
+    : undefined;
   const want = (s: string): boolean => !only || only.includes(s);
   const at = new Date().toISOString();
   const t0 = performance.now();
@@ -142,7 +151,26 @@ async function main(): Promise<void> {
   const la1 = loadavg();
   const out = join(ROOT, "bench", "results");
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "all-latest.json"), JSON.stringify({ at, command, quick, machine: m, build, seconds, loadavgStart: la0, loadavgEnd: la1, sections, rows, runTsResultFile: runFile }, null, 2) + "\n");
+  writeFileSync(
+    join(out, "all-latest.json"),
+    JSON.stringify(
+      {
+        at,
+        command,
+        quick,
+        machine: m,
+        build,
+        seconds,
+        loadavgStart: la0,
+        loadavgEnd: la1,
+        sections,
+        rows,
+        runTsResultFile: runFile,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   const md = [
     `# gglib benchmark (${at})`,
     "",
@@ -158,7 +186,10 @@ async function main(): Promise<void> {
     targetsSummary(rows),
     "## Sections",
     "",
-    ...sections.map((s) => `- ${s.name}: ${s.seconds.toFixed(0)} s, load average ${s.loadavgBefore.toFixed(2)} → ${s.loadavgAfter.toFixed(2)}${s.error ? `, **FAILED**: ${s.error.split("\n")[0]}` : ""}`),
+    ...sections.map(
+      (s) =>
+        `- ${s.name}: ${s.seconds.toFixed(0)} s, load average ${s.loadavgBefore.toFixed(2)} → ${s.loadavgAfter.toFixed(2)}${s.error ? `, **FAILED**: ${s.error.split("\n")[0]}` : ""}`,
+    ),
     "",
   ].join("\n");
   writeFileSync(join(out, "all-latest.md"), md);

@@ -41,7 +41,12 @@ export interface Row {
 }
 
 export function row(r: Omit<Row, "ratio" | "diff" | "loadavg">): Row {
-  return { ...r, ratio: r.baseline === 0 ? NaN : r.value / r.baseline, diff: r.value - r.baseline, loadavg: loadavg()[0]! };
+  return {
+    ...r,
+    ratio: r.baseline === 0 ? NaN : r.value / r.baseline,
+    diff: r.value - r.baseline,
+    loadavg: loadavg()[0]!,
+  };
 }
 
 export function sorted(xs: number[]): number[] {
@@ -73,7 +78,13 @@ export function machine(): { cpus: number; cpuModel: string; memGiB: number; nod
   } catch {
     /* not linux */
   }
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kernel };
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "?",
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    kernel,
+  };
 }
 
 export const log = (s: string): void => void process.stderr.write(s + "\n");
@@ -113,7 +124,16 @@ function hook(): void {
 }
 
 /** spawn() in a new process group (detached), tracked for cleanup. */
-export function spawnTracked(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdout?: "pipe" | "ignore"; stderr?: "pipe" | "ignore" | "inherit" } = {}): ChildProcess {
+export function spawnTracked(
+  cmd: string,
+  args: string[],
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    stdout?: "pipe" | "ignore";
+    stderr?: "pipe" | "ignore" | "inherit";
+  } = {},
+): ChildProcess {
   hook();
   const child = spawn(cmd, args, {
     cwd: opts.cwd ?? ROOT,
@@ -127,7 +147,11 @@ export function spawnTracked(cmd: string, args: string[], opts: { env?: NodeJS.P
 }
 
 /** SIGTERM the process group, wait up to graceMs, then SIGKILL it; resolves once the leader has exited. */
-export async function stopTracked(child: ChildProcess, graceMs = 10_000, sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
+export async function stopTracked(
+  child: ChildProcess,
+  graceMs = 10_000,
+  sig: NodeJS.Signals = "SIGTERM",
+): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const done = new Promise<void>((r) => child.once("exit", () => r()));
     killGroup(child, sig);
@@ -246,12 +270,19 @@ export function compiledCliFresh(): boolean {
 export function ensureBuilt(): { compiled: boolean; built: boolean; note: string } {
   if (compiledCliFresh()) return { compiled: true, built: false, note: "dist/ was up to date" };
   log("building (npm run build) so that bin/gglib.js runs the compiled CLI…");
-  const r = spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", timeout: 180_000 });
+  const r = spawnSync("npm", ["run", "build", "--silent"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+    timeout: 180_000,
+  });
   const fresh = compiledCliFresh();
   return {
     compiled: fresh,
     built: true,
-    note: fresh ? `built${r.status === 0 ? "" : " (tsc reported errors in files being edited; output emitted anyway)"}` : `build failed, bin/gglib.js runs src/ through tsx: ${(r.stderr || r.stdout).slice(0, 300)}`,
+    note: fresh
+      ? `built${r.status === 0 ? "" : " (tsc reported errors in files being edited; output emitted anyway)"}`
+      : `build failed, bin/gglib.js runs src/ through tsx: ${(r.stderr || r.stdout).slice(0, 300)}`,
   };
 }
 
@@ -265,16 +296,27 @@ export interface ProxyHandle {
 }
 
 /** Start `node bin/gglib.js proxy <args> --port 0 --json` and wait for its ready line. */
-export async function startGglibProxy(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<ProxyHandle> {
+export async function startGglibProxy(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+): Promise<ProxyHandle> {
   const runtime = compiledCliFresh() ? "compiled" : "tsx";
-  const child = spawnTracked(process.execPath, [join(ROOT, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"], { env, stdout: "pipe", stderr: "pipe" });
+  const child = spawnTracked(
+    process.execPath,
+    [join(ROOT, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
+    { env, stdout: "pipe", stderr: "pipe" },
+  );
   let out = "";
   let err = "";
   child.stderr!.on("data", (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gglib proxy did not start in ${timeoutMs} ms: ${out}${err}`)), timeoutMs);
+    const t = setTimeout(
+      () => reject(new Error(`gglib proxy did not start in ${timeoutMs} ms: ${out}${err}`)),
+      timeoutMs,
+    );
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
@@ -361,7 +403,9 @@ export function runStandalone(metaUrl: string, name: string, fn: () => Promise<R
   if (process.argv[1] && fileURLToPath(metaUrl) === process.argv[1]) {
     fn()
       .then((rows) => {
-        process.stdout.write(`# ${name} (${new Date().toISOString()}, ${QUICK ? "quick" : "full"})\n\n${markdownTable(rows)}\n\n`);
+        process.stdout.write(
+          `# ${name} (${new Date().toISOString()}, ${QUICK ? "quick" : "full"})\n\n${markdownTable(rows)}\n\n`,
+        );
         if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
       })
       .catch((e: unknown) => {

@@ -63,18 +63,31 @@ function which(cmd: string): string | undefined {
 export function ensureNginx(): { path?: string; note: string } {
   const found = which("nginx") ?? (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : undefined);
   if (found) return { path: found, note: `nginx at ${found}` };
-  if (process.getuid?.() !== 0) return { note: "nginx is not installed and the bench is not root, so it could not install it (apt-get install nginx-light)" };
+  if (process.getuid?.() !== 0)
+    return {
+      note: "nginx is not installed and the bench is not root, so it could not install it (apt-get install nginx-light)",
+    };
   log("nginx missing: apt-get install -y nginx-light…");
-  const r = spawnSync("apt-get", ["install", "-y", "nginx-light"], { encoding: "utf8", timeout: 240_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const r = spawnSync("apt-get", ["install", "-y", "nginx-light"], {
+    encoding: "utf8",
+    timeout: 240_000,
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   const p = which("nginx") ?? (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : undefined);
-  return p ? { path: p, note: `installed nginx-light (${p})` } : { note: `could not install nginx-light: ${(r.stderr || r.stdout || String(r.error)).slice(-300)}` };
+  return p
+    ? { path: p, note: `installed nginx-light (${p})` }
+    : { note: `could not install nginx-light: ${(r.stderr || r.stdout || String(r.error)).slice(-300)}` };
 }
 
 function ensureWrk(): string | undefined {
   const found = which("wrk");
   if (found || process.getuid?.() !== 0) return found;
   log("wrk missing: apt-get install -y wrk…");
-  spawnSync("apt-get", ["install", "-y", "wrk"], { encoding: "utf8", timeout: 240_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  spawnSync("apt-get", ["install", "-y", "wrk"], {
+    encoding: "utf8",
+    timeout: 240_000,
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   return which("wrk");
 }
 
@@ -89,16 +102,38 @@ done = function(summary, latency, requests)
 end
 `;
 
-async function wrkRun(wrk: string, script: string, url: string, connections: number, seconds: number): Promise<LoadRun> {
-  const child = spawnTracked(wrk, ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, `${url}/v1/chat/completions`], { stdout: "pipe", stderr: "pipe" });
+async function wrkRun(
+  wrk: string,
+  script: string,
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<LoadRun> {
+  const child = spawnTracked(
+    wrk,
+    ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, `${url}/v1/chat/completions`],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   await new Promise<void>((r) => child.once("exit", () => r()));
   const line = out.split("\n").find((l) => l.startsWith("WRKJSON "));
   if (!line) throw new Error(`wrk gave no result: ${out.slice(-500)}`);
-  const j = JSON.parse(line.slice(8)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; errors: number };
-  return { requests: j.requests, errors: j.errors, rps: j.requests / (j.duration_us / 1e6), p50: j.p50_us / 1000, p99: j.p99_us / 1000 };
+  const j = JSON.parse(line.slice(8)) as {
+    requests: number;
+    duration_us: number;
+    p50_us: number;
+    p99_us: number;
+    errors: number;
+  };
+  return {
+    requests: j.requests,
+    errors: j.errors,
+    rps: j.requests / (j.duration_us / 1e6),
+    p50: j.p50_us / 1000,
+    p99: j.p99_us / 1000,
+  };
 }
 
 /** Fallback load generator: `connections` loops in this process (undici), latency per request in ms. */
@@ -113,7 +148,12 @@ async function undiciRun(url: string, connections: number, seconds: number): Pro
       while (performance.now() < end) {
         const s = performance.now();
         try {
-          const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: BODY, dispatcher: agent });
+          const r = await request(`${url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: BODY,
+            dispatcher: agent,
+          });
           await r.body.arrayBuffer();
           if (r.statusCode !== 200) errors++;
         } catch {
@@ -161,12 +201,19 @@ http {
 }
 
 /** Start nginx (own prefix under `dir`, loopback, worker_processes 1) proxying to 127.0.0.1:upstreamPort. */
-export async function startNginx(bin: string, dir: string, upstreamPort: number): Promise<{ url?: string; child?: ChildProcess; note: string }> {
+export async function startNginx(
+  bin: string,
+  dir: string,
+  upstreamPort: number,
+): Promise<{ url?: string; child?: ChildProcess; note: string }> {
   const prefix = join(dir, "nginx");
-  for (const d of ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"]) mkdirSync(join(prefix, d), { recursive: true });
+  for (const d of ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"])
+    mkdirSync(join(prefix, d), { recursive: true });
   const port = await freePort();
   writeFileSync(join(prefix, "nginx.conf"), nginxConf(prefix, port, upstreamPort));
-  const child = spawnTracked(bin, ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log")], { stderr: "pipe" });
+  const child = spawnTracked(bin, ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log")], {
+    stderr: "pipe",
+  });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   try {
@@ -174,7 +221,9 @@ export async function startNginx(bin: string, dir: string, upstreamPort: number)
     return { url: `http://127.0.0.1:${port}`, child, note: "nginx started" };
   } catch (e) {
     await stopTracked(child, 2000);
-    const elog = existsSync(join(prefix, "error.log")) ? readFileSync(join(prefix, "error.log"), "utf8").slice(-300) : "";
+    const elog = existsSync(join(prefix, "error.log"))
+      ? readFileSync(join(prefix, "error.log"), "utf8").slice(-300)
+      : "";
     return { note: `nginx did not start: ${(e as Error).message} ${err.slice(-300)} ${elog}` };
   }
 }
@@ -196,8 +245,21 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
   try {
     const model = writeFakeModel(dir, "instant");
     const cfg = join(dir, "bench.yaml");
-    writeFileSync(cfg, ["memoryBudget: 64GiB", "maxQueue: 5000", "models:", `  instant: {path: ${JSON.stringify(model)}, env: {FAKE_LLAMA_INSTANT: "1"}}`].join("\n") + "\n");
-    const env = { ...fakeLlamaEnv({ loadMs: 20 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" };
+    writeFileSync(
+      cfg,
+      [
+        "memoryBudget: 64GiB",
+        "maxQueue: 5000",
+        "models:",
+        `  instant: {path: ${JSON.stringify(model)}, env: {FAKE_LLAMA_INSTANT: "1"}}`,
+      ].join("\n") + "\n",
+    );
+    const env = {
+      ...fakeLlamaEnv({ loadMs: 20 }),
+      GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+      GGLIB_DATA_DIR: join(dir, "data"),
+      NO_COLOR: "1",
+    };
     proxy = await startGglibProxy(["--config", cfg], env);
     await proxyLoad(proxy.url, "instant");
     const upPort = await upstreamPort(proxy.url, "instant");
@@ -206,7 +268,9 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
       { name: "gglib", url: proxy.url },
     ];
     // the floor of any Node.js proxy on this machine: node:http + undici, nothing else (bench/min-node-proxy.mjs)
-    floor = spawnTracked(process.execPath, [join(ROOT, "bench", "min-node-proxy.mjs"), `http://127.0.0.1:${upPort}`], { stdout: "pipe" });
+    floor = spawnTracked(process.execPath, [join(ROOT, "bench", "min-node-proxy.mjs"), `http://127.0.0.1:${upPort}`], {
+      stdout: "pipe",
+    });
     const floorPort = await new Promise<number>((resolve, reject) => {
       floor!.stdout!.once("data", (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
       floor!.once("exit", () => reject(new Error("min-node-proxy.mjs exited")));
@@ -224,7 +288,8 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
     }
     const script = join(dir, "post.lua");
     writeFileSync(script, WRK_LUA);
-    const run = (url: string, c: number, s: number): Promise<LoadRun> => (wrk ? wrkRun(wrk, script, url, c, s) : undiciRun(url, c, s));
+    const run = (url: string, c: number, s: number): Promise<LoadRun> =>
+      wrk ? wrkRun(wrk, script, url, c, s) : undiciRun(url, c, s);
     // warm-up: every path, JIT and keep-alive pools
     for (const t of targets) await run(t.url, 16, 1);
     const results = new Map<string, LoadRun[]>();
@@ -236,7 +301,9 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
           const res = await run(t.url, c, seconds);
           const key = `${t.name}@${c}`;
           results.set(key, [...(results.get(key) ?? []), res]);
-          log(`[nginx] c=${c} rep ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(3)} ms p99 ${res.p99.toFixed(3)} ms errors ${res.errors}`);
+          log(
+            `[nginx] c=${c} rep ${r + 1} ${t.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50.toFixed(3)} ms p99 ${res.p99.toFixed(3)} ms errors ${res.errors}`,
+          );
         }
       }
     }
@@ -338,7 +405,19 @@ export async function benchNginx(opts: { quick?: boolean } = {}): Promise<Row[]>
         }),
       );
     }
-    if (!hasNginx) rows.push(row({ section, metric: "nginx comparison", value: NaN, baseline: NaN, baselineName: "nginx", unit: "", reps: 0, note: `NOT MEASURED: ${nginx.note}` }));
+    if (!hasNginx)
+      rows.push(
+        row({
+          section,
+          metric: "nginx comparison",
+          value: NaN,
+          baseline: NaN,
+          baselineName: "nginx",
+          unit: "",
+          reps: 0,
+          note: `NOT MEASURED: ${nginx.note}`,
+        }),
+      );
   } finally {
     if (nginxChild) await stopTracked(nginxChild, 5000, "SIGQUIT");
     if (floor) await stopTracked(floor, 2000);

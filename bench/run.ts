@@ -69,11 +69,15 @@ function rss(pid: number): number {
 function startProxy(configPath: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   // bin/gglib.js: the compiled CLI (main() builds it first), as a user runs it; not tsx, whose compiler would
   // inflate the proxy's RSS and CPU
-  const child = spawn(process.execPath, [join(ROOT, "bin/gglib.js"), "proxy", "--config", configPath, "--port", "0", "--json"], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "bin/gglib.js"), "proxy", "--config", configPath, "--port", "0", "--json"],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = "";
     const t = setTimeout(() => reject(new Error(`proxy did not start: ${out}`)), 30_000);
@@ -118,7 +122,12 @@ async function load(url: string, connections: number, seconds: number): Promise<
       while (performance.now() < end) {
         const s = performance.now();
         try {
-          const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body, dispatcher: agent });
+          const r = await request(`${url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body,
+            dispatcher: agent,
+          });
           await r.body.arrayBuffer();
           if (r.statusCode !== 200) errors++;
         } catch {
@@ -135,16 +144,30 @@ async function load(url: string, connections: number, seconds: number): Promise<
   return { requests: lat.length, errors, rps: lat.length / elapsed, p50: q(0.5), p99: q(0.99) };
 }
 
-async function streams(url: string, n: number, pid?: number): Promise<{ ok: number; errors: number; seconds: number; peakRss: number }> {
+async function streams(
+  url: string,
+  n: number,
+  pid?: number,
+): Promise<{ ok: number; errors: number; seconds: number; peakRss: number }> {
   const agent = new Agent({ connections: n + 16, headersTimeout: 120_000, bodyTimeout: 120_000 });
   let peak = pid ? rss(pid) : 0;
   const sampler = pid ? setInterval(() => (peak = Math.max(peak, rss(pid))), 50) : undefined;
   const t0 = performance.now();
-  const body = JSON.stringify({ model: "stream", messages: [{ role: "user", content: "hi" }], max_tokens: 20, stream: true });
+  const body = JSON.stringify({
+    model: "stream",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 20,
+    stream: true,
+  });
   const results = await Promise.all(
     Array.from({ length: n }, async () => {
       try {
-        const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body, dispatcher: agent });
+        const r = await request(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          dispatcher: agent,
+        });
         const text = await r.body.text();
         return r.statusCode === 200 && text.trimEnd().endsWith("data: [DONE]") && !text.includes('"error"');
       } catch {
@@ -163,7 +186,11 @@ async function streams(url: string, n: number, pid?: number): Promise<{ ok: numb
 async function rawStartToReady(bin: string, model: string, env: NodeJS.ProcessEnv): Promise<number> {
   const port = await findFreePort(30_000 + Math.floor(Math.random() * 20_000));
   const t0 = performance.now();
-  const child = spawn(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "--alias", "cold", "--metrics"], { env, stdio: "ignore" });
+  const child = spawn(
+    bin,
+    ["-m", model, "--host", "127.0.0.1", "--port", String(port), "--alias", "cold", "--metrics"],
+    { env, stdio: "ignore" },
+  );
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   try {
     await Promise.race([
@@ -180,7 +207,11 @@ async function rawStartToReady(bin: string, model: string, env: NodeJS.ProcessEn
 }
 
 function findRealLlamaServer(): string | undefined {
-  for (const p of [process.env.GGLIB_BENCH_LLAMA_SERVER, process.env.GGLIB_TEST_LLAMA_SERVER, process.env.GGLIB_LLAMA_SERVER]) {
+  for (const p of [
+    process.env.GGLIB_BENCH_LLAMA_SERVER,
+    process.env.GGLIB_TEST_LLAMA_SERVER,
+    process.env.GGLIB_LLAMA_SERVER,
+  ]) {
     if (p && existsSync(p)) return p;
   }
   return undefined;
@@ -202,7 +233,12 @@ async function main(): Promise<void> {
   report(rows, extra);
 }
 
-async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>, log: (s: string) => void): Promise<void> {
+async function hotPath(
+  dir: string,
+  rows: Row[],
+  extra: Record<string, unknown>,
+  log: (s: string) => void,
+): Promise<void> {
   {
     const instant = writeFakeModel(dir, "instant");
     const stream = writeFakeModel(dir, "stream");
@@ -217,7 +253,12 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
         `  stream: {path: ${JSON.stringify(stream)}, extraArgs: ["--parallel", "1100"], env: {FAKE_LLAMA_TOKENS: "20", FAKE_LLAMA_TOKEN_INTERVAL_MS: "50"}}`,
       ].join("\n") + "\n",
     );
-    const env = { ...fakeLlamaEnv({ loadMs: 20 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" };
+    const env = {
+      ...fakeLlamaEnv({ loadMs: 20 }),
+      GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+      GGLIB_DATA_DIR: join(dir, "data"),
+      NO_COLOR: "1",
+    };
     log("starting the proxy (gglib proxy) over the fake llama-server…");
     const { child, url } = await startProxy(cfg, env);
     try {
@@ -250,8 +291,22 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
       const p50d = avg(lat.direct, (r) => r.p50);
       const p99p = avg(lat.proxy, (r) => r.p99);
       const p99d = avg(lat.direct, (r) => r.p99);
-      rows.push({ metric: "latency p50 (1 connection)", proxy: p50p, direct: p50d, unit: "ms", ratio: p50p / p50d, note: `added ${((p50p - p50d) * 1000).toFixed(0)} µs` });
-      rows.push({ metric: "latency p99 (1 connection)", proxy: p99p, direct: p99d, unit: "ms", ratio: p99p / p99d, note: `added ${((p99p - p99d) * 1000).toFixed(0)} µs` });
+      rows.push({
+        metric: "latency p50 (1 connection)",
+        proxy: p50p,
+        direct: p50d,
+        unit: "ms",
+        ratio: p50p / p50d,
+        note: `added ${((p50p - p50d) * 1000).toFixed(0)} µs`,
+      });
+      rows.push({
+        metric: "latency p99 (1 connection)",
+        proxy: p99p,
+        direct: p99d,
+        unit: "ms",
+        ratio: p99p / p99d,
+        note: `added ${((p99p - p99d) * 1000).toFixed(0)} µs`,
+      });
       const rp = avg(thr.proxy, (r) => r.rps);
       const rd = avg(thr.direct, (r) => r.rps);
       const errs = [...lat.proxy, ...thr.proxy].reduce((s, r) => s + r.errors, 0);
@@ -263,7 +318,12 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
         ratio: rp / rd,
         note: `${errs} errors through the proxy; proxy CPU ${median(proxyCpu).toFixed(0)} µs per request`,
       });
-      extra.latencyRuns = { proxy: lat.proxy, direct: lat.direct, throughputProxy: thr.proxy, throughputDirect: thr.direct };
+      extra.latencyRuns = {
+        proxy: lat.proxy,
+        direct: lat.direct,
+        throughputProxy: thr.proxy,
+        throughputDirect: thr.direct,
+      };
 
       // 4: 1,000 concurrent streams, direct then through the proxy
       log(`${STREAMS} concurrent streams (20 tokens at 50 ms)…`);
@@ -287,7 +347,12 @@ async function hotPath(dir: string, rows: Row[], extra: Record<string, unknown>,
   }
 }
 
-async function coldLoad(dir: string, rows: Row[], extra: Record<string, unknown>, log: (s: string) => void): Promise<void> {
+async function coldLoad(
+  dir: string,
+  rows: Row[],
+  extra: Record<string, unknown>,
+  log: (s: string) => void,
+): Promise<void> {
   {
     // 3: cold load: raw start→ready vs through the proxy, same binary and model, 5 each, alternating
     const real = findRealLlamaServer();
@@ -295,8 +360,15 @@ async function coldLoad(dir: string, rows: Row[], extra: Record<string, unknown>
     const coldModel = real ? await writeTinyModel(dir, { name: "cold", kind: "chat" }) : writeFakeModel(dir, "cold");
     const coldCfg = join(dir, "cold.yaml");
     writeFileSync(coldCfg, `memoryBudget: 64GiB\nmodels:\n  cold: {path: ${JSON.stringify(coldModel)}}\n`);
-    const coldEnv = { ...fakeLlamaEnv({ loadMs: 150 }), GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data2"), NO_COLOR: "1" };
-    log(`cold load with ${real ? "the real llama-server " + real : "the fake llama-server (set GGLIB_BENCH_LLAMA_SERVER for the real one)"}…`);
+    const coldEnv = {
+      ...fakeLlamaEnv({ loadMs: 150 }),
+      GGLIB_LLAMA_SERVER: bin,
+      GGLIB_DATA_DIR: join(dir, "data2"),
+      NO_COLOR: "1",
+    };
+    log(
+      `cold load with ${real ? "the real llama-server " + real : "the fake llama-server (set GGLIB_BENCH_LLAMA_SERVER for the real one)"}…`,
+    );
     const raw: number[] = [];
     const viaProxy: number[] = [];
     const firstReq: number[] = [];
@@ -310,7 +382,9 @@ async function coldLoad(dir: string, rows: Row[], extra: Record<string, unknown>
         const r = await fetch(`${p.url}/models/load`, { method: "POST", body: JSON.stringify({ model: "cold" }) });
         await r.arrayBuffer();
         viaProxy.push(performance.now() - t0);
-        await fetch(`${p.url}/models/unload`, { method: "POST", body: JSON.stringify({ model: "cold" }) }).then((x) => x.arrayBuffer());
+        await fetch(`${p.url}/models/unload`, { method: "POST", body: JSON.stringify({ model: "cold" }) }).then((x) =>
+          x.arrayBuffer(),
+        );
         for (let k = 0; k < 200; k++) {
           const s = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { state: string }[] };
           if (s.models[0]!.state === "unloaded") break;
@@ -318,10 +392,15 @@ async function coldLoad(dir: string, rows: Row[], extra: Record<string, unknown>
         }
         // first request on a cold model (load + answer), for reference
         t0 = performance.now();
-        const c = await fetch(`${p.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "cold", messages: [{ role: "user", content: "hi" }], max_tokens: 1 }) });
+        const c = await fetch(`${p.url}/v1/chat/completions`, {
+          method: "POST",
+          body: JSON.stringify({ model: "cold", messages: [{ role: "user", content: "hi" }], max_tokens: 1 }),
+        });
         await c.arrayBuffer();
         firstReq.push(performance.now() - t0);
-        await fetch(`${p.url}/models/unload`, { method: "POST", body: JSON.stringify({ model: "cold" }) }).then((x) => x.arrayBuffer());
+        await fetch(`${p.url}/models/unload`, { method: "POST", body: JSON.stringify({ model: "cold" }) }).then((x) =>
+          x.arrayBuffer(),
+        );
         for (let k = 0; k < 200; k++) {
           const s = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { state: string }[] };
           if (s.models[0]!.state === "unloaded") break;
@@ -355,13 +434,19 @@ function report(rows: Row[], extra: Record<string, unknown>): void {
     "",
     "| metric | through the proxy | direct | ratio (proxy / direct) | notes |",
     "|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.metric} | ${fmt(r.proxy)} ${r.unit} | ${fmt(r.direct)} ${r.unit} | ${r.ratio.toFixed(2)}× | ${r.note ?? ""} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.metric} | ${fmt(r.proxy)} ${r.unit} | ${fmt(r.direct)} ${r.unit} | ${r.ratio.toFixed(2)}× | ${r.note ?? ""} |`,
+    ),
     "",
   ].join("\n");
   const outDir = join(ROOT, "bench", "results");
   mkdirSync(outDir, { recursive: true });
   const stamp = at.replace(/[:.]/g, "-");
-  writeFileSync(join(outDir, `proxy-${stamp}.json`), JSON.stringify({ at, machine, quick, rows, extra }, null, 2) + "\n");
+  writeFileSync(
+    join(outDir, `proxy-${stamp}.json`),
+    JSON.stringify({ at, machine, quick, rows, extra }, null, 2) + "\n",
+  );
   writeFileSync(join(outDir, `proxy-${stamp}.md`), md);
   writeFileSync(join(outDir, "latest.md"), md);
   process.stdout.write(md + "\n");

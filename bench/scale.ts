@@ -49,14 +49,24 @@ interface StreamsResult {
 
 async function streams(url: string, n: number): Promise<StreamsResult> {
   const agent = new Agent({ connections: n + 16, headersTimeout: 120_000, bodyTimeout: 120_000 });
-  const body = JSON.stringify({ model: "stream", messages: [{ role: "user", content: "hi" }], max_tokens: 20, stream: true });
+  const body = JSON.stringify({
+    model: "stream",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 20,
+    stream: true,
+  });
   const first: number[] = [];
   const t0 = performance.now();
   const results = await Promise.all(
     Array.from({ length: n }, async () => {
       const s = performance.now();
       try {
-        const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body, dispatcher: agent });
+        const r = await request(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          dispatcher: agent,
+        });
         let text = "";
         let got = false;
         for await (const c of r.body) {
@@ -83,7 +93,20 @@ function startTime(cmd: string[], runs: number): { mean: number; min: number; ma
   const hf = spawnSync("sh", ["-c", "command -v hyperfine"], { encoding: "utf8" }).stdout.trim();
   if (hf) {
     const out = join(tmpdir(), `gglib-bench-hf-${process.pid}.json`);
-    const r = spawnSync(hf, ["-N", "--warmup", "3", "--runs", String(runs), "--export-json", out, cmd.map((c) => (c.includes(" ") ? `'${c}'` : c)).join(" ")], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(
+      hf,
+      [
+        "-N",
+        "--warmup",
+        "3",
+        "--runs",
+        String(runs),
+        "--export-json",
+        out,
+        cmd.map((c) => (c.includes(" ") ? `'${c}'` : c)).join(" "),
+      ],
+      { cwd: ROOT, encoding: "utf8", timeout: 120_000 },
+    );
     try {
       const j = JSON.parse(readFileSync(out, "utf8")) as { results: { mean: number; min: number; max: number }[] };
       const x = j.results[0]!;
@@ -100,7 +123,12 @@ function startTime(cmd: string[], runs: number): { mean: number; min: number; ma
     spawnSync(cmd[0]!, cmd.slice(1), { cwd: ROOT, stdio: "ignore" });
     if (i >= 3) t.push(performance.now() - s);
   }
-  return { mean: t.reduce((a, b) => a + b, 0) / t.length, min: Math.min(...t), max: Math.max(...t), tool: "spawnSync wall time" };
+  return {
+    mean: t.reduce((a, b) => a + b, 0) / t.length,
+    min: Math.min(...t),
+    max: Math.max(...t),
+    tool: "spawnSync wall time",
+  };
 }
 
 export async function benchScale(opts: { quick?: boolean; streams?: number } = {}): Promise<Row[]> {
@@ -138,9 +166,19 @@ export async function benchScale(opts: { quick?: boolean; streams?: number } = {
     const cfg = join(dir, "scale.yaml");
     writeFileSync(
       cfg,
-      ["memoryBudget: 64GiB", "maxQueue: 5000", "models:", `  stream: {path: ${JSON.stringify(model)}, extraArgs: ["--parallel", "${n + 100}"], env: {FAKE_LLAMA_TOKENS: "20", FAKE_LLAMA_TOKEN_INTERVAL_MS: "50"}}`].join("\n") + "\n",
+      [
+        "memoryBudget: 64GiB",
+        "maxQueue: 5000",
+        "models:",
+        `  stream: {path: ${JSON.stringify(model)}, extraArgs: ["--parallel", "${n + 100}"], env: {FAKE_LLAMA_TOKENS: "20", FAKE_LLAMA_TOKEN_INTERVAL_MS: "50"}}`,
+      ].join("\n") + "\n",
     );
-    const env = { ...fakeLlamaEnv({ loadMs: 20 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" };
+    const env = {
+      ...fakeLlamaEnv({ loadMs: 20 }),
+      GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+      GGLIB_DATA_DIR: join(dir, "data"),
+      NO_COLOR: "1",
+    };
     // idle RSS: the proxy after start (nothing loaded, 1 s settle) vs a bare node process
     proxy = await startGglibProxy(["--config", cfg], env);
     bare = spawnTracked(process.execPath, ["-e", "setInterval(() => {}, 1000)"]);
@@ -178,7 +216,9 @@ export async function benchScale(opts: { quick?: boolean; streams?: number } = {
       const sp = await streams(proxy.url, n);
       peaks.push(procMem(proxy.pid).hwm);
       viaProxy.push(sp);
-      log(`[scale]   direct ${viaDirect[r]!.errors} errors p99 first ${viaDirect[r]!.p99First.toFixed(1)} ms; proxy ${sp.errors} errors p99 first ${sp.p99First.toFixed(1)} ms, peak RSS ${(peaks[r]! / MiB).toFixed(0)} MiB`);
+      log(
+        `[scale]   direct ${viaDirect[r]!.errors} errors p99 first ${viaDirect[r]!.p99First.toFixed(1)} ms; proxy ${sp.errors} errors p99 first ${sp.p99First.toFixed(1)} ms, peak RSS ${(peaks[r]! / MiB).toFixed(0)} MiB`,
+      );
       await sleep(300);
     }
     const errs = viaProxy.reduce((s, x) => s + x.errors, 0);

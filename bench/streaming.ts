@@ -27,7 +27,24 @@ import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import { rigInstallDir } from "../test/support/llama-server.js";
-import { QUICK, fmt, killLeftovers, log, median, proxyLoad, quantile, row, runStandalone, sleep, spawnTracked, spread, startGglibProxy, stopTracked, upstreamPort, type Row } from "./lib.js";
+import {
+  QUICK,
+  fmt,
+  killLeftovers,
+  log,
+  median,
+  proxyLoad,
+  quantile,
+  row,
+  runStandalone,
+  sleep,
+  spawnTracked,
+  spread,
+  startGglibProxy,
+  stopTracked,
+  upstreamPort,
+  type Row,
+} from "./lib.js";
 import { ensureNginx, startNginx } from "./nginx.js";
 
 const INTERVAL_MS = 20;
@@ -44,7 +61,12 @@ interface Arrivals {
 
 async function streamArrivals(agent: Agent, url: string, body: string): Promise<Arrivals> {
   const sent = performance.now();
-  const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body, dispatcher: agent });
+  const r = await request(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    dispatcher: agent,
+  });
   const t: number[] = [];
   const content: boolean[] = [];
   let buf = "";
@@ -73,7 +95,11 @@ async function streamArrivals(agent: Agent, url: string, body: string): Promise<
 }
 
 function realLlamaServer(): string | undefined {
-  for (const p of [process.env.GGLIB_BENCH_LLAMA_SERVER, process.env.GGLIB_TEST_LLAMA_SERVER, join(rigInstallDir(), "bin", "llama-server")]) {
+  for (const p of [
+    process.env.GGLIB_BENCH_LLAMA_SERVER,
+    process.env.GGLIB_TEST_LLAMA_SERVER,
+    join(rigInstallDir(), "bin", "llama-server"),
+  ]) {
     if (p && existsSync(p)) return p;
   }
   return undefined;
@@ -116,11 +142,26 @@ async function wireDelay(dir: string, reps: number, proxyUrl: string, upPort: nu
   let tcpdump = which("tcpdump");
   if (!tcpdump && process.getuid?.() === 0) {
     log("[streaming] tcpdump missing: apt-get install -y tcpdump…");
-    spawnSync("apt-get", ["install", "-y", "tcpdump"], { timeout: 240_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    spawnSync("apt-get", ["install", "-y", "tcpdump"], {
+      timeout: 240_000,
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
     tcpdump = which("tcpdump");
   }
   const ng = ensureNginx();
-  if (!tcpdump) return [row({ section, metric: "per-chunk forwarding delay on the wire", value: NaN, baseline: NaN, baselineName: "nginx", unit: "ms", reps: 0, note: "NOT MEASURED: tcpdump not available (and not root to install it)" })];
+  if (!tcpdump)
+    return [
+      row({
+        section,
+        metric: "per-chunk forwarding delay on the wire",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "nginx",
+        unit: "ms",
+        reps: 0,
+        note: "NOT MEASURED: tcpdump not available (and not root to install it)",
+      }),
+    ];
   const proxyPort = Number(new URL(proxyUrl).port);
   const n = ng.path ? await startNginx(ng.path, dir, upPort) : { note: ng.note };
   const agent = new Agent({ connections: 2 });
@@ -128,7 +169,10 @@ async function wireDelay(dir: string, reps: number, proxyUrl: string, upPort: nu
     if (n.url) await streamArrivals(agent, n.url, body); // warm its upstream keepalive
     const ports = [upPort, proxyPort, ...(n.url ? [Number(new URL(n.url).port)] : [])];
     const filter = `tcp and (${ports.map((p) => `src port ${p}`).join(" or ")})`;
-    const td = spawnTracked(tcpdump, ["-i", "lo", "-n", "-tt", "-l", "-A", "-s", "0", filter], { stdout: "pipe", stderr: "pipe" });
+    const td = spawnTracked(tcpdump, ["-i", "lo", "-n", "-tt", "-l", "-A", "-s", "0", filter], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     let text = "";
     let err = "";
     td.stdout!.on("data", (d: Buffer) => (text += d.toString("latin1")));
@@ -137,7 +181,18 @@ async function wireDelay(dir: string, reps: number, proxyUrl: string, upPort: nu
     while (!err.includes("listening on") && Date.now() < end && td.exitCode === null) await sleep(20);
     if (!err.includes("listening on")) {
       await stopTracked(td, 1000);
-      return [row({ section, metric: "per-chunk forwarding delay on the wire", value: NaN, baseline: NaN, baselineName: "nginx", unit: "ms", reps: 0, note: `NOT MEASURED: tcpdump did not start: ${err.slice(0, 200)}` })];
+      return [
+        row({
+          section,
+          metric: "per-chunk forwarding delay on the wire",
+          value: NaN,
+          baseline: NaN,
+          baselineName: "nginx",
+          unit: "ms",
+          reps: 0,
+          note: `NOT MEASURED: tcpdump did not start: ${err.slice(0, 200)}`,
+        }),
+      ];
     }
     await sleep(100);
     let perStream = 0;
@@ -157,7 +212,19 @@ async function wireDelay(dir: string, reps: number, proxyUrl: string, upPort: nu
     const ngx = n.url ? delays(upN, ev.get(Number(new URL(n.url).port))!) : [];
     const dropped = /(\d+) packets dropped by kernel/.exec(err)?.[1] ?? "?";
     const note = `tcpdump on lo: time the fake sent each SSE event to the proxy → time the proxy sent it to the client; ${reps} streams × ${perStream} events, one at a time; events counted: upstream ${upG.length}/${upN.length}, gglib ${ev.get(proxyPort)!.length}, nginx ${n.url ? ev.get(Number(new URL(n.url).port))!.length : "–"}; packets dropped by kernel: ${dropped}`;
-    if (g.length === 0) return [row({ section, metric: "per-chunk forwarding delay on the wire", value: NaN, baseline: NaN, baselineName: "nginx", unit: "ms", reps, note: `NOT MEASURED: event counts did not match. ${note}` })];
+    if (g.length === 0)
+      return [
+        row({
+          section,
+          metric: "per-chunk forwarding delay on the wire",
+          value: NaN,
+          baseline: NaN,
+          baselineName: "nginx",
+          unit: "ms",
+          reps,
+          note: `NOT MEASURED: event counts did not match. ${note}`,
+        }),
+      ];
     const rows: Row[] = [];
     for (const [q, name] of [
       [0.5, "p50"],
@@ -173,7 +240,10 @@ async function wireDelay(dir: string, reps: number, proxyUrl: string, upPort: nu
           unit: "ms",
           reps,
           ...(name === "p99" ? { target: "chunk delay p99 ≤ 1 ms", met: quantile(g, q) <= 1 } : {}),
-          note: name === "p50" ? note : `max: gglib ${fmt(Math.max(...g))} ms${ngx.length ? `, nginx ${fmt(Math.max(...ngx))} ms` : ""}`,
+          note:
+            name === "p50"
+              ? note
+              : `max: gglib ${fmt(Math.max(...g))} ms${ngx.length ? `, nginx ${fmt(Math.max(...ngx))} ms` : ""}`,
         }),
       );
     }
@@ -190,15 +260,29 @@ async function chunkDelay(dir: string, quick: boolean): Promise<Row[]> {
   const cfg = join(dir, "stream.yaml");
   writeFileSync(
     cfg,
-    ["memoryBudget: 64GiB", "models:", `  stream: {path: ${JSON.stringify(model)}, extraArgs: ["--parallel", "8"], env: {FAKE_LLAMA_TOKENS: "${TOKENS}", FAKE_LLAMA_TOKEN_INTERVAL_MS: "${INTERVAL_MS}"}}`].join("\n") + "\n",
+    [
+      "memoryBudget: 64GiB",
+      "models:",
+      `  stream: {path: ${JSON.stringify(model)}, extraArgs: ["--parallel", "8"], env: {FAKE_LLAMA_TOKENS: "${TOKENS}", FAKE_LLAMA_TOKEN_INTERVAL_MS: "${INTERVAL_MS}"}}`,
+    ].join("\n") + "\n",
   );
-  const env = { ...fakeLlamaEnv({ loadMs: 20 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" };
+  const env = {
+    ...fakeLlamaEnv({ loadMs: 20 }),
+    GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+    GGLIB_DATA_DIR: join(dir, "data"),
+    NO_COLOR: "1",
+  };
   const proxy = await startGglibProxy(["--config", cfg], env);
   const agents = [new Agent({ connections: 4 }), new Agent({ connections: 4 }), new Agent({ connections: 4 })];
   try {
     await proxyLoad(proxy.url, "stream");
     const direct = `http://127.0.0.1:${await upstreamPort(proxy.url, "stream")}`;
-    const body = JSON.stringify({ model: "stream", messages: [{ role: "user", content: "hi" }], max_tokens: TOKENS, stream: true });
+    const body = JSON.stringify({
+      model: "stream",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: TOKENS,
+      stream: true,
+    });
     const paths = [direct, direct, proxy.url];
     const dProxy: number[] = [];
     const dBase: number[] = [];
@@ -290,19 +374,42 @@ async function chunkDelay(dir: string, quick: boolean): Promise<Row[]> {
 async function tokensPerSecond(dir: string, quick: boolean): Promise<Row[]> {
   const section = "2 streaming";
   const bin = realLlamaServer();
-  if (!bin) return [row({ section, metric: "tokens/s on the real llama-server", value: NaN, baseline: NaN, baselineName: "direct", unit: "tok/s", reps: 0, note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)" })];
+  if (!bin)
+    return [
+      row({
+        section,
+        metric: "tokens/s on the real llama-server",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "direct",
+        unit: "tok/s",
+        reps: 0,
+        note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)",
+      }),
+    ];
   const reps = quick ? 3 : 6;
   const maxTokens = 256;
   const model = await writeTinyModel(dir, { name: "tiny-tps", kind: "chat", embd: 256, layers: 4 });
   const cfg = join(dir, "tps.yaml");
-  writeFileSync(cfg, ["memoryBudget: 64GiB", "models:", `  tiny: {path: ${JSON.stringify(model)}, extraArgs: ["-t", "1"]}`].join("\n") + "\n");
+  writeFileSync(
+    cfg,
+    ["memoryBudget: 64GiB", "models:", `  tiny: {path: ${JSON.stringify(model)}, extraArgs: ["-t", "1"]}`].join("\n") +
+      "\n",
+  );
   const env = { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data-tps"), NO_COLOR: "1" };
   const proxy = await startGglibProxy(["--config", cfg], env);
   const agent = new Agent({ connections: 2 });
   try {
     await proxyLoad(proxy.url, "tiny");
     const direct = `http://127.0.0.1:${await upstreamPort(proxy.url, "tiny")}`;
-    const body = JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "Hello" }], max_tokens: maxTokens, ignore_eos: true, stream: true, temperature: 0 });
+    const body = JSON.stringify({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: maxTokens,
+      ignore_eos: true,
+      stream: true,
+      temperature: 0,
+    });
     // end to end: content chunks / (arrival of the last content chunk − the moment the request was sent); robust to
     // chunks arriving coalesced in one read
     const tps = (a: Arrivals): number => {

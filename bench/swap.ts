@@ -37,18 +37,28 @@ import {
 } from "./lib.js";
 
 export function realLlamaServer(): string | undefined {
-  for (const p of [process.env.GGLIB_BENCH_LLAMA_SERVER, process.env.GGLIB_TEST_LLAMA_SERVER, join(rigInstallDir(), "bin", "llama-server")]) {
+  for (const p of [
+    process.env.GGLIB_BENCH_LLAMA_SERVER,
+    process.env.GGLIB_TEST_LLAMA_SERVER,
+    join(rigInstallDir(), "bin", "llama-server"),
+  ]) {
     if (p && existsSync(p)) return p;
   }
   return undefined;
 }
 
-const body = (model: string): string => JSON.stringify({ model, messages: [{ role: "user", content: "Hello" }], max_tokens: 1, stream: true });
+const body = (model: string): string =>
+  JSON.stringify({ model, messages: [{ role: "user", content: "Hello" }], max_tokens: 1, stream: true });
 
 /** ms from sending a streaming request to its first SSE `data:` event; throws on a non-200. */
 async function firstEvent(agent: Agent, url: string, model: string): Promise<number> {
   const t0 = performance.now();
-  const r = await request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body(model), dispatcher: agent });
+  const r = await request(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: body(model),
+    dispatcher: agent,
+  });
   let t: number | undefined;
   let buf = "";
   for await (const c of r.body) {
@@ -57,7 +67,8 @@ async function firstEvent(agent: Agent, url: string, model: string): Promise<num
       if (/(^|\n)data: /.test(buf)) t = performance.now() - t0;
     }
   }
-  if (r.statusCode !== 200 || t === undefined) throw new Error(`${model} via ${url}: status ${r.statusCode}, ${buf.slice(0, 300)}`);
+  if (r.statusCode !== 200 || t === undefined)
+    throw new Error(`${model} via ${url}: status ${r.statusCode}, ${buf.slice(0, 300)}`);
   return t;
 }
 
@@ -66,7 +77,12 @@ async function rawStart(bin: string, model: string, agent: Agent): Promise<{ rea
   const t0 = performance.now();
   const child = spawnTracked(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "-t", "1"]);
   try {
-    await waitHttp(`http://127.0.0.1:${port}/health`, 60_000, 2, () => child.exitCode !== null || child.signalCode !== null);
+    await waitHttp(
+      `http://127.0.0.1:${port}/health`,
+      60_000,
+      2,
+      () => child.exitCode !== null || child.signalCode !== null,
+    );
     const ready = performance.now() - t0;
     await firstEvent(agent, `http://127.0.0.1:${port}`, "x");
     return { ready, firstEvent: performance.now() - t0 };
@@ -76,7 +92,8 @@ async function rawStart(bin: string, model: string, agent: Agent): Promise<{ rea
 }
 
 async function unloadAll(url: string): Promise<void> {
-  for (const m of await proxyStatus(url)) if (m.state !== "unloaded" && m.state !== "stopped") await proxyUnload(url, m.name);
+  for (const m of await proxyStatus(url))
+    if (m.state !== "unloaded" && m.state !== "stopped") await proxyUnload(url, m.name);
 }
 
 export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> {
@@ -84,7 +101,19 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
   const reps = quick ? 3 : 7;
   const section = "3 cold load & swap";
   const bin = realLlamaServer();
-  if (!bin) return [row({ section, metric: "cold load and swap", value: NaN, baseline: NaN, baselineName: "raw llama-server", unit: "ms", reps: 0, note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)" })];
+  if (!bin)
+    return [
+      row({
+        section,
+        metric: "cold load and swap",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "raw llama-server",
+        unit: "ms",
+        reps: 0,
+        note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)",
+      }),
+    ];
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-swap-"));
   const models = join(dir, "models");
   mkdirSync(models);
@@ -97,11 +126,33 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
     const cfg = join(dir, "swap.yaml");
     writeFileSync(
       cfg,
-      ["maxModels: 1", "memoryBudget: 64GiB", "models:", `  tiny-a: {path: ${JSON.stringify(a)}, extraArgs: ["-t", "1"]}`, `  tiny-b: {path: ${JSON.stringify(b)}, extraArgs: ["-t", "1"]}`].join("\n") + "\n",
+      [
+        "maxModels: 1",
+        "memoryBudget: 64GiB",
+        "models:",
+        `  tiny-a: {path: ${JSON.stringify(a)}, extraArgs: ["-t", "1"]}`,
+        `  tiny-b: {path: ${JSON.stringify(b)}, extraArgs: ["-t", "1"]}`,
+      ].join("\n") + "\n",
     );
-    proxy = await startGglibProxy(["--config", cfg], { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" });
+    proxy = await startGglibProxy(["--config", cfg], {
+      ...process.env,
+      GGLIB_LLAMA_SERVER: bin,
+      GGLIB_DATA_DIR: join(dir, "data"),
+      NO_COLOR: "1",
+    });
     const routerPort = await freePort();
-    router = spawnTracked(bin, ["--models-dir", models, "--models-max", "1", "-t", "1", "--host", "127.0.0.1", "--port", String(routerPort)]);
+    router = spawnTracked(bin, [
+      "--models-dir",
+      models,
+      "--models-max",
+      "1",
+      "-t",
+      "1",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(routerPort),
+    ]);
     const routerUrl = `http://127.0.0.1:${routerPort}`;
     const r = router;
     await waitHttp(`${routerUrl}/health`, 30_000, 10, () => r.exitCode !== null);
@@ -133,8 +184,12 @@ export async function benchSwap(opts: { quick?: boolean } = {}): Promise<Row[]> 
       await unloadAll(proxy.url);
       coldProxy.push(await fe(proxy.url, "tiny-a", "gglib cold"));
       // the router, cold too (unload whatever it holds), for reference
-      await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-a" }) }).then((x) => x.arrayBuffer());
-      await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-b" }) }).then((x) => x.arrayBuffer());
+      await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-a" }) }).then(
+        (x) => x.arrayBuffer(),
+      );
+      await fetch(`${routerUrl}/models/unload`, { method: "POST", body: JSON.stringify({ model: "tiny-b" }) }).then(
+        (x) => x.arrayBuffer(),
+      );
       await sleep(300); // the child gets the exit command; let it go
       coldRouter.push(await fe(routerUrl, "tiny-a", "router cold"));
     }

@@ -20,7 +20,11 @@ const model = await writeTinyModel(dir, { name: "tiny-a", kind: "chat" });
 async function raw(): Promise<number> {
   const port = await findFreePort(21000);
   const t0 = performance.now();
-  const child = spawn(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "--alias", "tiny-a", "--metrics", "-c", "512"], { stdio: "ignore", detached: true });
+  const child = spawn(
+    bin,
+    ["-m", model, "--host", "127.0.0.1", "--port", String(port), "--alias", "tiny-a", "--metrics", "-c", "512"],
+    { stdio: "ignore", detached: true },
+  );
   for (;;) {
     const r = await probeHealth(`http://127.0.0.1:${port}`, 1000);
     if (r.kind === "ok") break;
@@ -33,7 +37,12 @@ async function raw(): Promise<number> {
 }
 
 async function library(): Promise<number> {
-  const runner = new LlamaServerRunner({ binaryPath: bin, pidsDir: join(dir, "pids"), basePort: 21000, healthIntervalMs: 0 });
+  const runner = new LlamaServerRunner({
+    binaryPath: bin,
+    pidsDir: join(dir, "pids"),
+    basePort: 21000,
+    healthIntervalMs: 0,
+  });
   await runner.binaryInfo(); // probed once per binary and cached; not part of a start
   const t0 = performance.now();
   const h = await runner.start({ modelPath: model, contextSize: 512 });
@@ -44,10 +53,14 @@ async function library(): Promise<number> {
 
 async function cli(): Promise<number> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, ["bin/gglib.js", "serve", model, "--json", "--ctx", "512", "--base-port", "21000"], {
-    env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data") },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["bin/gglib.js", "serve", model, "--json", "--ctx", "512", "--base-port", "21000"],
+    {
+      env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data") },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let out = "";
   const ms = await new Promise<number>((resolve, reject) => {
     child.stdout.on("data", (d: Buffer) => {
@@ -70,13 +83,18 @@ for (let i = 0; i < runs; i++) {
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const summary = Object.fromEntries(
-  Object.entries(res).map(([k, v]) => [k, { median: +median(v).toFixed(1), min: +Math.min(...v).toFixed(1), max: +Math.max(...v).toFixed(1) }]),
+  Object.entries(res).map(([k, v]) => [
+    k,
+    { median: +median(v).toFixed(1), min: +Math.min(...v).toFixed(1), max: +Math.max(...v).toFixed(1) },
+  ]),
 );
 console.log(JSON.stringify({ runs, binary: bin, summary }, null, 1));
 const m = (k: string) => median(res[k]!);
 console.log(`\n| path | median ms | min–max | vs raw |\n|---|---|---|---|`);
 for (const k of ["raw", "library", "cli"]) {
   const s = summary[k]!;
-  console.log(`| ${k} | ${s.median} | ${s.min}–${s.max} | ${k === "raw" ? "1.00×" : `${(m(k) / m("raw")).toFixed(2)}× (+${(m(k) - m("raw")).toFixed(1)} ms)`} |`);
+  console.log(
+    `| ${k} | ${s.median} | ${s.min}–${s.max} | ${k === "raw" ? "1.00×" : `${(m(k) / m("raw")).toFixed(2)}× (+${(m(k) - m("raw")).toFixed(1)} ms)`} |`,
+  );
 }
 rmSync(dir, { recursive: true, force: true });

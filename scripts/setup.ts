@@ -17,7 +17,9 @@ const say = (s: string) => process.stdout.write(`setup: ${s}\n`);
 const gglib = (args: string[]) => spawnSync(process.execPath, ["bin/gglib.js", ...args], { stdio: "inherit" });
 
 say("building (tsc)…");
-const b = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+const b = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
+  stdio: "inherit",
+});
 if (b.status !== 0) process.exit(b.status ?? 1);
 
 let have: string | undefined;

@@ -34,6 +34,7 @@ function step(title, cmd, cmdArgs, opts = {}) {
 }
 
 if (!skipChecks) {
+  step("format (prettier --check)", bin("prettier"), ["--check", "--log-level", "warn", "."]);
   step("lint (eslint)", bin("eslint"), ["."]);
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
   step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
@@ -57,14 +58,22 @@ function findTests(dir) {
 
 const suites = only ? [only] : ["unit", "integration", "e2e"];
 const files = explicit.length > 0 ? explicit : suites.flatMap((s) => findTests(join(root, "test", s)));
-const needsLlama = files.some((f) => f.includes(`${"/"}e2e${"/"}`)) || files.some((f) => readFileSync(f, "utf8").includes("ensureLlamaServer"));
+const needsLlama =
+  files.some((f) => f.includes(`${"/"}e2e${"/"}`)) ||
+  files.some((f) => readFileSync(f, "utf8").includes("ensureLlamaServer"));
 
 const env = { ...process.env };
 if (needsLlama && !env.GGLIB_TEST_LLAMA_SERVER) {
   const r = step(
     "real llama-server for the e2e tests (first run builds it: 10-20 min on 2 cores; then cached)",
     process.execPath,
-    ["--import", "tsx", join(root, "test/support/ensure-llama-server-cli.ts"), "--print-path-to", join(root, ".tmp/llama-server-path")],
+    [
+      "--import",
+      "tsx",
+      join(root, "test/support/ensure-llama-server-cli.ts"),
+      "--print-path-to",
+      join(root, ".tmp/llama-server-path"),
+    ],
   );
   void r;
   env.GGLIB_TEST_LLAMA_SERVER = readFileSync(join(root, ".tmp/llama-server-path"), "utf8").trim();

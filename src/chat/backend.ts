@@ -6,7 +6,14 @@ import type { LoadProgress, ServerHandle } from "../core/handle.js";
 import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
 import { Registry } from "../models/registry.js";
-import { findModel, loadModelSources, resolveModelPath, type ConfigModel, type ModelEntry, type ModelsConfig } from "../models/sources.js";
+import {
+  findModel,
+  loadModelSources,
+  resolveModelPath,
+  type ConfigModel,
+  type ModelEntry,
+  type ModelsConfig,
+} from "../models/sources.js";
 import { loadConfigFile, resolvePath } from "../proxy/config.js";
 import { ChatClient } from "./client.js";
 
@@ -49,7 +56,13 @@ export interface ResolvedModel {
 
 /** Does this argument name a file or folder rather than a model name? */
 export function looksLikePath(arg: string, cwd = process.cwd()): boolean {
-  return /\.gguf$/i.test(arg) || arg.includes("/") || arg.includes("\\") || arg.startsWith(".") || existsSync(resolve(cwd, arg));
+  return (
+    /\.gguf$/i.test(arg) ||
+    arg.includes("/") ||
+    arg.includes("\\") ||
+    arg.startsWith(".") ||
+    existsSync(resolve(cwd, arg))
+  );
 }
 
 /** A model argument (a .gguf path, a model folder, or a name from the registry / proxy config / models dir) → a ServerConfig. */
@@ -65,7 +78,10 @@ export function resolveModelArg(arg: string, opts: ResolveOptions = {}): Resolve
         hint: "Pass the path of a .gguf file (the first shard of a split model), or a model name from `gglib models list`.",
       });
     }
-    return { source: "path", config: withChatDefaults({ modelPath: found.files.path, modelName: found.files.name }, found.files.mmproj, opts) };
+    return {
+      source: "path",
+      config: withChatDefaults({ modelPath: found.files.path, modelName: found.files.name }, found.files.mmproj, opts),
+    };
   }
   const { models, where } = loadNamedModels(opts, env);
   const m = findModel(models, arg);
@@ -73,7 +89,9 @@ export function resolveModelArg(arg: string, opts: ResolveOptions = {}): Resolve
     const names = models.map((x) => x.name);
     throw new GglibError("model_not_found", `No model named "${arg}".`, {
       hint:
-        (names.length ? `Known models: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}. ` : `No models found (looked in ${where.join(", ")}). `) +
+        (names.length
+          ? `Known models: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}. `
+          : `No models found (looked in ${where.join(", ")}). `) +
         "Pass a .gguf path, add one with `gglib models add <file>`, or start `gglib proxy` with --models-dir.",
     });
   }
@@ -100,7 +118,9 @@ function withChatDefaults(config: ServerConfig, mmproj: string | undefined, opts
     // One person chats: one slot gets the whole context.
     parallel: config.parallel ?? 1,
     ...(opts.contextSize !== undefined ? { contextSize: opts.contextSize } : {}),
-    ...(mmproj && !(config.extraArgs ?? []).includes("--mmproj") ? { extraArgs: [...(config.extraArgs ?? []), "--mmproj", mmproj] } : {}),
+    ...(mmproj && !(config.extraArgs ?? []).includes("--mmproj")
+      ? { extraArgs: [...(config.extraArgs ?? []), "--mmproj", mmproj] }
+      : {}),
   };
 }
 
@@ -216,7 +236,9 @@ export class RunnerBackend implements ChatBackend {
   }
 
   describe(): string {
-    return this.handle ? `llama-server (pid ${this.handle.pid}) at ${this.handle.url}, started for this chat` : "no server";
+    return this.handle
+      ? `llama-server (pid ${this.handle.pid}) at ${this.handle.url}, started for this chat`
+      : "no server";
   }
 
   async detectForcedOpen(): Promise<boolean | undefined> {

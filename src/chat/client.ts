@@ -83,7 +83,12 @@ export class ChatClient {
   /** GET /v1/models with what the gglib proxy adds (aliases, loaded state). */
   async models(timeoutMs = 5_000): Promise<ServerModel[]> {
     try {
-      const res = await request(this.url("/v1/models"), { method: "GET", headers: this.auth, dispatcher: this.agent, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await request(this.url("/v1/models"), {
+        method: "GET",
+        headers: this.auth,
+        dispatcher: this.agent,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       const body: unknown = await res.body.json().catch(() => undefined);
       if (res.statusCode !== 200 || typeof body !== "object" || body === null) return [];
       const data = (body as { data?: unknown }).data;
@@ -94,7 +99,8 @@ export class ChatClient {
         const r = d as { id?: unknown; aliases?: unknown; owned_by?: unknown; status?: unknown };
         if (typeof r.id !== "string") continue;
         const aliases = Array.isArray(r.aliases) ? r.aliases.filter((a): a is string => typeof a === "string") : [];
-        const st = typeof r.status === "object" && r.status !== null ? (r.status as { value?: unknown }).value : undefined;
+        const st =
+          typeof r.status === "object" && r.status !== null ? (r.status as { value?: unknown }).value : undefined;
         out.push({
           id: r.id,
           aliases,
@@ -113,7 +119,10 @@ export class ChatClient {
    * Does the model's chat template open a thinking block in the prompt (so the output starts inside it)?
    * Asks POST /apply-template; undefined when the server cannot tell.
    */
-  async templateOpensThinking(model: string, opts: { viaUpstream?: boolean; timeoutMs?: number } = {}): Promise<boolean | undefined> {
+  async templateOpensThinking(
+    model: string,
+    opts: { viaUpstream?: boolean; timeoutMs?: number } = {},
+  ): Promise<boolean | undefined> {
     const path = opts.viaUpstream ? `/upstream/${encodeURIComponent(model)}/apply-template` : "/apply-template";
     const timeoutMs = opts.timeoutMs ?? 5_000;
     try {

@@ -97,7 +97,12 @@ export class Conversation {
   }
 
   toMarkdown(): string {
-    const lines: string[] = [`# Chat with ${this.model}`, "", `_Saved ${this.clock().toISOString()} by gglib chat._`, ""];
+    const lines: string[] = [
+      `# Chat with ${this.model}`,
+      "",
+      `_Saved ${this.clock().toISOString()} by gglib chat._`,
+      "",
+    ];
     if (this.system) lines.push("## System", "", this.system, "");
     for (const t of this.turns) {
       if (t.role === "user") {
@@ -123,7 +128,11 @@ export function saveFormatFor(file: string): SaveFormat {
 }
 
 /** Write the conversation; JSON for `.json`, markdown otherwise. Returns the absolute path and the format. */
-export async function saveConversation(conv: Conversation, file: string, cwd = process.cwd()): Promise<{ path: string; format: SaveFormat }> {
+export async function saveConversation(
+  conv: Conversation,
+  file: string,
+  cwd = process.cwd(),
+): Promise<{ path: string; format: SaveFormat }> {
   const path = resolve(cwd, file);
   const format = saveFormatFor(path);
   const text = format === "json" ? JSON.stringify(conv.toJSON(), null, 2) + "\n" : conv.toMarkdown();

@@ -11,7 +11,8 @@ import { InputAssembler } from "./commands.js";
  *  - a "busy" mode while the model answers: the echo is muted, typed lines are dropped, Ctrl-C calls onInterrupt.
  */
 
-export type ReadResult = { readonly kind: "message"; readonly text: string } | { readonly kind: "exit"; readonly reason: "eof" | "interrupt" };
+export type ReadResult =
+  { readonly kind: "message"; readonly text: string } | { readonly kind: "exit"; readonly reason: "eof" | "interrupt" };
 
 /** A writable in front of the terminal that can be muted (readline's echo while an answer streams). */
 class MutableOutput extends Writable {
@@ -230,7 +231,10 @@ export function saveHistory(file: string | undefined, newestFirst: readonly stri
   if (!file) return;
   try {
     mkdirSync(dirname(file), { recursive: true });
-    const lines = newestFirst.slice(0, max).filter((l) => l.trim() !== "" && !l.includes("\n")).reverse();
+    const lines = newestFirst
+      .slice(0, max)
+      .filter((l) => l.trim() !== "" && !l.includes("\n"))
+      .reverse();
     writeFileSync(file, lines.join("\n") + (lines.length ? "\n" : ""), { mode: 0o600 });
   } catch {
     // history is a convenience: a read-only data dir must not break the chat

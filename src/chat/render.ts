@@ -71,7 +71,8 @@ export interface TurnResult {
 export function formatStats(s: TurnStats): string {
   const parts: string[] = [];
   if (s.ttftMs !== undefined) parts.push(`first token ${formatDuration(s.ttftMs)}`);
-  if (s.tokensPerSecond !== undefined && Number.isFinite(s.tokensPerSecond)) parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);
+  if (s.tokensPerSecond !== undefined && Number.isFinite(s.tokensPerSecond))
+    parts.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);
   if (s.promptTokens !== undefined) {
     parts.push(`prompt ${s.promptTokens} tokens${s.cachedTokens ? ` (${s.cachedTokens} cached)` : ""}`);
   }
@@ -300,12 +301,16 @@ export class TurnRenderer {
       if (this.md && this.phase === "answer") this.drawAnswerMarkdown(true);
       else if (this.answer !== "" && !this.answer.endsWith("\n")) this.o.out.write("\n");
       if (this.phase !== "answer" && this.thinking !== "" && !outcome.cancelled && !error) {
-        const why = this.finishReason === "length" ? " (the length limit was reached while it was still thinking: raise --max-tokens or the context size)" : "";
+        const why =
+          this.finishReason === "length"
+            ? " (the length limit was reached while it was still thinking: raise --max-tokens or the context size)"
+            : "";
         this.o.out.write(this.c.dim(`no answer${why}`) + "\n");
       }
       if (outcome.cancelled) this.o.out.write(this.c.yellow("cancelled") + "\n");
       if (error) this.o.out.write(this.c.red(`error: ${error}`) + "\n");
-      if (this.o.stats && !error && (this.deltas > 0 || !outcome.cancelled)) this.o.out.write(this.c.dim(formatStats(stats)) + "\n");
+      if (this.o.stats && !error && (this.deltas > 0 || !outcome.cancelled))
+        this.o.out.write(this.c.dim(formatStats(stats)) + "\n");
       return;
     }
     if (this.plainThinkingOpen && !this.thinking.endsWith("\n")) this.o.err.write("\n");
@@ -336,7 +341,12 @@ export class TurnRenderer {
     if (this.usage.cachedTokens !== undefined) s.cachedTokens = this.usage.cachedTokens;
     s.generatedTokens = this.usage.completionTokens ?? t?.predictedN ?? (this.deltas > 0 ? this.deltas : undefined);
     if (t?.predictedPerSecond !== undefined) s.tokensPerSecond = t.predictedPerSecond;
-    else if (this.firstTokenAt !== undefined && s.generatedTokens !== undefined && now - this.firstTokenAt > 0 && s.generatedTokens > 1) {
+    else if (
+      this.firstTokenAt !== undefined &&
+      s.generatedTokens !== undefined &&
+      now - this.firstTokenAt > 0 &&
+      s.generatedTokens > 1
+    ) {
       s.tokensPerSecond = ((s.generatedTokens - 1) * 1000) / (now - this.firstTokenAt);
     }
     if (s.promptTokens === undefined) delete s.promptTokens;
@@ -385,7 +395,9 @@ export class TurnRenderer {
     const window = this.thinkTail.length > span ? this.thinkTail.slice(-span) : this.thinkTail;
     const rows = wrapRows(sanitize(window.replace(/^\s+/, "")), width);
     const tail = rows.slice(-keep);
-    const label = this.c.dim(this.c.italic(`thinking… ${secs} s`)) + (this.thinking.length > window.length || rows.length > keep ? this.c.dim("  (last lines)") : "");
+    const label =
+      this.c.dim(this.c.italic(`thinking… ${secs} s`)) +
+      (this.thinking.length > window.length || rows.length > keep ? this.c.dim("  (last lines)") : "");
     this.drawLive([label, ...tail.map((r) => this.c.dim(r))]);
   }
 

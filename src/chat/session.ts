@@ -142,7 +142,9 @@ class ChatSession {
       }
       question = this.o.prompt ?? (await readAll(this.stdin));
       if (question.trim() === "") {
-        this.stderr.write(`gglib chat: nothing to ask: stdin was empty.\n  Pipe a question in (echo "why is the sky blue?" | gglib chat MODEL) or pass --prompt TEXT.\n`);
+        this.stderr.write(
+          `gglib chat: nothing to ask: stdin was empty.\n  Pipe a question in (echo "why is the sky blue?" | gglib chat MODEL) or pass --prompt TEXT.\n`,
+        );
         return EXIT_USAGE;
       }
     }
@@ -185,19 +187,27 @@ class ChatSession {
         if (models.length === 1) model = models[0]?.id;
         else if (models.length > 1) {
           await client.close();
-          throw new GglibError("invalid_config", `Which model? ${what} at ${url} has ${models.length}: ${models.map((m) => m.id).join(", ")}.`, {
-            hint: `Name one: gglib chat ${models[0]?.id ?? "MODEL"}`,
-          });
+          throw new GglibError(
+            "invalid_config",
+            `Which model? ${what} at ${url} has ${models.length}: ${models.map((m) => m.id).join(", ")}.`,
+            {
+              hint: `Name one: gglib chat ${models[0]?.id ?? "MODEL"}`,
+            },
+          );
         } else model = "";
       } else if (isGglib && !models.some((m) => m.id === model || m.aliases.includes(model!))) {
         await client.close();
         throw new GglibError("model_not_found", `The gglib proxy at ${url} has no model "${model}".`, {
-          hint: models.length ? `It has: ${models.map((m) => m.id).join(", ")}.` : "It has no models: start it with --models-dir or --config.",
+          hint: models.length
+            ? `It has: ${models.map((m) => m.id).join(", ")}.`
+            : "It has no models: start it with --models-dir or --config.",
         });
       }
       const backend = new ProxyBackend(client, model ?? "", isGglib);
       const loaded = models.find((m) => m.id === model || m.aliases.includes(model ?? ""))?.loaded;
-      this.info(`Talking to ${what} at ${url}${model ? ` (model ${model}${isGglib && loaded === false ? ", loads on the first message" : ""})` : ""}.`);
+      this.info(
+        `Talking to ${what} at ${url}${model ? ` (model ${model}${isGglib && loaded === false ? ", loads on the first message" : ""})` : ""}.`,
+      );
       await this.detectTemplate(backend);
       return backend;
     }
@@ -223,9 +233,12 @@ class ChatSession {
     this.backend = backend;
     const why = wantsFile ? "" : `No gglib proxy at ${url}: `;
     const shown = wantsFile ? basename(modelArg) : modelArg;
-    if (!(await this.loadModel(backend, modelArg, `${why}starting ${shown} with llama-server…`, shown))) return undefined;
+    if (!(await this.loadModel(backend, modelArg, `${why}starting ${shown} with llama-server…`, shown)))
+      return undefined;
     const h = backend.serverHandle;
-    this.info(`Started ${backend.model}${h ? ` (llama-server pid ${h.pid}, port ${h.port})` : ""}; it stops when the chat ends.`);
+    this.info(
+      `Started ${backend.model}${h ? ` (llama-server pid ${h.pid}, port ${h.port})` : ""}; it stops when the chat ends.`,
+    );
     await this.detectTemplate(backend);
     return backend;
   }
@@ -301,7 +314,8 @@ class ChatSession {
     const cancelled = ac.signal.aborted;
     const res = turn.end({ cancelled, ...(error && !cancelled ? { error } : {}) });
     // The proxy loads a model on its first message: now its template can be checked.
-    if (this.interactive && !this.forcedOpen.has(backend.model) && !cancelled) await this.detectTemplate(backend).catch(() => undefined);
+    if (this.interactive && !this.forcedOpen.has(backend.model) && !cancelled)
+      await this.detectTemplate(backend).catch(() => undefined);
     if (res.answer === "" && (res.cancelled || res.error)) this.conv.dropLastUser();
     else {
       this.conv.addAssistant({
@@ -328,7 +342,9 @@ class ChatSession {
         res.thinking !== ""
           ? `the model spent ${res.stats.generatedTokens ?? "all its"} tokens thinking and gave no answer${res.finishReason === "length" ? " (length limit reached: raise --max-tokens or the context size)" : ""}`
           : "the model gave an empty answer";
-      this.stderr.write(`gglib chat: ${why}.${this.o.think !== "show" && res.thinking ? " Add --think show to see the thinking on stderr." : ""}\n`);
+      this.stderr.write(
+        `gglib chat: ${why}.${this.o.think !== "show" && res.thinking ? " Add --think show to see the thinking on stderr." : ""}\n`,
+      );
     }
     return EXIT_OK;
   }
@@ -338,7 +354,9 @@ class ChatSession {
   private async repl(): Promise<number> {
     const backend = this.backend!;
     this.stdout.write(
-      this.c.dim(`Chatting with ${this.c.bold(backend.model || "the server's model")}. /help for commands, Ctrl-D or /exit to leave.`) + "\n",
+      this.c.dim(
+        `Chatting with ${this.c.bold(backend.model || "the server's model")}. /help for commands, Ctrl-D or /exit to leave.`,
+      ) + "\n",
     );
     const reader = new PromptReader({
       input: this.stdin,
@@ -403,7 +421,11 @@ class ChatSession {
             // Fail on an unknown name before announcing a start.
             resolveModelArg(cmd.model, { env: this.env, ...(this.o.modelsDir ? { modelsDir: this.o.modelsDir } : {}) });
             if (!(await this.loadModel(backend, cmd.model, `Starting ${cmd.model}…`))) return;
-            out(this.c.dim(`Now chatting with ${backend.model} (${backend.describe()}); the previous server was stopped.`));
+            out(
+              this.c.dim(
+                `Now chatting with ${backend.model} (${backend.describe()}); the previous server was stopped.`,
+              ),
+            );
           } else {
             await backend.setModel(cmd.model);
             out(this.c.dim(`Now chatting with ${backend.model}.`));
@@ -413,7 +435,8 @@ class ChatSession {
           return;
         }
         case "system":
-          if (cmd.text === undefined) out(this.conv.system ? `System prompt: ${this.conv.system}` : "No system prompt.");
+          if (cmd.text === undefined)
+            out(this.conv.system ? `System prompt: ${this.conv.system}` : "No system prompt.");
           else if (cmd.text === "-") {
             this.conv.system = undefined;
             out(this.c.dim("System prompt removed."));
@@ -425,7 +448,13 @@ class ChatSession {
         case "think":
           if (cmd.mode) {
             this.renderer.thinkMode = cmd.mode;
-            out(this.c.dim(cmd.mode === "show" ? "Thinking will be shown as it streams." : "Thinking will be hidden (only its duration is shown)."));
+            out(
+              this.c.dim(
+                cmd.mode === "show"
+                  ? "Thinking will be shown as it streams."
+                  : "Thinking will be hidden (only its duration is shown).",
+              ),
+            );
           } else out(`Thinking: ${this.renderer.thinkMode}`);
           return;
         case "save": {

@@ -114,7 +114,10 @@ export class ChatStreamParser {
     try {
       obj = JSON.parse(trimmed);
     } catch {
-      this.queue.push({ type: "error", message: `the server sent an event that is not JSON: ${trimmed.slice(0, 200)}` });
+      this.queue.push({
+        type: "error",
+        message: `the server sent an event that is not JSON: ${trimmed.slice(0, 200)}`,
+      });
       return;
     }
     if (!isRecord(obj)) return;

@@ -143,7 +143,13 @@ export class BlockBoundaries {
     if (this.fence === undefined) {
       if (m) this.fence = m[1];
       else if (line.trim() === "") this.boundary = end;
-    } else if (m && m[1] !== undefined && m[1][0] === this.fence[0] && m[1].length >= this.fence.length && line.trim() === m[1]) {
+    } else if (
+      m &&
+      m[1] !== undefined &&
+      m[1][0] === this.fence[0] &&
+      m[1].length >= this.fence.length &&
+      line.trim() === m[1]
+    ) {
       this.fence = undefined;
       this.boundary = end;
     }

@@ -4,7 +4,10 @@ import pc from "picocolors";
  * Terminal output helpers shared by every command: colours only on a TTY and without NO_COLOR, and a progress
  * line that redraws in place on a TTY and prints sparse plain lines otherwise (logs stay readable in CI).
  */
-export function colorEnabled(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+export function colorEnabled(
+  stream: NodeJS.WriteStream = process.stdout,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0") return true;
   return Boolean(stream.isTTY);

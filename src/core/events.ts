@@ -16,6 +16,11 @@ export type ServerEvent =
       readonly expected: boolean;
       readonly at: number;
     }
-  | { readonly type: "log"; readonly handle: ServerHandle; readonly line: string; readonly stream: "stdout" | "stderr" };
+  | {
+      readonly type: "log";
+      readonly handle: ServerHandle;
+      readonly line: string;
+      readonly stream: "stdout" | "stderr";
+    };
 
 export type ServerEventListener = (event: ServerEvent) => void;

@@ -16,7 +16,15 @@
 import { open, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { readdir } from "node:fs/promises";
-import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGML_BLOCK_LAYOUT, GGUF_SCALAR_BYTES, GgufValueType, ggmlTypeName, isGgmlType } from "./types.js";
+import {
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGML_BLOCK_LAYOUT,
+  GGUF_SCALAR_BYTES,
+  GgufValueType,
+  ggmlTypeName,
+  isGgmlType,
+} from "./types.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Raw header
@@ -93,7 +101,10 @@ class Cursor {
   }
   need(n: number): void {
     if (this.pos + n > this.buf.length) {
-      if (this.complete) throw new GgufFormatError(`the file ends inside the GGUF header (at byte ${this.pos}, ${n} more needed): it is truncated`);
+      if (this.complete)
+        throw new GgufFormatError(
+          `the file ends inside the GGUF header (at byte ${this.pos}, ${n} more needed): it is truncated`,
+        );
       throw new NeedMore(this.pos + n);
     }
   }
@@ -228,7 +239,9 @@ export function parseGgufHeader(buf: Uint8Array, complete: boolean, options: Rea
   const full = new Set(options.fullArrays ?? []);
   const magic = c.u32();
   if (magic !== GGUF_MAGIC) {
-    throw new GgufFormatError(`not a GGUF file (the first bytes are ${JSON.stringify(TEXT.decode(buf.subarray(0, 4)))}, not "GGUF")`);
+    throw new GgufFormatError(
+      `not a GGUF file (the first bytes are ${JSON.stringify(TEXT.decode(buf.subarray(0, 4)))}, not "GGUF")`,
+    );
   }
   const version = c.u32();
   if (version < 2 || version > 3) throw new GgufFormatError(`GGUF version ${version} is not supported (2 and 3 are)`);
@@ -595,7 +608,8 @@ export function describeHeader(
     set("chatTemplate", str(kv.get("tokenizer.chat_template")));
     const named: Record<string, string> = {};
     for (const [k, v] of kv) {
-      if (k.startsWith("tokenizer.chat_template.") && typeof v === "string") named[k.slice("tokenizer.chat_template.".length)] = v;
+      if (k.startsWith("tokenizer.chat_template.") && typeof v === "string")
+        named[k.slice("tokenizer.chat_template.".length)] = v;
     }
     if (Object.keys(named).length > 0) m.chatTemplates = named;
   }

@@ -52,40 +52,41 @@ export type GgmlTypeName = keyof typeof GgmlType;
 export type GgmlType = (typeof GgmlType)[GgmlTypeName];
 
 /** Elements per block and bytes per block of each GGML type (`ggml_blck_size`, `ggml_type_size`). */
-export const GGML_BLOCK_LAYOUT: Readonly<Record<GgmlType, { readonly blockSize: number; readonly typeSize: number }>> = {
-  [GgmlType.F32]: { blockSize: 1, typeSize: 4 },
-  [GgmlType.F16]: { blockSize: 1, typeSize: 2 },
-  [GgmlType.Q4_0]: { blockSize: 32, typeSize: 18 },
-  [GgmlType.Q4_1]: { blockSize: 32, typeSize: 20 },
-  [GgmlType.Q5_0]: { blockSize: 32, typeSize: 22 },
-  [GgmlType.Q5_1]: { blockSize: 32, typeSize: 24 },
-  [GgmlType.Q8_0]: { blockSize: 32, typeSize: 34 },
-  [GgmlType.Q8_1]: { blockSize: 32, typeSize: 36 },
-  [GgmlType.Q2_K]: { blockSize: 256, typeSize: 84 },
-  [GgmlType.Q3_K]: { blockSize: 256, typeSize: 110 },
-  [GgmlType.Q4_K]: { blockSize: 256, typeSize: 144 },
-  [GgmlType.Q5_K]: { blockSize: 256, typeSize: 176 },
-  [GgmlType.Q6_K]: { blockSize: 256, typeSize: 210 },
-  [GgmlType.Q8_K]: { blockSize: 256, typeSize: 292 },
-  [GgmlType.IQ2_XXS]: { blockSize: 256, typeSize: 66 },
-  [GgmlType.IQ2_XS]: { blockSize: 256, typeSize: 74 },
-  [GgmlType.IQ3_XXS]: { blockSize: 256, typeSize: 98 },
-  [GgmlType.IQ1_S]: { blockSize: 256, typeSize: 50 },
-  [GgmlType.IQ4_NL]: { blockSize: 32, typeSize: 18 },
-  [GgmlType.IQ3_S]: { blockSize: 256, typeSize: 110 },
-  [GgmlType.IQ2_S]: { blockSize: 256, typeSize: 82 },
-  [GgmlType.IQ4_XS]: { blockSize: 256, typeSize: 136 },
-  [GgmlType.I8]: { blockSize: 1, typeSize: 1 },
-  [GgmlType.I16]: { blockSize: 1, typeSize: 2 },
-  [GgmlType.I32]: { blockSize: 1, typeSize: 4 },
-  [GgmlType.I64]: { blockSize: 1, typeSize: 8 },
-  [GgmlType.F64]: { blockSize: 1, typeSize: 8 },
-  [GgmlType.IQ1_M]: { blockSize: 256, typeSize: 56 },
-  [GgmlType.BF16]: { blockSize: 1, typeSize: 2 },
-  [GgmlType.TQ1_0]: { blockSize: 256, typeSize: 54 },
-  [GgmlType.TQ2_0]: { blockSize: 256, typeSize: 66 },
-  [GgmlType.MXFP4]: { blockSize: 32, typeSize: 17 },
-};
+export const GGML_BLOCK_LAYOUT: Readonly<Record<GgmlType, { readonly blockSize: number; readonly typeSize: number }>> =
+  {
+    [GgmlType.F32]: { blockSize: 1, typeSize: 4 },
+    [GgmlType.F16]: { blockSize: 1, typeSize: 2 },
+    [GgmlType.Q4_0]: { blockSize: 32, typeSize: 18 },
+    [GgmlType.Q4_1]: { blockSize: 32, typeSize: 20 },
+    [GgmlType.Q5_0]: { blockSize: 32, typeSize: 22 },
+    [GgmlType.Q5_1]: { blockSize: 32, typeSize: 24 },
+    [GgmlType.Q8_0]: { blockSize: 32, typeSize: 34 },
+    [GgmlType.Q8_1]: { blockSize: 32, typeSize: 36 },
+    [GgmlType.Q2_K]: { blockSize: 256, typeSize: 84 },
+    [GgmlType.Q3_K]: { blockSize: 256, typeSize: 110 },
+    [GgmlType.Q4_K]: { blockSize: 256, typeSize: 144 },
+    [GgmlType.Q5_K]: { blockSize: 256, typeSize: 176 },
+    [GgmlType.Q6_K]: { blockSize: 256, typeSize: 210 },
+    [GgmlType.Q8_K]: { blockSize: 256, typeSize: 292 },
+    [GgmlType.IQ2_XXS]: { blockSize: 256, typeSize: 66 },
+    [GgmlType.IQ2_XS]: { blockSize: 256, typeSize: 74 },
+    [GgmlType.IQ3_XXS]: { blockSize: 256, typeSize: 98 },
+    [GgmlType.IQ1_S]: { blockSize: 256, typeSize: 50 },
+    [GgmlType.IQ4_NL]: { blockSize: 32, typeSize: 18 },
+    [GgmlType.IQ3_S]: { blockSize: 256, typeSize: 110 },
+    [GgmlType.IQ2_S]: { blockSize: 256, typeSize: 82 },
+    [GgmlType.IQ4_XS]: { blockSize: 256, typeSize: 136 },
+    [GgmlType.I8]: { blockSize: 1, typeSize: 1 },
+    [GgmlType.I16]: { blockSize: 1, typeSize: 2 },
+    [GgmlType.I32]: { blockSize: 1, typeSize: 4 },
+    [GgmlType.I64]: { blockSize: 1, typeSize: 8 },
+    [GgmlType.F64]: { blockSize: 1, typeSize: 8 },
+    [GgmlType.IQ1_M]: { blockSize: 256, typeSize: 56 },
+    [GgmlType.BF16]: { blockSize: 1, typeSize: 2 },
+    [GgmlType.TQ1_0]: { blockSize: 256, typeSize: 54 },
+    [GgmlType.TQ2_0]: { blockSize: 256, typeSize: 66 },
+    [GgmlType.MXFP4]: { blockSize: 32, typeSize: 17 },
+  };
 
 const GGML_TYPE_NAMES = new Map<number, GgmlTypeName>(
   (Object.entries(GgmlType) as [GgmlTypeName, GgmlType][]).map(([name, id]) => [id, name]),
@@ -108,7 +109,9 @@ export function ggmlTensorBytes(type: GgmlType, elements: bigint | number): bigi
   const { blockSize, typeSize } = GGML_BLOCK_LAYOUT[type];
   const n = BigInt(elements);
   if (n % BigInt(blockSize) !== 0n) {
-    throw new RangeError(`${ggmlTypeName(type) ?? type}: ${n} elements is not a multiple of the block size ${blockSize}`);
+    throw new RangeError(
+      `${ggmlTypeName(type) ?? type}: ${n} elements is not a multiple of the block size ${blockSize}`,
+    );
   }
   return (n / BigInt(blockSize)) * BigInt(typeSize);
 }

@@ -75,7 +75,13 @@ function arrayValue(itemType: "string", value: readonly string[]): GgufArray;
 function arrayValue(itemType: "array", value: readonly GgufArray[]): GgufArray;
 function arrayValue(
   itemType: GgufScalarKind | "array",
-  value: readonly number[] | ArrayLike<number> | readonly bigint[] | readonly boolean[] | readonly string[] | readonly GgufArray[],
+  value:
+    | readonly number[]
+    | ArrayLike<number>
+    | readonly bigint[]
+    | readonly boolean[]
+    | readonly string[]
+    | readonly GgufArray[],
 ): GgufArray {
   return { type: "array", itemType, value } as GgufArray;
 }

@@ -32,7 +32,8 @@ function invalid(field: string, value: unknown, expected: string): never {
 }
 
 function int(field: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER): string {
-  if (!Number.isInteger(v) || v < min || v > max) invalid(field, v, `an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ""}`);
+  if (!Number.isInteger(v) || v < min || v > max)
+    invalid(field, v, `an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ""}`);
   return String(v);
 }
 
@@ -68,10 +69,12 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
   if (config.jinja === true) add("--jinja");
   else if (config.jinja === false) add("--no-jinja");
   if (config.reasoningFormat !== undefined) {
-    if (!REASONING_FORMATS.includes(config.reasoningFormat)) invalid("reasoningFormat", config.reasoningFormat, REASONING_FORMATS.join(" | "));
+    if (!REASONING_FORMATS.includes(config.reasoningFormat))
+      invalid("reasoningFormat", config.reasoningFormat, REASONING_FORMATS.join(" | "));
     add("--reasoning-format", config.reasoningFormat);
   }
-  if (config.reasoningBudget !== undefined) add("--reasoning-budget", int("reasoningBudget", config.reasoningBudget, -1));
+  if (config.reasoningBudget !== undefined)
+    add("--reasoning-budget", int("reasoningBudget", config.reasoningBudget, -1));
   if (config.flashAttention !== undefined) {
     if (!FLASH.includes(config.flashAttention)) invalid("flashAttention", config.flashAttention, FLASH.join(" | "));
     add("-fa", config.flashAttention);
@@ -95,7 +98,11 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
 }
 
 /** Environment for the child: ours, minus LLAMA_ARG_* leftovers that would silently change its settings. */
-export function childEnv(base: NodeJS.ProcessEnv, extra: Readonly<Record<string, string>> | undefined, routerPort?: number): NodeJS.ProcessEnv {
+export function childEnv(
+  base: NodeJS.ProcessEnv,
+  extra: Readonly<Record<string, string>> | undefined,
+  routerPort?: number,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(base)) {
     if (k.startsWith("LLAMA_ARG_") || k === "LLAMA_SERVER_ROUTER_PORT") continue;

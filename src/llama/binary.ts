@@ -19,7 +19,9 @@ const INSTALL_HINT =
  * Finds llama-server: GGLIB_LLAMA_SERVER → the configured path → the install under the data dir → PATH.
  * An explicit choice (env or configured) that is broken is an error, not a silent fallback.
  */
-export async function resolveLlamaServer(opts: { configured?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ResolvedBinary> {
+export async function resolveLlamaServer(
+  opts: { configured?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ResolvedBinary> {
   const env = opts.env ?? process.env;
   const looked: string[] = [];
   const explicit: [string | undefined, BinarySource][] = [
@@ -41,9 +43,13 @@ export async function resolveLlamaServer(opts: { configured?: string; env?: Node
     if (await isExecutable(p)) return { path: p, source: "path" };
   }
   looked.push(`${exe} on PATH`);
-  throw new GglibError("binary_not_found", `llama-server binary not found (looked in: GGLIB_LLAMA_SERVER, ${looked.join(", ")}).`, {
-    hint: INSTALL_HINT,
-  });
+  throw new GglibError(
+    "binary_not_found",
+    `llama-server binary not found (looked in: GGLIB_LLAMA_SERVER, ${looked.join(", ")}).`,
+    {
+      hint: INSTALL_HINT,
+    },
+  );
 }
 
 async function isExecutable(p: string): Promise<boolean> {
@@ -62,10 +68,16 @@ async function checkExecutable(p: string, what: string): Promise<void> {
   try {
     st = await stat(p);
   } catch {
-    throw new GglibError("binary_not_found", `llama-server binary not found at ${p} (from ${what}).`, { binaryPath: p, hint: INSTALL_HINT });
+    throw new GglibError("binary_not_found", `llama-server binary not found at ${p} (from ${what}).`, {
+      binaryPath: p,
+      hint: INSTALL_HINT,
+    });
   }
   if (!st.isFile()) {
-    throw new GglibError("binary_not_found", `${p} (from ${what}) is not a file.`, { binaryPath: p, hint: INSTALL_HINT });
+    throw new GglibError("binary_not_found", `${p} (from ${what}) is not a file.`, {
+      binaryPath: p,
+      hint: INSTALL_HINT,
+    });
   }
   try {
     await access(p, constants.X_OK);

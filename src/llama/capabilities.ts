@@ -51,7 +51,15 @@ export function guessBackend(versionText: string): string {
 }
 
 interface CacheFile {
-  [key: string]: { version?: string; build?: number; commit?: string; builtWith?: string; backend: string; flags: string[]; childProtocol: boolean };
+  [key: string]: {
+    version?: string;
+    build?: number;
+    commit?: string;
+    builtWith?: string;
+    backend: string;
+    flags: string[];
+    childProtocol: boolean;
+  };
 }
 
 /** Bump when the parsing changes, so cached probes are redone. */
@@ -61,7 +69,10 @@ const memo = new Map<string, Promise<LlamaCapabilities>>();
 /**
  * Probes a binary (runs --version and --help, ~50 ms), cached in memory and on disk per path + mtime + size.
  */
-export async function probeCapabilities(binaryPath: string, opts: { cacheFile?: string | null } = {}): Promise<LlamaCapabilities> {
+export async function probeCapabilities(
+  binaryPath: string,
+  opts: { cacheFile?: string | null } = {},
+): Promise<LlamaCapabilities> {
   let st;
   try {
     st = await stat(binaryPath);
@@ -96,10 +107,14 @@ async function probeUncached(binaryPath: string, key: string, cacheFile: string 
   const helpText = h.stdout.length > h.stderr.length ? h.stdout : h.stderr;
   const flags = parseHelpFlags(helpText);
   if (flags.size === 0 || !flags.has("--port")) {
-    throw new GglibError("binary_not_executable", `${binaryPath} does not look like llama-server (its --help lists no --port flag).`, {
-      binaryPath,
-      hint: "Point GGLIB_LLAMA_SERVER at llama.cpp's llama-server binary, or run `gglib llama install`.",
-    });
+    throw new GglibError(
+      "binary_not_executable",
+      `${binaryPath} does not look like llama-server (its --help lists no --port flag).`,
+      {
+        binaryPath,
+        hint: "Point GGLIB_LLAMA_SERVER at llama.cpp's llama-server binary, or run `gglib llama install`.",
+      },
+    );
   }
   const caps: LlamaCapabilities = {
     binaryPath,

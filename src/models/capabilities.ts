@@ -26,7 +26,15 @@ export type ModelCapabilities = Readonly<Record<CapabilityName, Capability>> & {
 
 export type CapabilityInput = Pick<
   ModelMetadata,
-  "architecture" | "chatTemplate" | "chatTemplates" | "poolingType" | "causalAttention" | "isMmproj" | "hasVisionEncoder" | "hasAudioEncoder" | "name"
+  | "architecture"
+  | "chatTemplate"
+  | "chatTemplates"
+  | "poolingType"
+  | "causalAttention"
+  | "isMmproj"
+  | "hasVisionEncoder"
+  | "hasAudioEncoder"
+  | "name"
 >;
 
 /** Architectures llama.cpp runs as encoders (bidirectional attention, no chat): always embedding/rerank models. */
@@ -76,7 +84,8 @@ function jinjaTags(template: string): string[] {
 
 export function detectReasoning(template: string | undefined, name?: string): Capability {
   if (template) {
-    for (const m of REASONING_MARKERS) if (template.includes(m)) return { present: true, evidence: `chat template contains ${m}` };
+    for (const m of REASONING_MARKERS)
+      if (template.includes(m)) return { present: true, evidence: `chat template contains ${m}` };
     return { present: false, evidence: "chat template has no thinking block or thinking switch" };
   }
   // No template: the name is the only hint (llama.cpp would fall back to a built-in template anyway).
@@ -88,20 +97,29 @@ export function detectReasoning(template: string | undefined, name?: string): Ca
 }
 
 export function detectTools(template: string | undefined, namedTemplates?: Record<string, string>): Capability {
-  if (namedTemplates && "tool_use" in namedTemplates) return { present: true, evidence: "the file has a tool_use chat template" };
+  if (namedTemplates && "tool_use" in namedTemplates)
+    return { present: true, evidence: "the file has a tool_use chat template" };
   if (!template) return { present: false, evidence: "no chat template" };
   for (const tag of jinjaTags(template)) {
-    if (/\b(?:xml_|python_)?tools\b/.test(tag)) return { present: true, evidence: `chat template reads tools (${tag.replace(/\s+/g, " ").slice(0, 60)})` };
+    if (/\b(?:xml_|python_)?tools\b/.test(tag))
+      return { present: true, evidence: `chat template reads tools (${tag.replace(/\s+/g, " ").slice(0, 60)})` };
   }
-  for (const m of TOOL_MARKERS) if (template.includes(m)) return { present: true, evidence: `chat template contains ${m}` };
+  for (const m of TOOL_MARKERS)
+    if (template.includes(m)) return { present: true, evidence: `chat template contains ${m}` };
   return { present: false, evidence: "chat template never reads tools" };
 }
 
-export function detectEmbedding(meta: Pick<CapabilityInput, "architecture" | "poolingType" | "causalAttention">): Capability {
+export function detectEmbedding(
+  meta: Pick<CapabilityInput, "architecture" | "poolingType" | "causalAttention">,
+): Capability {
   if (meta.poolingType !== undefined && meta.poolingType > 0) {
-    return { present: true, evidence: `pooling type ${meta.poolingType} (${["none", "mean", "cls", "last", "rank"][meta.poolingType] ?? "?"})` };
+    return {
+      present: true,
+      evidence: `pooling type ${meta.poolingType} (${["none", "mean", "cls", "last", "rank"][meta.poolingType] ?? "?"})`,
+    };
   }
-  if (ENCODER_ARCHITECTURES.has(meta.architecture)) return { present: true, evidence: `encoder architecture ${meta.architecture}` };
+  if (ENCODER_ARCHITECTURES.has(meta.architecture))
+    return { present: true, evidence: `encoder architecture ${meta.architecture}` };
   if (meta.causalAttention === false) return { present: true, evidence: "non-causal attention (an encoder)" };
   return { present: false, evidence: "no pooling type, decoder architecture" };
 }
@@ -109,16 +127,24 @@ export function detectEmbedding(meta: Pick<CapabilityInput, "architecture" | "po
 export function detectCapabilities(meta: CapabilityInput): ModelCapabilities {
   const embedding = detectEmbedding(meta);
   // An encoder has no chat: its template (if any) says nothing about reasoning or tools.
-  const reasoning = embedding.present ? { present: false, evidence: "embedding model" } : detectReasoning(meta.chatTemplate, meta.name);
-  const tools = embedding.present ? { present: false, evidence: "embedding model" } : detectTools(meta.chatTemplate, meta.chatTemplates);
+  const reasoning = embedding.present
+    ? { present: false, evidence: "embedding model" }
+    : detectReasoning(meta.chatTemplate, meta.name);
+  const tools = embedding.present
+    ? { present: false, evidence: "embedding model" }
+    : detectTools(meta.chatTemplate, meta.chatTemplates);
   const reranker: Capability =
-    meta.poolingType === 4 ? { present: true, evidence: "pooling type 4 (rank)" } : { present: false, evidence: "pooling type is not rank" };
+    meta.poolingType === 4
+      ? { present: true, evidence: "pooling type 4 (rank)" }
+      : { present: false, evidence: "pooling type is not rank" };
   const vision: Capability = meta.hasVisionEncoder
     ? { present: true, evidence: "has a vision encoder (clip.has_vision_encoder)" }
     : meta.isMmproj && meta.hasAudioEncoder !== true
       ? { present: true, evidence: "multimodal projector" }
       : { present: false, evidence: "no vision encoder" };
-  const audio: Capability = meta.hasAudioEncoder ? { present: true, evidence: "has an audio encoder" } : { present: false, evidence: "no audio encoder" };
+  const audio: Capability = meta.hasAudioEncoder
+    ? { present: true, evidence: "has an audio encoder" }
+    : { present: false, evidence: "no audio encoder" };
   const tags: string[] = [];
   if (reasoning.present) tags.push("reasoning");
   if (tools.present) tags.push("tools", "agent");

@@ -159,7 +159,11 @@ function padTo(n: number, m: number): number {
 }
 
 /** Per-layer (K bytes + V bytes) per KV cell. */
-export function kvBytesPerCellByLayer(meta: EstimatorModel, cacheTypeK: KvCacheType = "f16", cacheTypeV: KvCacheType = "f16"): number[] {
+export function kvBytesPerCellByLayer(
+  meta: EstimatorModel,
+  cacheTypeK: KvCacheType = "f16",
+  cacheTypeV: KvCacheType = "f16",
+): number[] {
   const layers = meta.blockCount ?? meta.layerBytes?.length ?? 0;
   const heads = meta.headCount ?? 0;
   const embd = meta.embeddingLength ?? 0;
@@ -175,10 +179,16 @@ export function kvBytesPerCellByLayer(meta: EstimatorModel, cacheTypeK: KvCacheT
 }
 
 /** The compute buffer of one device running the model's blocks (see the header comment). */
-export function computeBufferBytes(meta: EstimatorModel, opts: { nKv: number; ubatch: number; flashAttention: boolean; parallel: number }): number {
+export function computeBufferBytes(
+  meta: EstimatorModel,
+  opts: { nKv: number; ubatch: number; flashAttention: boolean; parallel: number },
+): number {
   const E = meta.embeddingLength ?? 4096;
   const experts = meta.expertUsedCount ?? 0;
-  const F = experts > 0 ? experts * (meta.expertFeedForwardLength ?? meta.feedForwardLength ?? 4 * E) : (meta.feedForwardLength ?? 4 * E);
+  const F =
+    experts > 0
+      ? experts * (meta.expertFeedForwardLength ?? meta.feedForwardLength ?? 4 * E)
+      : (meta.feedForwardLength ?? 4 * E);
   const H = meta.headCount ?? 32;
   const V = meta.vocabSize ?? 32000;
   const U = opts.ubatch;
@@ -263,7 +273,8 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
     // host keeps a staging buffer for the inputs, the attention mask among them.
     const full = gpuBlocks === layers && outputOnGpu;
     if (gpuBlocks > 0) {
-      gpuCompute = computeBufferBytes(meta, { nKv, ubatch, flashAttention: faOnGpu, parallel }) + (full ? 0 : 2 * E * ubatch * 4);
+      gpuCompute =
+        computeBufferBytes(meta, { nKv, ubatch, flashAttention: faOnGpu, parallel }) + (full ? 0 : 2 * E * ubatch * 4);
       hostCompute = nKv * ubatch * (faOnGpu ? 2 : 4) + 2 * E * ubatch * 4;
     } else {
       // No block on the GPU: attention runs on the CPU; the GPU only takes the batch matmuls.
@@ -330,7 +341,10 @@ export function budgetFromSnapshot(snap: MemorySnapshot, headroomBytes = DEFAULT
   const discrete = snap.gpus.filter((g) => !g.unifiedMemory && g.freeBytes !== undefined);
   const unified = snap.gpus.find((g) => g.unifiedMemory && g.vendor === "apple" && g.freeBytes !== undefined);
   if (discrete.length > 0) {
-    budget.gpuBytes = Math.max(0, discrete.reduce((s, g) => s + (g.freeBytes ?? 0), 0) - headroomBytes * discrete.length);
+    budget.gpuBytes = Math.max(
+      0,
+      discrete.reduce((s, g) => s + (g.freeBytes ?? 0), 0) - headroomBytes * discrete.length,
+    );
     budget.gpuName = discrete.map((g) => g.name).join(" + ");
   } else if (unified) {
     budget.gpuBytes = Math.max(0, (unified.freeBytes ?? 0) - headroomBytes);
@@ -368,7 +382,13 @@ function fitsBudget(e: MemoryEstimate, b: FitBudget): boolean {
 /** The most GPU layers that fit at this context (0..layers+1), or the fixed value. */
 function chooseLayers(input: FitInput, budget: FitBudget, ctx: number): MemoryEstimate {
   const gpu = budget.gpuBytes !== undefined && budget.gpuBytes > 0;
-  const at = (gpuLayers: number) => estimateMemory({ ...input, ctx, gpuLayers, ...(gpu && input.gpuBackend === undefined ? { gpuBackend: true } : {}) });
+  const at = (gpuLayers: number) =>
+    estimateMemory({
+      ...input,
+      ctx,
+      gpuLayers,
+      ...(gpu && input.gpuBackend === undefined ? { gpuBackend: true } : {}),
+    });
   if (input.gpuLayers !== undefined) return at(input.gpuLayers);
   if (budget.gpuBytes === undefined || budget.gpuBytes <= 0) return at(0);
   const layers = input.metadata.blockCount ?? input.metadata.layerBytes?.length ?? 0;
@@ -404,7 +424,8 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
   const layers = est.layers;
   const fits = fitsBudget(est, budget);
   const hasGpu = budget.gpuBytes !== undefined && budget.gpuBytes > 0;
-  const offload: FitAdvice["offload"] = est.gpuLayers === 0 ? "none" : est.gpuBlocks === layers && est.outputOnGpu ? "full" : "partial";
+  const offload: FitAdvice["offload"] =
+    est.gpuLayers === 0 ? "none" : est.gpuBlocks === layers && est.outputOnGpu ? "full" : "partial";
   const cap = Math.max(trained, ctx);
   const maxCtx = largestCtx(Math.min(cap, trained), (c) => fitsBudget(chooseLayers(input, budget, c), budget));
   const maxCtxFullGpu = hasGpu
@@ -413,18 +434,33 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
 
   const messages: string[] = [];
   const gb = (n: number) =>
-    n >= GIB ? `${(n / GIB).toFixed(1)} GiB` : n >= 10 * MIB ? `${Math.round(n / MIB)} MiB` : n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${Math.max(0, Math.round(n / 1024))} KiB`;
+    n >= GIB
+      ? `${(n / GIB).toFixed(1)} GiB`
+      : n >= 10 * MIB
+        ? `${Math.round(n / MIB)} MiB`
+        : n >= MIB
+          ? `${(n / MIB).toFixed(1)} MiB`
+          : `${Math.max(0, Math.round(n / 1024))} KiB`;
   const where = hasGpu ? (budget.gpuName ?? "the GPU") : "";
   if (fits) {
-    if (offload === "full") messages.push(`Fits at ${ctx} tokens: ${gb(est.gpuBytes)} on ${where} (all ${layers} layers), ${gb(est.hostBytes)} in RAM.`);
+    if (offload === "full")
+      messages.push(
+        `Fits at ${ctx} tokens: ${gb(est.gpuBytes)} on ${where} (all ${layers} layers), ${gb(est.hostBytes)} in RAM.`,
+      );
     else if (offload === "partial") {
       messages.push(
         `Fits at ${ctx} tokens with ${est.gpuBlocks} of ${layers} layers on ${where} (${gb(est.gpuBytes)}) and the rest on the CPU (${gb(est.hostBytes)} of RAM): slower than all on the GPU.`,
       );
     } else messages.push(`Fits at ${ctx} tokens in RAM: ${gb(est.totalBytes)} of ${gb(budget.hostBytes)} free.`);
   } else {
-    const need = hasGpu && !budget.unified ? `${gb(est.gpuBytes)} on the GPU and ${gb(est.hostBytes)} of RAM` : `${gb(est.totalBytes)}`;
-    const have = hasGpu && !budget.unified ? `${gb(budget.gpuBytes ?? 0)} and ${gb(budget.hostBytes)} free` : `${gb(budget.unified ? Math.min(budget.gpuBytes ?? 0, budget.hostBytes) : budget.hostBytes)} free`;
+    const need =
+      hasGpu && !budget.unified
+        ? `${gb(est.gpuBytes)} on the GPU and ${gb(est.hostBytes)} of RAM`
+        : `${gb(est.totalBytes)}`;
+    const have =
+      hasGpu && !budget.unified
+        ? `${gb(budget.gpuBytes ?? 0)} and ${gb(budget.hostBytes)} free`
+        : `${gb(budget.unified ? Math.min(budget.gpuBytes ?? 0, budget.hostBytes) : budget.hostBytes)} free`;
     messages.push(`Does not fit at ${ctx} tokens: needs ${need}, ${have}.`);
   }
   if (maxCtx !== undefined && (!fits || maxCtx < trained)) {
@@ -435,7 +471,8 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
   if (hasGpu && offload !== "full" && maxCtxFullGpu !== undefined) {
     messages.push(`With every layer on ${where}, up to ${maxCtxFullGpu} tokens fit.`);
   }
-  if (ctx > trained) messages.push(`${ctx} tokens is more than the ${trained} the model was trained on: quality drops past it.`);
+  if (ctx > trained)
+    messages.push(`${ctx} tokens is more than the ${trained} the model was trained on: quality drops past it.`);
   for (const [which, t] of [
     ["K", input.cacheTypeK],
     ["V", input.cacheTypeV],
@@ -444,10 +481,20 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
     const block = KV_CACHE_BLOCK[t];
     const dim = which === "K" ? (meta.keyLength ?? headDim(meta)) : (meta.valueLength ?? headDim(meta));
     if (block > 1 && dim !== undefined && dim % block !== 0) {
-      messages.push(`The ${which} cache type ${t} needs a head size that is a multiple of ${block}; this model's is ${dim}: llama-server will refuse it.`);
+      messages.push(
+        `The ${which} cache type ${t} needs a head size that is a multiple of ${block}; this model's is ${dim}: llama-server will refuse it.`,
+      );
     }
   }
-  return { estimate: est, fits, gpuLayers: offload === "full" ? -1 : est.gpuLayers, offload, maxCtx, maxCtxFullGpu, messages };
+  return {
+    estimate: est,
+    fits,
+    gpuLayers: offload === "full" ? -1 : est.gpuLayers,
+    offload,
+    maxCtx,
+    maxCtxFullGpu,
+    messages,
+  };
 }
 
 function headDim(meta: EstimatorModel): number | undefined {
@@ -502,7 +549,8 @@ export function parseLlamaMemoryLog(lines: Iterable<string>): MeasuredBuffers {
   const out: MeasuredBuffers = { buffers };
   const sum = (...kinds: string[]) => {
     let total: number | undefined;
-    for (const [k, v] of Object.entries(buffers)) if (kinds.some((kind) => k.endsWith(` ${kind}`))) total = (total ?? 0) + v;
+    for (const [k, v] of Object.entries(buffers))
+      if (kinds.some((kind) => k.endsWith(` ${kind}`))) total = (total ?? 0) + v;
     return total === undefined ? undefined : Math.round(total);
   };
   const model = sum("model");

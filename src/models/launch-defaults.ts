@@ -52,14 +52,23 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   const meta = input.metadata;
   const explicit = input.explicit ?? {};
   if (meta.isMmproj) {
-    throw new GglibError("invalid_config", `${meta.path ?? "This file"} is a multimodal projector (mmproj), not a model.`, {
-      hint: "Start the language model instead; gglib passes the projector to it with --mmproj.",
-    });
+    throw new GglibError(
+      "invalid_config",
+      `${meta.path ?? "This file"} is a multimodal projector (mmproj), not a model.`,
+      {
+        hint: "Start the language model instead; gglib passes the projector to it with --mmproj.",
+      },
+    );
   }
   const caps = input.capabilities ?? detectCapabilities(meta);
   const config: Partial<ServerConfig> = {};
   const choices: LaunchChoice[] = [];
-  const decide = <K extends LaunchSetting>(setting: K, value: ServerConfig[K] | undefined, source: ChoiceSource, reason: string) => {
+  const decide = <K extends LaunchSetting>(
+    setting: K,
+    value: ServerConfig[K] | undefined,
+    source: ChoiceSource,
+    reason: string,
+  ) => {
     if (source !== "default" && value !== undefined) (config as Record<string, unknown>)[setting] = value;
     choices.push({ setting, value, source, reason });
   };
@@ -67,18 +76,26 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
 
   // Reasoning format.
   if (has("reasoningFormat")) decide("reasoningFormat", explicit.reasoningFormat, "explicit", "given explicitly");
-  else if (caps.reasoning.present) decide("reasoningFormat", "deepseek", "detected", `reasoning model: ${caps.reasoning.evidence}; thinking goes to reasoning_content`);
+  else if (caps.reasoning.present)
+    decide(
+      "reasoningFormat",
+      "deepseek",
+      "detected",
+      `reasoning model: ${caps.reasoning.evidence}; thinking goes to reasoning_content`,
+    );
   else decide("reasoningFormat", undefined, "default", "not a reasoning model: llama-server's default (auto)");
 
   // Jinja.
   if (has("jinja")) decide("jinja", explicit.jinja, "explicit", "given explicitly");
   else if (caps.tools.present) decide("jinja", true, "detected", `tool use: ${caps.tools.evidence}`);
-  else if (caps.reasoning.present) decide("jinja", true, "detected", "reasoning model: its template must render the thinking block");
+  else if (caps.reasoning.present)
+    decide("jinja", true, "detected", "reasoning model: its template must render the thinking block");
   else decide("jinja", undefined, "default", "llama-server's default (on)");
 
   // Embeddings.
   if (has("embeddings")) decide("embeddings", explicit.embeddings, "explicit", "given explicitly");
-  else if (caps.embedding.present) decide("embeddings", true, "detected", `embedding model: ${caps.embedding.evidence}`);
+  else if (caps.embedding.present)
+    decide("embeddings", true, "detected", `embedding model: ${caps.embedding.evidence}`);
   else decide("embeddings", undefined, "default", "not an embedding model: off");
 
   // Context and GPU layers, from the memory budget.
@@ -93,7 +110,8 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
     embeddings: explicit.embeddings ?? caps.embedding.present,
     mmprojBytes: input.mmprojBytes,
     // "all" = every layer; "auto" lets us choose like llama.cpp's fit does.
-    gpuLayers: explicit.gpuLayers === "all" ? -1 : typeof explicit.gpuLayers === "number" ? explicit.gpuLayers : undefined,
+    gpuLayers:
+      explicit.gpuLayers === "all" ? -1 : typeof explicit.gpuLayers === "number" ? explicit.gpuLayers : undefined,
   };
   let ctx: number | undefined;
   if (has("contextSize") && (explicit.contextSize ?? 0) > 0) {
@@ -109,20 +127,47 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
       decide("contextSize", trained, "detected", `the trained context (${trained}) fits in memory`);
     } else if (whole.maxCtx !== undefined) {
       ctx = whole.maxCtx;
-      decide("contextSize", ctx, "detected", `the largest context that fits in memory (trained: ${trained ?? "unknown"})`);
+      decide(
+        "contextSize",
+        ctx,
+        "detected",
+        `the largest context that fits in memory (trained: ${trained ?? "unknown"})`,
+      );
     } else {
-      decide("contextSize", undefined, "default", "the model does not fit in memory at any context; llama-server will try (--fit)");
+      decide(
+        "contextSize",
+        undefined,
+        "default",
+        "the model does not fit in memory at any context; llama-server will try (--fit)",
+      );
     }
   } else {
-    decide("contextSize", undefined, "default", "no memory reading: llama-server's default (the trained context, fitted to free memory)");
+    decide(
+      "contextSize",
+      undefined,
+      "default",
+      "no memory reading: llama-server's default (the trained context, fitted to free memory)",
+    );
   }
 
   if (input.budget) fit = adviseFit({ ...fitBase, ctx }, input.budget);
   if (has("gpuLayers")) decide("gpuLayers", explicit.gpuLayers, "explicit", "given explicitly");
   else if (fit && fit.offload === "partial") {
-    decide("gpuLayers", fit.gpuLayers, "detected", `only ${fit.gpuLayers} of ${fit.estimate.layers} layers fit on the GPU`);
-  } else if (fit && fit.offload === "full") decide("gpuLayers", undefined, "default", "every layer fits on the GPU: llama-server's default (all)");
-  else decide("gpuLayers", undefined, "default", input.budget?.gpuBytes ? "no layer fits on the GPU; llama-server decides" : "no GPU: llama-server's default");
+    decide(
+      "gpuLayers",
+      fit.gpuLayers,
+      "detected",
+      `only ${fit.gpuLayers} of ${fit.estimate.layers} layers fit on the GPU`,
+    );
+  } else if (fit && fit.offload === "full")
+    decide("gpuLayers", undefined, "default", "every layer fits on the GPU: llama-server's default (all)");
+  else
+    decide(
+      "gpuLayers",
+      undefined,
+      "default",
+      input.budget?.gpuBytes ? "no layer fits on the GPU; llama-server decides" : "no GPU: llama-server's default",
+    );
 
   const out: LaunchDefaults = { config, choices, capabilities: caps };
   if (fit) out.fit = fit;
@@ -133,9 +178,14 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
  * The settings a model calls for where `explicit` leaves them unset (reasoning → deepseek + Jinja, tools → Jinja,
  * embeddings → --embeddings), as choices with their reasons.
  */
-export function detectedChoices(metadata: LaunchDefaultsInput["metadata"], explicit: Partial<ServerConfig>): LaunchChoice[] {
+export function detectedChoices(
+  metadata: LaunchDefaultsInput["metadata"],
+  explicit: Partial<ServerConfig>,
+): LaunchChoice[] {
   try {
-    return launchDefaults({ metadata, explicit }).choices.filter((c) => c.source === "detected" && c.value !== undefined);
+    return launchDefaults({ metadata, explicit }).choices.filter(
+      (c) => c.source === "detected" && c.value !== undefined,
+    );
   } catch {
     return []; // e.g. a projector file: llama-server's own defaults apply and its error says the rest
   }

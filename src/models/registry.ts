@@ -140,9 +140,13 @@ export class Registry {
     } catch (e) {
       db.close();
       if (e instanceof SchemaTooNewError) {
-        throw new GglibError("invalid_config", `The model registry at ${dbPath} was written by a newer gglib (${e.message}).`, {
-          hint: "Upgrade gglib, or point GGLIB_DATA_DIR at another folder.",
-        });
+        throw new GglibError(
+          "invalid_config",
+          `The model registry at ${dbPath} was written by a newer gglib (${e.message}).`,
+          {
+            hint: "Upgrade gglib, or point GGLIB_DATA_DIR at another folder.",
+          },
+        );
       }
       throw new GglibError("invalid_config", `Cannot open the model registry at ${dbPath}: ${(e as Error).message}`, {
         hint: "If the file is damaged, move it away; `gglib models scan` can re-register models.",
@@ -192,7 +196,10 @@ export class Registry {
     if (m) return m;
     const names = this.list().map((x) => x.name);
     throw new GglibError("model_not_found", `No registered model is called "${nameOrAlias}".`, {
-      hint: names.length > 0 ? `Registered: ${names.join(", ")}. See \`gglib models list\`.` : "Add one with `gglib models add <file.gguf>`.",
+      hint:
+        names.length > 0
+          ? `Registered: ${names.join(", ")}. See \`gglib models list\`.`
+          : "Add one with `gglib models add <file.gguf>`.",
     });
   }
 
@@ -271,7 +278,10 @@ export class Registry {
       const m = this.require(nameOrAlias);
       const name = patch.name ?? m.name;
       if (patch.name !== undefined) validateModelName(patch.name);
-      const aliases = patch.aliases !== undefined ? uniq(patch.aliases.filter((a) => a !== name)) : m.aliases.filter((a) => a !== name);
+      const aliases =
+        patch.aliases !== undefined
+          ? uniq(patch.aliases.filter((a) => a !== name))
+          : m.aliases.filter((a) => a !== name);
       for (const a of aliases) validateModelName(a, "alias");
       this.assertFree([name, ...aliases], m.id);
       let mmproj = m.mmproj;
@@ -300,20 +310,28 @@ export class Registry {
   status(model: RegisteredModel): ModelStatus {
     const fp = fingerprint(model.shards);
     const row = this.db.prepare("SELECT fingerprint, metadata FROM models WHERE id = ?").get(model.id) as
-      | { fingerprint: string | null; metadata: string | null }
-      | undefined;
+      { fingerprint: string | null; metadata: string | null } | undefined;
     // a failed read is retried (the reader may have been fixed), as is metadata from an older reader format
-    return { model, missing: fp === undefined, stale: fp !== undefined && (fp.fingerprint !== row?.fingerprint || row?.metadata === null) };
+    return {
+      model,
+      missing: fp === undefined,
+      stale: fp !== undefined && (fp.fingerprint !== row?.fingerprint || row?.metadata === null),
+    };
   }
 
   /** Re-reads the metadata of one model if its files changed (or always with force). */
-  async refresh(nameOrAlias: string, opts: { force?: boolean } = {}): Promise<{ model: RegisteredModel; refreshed: boolean }> {
+  async refresh(
+    nameOrAlias: string,
+    opts: { force?: boolean } = {},
+  ): Promise<{ model: RegisteredModel; refreshed: boolean }> {
     const m = this.require(nameOrAlias);
     const st = this.status(m);
     if (st.missing || (!st.stale && !opts.force)) return { model: m, refreshed: false };
     const meta = await this.readMeta(m.path, m.shards);
     this.db
-      .prepare("UPDATE models SET metadata = ?, metadata_error = ?, fingerprint = ?, size_bytes = ?, updated_at = ? WHERE id = ?")
+      .prepare(
+        "UPDATE models SET metadata = ?, metadata_error = ?, fingerprint = ?, size_bytes = ?, updated_at = ? WHERE id = ?",
+      )
       .run(
         meta.metadata ? JSON.stringify(meta.metadata) : null,
         meta.error ?? null,
@@ -351,7 +369,9 @@ export class Registry {
   /** Throws invalid_config if any of the names is a name or alias of another model. */
   private assertFree(names: readonly string[], exceptId?: number): void {
     const byName = this.db.prepare("SELECT id, name FROM models WHERE name = ?");
-    const byAlias = this.db.prepare("SELECT m.id, m.name FROM aliases a JOIN models m ON m.id = a.model_id WHERE a.alias = ?");
+    const byAlias = this.db.prepare(
+      "SELECT m.id, m.name FROM aliases a JOIN models m ON m.id = a.model_id WHERE a.alias = ?",
+    );
     for (const n of names) {
       const hit = (byName.get(n) ?? byAlias.get(n)) as { id: number; name: string } | undefined;
       if (hit && hit.id !== exceptId) {
@@ -364,12 +384,17 @@ export class Registry {
   }
 
   private aliasesOf(id: number): string[] {
-    return (this.db.prepare("SELECT alias FROM aliases WHERE model_id = ? ORDER BY rowid").all(id) as { alias: string }[]).map((r) => r.alias);
+    return (
+      this.db.prepare("SELECT alias FROM aliases WHERE model_id = ? ORDER BY rowid").all(id) as { alias: string }[]
+    ).map((r) => r.alias);
   }
 
   private aliasMap(): Map<number, string[]> {
     const map = new Map<number, string[]>();
-    for (const r of this.db.prepare("SELECT alias, model_id FROM aliases ORDER BY rowid").all() as { alias: string; model_id: number }[]) {
+    for (const r of this.db.prepare("SELECT alias, model_id FROM aliases ORDER BY rowid").all() as {
+      alias: string;
+      model_id: number;
+    }[]) {
       const list = map.get(r.model_id) ?? [];
       list.push(r.alias);
       map.set(r.model_id, list);
@@ -426,7 +451,10 @@ function assertFile(p: string, what: string): void {
   } catch {
     /* fallthrough */
   }
-  throw new GglibError("model_not_found", `The ${what} file ${p} does not exist.`, { modelPath: p, hint: "Check the path." });
+  throw new GglibError("model_not_found", `The ${what} file ${p} does not exist.`, {
+    modelPath: p,
+    hint: "Check the path.",
+  });
 }
 
 /** Reads the first 4 bytes: a GGUF file starts with "GGUF". */
@@ -463,7 +491,8 @@ export function cleanSettings(s: ModelSettings): ModelSettings {
 
 /** Makes reader output storable: bigint → number (or string beyond 2^53), long arrays → their length. */
 export function jsonSafe(v: unknown, depth = 0): unknown {
-  if (typeof v === "bigint") return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (typeof v === "bigint")
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
   if (v === null || typeof v !== "object") return typeof v === "function" || typeof v === "symbol" ? undefined : v;
   if (depth > 8) return undefined;
   if (Array.isArray(v)) {
@@ -507,7 +536,17 @@ const SETTING_KEYS: Record<string, keyof ModelSettings> = {
   preload: "preload",
 };
 
-export const SETTING_NAMES = ["ctx", "gpu-layers", "jinja", "reasoning-format", "parallel", "extra-args", "ttl", "pinned", "preload"] as const;
+export const SETTING_NAMES = [
+  "ctx",
+  "gpu-layers",
+  "jinja",
+  "reasoning-format",
+  "parallel",
+  "extra-args",
+  "ttl",
+  "pinned",
+  "preload",
+] as const;
 
 function settingError(key: string, value: string, expected: string): GglibError {
   return new GglibError("invalid_config", `Invalid value "${value}" for ${key}: expected ${expected}.`, {
@@ -524,7 +563,8 @@ function parseBool(key: string, v: string): boolean {
 
 function parseInt10(key: string, v: string, min: number): number {
   const s = v.trim();
-  if (!/^-?\d+$/.test(s) || Number(s) < min || !Number.isSafeInteger(Number(s))) throw settingError(key, v, `an integer >= ${min}`);
+  if (!/^-?\d+$/.test(s) || Number(s) < min || !Number.isSafeInteger(Number(s)))
+    throw settingError(key, v, `an integer >= ${min}`);
   return Number(s);
 }
 
@@ -567,7 +607,10 @@ export function splitArgs(s: string): string[] {
  * Parses one `key=value` of `gglib models set`. An empty value unsets the key (returns value undefined).
  * Keys: ctx, gpu-layers (or all/auto = -1), jinja, reasoning-format, parallel, extra-args, ttl, pinned, preload.
  */
-export function parseSettingAssignment(assignment: string): { key: keyof ModelSettings; value: ModelSettings[keyof ModelSettings] | undefined } {
+export function parseSettingAssignment(assignment: string): {
+  key: keyof ModelSettings;
+  value: ModelSettings[keyof ModelSettings] | undefined;
+} {
   const eq = assignment.indexOf("=");
   if (eq <= 0) {
     throw new GglibError("invalid_config", `"${assignment}" is not key=value.`, {

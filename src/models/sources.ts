@@ -280,7 +280,10 @@ export function modelStem(file: string): string {
  * The models among the .gguf files of one folder (names are file names, not paths). Shard sets become one model;
  * incomplete sets are reported. mmproj files are returned separately.
  */
-export function groupGgufFiles(dir: string, fileNames: readonly string[]): { models: FoundModel[]; mmproj: string[]; warnings: string[] } {
+export function groupGgufFiles(
+  dir: string,
+  fileNames: readonly string[],
+): { models: FoundModel[]; mmproj: string[]; warnings: string[] } {
   const models: FoundModel[] = [];
   const mmproj: string[] = [];
   const warnings: string[] = [];
@@ -329,10 +332,16 @@ export function resolveModelFolder(dir: string): { ok: true; model: FoundModel }
   }
   const g = groupGgufFiles(dir, names);
   if (g.models.length === 0) {
-    return { ok: false, reason: `${dir} holds no model (.gguf other than mmproj*)${g.warnings.length ? ": " + g.warnings.join("; ") : ""}` };
+    return {
+      ok: false,
+      reason: `${dir} holds no model (.gguf other than mmproj*)${g.warnings.length ? ": " + g.warnings.join("; ") : ""}`,
+    };
   }
   if (g.models.length > 1) {
-    return { ok: false, reason: `${dir} holds ${g.models.length} models (${g.models.map((m) => m.name).join(", ")}); pass one file` };
+    return {
+      ok: false,
+      reason: `${dir} holds ${g.models.length} models (${g.models.map((m) => m.name).join(", ")}); pass one file`,
+    };
   }
   const m = g.models[0]!;
   const mmproj = g.mmproj[0];
@@ -379,7 +388,9 @@ export function scanModelsDir(root: string, maxDepth = 3): { models: FoundModel[
       entries = readdirSync(dir, { withFileTypes: true });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      warnings.push(code === "ENOENT" ? `models dir ${dir} does not exist` : `cannot read ${dir}: ${(e as Error).message}`);
+      warnings.push(
+        code === "ENOENT" ? `models dir ${dir} does not exist` : `cannot read ${dir}: ${(e as Error).message}`,
+      );
       return;
     }
     const files: string[] = [];

@@ -11,7 +11,15 @@ export const EXIT_COMMAND = "cmd_router_to_child:exit\n";
 
 export interface ReadyInfo {
   id?: string;
-  meta?: { n_ctx?: number; n_ctx_train?: number; n_params?: number; size?: number; n_vocab?: number; n_embd?: number; ftype?: string };
+  meta?: {
+    n_ctx?: number;
+    n_ctx_train?: number;
+    n_params?: number;
+    size?: number;
+    n_vocab?: number;
+    n_embd?: number;
+    ftype?: string;
+  };
   [key: string]: unknown;
 }
 
@@ -36,7 +44,10 @@ export function parseChildLine(line: string): ChildMessage | undefined {
     const p = (payload ?? {}) as { stages?: unknown; current?: unknown; value?: unknown };
     const stages = Array.isArray(p.stages) ? p.stages.filter((s): s is string => typeof s === "string") : [];
     const value = typeof p.value === "number" && Number.isFinite(p.value) ? Math.max(0, Math.min(1, p.value)) : 0;
-    return { kind: "loading", progress: { stage: typeof p.current === "string" ? p.current : (stages[0] ?? "model"), stages, value } };
+    return {
+      kind: "loading",
+      progress: { stage: typeof p.current === "string" ? p.current : (stages[0] ?? "model"), stages, value },
+    };
   }
   if (state === "ready") {
     return { kind: "ready", info: (typeof payload === "object" && payload !== null ? payload : {}) as ReadyInfo };

@@ -18,20 +18,24 @@ export function probeHealth(url: string, timeoutMs = 2000): Promise<HealthProbe>
       done = true;
       resolve(r);
     };
-    const req = request(`${url}/health`, { method: "GET", agent: false, timeout: timeoutMs, headers: { connection: "close" } }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        if (body.length < 4096) body += d;
-      });
-      res.on("end", () => {
-        const status = res.statusCode ?? 0;
-        if (status === 200) finish({ kind: "ok" });
-        else if (status === 503 && body.includes("Loading model")) finish({ kind: "loading" });
-        else finish({ kind: "http-error", status, body });
-      });
-      res.on("error", (e) => finish({ kind: "unreachable", error: e.message }));
-    });
+    const req = request(
+      `${url}/health`,
+      { method: "GET", agent: false, timeout: timeoutMs, headers: { connection: "close" } },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status === 200) finish({ kind: "ok" });
+          else if (status === 503 && body.includes("Loading model")) finish({ kind: "loading" });
+          else finish({ kind: "http-error", status, body });
+        });
+        res.on("error", (e) => finish({ kind: "unreachable", error: e.message }));
+      },
+    );
     req.on("timeout", () => {
       req.destroy();
       finish({ kind: "unreachable", error: `no answer within ${timeoutMs} ms` });

@@ -23,7 +23,9 @@ export function isShutdownStarted(line: string): boolean {
  * without the generic tail ("exiting due to ...", "cleaning up before exit").
  */
 export function failureReason(lines: readonly string[]): string | undefined {
-  const errors = lines.filter((l) => logLevel(l) === "E" || /^error[: ]/.test(l) || l.startsWith("error while handling argument"));
+  const errors = lines.filter(
+    (l) => logLevel(l) === "E" || /^error[: ]/.test(l) || l.startsWith("error while handling argument"),
+  );
   const telling = errors.filter((l) => !/exiting due to|cleaning up before exit/.test(l));
   const pick = telling.length > 0 ? telling : errors;
   if (pick.length === 0) return undefined;

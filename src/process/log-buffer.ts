@@ -7,7 +7,8 @@ export class LogBuffer {
   total = 0;
 
   constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError("LogBuffer capacity must be a positive integer");
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError("LogBuffer capacity must be a positive integer");
     this.lines = new Array<string>(capacity);
   }
 

@@ -196,18 +196,23 @@ export class ManagedServer {
     for (;;) {
       if (this.currentState() === "ready") return;
       if (this.exitInfo) throw this.loadFailure(this.exitInfo);
-      if (this.currentState() === "stopping") throw new GglibError("not_running", `llama-server for ${this.spec.model} was stopped while loading.`);
+      if (this.currentState() === "stopping")
+        throw new GglibError("not_running", `llama-server for ${this.spec.model} was stopped while loading.`);
       if (opts.signal?.aborted) {
         throw new GglibError("not_running", `Start of ${this.spec.model} was cancelled.`, { port: this.spec.port });
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new GglibError("ready_timeout", `llama-server for ${this.spec.model} was not ready within ${Math.round(opts.timeoutMs / 1000)} s (port ${this.spec.port}).`, {
-          port: this.spec.port,
-          modelPath: this.spec.modelPath,
-          logTail: this.logs.tail(15),
-          hint: "A large model may need more time: raise the timeout (gglib serve --ready-timeout, gglib proxy --load-timeout). Its last log lines show what it was doing.",
-        });
+        throw new GglibError(
+          "ready_timeout",
+          `llama-server for ${this.spec.model} was not ready within ${Math.round(opts.timeoutMs / 1000)} s (port ${this.spec.port}).`,
+          {
+            port: this.spec.port,
+            modelPath: this.spec.modelPath,
+            logTail: this.logs.tail(15),
+            hint: "A large model may need more time: raise the timeout (gglib serve --ready-timeout, gglib proxy --load-timeout). Its last log lines show what it was doing.",
+          },
+        );
       }
       // wait for: ready/exit (wakeReadyWaiters), the poll interval, the deadline, or abort
       const waitMs = this.spec.childProtocol ? left : Math.min(pollDelay, left);
@@ -228,10 +233,14 @@ export class ManagedServer {
         else if (r.kind === "http-error" && (r.status === 404 || r.status === 403 || r.status === 401)) {
           // something else answers on this port
           if (++oddAnswers >= 3) {
-            throw new GglibError("port_in_use", `Port ${this.spec.port} answers ${r.status} to /health: another service seems to use it.`, {
-              port: this.spec.port,
-              hint: "Choose another port, or stop the service that holds it.",
-            });
+            throw new GglibError(
+              "port_in_use",
+              `Port ${this.spec.port} answers ${r.status} to /health: another service seems to use it.`,
+              {
+                port: this.spec.port,
+                hint: "Choose another port, or stop the service that holds it.",
+              },
+            );
           }
         }
         pollDelay = Math.min(250, Math.round(pollDelay * 1.5));
@@ -242,19 +251,34 @@ export class ManagedServer {
   /** The error for a process that exited before it was ready. */
   loadFailure(exit: ExitInfo): GglibError {
     const tail = this.logs.tail(20);
-    const base = { exitCode: exit.code, signal: exit.signal, port: this.spec.port, modelPath: this.spec.modelPath, binaryPath: this.spec.binaryPath, logTail: tail };
+    const base = {
+      exitCode: exit.code,
+      signal: exit.signal,
+      port: this.spec.port,
+      modelPath: this.spec.modelPath,
+      binaryPath: this.spec.binaryPath,
+      logTail: tail,
+    };
     if (exit.spawnError) {
       const code = (exit.spawnError as NodeJS.ErrnoException).code;
-      return new GglibError(code === "EACCES" ? "binary_not_executable" : "binary_not_found", `Could not start ${this.spec.binaryPath}: ${exit.spawnError.message}.`, {
-        ...base,
-        hint: "Install llama.cpp with `gglib llama install`, or set GGLIB_LLAMA_SERVER to a working llama-server.",
-      });
+      return new GglibError(
+        code === "EACCES" ? "binary_not_executable" : "binary_not_found",
+        `Could not start ${this.spec.binaryPath}: ${exit.spawnError.message}.`,
+        {
+          ...base,
+          hint: "Install llama.cpp with `gglib llama install`, or set GGLIB_LLAMA_SERVER to a working llama-server.",
+        },
+      );
     }
     if (this.bindFailed) {
-      return new GglibError("port_in_use", `Port ${this.spec.port} on ${this.spec.host} is in use: llama-server could not bind it.`, {
-        ...base,
-        hint: "Choose another port, or stop what listens there.",
-      });
+      return new GglibError(
+        "port_in_use",
+        `Port ${this.spec.port} on ${this.spec.host} is in use: llama-server could not bind it.`,
+        {
+          ...base,
+          hint: "Choose another port, or stop what listens there.",
+        },
+      );
     }
     const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
     const reason = failureReason(tail);
@@ -267,7 +291,8 @@ export class ManagedServer {
 
   /** Writes the child protocol's exit command, when the child listens for it (after loading). */
   requestExit(): boolean {
-    if (!this.spec.childProtocol || this.state === "starting" || !this.child.stdin || this.child.stdin.destroyed) return false;
+    if (!this.spec.childProtocol || this.state === "starting" || !this.child.stdin || this.child.stdin.destroyed)
+      return false;
     if (this.hasExited()) return false;
     try {
       this.child.stdin.write(EXIT_COMMAND);
@@ -319,12 +344,16 @@ export class ManagedServer {
 function hintFor(reason: string | undefined): string {
   if (!reason) return "The log lines below show what llama-server did before it exited.";
   if (/failed to open GGUF file|No such file/.test(reason)) return "Check the model path.";
-  if (/invalid magic/.test(reason)) return "The file is not a GGUF model. Check the path, or convert the model to GGUF.";
+  if (/invalid magic/.test(reason))
+    return "The file is not a GGUF model. Check the path, or convert the model to GGUF.";
   if (/failed to read|truncated|unexpected end|tensor data is not within/.test(reason)) {
     return "The model file looks truncated or corrupt: download or copy it again.";
   }
-  if (/invalid argument|error while handling argument/.test(reason)) return "A launch argument was rejected: check the model's extra args.";
-  if (/out of memory|failed to allocate|cudaMalloc/i.test(reason)) return "Not enough memory: lower the context size or GPU layers, or use a smaller quantization.";
-  if (/unknown model architecture/.test(reason)) return "This llama.cpp build does not know the model's architecture: update llama.cpp (`gglib llama update`).";
+  if (/invalid argument|error while handling argument/.test(reason))
+    return "A launch argument was rejected: check the model's extra args.";
+  if (/out of memory|failed to allocate|cudaMalloc/i.test(reason))
+    return "Not enough memory: lower the context size or GPU layers, or use a smaller quantization.";
+  if (/unknown model architecture/.test(reason))
+    return "This llama.cpp build does not know the model's architecture: update llama.cpp (`gglib llama update`).";
   return "The log lines below show what llama-server did before it exited.";
 }

@@ -17,7 +17,10 @@ export function isPortFree(port: number, host = "127.0.0.1"): Promise<boolean> {
  * First free port at or above `base` that is not in `exclude` (ports we already handed out). There is a race
  * between this check and llama-server's bind; the supervisor handles that by retrying on a bind failure.
  */
-export async function findFreePort(base: number, opts: { exclude?: ReadonlySet<number>; host?: string; span?: number } = {}): Promise<number> {
+export async function findFreePort(
+  base: number,
+  opts: { exclude?: ReadonlySet<number>; host?: string; span?: number } = {},
+): Promise<number> {
   const span = opts.span ?? 1000;
   if (!Number.isInteger(base) || base < 1 || base > 65535) {
     throw new GglibError("invalid_config", `Invalid base port ${base}; expected 1-65535.`);

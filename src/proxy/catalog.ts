@@ -72,7 +72,9 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
   if (configModels.length > 0) opts.config = { models: configModels, baseDir: input.config?.baseDir ?? process.cwd() };
   const sources = loadModelSources(opts);
   const models = await Promise.all(
-    sources.models.map((entry) => toProxyModel(entry, entry.source === "config" ? cfgModels[entry.name] : undefined, input)),
+    sources.models.map((entry) =>
+      toProxyModel(entry, entry.source === "config" ? cfgModels[entry.name] : undefined, input),
+    ),
   );
   return { models, clashes: sources.clashes, warnings: sources.warnings };
 }
@@ -125,7 +127,10 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
 }
 
 /** Resolves a requested model name: exact name, then alias, then a unique case-insensitive match. */
-export function resolveModelName(models: readonly Pick<ProxyModel, "name" | "aliases">[], requested: string): string | undefined {
+export function resolveModelName(
+  models: readonly Pick<ProxyModel, "name" | "aliases">[],
+  requested: string,
+): string | undefined {
   for (const m of models) if (m.name === requested) return m.name;
   for (const m of models) if (m.aliases.includes(requested)) return m.name;
   const lower = requested.toLowerCase();

@@ -34,10 +34,20 @@ const Size = z.union([z.number().int().nonnegative(), z.string().regex(/^\s*\d+(
 
 export const ModelConfigSchema = z
   .object({
-    path: z.string().min(1).describe("A .gguf file (first shard of a split model) or a folder holding one model. Relative to the config file."),
+    path: z
+      .string()
+      .min(1)
+      .describe(
+        "A .gguf file (first shard of a split model) or a folder holding one model. Relative to the config file.",
+      ),
     aliases: z.array(z.string().min(1)).optional().describe("Other names that resolve to this model."),
     mmproj: z.string().optional().describe("Multimodal projector file (--mmproj)."),
-    ctx: z.number().int().nonnegative().optional().describe("Context size in tokens (-c); 0 = the model's trained context."),
+    ctx: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("Context size in tokens (-c); 0 = the model's trained context."),
     gpuLayers: z.number().int().min(-1).optional().describe("Layers on the GPU (-ngl); -1 = all."),
     jinja: z.boolean().optional().describe("Use the model's Jinja chat template (--jinja / --no-jinja)."),
     reasoningFormat: z.enum(["none", "deepseek", "deepseek-legacy", "auto"]).optional().describe("--reasoning-format"),
@@ -46,7 +56,11 @@ export const ModelConfigSchema = z
     cacheTypeV: z.enum(["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]).optional(),
     extraArgs: z.array(z.string()).optional().describe("Passed to llama-server last, verbatim."),
     env: z.record(z.string(), z.string()).optional().describe("Extra environment for this model's llama-server."),
-    ttl: z.number().nonnegative().optional().describe("Unload after this many idle seconds (0 = never; unset = the global ttl)."),
+    ttl: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe("Unload after this many idle seconds (0 = never; unset = the global ttl)."),
     pinned: z.boolean().optional().describe("Never evicted to make room for another model."),
     preload: z.boolean().optional().describe("Loaded when the proxy starts."),
   })
@@ -57,21 +71,36 @@ export const ProxyConfigSchema = z
     $schema: z.string().optional(),
     host: z.string().optional().describe("Address to bind (default 127.0.0.1)."),
     port: z.number().int().min(0).max(65535).optional().describe("Port (default 8080)."),
-    modelsDir: z.string().optional().describe("Folder scanned for models: each *.gguf, or a subfolder holding shards and/or mmproj."),
+    modelsDir: z
+      .string()
+      .optional()
+      .describe("Folder scanned for models: each *.gguf, or a subfolder holding shards and/or mmproj."),
     llamaServer: z.string().optional().describe("Path of the llama-server binary."),
     maxModels: z.number().int().positive().optional().describe("At most this many models resident at once."),
-    memoryBudget: z.union([z.literal("auto"), Size]).optional().describe("Memory the models may use: auto (free VRAM or RAM, minus headroom) or a size such as 24GiB."),
+    memoryBudget: z
+      .union([z.literal("auto"), Size])
+      .optional()
+      .describe("Memory the models may use: auto (free VRAM or RAM, minus headroom) or a size such as 24GiB."),
     ttl: z.number().nonnegative().optional().describe("Global idle seconds before a model is unloaded (0 = never)."),
     defaultModel: z.string().optional().describe("Model used when a request names none."),
     apiKeys: z.array(z.string().min(1)).optional().describe("Accepted as Authorization: Bearer <key> or x-api-key."),
     insecure: z.boolean().optional().describe("Allow a non-loopback bind without an API key."),
-    corsOrigins: z.array(z.string()).optional().describe("Origins allowed by CORS ('*' for any). CORS is off when unset."),
+    corsOrigins: z
+      .array(z.string())
+      .optional()
+      .describe("Origins allowed by CORS ('*' for any). CORS is off when unset."),
     bodyLimit: Size.optional().describe("Largest request body (default 32MiB)."),
-    drainTimeout: z.number().positive().optional().describe("Seconds a swap waits for requests in flight (default 120)."),
+    drainTimeout: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Seconds a swap waits for requests in flight (default 120)."),
     loadTimeout: z.number().positive().optional().describe("Seconds a model may take to load (default 300)."),
     queueTimeout: z.number().positive().optional().describe("Seconds a request may wait for its model (default 300)."),
     maxQueue: z.number().int().positive().optional().describe("Requests waiting per model before 503 (default 64)."),
-    models: z.record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema).optional(),
+    models: z
+      .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
+      .optional(),
   })
   .strict();
 

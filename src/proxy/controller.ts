@@ -11,7 +11,13 @@ import type { ProxyModel } from "./catalog.js";
 import { ProxyHttpError } from "./http-util.js";
 import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
-import { Scheduler, type ModelState, type SchedulerAction, type SchedulerEvent, type SchedulerOptions } from "./scheduler.js";
+import {
+  Scheduler,
+  type ModelState,
+  type SchedulerAction,
+  type SchedulerEvent,
+  type SchedulerOptions,
+} from "./scheduler.js";
 
 export interface ControllerOptions extends SchedulerOptions {
   /** Deadline for one load, ms (default 300 000). */
@@ -140,7 +146,12 @@ export class ModelController {
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
       this.feed({ type: "requestDone", id, now: this.now() });
-      throw new ProxyHttpError(503, "model_unavailable", `Model '${model}' stopped before the request could be sent. Retry.`, 1);
+      throw new ProxyHttpError(
+        503,
+        "model_unavailable",
+        `Model '${model}' stopped before the request could be sent. Retry.`,
+        1,
+      );
     }
     return lease;
   }
@@ -218,7 +229,8 @@ export class ModelController {
     // for unchanged and not-running models, and for changed ones the next start uses the new config.
     for (const [name, m] of next) this.models.set(name, m);
     this.feed({ type: "catalog", models: models.map((m) => m.spec), now: this.now() });
-    for (const name of [...this.models.keys()]) if (!next.has(name) && !this.scheduler.model(name)) this.models.delete(name);
+    for (const name of [...this.models.keys()])
+      if (!next.has(name) && !this.scheduler.model(name)) this.models.delete(name);
   }
 
   on(listener: (e: ProxyEvent) => void): () => void {
@@ -259,7 +271,9 @@ export class ModelController {
       if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
       if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
       const ttl = this.scheduler.ttlOf(name);
-      if (ttl > 0 && st.status === "ready") r.ttlLeftS = st.inFlight > 0 ? Math.round(ttl / 1000) : Math.max(0, Math.round((st.lastUsed + ttl - now) / 1000));
+      if (ttl > 0 && st.status === "ready")
+        r.ttlLeftS =
+          st.inFlight > 0 ? Math.round(ttl / 1000) : Math.max(0, Math.round((st.lastUsed + ttl - now) / 1000));
       if (st.lastError) r.lastError = st.lastError;
       const p = this.progress.get(name);
       if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
@@ -283,7 +297,10 @@ export class ModelController {
   async shutdown(drainMs: number): Promise<void> {
     this.feed({ type: "shutdown", now: this.now() });
     const deadline = Date.now() + drainMs;
-    while (Date.now() < deadline && [...this.running.keys()].some((m) => (this.scheduler.model(m)?.inFlight ?? 0) > 0)) {
+    while (
+      Date.now() < deadline &&
+      [...this.running.keys()].some((m) => (this.scheduler.model(m)?.inFlight ?? 0) > 0)
+    ) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const run of this.running.values()) for (const a of run.aborts) a(new Error("the proxy is shutting down"));
@@ -296,7 +313,13 @@ export class ModelController {
 
   // ---- internals -----------------------------------------------------------------------------------------
 
-  private wait(id: string, model: string, kind: "request" | "load", signal: AbortSignal | undefined, activity: boolean) {
+  private wait(
+    id: string,
+    model: string,
+    kind: "request" | "load",
+    signal: AbortSignal | undefined,
+    activity: boolean,
+  ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
         reject(new ProxyHttpError(499, "client_closed", "The client went away."));
@@ -351,7 +374,14 @@ export class ModelController {
         this.stop(a.model, a.instance, a.reason, a.abort);
         break;
       case "state":
-        this.emit({ type: "state", model: a.model, from: a.from, to: a.to, ...(a.reason ? { reason: a.reason } : {}), at: this.now() });
+        this.emit({
+          type: "state",
+          model: a.model,
+          from: a.from,
+          to: a.to,
+          ...(a.reason ? { reason: a.reason } : {}),
+          at: this.now(),
+        });
         if (a.to === "stopping" && a.reason && this.metrics) this.metrics.unloaded(a.model, a.reason);
         break;
       case "forgotten":
@@ -363,7 +393,9 @@ export class ModelController {
   private start(model: string, instance: number): void {
     const pm = this.models.get(model);
     if (!pm) {
-      queueMicrotask(() => this.feed({ type: "loadFailed", model, instance, reason: "not in the catalog", now: this.now() }));
+      queueMicrotask(() =>
+        this.feed({ type: "loadFailed", model, instance, reason: "not in the catalog", now: this.now() }),
+      );
       return;
     }
     const abort = new AbortController();
@@ -387,9 +419,14 @@ export class ModelController {
           this.metrics?.load(model, (this.now() - startedAt) / 1000, true);
           if (abort.signal.aborted) {
             // stopped while loading, but the start won the race: stop the process now
-            this.trackStop(this.runner.stop(handle, { graceMs: this.opts.stopGraceMs }).catch(() => {}).then(() => {
-              this.feed({ type: "stopped", model, instance, now: this.now() });
-            }));
+            this.trackStop(
+              this.runner
+                .stop(handle, { graceMs: this.opts.stopGraceMs })
+                .catch(() => {})
+                .then(() => {
+                  this.feed({ type: "stopped", model, instance, now: this.now() });
+                }),
+            );
             return;
           }
           this.running.set(model, { handle, instance, aborts: new Set(), logs: rec.logs });
@@ -412,7 +449,8 @@ export class ModelController {
    */
   private measure(model: string, instance: number, handle: ServerHandle, logs: string[]): void {
     const report = (bytes: number | undefined) => {
-      if (bytes !== undefined && bytes > 0) this.feed({ type: "memoryMeasured", model, instance, bytes, now: this.now() });
+      if (bytes !== undefined && bytes > 0)
+        this.feed({ type: "memoryMeasured", model, instance, bytes, now: this.now() });
     };
     const fromLog = parseMemoryLog(logs);
     if (fromLog !== undefined) return report(fromLog);
@@ -466,7 +504,8 @@ export class ModelController {
       case "health": {
         this.emit({ type: "health", model, status: e.status.status, at: e.at });
         const run = this.running.get(model);
-        if (e.status.status === "unhealthy" && run && run.handle.id === e.handle.id) this.onHung(model, run, e.status.reason);
+        if (e.status.status === "unhealthy" && run && run.handle.id === e.handle.id)
+          this.onHung(model, run, e.status.reason);
         break;
       }
       case "exited": {
@@ -478,7 +517,13 @@ export class ModelController {
         for (const a of run.aborts) a(new Error(`llama-server exited (${reason})`));
         this.metrics?.crashed(model);
         this.emit({ type: "crash", model, reason, at: e.at });
-        this.feed({ type: "crashed", model, instance: run.instance, reason: `exited unexpectedly (${reason})`, now: this.now() });
+        this.feed({
+          type: "crashed",
+          model,
+          instance: run.instance,
+          reason: `exited unexpectedly (${reason})`,
+          now: this.now(),
+        });
         break;
       }
       default:
@@ -531,11 +576,14 @@ export class ModelController {
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Number.POSITIVE_INFINITY;
-      this.feed({ type: "tick", now: this.now() });
-    }, Math.max(0, at - this.now()) + 5);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.feed({ type: "tick", now: this.now() });
+      },
+      Math.max(0, at - this.now()) + 5,
+    );
     this.timer.unref();
   }
 }

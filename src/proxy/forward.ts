@@ -17,7 +17,6 @@ const UPSTREAM_OPTIONS = {
   pipelining: 1,
 } as const;
 
-
 /**
  * Connections to one llama-server process. A pool per process (not per origin): a new llama-server on the port of
  * one that stopped must never be sent a request over a kept-alive socket of the old one ("other side closed").
@@ -193,7 +192,10 @@ export function forward(agent: Dispatcher, res: ServerResponse, o: ForwardOption
         const message = `The request to llama-server failed: ${why}`;
         if (!res.headersSent) {
           const body = errorBody(502, "upstream_failed", message);
-          res.writeHead(502, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
+          res.writeHead(502, {
+            "content-type": "application/json; charset=utf-8",
+            "content-length": Buffer.byteLength(body),
+          });
           res.end(body);
         } else if (isSse) {
           res.end(sseErrorEvent(o.clientPath, 502, "upstream_failed", message));

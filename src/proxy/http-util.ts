@@ -136,7 +136,10 @@ const DROP_RESPONSE = new Set([
   "access-control-allow-headers",
 ]);
 
-export function upstreamRequestHeaders(h: IncomingMessage["headers"], bodyLength: number | undefined): Record<string, string> {
+export function upstreamRequestHeaders(
+  h: IncomingMessage["headers"],
+  bodyLength: number | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   const connectionTokens = tokens(h.connection);
   for (const [k, v] of Object.entries(h)) {
@@ -193,7 +196,11 @@ export function safeHandler(
       if (!(e instanceof ProxyHttpError)) onError(e);
       try {
         if (e instanceof ProxyHttpError) sendError(res, e);
-        else if (!res.headersSent) sendError(res, new ProxyHttpError(500, "internal_error", `Internal proxy error: ${(e as Error)?.message ?? String(e)}`));
+        else if (!res.headersSent)
+          sendError(
+            res,
+            new ProxyHttpError(500, "internal_error", `Internal proxy error: ${(e as Error)?.message ?? String(e)}`),
+          );
         else res.destroy();
       } catch {
         res.destroy();

@@ -71,7 +71,15 @@ export interface ReloadReport {
 }
 
 export interface StartReport {
-  models: Array<{ name: string; aliases: string[]; source: string; path: string; estimatedBytes: number; pinned: boolean; preload: boolean }>;
+  models: Array<{
+    name: string;
+    aliases: string[];
+    source: string;
+    path: string;
+    estimatedBytes: number;
+    pinned: boolean;
+    preload: boolean;
+  }>;
   clashes: string[];
   warnings: string[];
   budget: { bytes: number | null; source: string };
@@ -112,13 +120,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const apiKeys = o.apiKeys ?? file.apiKeys ?? [];
   const insecure = o.insecure ?? file.insecure ?? false;
   if (!LOOPBACK.has(host) && apiKeys.length === 0 && !insecure) {
-    throw new GglibError("invalid_config", `Refusing to listen on ${host} without an API key: anyone on the network could use your models.`, {
-      hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
-    });
+    throw new GglibError(
+      "invalid_config",
+      `Refusing to listen on ${host} without an API key: anyone on the network could use your models.`,
+      {
+        hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
+      },
+    );
   }
   // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
   const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
-  if (!runnerOptions.binaryPath && file.llamaServer && loaded) runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
+  if (!runnerOptions.binaryPath && file.llamaServer && loaded)
+    runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
   const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
   const swept = runner instanceof LlamaServerRunner ? await runner.sweep() : undefined;
   const modelsDir = o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined);
@@ -152,7 +165,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const snapshotRef: { c?: ModelController } = {};
   const metrics = new ProxyMetrics({
     snapshot: () =>
-      (snapshotRef.c?.status() ?? []).map((s) => ({ name: s.name, state: s.state, queued: s.queued, inFlight: s.inFlight, bytes: s.measuredBytes ?? s.estimatedBytes })),
+      (snapshotRef.c?.status() ?? []).map((s) => ({
+        name: s.name,
+        state: s.state,
+        queued: s.queued,
+        inFlight: s.inFlight,
+        bytes: s.measuredBytes ?? s.estimatedBytes,
+      })),
   });
   const controller = new ModelController(
     runner,
@@ -187,7 +206,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     clashes: catalog.clashes.map((c) => c.message),
     warnings: [
       ...catalog.warnings,
-      ...(swept && swept.killed.length > 0 ? [`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`] : []),
+      ...(swept && swept.killed.length > 0
+        ? [`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`]
+        : []),
     ],
     budget: { bytes: budgetBytes ?? null, source: budgetSource },
     maxModels: maxModels ?? null,
@@ -220,7 +241,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     await controller.shutdown(0);
     const err = e as NodeJS.ErrnoException;
     if (err.code === "EADDRINUSE") {
-      throw new GglibError("port_in_use", `Port ${port} on ${host} is already in use.`, { hint: "Pick another with --port, or stop what is using it." });
+      throw new GglibError("port_in_use", `Port ${port} on ${host} is already in use.`, {
+        hint: "Pick another with --port, or stop what is using it.",
+      });
     }
     throw e;
   }
@@ -274,7 +297,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       timer = setTimeout(() => {
         reload().then(
           (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
-          (e: unknown) => log(`config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`),
+          (e: unknown) =>
+            log(
+              `config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`,
+            ),
         );
       }, 200);
     }, 500);
@@ -306,7 +332,10 @@ function secs(s: number | undefined): number | undefined {
   return s === undefined ? undefined : Math.round(s * 1000);
 }
 
-export function diffCatalogs(before: readonly ProxyModel[], after: readonly ProxyModel[]): Omit<ReloadReport, "warnings"> {
+export function diffCatalogs(
+  before: readonly ProxyModel[],
+  after: readonly ProxyModel[],
+): Omit<ReloadReport, "warnings"> {
   const b = new Map(before.map((m) => [m.name, m]));
   const a = new Map(after.map((m) => [m.name, m]));
   const added: string[] = [];

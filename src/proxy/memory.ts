@@ -172,7 +172,13 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
         ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
         mmprojBytes,
       });
-      return { bytes: e.totalBytes, weightsBytes: e.weightsBytes, kvBytes: e.kvBytes, computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes, ctx: e.ctx };
+      return {
+        bytes: e.totalBytes,
+        weightsBytes: e.weightsBytes,
+        kvBytes: e.kvBytes,
+        computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes,
+        ctx: e.ctx,
+      };
     } catch {
       // fall through to the simple estimate
     }
@@ -201,7 +207,9 @@ export function processRss(pid: number): number | undefined {
 
 /** GPU memory used by a process, from `nvidia-smi --query-compute-apps` (NVIDIA only), bytes. */
 export async function processGpuBytes(pid: number): Promise<number | undefined> {
-  const r = await runCommand("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"], { timeoutMs: 3_000 });
+  const r = await runCommand("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"], {
+    timeoutMs: 3_000,
+  });
   if (!r.ok) return undefined;
   return parseComputeApps(r.stdout, pid);
 }

@@ -26,7 +26,12 @@ export class ProxyMetrics {
   constructor(source: MetricsSource) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "gglib_proxy_process_" });
-    this.requests = new Counter({ name: "gglib_proxy_requests_total", help: "Requests by model and HTTP status.", labelNames: ["model", "status"], registers: [r] });
+    this.requests = new Counter({
+      name: "gglib_proxy_requests_total",
+      help: "Requests by model and HTTP status.",
+      labelNames: ["model", "status"],
+      registers: [r],
+    });
     this.duration = new Histogram({
       name: "gglib_proxy_request_duration_seconds",
       help: "Request duration through the proxy, including any wait for a load.",
@@ -41,8 +46,18 @@ export class ProxyMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [r],
     });
-    this.promptTokens = new Counter({ name: "gglib_proxy_prompt_tokens_total", help: "Prompt tokens (llama-server usage/timings).", labelNames: ["model"], registers: [r] });
-    this.genTokens = new Counter({ name: "gglib_proxy_generated_tokens_total", help: "Generated tokens (llama-server usage/timings).", labelNames: ["model"], registers: [r] });
+    this.promptTokens = new Counter({
+      name: "gglib_proxy_prompt_tokens_total",
+      help: "Prompt tokens (llama-server usage/timings).",
+      labelNames: ["model"],
+      registers: [r],
+    });
+    this.genTokens = new Counter({
+      name: "gglib_proxy_generated_tokens_total",
+      help: "Generated tokens (llama-server usage/timings).",
+      labelNames: ["model"],
+      registers: [r],
+    });
     this.tps = new Histogram({
       name: "gglib_proxy_generation_tokens_per_second",
       help: "Generation speed per request as llama-server reports it.",
@@ -57,9 +72,23 @@ export class ProxyMetrics {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300],
       registers: [r],
     });
-    this.swaps = new Counter({ name: "gglib_proxy_swaps_total", help: "Models stopped to make room for another.", registers: [r] });
-    this.evictions = new Counter({ name: "gglib_proxy_unloads_total", help: "Models stopped, by reason (evict, ttl, unload, reload, removed, shutdown).", labelNames: ["model", "reason"], registers: [r] });
-    this.restarts = new Counter({ name: "gglib_proxy_model_crashes_total", help: "llama-server processes that exited unexpectedly.", labelNames: ["model"], registers: [r] });
+    this.swaps = new Counter({
+      name: "gglib_proxy_swaps_total",
+      help: "Models stopped to make room for another.",
+      registers: [r],
+    });
+    this.evictions = new Counter({
+      name: "gglib_proxy_unloads_total",
+      help: "Models stopped, by reason (evict, ttl, unload, reload, removed, shutdown).",
+      labelNames: ["model", "reason"],
+      registers: [r],
+    });
+    this.restarts = new Counter({
+      name: "gglib_proxy_model_crashes_total",
+      help: "llama-server processes that exited unexpectedly.",
+      labelNames: ["model"],
+      registers: [r],
+    });
     new Gauge({
       name: "gglib_proxy_queue_depth",
       help: "Requests waiting for their model.",
@@ -97,7 +126,8 @@ export class ProxyMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const m of source.snapshot()) if (m.state !== "unloaded" && m.state !== "failed") this.set({ model: m.name }, m.bytes);
+        for (const m of source.snapshot())
+          if (m.state !== "unloaded" && m.state !== "failed") this.set({ model: m.name }, m.bytes);
       },
     });
   }
@@ -115,7 +145,13 @@ export class ProxyMetrics {
     }
   >();
 
-  request(model: string, status: number, seconds: number, ttfbS: number | undefined, usage: UsageStats | undefined): void {
+  request(
+    model: string,
+    status: number,
+    seconds: number,
+    ttfbS: number | undefined,
+    usage: UsageStats | undefined,
+  ): void {
     let m = this.perModel.get(model);
     if (!m) {
       m = {
@@ -136,7 +172,8 @@ export class ProxyMetrics {
     if (usage) {
       if (usage.promptTokens !== undefined) m.prompt.inc(usage.promptTokens);
       if (usage.completionTokens !== undefined) m.gen.inc(usage.completionTokens);
-      if (usage.predictedPerSecond !== undefined && usage.predictedPerSecond > 0) m.tps.observe(usage.predictedPerSecond);
+      if (usage.predictedPerSecond !== undefined && usage.predictedPerSecond > 0)
+        m.tps.observe(usage.predictedPerSecond);
     }
   }
 

@@ -657,7 +657,8 @@ export class Scheduler {
   /** Forget the request records of a process that is gone (a crash: its requests end with errors). */
   private clearRunning(m: ModelState): void {
     m.inFlight = 0;
-    for (const [id, r] of this.running) if (r.model === m.spec.name && r.instance === m.instance) this.running.delete(id);
+    for (const [id, r] of this.running)
+      if (r.model === m.spec.name && r.instance === m.instance) this.running.delete(id);
     m.drainReason = undefined;
     m.drainDeadline = undefined;
   }

@@ -76,10 +76,20 @@ export class ProxyServer {
       if (socket.writable && !socket.destroyed) {
         const timeout = (err as NodeJS.ErrnoException).code === "ERR_HTTP_REQUEST_TIMEOUT";
         const body = timeout
-          ? JSON.stringify({ error: { message: "The request was not received in time (slow client).", type: "invalid_request_error", code: "request_timeout" } })
-          : JSON.stringify({ error: { message: `Bad request: ${err.message}`, type: "invalid_request_error", code: "bad_request" } });
+          ? JSON.stringify({
+              error: {
+                message: "The request was not received in time (slow client).",
+                type: "invalid_request_error",
+                code: "request_timeout",
+              },
+            })
+          : JSON.stringify({
+              error: { message: `Bad request: ${err.message}`, type: "invalid_request_error", code: "bad_request" },
+            });
         const status = timeout ? "408 Request Timeout" : "400 Bad Request";
-        socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        socket.end(
+          `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
       } else socket.destroy();
     });
     controller.on((e) => this.broadcast(e));
@@ -133,7 +143,11 @@ export class ProxyServer {
       return;
     }
     if (!this.authorized(req)) {
-      throw new ProxyHttpError(401, "invalid_api_key", "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
+      throw new ProxyHttpError(
+        401,
+        "invalid_api_key",
+        "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+      );
     }
     if (method === "GET") {
       switch (path) {
@@ -193,7 +207,11 @@ export class ProxyServer {
     }
     requested ??= this.o.defaultModel;
     if (!requested) {
-      throw new ProxyHttpError(400, "model_missing", `The request names no model. Set "model" in the JSON body (or ?model= for GET). Available: ${this.names()}.`);
+      throw new ProxyHttpError(
+        400,
+        "model_missing",
+        `The request names no model. Set "model" in the JSON body (or ?model= for GET). Available: ${this.names()}.`,
+      );
     }
     const name = this.resolve(requested);
     // llama-server's /props, /slots, /health… are monitoring: they do not count as activity for the TTL
@@ -204,7 +222,11 @@ export class ProxyServer {
   private resolve(requested: string): string {
     const name = resolveModelName(this.controller.catalog(), requested);
     if (!name || !this.controller.state(name)) {
-      throw new ProxyHttpError(404, "model_not_found", `The model '${requested}' does not exist. Available models: ${this.names()}.`);
+      throw new ProxyHttpError(
+        404,
+        "model_not_found",
+        `The model '${requested}' does not exist. Available models: ${this.names()}.`,
+      );
     }
     return name;
   }
@@ -219,7 +241,15 @@ export class ProxyServer {
   private async proxy(
     req: IncomingMessage,
     res: ServerResponse,
-    r: { name: string; path: string; clientPath: string; method: string; body: Buffer | null; stream: boolean; activity: boolean },
+    r: {
+      name: string;
+      path: string;
+      clientPath: string;
+      method: string;
+      body: Buffer | null;
+      stream: boolean;
+      activity: boolean;
+    },
   ): Promise<void> {
     const t0 = performance.now();
     let sseCommitted = false;
@@ -259,7 +289,10 @@ export class ProxyServer {
           if (res.destroyed || res.writableEnded) return;
           const p = this.controller.loadProgress(r.name);
           const st = this.controller.state(r.name)?.status ?? "loading";
-          const what = st === "pending" || st === "unloaded" || st === "draining" || st === "stopping" ? "waiting for room to load" : "loading";
+          const what =
+            st === "pending" || st === "unloaded" || st === "draining" || st === "stopping"
+              ? "waiting for room to load"
+              : "loading";
           res.write(`: ${what} ${r.name}${p !== undefined && st === "loading" ? ` ${Math.round(p * 100)}%` : ""}\n\n`);
         };
         beat();
@@ -343,24 +376,51 @@ export class ProxyServer {
   }
 
   /** `/upstream/{model}/{path}`: anything, passed through to that model (loading it if needed). */
-  private async upstream(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams | undefined): Promise<void> {
+  private async upstream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: URLSearchParams | undefined,
+  ): Promise<void> {
     const rest = path.slice("/upstream/".length);
     const slash = rest.indexOf("/");
     const requested = decodeName(slash >= 0 ? rest.slice(0, slash) : rest);
-    if (!requested) throw new ProxyHttpError(400, "model_missing", `Use /upstream/{model}/{path}. Available: ${this.names()}.`);
+    if (!requested)
+      throw new ProxyHttpError(400, "model_missing", `Use /upstream/{model}/{path}. Available: ${this.names()}.`);
     const name = this.resolve(requested);
     const method = req.method ?? "GET";
-    const body = method === "GET" || method === "HEAD" ? null : await readBody(req, this.o.bodyLimit ?? DEFAULT_BODY_LIMIT);
+    const body =
+      method === "GET" || method === "HEAD" ? null : await readBody(req, this.o.bodyLimit ?? DEFAULT_BODY_LIMIT);
     const upstreamPath = (slash >= 0 ? rest.slice(slash) : "/") + (query ? `?${query.toString()}` : "");
-    await this.proxy(req, res, { name, path: upstreamPath, clientPath: slash >= 0 ? rest.slice(slash) : "/", method, body, stream: false, activity: true });
+    await this.proxy(req, res, {
+      name,
+      path: upstreamPath,
+      clientPath: slash >= 0 ? rest.slice(slash) : "/",
+      method,
+      body,
+      stream: false,
+      activity: true,
+    });
   }
 
   private async modelMetrics(req: IncomingMessage, res: ServerResponse, requested: string): Promise<void> {
     const name = this.resolve(requested);
     if (!this.controller.isReady(name)) {
-      throw new ProxyHttpError(503, "model_not_loaded", `Model '${name}' is not loaded; its metrics exist only while it runs (this endpoint never loads a model).`);
+      throw new ProxyHttpError(
+        503,
+        "model_not_loaded",
+        `Model '${name}' is not loaded; its metrics exist only while it runs (this endpoint never loads a model).`,
+      );
     }
-    await this.proxy(req, res, { name, path: "/metrics", clientPath: "/metrics", method: "GET", body: null, stream: false, activity: false });
+    await this.proxy(req, res, {
+      name,
+      path: "/metrics",
+      clientPath: "/metrics",
+      method: "GET",
+      body: null,
+      stream: false,
+      activity: false,
+    });
   }
 
   // ---- management ----------------------------------------------------------------------------------------
@@ -371,7 +431,15 @@ export class ProxyServer {
       const s = status.get(m.name);
       const state = s?.state ?? "unloaded";
       const value =
-        state === "ready" || state === "draining" ? "loaded" : state === "loading" || state === "pending" ? "loading" : state === "failed" ? "failed" : state === "stopping" ? "unloading" : "unloaded";
+        state === "ready" || state === "draining"
+          ? "loaded"
+          : state === "loading" || state === "pending"
+            ? "loading"
+            : state === "failed"
+              ? "failed"
+              : state === "stopping"
+                ? "unloading"
+                : "unloaded";
       const st: Record<string, unknown> = { value, state };
       if (state === "failed" && s?.lastError) {
         st.failed = true;
@@ -385,7 +453,13 @@ export class ProxyServer {
         owned_by: "gglib",
         aliases: m.aliases,
         status: st,
-        meta: { path: m.entry.path, source: m.entry.source, estimated_bytes: m.estimate.bytes, ctx: m.estimate.ctx, pinned: m.spec.pinned === true },
+        meta: {
+          path: m.entry.path,
+          source: m.entry.source,
+          estimated_bytes: m.estimate.bytes,
+          ctx: m.estimate.ctx,
+          pinned: m.spec.pinned === true,
+        },
       };
     });
     return { object: "list", data };
@@ -480,7 +554,10 @@ export class ProxyServer {
     res.setHeader("vary", "Origin");
     if (req.method === "OPTIONS") {
       res.setHeader("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS");
-      res.setHeader("access-control-allow-headers", String(req.headers["access-control-request-headers"] ?? "authorization, content-type, x-api-key"));
+      res.setHeader(
+        "access-control-allow-headers",
+        String(req.headers["access-control-request-headers"] ?? "authorization, content-type, x-api-key"),
+      );
       res.setHeader("access-control-max-age", "86400");
     }
   }
@@ -491,13 +568,18 @@ function decodeName(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new ProxyHttpError(400, "invalid_model_name", `The model name in the path is not valid percent-encoding: ${JSON.stringify(segment.slice(0, 200))}.`);
+    throw new ProxyHttpError(
+      400,
+      "invalid_model_name",
+      `The model name in the path is not valid percent-encoding: ${JSON.stringify(segment.slice(0, 200))}.`,
+    );
   }
 }
 
 /** Parses a JSON request body; only `model` and `stream` are used. Malformed JSON → 400 (llama-server says 500). */
 export function parseJsonBody(body: Buffer): { model?: unknown; stream?: unknown } {
-  if (body.length === 0) throw new ProxyHttpError(400, "invalid_json", "The request body is empty; send a JSON object.");
+  if (body.length === 0)
+    throw new ProxyHttpError(400, "invalid_json", "The request body is empty; send a JSON object.");
   let v: unknown;
   try {
     v = JSON.parse(body.toString("utf8"));

@@ -1,7 +1,14 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
-import { DEFAULT_BASE_PORT, DEFAULT_HOST, DEFAULT_LOG_LINES, DEFAULT_READY_TIMEOUT_MS, DEFAULT_STOP_GRACE_MS, type ServerConfig } from "../core/config.js";
+import {
+  DEFAULT_BASE_PORT,
+  DEFAULT_HOST,
+  DEFAULT_LOG_LINES,
+  DEFAULT_READY_TIMEOUT_MS,
+  DEFAULT_STOP_GRACE_MS,
+  type ServerConfig,
+} from "../core/config.js";
 import { GglibError, isGglibError } from "../core/errors.js";
 import type { ServerEvent, ServerEventListener } from "../core/events.js";
 import type { HealthStatus, LoadProgress, ServerHandle, ServerHealth, ServerState } from "../core/handle.js";
@@ -91,7 +98,9 @@ export class LlamaServerRunner implements ProcessRunner {
   /** The binary and what it supports (resolved once). */
   binaryInfo(): Promise<{ path: string; caps: LlamaCapabilities }> {
     this.binary ??= (async () => {
-      const path = this.opts.binaryPath ?? (await resolveLlamaServer({ configured: this.opts.configuredBinary, env: this.opts.env })).path;
+      const path =
+        this.opts.binaryPath ??
+        (await resolveLlamaServer({ configured: this.opts.configuredBinary, env: this.opts.env })).path;
       const caps = await probeCapabilities(path);
       return { path, caps };
     })();
@@ -151,7 +160,8 @@ export class LlamaServerRunner implements ProcessRunner {
     const badPorts = new Set<number>();
     let lastError: unknown;
     for (let attempt = 0; attempt < retries; attempt++) {
-      if (options.signal?.aborted) throw new GglibError("not_running", `Start of ${modelNameOf(config)} was cancelled.`);
+      if (options.signal?.aborted)
+        throw new GglibError("not_running", `Start of ${modelNameOf(config)} was cancelled.`);
       const port =
         explicitPort ??
         (await findFreePort(config.basePort ?? this.opts.basePort ?? DEFAULT_BASE_PORT, {
@@ -172,7 +182,13 @@ export class LlamaServerRunner implements ProcessRunner {
     throw lastError;
   }
 
-  private async startOnPort(config: ServerConfig, port: number, binaryPath: string, caps: LlamaCapabilities, options: StartOptions): Promise<ServerHandle> {
+  private async startOnPort(
+    config: ServerConfig,
+    port: number,
+    binaryPath: string,
+    caps: LlamaCapabilities,
+    options: StartOptions,
+  ): Promise<ServerHandle> {
     const model = modelNameOf(config);
     const args = buildServerArgs(config, port, caps);
     const useChild = (this.opts.childProtocol ?? true) && caps.childProtocol;
@@ -231,7 +247,10 @@ export class LlamaServerRunner implements ProcessRunner {
     this.servers.set(id, entry);
     this.emit({ type: "spawned", handle: server.handle, at: Date.now() });
     try {
-      await server.waitReady({ timeoutMs: options.readyTimeoutMs ?? this.opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS, signal: options.signal });
+      await server.waitReady({
+        timeoutMs: options.readyTimeoutMs ?? this.opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+        signal: options.signal,
+      });
     } catch (e) {
       // never leave a half-started process behind
       entry.stopping = true;
@@ -267,7 +286,8 @@ export class LlamaServerRunner implements ProcessRunner {
       if (this.exited.size > 32) this.exited.delete(this.exited.keys().next().value!);
     }
     const pids = this.pidsDir();
-    if (entry && pids) entry.pidfile = entry.pidfile.then(() => removePidfile(pids, server.handle.id)).catch(() => undefined);
+    if (entry && pids)
+      entry.pidfile = entry.pidfile.then(() => removePidfile(pids, server.handle.id)).catch(() => undefined);
     this.emit({
       type: "exited",
       handle: server.handle,
@@ -294,12 +314,19 @@ export class LlamaServerRunner implements ProcessRunner {
     e.stopping = true;
     e.monitor?.stop();
     this.emit({ type: "stopping", handle: e.server.handle, at: Date.now() });
-    const outcome = await e.server.stop({ graceMs: options.graceMs ?? this.opts.stopGraceMs ?? DEFAULT_STOP_GRACE_MS, reapMs: 2000 });
+    const outcome = await e.server.stop({
+      graceMs: options.graceMs ?? this.opts.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
+      reapMs: 2000,
+    });
     if (outcome === "stuck") {
-      throw new GglibError("stop_failed", `llama-server pid ${e.server.pid} (${e.server.handle.model}) did not exit after SIGKILL.`, {
-        hint: "It may be stuck in the kernel (a GPU driver call). Check it with `ps` and end it by hand.",
-        logTail: e.server.logs.tail(10),
-      });
+      throw new GglibError(
+        "stop_failed",
+        `llama-server pid ${e.server.pid} (${e.server.handle.model}) did not exit after SIGKILL.`,
+        {
+          hint: "It may be stuck in the kernel (a GPU driver call). Check it with `ps` and end it by hand.",
+          logTail: e.server.logs.tail(10),
+        },
+      );
     }
     await e.server.exited;
     await e.pidfile;
@@ -324,7 +351,16 @@ export class LlamaServerRunner implements ProcessRunner {
     const e = this.anyEntry(handle);
     if (!e) return undefined;
     const s = e.server;
-    return { handle: s.handle, state: s.state, health: s.health, progress: s.progress, loadMs: s.loadMs, readyInfo: s.readyInfo, exit: s.exitInfo, config: e.config };
+    return {
+      handle: s.handle,
+      state: s.state,
+      health: s.health,
+      progress: s.progress,
+      loadMs: s.loadMs,
+      readyInfo: s.readyInfo,
+      exit: s.exitInfo,
+      config: e.config,
+    };
   }
 
   logs(handle: ServerHandle | string, lines?: number): string[] {

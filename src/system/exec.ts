@@ -16,7 +16,14 @@ export const runCommand: RunCommand = (cmd, args, options = {}) => {
       execFile(
         cmd,
         [...args],
-        { timeout, killSignal: "SIGKILL", maxBuffer: 8 * 1024 * 1024, windowsHide: true, encoding: "utf8", env: { ...process.env, LC_ALL: "C" } },
+        {
+          timeout,
+          killSignal: "SIGKILL",
+          maxBuffer: 8 * 1024 * 1024,
+          windowsHide: true,
+          encoding: "utf8",
+          env: { ...process.env, LC_ALL: "C" },
+        },
         (err, stdout, stderr) => {
           if (!err) {
             resolve({ ok: true, stdout, stderr, exitCode: 0, notFound: false, timedOut: false });
@@ -36,7 +43,15 @@ export const runCommand: RunCommand = (cmd, args, options = {}) => {
       );
     } catch (e) {
       // execFile throws synchronously only for invalid arguments.
-      resolve({ ok: false, stdout: "", stderr: "", exitCode: null, notFound: false, timedOut: false, error: String(e) });
+      resolve({
+        ok: false,
+        stdout: "",
+        stderr: "",
+        exitCode: null,
+        notFound: false,
+        timedOut: false,
+        error: String(e),
+      });
     }
   });
 };

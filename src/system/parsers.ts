@@ -100,7 +100,8 @@ export function parseProcCpuinfo(text: string): CpuinfoReading {
   const table = flags.has("asimd") || flags.has("neon") || flags.has("fp") ? ARM_FLAGS : X86_FLAGS;
   const simd = table.filter(([, has]) => has(flags)).map(([name]) => name);
   let physicalCores: number | undefined = cores.size > 0 ? cores.size : undefined;
-  if (physicalCores === undefined && coresPerSocket !== undefined) physicalCores = coresPerSocket * Math.max(1, sockets.size);
+  if (physicalCores === undefined && coresPerSocket !== undefined)
+    physicalCores = coresPerSocket * Math.max(1, sockets.size);
   const reading: CpuinfoReading = { logicalCores: blocks.length, simd };
   if (model) reading.model = model;
   if (physicalCores !== undefined) reading.physicalCores = physicalCores;
@@ -209,13 +210,21 @@ export function parseRocmSmi(memText: string | undefined, productText: string | 
     const p = lowerKeys(prod?.[card]);
     const series = p.get("card series");
     const model = p.get("card model");
-    const name = series && !/^0x/i.test(series) ? series : model && !/^0x/i.test(model) ? model : series ?? model ?? card;
-    const gpu: GpuDevice = { index: Number(card.slice(4)), vendor: "amd", name, source: "rocm-smi", unifiedMemory: false };
+    const name =
+      series && !/^0x/i.test(series) ? series : model && !/^0x/i.test(model) ? model : (series ?? model ?? card);
+    const gpu: GpuDevice = {
+      index: Number(card.slice(4)),
+      vendor: "amd",
+      name,
+      source: "rocm-smi",
+      unifiedMemory: false,
+    };
     const total = m.get("vram total memory (b)");
     const used = m.get("vram total used memory (b)");
     if (total && /^\d+$/.test(total)) gpu.totalBytes = Number(total);
     if (used && /^\d+$/.test(used)) gpu.usedBytes = Number(used);
-    if (gpu.totalBytes !== undefined && gpu.usedBytes !== undefined) gpu.freeBytes = Math.max(0, gpu.totalBytes - gpu.usedBytes);
+    if (gpu.totalBytes !== undefined && gpu.usedBytes !== undefined)
+      gpu.freeBytes = Math.max(0, gpu.totalBytes - gpu.usedBytes);
     const gfx = p.get("gfx version");
     if (gfx) gpu.architecture = gfx;
     if (driver) gpu.driverVersion = driver;
@@ -267,7 +276,13 @@ export function parseVulkaninfoSummary(text: string): VulkanSummary {
     const type = b.fields.get("deviceType") ?? "";
     if (/CPU/.test(type)) continue;
     const vendorId = (b.fields.get("vendorID") ?? "").toLowerCase();
-    const deviceType = /DISCRETE/.test(type) ? "discrete" : /INTEGRATED/.test(type) ? "integrated" : /VIRTUAL/.test(type) ? "virtual" : "other";
+    const deviceType = /DISCRETE/.test(type)
+      ? "discrete"
+      : /INTEGRATED/.test(type)
+        ? "integrated"
+        : /VIRTUAL/.test(type)
+          ? "virtual"
+          : "other";
     const gpu: GpuDevice = {
       index: b.index,
       vendor: VULKAN_VENDORS[vendorId] ?? "other",
@@ -336,7 +351,9 @@ export function parseSysctl(text: string): SysctlReading {
     if (on("hw.optional.arm.FEAT_I8MM")) simd.push("MATMUL_INT8");
     if (on("hw.optional.arm.FEAT_SME")) simd.push("SME");
   } else {
-    const feats = new Set(`${v.get("machdep.cpu.features") ?? ""} ${v.get("machdep.cpu.leaf7_features") ?? ""}`.toLowerCase().split(/\s+/));
+    const feats = new Set(
+      `${v.get("machdep.cpu.features") ?? ""} ${v.get("machdep.cpu.leaf7_features") ?? ""}`.toLowerCase().split(/\s+/),
+    );
     const map: ReadonlyArray<[SimdFlag, string]> = [
       ["SSE3", "sse3"],
       ["SSSE3", "ssse3"],

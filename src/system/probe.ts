@@ -131,7 +131,12 @@ export class DefaultSystemProbe implements SystemProbe {
     return {
       ram: info.ram,
       gpus: info.gpus.map((g) => {
-        const s: MemorySnapshot["gpus"][number] = { index: g.index, vendor: g.vendor, name: g.name, unifiedMemory: g.unifiedMemory };
+        const s: MemorySnapshot["gpus"][number] = {
+          index: g.index,
+          vendor: g.vendor,
+          name: g.name,
+          unifiedMemory: g.unifiedMemory,
+        };
         if (g.totalBytes !== undefined) s.totalBytes = g.totalBytes;
         if (g.freeBytes !== undefined) s.freeBytes = g.freeBytes;
         return s;
@@ -141,7 +146,16 @@ export class DefaultSystemProbe implements SystemProbe {
   }
 
   private async exec(cmd: string, args: readonly string[]): Promise<CommandResult> {
-    if (this.missing.has(cmd)) return { ok: false, stdout: "", stderr: "", exitCode: null, notFound: true, timedOut: false, error: `${cmd} is not installed` };
+    if (this.missing.has(cmd))
+      return {
+        ok: false,
+        stdout: "",
+        stderr: "",
+        exitCode: null,
+        notFound: true,
+        timedOut: false,
+        error: `${cmd} is not installed`,
+      };
     const r = await this.d.run(cmd, args, { timeoutMs: this.d.toolTimeoutMs });
     if (r.notFound) this.missing.add(cmd);
     return r;
@@ -199,7 +213,9 @@ export class DefaultSystemProbe implements SystemProbe {
     const accelerator = pickAccelerator(gpus);
     const notes: string[] = [];
     if (gpus.length === 0) {
-      const absent = tools.filter((t) => !t.present && ["nvidia-smi", "rocm-smi", "vulkaninfo"].includes(t.name)).map((t) => t.name);
+      const absent = tools
+        .filter((t) => !t.present && ["nvidia-smi", "rocm-smi", "vulkaninfo"].includes(t.name))
+        .map((t) => t.name);
       notes.push(
         darwin
           ? "No GPU found: this Mac has no Apple Silicon GPU that llama.cpp can use; models run on the CPU."
@@ -207,7 +223,8 @@ export class DefaultSystemProbe implements SystemProbe {
       );
     }
     for (const t of tools) if (t.present && t.error) notes.push(`${t.name}: ${t.error}`);
-    if (ram.cgroupLimitBytes !== undefined) notes.push("A container memory limit applies; budgets use it instead of the machine's RAM.");
+    if (ram.cgroupLimitBytes !== undefined)
+      notes.push("A container memory limit applies; budgets use it instead of the machine's RAM.");
     const info: SystemInfo = {
       platform: this.d.platform,
       cpu: stat.cpu,
@@ -346,7 +363,11 @@ export class DefaultSystemProbe implements SystemProbe {
 }
 
 function normName(s: string): string {
-  return s.toLowerCase().replace(/\(.*?\)/g, "").replace(/\b(nvidia|amd|geforce|radeon|corporation|inc\.?)\b/g, "").replace(/[^a-z0-9]+/g, "");
+  return s
+    .toLowerCase()
+    .replace(/\(.*?\)/g, "")
+    .replace(/\b(nvidia|amd|geforce|radeon|corporation|inc\.?)\b/g, "")
+    .replace(/[^a-z0-9]+/g, "");
 }
 
 /** The accelerator llama.cpp would most likely use: a CUDA board, then ROCm, Metal, Vulkan, else the CPU. */

@@ -74,14 +74,7 @@ export interface GpuDevice {
 }
 
 export type ToolName =
-  | "nvidia-smi"
-  | "nvcc"
-  | "rocm-smi"
-  | "vulkaninfo"
-  | "sysctl"
-  | "vm_stat"
-  | "/proc/cpuinfo"
-  | "/proc/meminfo";
+  "nvidia-smi" | "nvcc" | "rocm-smi" | "vulkaninfo" | "sysctl" | "vm_stat" | "/proc/cpuinfo" | "/proc/meminfo";
 
 export interface ToolStatus {
   name: ToolName;
@@ -147,6 +140,10 @@ export interface CommandResult {
   error?: string;
 }
 
-export type RunCommand = (cmd: string, args: readonly string[], options?: { timeoutMs?: number }) => Promise<CommandResult>;
+export type RunCommand = (
+  cmd: string,
+  args: readonly string[],
+  options?: { timeoutMs?: number },
+) => Promise<CommandResult>;
 /** Reads a text file; undefined when it does not exist or cannot be read. */
 export type ReadTextFile = (path: string) => Promise<string | undefined>;

@@ -40,7 +40,11 @@ interface Run {
   stderr: string;
 }
 
-function gglibChat(args: string[], input: string, opts: { env?: Record<string, string>; onStdout?: (s: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+function gglibChat(
+  args: string[],
+  input: string,
+  opts: { env?: Record<string, string>; onStdout?: (s: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "chat", ...args], {
       cwd: ROOT,
@@ -136,7 +140,10 @@ describe("gglib chat in a pipe", () => {
     const r = await gglibChat([think, "-n", "12"], "hi");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "");
-    assert.match(r.stderr, /gglib chat: the model spent 12 tokens thinking and gave no answer \(length limit reached: raise --max-tokens or the context size\)/);
+    assert.match(
+      r.stderr,
+      /gglib chat: the model spent 12 tokens thinking and gave no answer \(length limit reached: raise --max-tokens or the context size\)/,
+    );
   });
 
   test("failures exit non-zero with a clear message", async () => {
@@ -164,14 +171,18 @@ describe("gglib chat in a pipe", () => {
 
   test("SIGINT during a long answer cancels it, exits 130 and stops the server", async () => {
     let sent = false;
-    const r = await gglibChat([think, "-q", "-c", "16384", "-n", "15000", "-o", 'grammar=root ::= "x</think>" [a-z ]+'], "go", {
-      onStdout: (out, child) => {
-        if (!sent && out.length > 20) {
-          sent = true;
-          child.kill("SIGINT");
-        }
+    const r = await gglibChat(
+      [think, "-q", "-c", "16384", "-n", "15000", "-o", 'grammar=root ::= "x</think>" [a-z ]+'],
+      "go",
+      {
+        onStdout: (out, child) => {
+          if (!sent && out.length > 20) {
+            sent = true;
+            child.kill("SIGINT");
+          }
+        },
       },
-    });
+    );
     assert.equal(sent, true, "the answer started streaming");
     assert.equal(r.code, 130, r.stderr);
     assert.ok(await waitFor(() => leftovers().length === 0, 5000), "no llama-server left");

@@ -39,7 +39,13 @@ function startChat(t: TestContext, name: string, args: string[], env: Record<str
   });
   const log = join(dir, `${name}.log`);
   const script = join(dir, `${name}.sh`);
-  const envs = { GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "data"), GGLIB_PROXY_URL: closedUrl, TERM: "xterm-256color", ...env };
+  const envs = {
+    GGLIB_LLAMA_SERVER: bin,
+    GGLIB_DATA_DIR: join(dir, "data"),
+    GGLIB_PROXY_URL: closedUrl,
+    TERM: "xterm-256color",
+    ...env,
+  };
   writeFileSync(
     script,
     [
@@ -117,8 +123,21 @@ describe("gglib chat in tmux", () => {
     const grammar =
       'grammar=root ::= "Let me think step by step. " [a-z ]{1500} "</think>Here is the **answer**:\\n\\n- first item\\n- second item\\n\\nDone."';
     const s = "think";
-    const { log } = startChat(t, s, ["tiny-think", "--models-dir", modelsDir, "-c", "8192", "-n", "2000", "-o", grammar]);
-    const started = await waitScreen(s, /Started tiny-think \(llama-server pid \d+, port \d+\); it stops when the chat ends\.[\s\S]*>>>$/);
+    const { log } = startChat(t, s, [
+      "tiny-think",
+      "--models-dir",
+      modelsDir,
+      "-c",
+      "8192",
+      "-n",
+      "2000",
+      "-o",
+      grammar,
+    ]);
+    const started = await waitScreen(
+      s,
+      /Started tiny-think \(llama-server pid \d+, port \d+\); it stops when the chat ends\.[\s\S]*>>>$/,
+    );
     const pid = serverPid(started);
     assert.ok(running(pid), "the chat's llama-server runs");
     assert.match(screen(s), /No gglib proxy at http:\/\/127\.0\.0\.1:\d+: starting tiny-think with llama-server/);
@@ -130,7 +149,11 @@ describe("gglib chat in tmux", () => {
     const raw = readFileSync(log, "utf8");
     assert.match(raw, /\x1b\[[0-9;]*2m(\x1b\[[0-9;]*m)*thinking… \d+ s/, "a dim thinking label was drawn");
     // (the first draw may hold only the first token; a later draw is a window of rows, dim, under the label)
-    assert.match(raw, /thinking… \d+ s[^\n]*\n\x1b\[[0-9;]*2m(\x1b\[[0-9;]*m)*[A-Za-z .]{20,}/, "the thinking text was drawn dim");
+    assert.match(
+      raw,
+      /thinking… \d+ s[^\n]*\n\x1b\[[0-9;]*2m(\x1b\[[0-9;]*m)*[A-Za-z .]{20,}/,
+      "the thinking text was drawn dim",
+    );
 
     // Now it is folded to one line, followed by the rendered answer and the stats.
     assert.doesNotMatch(done, /Let me think step by step/);
@@ -240,7 +263,8 @@ describe("gglib chat in tmux", () => {
     await waitScreen(s, /\[exit 0\]/);
     const history = readFileSync(join(data, "chat_history"), "utf8").split("\n");
     assert.equal(history[0], "an older question");
-    for (const line of ["first line \\", "second line", "pasted three", "/think hide", "/exit"]) assert.ok(history.includes(line), line);
+    for (const line of ["first line \\", "second line", "pasted three", "/think hide", "/exit"])
+      assert.ok(history.includes(line), line);
   });
 
   test("--cli hands the terminal to llama-cli with the model's settings (no --interactive-first)", async (t) => {
@@ -248,7 +272,10 @@ describe("gglib chat in tmux", () => {
     const s = "cli";
     startChat(t, s, ["--cli", join(modelsDir, "tiny-think.gguf"), "-n", "8", "-s", "Be brief."]);
     const shown = await waitScreen(s, /available commands:[\s\S]*\n> ?$/, 60_000);
-    assert.match(shown, /Executing: \S*llama-cli -m \S*tiny-think\.gguf --jinja --reasoning-format deepseek -sys "Be brief\." -n 8/);
+    assert.match(
+      shown,
+      /Executing: \S*llama-cli -m \S*tiny-think\.gguf --jinja --reasoning-format deepseek -sys "Be brief\." -n 8/,
+    );
     assert.doesNotMatch(shown, /--interactive-first/);
     type(s, "hello");
     keys(s, "Enter");
@@ -269,11 +296,15 @@ describe("gglib chat in tmux through the gglib proxy", () => {
     await writeTinyModel(pdir, { name: "tiny-think-long", kind: "think", contextLength: 131072 });
     const port = Number(new URL(closedUrl).port);
     proxyUrl = `http://127.0.0.1:${port}`;
-    proxy = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "proxy", "--models-dir", pdir, "--port", String(port)], {
-      cwd: ROOT,
-      env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "proxy-data"), NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    proxy = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "proxy", "--models-dir", pdir, "--port", String(port)],
+      {
+        cwd: ROOT,
+        env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: join(dir, "proxy-data"), NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     proxy.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
     proxy.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
@@ -291,12 +322,21 @@ describe("gglib chat in tmux through the gglib proxy", () => {
     const s = "viaproxy";
     const grammar = 'grammar=root ::= "Let me think. " [a-z ]{300} "</think>" [a-z ]+';
     const { log } = startChat(t, s, ["tiny-think-long", "-n", "100000", "-o", grammar], { GGLIB_PROXY_URL: proxyUrl });
-    await waitScreen(s, new RegExp(`Talking to the gglib proxy at ${proxyUrl.replace(/\./g, "\\.")} \\(model tiny-think-long, loads on the first message\\)\\.[\\s\\S]*>>>$`));
+    await waitScreen(
+      s,
+      new RegExp(
+        `Talking to the gglib proxy at ${proxyUrl.replace(/\./g, "\\.")} \\(model tiny-think-long, loads on the first message\\)\\.[\\s\\S]*>>>$`,
+      ),
+    );
     assert.doesNotMatch(screen(s), /Started|llama-server pid/);
     type(s, "tell me everything");
     keys(s, "Enter");
     await waitScreen(s, /tell me everything\nthought for [^\n]+\n[a-z ]{40}/);
-    assert.match(readFileSync(log, "utf8"), /loading(\x1b\[[0-9;]*m)* tiny-think-long .*%/, "the proxy's loading progress was shown");
+    assert.match(
+      readFileSync(log, "utf8"),
+      /loading(\x1b\[[0-9;]*m)* tiny-think-long .*%/,
+      "the proxy's loading progress was shown",
+    );
     const upstreamBusy = async () => {
       const res = await fetch(`${proxyUrl}/upstream/tiny-think-long/slots`);
       return ((await res.json()) as Array<{ is_processing: boolean }>).some((x) => x.is_processing);
@@ -308,7 +348,9 @@ describe("gglib chat in tmux through the gglib proxy", () => {
     keys(s, "C-d");
     const end = await waitScreen(s, /\[exit 0\]/);
     assert.doesNotMatch(end, /Stopping/, "the proxy's model is the proxy's to stop");
-    const models = (await (await fetch(`${proxyUrl}/v1/models`)).json()) as { data: Array<{ id: string; status: { value: string } }> };
+    const models = (await (await fetch(`${proxyUrl}/v1/models`)).json()) as {
+      data: Array<{ id: string; status: { value: string } }>;
+    };
     assert.equal(models.data.find((m) => m.id === "tiny-think-long")?.status.value, "loaded");
   });
 });

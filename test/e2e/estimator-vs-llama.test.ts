@@ -60,10 +60,14 @@ function killGroup(proc: ChildProcess): Promise<void> {
 /** Starts llama-server at -lv 4, returns its log once the model is loaded (or the process ended), then stops it. */
 async function loadAndLog(bin: string, model: string, args: string[]): Promise<string[]> {
   const port = await freePort();
-  const proc = spawn(bin, ["-m", model, "--host", "127.0.0.1", "--port", String(port), "-lv", "4", "--no-warmup", ...args], {
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    bin,
+    ["-m", model, "--host", "127.0.0.1", "--port", String(port), "-lv", "4", "--no-warmup", ...args],
+    {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const lines: string[] = [];
   try {
     await new Promise<void>((resolve) => {
@@ -105,12 +109,36 @@ async function writeRealisticShape(dir: string, name: string): Promise<string> {
   const vocabSize = 32_000;
   const doc = tinyModelDocument({ name, kind: "chat", embd, layers: 4, contextLength: 8192 });
   const metadata = (doc.metadata as ReadonlyArray<readonly [string, GgufValue]>).map(([k, v]): [string, GgufValue] => {
-    const extend = <T,>(arr: readonly T[], fill: (i: number) => T): T[] => [...arr, ...Array.from({ length: vocabSize - arr.length }, (_, i) => fill(arr.length + i))];
+    const extend = <T>(arr: readonly T[], fill: (i: number) => T): T[] => [
+      ...arr,
+      ...Array.from({ length: vocabSize - arr.length }, (_, i) => fill(arr.length + i)),
+    ];
     if (k === "llama.feed_forward_length") return [k, GgufValue.u32(ffn)];
     if (k === "llama.vocab_size") return [k, GgufValue.u32(vocabSize)];
-    if (v.type === "array" && k === "tokenizer.ggml.tokens") return [k, GgufValue.array("string", extend(v.value as readonly string[], (i) => `fill${i}`))];
-    if (v.type === "array" && k === "tokenizer.ggml.scores") return [k, GgufValue.array("f32", extend(Array.from(v.value as ArrayLike<number>), () => -1000))];
-    if (v.type === "array" && k === "tokenizer.ggml.token_type") return [k, GgufValue.array("i32", extend(Array.from(v.value as ArrayLike<number>), () => 1))];
+    if (v.type === "array" && k === "tokenizer.ggml.tokens")
+      return [
+        k,
+        GgufValue.array(
+          "string",
+          extend(v.value as readonly string[], (i) => `fill${i}`),
+        ),
+      ];
+    if (v.type === "array" && k === "tokenizer.ggml.scores")
+      return [
+        k,
+        GgufValue.array(
+          "f32",
+          extend(Array.from(v.value as ArrayLike<number>), () => -1000),
+        ),
+      ];
+    if (v.type === "array" && k === "tokenizer.ggml.token_type")
+      return [
+        k,
+        GgufValue.array(
+          "i32",
+          extend(Array.from(v.value as ArrayLike<number>), () => 1),
+        ),
+      ];
     return [k, v];
   });
   const tensors = (doc.tensors ?? []).map((t): GgufTensor => {
@@ -134,7 +162,12 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { label: "tiny chat (defaults: trained ctx 2048, 4 slots)", model: { name: "est-chat", kind: "chat" }, args: [], estimate: {} },
+  {
+    label: "tiny chat (defaults: trained ctx 2048, 4 slots)",
+    model: { name: "est-chat", kind: "chat" },
+    args: [],
+    estimate: {},
+  },
   {
     label: "tiny think, 2 layers, -c 1000 (rounded to 1024 cells)",
     model: { name: "est-think", kind: "think", layers: 2 },
@@ -170,7 +203,8 @@ const CASES: Case[] = [
 const rel = (est: number, real: number) => (real === 0 ? (est === 0 ? 0 : Infinity) : (est - real) / real);
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
 /** The log prints MiB with two decimals: differences below that are rounding, not error. */
-const describeError = (e: number, r: number) => (Math.abs(e - r) <= 0.006 * MIB ? "within the log's rounding" : pct(rel(e, r)));
+const describeError = (e: number, r: number) =>
+  Math.abs(e - r) <= 0.006 * MIB ? "within the log's rounding" : pct(rel(e, r));
 
 void describe("estimateMemory vs llama-server's reported buffers", () => {
   let bin = "";
@@ -183,7 +217,8 @@ void describe("estimateMemory vs llama-server's reported buffers", () => {
 
   for (const c of CASES) {
     void test(c.label, async (t) => {
-      const path = c.model === "realistic" ? await writeRealisticShape(dir, "est-realistic") : await writeTinyModel(dir, c.model);
+      const path =
+        c.model === "realistic" ? await writeRealisticShape(dir, "est-realistic") : await writeTinyModel(dir, c.model);
       t.after(() => rmSync(path, { force: true }));
       const meta = await readModelMetadata(path);
       const lines = await loadAndLog(bin, path, c.args);
@@ -199,13 +234,19 @@ void describe("estimateMemory vs llama-server's reported buffers", () => {
       } as const;
       t.diagnostic(
         Object.entries(parts)
-          .map(([k, [e, r]]) => `${k} est ${(e / MIB).toFixed(2)} MiB / real ${(r / MIB).toFixed(2)} MiB (${describeError(e, r)})`)
+          .map(
+            ([k, [e, r]]) =>
+              `${k} est ${(e / MIB).toFixed(2)} MiB / real ${(r / MIB).toFixed(2)} MiB (${describeError(e, r)})`,
+          )
           .join("; "),
       );
       // The log rounds to 0.01 MiB: allow that much besides the relative tolerance.
       const close = (name: keyof typeof parts, tol: number) => {
         const [e, r] = parts[name];
-        assert.ok(Math.abs(e - r) <= tol * r + 0.006 * MIB, `${name}: estimated ${e} B, llama-server ${r} B (${pct(rel(e, r))}, tolerance ${tol * 100} %)`);
+        assert.ok(
+          Math.abs(e - r) <= tol * r + 0.006 * MIB,
+          `${name}: estimated ${e} B, llama-server ${r} B (${pct(rel(e, r))}, tolerance ${tol * 100} %)`,
+        );
       };
       close("model", 0.02);
       close("kv", 0.02);

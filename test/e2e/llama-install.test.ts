@@ -18,20 +18,34 @@ import { ensureLlamaServer } from "../support/llama-server.js";
 import { writeTinyModel } from "../support/tiny-models.js";
 import { killQuietly, pidsWithArg } from "../support/procs.js";
 import { writeFakeLlamaProject } from "../fixtures/releases/fake-llama-project.js";
-import { assetName, hostCpuAssetSuffix, makeReleaseArchive, startFakeReleaseServer } from "../fixtures/releases/fake-release-server.js";
+import {
+  assetName,
+  hostCpuAssetSuffix,
+  makeReleaseArchive,
+  startFakeReleaseServer,
+} from "../fixtures/releases/fake-release-server.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
 
 function cliEnv(root: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GGLIB_DATA_DIR: join(root, "data"), GGLIB_CACHE_DIR: join(root, "cache"), NO_COLOR: "1", ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GGLIB_DATA_DIR: join(root, "data"),
+    GGLIB_CACHE_DIR: join(root, "cache"),
+    NO_COLOR: "1",
+    ...extra,
+  };
   delete env.GGLIB_LLAMA_SERVER;
   delete env.FORCE_COLOR;
   return env;
 }
 
 /** Runs the CLI to completion (async, so a local HTTP server in this process can answer it). */
-function gglib(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function gglib(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(TSX, [MAIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -49,7 +63,11 @@ describe("gglib llama (CLI)", () => {
     t.after(() => rmSync(root, { recursive: true, force: true }));
     const repo = writeFakeLlamaProject(join(root, "repo"), "7.7.7-e2e");
     const git = (...a: string[]) =>
-      execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=master", ...a], { cwd: repo, encoding: "utf8" }).trim();
+      execFileSync(
+        "git",
+        ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=master", ...a],
+        { cwd: repo, encoding: "utf8" },
+      ).trim();
     git("init", "-q");
     git("add", ".");
     git("commit", "-q", "-m", "fake llama.cpp");
@@ -57,7 +75,19 @@ describe("gglib llama (CLI)", () => {
     git("bundle", "create", bundle, "HEAD", "master");
     const env = cliEnv(root);
 
-    const inst = await gglib(env, "llama", "install", "--source", bundle, "--version", "master", "--backend", "cpu", "--jobs", "2");
+    const inst = await gglib(
+      env,
+      "llama",
+      "install",
+      "--source",
+      bundle,
+      "--version",
+      "master",
+      "--backend",
+      "cpu",
+      "--jobs",
+      "2",
+    );
     assert.equal(inst.code, 0, inst.stderr);
     assert.match(inst.stderr, /→ Cloning /);
     assert.match(inst.stderr, /→ Building llama-server/);
@@ -132,18 +162,34 @@ describe("gglib llama (CLI)", () => {
     assert.match(st.versionText, /^version: \S+ \(build \d+, commit [0-9a-f]+\)/m, "the real llama-server's --version");
 
     const model = await writeTinyModel(root, { name: "tiny", kind: "chat" });
-    const child = spawn(TSX, [MAIN, "serve", model, "--base-port", String(20000 + Math.floor(Math.random() * 20000)), "--json"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawn(
+      TSX,
+      [MAIN, "serve", model, "--base-port", String(20000 + Math.floor(Math.random() * 20000)), "--json"],
+      { env, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    );
     t.after(() => killQuietly(child.pid));
     let out = "";
     let err = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-    for (let i = 0; i < 1200 && !out.includes('"event":"ready"') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 1200 && !out.includes('"event":"ready"') && child.exitCode === null; i++)
+      await new Promise((r) => setTimeout(r, 50));
     assert.ok(out.includes('"event":"ready"'), `serve did not get ready: ${out}\n${err}`);
-    const ready = JSON.parse(out.split("\n").find((l) => l.includes('"event":"ready"'))!) as { url: string; pid: number };
-    assert.equal(readFileSync(`/proc/${ready.pid}/cmdline`, "utf8").split("\0")[0], rec.binaryPath, "served by the installed binary");
+    const ready = JSON.parse(out.split("\n").find((l) => l.includes('"event":"ready"'))!) as {
+      url: string;
+      pid: number;
+    };
+    assert.equal(
+      readFileSync(`/proc/${ready.pid}/cmdline`, "utf8").split("\0")[0],
+      rec.binaryPath,
+      "served by the installed binary",
+    );
     const client = new OpenAI({ baseURL: `${ready.url}/v1`, apiKey: "none" });
-    const res = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+    const res = await client.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 4,
+    });
     assert.equal(res.choices.length, 1);
     assert.ok(typeof res.choices[0]!.message.content === "string");
   });

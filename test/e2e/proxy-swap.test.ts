@@ -25,7 +25,11 @@ before(async () => {
   mkdirSync(models);
   await writeTinyModel(models, { name: "tiny-a", kind: "chat" });
   await writeTinyModel(models, { name: "tiny-b", kind: "chat", seed: 5 });
-  const runner = new LlamaServerRunner({ binaryPath: bin, pidsDir: join(dir, "pids"), basePort: 19700 + Math.floor(Math.random() * 200) });
+  const runner = new LlamaServerRunner({
+    binaryPath: bin,
+    pidsDir: join(dir, "pids"),
+    basePort: 19700 + Math.floor(Math.random() * 200),
+  });
   runner.on((e) => {
     if (e.type === "spawned") spawned.push(e.handle.model);
   });
@@ -44,7 +48,13 @@ describe("proxy on the real llama-server", { timeout: 180_000 }, () => {
     const order = ["tiny-a", "tiny-b", "tiny-a", "tiny-b", "tiny-b", "tiny-a"];
     for (const [i, model] of order.entries()) {
       if (i % 2 === 0) {
-        const stream = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, stream: true, temperature: 0 });
+        const stream = await client.chat.completions.create({
+          model,
+          messages: [{ role: "user", content: "Hello" }],
+          max_tokens: 8,
+          stream: true,
+          temperature: 0,
+        });
         let text = "";
         const models = new Set<string>();
         for await (const chunk of stream) {
@@ -54,12 +64,21 @@ describe("proxy on the real llama-server", { timeout: 180_000 }, () => {
         assert.deepEqual([...models], [model], `stream ${i} answered by ${[...models].join(",")}`);
         assert.ok(text.length > 0, `stream ${i} produced text`);
       } else {
-        const r = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0 });
+        const r = await client.chat.completions.create({
+          model,
+          messages: [{ role: "user", content: "Hello" }],
+          max_tokens: 8,
+          temperature: 0,
+        });
         assert.equal(r.model, model, `request ${i}`);
         assert.ok((r.choices[0]?.message.content ?? "").length > 0);
       }
       const loaded = proxy.controller.status().filter((s) => s.state === "ready");
-      assert.deepEqual(loaded.map((s) => s.name), [model], "exactly the model asked for is loaded");
+      assert.deepEqual(
+        loaded.map((s) => s.name),
+        [model],
+        "exactly the model asked for is loaded",
+      );
     }
     // each switch started the other model: a, b, a, b, (b stays), a
     assert.deepEqual(spawned, ["tiny-a", "tiny-b", "tiny-a", "tiny-b", "tiny-a"]);
@@ -72,11 +91,16 @@ describe("proxy on the real llama-server", { timeout: 180_000 }, () => {
     const before = spawned.length;
     const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
     const res = await Promise.all(
-      Array.from({ length: 6 }, () => client.chat.completions.create({ model: "tiny-b", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 })),
+      Array.from({ length: 6 }, () =>
+        client.chat.completions.create({ model: "tiny-b", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 }),
+      ),
     );
     assert.ok(res.every((r) => r.model === "tiny-b"));
     assert.equal(spawned.length - before, 1);
-    const pids = proxy.controller.status().map((s) => s.pid).filter((p): p is number => p !== undefined);
+    const pids = proxy.controller
+      .status()
+      .map((s) => s.pid)
+      .filter((p): p is number => p !== undefined);
     const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
     assert.match(metrics, /gglib_proxy_generated_tokens_total\{model="tiny-b"\} \d+/);
     assert.match(metrics, /gglib_proxy_model_load_duration_seconds_count\{model="tiny-a",result="ok"\} \d+/);
@@ -116,9 +140,16 @@ describe("gglib proxy command on the real llama-server (the issue's acceptance r
     assert.equal(metrics0.status, 200);
     await metrics0.text();
     assert.deepEqual(llamas(), [], "/metrics loaded nothing");
-    const body = (model: string) => JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+    const body = (model: string) =>
+      JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
     const res = await Promise.all(
-      Array.from({ length: 10 }, () => fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body("tiny-a") })),
+      Array.from({ length: 10 }, () =>
+        fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: body("tiny-a"),
+        }),
+      ),
     );
     const answers = (await Promise.all(res.map((r) => r.json()))) as { model: string }[];
     assert.ok(answers.every((a) => a.model === "tiny-a"));
@@ -126,17 +157,41 @@ describe("gglib proxy command on the real llama-server (the issue's acceptance r
     assert.equal(starts.length, 1, "exactly one load of tiny-a");
     assert.equal(llamas().length, 1);
     const [pidA] = llamas();
-    let list = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; status: { value: string } }[] };
-    assert.deepEqual(list.data.map((m) => [m.id, m.status.value]), [["tiny-a", "loaded"], ["tiny-b", "unloaded"]]);
-    const b = (await (await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body("tiny-b") })).json()) as { model: string };
+    let list = (await (await fetch(`${url}/v1/models`)).json()) as {
+      data: { id: string; status: { value: string } }[];
+    };
+    assert.deepEqual(
+      list.data.map((m) => [m.id, m.status.value]),
+      [
+        ["tiny-a", "loaded"],
+        ["tiny-b", "unloaded"],
+      ],
+    );
+    const b = (await (
+      await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: body("tiny-b"),
+      })
+    ).json()) as { model: string };
     assert.equal(b.model, "tiny-b");
     assert.ok(!running(pidA!), "A was stopped");
     list = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; status: { value: string } }[] };
-    assert.deepEqual(list.data.map((m) => [m.id, m.status.value]), [["tiny-a", "unloaded"], ["tiny-b", "loaded"]]);
+    assert.deepEqual(
+      list.data.map((m) => [m.id, m.status.value]),
+      [
+        ["tiny-a", "unloaded"],
+        ["tiny-b", "loaded"],
+      ],
+    );
     const left = llamas();
     assert.equal(left.length, 1);
     process.kill(-child.pid!, "SIGKILL");
     await new Promise((r) => setTimeout(r, 2_000));
-    assert.deepEqual(left.filter((p) => running(p)), [], "no llama-server 2 s after SIGKILL of the proxy");
+    assert.deepEqual(
+      left.filter((p) => running(p)),
+      [],
+      "no llama-server 2 s after SIGKILL of the proxy",
+    );
   });
 });

@@ -22,7 +22,12 @@ let think: string;
 const runners: LlamaServerRunner[] = [];
 
 function newRunner(opts: ConstructorParameters<typeof LlamaServerRunner>[0] = {}): LlamaServerRunner {
-  const r = new LlamaServerRunner({ binaryPath: bin, pidsDir: join(dataDir, "pids"), basePort: 19100 + Math.floor(Math.random() * 500), ...opts });
+  const r = new LlamaServerRunner({
+    binaryPath: bin,
+    pidsDir: join(dataDir, "pids"),
+    basePort: 19100 + Math.floor(Math.random() * 500),
+    ...opts,
+  });
   runners.push(r);
   return r;
 }
@@ -47,19 +52,32 @@ describe("LlamaServerRunner on the real llama-server", () => {
     const events: ServerEvent["type"][] = [];
     const progress: number[] = [];
     runner.on((e) => e.type !== "log" && e.type !== "progress" && events.push(e.type));
-    const h = await runner.start({ modelPath: tinyA, contextSize: 1024, parallel: 1 }, { onProgress: (p) => progress.push(p.value) });
+    const h = await runner.start(
+      { modelPath: tinyA, contextSize: 1024, parallel: 1 },
+      { onProgress: (p) => progress.push(p.value) },
+    );
     assert.equal(h.model, "tiny-a");
     assert.ok(running(h.pid));
     assert.equal(readdirSync(join(dataDir, "pids")).length >= 1, true, "pidfile written");
     // the binary supports the child protocol: readiness and progress came from it
     assert.equal(progress.at(-1), 1);
     const client = new OpenAI({ baseURL: h.url + "/v1", apiKey: "none" });
-    const r = await client.chat.completions.create({ model: "tiny-a", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, seed: 1 });
+    const r = await client.chat.completions.create({
+      model: "tiny-a",
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: 8,
+      seed: 1,
+    });
     assert.equal(r.model, "tiny-a", "llama-server reports our alias");
     assert.equal(typeof r.choices[0]!.message.content, "string");
     assert.ok(r.usage && r.usage.completion_tokens > 0);
 
-    const stream = await client.chat.completions.create({ model: "tiny-a", messages: [{ role: "user", content: "Hi" }], max_tokens: 8, stream: true });
+    const stream = await client.chat.completions.create({
+      model: "tiny-a",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 8,
+      stream: true,
+    });
     let chunks = 0;
     let text = "";
     for await (const c of stream) {
@@ -86,14 +104,26 @@ describe("LlamaServerRunner on the real llama-server", () => {
       // some answers have both parts
       let both = 0;
       for (let seed = 0; seed < 8; seed++) {
-        const r = await client.chat.completions.create({ model: h.model, messages: [{ role: "user", content: "Think" }], max_tokens: 64, seed });
+        const r = await client.chat.completions.create({
+          model: h.model,
+          messages: [{ role: "user", content: "Think" }],
+          max_tokens: 64,
+          seed,
+        });
         const m = r.choices[0]!.message as { content: string | null; reasoning_content?: string };
         if ((m.reasoning_content ?? "").length > 0 && (m.content ?? "").length > 0) both++;
       }
       assert.ok(both >= 2, `answers with reasoning and content: ${both}/8`);
-      const stream = await client.chat.completions.create({ model: h.model, messages: [{ role: "user", content: "Think" }], max_tokens: 48, seed: 1, stream: true });
+      const stream = await client.chat.completions.create({
+        model: h.model,
+        messages: [{ role: "user", content: "Think" }],
+        max_tokens: 48,
+        seed: 1,
+        stream: true,
+      });
       let reasoning = "";
-      for await (const c of stream) reasoning += (c.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "";
+      for await (const c of stream)
+        reasoning += (c.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "";
       assert.ok(reasoning.length > 0, "reasoning_content deltas arrived");
     } finally {
       await runner.stop(h);
@@ -121,7 +151,10 @@ describe("LlamaServerRunner on the real llama-server", () => {
 
   test("a missing model file is refused before spawning", async () => {
     const runner = newRunner();
-    await assert.rejects(runner.start({ modelPath: join(dir, "nope.gguf") }), (e: unknown) => e instanceof GglibError && e.kind === "model_not_found" && /nope\.gguf/.test(e.message));
+    await assert.rejects(
+      runner.start({ modelPath: join(dir, "nope.gguf") }),
+      (e: unknown) => e instanceof GglibError && e.kind === "model_not_found" && /nope\.gguf/.test(e.message),
+    );
   });
 
   test("a taken port is skipped; an explicitly requested taken port is a clear error", async () => {
@@ -156,7 +189,12 @@ describe("LlamaServerRunner on the real llama-server", () => {
     const runner = newRunner({ stopGraceMs: 5000 });
     const h = await runner.start({ modelPath: tinyA, contextSize: 8192, parallel: 1 });
     const client = new OpenAI({ baseURL: h.url + "/v1", apiKey: "none", maxRetries: 0 });
-    const stream = await client.chat.completions.create({ model: h.model, messages: [{ role: "user", content: "Go" }], max_tokens: 100000, stream: true });
+    const stream = await client.chat.completions.create({
+      model: h.model,
+      messages: [{ role: "user", content: "Go" }],
+      max_tokens: 100000,
+      stream: true,
+    });
     let chunks = 0;
     let stopPromise: Promise<void> | undefined;
     let t0 = 0;
@@ -206,10 +244,23 @@ describe("LlamaServerRunner on the real llama-server", () => {
   });
 
   test("SIGKILL of the parent leaves no llama-server alive 2 s later (gglib serve)", async () => {
-    const child = spawn(process.execPath, ["bin/gglib.js", "serve", tinyA, "--json", "--ctx", "512", "--base-port", String(19300 + Math.floor(Math.random() * 300))], {
-      env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: dataDir },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        "bin/gglib.js",
+        "serve",
+        tinyA,
+        "--json",
+        "--ctx",
+        "512",
+        "--base-port",
+        String(19300 + Math.floor(Math.random() * 300)),
+      ],
+      {
+        env: { ...process.env, GGLIB_LLAMA_SERVER: bin, GGLIB_DATA_DIR: dataDir },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     try {
@@ -240,7 +291,11 @@ describe("LlamaServerRunner on the real llama-server", () => {
       assert.ok(await waitFor(() => out.includes(`http://127.0.0.1:${port}`), 60_000), out + err);
       assert.match(err, /loading tiny-a/);
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "none" });
-      const r = await client.chat.completions.create({ model: "tiny-a", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+      const r = await client.chat.completions.create({
+        model: "tiny-a",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 4,
+      });
       assert.equal(r.model, "tiny-a");
       const llamaPids = pidsWithArg(tinyA).filter((p) => p !== child.pid);
       assert.equal(llamaPids.length, 1);

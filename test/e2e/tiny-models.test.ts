@@ -11,7 +11,10 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
+import type {
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+} from "openai/resources/chat/completions";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { tinyVocab, writeNotGguf, writeTinyModel, writeTruncatedGguf } from "../support/tiny-models.js";
 
@@ -173,7 +176,10 @@ void describe("tiny chat model on the real llama-server", () => {
 
   void test("the SPM vocabulary merges pieces and the template is ChatML", async () => {
     const tok = (await (
-      await fetch(`${server.baseURL}/tokenize`, { method: "POST", body: JSON.stringify({ content: "Hello world", with_pieces: true }) })
+      await fetch(`${server.baseURL}/tokenize`, {
+        method: "POST",
+        body: JSON.stringify({ content: "Hello world", with_pieces: true }),
+      })
     ).json()) as { tokens: { id: number; piece: string }[] };
     assert.deepEqual(
       tok.tokens.map((t) => t.piece),
@@ -182,10 +188,18 @@ void describe("tiny chat model on the real llama-server", () => {
     const tpl = (await (
       await fetch(`${server.baseURL}/apply-template`, {
         method: "POST",
-        body: JSON.stringify({ messages: [{ role: "system", content: "S" }, { role: "user", content: "Hi" }] }),
+        body: JSON.stringify({
+          messages: [
+            { role: "system", content: "S" },
+            { role: "user", content: "Hi" },
+          ],
+        }),
       })
     ).json()) as { prompt: string };
-    assert.equal(tpl.prompt, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert.equal(
+      tpl.prompt,
+      "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    );
   });
 
   void test("non-streaming chat returns valid content", async () => {

@@ -30,15 +30,22 @@ async function hungModel(t: TestContext): Promise<{ p: ProxyProcess; pid: number
   return { p, pid };
 }
 
-test("the health monitor reports a SIGSTOPped llama-server as unhealthy (a health event on `gglib proxy --json`)", { timeout: 30_000 }, async (t) => {
-  const { p } = await hungModel(t);
-  const t0 = Date.now();
-  const seen = await waitFor(() => /"event":"health"[^\n]*"status":"unhealthy"/.test(p.stdout()), 15_000, 100);
-  t.diagnostic(`unhealthy reported after ${Date.now() - t0} ms`);
-  assert.ok(seen, `a health event: ${p.stdout().slice(-1500)}`);
-  const line = p.stdout().split("\n").find((l) => l.includes('"event":"health"') && l.includes("unhealthy"))!;
-  assert.equal((JSON.parse(line) as { model: string }).model, "a");
-});
+test(
+  "the health monitor reports a SIGSTOPped llama-server as unhealthy (a health event on `gglib proxy --json`)",
+  { timeout: 30_000 },
+  async (t) => {
+    const { p } = await hungModel(t);
+    const t0 = Date.now();
+    const seen = await waitFor(() => /"event":"health"[^\n]*"status":"unhealthy"/.test(p.stdout()), 15_000, 100);
+    t.diagnostic(`unhealthy reported after ${Date.now() - t0} ms`);
+    assert.ok(seen, `a health event: ${p.stdout().slice(-1500)}`);
+    const line = p
+      .stdout()
+      .split("\n")
+      .find((l) => l.includes('"event":"health"') && l.includes("unhealthy"))!;
+    assert.equal((JSON.parse(line) as { model: string }).model, "a");
+  },
+);
 
 test(
   "a SIGSTOPped (hung) llama-server is found by the health monitor: requests to it do not hang forever",
@@ -52,13 +59,22 @@ test(
     let status = 0;
     let text = "";
     try {
-      const res = await postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }, {}, AbortSignal.timeout(20_000));
+      const res = await postJson(
+        p.url,
+        "/v1/chat/completions",
+        { model: "a", messages: msgs },
+        {},
+        AbortSignal.timeout(20_000),
+      );
       status = res.status;
       text = await res.text();
     } catch (e) {
       text = `no answer after ${Date.now() - t0} ms: ${(e as Error).message}`;
     }
-    assert.ok(status === 200 || status >= 500, `an answer (from a restarted server) or a clear error within 20 s; got ${status}: ${text}`);
+    assert.ok(
+      status === 200 || status >= 500,
+      `an answer (from a restarted server) or a clear error within 20 s; got ${status}: ${text}`,
+    );
     if (status !== 200) {
       const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;
       assert.deepEqual([typeof e.message, typeof e.type, typeof e.code], ["string", "string", "string"], text);
@@ -66,7 +82,13 @@ test(
     t.diagnostic(`hung server: ${status} after ${Date.now() - t0} ms: ${text.slice(0, 200)}`);
     assert.ok(await waitFor(() => !running(pid), 5_000), "the hung process was killed");
     // the next request gets a fresh llama-server
-    const again = await postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }, {}, AbortSignal.timeout(15_000));
+    const again = await postJson(
+      p.url,
+      "/v1/chat/completions",
+      { model: "a", messages: msgs },
+      {},
+      AbortSignal.timeout(15_000),
+    );
     assert.equal(again.status, 200, await again.clone().text());
     assert.equal(((await again.json()) as { model: string }).model, "a");
     const now = p.llamaPids();
@@ -75,27 +97,37 @@ test(
   },
 );
 
-test("a llama-server that hangs while loading (SIGSTOP) is ended by --load-timeout: waiting requests get a clear error, the process is killed", { timeout: 45_000 }, async (t) => {
-  const p = await startProxyProcess(t, { models: ["a"], args: ["--load-timeout", "3"], knobs: { loadMs: 1_500 } });
-  const t0 = Date.now();
-  const plain = postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }, {}, AbortSignal.timeout(30_000));
-  let pid: number | undefined;
-  assert.ok(await waitFor(() => (pid = p.llamaPids()[0]) !== undefined, 10_000, 20));
-  process.kill(pid!, "SIGSTOP");
-  t.after(() => {
-    try {
-      process.kill(pid!, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  });
-  const res = await plain;
-  const text = await res.text();
-  const ms = Date.now() - t0;
-  t.diagnostic(`${res.status} after ${ms} ms: ${text.slice(0, 240)}`);
-  assert.ok(res.status >= 500, `${res.status}: ${text}`);
-  const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;
-  assert.deepEqual([typeof e.message, typeof e.type, typeof e.code], ["string", "string", "string"], text);
-  assert.ok(ms < 15_000, `within the load timeout and the stop grace (${ms} ms)`);
-  assert.ok(await waitFor(() => !running(pid!), 8_000), "the stopped process was killed, not left behind");
-});
+test(
+  "a llama-server that hangs while loading (SIGSTOP) is ended by --load-timeout: waiting requests get a clear error, the process is killed",
+  { timeout: 45_000 },
+  async (t) => {
+    const p = await startProxyProcess(t, { models: ["a"], args: ["--load-timeout", "3"], knobs: { loadMs: 1_500 } });
+    const t0 = Date.now();
+    const plain = postJson(
+      p.url,
+      "/v1/chat/completions",
+      { model: "a", messages: msgs },
+      {},
+      AbortSignal.timeout(30_000),
+    );
+    let pid: number | undefined;
+    assert.ok(await waitFor(() => (pid = p.llamaPids()[0]) !== undefined, 10_000, 20));
+    process.kill(pid!, "SIGSTOP");
+    t.after(() => {
+      try {
+        process.kill(pid!, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    });
+    const res = await plain;
+    const text = await res.text();
+    const ms = Date.now() - t0;
+    t.diagnostic(`${res.status} after ${ms} ms: ${text.slice(0, 240)}`);
+    assert.ok(res.status >= 500, `${res.status}: ${text}`);
+    const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;
+    assert.deepEqual([typeof e.message, typeof e.type, typeof e.code], ["string", "string", "string"], text);
+    assert.ok(ms < 15_000, `within the load timeout and the stop grace (${ms} ms)`);
+    assert.ok(await waitFor(() => !running(pid!), 8_000), "the stopped process was killed, not left behind");
+  },
+);

@@ -34,7 +34,15 @@ async function plantOrphan(dir: string): Promise<{ pid: number; pidfile: string 
   const deadPid = dead.pid!;
   await new Promise((r) => dead.once("exit", r));
   const pidsDir = join(dir, "data", "pids");
-  const pidfile = await writePidfile(pidsDir, "orphan-a", { pid, port, binaryPath: FAKE_LLAMA_SERVER, model: "a", modelPath: model, startedAt: Date.now(), ownerPid: deadPid });
+  const pidfile = await writePidfile(pidsDir, "orphan-a", {
+    pid,
+    port,
+    binaryPath: FAKE_LLAMA_SERVER,
+    model: "a",
+    modelPath: model,
+    startedAt: Date.now(),
+    ownerPid: deadPid,
+  });
   assert.ok(await waitFor(() => running(pid), 2_000));
   return { pid, pidfile };
 }
@@ -52,15 +60,12 @@ describe("chaos: orphans of an earlier run", { timeout: 60_000 }, () => {
     assert.equal(p.llamaPids().length, 1, "only the new llama-server runs");
   });
 
-  test(
-    "the orphan sweep runs when the proxy starts, before any request (an orphan holds memory the auto budget would miss)",
-    async (t) => {
-      const dir = proxyDir(t, ["a"]);
-      const orphan = await plantOrphan(dir);
-      await startProxyProcess(t, { dir, knobs: { loadMs: 50 } });
-      // the sweep is done before the proxy says it is ready
-      assert.ok(await waitFor(() => !running(orphan.pid), 1_000), "the orphan was ended at start-up");
-      assert.ok(!existsSync(orphan.pidfile), "its pidfile was removed");
-    },
-  );
+  test("the orphan sweep runs when the proxy starts, before any request (an orphan holds memory the auto budget would miss)", async (t) => {
+    const dir = proxyDir(t, ["a"]);
+    const orphan = await plantOrphan(dir);
+    await startProxyProcess(t, { dir, knobs: { loadMs: 50 } });
+    // the sweep is done before the proxy says it is ready
+    assert.ok(await waitFor(() => !running(orphan.pid), 1_000), "the orphan was ended at start-up");
+    assert.ok(!existsSync(orphan.pidfile), "its pidfile was removed");
+  });
 });

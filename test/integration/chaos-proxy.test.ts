@@ -39,7 +39,10 @@ function assertErrorShape(text: string, what: string): { message: string; type: 
 function assertSseError(text: string, what: string): string {
   const data = sseData(text);
   assert.equal(data.at(-1), "[DONE]", `${what}: ends with [DONE]: ${text.slice(-400)}`);
-  const err = data.slice(0, -1).reverse().find((d) => d.includes('"error"'));
+  const err = data
+    .slice(0, -1)
+    .reverse()
+    .find((d) => d.includes('"error"'));
   assert.ok(err, `${what}: an error event before [DONE]: ${text.slice(-400)}`);
   return assertErrorShape(err, what).message;
 }
@@ -73,11 +76,15 @@ async function untilOk(p: ProxyProcess, model: string, timeoutMs: number): Promi
 
 async function pidOf(p: ProxyProcess, model: string, timeoutMs = 10_000): Promise<number> {
   let pid: number | undefined;
-  await waitFor(async () => {
-    const st = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { name: string; pid?: number }[] };
-    pid = st.models.find((m) => m.name === model)?.pid;
-    return pid !== undefined;
-  }, timeoutMs, 20);
+  await waitFor(
+    async () => {
+      const st = (await (await fetch(`${p.url}/api/status`)).json()) as { models: { name: string; pid?: number }[] };
+      pid = st.models.find((m) => m.name === model)?.pid;
+      return pid !== undefined;
+    },
+    timeoutMs,
+    20,
+  );
   assert.ok(pid, `${model} has a llama-server`);
   return pid;
 }
@@ -87,7 +94,10 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
     const p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 2_000 } });
     let killedAt = 0;
     const plain = settle(postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs }), () => killedAt);
-    const stream = settle(postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, stream: true }), () => killedAt);
+    const stream = settle(
+      postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, stream: true }),
+      () => killedAt,
+    );
     const pid = await loadingPid(p);
     await new Promise((r) => setTimeout(r, 300)); // well inside the 2 s load
     process.kill(pid, "SIGKILL");
@@ -98,7 +108,10 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
     assert.match(e.message, /SIGKILL|signal|exited/i, `the error says the server died: ${e.message}`);
     assert.equal(b.status, 200, "the stream was committed while loading");
     assertSseError(b.text, "stream");
-    assert.ok(a.afterKillMs < 3_000 && b.afterKillMs < 3_000, `prompt errors: ${a.afterKillMs} ms, ${b.afterKillMs} ms after the kill`);
+    assert.ok(
+      a.afterKillMs < 3_000 && b.afterKillMs < 3_000,
+      `prompt errors: ${a.afterKillMs} ms, ${b.afterKillMs} ms after the kill`,
+    );
     assert.deepEqual(await waitGone([pid], 2_000), []);
     // a later request starts it again and succeeds (after the load-failure cooldown its 503 announces)
     await untilOk(p, "a", 15_000);
@@ -114,7 +127,9 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
     await warm.arrayBuffer();
     const pid = await pidOf(p, "a");
     const streams = await Promise.all(
-      [1, 2, 3].map(() => postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, stream: true, max_tokens: 100_000 })),
+      [1, 2, 3].map(() =>
+        postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, stream: true, max_tokens: 100_000 }),
+      ),
     );
     const readers = streams.map(async (res) => {
       assert.equal(res.status, 200);
@@ -124,7 +139,10 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
       return text;
     });
     let killedAt = 0;
-    const plain = settle(postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, max_tokens: 100_000 }), () => killedAt);
+    const plain = settle(
+      postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, max_tokens: 100_000 }),
+      () => killedAt,
+    );
     await new Promise((r) => setTimeout(r, 400)); // tokens are flowing
     process.kill(pid, "SIGKILL");
     killedAt = Date.now();
@@ -138,7 +156,10 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
     const a = await plain;
     assert.equal(a.status, 502, a.text);
     assertErrorShape(a.text, "plain request");
-    assert.ok(streamsEndedMs < 3_000 && a.afterKillMs < 3_000, `prompt: streams ${streamsEndedMs} ms, plain ${a.afterKillMs} ms`);
+    assert.ok(
+      streamsEndedMs < 3_000 && a.afterKillMs < 3_000,
+      `prompt: streams ${streamsEndedMs} ms, plain ${a.afterKillMs} ms`,
+    );
     assert.deepEqual(await waitGone([pid], 2_000), []);
     const again = await postJson(p.url, "/v1/chat/completions", { model: "a", messages: msgs, max_tokens: 3 });
     assert.equal(again.status, 200);
@@ -147,12 +168,22 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
   });
 
   test("random SIGKILLs of llama-servers during 6 s of mixed load over 3 models: every request ends (200 or a clear error), none hangs; the proxy recovers and leaks nothing", async (t) => {
-    const p = await startProxyProcess(t, { models: ["a", "b", "c"], args: ["--max-models", "2"], knobs: { loadMs: 200, tokens: 20, tokenIntervalMs: 10 } });
+    const p = await startProxyProcess(t, {
+      models: ["a", "b", "c"],
+      args: ["--max-models", "2"],
+      knobs: { loadMs: 200, tokens: 20, tokenIntervalMs: 10 },
+    });
     const client = new Agent({ keepAliveTimeout: 1_000 });
     let clientClosed = false;
     t.after(() => (clientClosed ? undefined : client.close()));
     const post = (body: unknown, signal: AbortSignal) =>
-      ufetch(`${p.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), dispatcher: client, signal });
+      ufetch(`${p.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        dispatcher: client,
+        signal,
+      });
     const fdBefore = p.fdCount();
     let stop = false;
     const kills: number[] = [];
@@ -166,7 +197,8 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
         const pids = p.llamaPids();
         const ready = pids.filter((x) => served.has(x));
         // (a kill while loading puts the model in a load-failure cooldown: a few of those, not a cascade)
-        const pool = ready.length > 0 && (loadingKills >= 2 || Math.random() < 0.8) ? ready : loadingKills < 2 ? pids : [];
+        const pool =
+          ready.length > 0 && (loadingKills >= 2 || Math.random() < 0.8) ? ready : loadingKills < 2 ? pids : [];
         if (pool.length === 0 || stop) continue;
         const victim = pool[Math.floor(Math.random() * pool.length)]!;
         try {
@@ -195,7 +227,9 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
           outcomes.clearError++;
           codes.set("stream-error", (codes.get("stream-error") ?? 0) + 1);
         } else outcomes.ok++;
-        for (const d of data) if (d !== "[DONE]" && !d.includes('"error"') && (JSON.parse(d) as { model: string }).model !== model) bad.push(`#${i}: chunk of another model`);
+        for (const d of data)
+          if (d !== "[DONE]" && !d.includes('"error"') && (JSON.parse(d) as { model: string }).model !== model)
+            bad.push(`#${i}: chunk of another model`);
       } else if (res.status === 200) {
         if ((JSON.parse(text) as { model: string }).model !== model) bad.push(`#${i}: answered by another model`);
         outcomes.ok++;
@@ -262,7 +296,11 @@ describe("chaos: processes killed under the proxy", { timeout: 60_000 }, () => {
     // the stream had its 200 + keep-alive comments; its body ends with a network error (or early end without [DONE])
     assert.ok(b instanceof Error || !String(b).includes("[DONE]"), `stream cut: ${String(b)}`);
     assert.ok(failedMs < 2_000, `clients learn at once (${failedMs} ms)`);
-    assert.deepEqual(await waitGone([pid], 3_000), [], "the loading llama-server died with the proxy (parent-death signal)");
+    assert.deepEqual(
+      await waitGone([pid], 3_000),
+      [],
+      "the loading llama-server died with the proxy (parent-death signal)",
+    );
     await p.exited;
 
     // restart on the same folder (same data dir: pidfiles and orphan sweep)

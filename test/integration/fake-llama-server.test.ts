@@ -11,7 +11,15 @@ import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FAKE_LLAMA_SERVER, fakeLlamaEnv, freePort, readFakeStats, startFakeLlama, writeFakeModel, type FakeLlamaProcess } from "../support/fake-llama.js";
+import {
+  FAKE_LLAMA_SERVER,
+  fakeLlamaEnv,
+  freePort,
+  readFakeStats,
+  startFakeLlama,
+  writeFakeModel,
+  type FakeLlamaProcess,
+} from "../support/fake-llama.js";
 
 const FIX = fileURLToPath(new URL("../fixtures/llama-server/", import.meta.url));
 const fixture = (name: string): Buffer => readFileSync(join(FIX, name));
@@ -30,7 +38,11 @@ async function start(t: TestContext, ...args: Parameters<typeof startFakeLlama>)
 }
 
 /** Run the fake to completion (it is expected to exit on its own). */
-function runFake(args: string[], env: NodeJS.ProcessEnv = fakeLlamaEnv(), cwd = tmpdir()): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+function runFake(
+  args: string[],
+  env: NodeJS.ProcessEnv = fakeLlamaEnv(),
+  cwd = tmpdir(),
+): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const r = spawnSync(FAKE_LLAMA_SERVER, args, { env, cwd, encoding: "utf8", timeout: 20_000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
@@ -80,7 +92,8 @@ function rawExchange(port: number, request: string | Buffer, sock?: Socket): Pro
       resolve({ bytes: buf, head, status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), closedByServer: closed });
     };
     // a response that says `Connection: close` is only done when the server has closed the socket
-    const announcesClose = (): boolean => /\r\nConnection: close\r\n/i.test(buf.toString("latin1", 0, Math.max(0, buf.indexOf("\r\n\r\n") + 2)));
+    const announcesClose = (): boolean =>
+      /\r\nConnection: close\r\n/i.test(buf.toString("latin1", 0, Math.max(0, buf.indexOf("\r\n\r\n") + 2)));
     const onData = (d: Buffer): void => {
       buf = Buffer.concat([buf, d]);
       if (complete() && !announcesClose()) done();
@@ -99,13 +112,27 @@ function rawExchange(port: number, request: string | Buffer, sock?: Socket): Pro
 
 /** The request a fixture recorded (its .json holds request_raw) is not copied; rebuild the same bytes here. */
 function httpRequest(method: string, path: string, body?: string, extra: string[] = []): string {
-  const lines = [`${method} ${path} HTTP/1.1`, "Host: 127.0.0.1", "User-Agent: fixture-capture/1", "Accept: */*", ...extra];
+  const lines = [
+    `${method} ${path} HTTP/1.1`,
+    "Host: 127.0.0.1",
+    "User-Agent: fixture-capture/1",
+    "Accept: */*",
+    ...extra,
+  ];
   if (body !== undefined) lines.push("Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`);
   return lines.join("\r\n") + "\r\n\r\n" + (body ?? "");
 }
 
 /** An open streaming request whose bytes can be watched as they arrive. */
-function openStream(port: number, body: string): { sock: Socket; bytes: () => Buffer; closed: () => boolean; waitFor: (pred: (b: Buffer) => boolean, timeoutMs?: number) => Promise<void> } {
+function openStream(
+  port: number,
+  body: string,
+): {
+  sock: Socket;
+  bytes: () => Buffer;
+  closed: () => boolean;
+  waitFor: (pred: (b: Buffer) => boolean, timeoutMs?: number) => Promise<void>;
+} {
   const sock = connect(port, "127.0.0.1");
   let buf = Buffer.alloc(0);
   let closed = false;
@@ -189,7 +216,9 @@ function chatLayout(raw: Buffer): string[][] {
         if (data === "[DONE]") return "[DONE]";
         const o = JSON.parse(data);
         const choice = o.choices[0];
-        const what = choice ? `delta:${Object.keys(choice.delta).join("+") || "{}"} finish:${choice.finish_reason}` : "no-choices";
+        const what = choice
+          ? `delta:${Object.keys(choice.delta).join("+") || "{}"} finish:${choice.finish_reason}`
+          : "no-choices";
         return `${what} keys:${Object.keys(o).join(",")}${choice ? ` choice:${Object.keys(choice).join(",")}` : ""}`;
       });
   });
@@ -223,8 +252,33 @@ describe("fake llama-server: command line and startup failures", () => {
 
   test("the flags gglib passes are accepted", async (t) => {
     const fake = await start(t, {
-      args: ["-c", "4096", "-ngl", "0", "--jinja", "--reasoning-format", "deepseek", "--reasoning-budget", "-1", "-fa", "on", "-np", "2",
-        "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--mlock", "--no-jinja", "--alias", "my-model", "--metrics", "-lv", "3", "--embeddings"],
+      args: [
+        "-c",
+        "4096",
+        "-ngl",
+        "0",
+        "--jinja",
+        "--reasoning-format",
+        "deepseek",
+        "--reasoning-budget",
+        "-1",
+        "-fa",
+        "on",
+        "-np",
+        "2",
+        "--cache-type-k",
+        "q8_0",
+        "--cache-type-v",
+        "q8_0",
+        "--mlock",
+        "--no-jinja",
+        "--alias",
+        "my-model",
+        "--metrics",
+        "-lv",
+        "3",
+        "--embeddings",
+      ],
     });
     const r = await fetch(`${fake.baseUrl}/v1/models`);
     const body = (await r.json()) as { data: { id: string; meta: { n_ctx: number } }[] };
@@ -239,7 +293,9 @@ describe("fake llama-server: command line and startup failures", () => {
     const r = runFake(["-m", model, "--port", String(28111)], fakeLlamaEnv(), dir);
     assert.equal(r.status, 1);
     assert.equal(r.stdout, "");
-    const want = normalizeLog(fixtureText("07a-missing-model.stderr.txt"), { "/data/llm/models/does-not-exist.gguf": "<M>" });
+    const want = normalizeLog(fixtureText("07a-missing-model.stderr.txt"), {
+      "/data/llm/models/does-not-exist.gguf": "<M>",
+    });
     assert.deepEqual(normalizeLog(r.stderr, { [model]: "<M>" }), want);
   });
 
@@ -249,7 +305,10 @@ describe("fake llama-server: command line and startup failures", () => {
     writeFileSync(model, "NOTAGGUF".repeat(100));
     const r = runFake(["-m", model, "--port", "28113"], fakeLlamaEnv(), dir);
     assert.equal(r.status, 1);
-    assert.deepEqual(normalizeLog(r.stderr, { [model]: "<M>" }), normalizeLog(fixtureText("07b2-not-gguf.stderr.txt"), { "/var/fx-garbage.gguf": "<M>" }));
+    assert.deepEqual(
+      normalizeLog(r.stderr, { [model]: "<M>" }),
+      normalizeLog(fixtureText("07b2-not-gguf.stderr.txt"), { "/var/fx-garbage.gguf": "<M>" }),
+    );
   });
 
   test("a port in use prints the 07c lines and exits with 1 (and so does FAKE_LLAMA_REFUSE_BIND)", async (t) => {
@@ -265,19 +324,32 @@ describe("fake llama-server: command line and startup failures", () => {
     assert.deepEqual(normalizeLog(r.stderr, { [String(port)]: "<P>" }), want);
 
     const free = await freePort();
-    const r2 = runFake(["-m", model, "--host", "127.0.0.1", "--port", String(free)], fakeLlamaEnv({ refuseBind: true }), dir);
+    const r2 = runFake(
+      ["-m", model, "--host", "127.0.0.1", "--port", String(free)],
+      fakeLlamaEnv({ refuseBind: true }),
+      dir,
+    );
     assert.equal(r2.status, 1);
     assert.deepEqual(normalizeLog(r2.stderr, { [String(free)]: "<P>" }), want);
   });
 
   test("FAKE_LLAMA_FAIL_LOAD fails during the load with the given message and exit code", async (t) => {
-    const fake = await start(t, { knobs: { loadMs: 300, failLoad: { exitCode: 3, message: "out of memory: cannot allocate 4096 MiB" } }, waitReady: false });
+    const fake = await start(t, {
+      knobs: { loadMs: 300, failLoad: { exitCode: 3, message: "out of memory: cannot allocate 4096 MiB" } },
+      waitReady: false,
+    });
     const r = await fake.exited;
     assert.equal(r.code, 3);
-    assert.match(fake.stderr(), /^\d+\.\d{2}\.\d{3}\.\d{3} E llama_model_load: out of memory: cannot allocate 4096 MiB$/m);
+    assert.match(
+      fake.stderr(),
+      /^\d+\.\d{2}\.\d{3}\.\d{3} E llama_model_load: out of memory: cannot allocate 4096 MiB$/m,
+    );
     assert.match(fake.stderr(), /E srv {2}llama_server: exiting due to model loading error/);
 
-    const crash = await start(t, { knobs: { loadMs: 10, failLoad: { exitCode: "SIGABRT", message: "GGML_ASSERT failed" } }, waitReady: false });
+    const crash = await start(t, {
+      knobs: { loadMs: 10, failLoad: { exitCode: "SIGABRT", message: "GGML_ASSERT failed" } },
+      waitReady: false,
+    });
     assert.equal((await crash.exited).signal, "SIGABRT");
   });
 });
@@ -289,8 +361,14 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
     const h503 = await rawExchange(fake.port, httpRequest("GET", "/health"));
     assert.equal(h503.bytes.toString("latin1"), fixture("06-while-loading-GET-health-503.raw").toString("latin1"));
     assert.ok(h503.closedByServer, "a 503 closes the connection");
-    const c503 = await rawExchange(fake.port, httpRequest("POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"Hi"}]}'));
-    assert.equal(c503.bytes.toString("latin1"), fixture("06-while-loading-POST-v1_chat_completions-503.raw").toString("latin1"));
+    const c503 = await rawExchange(
+      fake.port,
+      httpRequest("POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"Hi"}]}'),
+    );
+    assert.equal(
+      c503.bytes.toString("latin1"),
+      fixture("06-while-loading-POST-v1_chat_completions-503.raw").toString("latin1"),
+    );
     const unknown = await rawExchange(fake.port, httpRequest("GET", "/v1/does-not-exist"));
     assert.equal(unknown.status, 503, "even unknown routes get the loading answer");
 
@@ -309,14 +387,21 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
     const cases: [string, string][] = [
       [httpRequest("GET", "/v1/does-not-exist"), "06-unknown-route-get.raw"],
       [httpRequest("GET", "/v1/chat/completions"), "06-wrong-method-get-chat.raw"],
-      [httpRequest("POST", "/v1/chat/completions", '{"messages": [{"role": "user", "content": "Hi"}'), "06-malformed-json-chat.raw"],
+      [
+        httpRequest("POST", "/v1/chat/completions", '{"messages": [{"role": "user", "content": "Hi"}'),
+        "06-malformed-json-chat.raw",
+      ],
       [httpRequest("POST", "/completion", '{"prompt": "Hi", '), "06-malformed-json-completion.raw"],
       [httpRequest("POST", "/v1/chat/completions", ""), "06-empty-body-chat.raw"],
       [httpRequest("POST", "/v1/embeddings", '{"input": "Hi"}'), "06-embeddings-without-flag.raw"],
       [httpRequest("POST", "/rerank", '{"query": "a", "documents": ["b"]}'), "06-rerank-disabled.raw"],
       [httpRequest("POST", "/infill", '{"input_prefix": "a", "input_suffix": "b"}'), "06-infill-unsupported.raw"],
       [
-        httpRequest("OPTIONS", "/v1/chat/completions", undefined, ["Origin: http://example.com", "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: content-type,authorization"]),
+        httpRequest("OPTIONS", "/v1/chat/completions", undefined, [
+          "Origin: http://example.com",
+          "Access-Control-Request-Method: POST",
+          "Access-Control-Request-Headers: content-type,authorization",
+        ]),
         "02-cors-preflight.raw",
       ],
     ];
@@ -325,16 +410,30 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
       assert.equal(r.bytes.toString("latin1"), fixture(file).toString("latin1"), file);
       if (r.status >= 400) assert.ok(r.closedByServer, `${file}: error responses close the connection`);
     }
-    assert.match(fake.stderr(), /W srv {4}operator\(\): got exception: \{"error":\{"code":500,"message":"\[json\.exception\.parse_error\.101\] parse error at line 1, column 48/);
+    assert.match(
+      fake.stderr(),
+      /W srv {4}operator\(\): got exception: \{"error":\{"code":500,"message":"\[json\.exception\.parse_error\.101\] parse error at line 1, column 48/,
+    );
   });
 
   test("--api-key: 401 with the recorded bytes, /health stays public, Bearer and X-Api-Key work", async (t) => {
     const fake = await start(t, { args: ["--api-key", "sekrit"] });
-    const bad = await rawExchange(fake.port, httpRequest("POST", "/v1/chat/completions", '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}', ["Authorization: Bearer wrong"]));
+    const bad = await rawExchange(
+      fake.port,
+      httpRequest(
+        "POST",
+        "/v1/chat/completions",
+        '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}',
+        ["Authorization: Bearer wrong"],
+      ),
+    );
     assert.equal(bad.bytes.toString("latin1"), fixture("06-apikey-chat-wrongkey.raw").toString("latin1"));
     assert.equal((await fetch(`${fake.baseUrl}/health`)).status, 200);
     assert.equal((await fetch(`${fake.baseUrl}/v1/models`)).status, 401);
-    assert.equal((await fetch(`${fake.baseUrl}/v1/models`, { headers: { authorization: "Bearer sekrit" } })).status, 200);
+    assert.equal(
+      (await fetch(`${fake.baseUrl}/v1/models`, { headers: { authorization: "Bearer sekrit" } })).status,
+      200,
+    );
     assert.equal((await fetch(`${fake.baseUrl}/v1/models`, { headers: { "x-api-key": "sekrit" } })).status, 200);
     assert.doesNotMatch(fake.stderr(), /no API key is set/);
   });
@@ -343,7 +442,10 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
     const fake = await start(t, { knobs: { tokens: -1 } });
     for (const [body, file] of [
       [FIXTURE_STREAM_BODY, "03-chat-stream.raw"],
-      [FIXTURE_STREAM_BODY.replace('"stream": true', '"stream": true, "stream_options": {"include_usage": true}'), "03-chat-stream-include-usage.raw"],
+      [
+        FIXTURE_STREAM_BODY.replace('"stream": true', '"stream": true, "stream_options": {"include_usage": true}'),
+        "03-chat-stream-include-usage.raw",
+      ],
     ] as const) {
       const r = await rawExchange(fake.port, httpRequest("POST", "/v1/chat/completions", body));
       const got = parseChunked(r.bytes);
@@ -363,8 +465,19 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
       const r = await fetch(`${fake.baseUrl}${path}`, { method: "POST", body: JSON.stringify(body) });
       return { status: r.status, text: await r.text() };
     };
-    const chat = JSON.parse((await post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 4 })).text);
-    assert.deepEqual(Object.keys(chat), ["choices", "created", "model", "system_fingerprint", "object", "usage", "id", "timings"]);
+    const chat = JSON.parse(
+      (await post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 4 })).text,
+    );
+    assert.deepEqual(Object.keys(chat), [
+      "choices",
+      "created",
+      "model",
+      "system_fingerprint",
+      "object",
+      "usage",
+      "id",
+      "timings",
+    ]);
     assert.equal(chat.model, "tiny");
     assert.equal(chat.choices[0].finish_reason, "length");
     assert.equal(chat.usage.completion_tokens, 4);
@@ -372,29 +485,59 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
 
     const native = await post("/completion", { prompt: "Once upon a time", n_predict: 3, stream: true });
     assert.doesNotMatch(native.text, /\[DONE\]/, "the native endpoint sends no [DONE]");
-    const events = native.text.split("\n\n").filter(Boolean).map((e) => JSON.parse(e.slice(6)));
-    assert.deepEqual(events.map((e) => e.stop), [false, false, false, true]);
+    const events = native.text
+      .split("\n\n")
+      .filter(Boolean)
+      .map((e) => JSON.parse(e.slice(6)));
+    assert.deepEqual(
+      events.map((e) => e.stop),
+      [false, false, false, true],
+    );
     assert.equal(events.at(-1).stop_type, "limit");
 
     const oai = await post("/v1/completions", { prompt: "Once upon a time", max_tokens: 2, stream: true });
     assert.match(oai.text, /"object":"text_completion"/);
     assert.ok(oai.text.endsWith("data: [DONE]\n\n"));
 
-    const anth = await post("/v1/messages", { model: "x", max_tokens: 3, stream: true, messages: [{ role: "user", content: "Hi" }] });
+    const anth = await post("/v1/messages", {
+      model: "x",
+      max_tokens: 3,
+      stream: true,
+      messages: [{ role: "user", content: "Hi" }],
+    });
     const types = [...anth.text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
-    assert.deepEqual(types, ["message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]);
+    assert.deepEqual(types, [
+      "message_start",
+      "content_block_start",
+      "content_block_delta",
+      "content_block_delta",
+      "content_block_delta",
+      "content_block_stop",
+      "message_delta",
+      "message_stop",
+    ]);
 
     const resp = await post("/v1/responses", { model: "x", input: "Hi", max_output_tokens: 2, stream: true });
     const rtypes = [...resp.text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
     assert.deepEqual(rtypes, [
-      "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
-      "response.output_text.delta", "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-      "response.output_item.done", "response.completed",
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      "response.output_text.delta",
+      "response.output_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.completed",
     ]);
 
     const missing = await post("/v1/chat/completions", { max_tokens: 4 });
     assert.equal(missing.status, 400);
-    assert.equal(missing.text, '{"error":{"code":400,"message":"\'messages\' is required","type":"invalid_request_error"}}');
+    assert.equal(
+      missing.text,
+      '{"error":{"code":400,"message":"\'messages\' is required","type":"invalid_request_error"}}',
+    );
     const metrics = await fetch(`${fake.baseUrl}/metrics`);
     assert.equal(metrics.status, 501);
   });
@@ -402,17 +545,35 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
   test("a reasoning model streams reasoning_content first; --reasoning-format none inlines <think>", async (t) => {
     const dir = tempDir(t);
     const model = writeFakeModel(dir, "tiny-think");
-    const ds = await start(t, { model, args: ["--reasoning-format", "deepseek"], knobs: { reasoningTokens: 2, tokens: 2 } });
-    const r = await fetch(`${ds.baseUrl}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }) });
+    const ds = await start(t, {
+      model,
+      args: ["--reasoning-format", "deepseek"],
+      knobs: { reasoningTokens: 2, tokens: 2 },
+    });
+    const r = await fetch(`${ds.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }),
+    });
     const deltas = (await r.text())
       .split("\n\n")
       .filter((e) => e.startsWith("data: {"))
       .map((e) => JSON.parse(e.slice(6)).choices[0].delta);
-    assert.deepEqual(deltas.map((d) => Object.keys(d).join("+")), ["role+content", "reasoning_content", "reasoning_content", "content", "content", ""]);
+    assert.deepEqual(
+      deltas.map((d) => Object.keys(d).join("+")),
+      ["role+content", "reasoning_content", "reasoning_content", "content", "content", ""],
+    );
 
-    const none = await start(t, { model, args: ["--reasoning-format", "none"], knobs: { reasoningTokens: 2, tokens: 2 } });
-    const r2 = await fetch(`${none.baseUrl}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }] }) });
-    const msg = ((await r2.json()) as { choices: { message: { content: string; reasoning_content?: string } }[] }).choices[0]!.message;
+    const none = await start(t, {
+      model,
+      args: ["--reasoning-format", "none"],
+      knobs: { reasoningTokens: 2, tokens: 2 },
+    });
+    const r2 = await fetch(`${none.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }] }),
+    });
+    const msg = ((await r2.json()) as { choices: { message: { content: string; reasoning_content?: string } }[] })
+      .choices[0]!.message;
     assert.ok(msg.content.startsWith("<think>\n"), msg.content);
     assert.match(msg.content, /<\/think>/);
     assert.equal(msg.reasoning_content, undefined);
@@ -420,7 +581,12 @@ describe("fake llama-server: HTTP bytes match the recorded ones", () => {
 
   test("-lv 4 prints the buffer-size lines", async (t) => {
     const fake = await start(t, { args: ["-lv", "4"] });
-    for (const re of [/I load_tensors: {3}CPU_Mapped model buffer size = +\d+\.\d\d MiB/, /I llama_kv_cache: {8}CPU KV buffer size = +\d+\.\d\d MiB/, /I sched_reserve: {8}CPU compute buffer size = +\d+\.\d\d MiB/, /common_memory_breakdown_print: \| memory breakdown \[MiB\]/]) {
+    for (const re of [
+      /I load_tensors: {3}CPU_Mapped model buffer size = +\d+\.\d\d MiB/,
+      /I llama_kv_cache: {8}CPU KV buffer size = +\d+\.\d\d MiB/,
+      /I sched_reserve: {8}CPU compute buffer size = +\d+\.\d\d MiB/,
+      /common_memory_breakdown_print: \| memory breakdown \[MiB\]/,
+    ]) {
       assert.match(fake.stderr(), re);
     }
   });
@@ -434,7 +600,11 @@ describe("fake llama-server: process behaviour", () => {
     assert.equal(lines[0], fixtureText("07i-child-mode-exit-command.stdout.txt").split("\n")[0]);
     assert.equal(lines.at(-2), fixtureText("07i-child-mode-exit-command.stdout.txt").split("\n")[1]);
     const ready = JSON.parse(lines.at(-1)!.replace(/^cmd_child_to_router:state:/, ""));
-    const wantReady = JSON.parse(fixtureText("07i-child-mode-exit-command.stdout.txt").split("\n")[2]!.replace(/^cmd_child_to_router:state:/, ""));
+    const wantReady = JSON.parse(
+      fixtureText("07i-child-mode-exit-command.stdout.txt")
+        .split("\n")[2]!
+        .replace(/^cmd_child_to_router:state:/, ""),
+    );
     assert.deepEqual(Object.keys(ready.payload), Object.keys(wantReady.payload));
     assert.deepEqual(Object.keys(ready.payload.meta), Object.keys(wantReady.payload.meta));
     assert.equal(ready.payload.id, "tiny-a");
@@ -482,7 +652,10 @@ describe("fake llama-server: process behaviour", () => {
     assert.equal(fake.child.exitCode, null, "still alive while the stream is open");
     assert.equal(s.bytes().length, after, "nothing sent after the signal");
     assert.equal(s.closed(), false, "the connection stays open");
-    assert.ok(!s.bytes().includes("\r\n0\r\n\r\n"), `the stream is not finished: ${JSON.stringify(s.bytes().toString().slice(-300))}`);
+    assert.ok(
+      !s.bytes().includes("\r\n0\r\n\r\n"),
+      `the stream is not finished: ${JSON.stringify(s.bytes().toString().slice(-300))}`,
+    );
     s.sock.destroy();
     assert.deepEqual(await fake.exited, { code: 0, signal: null });
     assert.match(fake.stderr(), /W srv {10}stop: cancel task, id_task = 0/);
@@ -539,7 +712,10 @@ describe("fake llama-server: slots and faults", () => {
     await a.waitFor((b) => b.includes("data: "));
     a.sock.destroy();
     await fake.waitForLine(/W srv {10}stop: cancel task, id_task = 0/);
-    const r = await fetch(`${fake.baseUrl}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "B" }], max_tokens: 2 }) });
+    const r = await fetch(`${fake.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "user", content: "B" }], max_tokens: 2 }),
+    });
     assert.equal(r.status, 200);
     assert.equal((await fake.state()).inFlight, 0);
   });
@@ -571,12 +747,21 @@ describe("fake llama-server: slots and faults", () => {
 
   test("FAKE_LLAMA_ERROR_AFTER_CHUNKS: the recorded mid-stream error, no [DONE]", async (t) => {
     const fake = await start(t, { knobs: { errorAfterChunks: 0 } });
-    const r = await rawExchange(fake.port, httpRequest("POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"Hi"}],"stream":true}'));
+    const r = await rawExchange(
+      fake.port,
+      httpRequest("POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"Hi"}],"stream":true}'),
+    );
     const p = parseChunked(r.bytes);
     assert.equal(p.chunks.length, 2);
-    assert.equal(p.chunks[1], 'data: {"error":{"code":500,"message":"The model produced output that does not match the expected peg-native format","type":"server_error"}}\n\n');
+    assert.equal(
+      p.chunks[1],
+      'data: {"error":{"code":500,"message":"The model produced output that does not match the expected peg-native format","type":"server_error"}}\n\n',
+    );
     assert.ok(p.terminated);
-    const ns = await fetch(`${fake.baseUrl}/v1/chat/completions`, { method: "POST", body: '{"messages":[{"role":"user","content":"Hi"}]}' });
+    const ns = await fetch(`${fake.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      body: '{"messages":[{"role":"user","content":"Hi"}]}',
+    });
     assert.equal(ns.status, 500);
   });
 
@@ -586,11 +771,21 @@ describe("fake llama-server: slots and faults", () => {
     const a = await start(t, { args: ["--alias", "a"], knobs: { statsFile: stats } });
     const b = await start(t, { args: ["--alias", "b"], knobs: { statsFile: stats } });
     for (const f of [a, b, b]) {
-      const r = await fetch(`${f.baseUrl}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }) });
+      const r = await fetch(`${f.baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }),
+      });
       await r.text();
     }
     const chats = readFakeStats(stats).filter((l) => l.path === "/v1/chat/completions");
-    assert.deepEqual(chats.map((l) => [l.model, l.pid, l.stream]), [["a", a.pid, true], ["b", b.pid, true], ["b", b.pid, true]]);
+    assert.deepEqual(
+      chats.map((l) => [l.model, l.pid, l.stream]),
+      [
+        ["a", a.pid, true],
+        ["b", b.pid, true],
+        ["b", b.pid, true],
+      ],
+    );
     const st = await b.state();
     assert.equal(st.generations, 2);
     assert.equal(st.alias, "b");
@@ -599,7 +794,10 @@ describe("fake llama-server: slots and faults", () => {
 
   test("FAKE_LLAMA_INSTANT answers at once", async (t) => {
     const fake = await start(t, { knobs: { instant: true } });
-    const r = await fetch(`${fake.baseUrl}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }) });
+    const r = await fetch(`${fake.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], stream: true }),
+    });
     const text = await r.text();
     assert.equal(r.headers.get("content-type"), "text/event-stream");
     assert.ok(text.endsWith("data: [DONE]\n\n"));
@@ -611,4 +809,3 @@ describe("fake llama-server: slots and faults", () => {
     assert.ok(rssKb > 64 * 1024, `VmRSS ${rssKb} kB`);
   });
 });
-

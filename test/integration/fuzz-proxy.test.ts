@@ -79,7 +79,11 @@ function parseResponses(buf: Buffer): RawResponse[] {
 }
 
 /** Sends raw bytes; collects what comes back until the server closes, `expect` responses arrived, or timeoutMs. */
-function exchange(port: number, data: (string | Buffer)[], o: { expect?: number; timeoutMs?: number; gapMs?: number; end?: boolean } = {}): Promise<Exchange> {
+function exchange(
+  port: number,
+  data: (string | Buffer)[],
+  o: { expect?: number; timeoutMs?: number; gapMs?: number; end?: boolean } = {},
+): Promise<Exchange> {
   return new Promise((resolve) => {
     const sock = connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];
@@ -178,31 +182,97 @@ function cases(): Case[] {
     { name: "model: object", data: [req("POST", chat, '{"model":{"name":"a"},"messages":[]}')], status: [400] },
     { name: "model: null", data: [req("POST", chat, '{"model":null}')], status: [400] },
     { name: "model: unknown", data: [req("POST", chat, '{"model":"nope","messages":[]}')], status: [404] },
-    { name: "model: huge unknown name", data: [req("POST", chat, JSON.stringify({ model: "x".repeat(100_000) }))], status: [404] },
-    { name: "__proto__ model", data: [req("POST", chat, '{"__proto__":{"model":"a"},"messages":[]}')], status: [400] },
-    { name: "model: invalid UTF-8", data: [req("POST", chat, Buffer.from([...Buffer.from('{"model":"a'), 0xff, 0xfe, ...Buffer.from('","messages":[]}')]))], status: [404] },
-    { name: "body: invalid UTF-8 bytes", data: [req("POST", chat, Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1]))], status: [400] },
-    { name: "body: lone surrogate escape", data: [req("POST", chat, '{"model":"\\ud800"}')], status: [404] },
-    { name: "body: deep nesting", data: [req("POST", chat, "[".repeat(200_000) + "]".repeat(200_000))], status: [400] },
-    { name: "declared body over 32 MiB", data: [req("POST", chat, undefined, `Content-Type: application/json\r\nContent-Length: ${33 * 1024 * 1024}\r\n`), Buffer.alloc(65_536, 0x20)], status: [413] },
-    { name: "negative content-length", data: ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"], status: [400] },
-    { name: "non-numeric content-length", data: ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"], status: [400] },
     {
-      name: "request smuggling: content-length + transfer-encoding",
-      data: ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"],
+      name: "model: huge unknown name",
+      data: [req("POST", chat, JSON.stringify({ model: "x".repeat(100_000) }))],
+      status: [404],
+    },
+    { name: "__proto__ model", data: [req("POST", chat, '{"__proto__":{"model":"a"},"messages":[]}')], status: [400] },
+    {
+      name: "model: invalid UTF-8",
+      data: [
+        req("POST", chat, Buffer.from([...Buffer.from('{"model":"a'), 0xff, 0xfe, ...Buffer.from('","messages":[]}')])),
+      ],
+      status: [404],
+    },
+    {
+      name: "body: invalid UTF-8 bytes",
+      data: [req("POST", chat, Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1]))],
       status: [400],
     },
-    { name: "huge header (100 KB)", data: [`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(100_000)}\r\n\r\n`], status: [400, 431], close: true },
-    { name: "10 000 headers", data: [`GET /v1/models HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 10_000 }, (_, i) => `X-H${i}: v`).join("\r\n")}\r\n\r\n`], status: [400, 431], close: true },
-    { name: "header with a NUL byte", data: ["GET /v1/models HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b\r\n\r\n"], status: [400] },
-    { name: "garbage request line", data: ["\u0016\u0003\u0001\u0002\u0000\u0001\u0000\u01fc\u0003\u0003 hello\r\n\r\n"], status: [400], close: true },
-    { name: "unknown method FOO", data: ["FOO /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"], status: [400, 405, 501], close: true },
+    { name: "body: lone surrogate escape", data: [req("POST", chat, '{"model":"\\ud800"}')], status: [404] },
+    { name: "body: deep nesting", data: [req("POST", chat, "[".repeat(200_000) + "]".repeat(200_000))], status: [400] },
+    {
+      name: "declared body over 32 MiB",
+      data: [
+        req("POST", chat, undefined, `Content-Type: application/json\r\nContent-Length: ${33 * 1024 * 1024}\r\n`),
+        Buffer.alloc(65_536, 0x20),
+      ],
+      status: [413],
+    },
+    {
+      name: "negative content-length",
+      data: ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"],
+      status: [400],
+    },
+    {
+      name: "non-numeric content-length",
+      data: ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"],
+      status: [400],
+    },
+    {
+      name: "request smuggling: content-length + transfer-encoding",
+      data: [
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",
+      ],
+      status: [400],
+    },
+    {
+      name: "huge header (100 KB)",
+      data: [`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(100_000)}\r\n\r\n`],
+      status: [400, 431],
+      close: true,
+    },
+    {
+      name: "10 000 headers",
+      data: [
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 10_000 }, (_, i) => `X-H${i}: v`).join("\r\n")}\r\n\r\n`,
+      ],
+      status: [400, 431],
+      close: true,
+    },
+    {
+      name: "header with a NUL byte",
+      data: ["GET /v1/models HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b\r\n\r\n"],
+      status: [400],
+    },
+    {
+      name: "garbage request line",
+      data: ["\u0016\u0003\u0001\u0002\u0000\u0001\u0000\u01fc\u0003\u0003 hello\r\n\r\n"],
+      status: [400],
+      close: true,
+    },
+    {
+      name: "unknown method FOO",
+      data: ["FOO /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"],
+      status: [400, 405, 501],
+      close: true,
+    },
     { name: "PROPFIND", data: [req("PROPFIND", "/v1/models")], status: [400, 404, 405] },
     { name: "DELETE without a model", data: [req("DELETE", chat)], status: [400] },
-    { name: "CONNECT", data: ["CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"], status: [400, 405], close: true },
+    {
+      name: "CONNECT",
+      data: ["CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"],
+      status: [400, 405],
+      close: true,
+    },
     { name: "HTTP/2 preface", data: ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"], status: [400, 505], close: true },
     { name: "HTTP/1.0 bad JSON", data: [req("POST", chat, "{", "", "1.0")], status: [400] },
-    { name: "absolute-form URL to another host", data: [req("POST", "http://evil.example/v1/chat/completions", '{"model":"nope"}')], status: [400, 404] },
+    {
+      name: "absolute-form URL to another host",
+      data: [req("POST", "http://evil.example/v1/chat/completions", '{"model":"nope"}')],
+      status: [400, 404],
+    },
     { name: "asterisk-form", data: [req("GET", "*")], status: [400, 404] },
     { name: "path without a slash", data: [req("GET", "v1/models")], status: [400, 404], close: true },
     // /upstream/ path tricks
@@ -214,8 +284,16 @@ function cases(): Case[] {
     { name: "/api/logs/../../etc/passwd", data: [req("GET", "/api/logs/..%2f..%2fetc%2fpasswd")], status: [400, 404] },
     { name: "/models/load with bad JSON", data: [req("POST", "/models/load", "{")], status: [400] },
     { name: "/models/load with model: 1", data: [req("POST", "/models/load", '{"model":1}')], status: [400] },
-    { name: "/models/unload of an unknown model", data: [req("POST", "/models/unload", '{"model":"zz"}')], status: [404] },
-    { name: "/models/unload of a model not running", data: [req("POST", "/models/unload", '{"model":"a"}')], status: [400] },
+    {
+      name: "/models/unload of an unknown model",
+      data: [req("POST", "/models/unload", '{"model":"zz"}')],
+      status: [404],
+    },
+    {
+      name: "/models/unload of a model not running",
+      data: [req("POST", "/models/unload", '{"model":"a"}')],
+      status: [400],
+    },
     { name: "?model= unknown", data: [req("GET", "/props?model=nope")], status: [404] },
     { name: "?model=<malformed %>", data: [req("GET", "/props?model=%E0%A4%A")], status: [400, 404] },
   ];
@@ -232,10 +310,14 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
       const ex = await exchange(port, c.data, { expect: 1 });
       const r = ex.responses[0];
       if (!r) {
-        if (!(c.close && ex.closed)) failures.push(`${c.name}: no response (closed: ${ex.closed}) ${ex.raw.slice(0, 200)}`);
+        if (!(c.close && ex.closed))
+          failures.push(`${c.name}: no response (closed: ${ex.closed}) ${ex.raw.slice(0, 200)}`);
       } else {
         const ok = c.status ? c.status.includes(r.status) : r.status >= 400 && r.status < 500;
-        if (!ok) failures.push(`${c.name}: status ${r.status} (want ${c.status?.join("/") ?? "4xx"}): ${r.body.slice(0, 200)}`);
+        if (!ok)
+          failures.push(
+            `${c.name}: status ${r.status} (want ${c.status?.join("/") ?? "4xx"}): ${r.body.slice(0, 200)}`,
+          );
         else {
           try {
             assertOpenAiError(r, c.name);
@@ -256,14 +338,11 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     assert.equal(p.llamaPids().length, 0, "no bad request loaded a model");
   });
 
-  test(
-    "a malformed percent-encoding in the model part of /upstream/{model}/… or /api/logs/{model} is a 400, not a 500",
-    async (t) => {
-      p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
-      const failures = await check(MALFORMED_PERCENT);
-      assert.deepEqual(failures, [], failures.join("\n"));
-    },
-  );
+  test("a malformed percent-encoding in the model part of /upstream/{model}/… or /api/logs/{model} is a 400, not a 500", async (t) => {
+    p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
+    const failures = await check(MALFORMED_PERCENT);
+    assert.deepEqual(failures, [], failures.join("\n"));
+  });
 
   test("wrong types for messages/stream/max_tokens with a real model: llama-server's answer or a 4xx, never a 5xx; `stream` is read the same way by both", async (t) => {
     p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
@@ -299,7 +378,11 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
     const port = Number(new URL(p.url).port);
     const seeds = [
-      req("POST", "/v1/chat/completions", JSON.stringify({ model: "a", messages: [{ role: "user", content: "hi" }], max_tokens: 2 })),
+      req(
+        "POST",
+        "/v1/chat/completions",
+        JSON.stringify({ model: "a", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+      ),
       req("GET", "/v1/models"),
       req("POST", "/upstream/a/tokenize", JSON.stringify({ content: "hi" })),
       req("POST", "/models/unload", JSON.stringify({ model: "a" })),
@@ -325,7 +408,11 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
             m = m.subarray(0, Math.max(1, at));
             break;
           case 2:
-            m = Buffer.concat([m.subarray(0, at), Buffer.from(["\r\n", "\n", "\u0000", ":", " ", "%", "\r\n\r\n"][rand(7)]!), m.subarray(at)]);
+            m = Buffer.concat([
+              m.subarray(0, at),
+              Buffer.from(["\r\n", "\n", "\u0000", ":", " ", "%", "\r\n\r\n"][rand(7)]!),
+              m.subarray(at),
+            ]);
             break;
           default:
             m = Buffer.concat([m.subarray(0, at), m.subarray(Math.min(m.length, at + 1 + rand(8)))]);
@@ -334,14 +421,23 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
       // end: a request cut short gets EOF (not a 3 s wait for bytes that never come)
       const ex = await exchange(port, [m], { expect: 1, timeoutMs: 3_000, end: true });
       const r = ex.responses[0];
-      const key = r ? `${r.status}${r.status >= 400 ? ` ${/"code":"?([\w-]+)/.exec(r.body)?.[1] ?? ""}` : ""}` : ex.closed ? "closed" : "no answer (timeout)";
+      const key = r
+        ? `${r.status}${r.status >= 400 ? ` ${/"code":"?([\w-]+)/.exec(r.body)?.[1] ?? ""}` : ""}`
+        : ex.closed
+          ? "closed"
+          : "no answer (timeout)";
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
-      if (r && r.status >= 500) bad.push(`#${i} (seed ${seed}): ${r.status} ${r.body.slice(0, 200)} for ${JSON.stringify(m.toString("latin1").slice(0, 200))}`);
+      if (r && r.status >= 500)
+        bad.push(
+          `#${i} (seed ${seed}): ${r.status} ${r.body.slice(0, 200)} for ${JSON.stringify(m.toString("latin1").slice(0, 200))}`,
+        );
       if (r && r.status >= 400) {
         try {
           assertOpenAiError(r, `#${i}`);
         } catch (e) {
-          bad.push(`#${i} (seed ${seed}): ${(e as Error).message} for ${JSON.stringify(m.toString("latin1").slice(0, 300))}; got ${JSON.stringify(ex.raw.slice(0, 300))}`);
+          bad.push(
+            `#${i} (seed ${seed}): ${(e as Error).message} for ${JSON.stringify(m.toString("latin1").slice(0, 300))}; got ${JSON.stringify(ex.raw.slice(0, 300))}`,
+          );
         }
       }
     }
@@ -350,24 +446,27 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     assert.deepEqual(bad, []);
   });
 
-  test(
-    "an HTTP/1.1 request without a Host header gets a 400 in OpenAI's shape",
-    async (t) => {
-      p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
-      const failures = await check([
-        { name: "POST without Host", data: ["POST /v1/chat/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\n{"], status: [400] },
-        { name: "GET without Host", data: ["GET /v1/nothing HTTP/1.1\r\nConnection: close\r\n\r\n"], status: [400, 404] },
-      ]);
-      assert.deepEqual(failures, [], failures.join("\n"));
-    },
-  );
+  test("an HTTP/1.1 request without a Host header gets a 400 in OpenAI's shape", async (t) => {
+    p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
+    const failures = await check([
+      {
+        name: "POST without Host",
+        data: ["POST /v1/chat/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\n{"],
+        status: [400],
+      },
+      { name: "GET without Host", data: ["GET /v1/nothing HTTP/1.1\r\nConnection: close\r\n\r\n"], status: [400, 404] },
+    ]);
+    assert.deepEqual(failures, [], failures.join("\n"));
+  });
 
   test("a chunked body over 32 MiB is cut with 413; HTTP/1.0 and pipelined requests are answered in order", async (t) => {
     p = await startProxyProcess(t, { models: ["a"], knobs: { loadMs: 50 } });
     const port = Number(new URL(p.url).port);
     // 33 MiB, chunked (no content-length to check up front)
     const chunk = Buffer.alloc(1024 * 1024, 0x20);
-    const frames: (string | Buffer)[] = ["POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"];
+    const frames: (string | Buffer)[] = [
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ];
     for (let i = 0; i < 33; i++) frames.push(`${chunk.length.toString(16)}\r\n`, chunk, "\r\n");
     frames.push("0\r\n\r\n");
     const big = await exchange(port, frames, { expect: 1, timeoutMs: 20_000 });
@@ -383,13 +482,17 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
       port,
       [
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" +
-          'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{' +
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{" +
           'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"model":"zz"}' +
           "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
       ],
       { expect: 4 },
     );
-    assert.deepEqual(piped.responses.map((r) => r.status), [200, 400, 404, 200], piped.raw.slice(0, 1500));
+    assert.deepEqual(
+      piped.responses.map((r) => r.status),
+      [200, 400, 404, 200],
+      piped.raw.slice(0, 1500),
+    );
     assertOpenAiError(piped.responses[1]!, "pipelined bad JSON");
     assertOpenAiError(piped.responses[2]!, "pipelined unknown model");
   });
@@ -421,10 +524,15 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     const rssAfter = p.rssKb();
     const fdAfter = p.fdCount();
     const mib = (kb: number) => Math.round(kb / 1024);
-    t.diagnostic(`2 × 3000 bad requests (first round ${ms} ms); proxy RSS ${mib(rssBefore)} → ${mib(rssMid)} → ${mib(rssAfter)} MiB, fds ${fdBefore} → ${fdAfter}`);
+    t.diagnostic(
+      `2 × 3000 bad requests (first round ${ms} ms); proxy RSS ${mib(rssBefore)} → ${mib(rssMid)} → ${mib(rssAfter)} MiB, fds ${fdBefore} → ${fdAfter}`,
+    );
     // flat: the heap settles after the first round (GC is lazy), the second round does not keep growing it
     assert.ok(rssAfter - rssBefore < 96 * 1024, `RSS grew by ${mib(rssAfter - rssBefore)} MiB`);
-    assert.ok(rssAfter - rssMid < 32 * 1024, `RSS still growing in the second round: ${mib(rssMid)} → ${mib(rssAfter)} MiB`);
+    assert.ok(
+      rssAfter - rssMid < 32 * 1024,
+      `RSS still growing in the second round: ${mib(rssMid)} → ${mib(rssAfter)} MiB`,
+    );
     assert.ok(fdAfter <= fdBefore + 2, `fds ${fdBefore} → ${fdAfter}`);
   });
 
@@ -432,12 +540,25 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "gglib-fuzz-slow-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFakeModel(dir, "a");
-    const proxy = await startProxy({ port: 0, modelsDir: dir, memoryBudget: "64GiB", headersTimeoutMs: 1_000, requestTimeoutMs: 3_000, runnerOptions: { pidsDir: null } });
+    const proxy = await startProxy({
+      port: 0,
+      modelsDir: dir,
+      memoryBudget: "64GiB",
+      headersTimeoutMs: 1_000,
+      requestTimeoutMs: 3_000,
+      runnerOptions: { pidsDir: null },
+    });
     t.after(() => proxy.close(1_000));
     const port = proxy.port;
     const head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a".repeat(400);
     const t0 = Date.now();
-    const slow = Array.from({ length: 5 }, () => exchange(port, [...head].map((ch) => ch), { gapMs: 50, timeoutMs: 15_000, expect: 1 }));
+    const slow = Array.from({ length: 5 }, () =>
+      exchange(
+        port,
+        [...head].map((ch) => ch),
+        { gapMs: 50, timeoutMs: 15_000, expect: 1 },
+      ),
+    );
     // meanwhile the proxy serves others
     await new Promise((r) => setTimeout(r, 300));
     await assertHealthy(proxy, "slow clients connected");
@@ -454,14 +575,22 @@ describe("fuzz: malformed HTTP at gglib proxy", { timeout: 60_000 }, () => {
     await assertHealthy(proxy, "slowloris");
   });
 
-  test("slowloris against the command's default header timeout (30 s)", { skip: LONG ? false : "GGLIB_LONG_TESTS=1 only", timeout: 120_000 }, async (t) => {
-    const proc = await startProxyProcess(t, { models: ["a"] });
-    const port = Number(new URL(proc.url).port);
-    const t0 = Date.now();
-    const r = await exchange(port, ["GET /v1/models HTTP/1.1\r\nHost: x\r\n", ...Array.from({ length: 120 }, (_, i) => `X-${i}: y\r\n`)], { gapMs: 500, timeoutMs: 70_000, expect: 1 });
-    const ms = Date.now() - t0;
-    assert.ok(r.responses[0]?.status === 408 || r.closed, r.raw);
-    assert.ok(ms < 45_000, `cut after ${ms} ms`);
-    await assertHealthy(proc, "slowloris");
-  });
+  test(
+    "slowloris against the command's default header timeout (30 s)",
+    { skip: LONG ? false : "GGLIB_LONG_TESTS=1 only", timeout: 120_000 },
+    async (t) => {
+      const proc = await startProxyProcess(t, { models: ["a"] });
+      const port = Number(new URL(proc.url).port);
+      const t0 = Date.now();
+      const r = await exchange(
+        port,
+        ["GET /v1/models HTTP/1.1\r\nHost: x\r\n", ...Array.from({ length: 120 }, (_, i) => `X-${i}: y\r\n`)],
+        { gapMs: 500, timeoutMs: 70_000, expect: 1 },
+      );
+      const ms = Date.now() - t0;
+      assert.ok(r.responses[0]?.status === 408 || r.closed, r.raw);
+      assert.ok(ms < 45_000, `cut after ${ms} ms`);
+      await assertHealthy(proc, "slowloris");
+    },
+  );
 });

@@ -9,11 +9,26 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlink
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import { installLlama, llamaStatus, updateLlama, uninstallLlama, type InstallReporter } from "../../src/llama/install/install.js";
+import {
+  installLlama,
+  llamaStatus,
+  updateLlama,
+  uninstallLlama,
+  type InstallReporter,
+} from "../../src/llama/install/install.js";
 import { isGglibError } from "../../src/core/errors.js";
-import { assetName, fakeServerScript, hostCpuAssetSuffix, makeReleaseArchive, startFakeReleaseServer, FIXTURE_TAG } from "../fixtures/releases/fake-release-server.js";
+import {
+  assetName,
+  fakeServerScript,
+  hostCpuAssetSuffix,
+  makeReleaseArchive,
+  startFakeReleaseServer,
+  FIXTURE_TAG,
+} from "../fixtures/releases/fake-release-server.js";
 
-const supported = (process.platform === "linux" || process.platform === "darwin") && (process.arch === "x64" || process.arch === "arm64");
+const supported =
+  (process.platform === "linux" || process.platform === "darwin") &&
+  (process.arch === "x64" || process.arch === "arm64");
 
 function setup(t: { after: (fn: () => void | Promise<void>) => void }) {
   const root = mkdtempSync(join(tmpdir(), "gglib-prebuilt-"));
@@ -65,14 +80,29 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
     assert.equal(r.record.commit, "1234abc");
     assert.equal(r.record.version, "0.0.9-fake (build 9999, commit 1234abc)");
     assert.equal(r.record.backend, "cpu");
-    assert.deepEqual(JSON.parse(readFileSync(join(env.GGLIB_DATA_DIR, "llama", "install.json"), "utf8")), JSON.parse(JSON.stringify(r.record)));
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(env.GGLIB_DATA_DIR, "llama", "install.json"), "utf8")),
+      JSON.parse(JSON.stringify(r.record)),
+    );
     assert.ok(lstatSync(join(env.GGLIB_DATA_DIR, "llama", "bin", "libggml-base.so")).isSymbolicLink());
     assert.equal(readlinkSync(join(env.GGLIB_DATA_DIR, "llama", "bin", "libggml-base.so")), "libggml-base.so.0.9.0");
-    assert.ok(steps.some((s) => s.startsWith("Downloading llama-")), steps.join("|"));
+    assert.ok(
+      steps.some((s) => s.startsWith("Downloading llama-")),
+      steps.join("|"),
+    );
     assert.equal(fractions.at(-1), 1, "download progress reaches 100%");
     assert.ok(srv.requests.includes("/repos/ggml-org/llama.cpp/releases/latest"));
-    assert.deepEqual(readdirSync(join(env.GGLIB_CACHE_DIR, "llama-downloads")), [], "the archive is removed after install");
-    assert.equal(readdirSync(join(env.GGLIB_DATA_DIR)).filter((f) => f.includes("staging") || f.includes(".old-") || f.endsWith(".lock")).length, 0);
+    assert.deepEqual(
+      readdirSync(join(env.GGLIB_CACHE_DIR, "llama-downloads")),
+      [],
+      "the archive is removed after install",
+    );
+    assert.equal(
+      readdirSync(join(env.GGLIB_DATA_DIR)).filter(
+        (f) => f.includes("staging") || f.includes(".old-") || f.endsWith(".lock"),
+      ).length,
+      0,
+    );
 
     const st = await llamaStatus(env);
     assert.equal(st.installed, true);
@@ -89,7 +119,15 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
   test("a zip with the old build/bin/ layout, chosen by tag", async (t) => {
     const { root, env } = setup(t);
     const name = assetName(hostCpuAssetSuffix().replace(".tar.gz", ".zip"), "b1234");
-    const archive = makeReleaseArchive(root, "zip", { "build/bin/llama-server": fakeServerScript("0.0.1 (build 1234, commit feed123)"), "build/bin/llama-cli": fakeServerScript() }, "");
+    const archive = makeReleaseArchive(
+      root,
+      "zip",
+      {
+        "build/bin/llama-server": fakeServerScript("0.0.1 (build 1234, commit feed123)"),
+        "build/bin/llama-cli": fakeServerScript(),
+      },
+      "",
+    );
     const srv = await startFakeReleaseServer({ [name]: { body: archive } }, "b1234");
     t.after(() => srv.close());
     srv.state.onlyServed = true;
@@ -105,24 +143,37 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
     const { extractArchive, findBinaryDir } = await import("../../src/llama/install/prebuilt.js");
     const { writeFileSync } = await import("node:fs");
     const zip = join(root, "a.zip");
-    writeFileSync(zip, makeReleaseArchive(root, "zip", { "build/bin/llama-server": fakeServerScript(), "build/bin/ggml.dll": "x" }, ""));
+    writeFileSync(
+      zip,
+      makeReleaseArchive(root, "zip", { "build/bin/llama-server": fakeServerScript(), "build/bin/ggml.dll": "x" }, ""),
+    );
     await extractArchive(zip, join(root, "out"));
     assert.equal(findBinaryDir(join(root, "out")), join(root, "out", "build", "bin"));
   });
 
   test("a wrong sha256 digest or a cut download fails, leaves no partial file and keeps the installed version", async (t) => {
     const { root, env } = setup(t);
-    const good = makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)") });
+    const good = makeReleaseArchive(root, "tar.gz", {
+      "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)"),
+    });
     const srv = await startFakeReleaseServer({ [assetName(hostCpuAssetSuffix())]: { body: good } });
     t.after(() => srv.close());
     env.GGLIB_LLAMA_RELEASES_URL = srv.releasesUrl;
     await installLlama({ env, backend: "cpu" });
 
-    const newer = makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("2.0 (build 2, commit bbbbbbb)") });
+    const newer = makeReleaseArchive(root, "tar.gz", {
+      "llama-server": fakeServerScript("2.0 (build 2, commit bbbbbbb)"),
+    });
     srv.state.assets.set(assetName(hostCpuAssetSuffix()), { body: newer, digest: "wrong" });
-    await assert.rejects(installLlama({ env, backend: "cpu", force: true }), (e) => isGglibError(e, "build_failed") && /sha256/.test(e.message));
+    await assert.rejects(
+      installLlama({ env, backend: "cpu", force: true }),
+      (e) => isGglibError(e, "build_failed") && /sha256/.test(e.message),
+    );
     srv.state.assets.set(assetName(hostCpuAssetSuffix()), { body: newer, truncateAt: 100 });
-    await assert.rejects(installLlama({ env, backend: "cpu", force: true }), (e) => isGglibError(e, "build_failed") && /interrupted|expected/.test(e.message));
+    await assert.rejects(
+      installLlama({ env, backend: "cpu", force: true }),
+      (e) => isGglibError(e, "build_failed") && /interrupted|expected/.test(e.message),
+    );
     assert.deepEqual(readdirSync(join(env.GGLIB_CACHE_DIR, "llama-downloads")), []);
     const st = await llamaStatus(env);
     assert.equal(st.healthy, true);
@@ -131,12 +182,21 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
 
   test("a binary that fails --version is not installed over a working one", async (t) => {
     const { root, env } = setup(t);
-    const srv = await startFakeReleaseServer({ [assetName(hostCpuAssetSuffix())]: { body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)") }) } });
+    const srv = await startFakeReleaseServer({
+      [assetName(hostCpuAssetSuffix())]: {
+        body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)") }),
+      },
+    });
     t.after(() => srv.close());
     env.GGLIB_LLAMA_RELEASES_URL = srv.releasesUrl;
     await installLlama({ env, backend: "cpu" });
-    srv.state.assets.set(assetName(hostCpuAssetSuffix()), { body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("broken", 127) }) });
-    await assert.rejects(installLlama({ env, backend: "cpu", force: true }), (e) => isGglibError(e, "build_failed") && /fails `--version`/.test(e.message));
+    srv.state.assets.set(assetName(hostCpuAssetSuffix()), {
+      body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("broken", 127) }),
+    });
+    await assert.rejects(
+      installLlama({ env, backend: "cpu", force: true }),
+      (e) => isGglibError(e, "build_failed") && /fails `--version`/.test(e.message),
+    );
     assert.equal((await llamaStatus(env)).record?.commit, "aaaaaaa");
   });
 
@@ -157,24 +217,35 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
     const srv = await startFakeReleaseServer({});
     t.after(() => srv.close());
     env.GGLIB_LLAMA_RELEASES_URL = srv.releasesUrl;
-    await assert.rejects(installLlama({ env, backend: "cpu", version: "b1" }), (e) => isGglibError(e) && /no release tagged "b1"/.test(e.message));
+    await assert.rejects(
+      installLlama({ env, backend: "cpu", version: "b1" }),
+      (e) => isGglibError(e) && /no release tagged "b1"/.test(e.message),
+    );
     await assert.rejects(installLlama({ env, backend: "cuda" }), (e) => {
       assert.ok(isGglibError(e));
       if (process.platform === "linux") {
         assert.match(e.message, /no prebuilt binary for linux-\w+ with the cuda backend/);
         assert.match(e.details.hint ?? "", /--source/);
         assert.match(e.details.hint ?? "", /--backend cpu/);
-        if (process.arch === "x64") assert.match(e.details.hint ?? "", /--backend vulkan/, "the Vulkan prebuilt is offered for NVIDIA GPUs");
+        if (process.arch === "x64")
+          assert.match(e.details.hint ?? "", /--backend vulkan/, "the Vulkan prebuilt is offered for NVIDIA GPUs");
       }
       return true;
     });
     srv.state.status = 403;
-    await assert.rejects(installLlama({ env, backend: "cpu" }), (e) => isGglibError(e) && /403/.test(e.message) && /rate limit/.test(e.details.hint ?? ""));
+    await assert.rejects(
+      installLlama({ env, backend: "cpu" }),
+      (e) => isGglibError(e) && /403/.test(e.message) && /rate limit/.test(e.details.hint ?? ""),
+    );
   });
 
   test("update: nothing when the tag is the same, the new release when it is not; uninstall removes it", async (t) => {
     const { root, env } = setup(t);
-    const srv = await startFakeReleaseServer({ [assetName(hostCpuAssetSuffix())]: { body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)") }) } });
+    const srv = await startFakeReleaseServer({
+      [assetName(hostCpuAssetSuffix())]: {
+        body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("1.0 (build 1, commit aaaaaaa)") }),
+      },
+    });
     t.after(() => srv.close());
     env.GGLIB_LLAMA_RELEASES_URL = srv.releasesUrl;
     await installLlama({ env, backend: "cpu" });
@@ -182,7 +253,19 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
     assert.equal(same.changed, false);
 
     srv.state.tag = "b10000";
-    srv.state.assets = new Map([[assetName(hostCpuAssetSuffix(), "b10000"), { body: makeReleaseArchive(root, "tar.gz", { "llama-server": fakeServerScript("2.0 (build 2, commit bbbbbbb)") }, "llama-b10000") }]]);
+    srv.state.assets = new Map([
+      [
+        assetName(hostCpuAssetSuffix(), "b10000"),
+        {
+          body: makeReleaseArchive(
+            root,
+            "tar.gz",
+            { "llama-server": fakeServerScript("2.0 (build 2, commit bbbbbbb)") },
+            "llama-b10000",
+          ),
+        },
+      ],
+    ]);
     const upd = await updateLlama({ env });
     assert.equal(upd.changed, true);
     assert.equal(upd.record.tag, "b10000");
@@ -193,6 +276,9 @@ describe("llama install (prebuilt)", { skip: !supported && "no llama.cpp prebuil
     const st = await llamaStatus(env);
     assert.equal(st.installed, false);
     assert.match(st.problem ?? "", /not installed/);
-    await assert.rejects(updateLlama({ env }), (e) => isGglibError(e, "binary_not_found") && /gglib llama install/.test(e.details.hint ?? ""));
+    await assert.rejects(
+      updateLlama({ env }),
+      (e) => isGglibError(e, "binary_not_found") && /gglib llama install/.test(e.details.hint ?? ""),
+    );
   });
 });

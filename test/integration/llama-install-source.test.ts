@@ -14,7 +14,11 @@ import { isGglibError } from "../../src/core/errors.js";
 import { setFakeLlamaVersion as setVersion, writeFakeLlamaProject } from "../fixtures/releases/fake-llama-project.js";
 
 function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=master", ...args], { cwd, encoding: "utf8" }).trim();
+  return execFileSync(
+    "git",
+    ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=master", ...args],
+    { cwd, encoding: "utf8" },
+  ).trim();
 }
 
 function setup(t: { after: (fn: () => void) => void }) {
@@ -42,10 +46,19 @@ describe("llama install --source", () => {
     const { rep, steps, fractions } = recorder();
     const r = await installLlama({ env, source: src, backend: "cpu", jobs: 2, reporter: rep });
     assert.equal(r.changed, true);
-    assert.deepEqual(steps, ["Checking build tools", `Preparing ${src}`, "Configuring (cmake)", "Building llama-server", "Installing"]);
+    assert.deepEqual(steps, [
+      "Checking build tools",
+      `Preparing ${src}`,
+      "Configuring (cmake)",
+      "Building llama-server",
+      "Installing",
+    ]);
     assert.ok(fractions.length >= 2, `progress lines: ${fractions.join(",")}`);
     assert.equal(fractions.at(-1), 1);
-    assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!), "progress never goes back");
+    assert.ok(
+      fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!),
+      "progress never goes back",
+    );
     const rec = r.record;
     assert.equal(rec.installType, "source");
     assert.equal(rec.sourceKind, "dir");
@@ -151,6 +164,9 @@ describe("llama install --source", () => {
 
   test("a source that does not exist is refused before any work", async (t) => {
     const { root, env } = setup(t);
-    await assert.rejects(installLlama({ env, source: join(root, "nope"), backend: "cpu" }), (e) => isGglibError(e) && /no such folder or file/.test(e.message));
+    await assert.rejects(
+      installLlama({ env, source: join(root, "nope"), backend: "cpu" }),
+      (e) => isGglibError(e) && /no such folder or file/.test(e.message),
+    );
   });
 });

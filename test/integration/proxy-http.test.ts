@@ -35,7 +35,14 @@ async function rig(t: TestContext, yaml: (paths: Record<string, string>) => stri
   runner.on((e) => {
     if (e.type === "spawned") spawns++;
   });
-  const proxy: RunningProxy = await startProxy({ port: 0, memoryBudget: "64GiB", watchConfig: false, ...opts, configPath, runner });
+  const proxy: RunningProxy = await startProxy({
+    port: 0,
+    memoryBudget: "64GiB",
+    watchConfig: false,
+    ...opts,
+    configPath,
+    runner,
+  });
   t.after(() => proxy.close(2_000));
   return { proxy, url: proxy.url, dir, spawns: () => spawns };
 }
@@ -94,7 +101,10 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
 
   test("name resolution: alias and case-insensitive; unknown → 404 naming the models; none → 400; default model", async (t) => {
     const { url, spawns } = await rig(t, basic, { defaultModel: "a" });
-    const viaAlias = await post(url, "/v1/chat/completions", { model: "GPT-4o-mini", messages: [{ role: "user", content: "x" }] });
+    const viaAlias = await post(url, "/v1/chat/completions", {
+      model: "GPT-4o-mini",
+      messages: [{ role: "user", content: "x" }],
+    });
     assert.equal(viaAlias.status, 200);
     assert.equal(((await viaAlias.json()) as { model: string }).model, "a");
     const unknown = await post(url, "/v1/chat/completions", { model: "nope", messages: [] });
@@ -117,7 +127,10 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     const bad = await post(url, "/v1/chat/completions", '{"model":"a","messages":[');
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { error: { type: string } }).error.type, "invalid_request_error");
-    const big = await post(url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x".repeat(4096) }] });
+    const big = await post(url, "/v1/chat/completions", {
+      model: "a",
+      messages: [{ role: "user", content: "x".repeat(4096) }],
+    });
     assert.equal(big.status, 413);
     assert.equal(spawns(), 0, "nothing was loaded for bad requests");
   });
@@ -130,7 +143,12 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     assert.equal(((await no.json()) as { error: { type: string } }).error.type, "authentication_error");
     assert.equal((await fetch(`${url}/v1/models`, { headers: { authorization: "Bearer wrong" } })).status, 401);
     assert.equal((await fetch(`${url}/metrics`)).status, 401);
-    const ok1 = await post(url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x" }] }, { authorization: "Bearer k1" });
+    const ok1 = await post(
+      url,
+      "/v1/chat/completions",
+      { model: "a", messages: [{ role: "user", content: "x" }] },
+      { authorization: "Bearer k1" },
+    );
     assert.equal(ok1.status, 200);
     await ok1.arrayBuffer();
     const ok2 = await fetch(`${url}/v1/models`, { headers: { "x-api-key": "k2" } });
@@ -141,7 +159,8 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
   test("a non-loopback bind needs an API key (or --insecure)", async (t) => {
     await assert.rejects(
       () => rig(t, basic, { host: "0.0.0.0" }),
-      (e: unknown) => isGglibError(e, "invalid_config") && /API key/.test(e.message) && /--insecure/.test(e.details.hint ?? ""),
+      (e: unknown) =>
+        isGglibError(e, "invalid_config") && /API key/.test(e.message) && /--insecure/.test(e.details.hint ?? ""),
     );
     const { url } = await rig(t, basic, { host: "0.0.0.0", insecure: true });
     assert.match(url, /0\.0\.0\.0|::/);
@@ -149,14 +168,22 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
 
   test("CORS is off by default (llama-server's own header is not passed on) and on when configured", async (t) => {
     const off = await rig(t, basic);
-    const r1 = await post(off.url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x" }] }, { origin: "http://evil.example" });
+    const r1 = await post(
+      off.url,
+      "/v1/chat/completions",
+      { model: "a", messages: [{ role: "user", content: "x" }] },
+      { origin: "http://evil.example" },
+    );
     assert.equal(r1.headers.get("access-control-allow-origin"), null);
     await r1.arrayBuffer();
     const on = await rig(t, basic, { corsOrigins: ["http://app.example"] });
     const r2 = await fetch(`${on.url}/v1/models`, { headers: { origin: "http://app.example" } });
     assert.equal(r2.headers.get("access-control-allow-origin"), "http://app.example");
     await r2.arrayBuffer();
-    const pre = await fetch(`${on.url}/v1/chat/completions`, { method: "OPTIONS", headers: { origin: "http://app.example", "access-control-request-method": "POST" } });
+    const pre = await fetch(`${on.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: { origin: "http://app.example", "access-control-request-method": "POST" },
+    });
     assert.equal(pre.status, 204);
     assert.match(pre.headers.get("access-control-allow-methods") ?? "", /POST/);
   });
@@ -179,14 +206,23 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
   test("config hot reload on file change: a model added to the file appears, a removed one goes", async (t) => {
     const { url, dir, proxy } = await rig(t, basic, { watchConfig: true });
     const p = (n: string) => join(dir, `${n}.gguf`);
-    writeFileSync(join(dir, "gglib.yaml"), `models:\n  a: {path: ${JSON.stringify(p("a"))}}\n  e2: {path: ${JSON.stringify(p("e"))}}\n`);
-    assert.ok(await waitFor(() => proxy.controller.catalog().some((m) => m.name === "e2"), 8_000), "reloaded after the file changed");
+    writeFileSync(
+      join(dir, "gglib.yaml"),
+      `models:\n  a: {path: ${JSON.stringify(p("a"))}}\n  e2: {path: ${JSON.stringify(p("e"))}}\n`,
+    );
+    assert.ok(
+      await waitFor(() => proxy.controller.catalog().some((m) => m.name === "e2"), 8_000),
+      "reloaded after the file changed",
+    );
     const list = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
     assert.deepEqual(list.data.map((m) => m.id).sort(), ["a", "e2"]);
   });
 
   test("preload: models marked preload are loaded at start, without a request", async (t) => {
-    const { proxy, spawns } = await rig(t, (p) => `models:\n  a: {path: ${JSON.stringify(p.a)}, preload: true}\n  e: {path: ${JSON.stringify(p.e)}}\n`);
+    const { proxy, spawns } = await rig(
+      t,
+      (p) => `models:\n  a: {path: ${JSON.stringify(p.a)}, preload: true}\n  e: {path: ${JSON.stringify(p.e)}}\n`,
+    );
     assert.ok(await waitFor(() => proxy.controller.status().find((s) => s.name === "a")!.state === "ready", 5_000));
     assert.equal(proxy.controller.status().find((s) => s.name === "e")!.state, "unloaded");
     assert.equal(spawns(), 1);
@@ -237,8 +273,14 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     const all = events.join("");
     for (const to of ["loading", "ready", "stopping", "unloaded"]) assert.match(all, new RegExp(`"to":"${to}"`));
     const list = (await (await fetch(`${url}/models`)).json()) as { data: { id: string; status: { value: string } }[] };
-    assert.deepEqual(list.data.map((m) => m.id), ["a", "e", "r"]);
-    const st = (await (await fetch(`${url}/api/status`)).json()) as { models: { name: string; estimatedBytes: number; loads: number }[]; budget: { bytes: number } };
+    assert.deepEqual(
+      list.data.map((m) => m.id),
+      ["a", "e", "r"],
+    );
+    const st = (await (await fetch(`${url}/api/status`)).json()) as {
+      models: { name: string; estimatedBytes: number; loads: number }[];
+      budget: { bytes: number };
+    };
     assert.equal(st.models.find((m) => m.name === "a")!.loads, 1);
     assert.ok(st.budget.bytes > 0);
   });

@@ -65,7 +65,8 @@ async function rig(
     proxy,
     url: proxy.url,
     events,
-    spawns: (model?: string) => events.filter((e) => e.type === "spawned" && (model === undefined || e.handle.model === model)).length,
+    spawns: (model?: string) =>
+      events.filter((e) => e.type === "spawned" && (model === undefined || e.handle.model === model)).length,
   };
 }
 
@@ -104,7 +105,12 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
 
   test("--max-models 1: a request for b waits for a's streams to finish, then a stops and b answers; nothing is cut", async (t) => {
     const r = await rig(t, { a: { tokens: 15, tokenIntervalMs: 40 }, b: {} }, { maxModels: 1 });
-    const streams = [0, 1, 2].map(() => chat(r.url, "a", { stream: true, max_tokens: 100 }).then(async (x) => ({ status: x.status, text: await x.text() })));
+    const streams = [0, 1, 2].map(() =>
+      chat(r.url, "a", { stream: true, max_tokens: 100 }).then(async (x) => ({
+        status: x.status,
+        text: await x.text(),
+      })),
+    );
     await waitFor(() => statusOf(r.proxy, "a").inFlight === 3, 10_000);
     const b = await chat(r.url, "b");
     const bBody = (await b.json()) as { model: string };
@@ -202,7 +208,9 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
   });
 
   test("a failed load answers its waiters with llama-server's reason, then backs off with 503 + Retry-After", async (t) => {
-    const r = await rig(t, { bad: { failLoad: { exitCode: 1, message: "llama_model_load: error loading model: tensor 'x' is corrupted" } } });
+    const r = await rig(t, {
+      bad: { failLoad: { exitCode: 1, message: "llama_model_load: error loading model: tensor 'x' is corrupted" } },
+    });
     const [x, y] = await Promise.all([chat(r.url, "bad"), chat(r.url, "bad")]);
     assert.equal(x.status, 502);
     assert.equal(y.status, 502);
@@ -213,7 +221,9 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
     assert.equal(again.status, 503);
     assert.ok(Number(again.headers.get("retry-after")) >= 1);
     assert.equal(r.spawns("bad"), 1, "no new start during the cooldown");
-    const list = (await (await fetch(`${r.url}/v1/models`)).json()) as { data: { id: string; status: { value: string } }[] };
+    const list = (await (await fetch(`${r.url}/v1/models`)).json()) as {
+      data: { id: string; status: { value: string } }[];
+    };
     assert.equal(list.data.find((m) => m.id === "bad")!.status.value, "failed");
   });
 
@@ -221,7 +231,15 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
     const dir = tempDir(t);
     const a = writeFakeModel(dir, "a");
     const b = writeFakeModel(dir, "b");
-    const r = await rig(t, {}, { maxModels: 1, queueTimeoutS: 1, yaml: () => `models:\n  a: {path: ${JSON.stringify(a)}, pinned: true}\n  b: {path: ${JSON.stringify(b)}}\n` });
+    const r = await rig(
+      t,
+      {},
+      {
+        maxModels: 1,
+        queueTimeoutS: 1,
+        yaml: () => `models:\n  a: {path: ${JSON.stringify(a)}, pinned: true}\n  b: {path: ${JSON.stringify(b)}}\n`,
+      },
+    );
     assert.equal((await chat(r.url, "a")).status, 200);
     const res = await chat(r.url, "b");
     assert.equal(res.status, 503);
@@ -235,7 +253,11 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
     // big + small fit in the budget, big + small + big2 do not
     const r = await rig(
       t,
-      { big: { sizeBytes: 200 * MiB, rssMb: 200 }, big2: { sizeBytes: 200 * MiB, rssMb: 200 }, small: { sizeBytes: 1 * MiB } },
+      {
+        big: { sizeBytes: 200 * MiB, rssMb: 200 },
+        big2: { sizeBytes: 200 * MiB, rssMb: 200 },
+        small: { sizeBytes: 1 * MiB },
+      },
       { memoryBudget: "520MiB" },
     );
     for (const m of ["big", "small"]) assert.equal((await chat(r.url, m)).status, 200);
@@ -281,7 +303,10 @@ describe("proxy scheduling on the fake llama-server", { timeout: 60_000 }, () =>
     const text = await stream;
     assert.equal(sseEvents(text).at(-1), "data: [DONE]", "a's stream was not cut");
     assert.equal(statusOf(r.proxy, "a").pid, pidA, "a kept its process");
-    assert.ok(await waitFor(() => statusOf(r.proxy, "b").state === "unloaded", 3_000), "b stops to apply its new settings");
+    assert.ok(
+      await waitFor(() => statusOf(r.proxy, "b").state === "unloaded", 3_000),
+      "b stops to apply its new settings",
+    );
     assert.equal((await chat(r.url, "b")).status, 200);
     assert.notEqual(statusOf(r.proxy, "b").pid, pidB);
     assert.equal((await chat(r.url, "c")).status, 404);
@@ -298,7 +323,11 @@ describe("gglib proxy command on the fake llama-server", { timeout: 60_000 }, ()
     const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
     const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
     const child = spawn(tsx, [main, "proxy", "--models-dir", dir, "--max-models", "1", "--port", "0", "--json"], {
-      env: { ...fakeLlamaEnv({ loadMs: 300, statsFile: stats }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data") },
+      env: {
+        ...fakeLlamaEnv({ loadMs: 300, statsFile: stats }),
+        GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+        GGLIB_DATA_DIR: join(dir, "data"),
+      },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -309,9 +338,17 @@ describe("gglib proxy command on the fake llama-server", { timeout: 60_000 }, ()
     const ready = JSON.parse(out.split("\n").find((l) => l.includes('"event":"ready"'))!) as { url: string };
     const url = ready.url;
     const res = await Promise.all(Array.from({ length: 10 }, () => chat(url, "tiny-a")));
-    assert.deepEqual(res.map((x) => x.status), Array(10).fill(200));
-    const models = await (await fetch(`${url}/v1/models`)).json() as { data: { id: string; status: { value: string } }[] };
-    assert.deepEqual(models.data.map((m) => [m.id, m.status.value]).sort(), [["tiny-a", "loaded"], ["tiny-b", "unloaded"]]);
+    assert.deepEqual(
+      res.map((x) => x.status),
+      Array(10).fill(200),
+    );
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as {
+      data: { id: string; status: { value: string } }[];
+    };
+    assert.deepEqual(models.data.map((m) => [m.id, m.status.value]).sort(), [
+      ["tiny-a", "loaded"],
+      ["tiny-b", "unloaded"],
+    ]);
     const st1 = (await (await fetch(`${url}/api/status`)).json()) as { models: { name: string; pid?: number }[] };
     const pidA = st1.models.find((m) => m.name === "tiny-a")!.pid!;
     const b = await chat(url, "tiny-b");
@@ -341,11 +378,18 @@ describe("gglib proxy shutdown", { timeout: 60_000 }, () => {
     const dir = tempDir(t);
     const model = writeFakeModel(dir, "slow");
     const cfg = join(dir, "c.yaml");
-    writeFileSync(cfg, `models:\n  slow: {path: ${JSON.stringify(model)}, env: {FAKE_LLAMA_TOKENS: "12", FAKE_LLAMA_TOKEN_INTERVAL_MS: "100"}}\n`);
+    writeFileSync(
+      cfg,
+      `models:\n  slow: {path: ${JSON.stringify(model)}, env: {FAKE_LLAMA_TOKENS: "12", FAKE_LLAMA_TOKEN_INTERVAL_MS: "100"}}\n`,
+    );
     const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
     const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
     const child = spawn(tsx, [main, "proxy", "--config", cfg, "--port", "0", "--json"], {
-      env: { ...fakeLlamaEnv({ loadMs: 50 }), GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER, GGLIB_DATA_DIR: join(dir, "data") },
+      env: {
+        ...fakeLlamaEnv({ loadMs: 50 }),
+        GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+        GGLIB_DATA_DIR: join(dir, "data"),
+      },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -369,7 +413,9 @@ describe("gglib proxy shutdown", { timeout: 60_000 }, () => {
     const st = (await (await fetch(`${url}/api/status`)).json()) as { models: { pid?: number }[] };
     const pid = st.models[0]!.pid!;
     // the signal goes to the node process running the CLI (tsx's child), as a service manager would send it
-    const nodePid = pidsWithArg(main).find((p) => p !== child.pid && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("proxy"))!;
+    const nodePid = pidsWithArg(main).find(
+      (p) => p !== child.pid && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("proxy"),
+    )!;
     process.kill(nodePid, "SIGTERM");
     for (;;) {
       const { value, done } = await reader.read();
@@ -378,7 +424,11 @@ describe("gglib proxy shutdown", { timeout: 60_000 }, () => {
     }
     assert.equal(sseEvents(text).at(-1), "data: [DONE]", "the stream in flight finished");
     assert.ok(!text.includes('"error"'));
-    assert.equal(await Promise.race([exited, new Promise((r) => setTimeout(() => r("timeout"), 40_000))]), 0, `exit code 0; stderr: ${err}; stdout tail: ${out.slice(-600)}`);
+    assert.equal(
+      await Promise.race([exited, new Promise((r) => setTimeout(() => r("timeout"), 40_000))]),
+      0,
+      `exit code 0; stderr: ${err}; stdout tail: ${out.slice(-600)}`,
+    );
     assert.ok(!running(pid), "llama-server stopped");
   });
 });

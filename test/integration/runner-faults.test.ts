@@ -19,11 +19,21 @@ let model: string;
 const runners: LlamaServerRunner[] = [];
 
 function newRunner(opts: RunnerOptions = {}): LlamaServerRunner {
-  const r = new LlamaServerRunner({ binaryPath: FAKE, pidsDir: join(dir, "pids"), basePort: 20100 + Math.floor(Math.random() * 2000), healthIntervalMs: 0, ...opts });
+  const r = new LlamaServerRunner({
+    binaryPath: FAKE,
+    pidsDir: join(dir, "pids"),
+    basePort: 20100 + Math.floor(Math.random() * 2000),
+    healthIntervalMs: 0,
+    ...opts,
+  });
   runners.push(r);
   return r;
 }
-const cfg = (env: Record<string, string> = {}, extra: Partial<ServerConfig> = {}): ServerConfig => ({ modelPath: model, env, ...extra });
+const cfg = (env: Record<string, string> = {}, extra: Partial<ServerConfig> = {}): ServerConfig => ({
+  modelPath: model,
+  env,
+  ...extra,
+});
 
 function expectKind(kind: GglibError["kind"], check?: (e: GglibError) => void) {
   return (e: unknown) => {
@@ -51,7 +61,12 @@ describe("runner faults (fake llama-server)", () => {
   test("failure during load: error carries the exit code and llama-server's message; nothing is left", async () => {
     const runner = newRunner();
     await assert.rejects(
-      runner.start(cfg({ FAKE_LLAMA_LOAD_MS: "30", FAKE_LLAMA_FAIL_LOAD: "3:llama_model_load: error loading model: out of memory" })),
+      runner.start(
+        cfg({
+          FAKE_LLAMA_LOAD_MS: "30",
+          FAKE_LLAMA_FAIL_LOAD: "3:llama_model_load: error loading model: out of memory",
+        }),
+      ),
       expectKind("exited_during_load", (e) => {
         assert.match(e.message, /exit code 3/);
         assert.match(e.message, /out of memory/);
@@ -65,7 +80,10 @@ describe("runner faults (fake llama-server)", () => {
 
   test("a crash by signal during load is reported as such", async () => {
     const runner = newRunner();
-    await assert.rejects(runner.start(cfg({ FAKE_LLAMA_FAIL_LOAD: "SIGSEGV:ggml_abort" })), expectKind("exited_during_load", (e) => assert.match(e.message, /killed by SIGSEGV/)));
+    await assert.rejects(
+      runner.start(cfg({ FAKE_LLAMA_FAIL_LOAD: "SIGSEGV:ggml_abort" })),
+      expectKind("exited_during_load", (e) => assert.match(e.message, /killed by SIGSEGV/)),
+    );
   });
 
   test("a port llama-server cannot bind is retried on other ports, bounded", async () => {
@@ -82,7 +100,10 @@ describe("runner faults (fake llama-server)", () => {
     const t0 = Date.now();
     let pid = 0;
     runner.on((e) => e.type === "spawned" && (pid = e.handle.pid));
-    await assert.rejects(runner.start(cfg({ FAKE_LLAMA_LOAD_MS: "20000" }), { readyTimeoutMs: 400 }), expectKind("ready_timeout", (e) => assert.match(e.message, /not ready within/)));
+    await assert.rejects(
+      runner.start(cfg({ FAKE_LLAMA_LOAD_MS: "20000" }), { readyTimeoutMs: 400 }),
+      expectKind("ready_timeout", (e) => assert.match(e.message, /not ready within/)),
+    );
     assert.ok(Date.now() - t0 < 5000);
     assert.ok(pid > 0 && !running(pid), "the slow process was stopped");
   });
@@ -134,12 +155,16 @@ describe("runner faults (fake llama-server)", () => {
     const h = await runner.start(cfg({ FAKE_LLAMA_TOKENS: "-1", FAKE_LLAMA_TOKEN_INTERVAL_MS: "20" }));
     let chunks = 0;
     const streamEnded = new Promise<string>((resolveEnd) => {
-      const req = request(`${h.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
-        res.on("data", () => chunks++);
-        res.on("end", () => resolveEnd("end"));
-        res.on("error", () => resolveEnd("error"));
-        res.on("close", () => resolveEnd("close"));
-      });
+      const req = request(
+        `${h.url}/v1/chat/completions`,
+        { method: "POST", headers: { "content-type": "application/json" } },
+        (res) => {
+          res.on("data", () => chunks++);
+          res.on("end", () => resolveEnd("end"));
+          res.on("error", () => resolveEnd("error"));
+          res.on("close", () => resolveEnd("close"));
+        },
+      );
       req.on("error", () => resolveEnd("req-error"));
       req.end(JSON.stringify({ messages: [{ role: "user", content: "x" }], stream: true, max_tokens: 100000 }));
     });
@@ -217,10 +242,34 @@ await r.start({ modelPath: ${JSON.stringify(model)}, env: { FAKE_LLAMA_LOAD_MS: 
     const stranger = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });
     try {
       const deadOwner = 2 ** 22 - 3;
-      await writePidfile(pids, "orphan", { pid: orphan.pid!, port: 22501, binaryPath: FAKE, model: "fake-a", modelPath: model, startedAt: Date.now(), ownerPid: deadOwner });
-      await writePidfile(pids, "stranger", { pid: stranger.pid!, port: 22502, binaryPath: FAKE, model: "x", modelPath: model, startedAt: Date.now(), ownerPid: deadOwner });
+      await writePidfile(pids, "orphan", {
+        pid: orphan.pid!,
+        port: 22501,
+        binaryPath: FAKE,
+        model: "fake-a",
+        modelPath: model,
+        startedAt: Date.now(),
+        ownerPid: deadOwner,
+      });
+      await writePidfile(pids, "stranger", {
+        pid: stranger.pid!,
+        port: 22502,
+        binaryPath: FAKE,
+        model: "x",
+        modelPath: model,
+        startedAt: Date.now(),
+        ownerPid: deadOwner,
+      });
       // owned by a live gglib (this test process): left alone
-      await writePidfile(pids, "mine", { pid: stranger.pid!, port: 22503, binaryPath: FAKE, model: "y", modelPath: model, startedAt: Date.now(), ownerPid: process.pid });
+      await writePidfile(pids, "mine", {
+        pid: stranger.pid!,
+        port: 22503,
+        binaryPath: FAKE,
+        model: "y",
+        modelPath: model,
+        startedAt: Date.now(),
+        ownerPid: process.pid,
+      });
       writeFileSync(join(pids, "garbage.json"), "{not json");
       assert.ok(await waitFor(() => running(orphan.pid!), 2000));
       const res = await sweepOrphans(pids, { waitMs: 1000 });

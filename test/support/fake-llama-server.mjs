@@ -185,7 +185,10 @@ function loadFlagTable() {
       continue;
     }
     if (line.startsWith("-")) {
-      const spec = line.replace(/,\s+/g, ", ").split(/\s{2,}/)[0].trim();
+      const spec = line
+        .replace(/,\s+/g, ", ")
+        .split(/\s{2,}/)[0]
+        .trim();
       const names = spec.split(", ");
       const last = names[names.length - 1];
       const sp = last.indexOf(" ");
@@ -326,7 +329,25 @@ const routerMode = !opt.model;
 // ---------------------------------------------------------------------------------------------------
 // model file: GGUF header (best effort)
 
-const FTYPES = { 0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16" };
+const FTYPES = {
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  7: "Q8_0",
+  8: "Q5_0",
+  9: "Q5_1",
+  10: "Q2_K",
+  11: "Q3_K_S",
+  12: "Q3_K_M",
+  13: "Q3_K_L",
+  14: "Q4_K_S",
+  15: "Q4_K_M",
+  16: "Q5_K_S",
+  17: "Q5_K_M",
+  18: "Q6_K",
+  32: "BF16",
+};
 
 function readGguf(file, size) {
   const fd = fs.openSync(file, "r");
@@ -349,15 +370,24 @@ function readGguf(file, size) {
     const SCALAR = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
     const value = (t) => {
       switch (t) {
-        case 0: return (need(1), b.readUInt8(o++));
-        case 1: return (need(1), b.readInt8(o++));
-        case 2: return (need(2), (o += 2), b.readUInt16LE(o - 2));
-        case 3: return (need(2), (o += 2), b.readInt16LE(o - 2));
-        case 4: return u32();
-        case 5: return (need(4), (o += 4), b.readInt32LE(o - 4));
-        case 6: return (need(4), (o += 4), b.readFloatLE(o - 4));
-        case 7: return (need(1), b.readUInt8(o++) !== 0);
-        case 8: return str();
+        case 0:
+          return (need(1), b.readUInt8(o++));
+        case 1:
+          return (need(1), b.readInt8(o++));
+        case 2:
+          return (need(2), (o += 2), b.readUInt16LE(o - 2));
+        case 3:
+          return (need(2), (o += 2), b.readInt16LE(o - 2));
+        case 4:
+          return u32();
+        case 5:
+          return (need(4), (o += 4), b.readInt32LE(o - 4));
+        case 6:
+          return (need(4), (o += 4), b.readFloatLE(o - 4));
+        case 7:
+          return (need(1), b.readUInt8(o++) !== 0);
+        case 8:
+          return str();
         case 9: {
           const et = u32();
           const cnt = u64();
@@ -371,10 +401,14 @@ function readGguf(file, size) {
           }
           return { arrayLength: cnt };
         }
-        case 10: return u64();
-        case 11: return (need(8), (o += 8), Number(b.readBigInt64LE(o - 8)));
-        case 12: return (need(8), (o += 8), b.readDoubleLE(o - 8));
-        default: throw new Error("bad type");
+        case 10:
+          return u64();
+        case 11:
+          return (need(8), (o += 8), Number(b.readBigInt64LE(o - 8)));
+        case 12:
+          return (need(8), (o += 8), b.readDoubleLE(o - 8));
+        default:
+          throw new Error("bad type");
       }
     };
     o = 4;
@@ -410,7 +444,13 @@ function modelFailure(lines) {
     for (const l of lines) log("E", "", l[0], l[1]);
     log("E", "", "llama_model_load", `error loading model: llama_model_loader: failed to load model from ${opt.model}`);
     log("E", "", "llama_model_load_from_file_impl", "failed to load model");
-    if (pass === 0) log("E", "", "common_fit_params", "encountered an error while trying to fit params to free device memory: failed to load model");
+    if (pass === 0)
+      log(
+        "E",
+        "",
+        "common_fit_params",
+        "encountered an error while trying to fit params to free device memory: failed to load model",
+      );
   }
   log("E", "cmn", "common_init_", `failed to load model '${opt.model}'`);
   log("E", "srv", "load_model", `failed to load model, '${opt.model}'`);
@@ -432,7 +472,12 @@ function inspectModel() {
   fs.readSync(fd, magic, 0, 4, 0);
   fs.closeSync(fd);
   if (magic.toString("latin1") !== "GGUF") {
-    modelFailure([["gguf_init_from_reader", `invalid magic characters: '${magic.toString("latin1").replace(/\0/g, "")}', expected 'GGUF'`]]);
+    modelFailure([
+      [
+        "gguf_init_from_reader",
+        `invalid magic characters: '${magic.toString("latin1").replace(/\0/g, "")}', expected 'GGUF'`,
+      ],
+    ]);
   }
   let g = null;
   try {
@@ -500,14 +545,40 @@ function isReasoningModel() {
   return path.basename(opt.model).toLowerCase().includes("think");
 }
 
-const CHATML = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+const CHATML =
+  "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 // ---------------------------------------------------------------------------------------------------
 // text: fake tokenizer and the words the "model" says
 
-const WORDS = ["Hello", " from", " the", " fake", " llama", "-server", ".", " Ça", " marche", " très", " bien", " 🙂", " 微", "笑", " again", ","];
+const WORDS = [
+  "Hello",
+  " from",
+  " the",
+  " fake",
+  " llama",
+  "-server",
+  ".",
+  " Ça",
+  " marche",
+  " très",
+  " bien",
+  " 🙂",
+  " 微",
+  "笑",
+  " again",
+  ",",
+];
 const THINK_WORDS = ["Let", " me", " think", " about", " this", " carefully", "."];
-const SPECIAL_IDS = { "<unk>": 0, "<s>": 1, "</s>": 2, "<|im_start|>": 32001, "<|im_end|>": 32002, "<think>": 32003, "</think>": 32004 };
+const SPECIAL_IDS = {
+  "<unk>": 0,
+  "<s>": 1,
+  "</s>": 2,
+  "<|im_start|>": 32001,
+  "<|im_end|>": 32002,
+  "<think>": 32003,
+  "</think>": 32004,
+};
 const pieceById = new Map(Object.entries(SPECIAL_IDS).map(([p, id]) => [id, p]));
 function pieceId(p) {
   if (p in SPECIAL_IDS) return SPECIAL_IDS[p];
@@ -538,7 +609,8 @@ const countTokens = (text, addSpecial = false) => tokenizePieces(text, addSpecia
 
 function textOf(content) {
   if (typeof content === "string") return content;
-  if (Array.isArray(content)) return content.map((p) => (typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join("");
+  if (Array.isArray(content))
+    return content.map((p) => (typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join("");
   return "";
 }
 function renderChat(messages, { thinking }) {
@@ -552,7 +624,40 @@ function renderChat(messages, { thinking }) {
 // ---------------------------------------------------------------------------------------------------
 // nlohmann::json parse error messages (malformed request bodies answer 500 with this text)
 
-const CTRL_NAMES = ["NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR", "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "FS", "GS", "RS", "US"];
+const CTRL_NAMES = [
+  "NUL",
+  "SOH",
+  "STX",
+  "ETX",
+  "EOT",
+  "ENQ",
+  "ACK",
+  "BEL",
+  "BS",
+  "HT",
+  "LF",
+  "VT",
+  "FF",
+  "CR",
+  "SO",
+  "SI",
+  "DLE",
+  "DC1",
+  "DC2",
+  "DC3",
+  "DC4",
+  "NAK",
+  "SYN",
+  "ETB",
+  "CAN",
+  "EM",
+  "SUB",
+  "ESC",
+  "FS",
+  "GS",
+  "RS",
+  "US",
+];
 const CTRL_SHORT = { 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r" };
 function jsonParseErrorMessage(text) {
   const s = text;
@@ -600,7 +705,8 @@ function jsonParseErrorMessage(text) {
         if (c === "\\") {
           const e = get();
           if (e === EOF) return ((lexErr = "invalid string: missing closing quote"), "<parse error>");
-          if (!'"\\/bfnrtu'.includes(e)) return ((lexErr = "invalid string: forbidden character after backslash"), "<parse error>");
+          if (!'"\\/bfnrtu'.includes(e))
+            return ((lexErr = "invalid string: forbidden character after backslash"), "<parse error>");
         }
       }
     }
@@ -608,21 +714,25 @@ function jsonParseErrorMessage(text) {
       let c = ch;
       if (c === "-") {
         c = get();
-        if (c === EOF || !(c >= "0" && c <= "9")) return ((lexErr = "invalid number; expected digit after '-'"), "<parse error>");
+        if (c === EOF || !(c >= "0" && c <= "9"))
+          return ((lexErr = "invalid number; expected digit after '-'"), "<parse error>");
       }
       if (c !== "0") while ((c = get()) !== EOF && c >= "0" && c <= "9");
       else c = get();
       if (c === ".") {
         c = get();
-        if (c === EOF || !(c >= "0" && c <= "9")) return ((lexErr = "invalid number; expected digit after '.'"), "<parse error>");
+        if (c === EOF || !(c >= "0" && c <= "9"))
+          return ((lexErr = "invalid number; expected digit after '.'"), "<parse error>");
         while ((c = get()) !== EOF && c >= "0" && c <= "9");
       }
       if (c === "e" || c === "E") {
         c = get();
         if (c === "+" || c === "-") {
           c = get();
-          if (c === EOF || !(c >= "0" && c <= "9")) return ((lexErr = "invalid number; expected digit after exponent sign"), "<parse error>");
-        } else if (c === EOF || !(c >= "0" && c <= "9")) return ((lexErr = "invalid number; expected '+', '-', or digit after exponent"), "<parse error>");
+          if (c === EOF || !(c >= "0" && c <= "9"))
+            return ((lexErr = "invalid number; expected digit after exponent sign"), "<parse error>");
+        } else if (c === EOF || !(c >= "0" && c <= "9"))
+          return ((lexErr = "invalid number; expected '+', '-', or digit after exponent"), "<parse error>");
         while ((c = get()) !== EOF && c >= "0" && c <= "9");
       }
       unget();
@@ -643,7 +753,8 @@ function jsonParseErrorMessage(text) {
   let last = "";
   const fail = (context, expected) => {
     let m = `syntax error while parsing ${context} - `;
-    if (last === "<parse error>") m += `${lexErr}; last read: '${tokStr.replace(/[\x00-\x1f]/g, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`)}'`;
+    if (last === "<parse error>")
+      m += `${lexErr}; last read: '${tokStr.replace(/[\x00-\x1f]/g, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`)}'`;
     else m += `unexpected ${last}`;
     if (expected) m += `; expected ${expected}`;
     throw new PErr(`[json.exception.parse_error.101] parse error at line ${line}, column ${col}: ${m}`);
@@ -706,7 +817,16 @@ function jsonParseErrorMessage(text) {
 // ---------------------------------------------------------------------------------------------------
 // HTTP/1.1 on node:net, with llama.cpp's (cpp-httplib's) exact headers
 
-const REASONS = { 200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large", 500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable" };
+const REASONS = {
+  200: "OK",
+  400: "Bad Request",
+  401: "Unauthorized",
+  404: "Not Found",
+  413: "Payload Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+};
 const KEEP_ALIVE = "Keep-Alive: timeout=5, max=100\r\n";
 const MAX_REQUESTS_PER_CONN = 100;
 
@@ -728,7 +848,8 @@ function sendRaw(c, req, status, contentType, body, extraHeaders = "") {
   finish(c, close);
 }
 const JSON_TYPE = "application/json; charset=utf-8";
-const sendJson = (c, req, status, obj) => sendRaw(c, req, status, JSON_TYPE, typeof obj === "string" ? obj : JSON.stringify(obj));
+const sendJson = (c, req, status, obj) =>
+  sendRaw(c, req, status, JSON_TYPE, typeof obj === "string" ? obj : JSON.stringify(obj));
 /** Errors thrown by handlers: {"error":{"code","message","type"}} (llama.cpp's usual key order). */
 function errBody(code, message, type, extra) {
   return JSON.stringify({ error: { code, message, type, ...extra } });
@@ -741,7 +862,11 @@ function sendError(c, req, code, message, type, extra) {
 const LOADING_BODY = '{"error":{"message":"Loading model","type":"unavailable_error","code":503}}';
 const NOT_FOUND_BODY = '{"error":{"message":"File Not Found","type":"not_found_error","code":404}}';
 const BAD_KEY_BODY = '{"error":{"message":"Invalid API Key","type":"authentication_error","code":401}}';
-const PEG_ERROR = { code: 500, message: "The model produced output that does not match the expected peg-native format", type: "server_error" };
+const PEG_ERROR = {
+  code: 500,
+  message: "The model produced output that does not match the expected peg-native format",
+  type: "server_error",
+};
 
 /** Called when a response is complete: keep the connection for the next request, or close it. */
 function finish(c, close) {
@@ -762,7 +887,16 @@ function armIdle(c) {
 
 function onConnection(sock) {
   sock.setNoDelay(true);
-  const c = { sock, buf: Buffer.alloc(0), busy: false, closed: false, nreq: 0, idleTimer: undefined, onClose: new Set(), continued: false };
+  const c = {
+    sock,
+    buf: Buffer.alloc(0),
+    busy: false,
+    closed: false,
+    nreq: 0,
+    idleTimer: undefined,
+    onClose: new Set(),
+    continued: false,
+  };
   S.conns.add(c);
   armIdle(c);
   sock.on("data", (d) => {
@@ -895,19 +1029,59 @@ const sseEvent = (type, obj) => `event: ${type}\ndata: ${JSON.stringify(obj)}\n\
 // ---------------------------------------------------------------------------------------------------
 // routing
 
-const GET_ROUTES = new Set(["/health", "/v1/health", "/models", "/v1/models", "/api/tags", "/props", "/slots", "/metrics", "/lora-adapters"]);
+const GET_ROUTES = new Set([
+  "/health",
+  "/v1/health",
+  "/models",
+  "/v1/models",
+  "/api/tags",
+  "/props",
+  "/slots",
+  "/metrics",
+  "/lora-adapters",
+]);
 const POST_ROUTES = new Set([
-  "/completion", "/completions", "/v1/completions", "/chat/completions", "/v1/chat/completions", "/api/chat",
-  "/v1/messages", "/v1/messages/count_tokens", "/v1/responses", "/v1/chat/completions/input_tokens",
-  "/infill", "/embedding", "/embeddings", "/v1/embeddings", "/rerank", "/reranking", "/v1/rerank", "/v1/reranking",
-  "/tokenize", "/detokenize", "/apply-template", "/props", "/lora-adapters", "/api/show",
+  "/completion",
+  "/completions",
+  "/v1/completions",
+  "/chat/completions",
+  "/v1/chat/completions",
+  "/api/chat",
+  "/v1/messages",
+  "/v1/messages/count_tokens",
+  "/v1/responses",
+  "/v1/chat/completions/input_tokens",
+  "/infill",
+  "/embedding",
+  "/embeddings",
+  "/v1/embeddings",
+  "/rerank",
+  "/reranking",
+  "/v1/rerank",
+  "/v1/reranking",
+  "/tokenize",
+  "/detokenize",
+  "/apply-template",
+  "/props",
+  "/lora-adapters",
+  "/api/show",
 ]);
 const PUBLIC = new Set(["/health", "/v1/health"]);
 
 function recordStats(req, stream) {
   if (!K.statsFile) return;
   try {
-    fs.appendFileSync(K.statsFile, JSON.stringify({ pid: process.pid, model: S.modelId, method: req.method, path: req.path, stream, t: Date.now() }) + "\n");
+    fs.appendFileSync(
+      K.statsFile,
+      JSON.stringify({
+        pid: process.pid,
+        model: S.modelId,
+        method: req.method,
+        path: req.path,
+        stream,
+        t: Date.now(),
+      }) + "\n",
+    );
   } catch {
     /* best effort */
   }
@@ -966,7 +1140,9 @@ function dispatch(c, req) {
   }
   if (routerMode) return routerDispatch(c, req);
   const isGet = req.method === "GET" || req.method === "HEAD";
-  const known = (isGet && GET_ROUTES.has(req.path)) || (req.method === "POST" && (POST_ROUTES.has(req.path) || /^\/slots\/\d+$/.test(req.path)));
+  const known =
+    (isGet && GET_ROUTES.has(req.path)) ||
+    (req.method === "POST" && (POST_ROUTES.has(req.path) || /^\/slots\/\d+$/.test(req.path)));
   if (!known) return sendJson(c, req, 404, NOT_FOUND_BODY);
   if (isGet) return handleGet(c, req);
   // POST: body must be JSON (llama.cpp answers malformed JSON with a 500 carrying nlohmann's message)
@@ -978,9 +1154,12 @@ function dispatch(c, req) {
 }
 
 function routerDispatch(c, req) {
-  if ((req.method === "GET" || req.method === "HEAD") && (req.path === "/health" || req.path === "/v1/health")) return sendJson(c, req, 200, '{"status":"ok"}');
-  if ((req.method === "GET" || req.method === "HEAD") && (req.path === "/models" || req.path === "/v1/models")) return sendJson(c, req, 200, { data: [], object: "list" });
-  if (req.method === "POST" && POST_ROUTES.has(req.path)) return sendError(c, req, 400, "model name is missing from the request", "invalid_request_error");
+  if ((req.method === "GET" || req.method === "HEAD") && (req.path === "/health" || req.path === "/v1/health"))
+    return sendJson(c, req, 200, '{"status":"ok"}');
+  if ((req.method === "GET" || req.method === "HEAD") && (req.path === "/models" || req.path === "/v1/models"))
+    return sendJson(c, req, 200, { data: [], object: "list" });
+  if (req.method === "POST" && POST_ROUTES.has(req.path))
+    return sendError(c, req, 400, "model name is missing from the request", "invalid_request_error");
   return sendJson(c, req, 404, NOT_FOUND_BODY);
 }
 
@@ -996,7 +1175,16 @@ function modelEntry() {
     object: "model",
     created: Math.floor(Date.now() / 1000),
     owned_by: "llamacpp",
-    meta: { vocab_type: true, n_vocab: m.nVocab, n_ctx: S.nCtxSlot, n_ctx_train: m.nCtxTrain, n_embd: m.nEmbd, n_params: m.nParams, size: m.tensorBytes, ftype: m.ftype },
+    meta: {
+      vocab_type: true,
+      n_vocab: m.nVocab,
+      n_ctx: S.nCtxSlot,
+      n_ctx_train: m.nCtxTrain,
+      n_embd: m.nEmbd,
+      n_params: m.nParams,
+      size: m.tensorBytes,
+      ftype: m.ftype,
+    },
   };
 }
 function modelsBody() {
@@ -1013,7 +1201,14 @@ function modelsBody() {
         tags: [""],
         capabilities: [opt.embeddings ? "embedding" : "completion"],
         parameters: "",
-        details: { parent_model: "", format: "gguf", family: "", families: [""], parameter_size: "", quantization_level: "" },
+        details: {
+          parent_model: "",
+          format: "gguf",
+          family: "",
+          families: [""],
+          parameter_size: "",
+          quantization_level: "",
+        },
       },
     ],
     object: "list",
@@ -1022,14 +1217,48 @@ function modelsBody() {
 }
 
 const DEFAULT_PARAMS = {
-  seed: 4294967295, temperature: 0.800000011920929, dynatemp_range: 0.0, dynatemp_exponent: 1.0, top_k: 40, top_p: 0.949999988079071,
-  min_p: 0.05000000074505806, top_n_sigma: -1.0, xtc_probability: 0.0, xtc_threshold: 0.10000000149011612, typical_p: 1.0, repeat_last_n: 64,
-  repeat_penalty: 1.0, presence_penalty: 0.0, frequency_penalty: 0.0, dry_multiplier: 0.0, dry_base: 1.75, dry_allowed_length: 2,
-  dry_penalty_last_n: 64, mirostat: 0, mirostat_tau: 5.0, mirostat_eta: 0.10000000149011612, adaptive_target: -1.0, adaptive_decay: 0.8999999761581421,
-  max_tokens: -1, n_predict: -1, n_keep: 0, n_discard: 0, ignore_eos: false, stream: false, n_probs: 0, min_keep: 0, chat_format: "Content-only",
-  reasoning_format: "none", reasoning_in_content: false, generation_prompt: "",
+  seed: 4294967295,
+  temperature: 0.800000011920929,
+  dynatemp_range: 0.0,
+  dynatemp_exponent: 1.0,
+  top_k: 40,
+  top_p: 0.949999988079071,
+  min_p: 0.05000000074505806,
+  top_n_sigma: -1.0,
+  xtc_probability: 0.0,
+  xtc_threshold: 0.10000000149011612,
+  typical_p: 1.0,
+  repeat_last_n: 64,
+  repeat_penalty: 1.0,
+  presence_penalty: 0.0,
+  frequency_penalty: 0.0,
+  dry_multiplier: 0.0,
+  dry_base: 1.75,
+  dry_allowed_length: 2,
+  dry_penalty_last_n: 64,
+  mirostat: 0,
+  mirostat_tau: 5.0,
+  mirostat_eta: 0.10000000149011612,
+  adaptive_target: -1.0,
+  adaptive_decay: 0.8999999761581421,
+  max_tokens: -1,
+  n_predict: -1,
+  n_keep: 0,
+  n_discard: 0,
+  ignore_eos: false,
+  stream: false,
+  n_probs: 0,
+  min_keep: 0,
+  chat_format: "Content-only",
+  reasoning_format: "none",
+  reasoning_in_content: false,
+  generation_prompt: "",
   samplers: ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
-  "speculative.types": "none", timings_per_token: false, post_sampling_probs: false, backend_sampling: false, lora: [],
+  "speculative.types": "none",
+  timings_per_token: false,
+  post_sampling_probs: false,
+  backend_sampling: false,
+  lora: [],
 };
 
 function propsBody() {
@@ -1048,8 +1277,15 @@ function propsBody() {
     ui_settings: {},
     chat_template: S.chatTemplate,
     chat_template_caps: {
-      supports_object_arguments: false, supports_parallel_tool_calls: false, supports_preserve_reasoning: S.isThink, supports_reasoning_effort: false,
-      supports_string_content: true, supports_system_role: true, supports_tool_calls: false, supports_tools: false, supports_typed_content: false,
+      supports_object_arguments: false,
+      supports_parallel_tool_calls: false,
+      supports_preserve_reasoning: S.isThink,
+      supports_reasoning_effort: false,
+      supports_string_content: true,
+      supports_system_role: true,
+      supports_tool_calls: false,
+      supports_tools: false,
+      supports_typed_content: false,
     },
     bos_token: "<s>",
     eos_token: "</s>",
@@ -1070,7 +1306,14 @@ function slotsBody() {
       n_prompt_tokens_processed: s.nPrompt,
       n_prompt_tokens_cache: 0,
       params: { ...DEFAULT_PARAMS, max_tokens: s.maxTokens, n_predict: s.maxTokens, stream: s.stream },
-      next_token: [{ has_next_token: s.busy, has_new_line: false, n_remain: s.maxTokens < 0 ? -1 : Math.max(0, s.maxTokens - s.nDecoded), n_decoded: s.nDecoded }],
+      next_token: [
+        {
+          has_next_token: s.busy,
+          has_new_line: false,
+          n_remain: s.maxTokens < 0 ? -1 : Math.max(0, s.maxTokens - s.nDecoded),
+          n_decoded: s.nDecoded,
+        },
+      ],
     };
   });
 }
@@ -1084,18 +1327,40 @@ function metricsText() {
     ["prompt_seconds_total", "counter", "Total time spent processing prompts", m.promptSeconds],
     ["tokens_predicted_total", "counter", "Number of generation tokens processed", m.predicted],
     ["tokens_predicted_seconds_total", "counter", "Total time spent generating tokens", m.predictedSeconds],
-    ["n_decode_total", "counter", "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding", m.nDecode],
+    [
+      "n_decode_total",
+      "counter",
+      "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding",
+      m.nDecode,
+    ],
     ["n_tokens_max", "counter", "Largest observed sequence length (prompt + generation)", m.nTokensMax],
     ["spec_decode_num_draft_tokens_total", "counter", "Speculative: Total draft tokens generated", 0],
-    ["spec_decode_num_accepted_tokens_total", "counter", "Speculative: Total draft tokens accepted by the target model", 0],
+    [
+      "spec_decode_num_accepted_tokens_total",
+      "counter",
+      "Speculative: Total draft tokens accepted by the target model",
+      0,
+    ],
     ["spec_decode_num_drafts_total", "counter", "Speculative: Total speculative decoding verification steps", 0],
-    ["prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s", m.promptSeconds > 0 ? +(m.promptTokens / m.promptSeconds).toFixed(1) : 0],
-    ["predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s", m.predictedSeconds > 0 ? +(m.predicted / m.predictedSeconds).toFixed(1) : 0],
+    [
+      "prompt_tokens_seconds",
+      "gauge",
+      "Average prompt throughput in tokens/s",
+      m.promptSeconds > 0 ? +(m.promptTokens / m.promptSeconds).toFixed(1) : 0,
+    ],
+    [
+      "predicted_tokens_seconds",
+      "gauge",
+      "Average generation throughput in tokens/s",
+      m.predictedSeconds > 0 ? +(m.predicted / m.predictedSeconds).toFixed(1) : 0,
+    ],
     ["requests_processing", "gauge", "Number of requests processing", busy],
     ["requests_deferred", "gauge", "Number of requests deferred", S.waiting.length],
     ["n_busy_slots_per_decode", "gauge", "Average number of busy slots per llama_decode() call", busy > 0 ? busy : 0],
   ];
-  return rows.map(([n, t, h, v]) => `# HELP llamacpp:${n} ${h}\n# TYPE llamacpp:${n} ${t}\nllamacpp:${n} ${v}\n`).join("");
+  return rows
+    .map(([n, t, h, v]) => `# HELP llamacpp:${n} ${h}\n# TYPE llamacpp:${n} ${t}\nllamacpp:${n} ${v}\n`)
+    .join("");
 }
 
 function handleGet(c, req) {
@@ -1110,11 +1375,26 @@ function handleGet(c, req) {
     case "/props":
       return sendJson(c, req, 200, propsBody());
     case "/slots":
-      if (req.query.get("fail_on_no_slot") && !S.slots.some((s) => !s.busy)) return sendError(c, req, 503, "no slot available", "unavailable_error");
+      if (req.query.get("fail_on_no_slot") && !S.slots.some((s) => !s.busy))
+        return sendError(c, req, 503, "no slot available", "unavailable_error");
       return sendJson(c, req, 200, slotsBody());
     case "/metrics":
-      if (!opt.metrics) return sendError(c, req, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
-      return sendRaw(c, req, 200, "text/plain; version=0.0.4", metricsText(), `Process-Start-Time-Unix: ${S.startUnix}\r\n`);
+      if (!opt.metrics)
+        return sendError(
+          c,
+          req,
+          501,
+          "This server does not support metrics endpoint. Start it with `--metrics`",
+          "not_supported_error",
+        );
+      return sendRaw(
+        c,
+        req,
+        200,
+        "text/plain; version=0.0.4",
+        metricsText(),
+        `Process-Start-Time-Unix: ${S.startUnix}\r\n`,
+      );
     case "/lora-adapters":
       return sendJson(c, req, 200, "[]");
   }
@@ -1143,15 +1423,20 @@ function embeddingFor(text) {
 
 function handlePost(c, req, body) {
   const p = req.path;
-  if (p === "/v1/chat/completions" || p === "/chat/completions" || p === "/api/chat") return startGeneration(c, req, body, "chat");
+  if (p === "/v1/chat/completions" || p === "/chat/completions" || p === "/api/chat")
+    return startGeneration(c, req, body, "chat");
   if (p === "/v1/completions") return startGeneration(c, req, body, "oai-completion");
   if (p === "/completion" || p === "/completions") return startGeneration(c, req, body, "completion");
   if (p === "/v1/messages") return startGeneration(c, req, body, "anthropic");
   if (p === "/v1/responses") return startGeneration(c, req, body, "responses");
-  if (p === "/v1/messages/count_tokens") return sendJson(c, req, 200, { input_tokens: countTokens(renderAnthropicPrompt(body), false) });
+  if (p === "/v1/messages/count_tokens")
+    return sendJson(c, req, 200, { input_tokens: countTokens(renderAnthropicPrompt(body), false) });
   if (p === "/v1/chat/completions/input_tokens") {
     const messages = Array.isArray(body.messages) ? body.messages : [];
-    return sendJson(c, req, 200, { input_tokens: countTokens(renderChat(messages, { thinking: thinkingFor(body) }), true), object: "response.input_tokens" });
+    return sendJson(c, req, 200, {
+      input_tokens: countTokens(renderChat(messages, { thinking: thinkingFor(body) }), true),
+      object: "response.input_tokens",
+    });
   }
   if (p === "/tokenize") {
     const pieces = tokenizePieces(typeof body.content === "string" ? body.content : "", body.add_special === true);
@@ -1167,33 +1452,100 @@ function handlePost(c, req, body) {
     return sendJson(c, req, 200, { prompt: renderChat(body.messages, { thinking: thinkingFor(body) }) });
   }
   if (p === "/infill") {
-    return sendError(c, req, 501, "Infill is not supported by this model: prefix token is missing. suffix token is missing. middle token is missing. ", "not_supported_error");
+    return sendError(
+      c,
+      req,
+      501,
+      "Infill is not supported by this model: prefix token is missing. suffix token is missing. middle token is missing. ",
+      "not_supported_error",
+    );
   }
-  if (p === "/props") return sendError(c, req, 501, "This server does not support changing global properties. Start it with `--props`", "not_supported_error");
-  if (/^\/slots\//.test(p)) return sendError(c, req, 501, "This server does not support slots action. Start it with `--slot-save-path`", "not_supported_error");
+  if (p === "/props")
+    return sendError(
+      c,
+      req,
+      501,
+      "This server does not support changing global properties. Start it with `--props`",
+      "not_supported_error",
+    );
+  if (/^\/slots\//.test(p))
+    return sendError(
+      c,
+      req,
+      501,
+      "This server does not support slots action. Start it with `--slot-save-path`",
+      "not_supported_error",
+    );
   if (p === "/lora-adapters") return sendJson(c, req, 200, "[]");
-  if (p === "/api/show") return sendJson(c, req, 200, { template: S.chatTemplate, model_info: { "llama.context_length": S.nCtx }, modelfile: "", parameters: "", details: { format: "gguf" }, capabilities: ["completion"] });
+  if (p === "/api/show")
+    return sendJson(c, req, 200, {
+      template: S.chatTemplate,
+      model_info: { "llama.context_length": S.nCtx },
+      modelfile: "",
+      parameters: "",
+      details: { format: "gguf" },
+      capabilities: ["completion"],
+    });
   if (p === "/v1/embeddings" || p === "/embeddings" || p === "/embedding") {
-    if (!opt.embeddings) return sendError(c, req, 501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
+    if (!opt.embeddings)
+      return sendError(
+        c,
+        req,
+        501,
+        "This server does not support embeddings. Start it with `--embeddings`",
+        "not_supported_error",
+      );
     const input = body.input ?? body.content;
-    if (input === undefined) return sendError(c, req, 400, '"input" or "content" must be provided', "invalid_request_error");
-    const inputs = Array.isArray(input) ? input.map((x) => (typeof x === "string" ? x : JSON.stringify(x))) : [String(input)];
+    if (input === undefined)
+      return sendError(c, req, 400, '"input" or "content" must be provided', "invalid_request_error");
+    const inputs = Array.isArray(input)
+      ? input.map((x) => (typeof x === "string" ? x : JSON.stringify(x)))
+      : [String(input)];
     const nTok = inputs.reduce((a, s) => a + countTokens(s, true), 0);
-    if (p === "/embedding" || p === "/embeddings") return sendJson(c, req, 200, inputs.map((s, i) => ({ index: i, embedding: [embeddingFor(s)] })));
+    if (p === "/embedding" || p === "/embeddings")
+      return sendJson(
+        c,
+        req,
+        200,
+        inputs.map((s, i) => ({ index: i, embedding: [embeddingFor(s)] })),
+      );
     const data = inputs.map((s, i) => {
       const e = embeddingFor(s);
-      if (body.encoding_format === "base64") return { embedding: Buffer.from(new Float32Array(e).buffer).toString("base64"), index: i, object: "embedding", encoding_format: "base64" };
+      if (body.encoding_format === "base64")
+        return {
+          embedding: Buffer.from(new Float32Array(e).buffer).toString("base64"),
+          index: i,
+          object: "embedding",
+          encoding_format: "base64",
+        };
       return { embedding: e, index: i, object: "embedding" };
     });
-    return sendJson(c, req, 200, { model: typeof body.model === "string" ? body.model : S.modelId, object: "list", usage: { prompt_tokens: nTok, total_tokens: nTok }, data });
+    return sendJson(c, req, 200, {
+      model: typeof body.model === "string" ? body.model : S.modelId,
+      object: "list",
+      usage: { prompt_tokens: nTok, total_tokens: nTok },
+      data,
+    });
   }
   if (p === "/rerank" || p === "/reranking" || p === "/v1/rerank" || p === "/v1/reranking") {
-    if (!opt.reranking) return sendError(c, req, 501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
+    if (!opt.reranking)
+      return sendError(
+        c,
+        req,
+        501,
+        "This server does not support reranking. Start it with `--reranking`",
+        "not_supported_error",
+      );
     const docs = Array.isArray(body.documents) ? body.documents : [];
     const q = String(body.query ?? "");
     const results = docs.map((d, i) => ({ index: i, relevance_score: embeddingFor(q + "\u0000" + String(d))[0] }));
     const nTok = docs.reduce((a, d) => a + countTokens(q + String(d), true), 0);
-    return sendJson(c, req, 200, { model: S.modelId, object: "list", usage: { prompt_tokens: nTok, total_tokens: nTok }, results });
+    return sendJson(c, req, 200, {
+      model: S.modelId,
+      object: "list",
+      usage: { prompt_tokens: nTok, total_tokens: nTok },
+      results,
+    });
   }
   return sendJson(c, req, 404, NOT_FOUND_BODY);
 }
@@ -1208,14 +1560,16 @@ function thinkingFor(body) {
 function renderAnthropicPrompt(body) {
   const msgs = [];
   if (body.system !== undefined) msgs.push({ role: "system", content: textOf(body.system) });
-  for (const m of Array.isArray(body.messages) ? body.messages : []) msgs.push({ role: m?.role, content: textOf(m?.content) });
+  for (const m of Array.isArray(body.messages) ? body.messages : [])
+    msgs.push({ role: m?.role, content: textOf(m?.content) });
   return renderChat(msgs, { thinking: thinkingFor(body) });
 }
 function renderResponsesPrompt(body) {
   const msgs = [];
   if (typeof body.instructions === "string") msgs.push({ role: "system", content: body.instructions });
   if (typeof body.input === "string") msgs.push({ role: "user", content: body.input });
-  else if (Array.isArray(body.input)) for (const it of body.input) msgs.push({ role: it?.role ?? "user", content: textOf(it?.content) });
+  else if (Array.isArray(body.input))
+    for (const it of body.input) msgs.push({ role: it?.role ?? "user", content: textOf(it?.content) });
   return renderChat(msgs, { thinking: thinkingFor(body) });
 }
 
@@ -1328,13 +1682,25 @@ function startGeneration(c, req, body, kind) {
   let prompt;
   if (kind === "chat") {
     if (body.messages === undefined) return sendError(c, req, 400, "'messages' is required", "invalid_request_error");
-    if (!Array.isArray(body.messages)) return sendError(c, req, 400, "Expected 'messages' to be an array", "invalid_request_error");
-    if (body.grammar !== undefined && Array.isArray(body.tools) && body.tools.length > 0) return sendError(c, req, 400, "Cannot use custom grammar constraints with tools.", "invalid_request_error");
-    if (body.top_logprobs !== undefined && body.logprobs !== true) return sendError(c, req, 400, "top_logprobs requires logprobs to be set to true", "invalid_request_error");
+    if (!Array.isArray(body.messages))
+      return sendError(c, req, 400, "Expected 'messages' to be an array", "invalid_request_error");
+    if (body.grammar !== undefined && Array.isArray(body.tools) && body.tools.length > 0)
+      return sendError(c, req, 400, "Cannot use custom grammar constraints with tools.", "invalid_request_error");
+    if (body.top_logprobs !== undefined && body.logprobs !== true)
+      return sendError(c, req, 400, "top_logprobs requires logprobs to be set to true", "invalid_request_error");
     prompt = renderChat(body.messages, { thinking: thinkingFor(body) });
   } else if (kind === "completion" || kind === "oai-completion") {
-    if (body.prompt === undefined) return sendError(c, req, 400, "[json.exception.out_of_range.403] key 'prompt' not found", "invalid_request_error");
-    prompt = Array.isArray(body.prompt) ? body.prompt.map((x) => (typeof x === "number" ? (pieceById.get(x) ?? " x") : String(x))).join("") : String(body.prompt);
+    if (body.prompt === undefined)
+      return sendError(
+        c,
+        req,
+        400,
+        "[json.exception.out_of_range.403] key 'prompt' not found",
+        "invalid_request_error",
+      );
+    prompt = Array.isArray(body.prompt)
+      ? body.prompt.map((x) => (typeof x === "number" ? (pieceById.get(x) ?? " x") : String(x))).join("")
+      : String(body.prompt);
   } else if (kind === "anthropic") {
     if (!Array.isArray(body.messages)) return sendError(c, req, 400, "'messages' is required", "invalid_request_error");
     prompt = renderAnthropicPrompt(body);
@@ -1343,14 +1709,27 @@ function startGeneration(c, req, body, kind) {
   }
   const nPrompt = countTokens(prompt, true);
   if (nPrompt >= S.nCtxSlot) {
-    return sendError(c, req, 400, `request (${nPrompt} tokens) exceeds the available context size (${S.nCtxSlot} tokens), try increasing it`, "exceed_context_size_error", { n_prompt_tokens: nPrompt, n_ctx: S.nCtxSlot });
+    return sendError(
+      c,
+      req,
+      400,
+      `request (${nPrompt} tokens) exceeds the available context size (${S.nCtxSlot} tokens), try increasing it`,
+      "exceed_context_size_error",
+      { n_prompt_tokens: nPrompt, n_ctx: S.nCtxSlot },
+    );
   }
   if (K.instant) return instantAnswer(c, req, kind, stream);
 
   const reasoningOn = kind !== "completion" && kind !== "oai-completion" && thinkingFor(body);
   const reqFormat = typeof body.reasoning_format === "string" ? body.reasoning_format : opt.reasoningFormat;
   const job = {
-    c, req, body, kind, stream, prompt, nPrompt,
+    c,
+    req,
+    body,
+    kind,
+    stream,
+    prompt,
+    nPrompt,
     maxTokens: maxTokensOf(body, kind),
     reasoning: reasoningOn,
     inline: reasoningOn && reqFormat === "none",
@@ -1495,11 +1874,35 @@ async function runJob(job) {
     await out.error();
     return;
   }
-  slotLog("I", "print_timing", slot.id, taskId, `prompt eval time = ${promptMs.toFixed(2).padStart(10)} ms / ${String(job.nPrompt).padStart(5)} tokens (${(promptMs / job.nPrompt).toFixed(2).padStart(8)} ms per token, ${((1000 * job.nPrompt) / promptMs).toFixed(2).padStart(8)} tokens per second)`);
-  slotLog("I", "print_timing", slot.id, taskId, `       eval time = ${predictedMs.toFixed(2).padStart(10)} ms / ${String(n).padStart(5)} tokens (${(n ? predictedMs / n : 0).toFixed(2).padStart(8)} ms per token, ${(n ? (1000 * n) / predictedMs : 0).toFixed(2).padStart(8)} tokens per second)`);
-  slotLog("I", "print_timing", slot.id, taskId, `      total time = ${(promptMs + predictedMs).toFixed(2).padStart(10)} ms / ${String(job.nPrompt + n).padStart(5)} tokens`);
+  slotLog(
+    "I",
+    "print_timing",
+    slot.id,
+    taskId,
+    `prompt eval time = ${promptMs.toFixed(2).padStart(10)} ms / ${String(job.nPrompt).padStart(5)} tokens (${(promptMs / job.nPrompt).toFixed(2).padStart(8)} ms per token, ${((1000 * job.nPrompt) / promptMs).toFixed(2).padStart(8)} tokens per second)`,
+  );
+  slotLog(
+    "I",
+    "print_timing",
+    slot.id,
+    taskId,
+    `       eval time = ${predictedMs.toFixed(2).padStart(10)} ms / ${String(n).padStart(5)} tokens (${(n ? predictedMs / n : 0).toFixed(2).padStart(8)} ms per token, ${(n ? (1000 * n) / predictedMs : 0).toFixed(2).padStart(8)} tokens per second)`,
+  );
+  slotLog(
+    "I",
+    "print_timing",
+    slot.id,
+    taskId,
+    `      total time = ${(promptMs + predictedMs).toFixed(2).padStart(10)} ms / ${String(job.nPrompt + n).padStart(5)} tokens`,
+  );
   slotLog("I", "print_timing", slot.id, taskId, `   graphs reused = ${String(Math.max(0, n - 1)).padStart(10)}`);
-  slotLog("I", "release", slot.id, taskId, `stop processing: n_tokens = ${job.nPrompt + n - 1}, truncated = ${truncatedByCtx ? 1 : 0}`);
+  slotLog(
+    "I",
+    "release",
+    slot.id,
+    taskId,
+    `stop processing: n_tokens = ${job.nPrompt + n - 1}, truncated = ${truncatedByCtx ? 1 : 0}`,
+  );
   releaseSlot(slot);
   S.generations++;
   await out.end(finishReason, timings, n);
@@ -1524,7 +1927,15 @@ class Emitter {
     this.firstInline = true;
   }
   chatChunk(delta, finish = null, extra = {}) {
-    return sse({ choices: [{ finish_reason: finish, index: 0, delta }], created: this.created, id: this.id, model: S.modelId, system_fingerprint: BUILD_INFO, object: "chat.completion.chunk", ...extra });
+    return sse({
+      choices: [{ finish_reason: finish, index: 0, delta }],
+      created: this.created,
+      id: this.id,
+      model: S.modelId,
+      system_fingerprint: BUILD_INFO,
+      object: "chat.completion.chunk",
+      ...extra,
+    });
   }
   /** Text of the token as it is shown to the client, and in which field. */
   shape(tok) {
@@ -1563,52 +1974,132 @@ class Emitter {
       if (!this.started) this.pending = this.chatChunk({ role: "assistant", content: null });
       await this.send(this.chatChunk(s.field === "reasoning" ? { reasoning_content: s.text } : { content: s.text }));
     } else if (k === "oai-completion") {
-      await this.send(sse({ choices: [{ text: s.text, index: 0, logprobs: null, finish_reason: null }], created: this.created, model: S.modelId, system_fingerprint: BUILD_INFO, object: "text_completion", id: this.id }));
+      await this.send(
+        sse({
+          choices: [{ text: s.text, index: 0, logprobs: null, finish_reason: null }],
+          created: this.created,
+          model: S.modelId,
+          system_fingerprint: BUILD_INFO,
+          object: "text_completion",
+          id: this.id,
+        }),
+      );
     } else if (k === "completion") {
       this.tokensSent++;
-      await this.send(sse({ index: 0, content: s.text, tokens: [pieceId(s.text)], stop: false, id_slot: -1, tokens_predicted: this.tokensSent, tokens_evaluated: j.nPrompt }));
+      await this.send(
+        sse({
+          index: 0,
+          content: s.text,
+          tokens: [pieceId(s.text)],
+          stop: false,
+          id_slot: -1,
+          tokens_predicted: this.tokensSent,
+          tokens_evaluated: j.nPrompt,
+        }),
+      );
     } else if (k === "anthropic") {
       let pre = "";
       if (!this.started) {
-        pre += sseEvent("message_start", { type: "message_start", message: { id: this.id, type: "message", role: "assistant", content: [], model: S.modelId, stop_reason: null, stop_sequence: null, usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: 0 } } });
+        pre += sseEvent("message_start", {
+          type: "message_start",
+          message: {
+            id: this.id,
+            type: "message",
+            role: "assistant",
+            content: [],
+            model: S.modelId,
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: 0 },
+          },
+        });
       }
       const want = s.field === "reasoning" ? "thinking" : "text";
       if (this.block !== want) {
         if (this.block === "thinking") {
-          pre += sseEvent("content_block_delta", { type: "content_block_delta", index: this.blockIndex, delta: { type: "signature_delta", signature: "" } });
+          pre += sseEvent("content_block_delta", {
+            type: "content_block_delta",
+            index: this.blockIndex,
+            delta: { type: "signature_delta", signature: "" },
+          });
         }
-        if (this.block !== null) pre += sseEvent("content_block_stop", { type: "content_block_stop", index: this.blockIndex });
+        if (this.block !== null)
+          pre += sseEvent("content_block_stop", { type: "content_block_stop", index: this.blockIndex });
         this.block = want;
         this.blockIndex++;
-        pre += sseEvent("content_block_start", { type: "content_block_start", index: this.blockIndex, content_block: want === "thinking" ? { type: "thinking", thinking: "" } : { type: "text", text: "" } });
+        pre += sseEvent("content_block_start", {
+          type: "content_block_start",
+          index: this.blockIndex,
+          content_block: want === "thinking" ? { type: "thinking", thinking: "" } : { type: "text", text: "" },
+        });
       }
-      const delta = want === "thinking" ? { type: "thinking_delta", thinking: s.text } : { type: "text_delta", text: s.text };
-      await this.send(pre + sseEvent("content_block_delta", { type: "content_block_delta", index: this.blockIndex, delta }));
+      const delta =
+        want === "thinking" ? { type: "thinking_delta", thinking: s.text } : { type: "text_delta", text: s.text };
+      await this.send(
+        pre + sseEvent("content_block_delta", { type: "content_block_delta", index: this.blockIndex, delta }),
+      );
     } else if (k === "responses") {
       let pre = "";
       if (!this.started) {
-        pre += sseEvent("response.created", { type: "response.created", response: { id: this.id, object: "response", status: "in_progress" } });
-        pre += sseEvent("response.in_progress", { type: "response.in_progress", response: { id: this.id, object: "response", status: "in_progress" } });
+        pre += sseEvent("response.created", {
+          type: "response.created",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        });
+        pre += sseEvent("response.in_progress", {
+          type: "response.in_progress",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        });
       }
       const want = s.field === "reasoning" ? "thinking" : "text";
       if (this.block !== want) {
         if (want === "thinking") {
-          pre += sseEvent("response.output_item.added", { type: "response.output_item.added", item: { id: this.rsId, summary: [], type: "reasoning", content: [], encrypted_content: "", status: "in_progress" } });
+          pre += sseEvent("response.output_item.added", {
+            type: "response.output_item.added",
+            item: {
+              id: this.rsId,
+              summary: [],
+              type: "reasoning",
+              content: [],
+              encrypted_content: "",
+              status: "in_progress",
+            },
+          });
         } else {
-          pre += sseEvent("response.output_item.added", { type: "response.output_item.added", item: { content: [], id: this.msgId, role: "assistant", status: "in_progress", type: "message" } });
-          pre += sseEvent("response.content_part.added", { type: "response.content_part.added", item_id: this.msgId, part: { type: "output_text", text: "" } });
+          pre += sseEvent("response.output_item.added", {
+            type: "response.output_item.added",
+            item: { content: [], id: this.msgId, role: "assistant", status: "in_progress", type: "message" },
+          });
+          pre += sseEvent("response.content_part.added", {
+            type: "response.content_part.added",
+            item_id: this.msgId,
+            part: { type: "output_text", text: "" },
+          });
         }
         this.block = want;
       }
-      const ev = want === "thinking"
-        ? sseEvent("response.reasoning_text.delta", { type: "response.reasoning_text.delta", delta: s.text, item_id: this.rsId })
-        : sseEvent("response.output_text.delta", { type: "response.output_text.delta", item_id: this.msgId, delta: s.text });
+      const ev =
+        want === "thinking"
+          ? sseEvent("response.reasoning_text.delta", {
+              type: "response.reasoning_text.delta",
+              delta: s.text,
+              item_id: this.rsId,
+            })
+          : sseEvent("response.output_text.delta", {
+              type: "response.output_text.delta",
+              item_id: this.msgId,
+              delta: s.text,
+            });
       await this.send(pre + ev);
     }
     return true;
   }
   usage(n) {
-    return { completion_tokens: n, prompt_tokens: this.job.nPrompt, total_tokens: n + this.job.nPrompt, prompt_tokens_details: { cached_tokens: 0 } };
+    return {
+      completion_tokens: n,
+      prompt_tokens: this.job.nPrompt,
+      total_tokens: n + this.job.nPrompt,
+      prompt_tokens_details: { cached_tokens: 0 },
+    };
   }
   async end(finish, timings, n) {
     const j = this.job;
@@ -1617,8 +2108,22 @@ class Emitter {
     const stopReason = finish === "length" ? "max_tokens" : "end_turn";
     const outputItems = () => {
       const items = [];
-      if (this.reasoning) items.push({ id: this.rsId, summary: [], type: "reasoning", content: [{ text: this.reasoning, type: "reasoning_text" }], encrypted_content: "", status: "completed" });
-      items.push({ content: [{ type: "output_text", annotations: [], logprobs: [], text: this.content }], id: this.msgId, role: "assistant", status: "completed", type: "message" });
+      if (this.reasoning)
+        items.push({
+          id: this.rsId,
+          summary: [],
+          type: "reasoning",
+          content: [{ text: this.reasoning, type: "reasoning_text" }],
+          encrypted_content: "",
+          status: "completed",
+        });
+      items.push({
+        content: [{ type: "output_text", annotations: [], logprobs: [], text: this.content }],
+        id: this.msgId,
+        role: "assistant",
+        status: "completed",
+        type: "message",
+      });
       return items;
     };
     if (!j.stream) {
@@ -1626,56 +2131,186 @@ class Emitter {
       if (k === "chat") {
         const message = { role: "assistant", content: this.content };
         if (this.reasoning) message.reasoning_content = this.reasoning;
-        return sendJson(j.c, j.req, 200, { choices: [{ finish_reason: finish, index: 0, message }], created, model: S.modelId, system_fingerprint: BUILD_INFO, object: "chat.completion", usage: this.usage(n), id: this.id, timings });
+        return sendJson(j.c, j.req, 200, {
+          choices: [{ finish_reason: finish, index: 0, message }],
+          created,
+          model: S.modelId,
+          system_fingerprint: BUILD_INFO,
+          object: "chat.completion",
+          usage: this.usage(n),
+          id: this.id,
+          timings,
+        });
       }
       if (k === "oai-completion") {
-        return sendJson(j.c, j.req, 200, { choices: [{ text: this.content, index: 0, logprobs: null, finish_reason: finish }], created, model: S.modelId, system_fingerprint: BUILD_INFO, object: "text_completion", usage: this.usage(n), id: this.id, timings });
+        return sendJson(j.c, j.req, 200, {
+          choices: [{ text: this.content, index: 0, logprobs: null, finish_reason: finish }],
+          created,
+          model: S.modelId,
+          system_fingerprint: BUILD_INFO,
+          object: "text_completion",
+          usage: this.usage(n),
+          id: this.id,
+          timings,
+        });
       }
       if (k === "completion") return sendJson(j.c, j.req, 200, this.nativeFinal(this.content, finish, timings, n));
       if (k === "anthropic") {
         const content = [];
         if (this.reasoning) content.push({ type: "thinking", thinking: this.reasoning, signature: "" });
         content.push({ type: "text", text: this.content });
-        return sendJson(j.c, j.req, 200, { id: this.id, type: "message", role: "assistant", content, model: S.modelId, stop_reason: stopReason, stop_sequence: null, usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: n } });
+        return sendJson(j.c, j.req, 200, {
+          id: this.id,
+          type: "message",
+          role: "assistant",
+          content,
+          model: S.modelId,
+          stop_reason: stopReason,
+          stop_sequence: null,
+          usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: n },
+        });
       }
-      return sendJson(j.c, j.req, 200, { completed_at: created, created_at: this.created, id: this.id, model: S.modelId, object: "response", output: outputItems(), status: "completed", usage: { input_tokens: j.nPrompt, output_tokens: n, total_tokens: j.nPrompt + n, input_tokens_details: { cached_tokens: 0 } } });
+      return sendJson(j.c, j.req, 200, {
+        completed_at: created,
+        created_at: this.created,
+        id: this.id,
+        model: S.modelId,
+        object: "response",
+        output: outputItems(),
+        status: "completed",
+        usage: {
+          input_tokens: j.nPrompt,
+          output_tokens: n,
+          total_tokens: j.nPrompt + n,
+          input_tokens_details: { cached_tokens: 0 },
+        },
+      });
     }
     if (k === "chat") {
       if (!this.started) this.pending = this.chatChunk({ role: "assistant", content: null });
       if (j.includeUsage) {
-        await this.send(this.chatChunk({}, finish) + sse({ choices: [], created: this.created, id: this.id, model: S.modelId, system_fingerprint: BUILD_INFO, object: "chat.completion.chunk", usage: this.usage(n), timings }));
+        await this.send(
+          this.chatChunk({}, finish) +
+            sse({
+              choices: [],
+              created: this.created,
+              id: this.id,
+              model: S.modelId,
+              system_fingerprint: BUILD_INFO,
+              object: "chat.completion.chunk",
+              usage: this.usage(n),
+              timings,
+            }),
+        );
       } else {
         await this.send(this.chatChunk({}, finish, { timings }));
       }
       await this.send(sse("[DONE]"));
     } else if (k === "oai-completion") {
-      await this.send(sse({ choices: [{ text: "", index: 0, logprobs: null, finish_reason: finish }], created: this.created, model: S.modelId, system_fingerprint: BUILD_INFO, object: "text_completion", usage: this.usage(n), id: this.id, timings }));
+      await this.send(
+        sse({
+          choices: [{ text: "", index: 0, logprobs: null, finish_reason: finish }],
+          created: this.created,
+          model: S.modelId,
+          system_fingerprint: BUILD_INFO,
+          object: "text_completion",
+          usage: this.usage(n),
+          id: this.id,
+          timings,
+        }),
+      );
       await this.send(sse("[DONE]"));
     } else if (k === "completion") {
       await this.send(sse(this.nativeFinal("", finish, timings, n)));
     } else if (k === "anthropic") {
       let pre = "";
       if (!this.started) {
-        pre += sseEvent("message_start", { type: "message_start", message: { id: this.id, type: "message", role: "assistant", content: [], model: S.modelId, stop_reason: null, stop_sequence: null, usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: 0 } } });
+        pre += sseEvent("message_start", {
+          type: "message_start",
+          message: {
+            id: this.id,
+            type: "message",
+            role: "assistant",
+            content: [],
+            model: S.modelId,
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { cache_read_input_tokens: 0, input_tokens: j.nPrompt, output_tokens: 0 },
+          },
+        });
       }
-      if (this.block === "thinking") pre += sseEvent("content_block_delta", { type: "content_block_delta", index: this.blockIndex, delta: { type: "signature_delta", signature: "" } });
-      if (this.block !== null) pre += sseEvent("content_block_stop", { type: "content_block_stop", index: this.blockIndex });
-      pre += sseEvent("message_delta", { type: "message_delta", delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: n } });
+      if (this.block === "thinking")
+        pre += sseEvent("content_block_delta", {
+          type: "content_block_delta",
+          index: this.blockIndex,
+          delta: { type: "signature_delta", signature: "" },
+        });
+      if (this.block !== null)
+        pre += sseEvent("content_block_stop", { type: "content_block_stop", index: this.blockIndex });
+      pre += sseEvent("message_delta", {
+        type: "message_delta",
+        delta: { stop_reason: stopReason, stop_sequence: null },
+        usage: { output_tokens: n },
+      });
       pre += sseEvent("message_stop", { type: "message_stop" });
       await this.send(pre);
     } else if (k === "responses") {
       let pre = "";
       if (!this.started) {
-        pre += sseEvent("response.created", { type: "response.created", response: { id: this.id, object: "response", status: "in_progress" } });
-        pre += sseEvent("response.in_progress", { type: "response.in_progress", response: { id: this.id, object: "response", status: "in_progress" } });
+        pre += sseEvent("response.created", {
+          type: "response.created",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        });
+        pre += sseEvent("response.in_progress", {
+          type: "response.in_progress",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        });
       }
-      if (this.reasoning) pre += sseEvent("response.output_item.done", { type: "response.output_item.done", item: { id: this.rsId, summary: [], type: "reasoning", content: [{ text: this.reasoning, type: "reasoning_text" }], encrypted_content: "" } });
+      if (this.reasoning)
+        pre += sseEvent("response.output_item.done", {
+          type: "response.output_item.done",
+          item: {
+            id: this.rsId,
+            summary: [],
+            type: "reasoning",
+            content: [{ text: this.reasoning, type: "reasoning_text" }],
+            encrypted_content: "",
+          },
+        });
       const part = { type: "output_text", annotations: [], logprobs: [], text: this.content };
-      pre += sseEvent("response.output_text.done", { type: "response.output_text.done", item_id: this.msgId, text: this.content });
+      pre += sseEvent("response.output_text.done", {
+        type: "response.output_text.done",
+        item_id: this.msgId,
+        text: this.content,
+      });
       pre += sseEvent("response.content_part.done", { type: "response.content_part.done", item_id: this.msgId, part });
-      pre += sseEvent("response.output_item.done", { type: "response.output_item.done", item: { type: "message", status: "completed", id: this.msgId, content: [part], role: "assistant" } });
-      const output = outputItems().map((it) => (it.type === "message" ? { type: "message", status: "completed", id: it.id, content: it.content, role: "assistant" } : it));
-      pre += sseEvent("response.completed", { type: "response.completed", response: { id: this.id, object: "response", created_at: this.created, status: "completed", model: S.modelId, output, usage: { input_tokens: j.nPrompt, output_tokens: n, total_tokens: j.nPrompt + n, input_tokens_details: { cached_tokens: 0 } } }, timings });
+      pre += sseEvent("response.output_item.done", {
+        type: "response.output_item.done",
+        item: { type: "message", status: "completed", id: this.msgId, content: [part], role: "assistant" },
+      });
+      const output = outputItems().map((it) =>
+        it.type === "message"
+          ? { type: "message", status: "completed", id: it.id, content: it.content, role: "assistant" }
+          : it,
+      );
+      pre += sseEvent("response.completed", {
+        type: "response.completed",
+        response: {
+          id: this.id,
+          object: "response",
+          created_at: this.created,
+          status: "completed",
+          model: S.modelId,
+          output,
+          usage: {
+            input_tokens: j.nPrompt,
+            output_tokens: n,
+            total_tokens: j.nPrompt + n,
+            input_tokens_details: { cached_tokens: 0 },
+          },
+        },
+        timings,
+      });
       await this.send(pre);
     }
     endStream(j.c);
@@ -1683,22 +2318,47 @@ class Emitter {
   nativeFinal(content, finish, timings, n) {
     const j = this.job;
     return {
-      index: 0, content, tokens: [], id_slot: j.slot.id, stop: true, model: S.modelId, tokens_predicted: n, tokens_evaluated: j.nPrompt,
-      generation_settings: { ...DEFAULT_PARAMS, seed: typeof j.body.seed === "number" ? j.body.seed : DEFAULT_PARAMS.seed, max_tokens: j.maxTokens, n_predict: j.maxTokens, stream: j.stream },
-      prompt: "<s>" + (j.prompt.startsWith(" ") ? "" : " ") + j.prompt, has_new_line: false, truncated: false, stop_type: finish === "length" ? "limit" : "eos", stopping_word: "",
-      tokens_cached: j.nPrompt + n - 1, timings,
+      index: 0,
+      content,
+      tokens: [],
+      id_slot: j.slot.id,
+      stop: true,
+      model: S.modelId,
+      tokens_predicted: n,
+      tokens_evaluated: j.nPrompt,
+      generation_settings: {
+        ...DEFAULT_PARAMS,
+        seed: typeof j.body.seed === "number" ? j.body.seed : DEFAULT_PARAMS.seed,
+        max_tokens: j.maxTokens,
+        n_predict: j.maxTokens,
+        stream: j.stream,
+      },
+      prompt: "<s>" + (j.prompt.startsWith(" ") ? "" : " ") + j.prompt,
+      has_new_line: false,
+      truncated: false,
+      stop_type: finish === "length" ? "limit" : "eos",
+      stopping_word: "",
+      tokens_cached: j.nPrompt + n - 1,
+      timings,
     };
   }
   async error() {
     const j = this.job;
     if (j.c.closed) return;
-    if (!j.stream || (!this.started && (j.kind !== "chat" && j.kind !== "responses"))) {
+    if (!j.stream || (!this.started && j.kind !== "chat" && j.kind !== "responses")) {
       return sendError(j.c, j.req, 500, PEG_ERROR.message, PEG_ERROR.type);
     }
     if (j.kind === "chat" && !this.started) this.pending = this.chatChunk({ role: "assistant", content: null });
     if (j.kind === "responses" && !this.started) {
-      this.pending = sseEvent("response.created", { type: "response.created", response: { id: this.id, object: "response", status: "in_progress" } }) +
-        sseEvent("response.in_progress", { type: "response.in_progress", response: { id: this.id, object: "response", status: "in_progress" } });
+      this.pending =
+        sseEvent("response.created", {
+          type: "response.created",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        }) +
+        sseEvent("response.in_progress", {
+          type: "response.in_progress",
+          response: { id: this.id, object: "response", status: "in_progress" },
+        });
     }
     if (this.pending) await this.send("");
     if (j.kind === "anthropic") await this.send(sseEvent("error", PEG_ERROR));
@@ -1713,9 +2373,25 @@ function instantAnswer(c, req, kind, stream) {
   if (!instantCache) {
     const created = nowUnix();
     const id = "chatcmpl-" + randId();
-    const chunk = (delta, fr) => sse({ choices: [{ finish_reason: fr, index: 0, delta }], created, id, model: S.modelId, system_fingerprint: BUILD_INFO, object: "chat.completion.chunk" });
+    const chunk = (delta, fr) =>
+      sse({
+        choices: [{ finish_reason: fr, index: 0, delta }],
+        created,
+        id,
+        model: S.modelId,
+        system_fingerprint: BUILD_INFO,
+        object: "chat.completion.chunk",
+      });
     instantCache = {
-      json: JSON.stringify({ choices: [{ finish_reason: "stop", index: 0, message: { role: "assistant", content: "ok" } }], created, model: S.modelId, system_fingerprint: BUILD_INFO, object: "chat.completion", usage: { completion_tokens: 1, prompt_tokens: 1, total_tokens: 2, prompt_tokens_details: { cached_tokens: 0 } }, id }),
+      json: JSON.stringify({
+        choices: [{ finish_reason: "stop", index: 0, message: { role: "assistant", content: "ok" } }],
+        created,
+        model: S.modelId,
+        system_fingerprint: BUILD_INFO,
+        object: "chat.completion",
+        usage: { completion_tokens: 1, prompt_tokens: 1, total_tokens: 2, prompt_tokens_details: { cached_tokens: 0 } },
+        id,
+      }),
       first: chunk({ role: "assistant", content: null }, null) + chunk({ content: "ok" }, null),
       last: chunk({}, "stop"),
     };
@@ -1770,7 +2446,9 @@ function childOut(obj) {
 }
 const fmtProgress = (v) => (Number.isInteger(v) ? v.toFixed(1) : String(Math.round(v * 1000) / 1000));
 function childProgress(v) {
-  process.stdout.write(`cmd_child_to_router:state:{"state":"loading","payload":{"stages":["text_model"],"current":"text_model","value":${fmtProgress(v)}}}\n`);
+  process.stdout.write(
+    `cmd_child_to_router:state:{"state":"loading","payload":{"stages":["text_model"],"current":"text_model","value":${fmtProgress(v)}}}\n`,
+  );
 }
 function watchStdin() {
   log("I", "srv", "operator()", "child server monitoring thread started, waiting for EOF on stdin...");
@@ -1801,7 +2479,17 @@ function watchStdin() {
 function fmtMiB(bytes) {
   return (bytes / 1048576).toFixed(2);
 }
-const KV_BYTES = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_1: 20 / 32, iq4_nl: 18 / 32, q5_0: 22 / 32, q5_1: 24 / 32 };
+const KV_BYTES = {
+  f32: 4,
+  f16: 2,
+  bf16: 2,
+  q8_0: 34 / 32,
+  q4_0: 18 / 32,
+  q4_1: 20 / 32,
+  iq4_nl: 18 / 32,
+  q5_0: 22 / 32,
+  q5_1: 24 / 32,
+};
 
 function printBufferLines() {
   const m = S.meta;
@@ -1811,24 +2499,39 @@ function printBufferLines() {
   const vBytes = kvElems * (KV_BYTES[opt.cacheTypeV] ?? 2);
   const kvBytes = K.kvMb !== undefined ? Number(K.kvMb) * 1048576 : kBytes + vBytes;
   const outBytes = m.nVocab * 4 * S.nSlots;
-  const computeBytes = K.computeMb !== undefined ? Number(K.computeMb) * 1048576 : Math.max(3.01 * 1048576, m.nEmbd * 512 * 4 * 24 + m.nVocab * 4 * 16);
+  const computeBytes =
+    K.computeMb !== undefined
+      ? Number(K.computeMb) * 1048576
+      : Math.max(3.01 * 1048576, m.nEmbd * 512 * 4 * 24 + m.nVocab * 4 * 16);
   const mib = (b) => Math.round(b / 1048576);
   const self = mib(modelBytes) + mib(kvBytes + outBytes) + mib(computeBytes);
   const total = mib(os.totalmem());
   trace("common_params_fit_impl", "getting device memory data for initial parameters:");
   breakdown(self, mib(modelBytes), mib(kvBytes + outBytes), mib(computeBytes));
   trace("common_params_fit_impl", `projected to use ${self} MiB of host memory vs. ${total} MiB of total host memory`);
-  trace("common_params_fit_impl", `will leave ${mib(os.freemem()) - self} >= 1024 MiB of system memory, no changes needed`);
-  trace("llama_model_loader", `loaded meta data with ${m.nKv} key-value pairs and ${m.nTensors} tensors from ${opt.model} (version GGUF V3 (latest))`);
+  trace(
+    "common_params_fit_impl",
+    `will leave ${mib(os.freemem()) - self} >= 1024 MiB of system memory, no changes needed`,
+  );
+  trace(
+    "llama_model_loader",
+    `loaded meta data with ${m.nKv} key-value pairs and ${m.nTensors} tensors from ${opt.model} (version GGUF V3 (latest))`,
+  );
   trace("print_info", `file type   = ${m.ftype}`);
-  trace("print_info", `file size   = ${fmtMiB(m.size)} MiB (${((m.size * 8) / Math.max(1, m.nParams)).toFixed(2)} BPW) `);
+  trace(
+    "print_info",
+    `file size   = ${fmtMiB(m.size)} MiB (${((m.size * 8) / Math.max(1, m.nParams)).toFixed(2)} BPW) `,
+  );
   trace("print_info", `arch                  = ${m.arch}`);
   trace("print_info", `n_ctx_train           = ${m.nCtxTrain}`);
   trace("print_info", `n_embd                = ${m.nEmbd}`);
   trace("print_info", `n_layer               = ${m.nLayer}`);
   trace("print_info", `n_vocab               = ${m.nVocab}`);
   trace("load_tensors", `loading model tensors, this can take a while... (load_mode = ${opt.mmap ? "mmap" : "read"})`);
-  trace("load_tensors", `${opt.mmap ? "  CPU_Mapped" : "         CPU"} model buffer size = ${fmtMiB(modelBytes).padStart(8)} MiB`);
+  trace(
+    "load_tensors",
+    `${opt.mmap ? "  CPU_Mapped" : "         CPU"} model buffer size = ${fmtMiB(modelBytes).padStart(8)} MiB`,
+  );
   trace("llama_context", `n_seq_max             = ${S.nSlots}`);
   trace("llama_context", `n_ctx                 = ${S.nCtx}`);
   trace("llama_context", `n_ctx_seq             = ${S.nCtxSlot}`);
@@ -1843,15 +2546,26 @@ function printBufferLines() {
   S.breakdown = [self, mib(modelBytes), mib(kvBytes + outBytes), mib(computeBytes)];
 }
 function breakdown(self, model, ctx, compute) {
-  trace("common_memory_breakdown_print", "| memory breakdown [MiB] | total   free    self   model   context   compute    unaccounted |");
-  trace("common_memory_breakdown_print", `|   - Host               |                 ${String(self).padStart(4)} = ${String(model).padStart(5)} + ${String(ctx).padStart(7)} + ${String(compute).padStart(7)}                |`);
+  trace(
+    "common_memory_breakdown_print",
+    "| memory breakdown [MiB] | total   free    self   model   context   compute    unaccounted |",
+  );
+  trace(
+    "common_memory_breakdown_print",
+    `|   - Host               |                 ${String(self).padStart(4)} = ${String(model).padStart(5)} + ${String(ctx).padStart(7)} + ${String(compute).padStart(7)}                |`,
+  );
 }
 
 function startupLines() {
   if (verbosity >= 4) {
     log("I", "cmn", "common_param", "common_params_print_info: build 1 (80fb11a) with GNU 12.2.0 for Linux x86_64");
   }
-  log("I", "cmn", "common_param", `common_params_print_info: verbosity = ${verbosity} (adjust with the \`-lv N\` CLI arg)`);
+  log(
+    "I",
+    "cmn",
+    "common_param",
+    `common_params_print_info: verbosity = ${verbosity} (adjust with the \`-lv N\` CLI arg)`,
+  );
   if (opt.embeddings) {
     log("W", "srv", "llama_server", "embeddings enabled with n_batch (2048) > n_ubatch (512)");
     log("W", "srv", "llama_server", "setting n_batch = n_ubatch = 512 to avoid assertion failure");
@@ -1927,7 +2641,8 @@ async function main() {
   const meta = inspectModel();
   S.meta = meta;
   S.isThink = isReasoningModel();
-  S.chatTemplate = meta.chatTemplate ?? (S.isThink ? CHATML + "{% if add_generation_prompt %}<think>\n{% endif %}" : CHATML);
+  S.chatTemplate =
+    meta.chatTemplate ?? (S.isThink ? CHATML + "{% if add_generation_prompt %}<think>\n{% endif %}" : CHATML);
   // context and slots, the way llama-server sizes them
   // (-c 0 = the training context per sequence; otherwise padded to a multiple of 256, per sequence when the KV
   // cache is not unified: -np 3 -c 1000 gives 512 per slot, as the real binary does)
@@ -1938,8 +2653,19 @@ async function main() {
   if (opt.ctxSize <= 0) S.nCtxSlot = meta.nCtxTrain;
   else S.nCtxSlot = S.kvUnified ? pad256(opt.ctxSize) : pad256(opt.ctxSize / S.nSlots);
   S.nCtx = S.kvUnified ? S.nCtxSlot : S.nCtxSlot * S.nSlots;
-  S.slots = Array.from({ length: S.nSlots }, (_, id) => ({ id, busy: false, lastUsed: 0, taskId: null, nPrompt: 0, nDecoded: 0, maxTokens: -1, stream: false, cached: "" }));
-  if (verbosity >= 4 && auto) log("I", "srv", "llama_server", `n_parallel is set to auto, using n_parallel = ${S.nSlots} and kv_unified = true`);
+  S.slots = Array.from({ length: S.nSlots }, (_, id) => ({
+    id,
+    busy: false,
+    lastUsed: 0,
+    taskId: null,
+    nPrompt: 0,
+    nDecoded: 0,
+    maxTokens: -1,
+    stream: false,
+    cached: "",
+  }));
+  if (verbosity >= 4 && auto)
+    log("I", "srv", "llama_server", `n_parallel is set to auto, using n_parallel = ${S.nSlots} and kv_unified = true`);
 
   if (K.rssMb > 0) {
     rssHold = Buffer.allocUnsafe(K.rssMb * 1048576);
@@ -1971,7 +2697,12 @@ async function main() {
   if (child) childProgress(1);
   if (verbosity >= 4) printBufferLines();
   log("I", "cmn", "init", `llama threadpool init, n_threads = ${Math.min(os.cpus().length, 8)}`);
-  log("I", "srv", "load_model", `initializing, n_slots = ${S.nSlots}, n_ctx_slot = ${S.nCtxSlot}, kv_unified = '${S.kvUnified}'`);
+  log(
+    "I",
+    "srv",
+    "load_model",
+    `initializing, n_slots = ${S.nSlots}, n_ctx_slot = ${S.nCtxSlot}, kv_unified = '${S.kvUnified}'`,
+  );
   if (verbosity >= 4) {
     for (const s of S.slots) slotLog("I", "load_model", s.id, -1, `new slot, n_ctx = ${S.nCtxSlot}`);
     log("I", "srv", "init", `init: chat template, thinking = ${S.isThink ? 1 : 0}`);

@@ -67,18 +67,36 @@ export interface FakeLlamaKnobs {
 
 /** Every environment variable the fake reads (cleared by fakeLlamaEnv so tests do not leak knobs). */
 export const FAKE_LLAMA_ENV_VARS = [
-  "FAKE_LLAMA_LOAD_MS", "FAKE_LLAMA_FAIL_LOAD", "FAKE_LLAMA_CRASH_AFTER_CHUNKS", "FAKE_LLAMA_CRASH_SIGNAL",
-  "FAKE_LLAMA_STALL_AFTER_CHUNKS", "FAKE_LLAMA_ERROR_AFTER_CHUNKS", "FAKE_LLAMA_IGNORE_SIGTERM", "FAKE_LLAMA_REFUSE_BIND",
-  "FAKE_LLAMA_TOKENS", "FAKE_LLAMA_REASONING_TOKENS", "FAKE_LLAMA_TOKEN_INTERVAL_MS", "FAKE_LLAMA_PROMPT_MS",
-  "FAKE_LLAMA_REASONING", "FAKE_LLAMA_INSTANT", "FAKE_LLAMA_RSS_MB", "FAKE_LLAMA_STATS_FILE", "FAKE_LLAMA_N_CTX_TRAIN",
-  "FAKE_LLAMA_MODEL_MB", "FAKE_LLAMA_KV_MB", "FAKE_LLAMA_COMPUTE_MB", "FAKE_LLAMA_STRICT_GGUF", "LLAMA_SERVER_ROUTER_PORT",
+  "FAKE_LLAMA_LOAD_MS",
+  "FAKE_LLAMA_FAIL_LOAD",
+  "FAKE_LLAMA_CRASH_AFTER_CHUNKS",
+  "FAKE_LLAMA_CRASH_SIGNAL",
+  "FAKE_LLAMA_STALL_AFTER_CHUNKS",
+  "FAKE_LLAMA_ERROR_AFTER_CHUNKS",
+  "FAKE_LLAMA_IGNORE_SIGTERM",
+  "FAKE_LLAMA_REFUSE_BIND",
+  "FAKE_LLAMA_TOKENS",
+  "FAKE_LLAMA_REASONING_TOKENS",
+  "FAKE_LLAMA_TOKEN_INTERVAL_MS",
+  "FAKE_LLAMA_PROMPT_MS",
+  "FAKE_LLAMA_REASONING",
+  "FAKE_LLAMA_INSTANT",
+  "FAKE_LLAMA_RSS_MB",
+  "FAKE_LLAMA_STATS_FILE",
+  "FAKE_LLAMA_N_CTX_TRAIN",
+  "FAKE_LLAMA_MODEL_MB",
+  "FAKE_LLAMA_KV_MB",
+  "FAKE_LLAMA_COMPUTE_MB",
+  "FAKE_LLAMA_STRICT_GGUF",
+  "LLAMA_SERVER_ROUTER_PORT",
 ] as const;
 
 /** `base` (default process.env) without any fake knob or LLAMA_ARG_* variable, plus the given knobs. */
 export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(base)) {
-    if ((FAKE_LLAMA_ENV_VARS as readonly string[]).includes(k) || k.startsWith("LLAMA_ARG_") || k === "LLAMA_API_KEY") continue;
+    if ((FAKE_LLAMA_ENV_VARS as readonly string[]).includes(k) || k.startsWith("LLAMA_ARG_") || k === "LLAMA_API_KEY")
+      continue;
     env[k] = v;
   }
   const set = (name: string, v: string | number | boolean | undefined): void => {
@@ -164,7 +182,11 @@ function ggufString(s: string): Buffer {
  * Write a minimal GGUF v3 file the fake accepts as a model (header with architecture, name and context length,
  * no tensors), padded to `sizeBytes`. For the real llama-server use writeTinyModel (tiny-models.ts) instead.
  */
-export function writeFakeModel(dir: string, name = "fake-model", opts: { sizeBytes?: number; contextLength?: number } = {}): string {
+export function writeFakeModel(
+  dir: string,
+  name = "fake-model",
+  opts: { sizeBytes?: number; contextLength?: number } = {},
+): string {
   const kv: Buffer[] = [];
   const u32 = (n: number): Buffer => {
     const b = Buffer.alloc(4);
@@ -180,7 +202,8 @@ export function writeFakeModel(dir: string, name = "fake-model", opts: { sizeByt
   head.writeBigUInt64LE(0n, 8);
   head.writeBigUInt64LE(3n, 16);
   let buf = Buffer.concat([head, ...kv]);
-  if (opts.sizeBytes !== undefined && opts.sizeBytes > buf.length) buf = Buffer.concat([buf, Buffer.alloc(opts.sizeBytes - buf.length)]);
+  if (opts.sizeBytes !== undefined && opts.sizeBytes > buf.length)
+    buf = Buffer.concat([buf, Buffer.alloc(opts.sizeBytes - buf.length)]);
   const file = join(dir, `${name}.gguf`);
   writeFileSync(file, buf);
   return file;

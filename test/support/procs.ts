@@ -22,7 +22,11 @@ export function running(pid: number): boolean {
   }
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 25): Promise<boolean> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  stepMs = 25,
+): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await cond()) return true;

@@ -16,7 +16,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
-import { FAKE_LLAMA_SERVER, fakeLlamaEnv, readFakeStats, writeFakeModel, type FakeLlamaKnobs, type FakeStatsLine } from "./fake-llama.js";
+import {
+  FAKE_LLAMA_SERVER,
+  fakeLlamaEnv,
+  readFakeStats,
+  writeFakeModel,
+  type FakeLlamaKnobs,
+  type FakeStatsLine,
+} from "./fake-llama.js";
 import { killQuietly, pidsWithArg, running, waitFor } from "./procs.js";
 
 export const GGLIB_BIN: string = fileURLToPath(new URL("../../bin/gglib.js", import.meta.url));
@@ -106,11 +113,15 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
     NO_COLOR: "1",
     ...o.env,
   };
-  const child = spawn(process.execPath, [GGLIB_BIN, "proxy", "--models-dir", modelsDir, "--port", "0", "--json", ...(o.args ?? [])], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [GGLIB_BIN, "proxy", "--models-dir", modelsDir, "--port", "0", "--json", ...(o.args ?? [])],
+    {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
   const pid = child.pid!;
   t.after(() => killQuietly(pid));
   let out = "";
@@ -119,7 +130,9 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
   child.stderr.setEncoding("utf8");
   child.stdout.on("data", (d: string) => (out = (out + d).slice(-200_000)));
   child.stderr.on("data", (d: string) => (err = (err + d).slice(-200_000)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
   let gone = false;
   void exited.then(() => (gone = true));
   const ok = await waitFor(() => gone || out.includes('"event":"ready"'), o.readyTimeoutMs ?? 30_000);
@@ -154,7 +167,13 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
 }
 
 /** POST JSON to the proxy. */
-export function postJson(url: string, path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+export function postJson(
+  url: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
   return fetch(`${url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -167,7 +186,12 @@ export function postJson(url: string, path: string, body: unknown, headers: Reco
 export function sseData(text: string): string[] {
   return text
     .split(/\r?\n\r?\n/)
-    .flatMap((ev) => ev.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()))
+    .flatMap((ev) =>
+      ev
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim()),
+    )
     .filter((d) => d !== "");
 }
 

@@ -73,8 +73,38 @@ export interface TinyVocab {
 
 const SPACE = "\u2581"; // SentencePiece's "▁"
 const PIECES = [
-  "▁the", "▁and", "▁to", "▁of", "▁a", "▁in", "▁is", "▁it", "▁you", "▁that", "▁I", "▁Hello", "▁world", "▁hi",
-  "ing", "er", "on", "an", "re", "th", "he", "in", "at", "en", "or", "es", "is", "ed", "ly", "ll", "Hello", "world",
+  "▁the",
+  "▁and",
+  "▁to",
+  "▁of",
+  "▁a",
+  "▁in",
+  "▁is",
+  "▁it",
+  "▁you",
+  "▁that",
+  "▁I",
+  "▁Hello",
+  "▁world",
+  "▁hi",
+  "ing",
+  "er",
+  "on",
+  "an",
+  "re",
+  "th",
+  "he",
+  "in",
+  "at",
+  "en",
+  "or",
+  "es",
+  "is",
+  "ed",
+  "ly",
+  "ll",
+  "Hello",
+  "world",
 ];
 
 let vocabCache: TinyVocab | undefined;
@@ -179,7 +209,8 @@ export interface TinyModelShape {
 export function tinyModelShape(opts: Pick<TinyModelOptions, "embd" | "layers" | "contextLength">): TinyModelShape {
   const embd = opts.embd ?? 64;
   const layers = opts.layers ?? 1;
-  if (!Number.isInteger(embd) || embd < 16 || embd % 16 !== 0) throw new RangeError(`embd ${embd}: use a multiple of 16`);
+  if (!Number.isInteger(embd) || embd < 16 || embd % 16 !== 0)
+    throw new RangeError(`embd ${embd}: use a multiple of 16`);
   if (!Number.isInteger(layers) || layers < 1) throw new RangeError(`layers ${layers}: use 1 or more`);
   const headDim = 16;
   const heads = embd / headDim;
@@ -253,7 +284,8 @@ export function tinyModelDocument(opts: TinyModelOptions): GgufDocument {
       for (let t = 0; t < nVocab; t++) {
         if (vocab.silenced.has(t) || t === vocab.thinkEnd) w.fill(0, t * embd, (t + 1) * embd);
         w[t * embd + BIAS_DIM] = vocab.silenced.has(t) ? -BIAS_LOGIT : BIAS_LOGIT;
-        if (t === vocab.thinkEnd) w[t * embd + BIAS_DIM] = opts.kind === "think" && opts.endsThinking !== false ? THINK_END_BIAS : -BIAS_LOGIT;
+        if (t === vocab.thinkEnd)
+          w[t * embd + BIAS_DIM] = opts.kind === "think" && opts.endsThinking !== false ? THINK_END_BIAS : -BIAS_LOGIT;
       }
     }),
   ];

@@ -34,7 +34,14 @@ describe("buildServerArgs", () => {
 
   test("explicit name, host and no metrics", () => {
     assert.deepEqual(buildServerArgs({ ...base, modelName: "my-model", host: "0.0.0.0", metrics: false }, 8081), [
-      "-m", "/m/tiny-a.gguf", "--host", "0.0.0.0", "--port", "8081", "--alias", "my-model",
+      "-m",
+      "/m/tiny-a.gguf",
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "8081",
+      "--alias",
+      "my-model",
     ]);
   });
 
@@ -45,10 +52,46 @@ describe("buildServerArgs", () => {
 
   test("every field together keeps the documented order", () => {
     const a = buildServerArgs(
-      { ...base, contextSize: 1, gpuLayers: 2, jinja: true, reasoningFormat: "none", reasoningBudget: 3, flashAttention: "off", parallel: 4, cacheTypeK: "f16", cacheTypeV: "f16", embeddings: true, mlock: true, extraArgs: ["--x"] },
+      {
+        ...base,
+        contextSize: 1,
+        gpuLayers: 2,
+        jinja: true,
+        reasoningFormat: "none",
+        reasoningBudget: 3,
+        flashAttention: "off",
+        parallel: 4,
+        cacheTypeK: "f16",
+        cacheTypeV: "f16",
+        embeddings: true,
+        mlock: true,
+        extraArgs: ["--x"],
+      },
       9001,
     );
-    assert.deepEqual(a, [...head, "-c", "1", "-ngl", "2", "--jinja", "--reasoning-format", "none", "--reasoning-budget", "3", "-fa", "off", "--parallel", "4", "--cache-type-k", "f16", "--cache-type-v", "f16", "--embeddings", "--mlock", "--x"]);
+    assert.deepEqual(a, [
+      ...head,
+      "-c",
+      "1",
+      "-ngl",
+      "2",
+      "--jinja",
+      "--reasoning-format",
+      "none",
+      "--reasoning-budget",
+      "3",
+      "-fa",
+      "off",
+      "--parallel",
+      "4",
+      "--cache-type-k",
+      "f16",
+      "--cache-type-v",
+      "f16",
+      "--embeddings",
+      "--mlock",
+      "--x",
+    ]);
   });
 
   const bad: [string, object][] = [
@@ -64,7 +107,10 @@ describe("buildServerArgs", () => {
   ];
   for (const [name, extra] of bad) {
     test(`refuses ${name}`, () => {
-      assert.throws(() => buildServerArgs({ ...base, ...extra }, 9001), (e: unknown) => e instanceof GglibError && e.kind === "invalid_config");
+      assert.throws(
+        () => buildServerArgs({ ...base, ...extra }, 9001),
+        (e: unknown) => e instanceof GglibError && e.kind === "invalid_config",
+      );
     });
   }
 
@@ -77,7 +123,11 @@ describe("buildServerArgs", () => {
     assert.deepEqual(buildServerArgs({ ...base, contextSize: 8 }, 9001, { flags }), [...head, "-c", "8"]);
     assert.throws(
       () => buildServerArgs({ ...base, reasoningFormat: "deepseek" }, 9001, { flags, version: "b1234" }),
-      (e: unknown) => e instanceof GglibError && e.kind === "unsupported_flag" && /--reasoning-format/.test(e.message) && /b1234/.test(e.message),
+      (e: unknown) =>
+        e instanceof GglibError &&
+        e.kind === "unsupported_flag" &&
+        /--reasoning-format/.test(e.message) &&
+        /b1234/.test(e.message),
     );
   });
 });

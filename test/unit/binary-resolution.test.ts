@@ -27,10 +27,18 @@ describe("resolveLlamaServer", () => {
     const installed = exe(join(data, "llama", "bin", "llama-server"));
     const onPath = exe(join(dir, "path", "llama-server"));
     const env = { GGLIB_DATA_DIR: data, PATH: join(dir, "path") };
-    assert.deepEqual(await resolveLlamaServer({ env: { ...env, GGLIB_LLAMA_SERVER: fromEnv }, configured }), { path: fromEnv, source: "env" });
+    assert.deepEqual(await resolveLlamaServer({ env: { ...env, GGLIB_LLAMA_SERVER: fromEnv }, configured }), {
+      path: fromEnv,
+      source: "env",
+    });
     assert.deepEqual(await resolveLlamaServer({ env, configured }), { path: configured, source: "configured" });
     assert.deepEqual(await resolveLlamaServer({ env }), { path: installed, source: "installed" });
-    assert.deepEqual(await resolveLlamaServer({ env: { GGLIB_DATA_DIR: join(dir, "empty"), PATH: `/nonexistent:${join(dir, "path")}` } }), { path: onPath, source: "path" });
+    assert.deepEqual(
+      await resolveLlamaServer({
+        env: { GGLIB_DATA_DIR: join(dir, "empty"), PATH: `/nonexistent:${join(dir, "path")}` },
+      }),
+      { path: onPath, source: "path" },
+    );
   });
 
   test("an explicit binary that is broken is an error, not a silent fallback", async () => {
@@ -41,15 +49,21 @@ describe("resolveLlamaServer", () => {
       assert.match(e.details.hint ?? "", /chmod \+x/);
       return true;
     });
-    await assert.rejects(resolveLlamaServer({ env: { PATH: "" }, configured: join(dir, "missing") }), (e: unknown) => e instanceof GglibError && e.kind === "binary_not_found");
+    await assert.rejects(
+      resolveLlamaServer({ env: { PATH: "" }, configured: join(dir, "missing") }),
+      (e: unknown) => e instanceof GglibError && e.kind === "binary_not_found",
+    );
   });
 
   test("nothing found: says where it looked and how to install", async () => {
-    await assert.rejects(resolveLlamaServer({ env: { GGLIB_DATA_DIR: join(dir, "none"), PATH: join(dir, "none-bin") } }), (e: unknown) => {
-      assert.ok(e instanceof GglibError && e.kind === "binary_not_found");
-      assert.match(e.message, /looked in/);
-      assert.match(e.details.hint ?? "", /gglib llama install/);
-      return true;
-    });
+    await assert.rejects(
+      resolveLlamaServer({ env: { GGLIB_DATA_DIR: join(dir, "none"), PATH: join(dir, "none-bin") } }),
+      (e: unknown) => {
+        assert.ok(e instanceof GglibError && e.kind === "binary_not_found");
+        assert.match(e.message, /looked in/);
+        assert.match(e.details.hint ?? "", /gglib llama install/);
+        return true;
+      },
+    );
   });
 });

@@ -40,7 +40,8 @@ describe("slash commands", () => {
   });
 
   test("help documents every command and the multi-line input", () => {
-    for (const c of ["/help", "/model", "/system", "/clear", "/think", "/save", "/exit", '"""', "\\"]) assert.ok(HELP_TEXT.includes(c), c);
+    for (const c of ["/help", "/model", "/system", "/clear", "/think", "/save", "/exit", '"""', "\\"])
+      assert.ok(HELP_TEXT.includes(c), c);
   });
 });
 
@@ -67,7 +68,7 @@ describe("InputAssembler", () => {
     assert.deepEqual(r.cont, [true, true, false]);
   });
 
-  test('triple-quote blocks keep blank lines and indentation', () => {
+  test("triple-quote blocks keep blank lines and indentation", () => {
     const r = feed(['"""', "def f():", "", "    return 1", '"""']);
     assert.deepEqual(r.out, ["def f():\n\n    return 1"]);
     assert.deepEqual(feed(['"""inline"""']).out, ["inline"]);
@@ -97,7 +98,13 @@ describe("Conversation and /save", () => {
   function sample(): Conversation {
     const c = new Conversation("tiny-think", "Be brief.", fixed);
     c.addUser("What is 2+2?");
-    c.addAssistant({ content: "**4**", thinking: "2 plus 2 is 4", model: "tiny-think", finishReason: "stop", stats: { totalMs: 900, thinkingMs: 3400, ttftMs: 100 } });
+    c.addAssistant({
+      content: "**4**",
+      thinking: "2 plus 2 is 4",
+      model: "tiny-think",
+      finishReason: "stop",
+      stats: { totalMs: 900, thinkingMs: 3400, ttftMs: 100 },
+    });
     c.addUser("And 3+3?");
     c.addAssistant({ content: "6", model: "tiny-think", cancelled: true, stats: { totalMs: 50 } });
     return c;
@@ -143,7 +150,10 @@ describe("Conversation and /save", () => {
       assert.match(text, /^# Chat with tiny-think/);
       assert.match(text, /## System\n\nBe brief\./);
       assert.match(text, /## User\n\nWhat is 2\+2\?/);
-      assert.match(text, /<details>\n<summary>Thought for 3\.4 s<\/summary>\n\n2 plus 2 is 4\n\n<\/details>\n\n\*\*4\*\*/);
+      assert.match(
+        text,
+        /<details>\n<summary>Thought for 3\.4 s<\/summary>\n\n2 plus 2 is 4\n\n<\/details>\n\n\*\*4\*\*/,
+      );
       assert.match(text, /_\(cancelled\)_/);
       const js = await saveConversation(c, join(dir, "chat.json"));
       assert.equal(js.format, "json");

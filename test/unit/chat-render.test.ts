@@ -82,7 +82,18 @@ const answer = (text: string): ChatStreamEvent => ({ type: "answer", text });
 
 function liveRenderer(term: FakeTerminal, extra: Partial<RendererOptions> = {}) {
   const c = clock();
-  const r = new ChatRenderer({ out: term, err: term, live: true, color: true, markdown: true, think: "show", json: false, stats: true, now: c.now, ...extra });
+  const r = new ChatRenderer({
+    out: term,
+    err: term,
+    live: true,
+    color: true,
+    markdown: true,
+    think: "show",
+    json: false,
+    stats: true,
+    now: c.now,
+    ...extra,
+  });
   return { r, c };
 }
 
@@ -100,7 +111,11 @@ describe("ChatRenderer on a terminal", () => {
     assert.match(term.written, /\x1b\[2m/, "thinking is dim");
     c.advance(3300);
     turn.event(answer("The answer is **42**."));
-    turn.event({ type: "usage", usage: { promptTokens: 12, completionTokens: 30 }, timings: { predictedPerSecond: 25.5 } });
+    turn.event({
+      type: "usage",
+      usage: { promptTokens: 12, completionTokens: 30 },
+      timings: { predictedPerSecond: 25.5 },
+    });
     turn.event({ type: "finish", reason: "stop" });
     const res = turn.end();
     const screen = term.screen();
@@ -109,7 +124,10 @@ describe("ChatRenderer on a terminal", () => {
     assert.match(screen, /The answer is 42\./, "markdown emphasis rendered (no asterisks)");
     assert.match(screen, /first token 120 ms · 25\.5 tok\/s · prompt 12 tokens · generated 30 tokens/);
     const order = ["thought for", "The answer", "first token"].map((s) => screen.indexOf(s));
-    assert.deepEqual([...order].sort((a, b) => a - b), order);
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+    );
     assert.equal(res.thinking, "Let me consider the question carefully.");
     assert.equal(res.answer, "The answer is **42**.");
     assert.equal(res.stats.ttftMs, 120);
@@ -145,7 +163,13 @@ describe("ChatRenderer on a terminal", () => {
     c.advance(50);
     turn.event(answer("done"));
     turn.end();
-    assert.equal(term.screen().split("\n").filter((l) => /step/.test(l)).length, 0);
+    assert.equal(
+      term
+        .screen()
+        .split("\n")
+        .filter((l) => /step/.test(l)).length,
+      0,
+    );
     assert.match(term.screen(), /^thought for 15\.0 s\ndone/);
   });
 
@@ -215,7 +239,10 @@ describe("ChatRenderer on a terminal", () => {
     c.advance(500);
     turn.event({ type: "finish", reason: "length" });
     turn.end();
-    assert.match(term.screen(), /thought for 500 ms\nno answer \(the length limit was reached while it was still thinking: raise --max-tokens or the context size\)/);
+    assert.match(
+      term.screen(),
+      /thought for 500 ms\nno answer \(the length limit was reached while it was still thinking: raise --max-tokens or the context size\)/,
+    );
   });
 
   test("loading progress is drawn in place and cleared by the first token", () => {
@@ -275,14 +302,30 @@ describe("ChatRenderer in a pipe", () => {
   const plain = (extra: Partial<RendererOptions> = {}) => {
     const out = new Sink();
     const err = new Sink();
-    const r = new ChatRenderer({ out, err, live: false, color: false, markdown: false, think: "hide", json: false, stats: false, ...extra });
+    const r = new ChatRenderer({
+      out,
+      err,
+      live: false,
+      color: false,
+      markdown: false,
+      think: "hide",
+      json: false,
+      stats: false,
+      ...extra,
+    });
     return { out, err, r };
   };
 
   test("only the answer on stdout, nothing on stderr", () => {
     const { out, err, r } = plain();
     const t = r.startTurn("m");
-    for (const e of [think("reasoning"), answer("Hello"), answer(" world"), { type: "finish", reason: "stop" } as const]) t.event(e);
+    for (const e of [
+      think("reasoning"),
+      answer("Hello"),
+      answer(" world"),
+      { type: "finish", reason: "stop" } as const,
+    ])
+      t.event(e);
     t.end();
     assert.equal(out.text, "Hello world\n");
     assert.equal(err.text, "");
@@ -334,7 +377,14 @@ describe("text helpers", () => {
   test("formatStats", () => {
     assert.equal(formatStats({ totalMs: 10 }), "took 10 ms");
     assert.equal(
-      formatStats({ totalMs: 3000, ttftMs: 1500, tokensPerSecond: 12.345, promptTokens: 9, cachedTokens: 4, generatedTokens: 20 }),
+      formatStats({
+        totalMs: 3000,
+        ttftMs: 1500,
+        tokensPerSecond: 12.345,
+        promptTokens: 9,
+        cachedTokens: 4,
+        generatedTokens: 20,
+      }),
       "first token 1.5 s · 12.3 tok/s · prompt 9 tokens (4 cached) · generated 20 tokens",
     );
   });
@@ -345,7 +395,8 @@ describe("text helpers", () => {
     assert.deepEqual(wrapRows("a\n\nb", 10), ["a", "", "b"]);
     assert.deepEqual(wrapRows("", 10), [""]);
     assert.deepEqual(wrapRows("日本語テキスト", 6), ["日本語", "テキス", "ト"]);
-    for (const row of wrapRows("the quick brown fox jumps over the lazy dog ".repeat(5), 13)) assert.ok(displayWidth(row) <= 13);
+    for (const row of wrapRows("the quick brown fox jumps over the lazy dog ".repeat(5), 13))
+      assert.ok(displayWidth(row) <= 13);
   });
 
   test("splitCompleteBlocks: blank lines outside fences, closing fences", () => {

@@ -51,7 +51,10 @@ describe("ChatStreamParser on recorded llama-server streams", () => {
       assert.equal(joined(ev, "thinking"), "abc", `chunk size ${size}`);
       assert.equal(joined(ev, "answer"), "hello world");
       assert.ok(phasesInOrder(ev));
-      assert.deepEqual(ev.filter((e) => e.type === "finish"), [{ type: "finish", reason: "stop" }]);
+      assert.deepEqual(
+        ev.filter((e) => e.type === "finish"),
+        [{ type: "finish", reason: "stop" }],
+      );
       assert.equal(ev[ev.length - 1]?.type, "done");
     }
   });
@@ -158,13 +161,22 @@ describe("ThinkSplitter", () => {
     const s = new ThinkSplitter({ forcedOpen });
     const pieces = [...deltas.flatMap((d) => s.push(d)), ...s.end()];
     return {
-      thinking: pieces.filter((p) => p.kind === "thinking").map((p) => p.text).join(""),
-      answer: pieces.filter((p) => p.kind === "answer").map((p) => p.text).join(""),
+      thinking: pieces
+        .filter((p) => p.kind === "thinking")
+        .map((p) => p.text)
+        .join(""),
+      answer: pieces
+        .filter((p) => p.kind === "answer")
+        .map((p) => p.text)
+        .join(""),
     };
   };
 
   test("opening tag split across deltas, leading whitespace", () => {
-    assert.deepEqual(run(["\n", "<th", "ink", ">\nhmm", " ok</th", "ink>\n\nAnswer"]), { thinking: "hmm ok", answer: "Answer" });
+    assert.deepEqual(run(["\n", "<th", "ink", ">\nhmm", " ok</th", "ink>\n\nAnswer"]), {
+      thinking: "hmm ok",
+      answer: "Answer",
+    });
   });
 
   test("text that only looks like the start of a tag is answer", () => {

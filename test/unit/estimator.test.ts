@@ -56,7 +56,16 @@ function snapshot(gpuFree: number | undefined, ramAvail: number, unified = false
     gpus:
       gpuFree === undefined
         ? []
-        : [{ index: 0, vendor: unified ? "apple" : "nvidia", name: unified ? "Apple M2 Pro GPU" : "RTX 4090", totalBytes: gpuFree, freeBytes: gpuFree, unifiedMemory: unified }],
+        : [
+            {
+              index: 0,
+              vendor: unified ? "apple" : "nvidia",
+              name: unified ? "Apple M2 Pro GPU" : "RTX 4090",
+              totalBytes: gpuFree,
+              freeBytes: gpuFree,
+              unifiedMemory: unified,
+            },
+          ],
     takenAt: 0,
   };
 }
@@ -69,7 +78,10 @@ void describe("estimateMemory", () => {
     assert.equal(e.kvBytes, real.kvBytes, "KV: 2 layers × 4 heads × 16 × 2048 cells × 2 bytes × (K+V) = 1 MiB");
     assert.ok(Math.abs(e.outputBytes - real.outputBytes!) < 0.006 * MIB, "output: 4 slots × 32000 × 4 bytes");
     assert.ok(Math.abs(e.weightsBytes - real.modelBytes!) < 0.006 * MIB);
-    assert.ok(Math.abs(e.computeBytes - real.computeBytes!) / real.computeBytes! < 0.05, `${e.computeBytes} vs ${real.computeBytes}`);
+    assert.ok(
+      Math.abs(e.computeBytes - real.computeBytes!) / real.computeBytes! < 0.05,
+      `${e.computeBytes} vs ${real.computeBytes}`,
+    );
     assert.equal(e.gpuBytes, 0);
     assert.equal(e.hostBytes, e.totalBytes);
   });
@@ -88,7 +100,10 @@ void describe("estimateMemory", () => {
 
   void test("ctx defaults to the trained context; per-layer KV heads are honoured", () => {
     assert.equal(estimateMemory({ metadata: LLAMA8B }).ctx, 131072);
-    const hybrid = estimateMemory({ metadata: { ...TINY_A, blockCount: 4, headCountKvPerLayer: [0, 0, 0, 4] }, ctx: 2048 });
+    const hybrid = estimateMemory({
+      metadata: { ...TINY_A, blockCount: 4, headCountKvPerLayer: [0, 0, 0, 4] },
+      ctx: 2048,
+    });
     assert.equal(hybrid.kvBytes, 4 * 16 * 2048 * 2 * 2, "only the attention layer has a KV cache");
   });
 
@@ -110,7 +125,11 @@ void describe("estimateMemory", () => {
     assert.equal(all.gpuLayers, 33);
     assert.equal(all.gpuBlocks, 32);
     assert.ok(all.host.compute < none.host.compute, "full offload leaves only a staging buffer on the host");
-    assert.equal(estimateMemory({ metadata: LLAMA8B, gpuLayers: 99 }).gpuLayers, 33, "more than n_layer+1 = everything");
+    assert.equal(
+      estimateMemory({ metadata: LLAMA8B, gpuLayers: 99 }).gpuLayers,
+      33,
+      "more than n_layer+1 = everything",
+    );
   });
 
   void test("flash attention on the GPU only for supported head sizes (the tiny models' 16 falls back to full attention)", () => {
@@ -131,12 +150,21 @@ void describe("estimateMemory", () => {
 
   void test("without tensor sizes, the file size is spread over the blocks (property: parts add up)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: -1, max: 90 }), (layers, size, ngl) => {
-        const e = estimateMemory({ metadata: { blockCount: layers, totalBytes: size, embeddingLength: 512, headCount: 8 }, ctx: 512, gpuLayers: ngl });
-        assert.ok(Math.abs(e.weightsBytes - size) <= 2);
-        assert.equal(e.totalBytes, e.gpuBytes + e.hostBytes);
-        assert.equal(e.gpuBytes, e.gpu.weights + e.gpu.kv + e.gpu.compute + e.gpu.mmproj);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 80 }),
+        fc.integer({ min: 1, max: 1 << 30 }),
+        fc.integer({ min: -1, max: 90 }),
+        (layers, size, ngl) => {
+          const e = estimateMemory({
+            metadata: { blockCount: layers, totalBytes: size, embeddingLength: 512, headCount: 8 },
+            ctx: 512,
+            gpuLayers: ngl,
+          });
+          assert.ok(Math.abs(e.weightsBytes - size) <= 2);
+          assert.equal(e.totalBytes, e.gpuBytes + e.hostBytes);
+          assert.equal(e.gpuBytes, e.gpu.weights + e.gpu.kv + e.gpu.compute + e.gpu.mmproj);
+        },
+      ),
     );
   });
 
@@ -144,7 +172,10 @@ void describe("estimateMemory", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 200_000 }), fc.integer({ min: 1, max: 200_000 }), (a, b) => {
         const [lo, hi] = a < b ? [a, b] : [b, a];
-        assert.ok(estimateMemory({ metadata: LLAMA8B, ctx: lo }).totalBytes <= estimateMemory({ metadata: LLAMA8B, ctx: hi }).totalBytes);
+        assert.ok(
+          estimateMemory({ metadata: LLAMA8B, ctx: lo }).totalBytes <=
+            estimateMemory({ metadata: LLAMA8B, ctx: hi }).totalBytes,
+        );
       }),
     );
   });
@@ -165,7 +196,10 @@ void describe("adviseFit", () => {
     assert.equal(trained.maxCtxFullGpu! % 256, 0);
     const atMax = estimateMemory({ metadata: LLAMA8B, ctx: trained.maxCtxFullGpu!, gpuLayers: -1 });
     const above = estimateMemory({ metadata: LLAMA8B, ctx: trained.maxCtxFullGpu! + 256, gpuLayers: -1 });
-    assert.ok(atMax.gpuBytes <= budget.gpuBytes && above.gpuBytes > budget.gpuBytes, "the largest full-GPU context is exact to 256 tokens");
+    assert.ok(
+      atMax.gpuBytes <= budget.gpuBytes && above.gpuBytes > budget.gpuBytes,
+      "the largest full-GPU context is exact to 256 tokens",
+    );
   });
 
   void test("an 8 GiB GPU: partial offload with as many layers as fit", () => {
@@ -174,7 +208,9 @@ void describe("adviseFit", () => {
     assert.equal(a.offload, "partial");
     assert.ok(a.gpuLayers > 0 && a.gpuLayers < 32);
     assert.ok(a.estimate.gpuBytes <= budget.gpuBytes!);
-    assert.ok(estimateMemory({ metadata: LLAMA8B, ctx: 32768, gpuLayers: a.gpuLayers + 1 }).gpuBytes > budget.gpuBytes!);
+    assert.ok(
+      estimateMemory({ metadata: LLAMA8B, ctx: 32768, gpuLayers: a.gpuLayers + 1 }).gpuBytes > budget.gpuBytes!,
+    );
     assert.ok(a.messages.some((m) => /layers on RTX 4090 .* the rest on the CPU/.test(m)));
   });
 
@@ -202,7 +238,11 @@ void describe("adviseFit", () => {
 
   void test("a quantized cache on a model whose head size is not a multiple of 32 is flagged", () => {
     const a = adviseFit({ metadata: TINY_A, cacheTypeK: "q8_0" }, budgetFromSnapshot(snapshot(undefined, 8 * GIB)));
-    assert.ok(a.messages.some((m) => /K cache type q8_0 needs a head size that is a multiple of 32; this model's is 16/.test(m)));
+    assert.ok(
+      a.messages.some((m) =>
+        /K cache type q8_0 needs a head size that is a multiple of 32; this model's is 16/.test(m),
+      ),
+    );
   });
 
   void test("a container limit caps the RAM budget", () => {
@@ -239,7 +279,10 @@ void describe("parseLlamaMemoryLog", () => {
     const lines = fx("llama-server-memory-default-lv4.txt").split("\n");
     assert.deepEqual(parseLlamaMemoryLog([...lines, ...lines]), parseLlamaMemoryLog(lines));
     assert.deepEqual(parseLlamaMemoryLog(["I srv  llama_server: model loaded"]), { buffers: {} });
-    const old = parseLlamaMemoryLog(["llm_load_tensors:        CPU buffer size =  4437.81 MiB", "llama_memory_recurrent:        CPU RS buffer size =    16.00 MiB"]);
+    const old = parseLlamaMemoryLog([
+      "llm_load_tensors:        CPU buffer size =  4437.81 MiB",
+      "llama_memory_recurrent:        CPU RS buffer size =    16.00 MiB",
+    ]);
     assert.equal(old.modelBytes, Math.round(4437.81 * MIB));
     assert.equal(old.kvBytes, 16 * MIB, "recurrent state counts with the KV cache");
   });
@@ -283,7 +326,9 @@ void describe("estimateMemory vs llama-server's buffers on a CUDA GPU (recorded 
         if (!tinyThink) {
           const dir = mkdtempSync(join(tmpdir(), "gglib-est-"));
           try {
-            tinyThink = await readModelMetadata(await writeTinyModel(dir, { name: "tiny-think", kind: "think", layers: 2 }));
+            tinyThink = await readModelMetadata(
+              await writeTinyModel(dir, { name: "tiny-think", kind: "think", layers: 2 }),
+            );
           } finally {
             rmSync(dir, { recursive: true, force: true });
           }
@@ -291,11 +336,21 @@ void describe("estimateMemory vs llama-server's buffers on a CUDA GPU (recorded 
         meta = tinyThink;
       } else meta = c.meta();
       const real = parseLlamaMemoryLog(fx(`llama-server-cuda-h100-${c.file}.txt`).split("\n"));
-      const e = estimateMemory({ metadata: meta, ctx: c.ctx, gpuLayers: c.ngl, ...(c.gpuBackend ? { gpuBackend: true } : {}) });
+      const e = estimateMemory({
+        metadata: meta,
+        ctx: c.ctx,
+        gpuLayers: c.ngl,
+        ...(c.gpuBackend ? { gpuBackend: true } : {}),
+      });
       const err = (a: number, b: number) => (a - b) / b;
-      t.diagnostic(`GPU est ${(e.gpuBytes / MIB).toFixed(2)} / real ${(real.gpuBytes! / MIB).toFixed(2)} MiB (${(err(e.gpuBytes, real.gpuBytes!) * 100).toFixed(1)} %); total est ${(e.totalBytes / MIB).toFixed(2)} / real ${(real.totalBytes! / MIB).toFixed(2)} MiB (${(err(e.totalBytes, real.totalBytes!) * 100).toFixed(1)} %)`);
+      t.diagnostic(
+        `GPU est ${(e.gpuBytes / MIB).toFixed(2)} / real ${(real.gpuBytes! / MIB).toFixed(2)} MiB (${(err(e.gpuBytes, real.gpuBytes!) * 100).toFixed(1)} %); total est ${(e.totalBytes / MIB).toFixed(2)} / real ${(real.totalBytes! / MIB).toFixed(2)} MiB (${(err(e.totalBytes, real.totalBytes!) * 100).toFixed(1)} %)`,
+      );
       assert.ok(Math.abs(err(e.gpuBytes, real.gpuBytes!)) <= c.gpuTol, `GPU ${e.gpuBytes} vs ${real.gpuBytes}`);
-      assert.ok(Math.abs(err(e.totalBytes, real.totalBytes!)) <= c.totalTol, `total ${e.totalBytes} vs ${real.totalBytes}`);
+      assert.ok(
+        Math.abs(err(e.totalBytes, real.totalBytes!)) <= c.totalTol,
+        `total ${e.totalBytes} vs ${real.totalBytes}`,
+      );
       assert.ok(Math.abs(e.kvBytes - real.kvBytes!) < 0.006 * MIB, "KV exact");
     });
   }

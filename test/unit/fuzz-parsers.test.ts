@@ -15,7 +15,13 @@ import fc from "fast-check";
 import { createParser } from "eventsource-parser";
 import { parseJsonBody } from "../../src/proxy/server.js";
 import { resolveModelName } from "../../src/proxy/catalog.js";
-import { downstreamResponseHeaders, errorBody, ProxyHttpError, sseErrorEvent, upstreamRequestHeaders } from "../../src/proxy/http-util.js";
+import {
+  downstreamResponseHeaders,
+  errorBody,
+  ProxyHttpError,
+  sseErrorEvent,
+  upstreamRequestHeaders,
+} from "../../src/proxy/http-util.js";
 import { cmdlineMatches } from "../../src/process/pidfile.js";
 import { ChatStreamParser, type ChatStreamEvent } from "../../src/chat/stream.js";
 import { ThinkSplitter, THINK_TAGS, type SplitPiece } from "../../src/chat/think-splitter.js";
@@ -25,7 +31,9 @@ const RUNS = process.env.GGLIB_LONG_TESTS === "1" ? 5_000 : 300;
 /** Cut points (sorted, unique, inside 1..len-1) for splitting a sequence of `len` units. */
 function cuts(len: number): fc.Arbitrary<number[]> {
   if (len < 2) return fc.constant([]);
-  return fc.uniqueArray(fc.integer({ min: 1, max: len - 1 }), { maxLength: Math.min(len - 1, 40) }).map((a) => a.sort((x, y) => x - y));
+  return fc
+    .uniqueArray(fc.integer({ min: 1, max: len - 1 }), { maxLength: Math.min(len - 1, 40) })
+    .map((a) => a.sort((x, y) => x - y));
 }
 
 function splitAt<T extends { slice(a: number, b?: number): T }>(s: T & { length: number }, at: number[]): T[] {
@@ -44,7 +52,27 @@ const tricky = fc
   .array(
     fc.oneof(
       fc.string({ maxLength: 6 }),
-      fc.constantFrom("<", ">", "/", "think", "<think>", "</think>", "</thi", "nk>", "\n", "\n\n", "\r\n", " ", "data:", ": ", "é", "日本", "🙂", "\u0000", "[DONE]"),
+      fc.constantFrom(
+        "<",
+        ">",
+        "/",
+        "think",
+        "<think>",
+        "</think>",
+        "</thi",
+        "nk>",
+        "\n",
+        "\n\n",
+        "\r\n",
+        " ",
+        "data:",
+        ": ",
+        "é",
+        "日本",
+        "🙂",
+        "\u0000",
+        "[DONE]",
+      ),
     ),
     { maxLength: 12 },
   )
@@ -66,25 +94,43 @@ describe("proxy request parsing (properties)", () => {
       { numRuns: RUNS * 3 },
     );
     fc.assert(
-      fc.property(fc.jsonValue(), fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 4 }), (model, stream, rest) => {
-        const obj = { ...rest, model, stream };
-        const v = parseJsonBody(Buffer.from(JSON.stringify(obj)));
-        assert.deepEqual(v.model, JSON.parse(JSON.stringify(model)));
-        assert.deepEqual(v.stream, JSON.parse(JSON.stringify(stream)));
-      }),
+      fc.property(
+        fc.jsonValue(),
+        fc.jsonValue(),
+        fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 4 }),
+        (model, stream, rest) => {
+          const obj = { ...rest, model, stream };
+          const v = parseJsonBody(Buffer.from(JSON.stringify(obj)));
+          assert.deepEqual(v.model, JSON.parse(JSON.stringify(model)));
+          assert.deepEqual(v.stream, JSON.parse(JSON.stringify(stream)));
+        },
+      ),
       { numRuns: RUNS },
     );
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue().filter((v) => typeof v !== "object" || v === null || Array.isArray(v)), fc.constant(null)), (v) => {
-        assert.throws(() => parseJsonBody(Buffer.from(JSON.stringify(v))), (e: unknown) => e instanceof ProxyHttpError && e.status === 400);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue().filter((v) => typeof v !== "object" || v === null || Array.isArray(v)),
+          fc.constant(null),
+        ),
+        (v) => {
+          assert.throws(
+            () => parseJsonBody(Buffer.from(JSON.stringify(v))),
+            (e: unknown) => e instanceof ProxyHttpError && e.status === 400,
+          );
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   test("resolveModelName: only catalog names; exact name, then alias; case-insensitive only when unambiguous", () => {
     const name = fc.string({ minLength: 1, maxLength: 6 });
-    const catalog = fc.uniqueArray(fc.record({ name, aliases: fc.array(name, { maxLength: 3 }) }), { selector: (m) => m.name, minLength: 1, maxLength: 6 });
+    const catalog = fc.uniqueArray(fc.record({ name, aliases: fc.array(name, { maxLength: 3 }) }), {
+      selector: (m) => m.name,
+      minLength: 1,
+      maxLength: 6,
+    });
     fc.assert(
       fc.property(catalog, name, (models, requested) => {
         const names = new Set(models.map((m) => m.name));
@@ -98,7 +144,11 @@ describe("proxy request parsing (properties)", () => {
           if (owners.length > 0) assert.equal(r, owners[0]!.name, "the first model with that alias");
           else {
             const lower = requested.toLowerCase();
-            const hits = new Set(models.filter((m) => m.name.toLowerCase() === lower || m.aliases.some((a) => a.toLowerCase() === lower)).map((m) => m.name));
+            const hits = new Set(
+              models
+                .filter((m) => m.name.toLowerCase() === lower || m.aliases.some((a) => a.toLowerCase() === lower))
+                .map((m) => m.name),
+            );
             assert.equal(r, hits.size === 1 ? [...hits][0] : undefined);
           }
         }
@@ -108,53 +158,103 @@ describe("proxy request parsing (properties)", () => {
   });
 
   test("upstreamRequestHeaders: no credential, hop-by-hop or Connection-named header goes upstream; the rest passes unchanged", () => {
-    const never = ["authorization", "x-api-key", "proxy-authorization", "proxy-authenticate", "proxy-connection", "connection", "keep-alive", "transfer-encoding", "trailer", "trailers", "upgrade", "te", "host", "expect", "accept-encoding"];
-    const headerName = fc.oneof(fc.constantFrom(...never, "content-type", "x-custom", "cookie", "user-agent"), fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/));
-    const value = fc.oneof(fc.string({ maxLength: 20 }), fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 3 }));
+    const never = [
+      "authorization",
+      "x-api-key",
+      "proxy-authorization",
+      "proxy-authenticate",
+      "proxy-connection",
+      "connection",
+      "keep-alive",
+      "transfer-encoding",
+      "trailer",
+      "trailers",
+      "upgrade",
+      "te",
+      "host",
+      "expect",
+      "accept-encoding",
+    ];
+    const headerName = fc.oneof(
+      fc.constantFrom(...never, "content-type", "x-custom", "cookie", "user-agent"),
+      fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+    );
+    const value = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 3 }),
+    );
     fc.assert(
-      fc.property(fc.dictionary(headerName, value, { maxKeys: 10 }), fc.option(fc.nat(1_000_000), { nil: undefined }), (h, len) => {
-        const out = upstreamRequestHeaders(h, len);
-        const named = new Set(
-          [h.connection]
-            .flat()
-            .filter((x): x is string => typeof x === "string")
-            .flatMap((c) => c.split(","))
-            .map((t) => t.trim().toLowerCase()),
-        );
-        for (const k of Object.keys(out)) {
-          if (k === "content-length") continue;
-          assert.ok(!never.includes(k), `${k} went upstream`);
-          assert.ok(!named.has(k) || k === "close" || k === "keep-alive", `${k} is named in Connection`);
-        }
-        assert.equal(out["content-length"], len === undefined ? undefined : String(len));
-        for (const [k, v] of Object.entries(h)) {
-          if (never.includes(k) || named.has(k) || k === "content-length") continue;
-          assert.equal(out[k], Array.isArray(v) ? v.join(", ") : v, `${k} passes unchanged`);
-        }
-      }),
+      fc.property(
+        fc.dictionary(headerName, value, { maxKeys: 10 }),
+        fc.option(fc.nat(1_000_000), { nil: undefined }),
+        (h, len) => {
+          const out = upstreamRequestHeaders(h, len);
+          const named = new Set(
+            [h.connection]
+              .flat()
+              .filter((x): x is string => typeof x === "string")
+              .flatMap((c) => c.split(","))
+              .map((t) => t.trim().toLowerCase()),
+          );
+          for (const k of Object.keys(out)) {
+            if (k === "content-length") continue;
+            assert.ok(!never.includes(k), `${k} went upstream`);
+            assert.ok(!named.has(k) || k === "close" || k === "keep-alive", `${k} is named in Connection`);
+          }
+          assert.equal(out["content-length"], len === undefined ? undefined : String(len));
+          for (const [k, v] of Object.entries(h)) {
+            if (never.includes(k) || named.has(k) || k === "content-length") continue;
+            assert.equal(out[k], Array.isArray(v) ? v.join(", ") : v, `${k} passes unchanged`);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   test("downstreamResponseHeaders: llama-server's hop-by-hop and CORS headers never reach the client; the rest passes unchanged", () => {
-    const never = ["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "trailers", "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods", "access-control-allow-headers"];
-    const headerName = fc.oneof(fc.constantFrom(...never, "content-type", "content-length", "x-request-id", "server"), fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/));
+    const never = [
+      "connection",
+      "keep-alive",
+      "proxy-authenticate",
+      "proxy-connection",
+      "transfer-encoding",
+      "upgrade",
+      "te",
+      "trailer",
+      "trailers",
+      "access-control-allow-origin",
+      "access-control-allow-credentials",
+      "access-control-allow-methods",
+      "access-control-allow-headers",
+    ];
+    const headerName = fc.oneof(
+      fc.constantFrom(...never, "content-type", "content-length", "x-request-id", "server"),
+      fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+    );
     fc.assert(
-      fc.property(fc.dictionary(headerName, fc.oneof(fc.string({ maxLength: 12 }), fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 2 })), { maxKeys: 10 }), (h) => {
-        const out = downstreamResponseHeaders(h);
-        const named = new Set(
-          [h.connection]
-            .flat()
-            .filter((x): x is string => typeof x === "string")
-            .flatMap((c) => c.split(","))
-            .map((t) => t.trim().toLowerCase()),
-        );
-        for (const k of Object.keys(out)) {
-          assert.ok(!never.includes(k), `${k} reached the client`);
-          assert.ok(!named.has(k), `${k} is named in Connection`);
-        }
-        for (const [k, v] of Object.entries(h)) if (!never.includes(k) && !named.has(k)) assert.deepEqual(out[k], v);
-      }),
+      fc.property(
+        fc.dictionary(
+          headerName,
+          fc.oneof(fc.string({ maxLength: 12 }), fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 2 })),
+          { maxKeys: 10 },
+        ),
+        (h) => {
+          const out = downstreamResponseHeaders(h);
+          const named = new Set(
+            [h.connection]
+              .flat()
+              .filter((x): x is string => typeof x === "string")
+              .flatMap((c) => c.split(","))
+              .map((t) => t.trim().toLowerCase()),
+          );
+          for (const k of Object.keys(out)) {
+            assert.ok(!never.includes(k), `${k} reached the client`);
+            assert.ok(!named.has(k), `${k} is named in Connection`);
+          }
+          for (const [k, v] of Object.entries(h)) if (!never.includes(k) && !named.has(k)) assert.deepEqual(out[k], v);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -163,39 +263,51 @@ describe("proxy request parsing (properties)", () => {
     const bin = "/opt/llama/bin/llama-server";
     const arg = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("--port", "8080", "9000", "node", bin, "-m"));
     fc.assert(
-      fc.property(fc.array(arg, { maxLength: 10 }), fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }), (argv, port) => {
-        const r = cmdlineMatches(argv, [bin], port);
-        const runsIt = argv.slice(0, 3).includes(bin);
-        if (!runsIt) assert.equal(r, false, "another program is never ours");
-        else if (port === undefined) assert.equal(r, true);
-        else {
-          const i = argv.indexOf("--port");
-          assert.equal(r, i >= 0 && argv[i + 1] === String(port));
-        }
-      }),
+      fc.property(
+        fc.array(arg, { maxLength: 10 }),
+        fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+        (argv, port) => {
+          const r = cmdlineMatches(argv, [bin], port);
+          const runsIt = argv.slice(0, 3).includes(bin);
+          if (!runsIt) assert.equal(r, false, "another program is never ours");
+          else if (port === undefined) assert.equal(r, true);
+          else {
+            const i = argv.indexOf("--port");
+            assert.equal(r, i >= 0 && argv[i + 1] === String(port));
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   test("errorBody and sseErrorEvent: OpenAI's shape for any status, code and message; SSE events parse and end with [DONE]", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 400, max: 599 }), fc.string({ maxLength: 20 }), tricky, fc.constantFrom("/v1/chat/completions", "/v1/completions", "/completion", "/v1/messages", "/v1/responses"), (status, code, message, path) => {
-        const b = JSON.parse(errorBody(status, code, message)) as { error: { message: string; type: string; code: string } };
-        assert.deepEqual([b.error.message, b.error.code], [message, code]);
-        assert.equal(typeof b.error.type, "string");
-        const events: { event?: string; data: string }[] = [];
-        const p = createParser({ onEvent: (e) => events.push({ event: e.event, data: e.data }) });
-        p.feed(sseErrorEvent(path, status, code, message));
-        if (path.startsWith("/v1/messages")) {
-          assert.equal(events.length, 1);
-          assert.equal(events[0]!.event, "error");
-          assert.equal((JSON.parse(events[0]!.data) as { error: { message: string } }).error.message, message);
-        } else {
-          assert.equal(events.length, 2, "the error, then [DONE]");
-          assert.equal((JSON.parse(events[0]!.data) as { error: { message: string } }).error.message, message);
-          assert.equal(events[1]!.data, "[DONE]");
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 400, max: 599 }),
+        fc.string({ maxLength: 20 }),
+        tricky,
+        fc.constantFrom("/v1/chat/completions", "/v1/completions", "/completion", "/v1/messages", "/v1/responses"),
+        (status, code, message, path) => {
+          const b = JSON.parse(errorBody(status, code, message)) as {
+            error: { message: string; type: string; code: string };
+          };
+          assert.deepEqual([b.error.message, b.error.code], [message, code]);
+          assert.equal(typeof b.error.type, "string");
+          const events: { event?: string; data: string }[] = [];
+          const p = createParser({ onEvent: (e) => events.push({ event: e.event, data: e.data }) });
+          p.feed(sseErrorEvent(path, status, code, message));
+          if (path.startsWith("/v1/messages")) {
+            assert.equal(events.length, 1);
+            assert.equal(events[0]!.event, "error");
+            assert.equal((JSON.parse(events[0]!.data) as { error: { message: string } }).error.message, message);
+          } else {
+            assert.equal(events.length, 2, "the error, then [DONE]");
+            assert.equal((JSON.parse(events[0]!.data) as { error: { message: string } }).error.message, message);
+            assert.equal(events[1]!.data, "[DONE]");
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -206,7 +318,8 @@ function normalize(events: ChatStreamEvent[]): ChatStreamEvent[] {
   const out: ChatStreamEvent[] = [];
   for (const e of events) {
     const last = out[out.length - 1];
-    if ((e.type === "thinking" || e.type === "answer") && last && last.type === e.type) out[out.length - 1] = { type: e.type, text: last.text + e.text };
+    if ((e.type === "thinking" || e.type === "answer") && last && last.type === e.type)
+      out[out.length - 1] = { type: e.type, text: last.text + e.text };
     else out.push(e);
   }
   return out;
@@ -224,10 +337,23 @@ function mergePieces(pieces: SplitPiece[]): SplitPiece[] {
 
 /** One SSE event of a chat stream, as llama-server or the proxy writes it. */
 const sseEvent: fc.Arbitrary<string> = fc.oneof(
-  tricky.map((t) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: t } }], object: "chat.completion.chunk" })}\n\n`),
-  tricky.map((t) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { reasoning_content: t } }], object: "chat.completion.chunk" })}\n\n`),
-  fc.constantFrom("stop", "length").map((r) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: r }] })}\n\n`),
-  fc.record({ p: fc.nat(999), c: fc.nat(999) }).map(({ p, c }) => `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: p, completion_tokens: c }, timings: { predicted_per_second: 12.5 } })}\n\n`),
+  tricky.map(
+    (t) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: t } }], object: "chat.completion.chunk" })}\n\n`,
+  ),
+  tricky.map(
+    (t) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { reasoning_content: t } }], object: "chat.completion.chunk" })}\n\n`,
+  ),
+  fc
+    .constantFrom("stop", "length")
+    .map((r) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: r }] })}\n\n`),
+  fc
+    .record({ p: fc.nat(999), c: fc.nat(999) })
+    .map(
+      ({ p, c }) =>
+        `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: p, completion_tokens: c }, timings: { predicted_per_second: 12.5 } })}\n\n`,
+    ),
   fc.integer({ min: 0, max: 100 }).map((n) => `: loading some-model ${n}%\n\n`),
   fc.constant(": waiting for room to load some-model\n\n"),
   tricky.map((m) => `data: ${JSON.stringify({ error: { message: m, type: "server_error", code: 500 } })}\n\n`),
@@ -259,8 +385,17 @@ describe("chat stream parsers (properties)", () => {
 
   test("ThinkSplitter: tags split anywhere give the same thinking and answer text", () => {
     const text = fc
-      .tuple(fc.constantFrom(...THINK_TAGS), fc.constantFrom("", " ", "\n"), tricky, fc.constantFrom("", "\n\n", " "), tricky, fc.boolean())
-      .map(([tag, lead, thinking, gap, answer, withTags]) => (withTags ? `${lead}${tag.open}${thinking}${tag.close}${gap}${answer}` : `${lead}${thinking}${answer}`));
+      .tuple(
+        fc.constantFrom(...THINK_TAGS),
+        fc.constantFrom("", " ", "\n"),
+        tricky,
+        fc.constantFrom("", "\n\n", " "),
+        tricky,
+        fc.boolean(),
+      )
+      .map(([tag, lead, thinking, gap, answer, withTags]) =>
+        withTags ? `${lead}${tag.open}${thinking}${tag.close}${gap}${answer}` : `${lead}${thinking}${answer}`,
+      );
     fc.assert(
       fc.property(
         text.chain((s) => fc.tuple(fc.constant(s), cuts(s.length), fc.boolean())),
@@ -291,8 +426,14 @@ describe("chat stream parsers (properties)", () => {
           const pieces: SplitPiece[] = [];
           for (const piece of splitAt(s, at)) pieces.push(...sp.push(piece));
           pieces.push(...sp.end());
-          const thinking = pieces.filter((p) => p.kind === "thinking").map((p) => p.text).join("");
-          const answer = pieces.filter((p) => p.kind === "answer").map((p) => p.text).join("");
+          const thinking = pieces
+            .filter((p) => p.kind === "thinking")
+            .map((p) => p.text)
+            .join("");
+          const answer = pieces
+            .filter((p) => p.kind === "answer")
+            .map((p) => p.text)
+            .join("");
           assert.equal(thinking, t);
           assert.equal(answer, a);
         },

@@ -100,7 +100,10 @@ void describe("readGgufHeader / readModelMetadata", () => {
     assert.ok(header.dataOffset + last.offset + last.bytes! <= meta.totalBytes);
     // Per-layer accounting covers every tensor.
     assert.equal(meta.layerBytes.length, 2);
-    assert.equal(meta.layerBytes.reduce((s, x) => s + x, 0) + meta.tokenEmbdBytes + meta.outputBytes + meta.otherBytes, meta.tensorBytes);
+    assert.equal(
+      meta.layerBytes.reduce((s, x) => s + x, 0) + meta.tokenEmbdBytes + meta.outputBytes + meta.otherBytes,
+      meta.tensorBytes,
+    );
     assert.equal(meta.tokenEmbdBytes, shape.embd * shape.vocab * 2);
   });
 
@@ -114,7 +117,9 @@ void describe("readGgufHeader / readModelMetadata", () => {
     t0 = performance.now();
     const oracle = await gguf(path, { allowLocalFile: true });
     const hfMs = performance.now() - t0;
-    t.diagnostic(`150k-token header (${(statSync(path).size / 1048576).toFixed(1)} MiB): gglib reader ${ownMs.toFixed(0)} ms, @huggingface/gguf ${hfMs.toFixed(0)} ms`);
+    t.diagnostic(
+      `150k-token header (${(statSync(path).size / 1048576).toFixed(1)} MiB): gglib reader ${ownMs.toFixed(0)} ms, @huggingface/gguf ${hfMs.toFixed(0)} ms`,
+    );
     const md = oracle.metadata as unknown as Record<string, unknown>;
     assert.equal(meta.vocabSize, (md["tokenizer.ggml.tokens"] as unknown[]).length);
     assert.equal(meta.vocabSize, 150_000);
@@ -140,18 +145,32 @@ void describe("readGgufHeader / readModelMetadata", () => {
     const dir = tmp(t);
     const base = join(dir, "big-model");
     const names = shardPaths(`${base}-00001-of-00003.gguf`);
-    assert.deepEqual(names, [1, 2, 3].map((i) => `${base}-0000${i}-of-00003.gguf`));
+    assert.deepEqual(
+      names,
+      [1, 2, 3].map((i) => `${base}-0000${i}-of-00003.gguf`),
+    );
     const split = (no: number) => [
       ["split.no", GgufValue.u16(no)] as const,
       ["split.count", GgufValue.u16(3)] as const,
       ["split.tensors.count", GgufValue.i32(3)] as const,
     ];
     await writeGguf(names[0]!, {
-      metadata: [["general.architecture", GgufValue.string("llama")], ["llama.block_count", GgufValue.u32(2)], ["llama.context_length", GgufValue.u32(4096)], ...split(0)],
+      metadata: [
+        ["general.architecture", GgufValue.string("llama")],
+        ["llama.block_count", GgufValue.u32(2)],
+        ["llama.context_length", GgufValue.u32(4096)],
+        ...split(0),
+      ],
       tensors: [{ name: "token_embd.weight", shape: [8, 16], type: "F32", data: new Float32Array(128) }],
     });
-    await writeGguf(names[1]!, { metadata: split(1), tensors: [{ name: "blk.0.ffn_up.weight", shape: [8, 8], type: "F16", data: new Float32Array(64) }] });
-    await writeGguf(names[2]!, { metadata: split(2), tensors: [{ name: "blk.1.ffn_up.weight", shape: [8, 8], type: "F16", data: new Float32Array(64) }] });
+    await writeGguf(names[1]!, {
+      metadata: split(1),
+      tensors: [{ name: "blk.0.ffn_up.weight", shape: [8, 8], type: "F16", data: new Float32Array(64) }],
+    });
+    await writeGguf(names[2]!, {
+      metadata: split(2),
+      tensors: [{ name: "blk.1.ffn_up.weight", shape: [8, 8], type: "F16", data: new Float32Array(64) }],
+    });
     const sizes = names.map((n) => statSync(n).size);
     for (const p of [names[0]!, names[2]!]) {
       const meta = await readModelMetadata(p);
@@ -173,7 +192,10 @@ void describe("readGgufHeader / readModelMetadata", () => {
     const dir = tmp(t);
     const first = join(dir, "m-00001-of-00002.gguf");
     await writeGguf(first, { metadata: [["general.architecture", GgufValue.string("llama")]] });
-    await assert.rejects(readModelMetadata(first), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && String(e.message).includes("m-00002-of-00002.gguf"));
+    await assert.rejects(
+      readModelMetadata(first),
+      (e: NodeJS.ErrnoException) => e.code === "ENOENT" && String(e.message).includes("m-00002-of-00002.gguf"),
+    );
   });
 
   void test("mmproj files are recognised by metadata and by name; findMmproj finds the sibling", async (t) => {
@@ -190,7 +212,13 @@ void describe("readGgufHeader / readModelMetadata", () => {
     assert.equal(meta.isMmproj, true);
     assert.equal(meta.hasVisionEncoder, true);
     assert.equal(meta.type, "mmproj");
-    for (const n of ["mmproj-model-f16.gguf", "gemma-3-4b-it-mmproj-F16.gguf", "Qwen2.5-VL-7B.mmproj.gguf", "mmproj.gguf"]) assert.ok(isMmprojPath(n), n);
+    for (const n of [
+      "mmproj-model-f16.gguf",
+      "gemma-3-4b-it-mmproj-F16.gguf",
+      "Qwen2.5-VL-7B.mmproj.gguf",
+      "mmproj.gguf",
+    ])
+      assert.ok(isMmprojPath(n), n);
     for (const n of ["llama-3-8b.gguf", "mmprojector-notes.gguf"]) assert.ok(!isMmprojPath(n), n);
     const model = await writeTinyModel(dir, { name: "vision-model", kind: "chat" });
     assert.equal(await findMmproj(model), undefined, "the projector above is not named mmproj");
@@ -220,9 +248,15 @@ void describe("readGgufHeader / readModelMetadata", () => {
     const dir = tmp(t);
     const path = await writeTinyModel(dir, { name: "whole", kind: "chat" });
     const cut = await writeTruncatedGguf(path, join(dir, "cut.gguf"), 2000);
-    await assert.rejects(readModelMetadata(cut), (e: unknown) => e instanceof GgufFormatError && /truncated/.test(e.message) && e.message.includes("cut.gguf"));
+    await assert.rejects(
+      readModelMetadata(cut),
+      (e: unknown) => e instanceof GgufFormatError && /truncated/.test(e.message) && e.message.includes("cut.gguf"),
+    );
     const not = await writeNotGguf(join(dir, "not.gguf"));
-    await assert.rejects(readModelMetadata(not), (e: unknown) => e instanceof GgufFormatError && /not a GGUF file/.test(e.message));
+    await assert.rejects(
+      readModelMetadata(not),
+      (e: unknown) => e instanceof GgufFormatError && /not a GGUF file/.test(e.message),
+    );
     writeFileSync(join(dir, "empty.gguf"), "");
     await assert.rejects(readModelMetadata(join(dir, "empty.gguf")), GgufFormatError);
   });

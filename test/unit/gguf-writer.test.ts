@@ -55,15 +55,15 @@ function parse(buf: Uint8Array): Parsed {
       case GgufValueType.INT8:
         return view.getInt8(p++);
       case GgufValueType.UINT16:
-        return (p += 2), view.getUint16(p - 2, true);
+        return ((p += 2), view.getUint16(p - 2, true));
       case GgufValueType.INT16:
-        return (p += 2), view.getInt16(p - 2, true);
+        return ((p += 2), view.getInt16(p - 2, true));
       case GgufValueType.UINT32:
         return u32();
       case GgufValueType.INT32:
-        return (p += 4), view.getInt32(p - 4, true);
+        return ((p += 4), view.getInt32(p - 4, true));
       case GgufValueType.FLOAT32:
-        return (p += 4), view.getFloat32(p - 4, true);
+        return ((p += 4), view.getFloat32(p - 4, true));
       case GgufValueType.BOOL: {
         const b = view.getUint8(p++);
         assert.ok(b === 0 || b === 1, "bool byte is 0 or 1");
@@ -81,9 +81,9 @@ function parse(buf: Uint8Array): Parsed {
       case GgufValueType.UINT64:
         return u64();
       case GgufValueType.INT64:
-        return (p += 8), view.getBigInt64(p - 8, true);
+        return ((p += 8), view.getBigInt64(p - 8, true));
       case GgufValueType.FLOAT64:
-        return (p += 8), view.getFloat64(p - 8, true);
+        return ((p += 8), view.getFloat64(p - 8, true));
       default:
         throw new Error(`unknown value type ${type} at ${p}`);
     }
@@ -291,7 +291,10 @@ void describe("GGUF writer", () => {
     assert.ok(layout.headerBytes % 32 !== 0, "the test needs a header that is not already aligned");
     assert.equal(layout.dataOffset % 32, 0);
     assert.ok(layout.dataOffset >= parsed.headerEnd && layout.dataOffset - parsed.headerEnd < 32);
-    assert.ok(buf.subarray(parsed.headerEnd, layout.dataOffset).every((b) => b === 0), "header padding is zero");
+    assert.ok(
+      buf.subarray(parsed.headerEnd, layout.dataOffset).every((b) => b === 0),
+      "header padding is zero",
+    );
     assert.deepEqual(
       parsed.tensors.map((x) => [x.name, x.shape.map(Number), x.type, Number(x.offset)]),
       [
@@ -327,7 +330,10 @@ void describe("GGUF writer", () => {
     const buf = await encodeGguf(doc);
     const parsed = parse(buf);
     assert.deepEqual(parsed.kv.get("general.alignment"), { type: GgufValueType.UINT32, value: 64 });
-    assert.deepEqual(parsed.tensors.map((x) => Number(x.offset)), [0, 64]);
+    assert.deepEqual(
+      parsed.tensors.map((x) => Number(x.offset)),
+      [0, 64],
+    );
     const layout = planGguf(doc);
     assert.equal(layout.dataOffset % 64, 0);
     assert.equal(layout.tensors[1]!.fileOffset, layout.dataOffset + 64);
@@ -413,7 +419,10 @@ void describe("GGUF writer", () => {
 
   void test("raw tensors must carry exactly their byte size", async () => {
     await assert.rejects(
-      encodeGguf({ metadata: {}, tensors: [{ name: "q", shape: [32], ggmlType: GgmlType.Q8_0, bytes: new Uint8Array(33) }] }),
+      encodeGguf({
+        metadata: {},
+        tensors: [{ name: "q", shape: [32], ggmlType: GgmlType.Q8_0, bytes: new Uint8Array(33) }],
+      }),
       /tensor q: needs 34 bytes, got 33/,
     );
   });
@@ -455,7 +464,13 @@ void describe("tiny models", () => {
 
   void test("the llama layout, vocabulary and silenced output rows", async (t) => {
     const dir = tmp(t);
-    const path = await writeTinyModel(dir, { name: "tiny-think", kind: "think", layers: 2, embd: 32, contextLength: 4096 });
+    const path = await writeTinyModel(dir, {
+      name: "tiny-think",
+      kind: "think",
+      layers: 2,
+      embd: 32,
+      contextLength: 4096,
+    });
     const buf = new Uint8Array(readFileSync(path));
     const parsed = parse(buf);
     const md = (k: string) => parsed.kv.get(k)?.value;
@@ -477,26 +492,46 @@ void describe("tiny models", () => {
     assert.deepEqual(tokens.slice(0, 3), ["<unk>", "<s>", "</s>"]);
     assert.equal(tokens.filter((s, i) => /^<0x[0-9A-F]{2}>$/.test(s) && types[i] === TokenType.BYTE).length, 256);
     for (let c = 0x20; c < 0x7f; c++) {
-      assert.ok(tokens.includes(c === 0x20 ? "\u2581" : String.fromCharCode(c)), `token for ${JSON.stringify(String.fromCharCode(c))}`);
+      assert.ok(
+        tokens.includes(c === 0x20 ? "\u2581" : String.fromCharCode(c)),
+        `token for ${JSON.stringify(String.fromCharCode(c))}`,
+      );
     }
     assert.equal(new Set(tokens).size, tokens.length, "no duplicate tokens");
     for (const piece of tokens.filter((s, i) => types[i] === TokenType.NORMAL && [...s].length > 1)) {
-      assert.ok(tokens.includes([...piece].slice(0, -1).join("")), `${piece}: its prefix is a token so SPM can merge it`);
+      assert.ok(
+        tokens.includes([...piece].slice(0, -1).join("")),
+        `${piece}: its prefix is a token so SPM can merge it`,
+      );
     }
     const names = parsed.tensors.map((x) => x.name);
     assert.deepEqual(names.slice(0, 3), ["token_embd.weight", "output_norm.weight", "output.weight"]);
     for (const l of [0, 1]) {
-      for (const part of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) {
+      for (const part of [
+        "attn_norm",
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_norm",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_down",
+      ]) {
         assert.ok(names.includes(`blk.${l}.${part}.weight`), `blk.${l}.${part}`);
       }
     }
     // output rows: silenced tokens get -bias on dimension 0 and zeros elsewhere, others +bias and spread
-    const layout = planGguf(tinyModelDocument({ name: "tiny-think", kind: "think", layers: 2, embd: 32, contextLength: 4096 }));
+    const layout = planGguf(
+      tinyModelDocument({ name: "tiny-think", kind: "think", layers: 2, embd: 32, contextLength: 4096 }),
+    );
     const out = layout.tensors.find((x) => x.name === "output.weight")!;
     assert.equal(out.ggmlType, GgmlType.F16);
     const view = new DataView(buf.buffer, buf.byteOffset);
     const row = (tok: number) =>
-      Array.from({ length: 32 }, (_, i) => float16BitsToFloat32(view.getUint16(out.fileOffset + (tok * 32 + i) * 2, true)));
+      Array.from({ length: 32 }, (_, i) =>
+        float16BitsToFloat32(view.getUint16(out.fileOffset + (tok * 32 + i) * 2, true)),
+      );
     const silentRow = row(tokens.indexOf("<0x80>"));
     assert.ok(silentRow[0]! < 0 && silentRow.slice(1).every((v) => v === 0));
     assert.ok(vocab.silenced.has(tokens.indexOf("<0xFF>")) && vocab.silenced.has(vocab.eos));

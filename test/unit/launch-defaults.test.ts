@@ -50,7 +50,10 @@ void describe("capability detection", () => {
     assert.equal(detectCapabilities({ ...base, architecture: "nomic-bert" }).embedding.present, true);
     const rr = detectCapabilities({ ...base, architecture: "bert", poolingType: 4, chatTemplate: QWEN3_LIKE });
     assert.deepEqual(rr.tags, ["embedding", "reranker"], "an encoder's template says nothing about chat abilities");
-    assert.deepEqual(detectCapabilities({ ...base, architecture: "clip", isMmproj: true, hasVisionEncoder: true }).tags, ["vision"]);
+    assert.deepEqual(
+      detectCapabilities({ ...base, architecture: "clip", isMmproj: true, hasVisionEncoder: true }).tags,
+      ["vision"],
+    );
     assert.deepEqual(detectCapabilities({ ...base, chatTemplate: QWEN3_LIKE }).tags, ["reasoning", "tools", "agent"]);
   });
 
@@ -86,18 +89,39 @@ void describe("launchDefaults", () => {
     const d = launchDefaults({ metadata: CHAT_META });
     assert.deepEqual(d.config, { reasoningFormat: "deepseek", jinja: true });
     const src = Object.fromEntries(d.choices.map((c) => [c.setting, c.source]));
-    assert.deepEqual(src, { reasoningFormat: "detected", jinja: "detected", embeddings: "default", contextSize: "default", gpuLayers: "default" });
+    assert.deepEqual(src, {
+      reasoningFormat: "detected",
+      jinja: "detected",
+      embeddings: "default",
+      contextSize: "default",
+      gpuLayers: "default",
+    });
     assert.match(d.choices.find((c) => c.setting === "jinja")!.reason, /^tool use: chat template reads tools/);
   });
 
   void test("explicit settings win over detection", () => {
-    const d = launchDefaults({ metadata: CHAT_META, explicit: { reasoningFormat: "none", jinja: false, contextSize: 4096, gpuLayers: 10 } });
+    const d = launchDefaults({
+      metadata: CHAT_META,
+      explicit: { reasoningFormat: "none", jinja: false, contextSize: 4096, gpuLayers: 10 },
+    });
     assert.deepEqual(d.config, { reasoningFormat: "none", jinja: false, contextSize: 4096, gpuLayers: 10 });
     assert.ok(d.choices.every((c) => c.source === "explicit" || c.setting === "embeddings"));
   });
 
   void test("an embedding model gets --embeddings and no chat settings", () => {
-    const d = launchDefaults({ metadata: { architecture: "bert", isMmproj: false, poolingType: 2, contextLength: 512, blockCount: 12, embeddingLength: 384, headCount: 12, vocabSize: 30522, totalBytes: 45e6 } });
+    const d = launchDefaults({
+      metadata: {
+        architecture: "bert",
+        isMmproj: false,
+        poolingType: 2,
+        contextLength: 512,
+        blockCount: 12,
+        embeddingLength: 384,
+        headCount: 12,
+        vocabSize: 30522,
+        totalBytes: 45e6,
+      },
+    });
     assert.deepEqual(d.config, { embeddings: true });
     assert.match(d.choices.find((c) => c.setting === "embeddings")!.reason, /pooling type 2 \(cls\)/);
   });
@@ -115,7 +139,11 @@ void describe("launchDefaults", () => {
   });
 
   void test("a GPU too small for every layer: GPU layers detected; explicit 0 context means the trained one", () => {
-    const d = launchDefaults({ metadata: CHAT_META, explicit: { contextSize: 0 }, budget: { hostBytes: 16 * GIB, gpuBytes: 0.5 * GIB, gpuName: "GT 1030" } });
+    const d = launchDefaults({
+      metadata: CHAT_META,
+      explicit: { contextSize: 0 },
+      budget: { hostBytes: 16 * GIB, gpuBytes: 0.5 * GIB, gpuName: "GT 1030" },
+    });
     assert.equal(d.config.contextSize, 0);
     const g = d.choices.find((c) => c.setting === "gpuLayers")!;
     assert.equal(g.source, "detected");

@@ -4,10 +4,18 @@ import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chooseAsset, cudartAsset, type Release } from "../../src/llama/install/prebuilt.js";
-import { checkDependencies, detectBackend, formatDependencies, osFamily, type Probe } from "../../src/llama/install/detect.js";
+import {
+  checkDependencies,
+  detectBackend,
+  formatDependencies,
+  osFamily,
+  type Probe,
+} from "../../src/llama/install/detect.js";
 import { commitFromVersion, readInstallRecord } from "../../src/llama/install/record.js";
 
-const release = JSON.parse(readFileSync(new URL("../fixtures/releases/latest.json", import.meta.url), "utf8")) as Release;
+const release = JSON.parse(
+  readFileSync(new URL("../fixtures/releases/latest.json", import.meta.url), "utf8"),
+) as Release;
 
 describe("prebuilt asset choice (llama.cpp's release asset names)", () => {
   const pick = (os: NodeJS.Platform, arch: string, backend: "cpu" | "cuda" | "vulkan" | "metal", cuda?: string) =>
@@ -72,7 +80,9 @@ const NVCC = { stdout: "nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation 
 
 describe("backend detection", () => {
   test("CUDA needs the toolkit and a GPU", async () => {
-    const both = await detectBackend(probe({ tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n" } } }));
+    const both = await detectBackend(
+      probe({ tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n" } } }),
+    );
     assert.equal(both.backend, "cuda");
     assert.equal(both.cuda.version, "13.0");
     assert.deepEqual(both.cuda.gpus, ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)"]);
@@ -85,7 +95,9 @@ describe("backend detection", () => {
     assert.equal(noToolkit.backend, "cpu");
     assert.match(noToolkit.reasons.join(" "), /CUDA toolkit \(nvcc\) is not/);
 
-    const procGpu = await detectBackend(probe({ tools: { nvcc: NVCC }, dirs: { "/proc/driver/nvidia/gpus": ["0000:01:00.0"] } }));
+    const procGpu = await detectBackend(
+      probe({ tools: { nvcc: NVCC }, dirs: { "/proc/driver/nvidia/gpus": ["0000:01:00.0"] } }),
+    );
     assert.equal(procGpu.backend, "cuda", "a GPU seen by the driver without nvidia-smi");
   });
 
@@ -93,21 +105,36 @@ describe("backend detection", () => {
     const summary = (type: string) => ({
       stdout: `Devices:\n========\nGPU0:\n\tapiVersion = 1.3\n\tdeviceType = ${type}\n\tdeviceName = Some GPU\n`,
     });
-    const ok = await detectBackend(probe({ tools: { glslc: {}, vulkaninfo: summary("PHYSICAL_DEVICE_TYPE_DISCRETE_GPU") }, files: ["/usr/include/vulkan/vulkan.h"] }));
+    const ok = await detectBackend(
+      probe({
+        tools: { glslc: {}, vulkaninfo: summary("PHYSICAL_DEVICE_TYPE_DISCRETE_GPU") },
+        files: ["/usr/include/vulkan/vulkan.h"],
+      }),
+    );
     assert.equal(ok.backend, "vulkan");
     assert.deepEqual(ok.vulkan.devices, ["Some GPU"]);
-    const cpuOnly = await detectBackend(probe({ tools: { glslc: {}, vulkaninfo: summary("PHYSICAL_DEVICE_TYPE_CPU") }, files: ["/usr/include/vulkan/vulkan.h"] }));
+    const cpuOnly = await detectBackend(
+      probe({
+        tools: { glslc: {}, vulkaninfo: summary("PHYSICAL_DEVICE_TYPE_CPU") },
+        files: ["/usr/include/vulkan/vulkan.h"],
+      }),
+    );
     assert.equal(cpuOnly.backend, "cpu", "llvmpipe is not a reason to build for Vulkan");
     const noHeaders = await detectBackend(probe({ tools: { glslc: {} } }));
     assert.equal(noHeaders.backend, "cpu");
     assert.match(noHeaders.reasons.join(" "), /Vulkan is incomplete \(headers missing\)/);
-    const sdkEnv = await detectBackend(probe({ tools: { glslc: {} }, env: { VULKAN_SDK: "/opt/vk" }, files: ["/opt/vk/include/vulkan/vulkan.h"] }));
+    const sdkEnv = await detectBackend(
+      probe({ tools: { glslc: {} }, env: { VULKAN_SDK: "/opt/vk" }, files: ["/opt/vk/include/vulkan/vulkan.h"] }),
+    );
     assert.equal(sdkEnv.backend, "vulkan");
   });
 
   test("CUDA is preferred over Vulkan; Metal on Apple Silicon; CPU on Intel Macs", async () => {
     const all = await detectBackend(
-      probe({ tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: X\n" }, glslc: {} }, files: ["/usr/include/vulkan/vulkan.h"] }),
+      probe({
+        tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: X\n" }, glslc: {} },
+        files: ["/usr/include/vulkan/vulkan.h"],
+      }),
     );
     assert.equal(all.backend, "cuda");
     assert.equal((await detectBackend(probe({ platform: "darwin", arch: "arm64" }))).backend, "metal");
@@ -121,7 +148,11 @@ describe("build tool check", () => {
     const deps = await checkDependencies(
       { backend: "cpu", needGit: true },
       probe({
-        tools: { cmake: { stdout: "cmake version 3.25.1\n" }, "c++": { stdout: "c++ (Debian 12.2.0-14) 12.2.0\n" }, git: { stdout: "git version 2.39.5\n" } },
+        tools: {
+          cmake: { stdout: "cmake version 3.25.1\n" },
+          "c++": { stdout: "c++ (Debian 12.2.0-14) 12.2.0\n" },
+          git: { stdout: "git version 2.39.5\n" },
+        },
         osRelease: 'ID=debian\nVERSION_ID="12"\n',
       }),
     );
@@ -133,22 +164,32 @@ describe("build tool check", () => {
         ["git", true, "2.39.5"],
       ],
     );
-    const old = await checkDependencies({ backend: "cpu", needGit: false }, probe({ tools: { cmake: { stdout: "cmake version 3.10.2\n" }, "g++": { stdout: "g++ 9" } } }));
+    const old = await checkDependencies(
+      { backend: "cpu", needGit: false },
+      probe({ tools: { cmake: { stdout: "cmake version 3.10.2\n" }, "g++": { stdout: "g++ 9" } } }),
+    );
     assert.match(old[0]!.problem ?? "", /too old/);
   });
 
   test("missing tools come with the install command of the user's OS", async () => {
-    const deb = await checkDependencies({ backend: "vulkan", needGit: true }, probe({ osRelease: "ID=ubuntu\nID_LIKE=debian\n" }));
+    const deb = await checkDependencies(
+      { backend: "vulkan", needGit: true },
+      probe({ osRelease: "ID=ubuntu\nID_LIKE=debian\n" }),
+    );
     const text = formatDependencies(deb);
     assert.match(text, /✗ cmake: not found/);
     assert.match(text, /sudo apt-get install cmake/);
     assert.match(text, /sudo apt-get install g\+\+/);
     assert.match(text, /sudo apt-get install git/);
     assert.match(text, /libvulkan-dev glslc/);
-    const fedora = formatDependencies(await checkDependencies({ backend: "cuda", needGit: false }, probe({ osRelease: 'ID="fedora"\n' })));
+    const fedora = formatDependencies(
+      await checkDependencies({ backend: "cuda", needGit: false }, probe({ osRelease: 'ID="fedora"\n' })),
+    );
     assert.match(fedora, /sudo dnf install cmake/);
     assert.match(fedora, /nvcc \(CUDA toolkit\): not found/);
-    const mac = formatDependencies(await checkDependencies({ backend: "metal", needGit: false }, probe({ platform: "darwin", arch: "arm64" })));
+    const mac = formatDependencies(
+      await checkDependencies({ backend: "metal", needGit: false }, probe({ platform: "darwin", arch: "arm64" })),
+    );
     assert.match(mac, /brew install cmake/);
     assert.match(mac, /xcode-select --install/);
   });
@@ -157,7 +198,7 @@ describe("build tool check", () => {
     assert.equal(osFamily(probe({ osRelease: "ID=arch\n" })), "arch");
     assert.equal(osFamily(probe({ osRelease: 'ID="rocky"\nID_LIKE="rhel centos fedora"\n' })), "fedora");
     assert.equal(osFamily(probe({ osRelease: "ID=alpine\n" })), "alpine");
-    assert.equal(osFamily(probe({ osRelease: "ID=opensuse-tumbleweed\nID_LIKE=\"opensuse suse\"\n" })), "suse");
+    assert.equal(osFamily(probe({ osRelease: 'ID=opensuse-tumbleweed\nID_LIKE="opensuse suse"\n' })), "suse");
     assert.equal(osFamily(probe({})), "other");
     assert.equal(osFamily(probe({ platform: "win32" })), "windows");
   });

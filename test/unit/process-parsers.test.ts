@@ -15,7 +15,9 @@ const READY =
 
 describe("child protocol", () => {
   test("loading lines give progress", () => {
-    const m = parseChildLine('cmd_child_to_router:state:{"state":"loading","payload":{"stages":["text_model"],"current":"text_model","value":0.42}}');
+    const m = parseChildLine(
+      'cmd_child_to_router:state:{"state":"loading","payload":{"stages":["text_model"],"current":"text_model","value":0.42}}',
+    );
     assert.deepEqual(m, { kind: "loading", progress: { stage: "text_model", stages: ["text_model"], value: 0.42 } });
   });
   test("ready line carries the model entry", () => {
@@ -46,7 +48,11 @@ describe("llama-server log lines", () => {
     assert.equal(failureReason(["error: invalid argument: --bogus-flag"]), "error: invalid argument: --bogus-flag");
   });
   test("bind failure and shutdown markers (fixtures 07c, 07e)", () => {
-    assert.ok(isBindFailure("0.00.035.111 E srv         start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 28114"));
+    assert.ok(
+      isBindFailure(
+        "0.00.035.111 E srv         start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 28114",
+      ),
+    );
     assert.ok(!isBindFailure("0.00.259.684 I srv  llama_server: listening on http://127.0.0.1:28101"));
     assert.ok(isShutdownStarted("0.05.001.000 I srv    operator(): operator(): cleaning up before exit..."));
     assert.equal(logLevel("0.00.019.823 E srv    load_model: x"), "E");
@@ -99,7 +105,9 @@ describe("health change detection", () => {
 describe("pidfile command-line check", () => {
   test("matches our binary directly or behind an interpreter, and the port", () => {
     assert.ok(cmdlineMatches(["/opt/llama-server", "-m", "x", "--port", "9001"], ["/opt/llama-server"], 9001));
-    assert.ok(cmdlineMatches(["node", "/t/fake-llama-server.mjs", "--port", "9001"], ["/t/fake-llama-server.mjs"], 9001));
+    assert.ok(
+      cmdlineMatches(["node", "/t/fake-llama-server.mjs", "--port", "9001"], ["/t/fake-llama-server.mjs"], 9001),
+    );
     assert.ok(!cmdlineMatches(["/opt/llama-server", "--port", "9002"], ["/opt/llama-server"], 9001));
     assert.ok(!cmdlineMatches(["/usr/bin/vim", "/opt/llama-server"], ["/other"], undefined));
   });
@@ -108,7 +116,29 @@ describe("pidfile command-line check", () => {
 describe("capability probe parsers", () => {
   test("flags from the recorded --help", () => {
     const flags = parseHelpFlags(readFileSync("test/fixtures/llama-server/server-help.txt", "utf8"));
-    for (const f of ["-m", "--host", "--port", "-a", "--alias", "--metrics", "-c", "-ngl", "--jinja", "--no-jinja", "--reasoning-format", "--reasoning-budget", "-fa", "--parallel", "--cache-type-k", "--cache-type-v", "--embeddings", "--mlock", "--models-dir", "--cache-type-k-draft", "-ctkd"]) {
+    for (const f of [
+      "-m",
+      "--host",
+      "--port",
+      "-a",
+      "--alias",
+      "--metrics",
+      "-c",
+      "-ngl",
+      "--jinja",
+      "--no-jinja",
+      "--reasoning-format",
+      "--reasoning-budget",
+      "-fa",
+      "--parallel",
+      "--cache-type-k",
+      "--cache-type-v",
+      "--embeddings",
+      "--mlock",
+      "--models-dir",
+      "--cache-type-k-draft",
+      "-ctkd",
+    ]) {
       assert.ok(flags.has(f), f);
     }
     assert.ok(!flags.has("--bogus-flag"));
@@ -116,7 +146,17 @@ describe("capability probe parsers", () => {
   });
   test("version text (fixture server-version.txt)", () => {
     const v = parseVersion("version: 0.4.0-dev (build 1, commit 80fb11a)\nbuilt with GNU 12.2.0 for Linux x86_64\n");
-    assert.deepEqual(v, { version: "0.4.0-dev (build 1, commit 80fb11a)", build: 1, commit: "80fb11a", builtWith: "built with GNU 12.2.0 for Linux x86_64" });
-    assert.deepEqual(parseVersion("garbage"), { version: undefined, build: undefined, commit: undefined, builtWith: undefined });
+    assert.deepEqual(v, {
+      version: "0.4.0-dev (build 1, commit 80fb11a)",
+      build: 1,
+      commit: "80fb11a",
+      builtWith: "built with GNU 12.2.0 for Linux x86_64",
+    });
+    assert.deepEqual(parseVersion("garbage"), {
+      version: undefined,
+      build: undefined,
+      commit: undefined,
+      builtWith: undefined,
+    });
   });
 });

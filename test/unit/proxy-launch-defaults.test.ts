@@ -29,7 +29,10 @@ describe("proxy launch defaults", () => {
 
   test("an explicit setting in the config wins over what the model suggests", async () => {
     const cfgPath = join(dir, "config.yaml");
-    writeFileSync(cfgPath, `models:\n  thinker:\n    path: ./tiny-think.gguf\n    reasoningFormat: none\n    jinja: false\n`);
+    writeFileSync(
+      cfgPath,
+      `models:\n  thinker:\n    path: ./tiny-think.gguf\n    reasoningFormat: none\n    jinja: false\n`,
+    );
     const cat = await buildCatalog({ config: loadConfigFile(cfgPath) });
     const m = cat.models.find((x) => x.name === "thinker")!;
     assert.equal(m.server.reasoningFormat, "none");

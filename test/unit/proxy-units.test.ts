@@ -6,8 +6,19 @@ import { join } from "node:path";
 import { configJsonSchema, parseConfig } from "../../src/proxy/config.js";
 import { buildCatalog, resolveModelName } from "../../src/proxy/catalog.js";
 import { parseUsage } from "../../src/proxy/forward.js";
-import { downstreamResponseHeaders, errorBody, sseErrorEvent, upstreamRequestHeaders } from "../../src/proxy/http-util.js";
-import { estimateFromShape, kvBytesPerElement, parseComputeApps, parseMemoryLog, parseSize } from "../../src/proxy/memory.js";
+import {
+  downstreamResponseHeaders,
+  errorBody,
+  sseErrorEvent,
+  upstreamRequestHeaders,
+} from "../../src/proxy/http-util.js";
+import {
+  estimateFromShape,
+  kvBytesPerElement,
+  parseComputeApps,
+  parseMemoryLog,
+  parseSize,
+} from "../../src/proxy/memory.js";
 import { parseJsonBody } from "../../src/proxy/server.js";
 import { diffCatalogs } from "../../src/proxy/index.js";
 import { GglibError } from "../../src/core/errors.js";
@@ -18,8 +29,14 @@ const FIXTURES = new URL("../fixtures/llama-server/", import.meta.url);
 
 describe("proxy config", () => {
   test("the published JSON Schema is the one generated from the zod schema", () => {
-    const published = JSON.parse(readFileSync(new URL("../../schema/gglib-config.schema.json", import.meta.url), "utf8")) as unknown;
-    assert.deepEqual(published, JSON.parse(JSON.stringify(configJsonSchema())), "regenerate schema/gglib-config.schema.json from configJsonSchema()");
+    const published = JSON.parse(
+      readFileSync(new URL("../../schema/gglib-config.schema.json", import.meta.url), "utf8"),
+    ) as unknown;
+    assert.deepEqual(
+      published,
+      JSON.parse(JSON.stringify(configJsonSchema())),
+      "regenerate schema/gglib-config.schema.json from configJsonSchema()",
+    );
   });
 
   test("a full config parses; relative paths resolve against the config's folder", () => {
@@ -35,7 +52,11 @@ describe("proxy config", () => {
   test("errors name the field and the problem", () => {
     assert.throws(
       () => parseConfig(`models:\n  a:\n    path: x.gguf\n    ctx: -5\n    bogus: 1\n`, "c.yaml"),
-      (e: unknown) => e instanceof GglibError && e.kind === "invalid_config" && /models\.a\.ctx/.test(e.message) && /bogus/.test(e.message),
+      (e: unknown) =>
+        e instanceof GglibError &&
+        e.kind === "invalid_config" &&
+        /models\.a\.ctx/.test(e.message) &&
+        /bogus/.test(e.message),
     );
     assert.throws(() => parseConfig(`models: [`, "c.yaml"), /not valid YAML/);
     assert.throws(() => parseConfig(`memoryBudget: lots`, "c.yaml"), /memoryBudget/);
@@ -136,7 +157,8 @@ describe("proxy config", () => {
   });
 
   test("reload diff: added, removed, changed (settings needing a restart), unchanged", () => {
-    const m = (name: string, fp: string) => ({ name, spec: { name, estimateBytes: 1, fingerprint: fp } }) as Parameters<typeof diffCatalogs>[0][number];
+    const m = (name: string, fp: string) =>
+      ({ name, spec: { name, estimateBytes: 1, fingerprint: fp } }) as Parameters<typeof diffCatalogs>[0][number];
     const d = diffCatalogs([m("a", "1"), m("b", "1"), m("c", "1")], [m("a", "1"), m("b", "2"), m("d", "1")]);
     assert.deepEqual(d, { added: ["d"], removed: ["c"], changed: ["b"], unchanged: ["a"] });
   });
@@ -191,7 +213,12 @@ describe("proxy memory", () => {
 describe("proxy HTTP helpers", () => {
   test("usage and timings are read from the tail of a stream and of a JSON body (fixtures)", () => {
     const stream = readFileSync(new URL("03-chat-stream-include-usage.raw", FIXTURES), "utf8");
-    assert.deepEqual(parseUsage(stream.slice(-4000)), { promptTokens: 50, completionTokens: 16, predictedPerSecond: 1572.3270440251574, promptPerSecond: 1222.4938875305625 });
+    assert.deepEqual(parseUsage(stream.slice(-4000)), {
+      promptTokens: 50,
+      completionTokens: 16,
+      predictedPerSecond: 1572.3270440251574,
+      promptPerSecond: 1222.4938875305625,
+    });
     const plain = readFileSync(new URL("03-chat-stream.raw", FIXTURES), "utf8");
     const u = parseUsage(plain.slice(-4000))!;
     assert.ok(u.completionTokens! > 0 && u.predictedPerSecond! > 0, "timings only (no usage) still count");
@@ -214,20 +241,43 @@ describe("proxy HTTP helpers", () => {
       12,
     );
     assert.deepEqual(h, { "content-type": "application/json", "x-request-id": "r1", "content-length": "12" });
-    const d = downstreamResponseHeaders({ "access-control-allow-origin": "", "keep-alive": "timeout=5", "content-type": "text/event-stream", server: "llama.cpp" });
+    const d = downstreamResponseHeaders({
+      "access-control-allow-origin": "",
+      "keep-alive": "timeout=5",
+      "content-type": "text/event-stream",
+      server: "llama.cpp",
+    });
     assert.deepEqual(d, { "content-type": "text/event-stream", server: "llama.cpp" });
   });
 
   test("errors in OpenAI's shape; SSE error events in the endpoint's dialect", () => {
-    assert.deepEqual(JSON.parse(errorBody(404, "model_not_found", "no")), { error: { message: "no", type: "not_found_error", code: "model_not_found" } });
-    assert.match(sseErrorEvent("/v1/chat/completions", 502, "x", "boom"), /^data: \{"error":\{"message":"boom".*\n\ndata: \[DONE\]\n\n$/s);
+    assert.deepEqual(JSON.parse(errorBody(404, "model_not_found", "no")), {
+      error: { message: "no", type: "not_found_error", code: "model_not_found" },
+    });
+    assert.match(
+      sseErrorEvent("/v1/chat/completions", 502, "x", "boom"),
+      /^data: \{"error":\{"message":"boom".*\n\ndata: \[DONE\]\n\n$/s,
+    );
     assert.match(sseErrorEvent("/v1/messages", 502, "x", "boom"), /^event: error\ndata: \{"type":"error"/);
   });
 
   test("malformed JSON is a 400 (llama-server would answer 500)", () => {
-    assert.throws(() => parseJsonBody(Buffer.from('{"model": "a",')), (e: unknown) => (e as { status: number }).status === 400);
-    assert.throws(() => parseJsonBody(Buffer.alloc(0)), (e: unknown) => (e as { status: number }).status === 400);
-    assert.throws(() => parseJsonBody(Buffer.from("[1]")), (e: unknown) => (e as { status: number }).status === 400);
-    assert.deepEqual(parseJsonBody(Buffer.from('{"model":"a","stream":true,"messages":[]}')), { model: "a", stream: true, messages: [] });
+    assert.throws(
+      () => parseJsonBody(Buffer.from('{"model": "a",')),
+      (e: unknown) => (e as { status: number }).status === 400,
+    );
+    assert.throws(
+      () => parseJsonBody(Buffer.alloc(0)),
+      (e: unknown) => (e as { status: number }).status === 400,
+    );
+    assert.throws(
+      () => parseJsonBody(Buffer.from("[1]")),
+      (e: unknown) => (e as { status: number }).status === 400,
+    );
+    assert.deepEqual(parseJsonBody(Buffer.from('{"model":"a","stream":true,"messages":[]}')), {
+      model: "a",
+      stream: true,
+      messages: [],
+    });
   });
 });

@@ -8,12 +8,17 @@ import { writeTinyModel } from "../support/tiny-models.js";
 
 /** Runs `gglib …` in-process with its own data dir; returns the exit code and what it printed. */
 async function gglib(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const saved = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr), env: process.env.GGLIB_DATA_DIR, exit: process.exitCode };
+  const saved = {
+    out: process.stdout.write.bind(process.stdout),
+    err: process.stderr.write.bind(process.stderr),
+    env: process.env.GGLIB_DATA_DIR,
+    exit: process.exitCode,
+  };
   let stdout = "";
   let stderr = "";
   process.env.GGLIB_DATA_DIR = dataDir;
-  process.stdout.write = ((c: string | Uint8Array) => ((stdout += String(c)), true));
-  process.stderr.write = ((c: string | Uint8Array) => ((stderr += String(c)), true));
+  process.stdout.write = (c: string | Uint8Array) => ((stdout += String(c)), true);
+  process.stderr.write = (c: string | Uint8Array) => ((stderr += String(c)), true);
   try {
     const code = await main(["node", "gglib", ...args]);
     return { code, stdout, stderr };
@@ -105,7 +110,12 @@ describe("gglib models", () => {
       list.models.map((m: { name: string; source: string }) => `${m.name}:${m.source}`),
       ["beta:config", "alpha:registry"],
     );
-    const clashes = list.clashes.map((c: { name: string; winner: { source: string }; loser: { source: string } }) => `${c.name}:${c.winner.source}>${c.loser.source}`).sort();
+    const clashes = list.clashes
+      .map(
+        (c: { name: string; winner: { source: string }; loser: { source: string } }) =>
+          `${c.name}:${c.winner.source}>${c.loser.source}`,
+      )
+      .sort();
     assert.deepEqual(clashes, ["alpha:registry>models-dir", "b:config>registry", "beta:config>models-dir"]);
     r = await gglib(data, "models", "list", "--models-dir", dir, "--config", join(d, "config.yaml"));
     assert.match(r.stdout, /Name clashes/);
@@ -117,7 +127,10 @@ describe("gglib models", () => {
     const scan = JSON.parse(r.stdout);
     assert.deepEqual(scan.added.map((x: { name: string }) => x.name).sort(), ["alpha", "beta"]);
     r = await gglib(data2, "models", "scan", dir, "--json");
-    assert.deepEqual(JSON.parse(r.stdout).skipped.map((x: { reason: string }) => x.reason.startsWith("already registered")), [true, true]);
+    assert.deepEqual(
+      JSON.parse(r.stdout).skipped.map((x: { reason: string }) => x.reason.startsWith("already registered")),
+      [true, true],
+    );
   });
 
   test("stray arguments before -- are refused", async (t) => {

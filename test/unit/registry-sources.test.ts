@@ -4,7 +4,14 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Registry } from "../../src/models/registry.js";
-import { loadModelSources, scanModelsDir, mergeModelEntries, findModel, parseShardName, type ModelEntry } from "../../src/models/sources.js";
+import {
+  loadModelSources,
+  scanModelsDir,
+  mergeModelEntries,
+  findModel,
+  parseShardName,
+  type ModelEntry,
+} from "../../src/models/sources.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-src-"));
@@ -43,8 +50,20 @@ describe("models-dir scan", () => {
 
     const { models, warnings } = scanModelsDir(d);
     const byName = new Map(models.map((m) => [m.name, m]));
-    assert.deepEqual([...byName.keys()].sort(), ["Qwen3-4B-Q4_K_M", "g-Q4", "g-Q8", "sharded", "split", "tiny", "vision", "whatever"]);
-    assert.deepEqual(byName.get("split")!.shards, [join(d, "split-00001-of-00002.gguf"), join(d, "split-00002-of-00002.gguf")]);
+    assert.deepEqual([...byName.keys()].sort(), [
+      "Qwen3-4B-Q4_K_M",
+      "g-Q4",
+      "g-Q8",
+      "sharded",
+      "split",
+      "tiny",
+      "vision",
+      "whatever",
+    ]);
+    assert.deepEqual(byName.get("split")!.shards, [
+      join(d, "split-00001-of-00002.gguf"),
+      join(d, "split-00002-of-00002.gguf"),
+    ]);
     assert.equal(byName.get("split")!.path, join(d, "split-00001-of-00002.gguf"));
     assert.equal(byName.get("vision")!.path, join(d, "vision", "model-q4.gguf"));
     assert.equal(byName.get("vision")!.mmproj, join(d, "vision", "mmproj-model-f16.gguf"));
@@ -52,8 +71,15 @@ describe("models-dir scan", () => {
     assert.equal(byName.get("g-Q8")!.mmproj, join(d, "quants", "mmproj-g.gguf"));
     assert.equal(byName.get("tiny")!.mmproj, undefined);
     assert.deepEqual(byName.get("tiny")!.shards, [join(d, "tiny.gguf")]);
-    assert.equal(byName.get("whatever")!.path, join(d, "publisher", "deep", "whatever.gguf"), "a lone file in a subfolder keeps its stem");
-    assert.ok(warnings.some((w) => /only 1 of 3 shards/.test(w)), warnings.join("\n"));
+    assert.equal(
+      byName.get("whatever")!.path,
+      join(d, "publisher", "deep", "whatever.gguf"),
+      "a lone file in a subfolder keeps its stem",
+    );
+    assert.ok(
+      warnings.some((w) => /only 1 of 3 shards/.test(w)),
+      warnings.join("\n"),
+    );
   });
 
   test("a missing folder is a warning, not an error", () => {
@@ -91,7 +117,12 @@ describe("merging sources", () => {
       ["c:config:a2", "a:registry:b", "z:registry:zz"],
     );
     const desc = clashes.map((c) => `${c.name}/${c.claimedAs}/${c.winner.source}>${c.loser.source}`).sort();
-    assert.deepEqual(desc, ["a/name/registry>models-dir", "a2/alias/config>registry", "b/name/registry>models-dir", "c/alias/config>registry"]);
+    assert.deepEqual(desc, [
+      "a/name/registry>models-dir",
+      "a2/alias/config>registry",
+      "b/name/registry>models-dir",
+      "c/alias/config>registry",
+    ]);
     assert.ok(clashes.every((c) => !c.samePath));
     assert.match(clashes.find((c) => c.name === "b")!.message, /shadowed by "a" from registry/);
     assert.equal(findModel(models, "b")?.name, "a");
@@ -121,7 +152,13 @@ describe("merging sources", () => {
     const r = loadModelSources({
       registry: reg,
       modelsDir,
-      config: { baseDir: d, models: [{ name: "cfg", path: "reg.gguf", aliases: ["t"], settings: { jinja: true } }, { name: "ghost", path: "ghost.gguf" }] },
+      config: {
+        baseDir: d,
+        models: [
+          { name: "cfg", path: "reg.gguf", aliases: ["t"], settings: { jinja: true } },
+          { name: "ghost", path: "ghost.gguf" },
+        ],
+      },
     });
     const names = r.models.map((m) => `${m.name}:${m.source}`);
     assert.deepEqual(names, ["cfg:config", "ghost:config", "other:registry", "tiny:registry"]);

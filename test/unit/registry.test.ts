@@ -4,7 +4,15 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, utimesSync, appendFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { Registry, modelTags, parseSettingAssignment, splitArgs, parseDurationSeconds, jsonSafe, type MetadataReader } from "../../src/models/registry.js";
+import {
+  Registry,
+  modelTags,
+  parseSettingAssignment,
+  splitArgs,
+  parseDurationSeconds,
+  jsonSafe,
+  type MetadataReader,
+} from "../../src/models/registry.js";
 import { migrate, MIGRATIONS, type Migration } from "../../src/models/migrations/index.js";
 import { isGglibError } from "../../src/core/errors.js";
 
@@ -37,7 +45,11 @@ describe("registry", () => {
     const { reader } = countingReader();
     const reg = Registry.open({ dbPath: join(d, "r.sqlite"), readMetadata: reader });
     t.after(() => reg.close());
-    const m = await reg.add({ path: fakeGguf(join(d, "tiny.gguf"), "llama"), aliases: ["t", "tiny-alias"], settings: { ctx: 2048 } });
+    const m = await reg.add({
+      path: fakeGguf(join(d, "tiny.gguf"), "llama"),
+      aliases: ["t", "tiny-alias"],
+      settings: { ctx: 2048 },
+    });
     assert.equal(m.name, "tiny");
     assert.deepEqual(m.aliases, ["t", "tiny-alias"]);
     assert.equal(m.path, join(d, "tiny.gguf"));
@@ -64,13 +76,30 @@ describe("registry", () => {
     const reg = Registry.open({ dbPath: join(d, "r.sqlite"), readMetadata: countingReader().reader });
     t.after(() => reg.close());
     await reg.add({ path: fakeGguf(join(d, "a.gguf")), aliases: ["x"] });
-    await assert.rejects(reg.add({ path: fakeGguf(join(d, "b.gguf")), name: "a" }), (e) => isGglibError(e, "invalid_config") && /name of a registered/.test(e.message));
-    await assert.rejects(reg.add({ path: join(d, "b.gguf"), name: "x" }), (e) => isGglibError(e, "invalid_config") && /alias of "a"/.test(e.message));
-    await assert.rejects(reg.add({ path: join(d, "b.gguf"), aliases: ["a"] }), (e) => isGglibError(e, "invalid_config"));
-    await assert.rejects(reg.add({ path: join(d, "b.gguf"), name: "bad name" }), (e) => isGglibError(e, "invalid_config") && /Invalid model name/.test(e.message));
+    await assert.rejects(
+      reg.add({ path: fakeGguf(join(d, "b.gguf")), name: "a" }),
+      (e) => isGglibError(e, "invalid_config") && /name of a registered/.test(e.message),
+    );
+    await assert.rejects(
+      reg.add({ path: join(d, "b.gguf"), name: "x" }),
+      (e) => isGglibError(e, "invalid_config") && /alias of "a"/.test(e.message),
+    );
+    await assert.rejects(reg.add({ path: join(d, "b.gguf"), aliases: ["a"] }), (e) =>
+      isGglibError(e, "invalid_config"),
+    );
+    await assert.rejects(
+      reg.add({ path: join(d, "b.gguf"), name: "bad name" }),
+      (e) => isGglibError(e, "invalid_config") && /Invalid model name/.test(e.message),
+    );
     const b = await reg.add({ path: join(d, "b.gguf"), aliases: ["y"] });
-    assert.throws(() => reg.update("b", { aliases: ["x"] }), (e) => isGglibError(e, "invalid_config"));
-    assert.throws(() => reg.update("y", { name: "a" }), (e) => isGglibError(e, "invalid_config"));
+    assert.throws(
+      () => reg.update("b", { aliases: ["x"] }),
+      (e) => isGglibError(e, "invalid_config"),
+    );
+    assert.throws(
+      () => reg.update("y", { name: "a" }),
+      (e) => isGglibError(e, "invalid_config"),
+    );
     const renamed = reg.update("y", { name: "bee", aliases: ["b", "y2"] });
     assert.equal(renamed.id, b.id);
     assert.deepEqual(renamed.aliases, ["b", "y2"]);
@@ -81,10 +110,19 @@ describe("registry", () => {
     const d = tmp(t);
     const reg = Registry.open({ dbPath: join(d, "r.sqlite"), readMetadata: countingReader().reader });
     t.after(() => reg.close());
-    await assert.rejects(reg.add({ path: join(d, "missing.gguf") }), (e) => isGglibError(e, "model_not_found") && /does not exist/.test(e.message));
+    await assert.rejects(
+      reg.add({ path: join(d, "missing.gguf") }),
+      (e) => isGglibError(e, "model_not_found") && /does not exist/.test(e.message),
+    );
     writeFileSync(join(d, "notgguf.gguf"), "PK\x03\x04");
-    await assert.rejects(reg.add({ path: join(d, "notgguf.gguf") }), (e) => isGglibError(e, "invalid_config") && /not a GGUF/.test(e.message));
-    assert.throws(() => reg.require("ghost"), (e) => isGglibError(e, "model_not_found") && /models add/.test(e.details.hint ?? ""));
+    await assert.rejects(
+      reg.add({ path: join(d, "notgguf.gguf") }),
+      (e) => isGglibError(e, "invalid_config") && /not a GGUF/.test(e.message),
+    );
+    assert.throws(
+      () => reg.require("ghost"),
+      (e) => isGglibError(e, "model_not_found") && /models add/.test(e.details.hint ?? ""),
+    );
   });
 
   test("a folder with shards and an mmproj is one model named by the folder", async (t) => {
@@ -169,7 +207,10 @@ describe("registry", () => {
     assert.equal(m.mmproj, join(d, "mmproj.gguf"));
     m = reg.update("m", { mmproj: null });
     assert.equal(m.mmproj, undefined);
-    assert.throws(() => reg.update("m", { mmproj: join(d, "nope.gguf") }), (e) => isGglibError(e, "model_not_found"));
+    assert.throws(
+      () => reg.update("m", { mmproj: join(d, "nope.gguf") }),
+      (e) => isGglibError(e, "model_not_found"),
+    );
   });
 
   test("data persists across opens; two handles see each other's writes (WAL)", async (t) => {
@@ -249,7 +290,10 @@ describe("migrations", () => {
     db.close();
     assert.throws(
       () => Registry.open({ dbPath: p }),
-      (e) => isGglibError(e, "invalid_config") && /newer gglib/.test(e.message) && /Upgrade gglib/.test(e.details.hint ?? ""),
+      (e) =>
+        isGglibError(e, "invalid_config") &&
+        /newer gglib/.test(e.message) &&
+        /Upgrade gglib/.test(e.details.hint ?? ""),
     );
   });
 });
@@ -261,7 +305,10 @@ describe("models set key=value", () => {
     assert.deepEqual(parseSettingAssignment("gpu-layers=all"), { key: "gpuLayers", value: -1 });
     assert.deepEqual(parseSettingAssignment("ngl=33"), { key: "gpuLayers", value: 33 });
     assert.deepEqual(parseSettingAssignment("jinja=off"), { key: "jinja", value: false });
-    assert.deepEqual(parseSettingAssignment("reasoning-format=deepseek"), { key: "reasoningFormat", value: "deepseek" });
+    assert.deepEqual(parseSettingAssignment("reasoning-format=deepseek"), {
+      key: "reasoningFormat",
+      value: "deepseek",
+    });
     assert.deepEqual(parseSettingAssignment("parallel=4"), { key: "parallel", value: 4 });
     assert.deepEqual(parseSettingAssignment("ttl=5m"), { key: "ttl", value: 300 });
     assert.deepEqual(parseSettingAssignment("pinned=yes"), { key: "pinned", value: true });
@@ -293,7 +340,11 @@ describe("models set key=value", () => {
   });
 
   test("jsonSafe keeps big integers exact as strings", () => {
-    assert.deepEqual(jsonSafe({ a: 2n ** 60n, b: [1n], c: new Map([["k", 1]]) }), { a: (2n ** 60n).toString(), b: [1], c: { k: 1 } });
+    assert.deepEqual(jsonSafe({ a: 2n ** 60n, b: [1n], c: new Map([["k", 1]]) }), {
+      a: (2n ** 60n).toString(),
+      b: [1],
+      c: { k: 1 },
+    });
   });
 });
 
@@ -324,9 +375,15 @@ describe("registry with the real GGUF reader", () => {
     const d = tmp(t);
     const { writeGguf, GgufValue } = await import("../../src/gguf/writer.js");
     const p = join(d, "proj.gguf");
-    await writeGguf(p, { metadata: { "general.architecture": GgufValue.string("clip"), "general.type": GgufValue.string("mmproj") }, tensors: [] });
+    await writeGguf(p, {
+      metadata: { "general.architecture": GgufValue.string("clip"), "general.type": GgufValue.string("mmproj") },
+      tensors: [],
+    });
     const reg = Registry.open({ dbPath: join(d, "r.sqlite") });
     t.after(() => reg.close());
-    await assert.rejects(reg.add({ path: p }), (e) => isGglibError(e, "invalid_config") && /multimodal projector/.test(e.message));
+    await assert.rejects(
+      reg.add({ path: p }),
+      (e) => isGglibError(e, "invalid_config") && /multimodal projector/.test(e.message),
+    );
   });
 });

@@ -78,7 +78,10 @@ test("scheduler invariants hold under random interleavings", () => {
           });
           assert.ok(procs.length <= maxModels, `${procs.length} processes > max ${maxModels}`);
           const bytes = procs.reduce((n, m) => n + SIZES[m]!, 0);
-          assert.ok(bytes <= budget || procs.length === 1, `memory ${bytes} > budget ${budget} with ${procs.join(",")}`);
+          assert.ok(
+            bytes <= budget || procs.length === 1,
+            `memory ${bytes} > budget ${budget} with ${procs.join(",")}`,
+          );
         };
 
         for (const st of steps) {
@@ -136,7 +139,11 @@ test("scheduler invariants hold under random interleavings", () => {
           }
         }
         // Settle: finish requests, resolve loads and stops, let deadlines pass.
-        for (let round = 0; round < 200 && (waiting.length > 0 || starts.length > 0 || stops.length > 0 || inFlight.length > 0); round++) {
+        for (
+          let round = 0;
+          round < 200 && (waiting.length > 0 || starts.length > 0 || stops.length > 0 || inFlight.length > 0);
+          round++
+        ) {
           while (inFlight.length > 0) apply(s.handle({ type: "requestDone", id: inFlight.pop()!, now }));
           while (starts.length > 0) {
             const x = starts.shift()!;

@@ -81,7 +81,10 @@ describe("scheduler: single flight and fast path", () => {
     s2.req("y1", "y");
     assert.equal(s2.status("y"), "loading");
     const fast = s2.req("x2", "x");
-    assert.deepEqual(of(fast, "dispatch").map((d) => d.id), ["x2"]);
+    assert.deepEqual(
+      of(fast, "dispatch").map((d) => d.id),
+      ["x2"],
+    );
   });
 
   test("a resident model's requests are not held behind another model's queued eviction", () => {
@@ -95,7 +98,10 @@ describe("scheduler: single flight and fast path", () => {
     assert.equal(r.status("a"), "stopping");
     assert.equal(r.status("c"), "pending");
     const fast = r.req("b2", "b");
-    assert.deepEqual(of(fast, "dispatch").map((d) => d.id), ["b2"]);
+    assert.deepEqual(
+      of(fast, "dispatch").map((d) => d.id),
+      ["b2"],
+    );
   });
 });
 
@@ -106,11 +112,20 @@ describe("scheduler: capacity and eviction", () => {
     r.loaded("a");
     r.done("a1");
     const acts = r.req("b1", "b");
-    assert.deepEqual(of(acts, "stop").map((x) => [x.model, x.reason, x.abort]), [["a", "evict", false]]);
+    assert.deepEqual(
+      of(acts, "stop").map((x) => [x.model, x.reason, x.abort]),
+      [["a", "evict", false]],
+    );
     assert.equal(of(acts, "start").length, 0, "b must not start before a has stopped");
     const after = r.stopped("a");
-    assert.deepEqual(of(after, "start").map((x) => x.model), ["b"]);
-    assert.deepEqual(of(r.loaded("b"), "dispatch").map((d) => d.id), ["b1"]);
+    assert.deepEqual(
+      of(after, "start").map((x) => x.model),
+      ["b"],
+    );
+    assert.deepEqual(
+      of(r.loaded("b"), "dispatch").map((d) => d.id),
+      ["b1"],
+    );
   });
 
   test("a swap waits for requests in flight: the busy model drains, takes no new request, then stops", () => {
@@ -123,14 +138,26 @@ describe("scheduler: capacity and eviction", () => {
     const late = r.req("a2", "a");
     assert.equal(of(late, "dispatch").length, 0, "a draining model takes no new requests (FIFO: b first)");
     const done = r.done("a1");
-    assert.deepEqual(of(done, "stop").map((x) => [x.model, x.abort]), [["a", false]]);
-    assert.deepEqual(of(r.stopped("a"), "start").map((x) => x.model), ["b"]);
-    assert.deepEqual(of(r.loaded("b"), "dispatch").map((d) => d.id), ["b1"]);
+    assert.deepEqual(
+      of(done, "stop").map((x) => [x.model, x.abort]),
+      [["a", false]],
+    );
+    assert.deepEqual(
+      of(r.stopped("a"), "start").map((x) => x.model),
+      ["b"],
+    );
+    assert.deepEqual(
+      of(r.loaded("b"), "dispatch").map((d) => d.id),
+      ["b1"],
+    );
     // b1 in flight: a2 waits for b to drain, then a comes back.
     assert.equal(r.status("b"), "draining");
     r.done("b1");
     r.stopped("b");
-    assert.deepEqual(of(r.loaded("a"), "dispatch").map((d) => d.id), ["a2"]);
+    assert.deepEqual(
+      of(r.loaded("a"), "dispatch").map((d) => d.id),
+      ["a2"],
+    );
   });
 
   test("waiters are served first-in first-out across models", () => {
@@ -145,27 +172,48 @@ describe("scheduler: capacity and eviction", () => {
     assert.equal(r.status("b"), "loading");
     assert.equal(r.status("c"), "unloaded");
     const d = r.loaded("b");
-    assert.deepEqual(of(d, "dispatch").map((x) => x.id), ["b1", "b2"], "both b requests join b's load");
+    assert.deepEqual(
+      of(d, "dispatch").map((x) => x.id),
+      ["b1", "b2"],
+      "both b requests join b's load",
+    );
     r.done("b1");
     r.done("b2");
     r.stopped("b");
-    assert.deepEqual(of(r.loaded("c"), "dispatch").map((x) => x.id), ["c1"]);
+    assert.deepEqual(
+      of(r.loaded("c"), "dispatch").map((x) => x.id),
+      ["c1"],
+    );
   });
 
   test("memory budget: evicts by bytes, not by count; a small model fits next to a big one", () => {
-    const r = rig([spec("big", { estimateBytes: 6 * GB }), spec("big2", { estimateBytes: 6 * GB }), spec("small", { estimateBytes: 3 * GB })], {
-      budgetBytes: 10 * GB,
-    });
+    const r = rig(
+      [
+        spec("big", { estimateBytes: 6 * GB }),
+        spec("big2", { estimateBytes: 6 * GB }),
+        spec("small", { estimateBytes: 3 * GB }),
+      ],
+      {
+        budgetBytes: 10 * GB,
+      },
+    );
     r.req("1", "big");
     r.loaded("big");
     r.done("1");
     const s = r.req("2", "small");
-    assert.deepEqual(of(s, "start").map((x) => x.model), ["small"], "6 + 3 ≤ 10: no eviction");
+    assert.deepEqual(
+      of(s, "start").map((x) => x.model),
+      ["small"],
+      "6 + 3 ≤ 10: no eviction",
+    );
     r.loaded("small");
     r.done("2");
     const b = r.req("3", "big2");
     // 6+3+6 > 10 → must free 6: LRU idle first is big (used earlier), and that is enough.
-    assert.deepEqual(of(b, "stop").map((x) => x.model), ["big"]);
+    assert.deepEqual(
+      of(b, "stop").map((x) => x.model),
+      ["big"],
+    );
     assert.equal(r.status("small"), "ready");
   });
 
@@ -181,7 +229,10 @@ describe("scheduler: capacity and eviction", () => {
     r.done("c1");
     // a: busy (oldest), b: idle, used before c; c: idle
     const acts = r.req("d1", "d");
-    assert.deepEqual(of(acts, "stop").map((x) => x.model), ["b"]);
+    assert.deepEqual(
+      of(acts, "stop").map((x) => x.model),
+      ["b"],
+    );
     assert.equal(r.status("a"), "ready");
   });
 
@@ -204,21 +255,41 @@ describe("scheduler: capacity and eviction", () => {
 
   test("a model larger than the whole budget still loads when it is alone", () => {
     const r = rig([spec("huge", { estimateBytes: 50 * GB }), spec("a")], { budgetBytes: 8 * GB });
-    assert.deepEqual(of(r.req("1", "huge"), "start").map((x) => x.model), ["huge"]);
+    assert.deepEqual(
+      of(r.req("1", "huge"), "start").map((x) => x.model),
+      ["huge"],
+    );
     r.loaded("huge");
     r.done("1");
     // a fits only once huge is gone.
-    assert.deepEqual(of(r.req("2", "a"), "stop").map((x) => x.model), ["huge"]);
+    assert.deepEqual(
+      of(r.req("2", "a"), "stop").map((x) => x.model),
+      ["huge"],
+    );
   });
 
   test("a measured size replaces the estimate", () => {
-    const r = rig([spec("a", { estimateBytes: 2 * GB }), spec("b", { estimateBytes: 2 * GB })], { budgetBytes: 5 * GB });
+    const r = rig([spec("a", { estimateBytes: 2 * GB }), spec("b", { estimateBytes: 2 * GB })], {
+      budgetBytes: 5 * GB,
+    });
     r.req("1", "a");
     r.loaded("a");
     r.done("1");
-    r.log.push(...r.s.handle({ type: "memoryMeasured", model: "a", instance: r.s.model("a")!.instance, bytes: 4 * GB, now: r.now }));
+    r.log.push(
+      ...r.s.handle({
+        type: "memoryMeasured",
+        model: "a",
+        instance: r.s.model("a")!.instance,
+        bytes: 4 * GB,
+        now: r.now,
+      }),
+    );
     assert.equal(r.s.usedBytes(), 4 * GB);
-    assert.deepEqual(of(r.req("2", "b"), "stop").map((x) => x.model), ["a"], "4 + 2 > 5 → a must go");
+    assert.deepEqual(
+      of(r.req("2", "b"), "stop").map((x) => x.model),
+      ["a"],
+      "4 + 2 > 5 → a must go",
+    );
   });
 
   test("drain timeout: a busy model is never cut to make room; the waiters get 503 model_busy", () => {
@@ -232,7 +303,10 @@ describe("scheduler: capacity and eviction", () => {
     assert.equal(r.status("a"), "ready");
     assert.equal(r.status("b"), "unloaded");
     const rej = of(t, "reject");
-    assert.deepEqual(rej.map((x) => [x.id, x.status, x.code]), [["b1", 503, "model_busy"]]);
+    assert.deepEqual(
+      rej.map((x) => [x.id, x.status, x.code]),
+      [["b1", 503, "model_busy"]],
+    );
     // a serves new requests again.
     assert.equal(of(r.req("a2", "a"), "dispatch").length, 1);
   });
@@ -264,7 +338,10 @@ describe("scheduler: TTL", () => {
     assert.equal(r.s.nextWakeAt(), r.now + 60_000);
     assert.equal(of(r.advance(59_999), "stop").length, 0);
     const t = r.advance(1);
-    assert.deepEqual(of(t, "stop").map((x) => [x.model, x.reason]), [["a", "ttl"]]);
+    assert.deepEqual(
+      of(t, "stop").map((x) => [x.model, x.reason]),
+      [["a", "ttl"]],
+    );
   });
 
   test("the global TTL applies to models without their own; pinned models have none", () => {
@@ -276,7 +353,10 @@ describe("scheduler: TTL", () => {
     r.done("1");
     r.done("2");
     const t = r.advance(1_000);
-    assert.deepEqual(of(t, "stop").map((x) => x.model), ["a"]);
+    assert.deepEqual(
+      of(t, "stop").map((x) => x.model),
+      ["a"],
+    );
   });
 
   test("monitoring requests (activity: false) do not keep a model awake", () => {
@@ -311,10 +391,13 @@ describe("scheduler: limits and failures", () => {
     r.req("2", "a");
     const f = r.failed("a", "gguf_init_from_file: failed to open GGUF file");
     const rej = of(f, "reject");
-    assert.deepEqual(rej.map((x) => [x.id, x.status, x.code]), [
-      ["1", 502, "model_load_failed"],
-      ["2", 502, "model_load_failed"],
-    ]);
+    assert.deepEqual(
+      rej.map((x) => [x.id, x.status, x.code]),
+      [
+        ["1", 502, "model_load_failed"],
+        ["2", 502, "model_load_failed"],
+      ],
+    );
     assert.match(rej[0]!.message, /failed to open GGUF file/);
     assert.equal(r.status("a"), "failed");
     // During the cooldown: immediate 503 with the reason, no start.
@@ -347,7 +430,10 @@ describe("scheduler: limits and failures", () => {
     assert.equal(of(c, "stop").length, 0);
     assert.equal(r.s.model("a")!.crashes, 1);
     const again = r.req("3", "a");
-    assert.deepEqual(of(again, "start").map((x) => x.instance), [first + 1]);
+    assert.deepEqual(
+      of(again, "start").map((x) => x.instance),
+      [first + 1],
+    );
     r.loaded("a");
     r.done("1"); // completion of a request on the crashed instance
     assert.equal(r.s.model("a")!.inFlight, 1, "only request 3 is in flight on the new instance");
@@ -360,14 +446,20 @@ describe("scheduler: limits and failures", () => {
     const u = r.s.handle({ type: "unload", model: "a", now: r.now });
     assert.equal(of(u, "stop").length, 0);
     assert.equal(r.status("a"), "draining");
-    assert.deepEqual(of(r.done("1"), "stop").map((x) => [x.reason, x.abort]), [["unload", false]]);
+    assert.deepEqual(
+      of(r.done("1"), "stop").map((x) => [x.reason, x.abort]),
+      [["unload", false]],
+    );
   });
 
   test("management load waiters do not count as requests in flight", () => {
     const r = rig([spec("a")], { ttlMs: 1_000 });
     r.req("L", "a", { kind: "load" });
     const d = r.loaded("a");
-    assert.deepEqual(of(d, "dispatch").map((x) => [x.id, x.kind]), [["L", "load"]]);
+    assert.deepEqual(
+      of(d, "dispatch").map((x) => [x.id, x.kind]),
+      [["L", "load"]],
+    );
     assert.equal(r.s.model("a")!.inFlight, 0);
     assert.equal(of(r.advance(1_000), "stop").length, 1);
   });
@@ -386,12 +478,18 @@ describe("scheduler: catalog changes (hot reload)", () => {
       models: [spec("a", { ttlMs: 5_000 }), spec("b", { fingerprint: "v2" }), spec("d")],
       now: r.now,
     });
-    assert.deepEqual(of(acts, "stop").map((x) => [x.model, x.reason]), [["c", "removed"]]);
+    assert.deepEqual(
+      of(acts, "stop").map((x) => [x.model, x.reason]),
+      [["c", "removed"]],
+    );
     assert.equal(r.status("a"), "ready");
     assert.equal(r.s.model("a")!.spec.ttlMs, 5_000, "non-restart settings apply at once");
     assert.equal(r.status("b"), "draining", "b keeps its request in flight");
     assert.equal(r.status("d"), "unloaded");
-    assert.deepEqual(of(r.stopped("c"), "forgotten").map((x) => x.model), ["c"]);
+    assert.deepEqual(
+      of(r.stopped("c"), "forgotten").map((x) => x.model),
+      ["c"],
+    );
     assert.equal(r.s.model("c"), undefined);
     assert.equal(of(r.done("b1"), "stop")[0]?.reason, "reload");
     r.stopped("b");
@@ -411,9 +509,14 @@ describe("scheduler: shutdown", () => {
     r.done("b1");
     r.req("c1", "c");
     const acts = r.s.handle({ type: "shutdown", now: r.now });
-    assert.deepEqual(of(acts, "reject").map((x) => x.id), ["c1"]);
     assert.deepEqual(
-      of(acts, "stop").map((x) => [x.model, x.abort]).sort(),
+      of(acts, "reject").map((x) => x.id),
+      ["c1"],
+    );
+    assert.deepEqual(
+      of(acts, "stop")
+        .map((x) => [x.model, x.abort])
+        .sort(),
       [
         ["b", false],
         ["c", true],

@@ -20,7 +20,14 @@ import { writeTinyModel } from "../support/tiny-models.js";
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..", "..");
 const fx = (name: string) => readFileSync(join(ROOT, "test", "fixtures", "system", name), "utf8");
-const ok = (stdout: string): CommandResult => ({ ok: true, stdout, stderr: "", exitCode: 0, notFound: false, timedOut: false });
+const ok = (stdout: string): CommandResult => ({
+  ok: true,
+  stdout,
+  stderr: "",
+  exitCode: 0,
+  notFound: false,
+  timedOut: false,
+});
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 const plain = pc.createColors(false);
@@ -28,18 +35,34 @@ const plain = pc.createColors(false);
 /** A probe that reads the recorded H100 host (nvidia-smi present, nothing else). */
 function h100Probe(): SystemProbe {
   const table: Record<string, CommandResult> = {
-    "nvidia-smi --query-gpu=index,name,memory.total,memory.used,memory.free,driver_version --format=csv,noheader,nounits": ok(fx("nvidia-smi-h100.query.csv")),
+    "nvidia-smi --query-gpu=index,name,memory.total,memory.used,memory.free,driver_version --format=csv,noheader,nounits":
+      ok(fx("nvidia-smi-h100.query.csv")),
     "nvidia-smi": ok(fx("nvidia-smi-h100.plain.txt")),
   };
   const runCmd: RunCommand = async (cmd, args) =>
-    table[[cmd, ...args].join(" ")] ?? { ok: false, stdout: "", stderr: "", exitCode: null, notFound: true, timedOut: false };
-  const files: Record<string, string> = { "/proc/meminfo": fx("meminfo-h100-host.txt"), "/proc/cpuinfo": fx("cpuinfo-x86-h100-host.txt") };
+    table[[cmd, ...args].join(" ")] ?? {
+      ok: false,
+      stdout: "",
+      stderr: "",
+      exitCode: null,
+      notFound: true,
+      timedOut: false,
+    };
+  const files: Record<string, string> = {
+    "/proc/meminfo": fx("meminfo-h100-host.txt"),
+    "/proc/cpuinfo": fx("cpuinfo-x86-h100-host.txt"),
+  };
   return new DefaultSystemProbe({
     run: runCmd,
     readFile: async (p) => files[p],
     platform: "linux",
     arch: "x64",
-    os: { cpus: () => Array.from({ length: 16 }, () => ({ model: "x" })), totalmem: () => 0, freemem: () => 0, availableParallelism: () => 16 },
+    os: {
+      cpus: () => Array.from({ length: 16 }, () => ({ model: "x" })),
+      totalmem: () => 0,
+      freemem: () => 0,
+      availableParallelism: () => 16,
+    },
   });
 }
 
@@ -76,7 +99,10 @@ void describe("gglib system", () => {
     assert.equal(r.advice.length, 1);
     assert.match(r.advice[0]!, /CUDA GPU but the llama-server in use reports a cpu build/);
     const text = formatSystemReport(r, plain);
-    assert.match(text, /^GPU {10}0 NVIDIA H100 80GB HBM3 · 79\.2 GiB free of 79\.6 GiB · driver 580\.159\.04 · via nvidia-smi$/m);
+    assert.match(
+      text,
+      /^GPU {10}0 NVIDIA H100 80GB HBM3 · 79\.2 GiB free of 79\.6 GiB · driver 580\.159\.04 · via nvidia-smi$/m,
+    );
     assert.match(text, /^Accelerator {2}cuda · CUDA 13\.0 \(driver\)$/m);
     assert.match(text, /^llama-server .*fake-llama-server\.mjs \(env\)$/m);
     assert.match(text, /^RAM {10}126 GiB total · 125 GiB available$/m);
@@ -84,33 +110,61 @@ void describe("gglib system", () => {
   });
 
   void test("no llama-server: said plainly, with what to do", async () => {
-    const r = await collectSystemReport({ probe: h100Probe(), env: { GGLIB_LLAMA_SERVER: join(dataDir, "nope", "llama-server"), PATH: "" } });
+    const r = await collectSystemReport({
+      probe: h100Probe(),
+      env: { GGLIB_LLAMA_SERVER: join(dataDir, "nope", "llama-server"), PATH: "" },
+    });
     assert.equal(r.llamaServer.found, false);
     assert.ok(r.llamaServer.error && r.llamaServer.error.length > 0);
     const text = formatSystemReport(r, plain);
     assert.match(text, /^llama-server not found · /m);
   });
 
-  void test("`gglib system --json` on this machine: RAM within 1 % of /proc/meminfo, cores = nproc, GPU status said", { skip: process.platform !== "linux" }, async () => {
-    const { stdout } = await run(process.execPath, ["--import", "tsx", join(ROOT, "src", "cli", "main.ts"), "system", "--json"], {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: "1" },
-      timeout: 60_000,
-    });
-    const r = JSON.parse(stdout) as { ram: { totalBytes: number; availableBytes: number }; cpu: { availableCores: number }; gpus: unknown[]; notes: string[]; llamaServer: { found: boolean } };
-    const meminfo = readFileSync("/proc/meminfo", "utf8");
-    const total = Number(/MemTotal:\s+(\d+)/.exec(meminfo)![1]) * 1024;
-    const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)![1]) * 1024;
-    assert.ok(Math.abs(r.ram.totalBytes - total) <= 0.01 * total, `total ${r.ram.totalBytes} vs ${total}`);
-    assert.ok(Math.abs(r.ram.availableBytes - avail) <= 0.01 * total, `available ${r.ram.availableBytes} vs ${avail}`);
-    assert.equal(r.cpu.availableCores, Number(execFileSync("nproc", { encoding: "utf8" }).trim()));
-    if (r.gpus.length === 0) assert.ok(r.notes.some((n) => /^No GPU found.*models run on the CPU\.$/.test(n)), r.notes.join("; "));
-    assert.equal(typeof r.llamaServer.found, "boolean");
-  });
+  void test(
+    "`gglib system --json` on this machine: RAM within 1 % of /proc/meminfo, cores = nproc, GPU status said",
+    { skip: process.platform !== "linux" },
+    async () => {
+      const { stdout } = await run(
+        process.execPath,
+        ["--import", "tsx", join(ROOT, "src", "cli", "main.ts"), "system", "--json"],
+        {
+          cwd: ROOT,
+          env: { ...process.env, NO_COLOR: "1" },
+          timeout: 60_000,
+        },
+      );
+      const r = JSON.parse(stdout) as {
+        ram: { totalBytes: number; availableBytes: number };
+        cpu: { availableCores: number };
+        gpus: unknown[];
+        notes: string[];
+        llamaServer: { found: boolean };
+      };
+      const meminfo = readFileSync("/proc/meminfo", "utf8");
+      const total = Number(/MemTotal:\s+(\d+)/.exec(meminfo)![1]) * 1024;
+      const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)![1]) * 1024;
+      assert.ok(Math.abs(r.ram.totalBytes - total) <= 0.01 * total, `total ${r.ram.totalBytes} vs ${total}`);
+      assert.ok(
+        Math.abs(r.ram.availableBytes - avail) <= 0.01 * total,
+        `available ${r.ram.availableBytes} vs ${avail}`,
+      );
+      assert.equal(r.cpu.availableCores, Number(execFileSync("nproc", { encoding: "utf8" }).trim()));
+      if (r.gpus.length === 0)
+        assert.ok(
+          r.notes.some((n) => /^No GPU found.*models run on the CPU\.$/.test(n)),
+          r.notes.join("; "),
+        );
+      assert.equal(typeof r.llamaServer.found, "boolean");
+    },
+  );
 });
 
 void describe("gglib models fit", () => {
-  const cpuBox: MemorySnapshot = { ram: { totalBytes: 16 * GIB, availableBytes: 8 * GIB, source: "proc-meminfo" }, gpus: [], takenAt: 0 };
+  const cpuBox: MemorySnapshot = {
+    ram: { totalBytes: 16 * GIB, availableBytes: 8 * GIB, source: "proc-meminfo" },
+    gpus: [],
+    takenAt: 0,
+  };
 
   void test("a tiny think model on a CPU box: fits, reasoning detected, deepseek format and trained context chosen", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "gglib-fit-"));
@@ -132,7 +186,13 @@ void describe("gglib models fit", () => {
   void test("--ctx past what fits: not fitting, the largest context given; a GPU box offloads", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "gglib-fit-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = await writeTinyModel(dir, { name: "fit-chat", kind: "chat", embd: 256, layers: 4, contextLength: 1 << 20 });
+    const path = await writeTinyModel(dir, {
+      name: "fit-chat",
+      kind: "chat",
+      embd: 256,
+      layers: 4,
+      contextLength: 1 << 20,
+    });
     const small: MemorySnapshot = { ...cpuBox, ram: { ...cpuBox.ram, availableBytes: 1.25 * GIB } };
     const r = await fitReport(path, { ctx: 1 << 20 }, fixedMemory(small));
     assert.equal(r.advice.fits, false);
@@ -140,7 +200,16 @@ void describe("gglib models fit", () => {
     assert.match(formatFitReport(r, plain), /^ {2}✗ Does not fit at 1048576 tokens/m);
     const gpuBox: MemorySnapshot = {
       ...cpuBox,
-      gpus: [{ index: 0, vendor: "nvidia", name: "NVIDIA H100 80GB HBM3", totalBytes: 81559 * MIB, freeBytes: 81079 * MIB, unifiedMemory: false }],
+      gpus: [
+        {
+          index: 0,
+          vendor: "nvidia",
+          name: "NVIDIA H100 80GB HBM3",
+          totalBytes: 81559 * MIB,
+          freeBytes: 81079 * MIB,
+          unifiedMemory: false,
+        },
+      ],
     };
     const g = await fitReport(path, { ctx: 8192 }, fixedMemory(gpuBox));
     assert.equal(g.advice.offload, "full");
@@ -149,7 +218,11 @@ void describe("gglib models fit", () => {
 
   void test("an unknown name is a model_not_found error with a hint", async () => {
     const saved = process.env.GGLIB_DATA_DIR;
-    await assert.rejects(fitReport("no-such-model-xyz", {}, fixedMemory(cpuBox)), (e: Error & { kind?: string }) => e.kind === "model_not_found" && /neither a file nor a registered name/.test(e.message));
+    await assert.rejects(
+      fitReport("no-such-model-xyz", {}, fixedMemory(cpuBox)),
+      (e: Error & { kind?: string }) =>
+        e.kind === "model_not_found" && /neither a file nor a registered name/.test(e.message),
+    );
     assert.equal(process.env.GGLIB_DATA_DIR, saved);
   });
 });

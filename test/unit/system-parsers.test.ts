@@ -184,7 +184,8 @@ void describe("/proc", () => {
     assert.equal(c.model, "Intel(R) Xeon(R) Processor");
     assert.equal(c.logicalCores, 16);
     assert.equal(c.physicalCores, 16);
-    for (const f of ["AVX2", "AVX512", "AVX512_VNNI", "AVX_VNNI", "AMX_INT8", "F16C", "FMA"] as const) assert.ok(c.simd.includes(f), f);
+    for (const f of ["AVX2", "AVX512", "AVX512_VNNI", "AVX_VNNI", "AMX_INT8", "F16C", "FMA"] as const)
+      assert.ok(c.simd.includes(f), f);
   });
 
   void test("cpuinfo, 2-vCPU EPYC (recorded): no AVX_VNNI, has AVX512_BF16", () => {

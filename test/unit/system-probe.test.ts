@@ -10,8 +10,23 @@ import type { CommandResult, RunCommand } from "../../src/system/types.js";
 const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "fixtures", "system", name), "utf8");
 const MIB = 1024 * 1024;
 
-const ok = (stdout: string): CommandResult => ({ ok: true, stdout, stderr: "", exitCode: 0, notFound: false, timedOut: false });
-const missing: CommandResult = { ok: false, stdout: "", stderr: "", exitCode: null, notFound: true, timedOut: false, error: "not installed" };
+const ok = (stdout: string): CommandResult => ({
+  ok: true,
+  stdout,
+  stderr: "",
+  exitCode: 0,
+  notFound: false,
+  timedOut: false,
+});
+const missing: CommandResult = {
+  ok: false,
+  stdout: "",
+  stderr: "",
+  exitCode: null,
+  notFound: true,
+  timedOut: false,
+  error: "not installed",
+};
 
 /** Answers tool invocations from recorded outputs; anything not listed is "not installed". Counts calls. */
 function recorded(table: Record<string, CommandResult>): RunCommand & { calls: string[] } {
@@ -30,14 +45,20 @@ function deps(over: Partial<SystemProbeDeps> & { files?: Record<string, string> 
   return {
     platform: "linux",
     arch: "x64",
-    os: { cpus: () => Array.from({ length: 16 }, () => ({ model: "os-model" })), totalmem: () => 1, freemem: () => 1, availableParallelism: () => 16 },
+    os: {
+      cpus: () => Array.from({ length: 16 }, () => ({ model: "os-model" })),
+      totalmem: () => 1,
+      freemem: () => 1,
+      availableParallelism: () => 16,
+    },
     readFile: async (p) => files[p],
     now: () => 1000,
     ...over,
   };
 }
 
-const NVIDIA_QUERY = "nvidia-smi --query-gpu=index,name,memory.total,memory.used,memory.free,driver_version --format=csv,noheader,nounits";
+const NVIDIA_QUERY =
+  "nvidia-smi --query-gpu=index,name,memory.total,memory.used,memory.free,driver_version --format=csv,noheader,nounits";
 
 void describe("DefaultSystemProbe on recorded outputs", () => {
   void test("Linux + H100: CUDA, RAM from /proc/meminfo, CPU from /proc/cpuinfo", async () => {
@@ -47,7 +68,14 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
       "nvcc --version": ok(fx("nvcc-13.version.txt")),
     });
     const probe = new DefaultSystemProbe(
-      deps({ run, files: { "/proc/meminfo": fx("meminfo-h100-host.txt"), "/proc/cpuinfo": fx("cpuinfo-x86-h100-host.txt"), "/sys/fs/cgroup/memory.max": "max\n" } }),
+      deps({
+        run,
+        files: {
+          "/proc/meminfo": fx("meminfo-h100-host.txt"),
+          "/proc/cpuinfo": fx("cpuinfo-x86-h100-host.txt"),
+          "/sys/fs/cgroup/memory.max": "max\n",
+        },
+      }),
     );
     const info = await probe.probe();
     assert.equal(info.accelerator, "cuda");
@@ -55,27 +83,54 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
     assert.equal(info.cudaToolkitVersion, "13.0");
     assert.equal(info.gpus.length, 1);
     assert.equal(info.gpus[0]?.freeBytes, 81079 * MIB);
-    assert.deepEqual(info.ram, { totalBytes: 131981020 * 1024, availableBytes: 131480804 * 1024, source: "proc-meminfo" });
+    assert.deepEqual(info.ram, {
+      totalBytes: 131981020 * 1024,
+      availableBytes: 131480804 * 1024,
+      source: "proc-meminfo",
+    });
     assert.equal(info.cpu.model, "Intel(R) Xeon(R) Processor");
     assert.equal(info.cpu.availableCores, 16);
     assert.ok(info.cpu.simd.includes("AVX512"));
     assert.deepEqual(info.notes, []);
     const present = Object.fromEntries(info.tools.map((t) => [t.name, t.present]));
-    assert.deepEqual(present, { "/proc/meminfo": true, "/proc/cpuinfo": true, "nvidia-smi": true, nvcc: true, "rocm-smi": false, vulkaninfo: false });
+    assert.deepEqual(present, {
+      "/proc/meminfo": true,
+      "/proc/cpuinfo": true,
+      "nvidia-smi": true,
+      nvcc: true,
+      "rocm-smi": false,
+      vulkaninfo: false,
+    });
   });
 
   void test("no GPU tools at all: says so plainly and falls back to the CPU", async () => {
     const run = recorded({});
-    const probe = new DefaultSystemProbe(deps({ run, files: { "/proc/meminfo": fx("meminfo-epyc-2vcpu.txt"), "/proc/cpuinfo": fx("cpuinfo-x86-epyc-2vcpu.txt") } }));
+    const probe = new DefaultSystemProbe(
+      deps({
+        run,
+        files: { "/proc/meminfo": fx("meminfo-epyc-2vcpu.txt"), "/proc/cpuinfo": fx("cpuinfo-x86-epyc-2vcpu.txt") },
+      }),
+    );
     const info = await probe.probe();
     assert.equal(info.accelerator, "cpu");
     assert.deepEqual(info.gpus, []);
     assert.equal(info.notes.length, 1);
-    assert.match(info.notes[0]!, /^No GPU found \(nvidia-smi, rocm-smi, vulkaninfo not installed\); models run on the CPU\.$/);
+    assert.match(
+      info.notes[0]!,
+      /^No GPU found \(nvidia-smi, rocm-smi, vulkaninfo not installed\); models run on the CPU\.$/,
+    );
   });
 
   void test("nvidia-smi present but the driver is broken: present, with the error, no GPU", async () => {
-    const fail: CommandResult = { ok: false, stdout: fx("nvidia-smi-no-driver.txt"), stderr: "", exitCode: 9, notFound: false, timedOut: false, error: "nvidia-smi exited with 9" };
+    const fail: CommandResult = {
+      ok: false,
+      stdout: fx("nvidia-smi-no-driver.txt"),
+      stderr: "",
+      exitCode: 9,
+      notFound: false,
+      timedOut: false,
+      error: "nvidia-smi exited with 9",
+    };
     const run = recorded({ [NVIDIA_QUERY]: fail, "nvidia-smi": fail });
     const info = await new DefaultSystemProbe(deps({ run })).probe();
     assert.equal(info.accelerator, "cpu");
@@ -90,12 +145,17 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
       "rocm-smi --showmeminfo vram --json": ok(fx("rocm-smi-5-rx7900.meminfo.json")),
       "rocm-smi --showproductname --showdriverversion --json": ok(fx("rocm-smi-5-rx7900.product.json")),
       "vulkaninfo --summary": ok(
-        fx("vulkaninfo-nvidia-llvmpipe.summary.txt").replace("NVIDIA GeForce RTX 4090", "AMD Radeon RX 7900 XTX (RADV NAVI31)").replace("0x10de", "0x1002"),
+        fx("vulkaninfo-nvidia-llvmpipe.summary.txt")
+          .replace("NVIDIA GeForce RTX 4090", "AMD Radeon RX 7900 XTX (RADV NAVI31)")
+          .replace("0x10de", "0x1002"),
       ),
     });
     const info = await new DefaultSystemProbe(deps({ run })).probe();
     assert.equal(info.accelerator, "rocm");
-    assert.deepEqual(info.gpus.map((g) => g.source), ["rocm-smi"]);
+    assert.deepEqual(
+      info.gpus.map((g) => g.source),
+      ["rocm-smi"],
+    );
     assert.equal(info.vulkanVersion, "1.3.275");
   });
 
@@ -108,7 +168,12 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
   });
 
   void test("macOS Apple Silicon: unified-memory GPU share from sysctl, available RAM from vm_stat", async () => {
-    const sysctlOut: CommandResult = { ...ok(fx("sysctl-apple-m2pro.txt")), ok: false, exitCode: 1, stderr: "sysctl: unknown oid 'machdep.cpu.features'\n" };
+    const sysctlOut: CommandResult = {
+      ...ok(fx("sysctl-apple-m2pro.txt")),
+      ok: false,
+      exitCode: 1,
+      stderr: "sysctl: unknown oid 'machdep.cpu.features'\n",
+    };
     const run = recorded({ sysctl: sysctlOut, vm_stat: ok(fx("vm_stat-m2pro.txt")) });
     const info = await new DefaultSystemProbe(deps({ run, platform: "darwin", arch: "arm64" })).probe();
     assert.equal(info.accelerator, "metal");
@@ -121,12 +186,18 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
     assert.equal(gpu.totalBytes, Math.floor((32 * 1024 * MIB * 2) / 3));
     assert.equal(gpu.freeBytes, info.ram.availableBytes, "free GPU share is bounded by available RAM");
     assert.equal(info.cpu.model, "Apple M2 Pro");
-    assert.ok(!run.calls.some((c) => c.startsWith("nvidia-smi") || c.startsWith("rocm-smi")), "no Linux GPU tools on macOS");
+    assert.ok(
+      !run.calls.some((c) => c.startsWith("nvidia-smi") || c.startsWith("rocm-smi")),
+      "no Linux GPU tools on macOS",
+    );
   });
 
   void test("readings are cached for the TTL and shared by concurrent callers; fresh re-reads", async () => {
     let t = 0;
-    const run = recorded({ [NVIDIA_QUERY]: ok(fx("nvidia-smi-h100.query.csv")), "nvidia-smi": ok(fx("nvidia-smi-h100.plain.txt")) });
+    const run = recorded({
+      [NVIDIA_QUERY]: ok(fx("nvidia-smi-h100.query.csv")),
+      "nvidia-smi": ok(fx("nvidia-smi-h100.plain.txt")),
+    });
     const probe = new DefaultSystemProbe({ ...deps({ run }), now: () => t, ttlMs: 2000 });
     const count = () => run.calls.filter((c) => c === NVIDIA_QUERY).length;
     const [a, b] = await Promise.all([probe.probe(), probe.memory()]);
@@ -140,24 +211,32 @@ void describe("DefaultSystemProbe on recorded outputs", () => {
     assert.equal(count(), 2, "memory re-read after the TTL");
     await probe.probe({ fresh: true });
     assert.equal(count(), 3);
-    assert.equal(run.calls.filter((c) => c.startsWith("rocm-smi")).length, 1, "a tool found missing is not looked for again");
+    assert.equal(
+      run.calls.filter((c) => c.startsWith("rocm-smi")).length,
+      1,
+      "a tool found missing is not looked for again",
+    );
     assert.equal(run.calls.filter((c) => c === "vulkaninfo --summary").length, 1);
     assert.equal(run.calls.filter((c) => c === "nvidia-smi").length, 1, "the CUDA banner is read once");
   });
 });
 
 void describe("DefaultSystemProbe on this machine", () => {
-  void test("RAM within 1 % of /proc/meminfo and cores equal to nproc", { skip: process.platform !== "linux" }, async () => {
-    const info = await new DefaultSystemProbe().probe();
-    const meminfo = readFileSync("/proc/meminfo", "utf8");
-    const total = Number(/MemTotal:\s+(\d+)/.exec(meminfo)![1]) * 1024;
-    const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)![1]) * 1024;
-    assert.ok(Math.abs(info.ram.totalBytes - total) / total < 0.01, `${info.ram.totalBytes} vs ${total}`);
-    assert.ok(Math.abs(info.ram.availableBytes - avail) / total < 0.01, `${info.ram.availableBytes} vs ${avail}`);
-    const nproc = Number(execFileSync("nproc", { encoding: "utf8" }).trim());
-    assert.equal(info.cpu.availableCores, nproc);
-    if (info.gpus.length === 0) assert.ok(info.notes.some((n) => n.startsWith("No GPU found")));
-  });
+  void test(
+    "RAM within 1 % of /proc/meminfo and cores equal to nproc",
+    { skip: process.platform !== "linux" },
+    async () => {
+      const info = await new DefaultSystemProbe().probe();
+      const meminfo = readFileSync("/proc/meminfo", "utf8");
+      const total = Number(/MemTotal:\s+(\d+)/.exec(meminfo)![1]) * 1024;
+      const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)![1]) * 1024;
+      assert.ok(Math.abs(info.ram.totalBytes - total) / total < 0.01, `${info.ram.totalBytes} vs ${total}`);
+      assert.ok(Math.abs(info.ram.availableBytes - avail) / total < 0.01, `${info.ram.availableBytes} vs ${avail}`);
+      const nproc = Number(execFileSync("nproc", { encoding: "utf8" }).trim());
+      assert.equal(info.cpu.availableCores, nproc);
+      if (info.gpus.length === 0) assert.ok(info.notes.some((n) => n.startsWith("No GPU found")));
+    },
+  );
 
   void test("runCommand: a missing tool is notFound, never a throw", async () => {
     const r = await runCommand("gglib-no-such-tool-xyz", ["--version"]);

@@ -63,10 +63,18 @@ export function register(program: Command): void {
     .command("chat")
     .description("Chat with a model in the terminal: thinking shown apart from the answer, markdown, stats.")
     .argument("[model]", "model name (from the proxy, registry or models dir) or a .gguf path")
-    .option("--url <url>", `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`)
+    .option(
+      "--url <url>",
+      `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`,
+    )
     .option("--api-key <key>", "API key for a proxy that requires one (default $GGLIB_API_KEY)")
     .option("-s, --system <prompt>", "system prompt")
-    .addOption(new Option("--think <mode>", "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe").choices(["show", "hide"]))
+    .addOption(
+      new Option(
+        "--think <mode>",
+        "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe",
+      ).choices(["show", "hide"]),
+    )
     .option("-n, --max-tokens <n>", "most tokens per answer", intArg("--max-tokens", 1))
     .option("-t, --temperature <t>", "sampling temperature", floatArg)
     .option("-o, --option <key=value>", "extra request field, repeatable (e.g. -o seed=42 -o top_k=20)", collectOption)
@@ -77,7 +85,11 @@ export function register(program: Command): void {
     .option("--no-markdown", "print the answer as plain text, not rendered markdown")
     .option("-q, --quiet", "no status lines on stderr in one-shot mode")
     .option("--models-dir <dir>", "folder to find models by name in when the chat starts the model itself")
-    .option("-c, --ctx-size <n>", "context size when the chat starts the model itself (and with --cli)", intArg("--ctx-size", 0))
+    .option(
+      "-c, --ctx-size <n>",
+      "context size when the chat starts the model itself (and with --cli)",
+      intArg("--ctx-size", 0),
+    )
     .option("--cli", "hand the terminal to llama-cli with the model's settings instead")
     .addHelpText(
       "after",
@@ -136,9 +148,13 @@ export async function resolveLlamaCli(env: NodeJS.ProcessEnv = process.env): Pro
   const looked: string[] = [];
   if (env.GGLIB_LLAMA_CLI) {
     if (await isExecutable(env.GGLIB_LLAMA_CLI)) return env.GGLIB_LLAMA_CLI;
-    throw new GglibError("binary_not_executable", `GGLIB_LLAMA_CLI points at ${env.GGLIB_LLAMA_CLI}, which is not an executable file.`, {
-      hint: "Fix or unset GGLIB_LLAMA_CLI.",
-    });
+    throw new GglibError(
+      "binary_not_executable",
+      `GGLIB_LLAMA_CLI points at ${env.GGLIB_LLAMA_CLI}, which is not an executable file.`,
+      {
+        hint: "Fix or unset GGLIB_LLAMA_CLI.",
+      },
+    );
   }
   const candidates: string[] = [];
   try {
@@ -176,7 +192,9 @@ export function llamaCliArgs(
 
 async function runLlamaCli(model: string | undefined, flags: ChatFlags): Promise<number> {
   if (!model) {
-    throw new GglibError("invalid_config", "gglib chat --cli needs a model.", { hint: "gglib chat --cli MODEL (a name or a .gguf path)" });
+    throw new GglibError("invalid_config", "gglib chat --cli needs a model.", {
+      hint: "gglib chat --cli MODEL (a name or a .gguf path)",
+    });
   }
   const { config } = resolveModelArg(model, {
     ...(flags.modelsDir ? { modelsDir: flags.modelsDir } : {}),

@@ -2,8 +2,23 @@ import { Command, Option } from "commander";
 import { createInterface } from "node:readline/promises";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
-import { BACKENDS, checkDependencies, detectBackend, formatDependencies, systemProbe, type BackendChoice } from "../../llama/install/detect.js";
-import { installLlama, llamaStatus, uninstallLlama, updateLlama, type InstallReporter, type InstallResult, type LlamaStatus } from "../../llama/install/install.js";
+import {
+  BACKENDS,
+  checkDependencies,
+  detectBackend,
+  formatDependencies,
+  systemProbe,
+  type BackendChoice,
+} from "../../llama/install/detect.js";
+import {
+  installLlama,
+  llamaStatus,
+  uninstallLlama,
+  updateLlama,
+  type InstallReporter,
+  type InstallResult,
+  type LlamaStatus,
+} from "../../llama/install/install.js";
 import { classifySource } from "../../llama/install/source-build.js";
 import { colors, formatDuration, ProgressLine } from "../ui.js";
 
@@ -46,13 +61,22 @@ export class CliInstallReporter implements InstallReporter {
 }
 
 function int(v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new GglibError("invalid_config", `--jobs must be a positive integer (got "${v}").`, { hint: "Example: --jobs 4" });
+  if (!/^\d+$/.test(v) || Number(v) < 1)
+    throw new GglibError("invalid_config", `--jobs must be a positive integer (got "${v}").`, {
+      hint: "Example: --jobs 4",
+    });
   return Number(v);
 }
 
 function printResult(r: InstallResult, json: boolean | undefined): void {
   if (json) {
-    process.stdout.write(JSON.stringify({ changed: r.changed, record: r.record, ...(r.versionText ? { versionText: r.versionText } : {}) }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        { changed: r.changed, record: r.record, ...(r.versionText ? { versionText: r.versionText } : {}) },
+        null,
+        2,
+      ) + "\n",
+    );
     return;
   }
   if (!r.changed) return;
@@ -77,15 +101,21 @@ function renderStatus(s: LlamaStatus): string {
     lines.push(`  expected at: ${s.binaryPath}`);
     lines.push("  install: gglib llama install   (offline: gglib llama install --source <dir|bundle|git URL>)");
   } else {
-    lines.push(`llama.cpp: ${s.healthy ? c.green("installed, working") : c.red(`installed, broken: ${s.problem ?? ""}`)}`);
+    lines.push(
+      `llama.cpp: ${s.healthy ? c.green("installed, working") : c.red(`installed, broken: ${s.problem ?? ""}`)}`,
+    );
     lines.push(`  binary:    ${s.binaryPath}`);
     const r = s.record;
     if (s.versionText) lines.push(`  --version: ${s.versionText.split("\n")[0]}`);
     if (r) {
       lines.push(`  backend:   ${r.backend}`);
-      lines.push(`  from:      ${r.installType === "prebuilt" ? `release ${r.tag ?? ""} (${r.asset ?? r.source})` : `${r.sourceKind} ${r.source}`}`);
+      lines.push(
+        `  from:      ${r.installType === "prebuilt" ? `release ${r.tag ?? ""} (${r.asset ?? r.source})` : `${r.sourceKind} ${r.source}`}`,
+      );
       lines.push(`  commit:    ${r.commit}`);
-      lines.push(`  installed: ${r.installedAt}${r.durationMs !== undefined ? ` (took ${formatDuration(r.durationMs)})` : ""}`);
+      lines.push(
+        `  installed: ${r.installedAt}${r.durationMs !== undefined ? ` (took ${formatDuration(r.durationMs)})` : ""}`,
+      );
       if (r.cmakeFlags.length) lines.push(`  cmake:     ${r.cmakeFlags.join(" ")}`);
       if (r.logFile) lines.push(`  build log: ${r.logFile}`);
     } else {
@@ -93,7 +123,8 @@ function renderStatus(s: LlamaStatus): string {
     }
     if (!s.healthy) lines.push("  fix: gglib llama install --force");
   }
-  if (s.override) lines.push(c.yellow(`  note: GGLIB_LLAMA_SERVER=${s.override} is set; gglib runs that binary instead`));
+  if (s.override)
+    lines.push(c.yellow(`  note: GGLIB_LLAMA_SERVER=${s.override} is set; gglib runs that binary instead`));
   return lines.join("\n");
 }
 
@@ -129,7 +160,10 @@ Examples:
   llama
     .command("install")
     .description("Download a prebuilt llama-server, or build one from source with --source")
-    .option("--source <dir|bundle|url>", "build from a llama.cpp folder, a git bundle or a git URL (works offline for folder/bundle)")
+    .option(
+      "--source <dir|bundle|url>",
+      "build from a llama.cpp folder, a git bundle or a git URL (works offline for folder/bundle)",
+    )
     .addOption(new Option("--backend <backend>", "compute backend").choices(["auto", ...BACKENDS]).default("auto"))
     .option("--version <tag>", "release tag (prebuilt) or git ref (--source URL/bundle), e.g. b7000")
     .option("-f, --force", "reinstall even if llama.cpp is installed")
@@ -154,40 +188,60 @@ Examples:
   gglib llama install --source ./llama.cpp -- -DGGML_NATIVE=OFF
   gglib llama install --source /tmp/llama.bundle --json`,
     )
-    .action(async (cmakeFlags: string[], o: { source?: string; backend: BackendChoice; version?: string; force?: boolean; jobs?: number; json?: boolean }) => {
-      if (cmakeFlags.length > 0 && !o.source) {
-        throw new GglibError("invalid_config", "cmake flags are only used when building from source.", { hint: "Add --source <dir|bundle|git URL>, or drop the extra arguments." });
-      }
-      const bad = cmakeFlags.find((f) => !f.startsWith("-D"));
-      if (bad) throw new GglibError("invalid_config", `"${bad}" is not a cmake -D flag.`, { hint: "Pass cmake flags after --, e.g. -- -DGGML_NATIVE=OFF" });
-      const rep = new CliInstallReporter();
-      const ac = new AbortController();
-      const onSig = () => ac.abort();
-      process.once("SIGINT", onSig);
-      try {
-        const r = await installLlama({
-          ...(o.source ? { source: o.source } : {}),
-          backend: o.backend,
-          ...(o.version ? { version: o.version } : {}),
-          ...(o.force ? { force: true } : {}),
-          ...(o.jobs ? { jobs: o.jobs } : {}),
-          ...(cmakeFlags.length ? { cmakeFlags } : {}),
-          reporter: rep,
-          signal: ac.signal,
-        });
-        rep.finishBar();
-        printResult(r, o.json);
-      } finally {
-        rep.finishBar();
-        process.off("SIGINT", onSig);
-      }
-    });
+    .action(
+      async (
+        cmakeFlags: string[],
+        o: {
+          source?: string;
+          backend: BackendChoice;
+          version?: string;
+          force?: boolean;
+          jobs?: number;
+          json?: boolean;
+        },
+      ) => {
+        if (cmakeFlags.length > 0 && !o.source) {
+          throw new GglibError("invalid_config", "cmake flags are only used when building from source.", {
+            hint: "Add --source <dir|bundle|git URL>, or drop the extra arguments.",
+          });
+        }
+        const bad = cmakeFlags.find((f) => !f.startsWith("-D"));
+        if (bad)
+          throw new GglibError("invalid_config", `"${bad}" is not a cmake -D flag.`, {
+            hint: "Pass cmake flags after --, e.g. -- -DGGML_NATIVE=OFF",
+          });
+        const rep = new CliInstallReporter();
+        const ac = new AbortController();
+        const onSig = () => ac.abort();
+        process.once("SIGINT", onSig);
+        try {
+          const r = await installLlama({
+            ...(o.source ? { source: o.source } : {}),
+            backend: o.backend,
+            ...(o.version ? { version: o.version } : {}),
+            ...(o.force ? { force: true } : {}),
+            ...(o.jobs ? { jobs: o.jobs } : {}),
+            ...(cmakeFlags.length ? { cmakeFlags } : {}),
+            reporter: rep,
+            signal: ac.signal,
+          });
+          rep.finishBar();
+          printResult(r, o.json);
+        } finally {
+          rep.finishBar();
+          process.off("SIGINT", onSig);
+        }
+      },
+    );
 
   llama
     .command("status")
     .description("Show the installed llama.cpp and check that it runs (`llama-server --version`)")
     .option("--json", "print as JSON")
-    .addHelpText("after", "\nExit status: 0 installed and working, 1 otherwise.\n\nExamples:\n  gglib llama status\n  gglib llama status --json")
+    .addHelpText(
+      "after",
+      "\nExit status: 0 installed and working, 1 otherwise.\n\nExamples:\n  gglib llama status\n  gglib llama status --json",
+    )
     .action(async (o: { json?: boolean }) => {
       const s = await llamaStatus();
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
@@ -208,7 +262,12 @@ Examples:
       const onSig = () => ac.abort();
       process.once("SIGINT", onSig);
       try {
-        const r = await updateLlama({ ...(o.force ? { force: true } : {}), ...(o.jobs ? { jobs: o.jobs } : {}), reporter: rep, signal: ac.signal });
+        const r = await updateLlama({
+          ...(o.force ? { force: true } : {}),
+          ...(o.jobs ? { jobs: o.jobs } : {}),
+          reporter: rep,
+          signal: ac.signal,
+        });
         rep.finishBar();
         printResult(r, o.json);
       } finally {
@@ -227,7 +286,9 @@ Examples:
     .action(async (o: { yes?: boolean; purge?: boolean; json?: boolean }) => {
       if (!o.yes) {
         if (!process.stdin.isTTY) {
-          throw new GglibError("invalid_config", "Refusing to uninstall without confirmation.", { hint: "Pass --yes." });
+          throw new GglibError("invalid_config", "Refusing to uninstall without confirmation.", {
+            hint: "Pass --yes.",
+          });
         }
         if (!(await confirm(`Remove ${paths.llamaDir()}?`))) {
           process.stderr.write("Cancelled.\n");
@@ -237,7 +298,9 @@ Examples:
       const r = await uninstallLlama({ ...(o.purge ? { purge: true } : {}) });
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + "\n");
       else {
-        process.stdout.write(r.removed ? `Removed ${r.dir}\n` : `llama.cpp is not installed (${r.dir} does not exist).\n`);
+        process.stdout.write(
+          r.removed ? `Removed ${r.dir}\n` : `llama.cpp is not installed (${r.dir} does not exist).\n`,
+        );
         for (const p of r.purged) process.stdout.write(`Removed ${p}\n`);
       }
     });
@@ -245,7 +308,11 @@ Examples:
   llama
     .command("detect")
     .description("Show the backend `install` would pick and whether the build tools are there")
-    .addOption(new Option("--backend <backend>", "check the tools for this backend").choices(["auto", ...BACKENDS]).default("auto"))
+    .addOption(
+      new Option("--backend <backend>", "check the tools for this backend")
+        .choices(["auto", ...BACKENDS])
+        .default("auto"),
+    )
     .option("--source <dir|bundle|url>", "check the tools for building from this source")
     .option("--json", "print as JSON")
     .addHelpText("after", "\nExamples:\n  gglib llama detect\n  gglib llama detect --backend vulkan --json")
@@ -253,13 +320,22 @@ Examples:
       const probe = systemProbe();
       const detection = await detectBackend(probe);
       const backend = o.backend === "auto" ? detection.backend : o.backend;
-      const deps = await checkDependencies({ backend, needGit: o.source ? classifySource(o.source) !== "dir" : true }, probe);
+      const deps = await checkDependencies(
+        { backend, needGit: o.source ? classifySource(o.source) !== "dir" : true },
+        probe,
+      );
       if (o.json) {
         process.stdout.write(JSON.stringify({ detected: detection, backend, dependencies: deps }, null, 2) + "\n");
         return;
       }
       process.stdout.write(
-        [`Backend: ${backend}${o.backend === "auto" ? "" : ` (asked; auto would pick ${detection.backend})`}`, ...detection.reasons.map((r) => `  ${r}`), "", "Build tools:", formatDependencies(deps)].join("\n") + "\n",
+        [
+          `Backend: ${backend}${o.backend === "auto" ? "" : ` (asked; auto would pick ${detection.backend})`}`,
+          ...detection.reasons.map((r) => `  ${r}`),
+          "",
+          "Build tools:",
+          formatDependencies(deps),
+        ].join("\n") + "\n",
       );
     });
 }

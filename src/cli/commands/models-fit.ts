@@ -4,7 +4,13 @@ import { resolve } from "node:path";
 import type { KvCacheType, ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
 import { findMmproj, readModelMetadata, type ModelMetadata } from "../../gguf/reader.js";
-import { adviseFit, budgetFromSnapshot, DEFAULT_HEADROOM_BYTES, type FitAdvice, type FitBudget } from "../../models/estimator.js";
+import {
+  adviseFit,
+  budgetFromSnapshot,
+  DEFAULT_HEADROOM_BYTES,
+  type FitAdvice,
+  type FitBudget,
+} from "../../models/estimator.js";
 import { launchDefaults, type LaunchDefaults } from "../../models/launch-defaults.js";
 import { DefaultSystemProbe } from "../../system/probe.js";
 import type { MemorySnapshot, SystemProbe } from "../../system/types.js";
@@ -89,7 +95,11 @@ async function resolveModel(ref: string): Promise<ResolvedModel> {
   }
 }
 
-export async function fitReport(ref: string, opts: FitOptions = {}, probe: SystemProbe = new DefaultSystemProbe()): Promise<FitReport> {
+export async function fitReport(
+  ref: string,
+  opts: FitOptions = {},
+  probe: SystemProbe = new DefaultSystemProbe(),
+): Promise<FitReport> {
   const model = await resolveModel(ref);
   let meta: ModelMetadata;
   try {
@@ -109,7 +119,12 @@ export async function fitReport(ref: string, opts: FitOptions = {}, probe: Syste
   if (opts.gpuLayers !== undefined) explicit.gpuLayers = opts.gpuLayers;
   const memory = await probe.memory({ fresh: true });
   const budget = budgetFromSnapshot(memory, opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES);
-  const launch = launchDefaults({ metadata: meta, explicit, budget, ...(mmprojBytes !== undefined ? { mmprojBytes } : {}) });
+  const launch = launchDefaults({
+    metadata: meta,
+    explicit,
+    budget,
+    ...(mmprojBytes !== undefined ? { mmprojBytes } : {}),
+  });
   const ctx = typeof explicit.contextSize === "number" && explicit.contextSize > 0 ? explicit.contextSize : undefined;
   const gl = explicit.gpuLayers;
   const advice = adviseFit(
@@ -159,12 +174,22 @@ export function formatFitReport(r: FitReport, c: Colors): string {
   const m = r.model;
   const e = r.advice.estimate;
   const out: string[] = [];
-  const facts = [m.architecture, m.sizeLabel ?? `${params(m.parameterCount)} params`, m.quantization, formatBytes(m.sizeBytes), m.trainedContext ? `trained ctx ${m.trainedContext}` : undefined, m.layers ? `${m.layers} layers` : undefined, m.files.length > 1 ? `${m.files.length} shards` : undefined, m.mmproj ? "mmproj" : undefined];
+  const facts = [
+    m.architecture,
+    m.sizeLabel ?? `${params(m.parameterCount)} params`,
+    m.quantization,
+    formatBytes(m.sizeBytes),
+    m.trainedContext ? `trained ctx ${m.trainedContext}` : undefined,
+    m.layers ? `${m.layers} layers` : undefined,
+    m.files.length > 1 ? `${m.files.length} shards` : undefined,
+    m.mmproj ? "mmproj" : undefined,
+  ];
   out.push(`${c.bold(m.name)}  ${c.dim(facts.filter(Boolean).join(" · "))}`);
   if (r.capabilities.length > 0) out.push(`Capabilities: ${r.capabilities.filter((t) => t !== "agent").join(", ")}`);
   out.push("");
   out.push(c.bold(`Memory at ${e.ctx} tokens (${e.kvCells} KV cells):`));
-  const row = (k: string, v: number, extra = "") => out.push(`  ${k.padEnd(9)}${formatBytes(v).padStart(10)}${extra ? c.dim("  " + extra) : ""}`);
+  const row = (k: string, v: number, extra = "") =>
+    out.push(`  ${k.padEnd(9)}${formatBytes(v).padStart(10)}${extra ? c.dim("  " + extra) : ""}`);
   row("weights", e.weightsBytes, e.gpu.weights > 0 ? `${formatBytes(e.gpu.weights)} on the GPU` : "");
   row("KV cache", e.kvBytes, `${formatBytes(e.kvBytesPerToken)} per token`);
   row("compute", e.computeBytes);
@@ -172,16 +197,25 @@ export function formatFitReport(r: FitReport, c: Colors): string {
   if (e.mmprojBytes > 0) row("mmproj", e.mmprojBytes);
   row("total", e.totalBytes, `GPU ${formatBytes(e.gpuBytes)} · RAM ${formatBytes(e.hostBytes)}`);
   out.push("");
-  const gpu = r.budget.gpuBytes !== undefined ? `${r.budget.gpuName ?? "GPU"} ${formatBytes(r.budget.gpuBytes)} usable` : "no GPU";
-  out.push(`${c.bold("Machine:")} RAM ${formatBytes(r.budget.hostBytes)} usable · ${gpu} ${c.dim("(free memory minus headroom)")}`);
+  const gpu =
+    r.budget.gpuBytes !== undefined
+      ? `${r.budget.gpuName ?? "GPU"} ${formatBytes(r.budget.gpuBytes)} usable`
+      : "no GPU";
+  out.push(
+    `${c.bold("Machine:")} RAM ${formatBytes(r.budget.hostBytes)} usable · ${gpu} ${c.dim("(free memory minus headroom)")}`,
+  );
   out.push("");
   out.push(c.bold("Advice:"));
-  r.advice.messages.forEach((msg, i) => out.push(`  ${i === 0 ? (r.advice.fits ? c.green("✓") : c.red("✗")) : c.yellow("•")} ${msg}`));
+  r.advice.messages.forEach((msg, i) =>
+    out.push(`  ${i === 0 ? (r.advice.fits ? c.green("✓") : c.red("✗")) : c.yellow("•")} ${msg}`),
+  );
   out.push("");
   out.push(c.bold("Launch settings:"));
   for (const ch of r.launch.choices) {
     const v = (ch.value === undefined ? "–" : String(ch.value)).padEnd(10);
-    out.push(`  ${ch.setting.padEnd(16)}${ch.value === undefined ? c.dim(v) : v}  ${c.dim(`${ch.source}: ${ch.reason}`)}`);
+    out.push(
+      `  ${ch.setting.padEnd(16)}${ch.value === undefined ? c.dim(v) : v}  ${c.dim(`${ch.source}: ${ch.reason}`)}`,
+    );
   }
   return out.join("\n");
 }
@@ -189,7 +223,9 @@ export function formatFitReport(r: FitReport, c: Colors): string {
 function intOption(name: string, min: number) {
   return (v: string): number => {
     if (!/^-?\d+$/.test(v.trim()) || Number(v) < min) {
-      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, { hint: `Example: --${name} ${Math.max(min, 1) * (name === "ctx" ? 4096 : 1)}` });
+      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, {
+        hint: `Example: --${name} ${Math.max(min, 1) * (name === "ctx" ? 4096 : 1)}`,
+      });
     }
     return Number(v);
   };
@@ -227,16 +263,28 @@ Examples:
   gglib models fit qwen3 --ctx 32768 --cache-type-k q8_0 --cache-type-v q8_0
   gglib models fit ./big-00001-of-00003.gguf --json`,
     )
-    .action(async (ref: string, o: { ctx?: number; parallel?: number; gpuLayers?: number; cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType; json?: boolean }) => {
-      const opts: FitOptions = {};
-      if (o.ctx !== undefined) opts.ctx = o.ctx;
-      if (o.parallel !== undefined) opts.parallel = o.parallel;
-      if (o.gpuLayers !== undefined) opts.gpuLayers = o.gpuLayers;
-      if (o.cacheTypeK) opts.cacheTypeK = o.cacheTypeK;
-      if (o.cacheTypeV) opts.cacheTypeV = o.cacheTypeV;
-      const report = await fitReport(ref, opts);
-      if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
-      else process.stdout.write(formatFitReport(report, colors(process.stdout)) + "\n");
-      if (!report.advice.fits) process.exitCode = 2;
-    });
+    .action(
+      async (
+        ref: string,
+        o: {
+          ctx?: number;
+          parallel?: number;
+          gpuLayers?: number;
+          cacheTypeK?: KvCacheType;
+          cacheTypeV?: KvCacheType;
+          json?: boolean;
+        },
+      ) => {
+        const opts: FitOptions = {};
+        if (o.ctx !== undefined) opts.ctx = o.ctx;
+        if (o.parallel !== undefined) opts.parallel = o.parallel;
+        if (o.gpuLayers !== undefined) opts.gpuLayers = o.gpuLayers;
+        if (o.cacheTypeK) opts.cacheTypeK = o.cacheTypeK;
+        if (o.cacheTypeV) opts.cacheTypeV = o.cacheTypeV;
+        const report = await fitReport(ref, opts);
+        if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+        else process.stdout.write(formatFitReport(report, colors(process.stdout)) + "\n");
+        if (!report.advice.fits) process.exitCode = 2;
+      },
+    );
 }

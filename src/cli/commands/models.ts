@@ -13,7 +13,14 @@ import {
   type RegisteredModel,
   type UpdateModelInput,
 } from "../../models/registry.js";
-import { findModel, loadModelSources, scanModelsDir, type Clash, type ModelEntry, type ModelsConfig } from "../../models/sources.js";
+import {
+  findModel,
+  loadModelSources,
+  scanModelsDir,
+  type Clash,
+  type ModelEntry,
+  type ModelsConfig,
+} from "../../models/sources.js";
 import { loadConfigFile, resolvePath as resolveConfigPath, type LoadedConfig } from "../../proxy/config.js";
 import { configModelsOf } from "../../proxy/catalog.js";
 import { colors, formatBytes } from "../ui.js";
@@ -29,13 +36,21 @@ interface SourceOpts {
 }
 
 function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...prev,
+    ...v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 function int(name: string, min: number) {
   return (v: string): number => {
     if (!/^-?\d+$/.test(v.trim()) || Number(v) < min) {
-      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, { hint: `Example: --${name} ${Math.max(min, 1)}` });
+      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, {
+        hint: `Example: --${name} ${Math.max(min, 1)}`,
+      });
     }
     return Number(v);
   };
@@ -52,7 +67,12 @@ function withRegistry<T>(fn: (reg: Registry) => Promise<T>): Promise<T> {
 }
 
 /** Facts worth a column, from whatever keys the GGUF reader produced. */
-export function metadataSummary(meta: Record<string, unknown> | undefined): { arch?: string; ctx?: number; params?: string; quant?: string } {
+export function metadataSummary(meta: Record<string, unknown> | undefined): {
+  arch?: string;
+  ctx?: number;
+  params?: string;
+  quant?: string;
+} {
   if (!meta) return {};
   const flat = meta;
   const get = (...keys: string[]): unknown => {
@@ -63,7 +83,12 @@ export function metadataSummary(meta: Record<string, unknown> | undefined): { ar
   };
   const arch = get("architecture", "general.architecture");
   const archStr = typeof arch === "string" ? arch : undefined;
-  const ctx = get("contextLength", "context_length", "trainedContext", ...(archStr ? [`${archStr}.context_length`] : []));
+  const ctx = get(
+    "contextLength",
+    "context_length",
+    "trainedContext",
+    ...(archStr ? [`${archStr}.context_length`] : []),
+  );
   const params = get("parameterCount", "parameters", "general.size_label", "sizeLabel");
   const quant = get("quantization", "fileType", "file_type", "general.file_type");
   return {
@@ -97,7 +122,14 @@ function settingsText(s: ModelSettings): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => stripAnsi(r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + " ".repeat(widths[i]! - stripAnsi(c).length))).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + " ".repeat(widths[i]! - stripAnsi(c).length)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 function stripAnsi(s: string): string {
@@ -150,7 +182,14 @@ function addSettingsOptions(cmd: Command): Command {
     .option("--gpu-layers <n>", "layers on the GPU (-1 = all)", int("gpu-layers", -1))
     .option("--jinja", "use the model's chat template (--jinja)")
     .option("--no-jinja", "do not use the chat template")
-    .addOption(new Option("--reasoning-format <f>", "how llama-server returns thinking").choices(["none", "deepseek", "deepseek-legacy", "auto"]))
+    .addOption(
+      new Option("--reasoning-format <f>", "how llama-server returns thinking").choices([
+        "none",
+        "deepseek",
+        "deepseek-legacy",
+        "auto",
+      ]),
+    )
     .option("--parallel <n>", "slots (--parallel)", int("parallel", 1))
     .option("--ttl <duration>", "unload after this long idle (300, 5m, 1h; 0 = never)")
     .option("--pin", "never evict this model for another")
@@ -221,33 +260,42 @@ Examples:
   gglib models add ~/dl/gemma-3-4b/ --name gemma3 --ctx 8192 --jinja
   gglib models add ./m.gguf -- --temp 0.2 --top-k 40`,
     )
-    .action(async (path: string, llamaArgs: string[], o: SettingsFlags & { name?: string; alias?: string[]; mmproj?: string; json?: boolean }, cmd: Command) => {
-      checkExtraAfterDashDash(cmd, llamaArgs);
-      await withRegistry(async (reg) => {
-        const m = await reg.add({
-          path,
-          ...(o.name ? { name: o.name } : {}),
-          aliases: o.alias ?? [],
-          ...(o.mmproj ? { mmproj: o.mmproj } : {}),
-          settings: settingsFromFlags(o, llamaArgs),
+    .action(
+      async (
+        path: string,
+        llamaArgs: string[],
+        o: SettingsFlags & { name?: string; alias?: string[]; mmproj?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        checkExtraAfterDashDash(cmd, llamaArgs);
+        await withRegistry(async (reg) => {
+          const m = await reg.add({
+            path,
+            ...(o.name ? { name: o.name } : {}),
+            aliases: o.alias ?? [],
+            ...(o.mmproj ? { mmproj: o.mmproj } : {}),
+            settings: settingsFromFlags(o, llamaArgs),
+          });
+          const sources = loadModelSources({ registry: reg, ...loadSourcesOptions({}) });
+          const clashes = sources.clashes.filter(
+            (c) => !c.samePath && (c.loser.model === m.name || c.winner.model === m.name),
+          );
+          out(o.json, { ...registeredJson(m, reg), clashes }, () => {
+            const c = colors(process.stdout);
+            const sum = metadataSummary(m.metadata);
+            const lines = [
+              `${c.green("Added")} ${c.bold(m.name)}${m.aliases.length ? ` (aliases: ${m.aliases.join(", ")})` : ""} → ${m.path}`,
+              `  ${[sum.arch, sum.params, sum.quant, sum.ctx ? `ctx ${sum.ctx}` : undefined, m.sizeBytes !== undefined ? formatBytes(m.sizeBytes) : undefined, m.shards.length > 1 ? `${m.shards.length} shards` : undefined, m.mmproj ? "mmproj" : undefined].filter(Boolean).join(", ")}`,
+            ];
+            if (m.metadataError) lines.push(c.yellow(`  metadata not read: ${m.metadataError}`));
+            const st = settingsText(m.settings);
+            if (st) lines.push(`  settings: ${st}`);
+            for (const cl of clashes) lines.push(c.yellow(`  ! ${cl.message}`));
+            return lines.join("\n");
+          });
         });
-        const sources = loadModelSources({ registry: reg, ...loadSourcesOptions({}) });
-        const clashes = sources.clashes.filter((c) => !c.samePath && (c.loser.model === m.name || c.winner.model === m.name));
-        out(o.json, { ...registeredJson(m, reg), clashes }, () => {
-          const c = colors(process.stdout);
-          const sum = metadataSummary(m.metadata);
-          const lines = [
-            `${c.green("Added")} ${c.bold(m.name)}${m.aliases.length ? ` (aliases: ${m.aliases.join(", ")})` : ""} → ${m.path}`,
-            `  ${[sum.arch, sum.params, sum.quant, sum.ctx ? `ctx ${sum.ctx}` : undefined, m.sizeBytes !== undefined ? formatBytes(m.sizeBytes) : undefined, m.shards.length > 1 ? `${m.shards.length} shards` : undefined, m.mmproj ? "mmproj" : undefined].filter(Boolean).join(", ")}`,
-          ];
-          if (m.metadataError) lines.push(c.yellow(`  metadata not read: ${m.metadataError}`));
-          const st = settingsText(m.settings);
-          if (st) lines.push(`  settings: ${st}`);
-          for (const cl of clashes) lines.push(c.yellow(`  ! ${cl.message}`));
-          return lines.join("\n");
-        });
-      });
-    });
+      },
+    );
 
   // --- list
   models
@@ -273,18 +321,25 @@ Examples:
         const listed: ListedModel[] = sources.models.map((e) => {
           const r = e.source === "registry" ? registered.get(e.name) : undefined;
           const st = r ? reg.status(r) : undefined;
-          const clashes = sources.clashes.filter((c) => c.winner.model === e.name && c.winner.source === e.source).map((c) => c.message);
+          const clashes = sources.clashes
+            .filter((c) => c.winner.model === e.name && c.winner.source === e.source)
+            .map((c) => c.message);
           return {
             ...e,
             ...(r?.sizeBytes !== undefined ? { sizeBytes: r.sizeBytes } : {}),
             ...(st ? { missing: st.missing } : { missing: !existsSync(e.path) }),
             ...(r?.metadata ? { metadata: r.metadata } : {}),
             ...(r?.metadataError ? { metadataError: r.metadataError } : {}),
-            tags: modelTags({ ...(r?.metadata ? { metadata: r.metadata } : {}), ...(e.mmproj ? { mmproj: e.mmproj } : {}) }),
+            tags: modelTags({
+              ...(r?.metadata ? { metadata: r.metadata } : {}),
+              ...(e.mmproj ? { mmproj: e.mmproj } : {}),
+            }),
             ...(clashes.length ? { clashes } : {}),
           };
         });
-        out(o.json, { models: listed, clashes: sources.clashes, warnings: sources.warnings }, () => renderList(listed, sources.clashes, sources.warnings));
+        out(o.json, { models: listed, clashes: sources.clashes, warnings: sources.warnings }, () =>
+          renderList(listed, sources.clashes, sources.warnings),
+        );
       });
     });
 
@@ -310,7 +365,12 @@ Examples:
         const e = findModel(sources.models, name);
         if (!e) reg.require(name); // throws model_not_found with the known names
         out(o.json, e, () =>
-          [`${e!.name}  (${e!.source})`, `  path: ${e!.path}`, ...(e!.mmproj ? [`  mmproj: ${e!.mmproj}`] : []), `  settings: ${settingsText(e!.settings) || "(defaults)"}`].join("\n"),
+          [
+            `${e!.name}  (${e!.source})`,
+            `  path: ${e!.path}`,
+            ...(e!.mmproj ? [`  mmproj: ${e!.mmproj}`] : []),
+            `  settings: ${settingsText(e!.settings) || "(defaults)"}`,
+          ].join("\n"),
         );
       });
     });
@@ -327,9 +387,13 @@ Examples:
         if (!reg.get(name)) {
           const e = findModel(loadModelSources(loadSourcesOptions({})).models, name);
           if (e) {
-            throw new GglibError("model_not_found", `"${name}" is not registered: it is the file ${e.path} in the models dir.`, {
-              hint: "Delete or move the file to remove it from the proxy.",
-            });
+            throw new GglibError(
+              "model_not_found",
+              `"${name}" is not registered: it is the file ${e.path} in the models dir.`,
+              {
+                hint: "Delete or move the file to remove it from the proxy.",
+              },
+            );
           }
         }
         const m = reg.remove(name);
@@ -347,7 +411,8 @@ Examples:
     .addHelpText("after", `\nExamples:\n  gglib models scan ~/models\n  gglib models scan ~/models --dry-run`)
     .action(async (dir: string, o: { dryRun?: boolean; json?: boolean }) => {
       const abs = resolve(dir);
-      if (!existsSync(abs)) throw new GglibError("model_not_found", `Folder ${abs} does not exist.`, { hint: "Check the path." });
+      if (!existsSync(abs))
+        throw new GglibError("model_not_found", `Folder ${abs} does not exist.`, { hint: "Check the path." });
       await withRegistry(async (reg) => {
         const found = scanModelsDir(abs);
         const added: { name: string; path: string }[] = [];
@@ -391,7 +456,10 @@ Examples:
     .command("set")
     .description("Change a registered model's settings, name, aliases or mmproj")
     .argument("<name>", "name or alias")
-    .argument("<assignments...>", `key=value pairs; an empty value unsets. Keys: ${SETTING_NAMES.join(", ")}, name, aliases, mmproj`)
+    .argument(
+      "<assignments...>",
+      `key=value pairs; an empty value unsets. Keys: ${SETTING_NAMES.join(", ")}, name, aliases, mmproj`,
+    )
     .option("--json", "print the updated model as JSON")
     .addHelpText(
       "after",
@@ -425,7 +493,12 @@ Examples:
         }
         patch.settings = settings;
         const m = reg.update(name, patch);
-        out(o.json, registeredJson(m, reg), () => `Updated ${m.name}: ${settingsText(m.settings) || "(default settings)"}${m.aliases.length ? `; aliases: ${m.aliases.join(", ")}` : ""}`);
+        out(
+          o.json,
+          registeredJson(m, reg),
+          () =>
+            `Updated ${m.name}: ${settingsText(m.settings) || "(default settings)"}${m.aliases.length ? `; aliases: ${m.aliases.join(", ")}` : ""}`,
+        );
       });
     });
 
@@ -443,9 +516,13 @@ function checkExtraAfterDashDash(cmd: Command, extra: string[]): void {
   const afterDd = dd >= 0 ? raw.slice(dd + 1) : [];
   const before = extra.filter((x) => !afterDd.includes(x));
   if (dd < 0 || before.length > 0) {
-    throw new GglibError("invalid_config", `Unexpected argument "${(before[0] ?? extra[0])!}" for \`gglib ${cmd.parent?.name() ?? "models"} ${cmd.name()}\`.`, {
-      hint: "Put extra llama-server arguments after --, e.g. gglib models add m.gguf -- --temp 0.2",
-    });
+    throw new GglibError(
+      "invalid_config",
+      `Unexpected argument "${(before[0] ?? extra[0])!}" for \`gglib ${cmd.parent?.name() ?? "models"} ${cmd.name()}\`.`,
+      {
+        hint: "Put extra llama-server arguments after --, e.g. gglib models add m.gguf -- --temp 0.2",
+      },
+    );
   }
 }
 
@@ -459,7 +536,9 @@ function renderList(models: ListedModel[], clashes: Clash[], warnings: string[])
       ...warnings.map((w) => c.dim(`  (${w})`)),
     ].join("\n");
   }
-  const rows: string[][] = [["NAME", "SOURCE", "ALIASES", "SIZE", "ARCH", "CTX", "TAGS", "SETTINGS", "PATH"].map((h) => c.bold(h))];
+  const rows: string[][] = [
+    ["NAME", "SOURCE", "ALIASES", "SIZE", "ARCH", "CTX", "TAGS", "SETTINGS", "PATH"].map((h) => c.bold(h)),
+  ];
   for (const m of models) {
     const sum = metadataSummary(m.metadata);
     const flag = m.clashes?.length ? c.yellow(" !") : "";
@@ -478,8 +557,15 @@ function renderList(models: ListedModel[], clashes: Clash[], warnings: string[])
   const lines = [table(rows)];
   const real = clashes.filter((x) => !x.samePath);
   const dups = clashes.filter((x) => x.samePath);
-  if (real.length) lines.push("", c.yellow(`Name clashes (${real.length}):`), ...real.map((x) => c.yellow(`  ! ${x.message}`)));
-  if (dups.length) lines.push("", c.dim(`Duplicates (same file in two sources, listed once): ${dups.map((d) => `${d.name} (${d.loser.source})`).join(", ")}`));
+  if (real.length)
+    lines.push("", c.yellow(`Name clashes (${real.length}):`), ...real.map((x) => c.yellow(`  ! ${x.message}`)));
+  if (dups.length)
+    lines.push(
+      "",
+      c.dim(
+        `Duplicates (same file in two sources, listed once): ${dups.map((d) => `${d.name} (${d.loser.source})`).join(", ")}`,
+      ),
+    );
   for (const w of warnings) lines.push(c.dim(`warning: ${w}`));
   return lines.join("\n");
 }
@@ -498,7 +584,9 @@ function renderShow(m: RegisteredModel, missing: boolean): string {
   const caps = m.metadata?.capabilities as Record<string, { present?: boolean; evidence?: string }> | undefined;
   if (caps) {
     const present = Object.entries(caps).filter(([k, v]) => k !== "tags" && v.present);
-    lines.push(`  can:      ${present.length ? present.map(([k, v]) => `${k} (${v.evidence ?? ""})`).join("; ") : "chat"}`);
+    lines.push(
+      `  can:      ${present.length ? present.map(([k, v]) => `${k} (${v.evidence ?? ""})`).join("; ") : "chat"}`,
+    );
   }
   lines.push(`  added:    ${m.addedAt}`);
   if (m.metadataError) lines.push(c.yellow(`  metadata: not readable: ${m.metadataError}`));

@@ -28,7 +28,10 @@ function num(name: string, v: string | undefined, min: number, integer = true): 
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new GglibError("invalid_config", `--${name} must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${JSON.stringify(v)}).`);
+    throw new GglibError(
+      "invalid_config",
+      `--${name} must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${JSON.stringify(v)}).`,
+    );
   }
   return n;
 }
@@ -64,13 +67,18 @@ export function proxyOptions(o: ProxyCliOptions): ProxyOptions {
 export function register(program: Command): void {
   program
     .command("proxy")
-    .description("One OpenAI-compatible endpoint for all local models: loads on demand, swaps by memory, unloads when idle.")
+    .description(
+      "One OpenAI-compatible endpoint for all local models: loads on demand, swaps by memory, unloads when idle.",
+    )
     .option("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`)
     .option("--models-dir <dir>", "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file")
     .option("--host <host>", "address to bind (default 127.0.0.1)")
     .option("-p, --port <port>", "port (default 8080)")
     .option("--max-models <n>", "at most this many models loaded at once")
-    .option("--memory-budget <size>", "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB")
+    .option(
+      "--memory-budget <size>",
+      "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
+    )
     .option("--ttl <seconds>", "unload a model after this many idle seconds (0 = never)")
     .option("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several", collect)
     .option("--insecure", "allow a non-loopback --host without an API key")
@@ -136,7 +144,10 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
       `  memory budget: ${r.budget.bytes === null ? "unlimited" : formatBytes(r.budget.bytes)} (${r.budget.source})` +
         `${r.maxModels !== null ? `; at most ${r.maxModels} model(s)` : ""}\n`,
     );
-    if (r.models.length === 0) out.write(cc.yellow("  no models found: pass --models-dir DIR or --config FILE, or add models with `gglib models add`\n"));
+    if (r.models.length === 0)
+      out.write(
+        cc.yellow("  no models found: pass --models-dir DIR or --config FILE, or add models with `gglib models add`\n"),
+      );
     for (const m of r.models) {
       const flags = [m.pinned ? "pinned" : "", m.preload ? "preload" : ""].filter(Boolean).join(", ");
       out.write(
@@ -150,9 +161,14 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
   proxy.controller.on((e) => {
     if (e.type === "log") return;
     if (o.json) out.write(JSON.stringify({ event: e.type, ...e }) + "\n");
-    else if (o.verbose || e.type === "crash" || (e.type === "state" && (e.to === "ready" || e.to === "failed" || e.to === "stopping"))) {
+    else if (
+      o.verbose ||
+      e.type === "crash" ||
+      (e.type === "state" && (e.to === "ready" || e.to === "failed" || e.to === "stopping"))
+    ) {
       if (e.type === "state") say(`${e.model}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`);
-      else if (e.type === "crash") process.stderr.write(c.red(`${e.model}: llama-server exited unexpectedly (${e.reason})\n`));
+      else if (e.type === "crash")
+        process.stderr.write(c.red(`${e.model}: llama-server exited unexpectedly (${e.reason})\n`));
       else if (o.verbose && e.type === "progress") say(`${e.model}: loading ${Math.round(e.value * 100)}%`);
     }
   });
@@ -189,8 +205,16 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
     };
     const hup = () => {
       proxy.reload().then(
-        (x) => say(`reloaded: added [${x.added.join(", ")}], removed [${x.removed.join(", ")}], changed [${x.changed.join(", ")}]`),
-        (e: unknown) => process.stderr.write(c.red(`reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}\n`)),
+        (x) =>
+          say(
+            `reloaded: added [${x.added.join(", ")}], removed [${x.removed.join(", ")}], changed [${x.changed.join(", ")}]`,
+          ),
+        (e: unknown) =>
+          process.stderr.write(
+            c.red(
+              `reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}\n`,
+            ),
+          ),
       );
     };
     process.on("SIGINT", stop);

@@ -27,7 +27,8 @@ interface ServeOptions {
 function intOpt(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new GglibError("invalid_config", `--${name} must be an integer ≥ ${min} (got ${JSON.stringify(v)}).`);
+  if (!Number.isInteger(n) || n < min)
+    throw new GglibError("invalid_config", `--${name} must be an integer ≥ ${min} (got ${JSON.stringify(v)}).`);
   return n;
 }
 
@@ -131,7 +132,9 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
   process.on("SIGHUP", onSignal);
 
   const name = config.modelName ?? model;
-  const bar = o.json ? undefined : new ProgressLine(`loading ${c.bold(name.replace(/^.*\//, "").replace(/\.gguf$/i, ""))}`);
+  const bar = o.json
+    ? undefined
+    : new ProgressLine(`loading ${c.bold(name.replace(/^.*\//, "").replace(/\.gguf$/i, ""))}`);
   let handle;
   try {
     handle = await runner.start(config, { signal: abort.signal, onProgress: (p) => bar?.update(p.value, p.stage) });
@@ -141,13 +144,28 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
       if (!o.json) process.stderr.write("stopped before the model was ready.\n");
       return 0;
     }
-    if (o.json) out.write(JSON.stringify({ event: "failed", error: e instanceof GglibError ? { kind: e.kind, message: e.message, ...e.details } : String(e) }) + "\n");
+    if (o.json)
+      out.write(
+        JSON.stringify({
+          event: "failed",
+          error: e instanceof GglibError ? { kind: e.kind, message: e.message, ...e.details } : String(e),
+        }) + "\n",
+      );
     throw e;
   }
   bar?.done();
   const info = runner.info(handle);
   if (o.json) {
-    out.write(JSON.stringify({ event: "ready", model: handle.model, url: handle.url, pid: handle.pid, port: handle.port, loadMs: info?.loadMs }) + "\n");
+    out.write(
+      JSON.stringify({
+        event: "ready",
+        model: handle.model,
+        url: handle.url,
+        pid: handle.pid,
+        port: handle.port,
+        loadMs: info?.loadMs,
+      }) + "\n",
+    );
   } else {
     const cc = colors(out);
     out.write(`${cc.green("●")} ${cc.bold(handle.model)} ready in ${formatDuration(info?.loadMs ?? 0)}\n`);
@@ -160,15 +178,22 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolveExit) => {
     runner.on((e) => {
       if (e.type === "exited" && e.handle.id === handle.id) resolveExit({ code: e.exitCode, signal: e.signal });
-      if (e.type === "health" && e.handle.id === handle.id && !o.json && !stopping) process.stderr.write(c.yellow(`health: ${e.status.status}\n`));
+      if (e.type === "health" && e.handle.id === handle.id && !o.json && !stopping)
+        process.stderr.write(c.yellow(`health: ${e.status.status}\n`));
     });
   });
   const stopRequested = new Promise<void>((r) => abort.signal.addEventListener("abort", () => r(), { once: true }));
-  const first = await Promise.race([exited.then((x) => ({ kind: "exited" as const, ...x })), stopRequested.then(() => ({ kind: "stop" as const }))]);
+  const first = await Promise.race([
+    exited.then((x) => ({ kind: "exited" as const, ...x })),
+    stopRequested.then(() => ({ kind: "stop" as const })),
+  ]);
   if (first.kind === "exited") {
     const tail = runner.logs(handle, 15);
     const how = first.signal ? `killed by ${first.signal}` : `exit code ${first.code}`;
-    if (o.json) out.write(JSON.stringify({ event: "exited", expected: false, exitCode: first.code, signal: first.signal }) + "\n");
+    if (o.json)
+      out.write(
+        JSON.stringify({ event: "exited", expected: false, exitCode: first.code, signal: first.signal }) + "\n",
+      );
     process.stderr.write(`gglib: llama-server for ${handle.model} exited unexpectedly (${how}).\n`);
     if (tail.length) process.stderr.write("Last lines of its log:\n" + tail.map((l) => "  " + l).join("\n") + "\n");
     return 1;

@@ -80,7 +80,9 @@ export function formatSystemReport(r: SystemReport, c: Colors): string {
   out.push(`${label("CPU")}${r.cpu.model} · ${cores} · ${r.cpu.arch}`);
   if (r.cpu.simd.length > 0) out.push(`${cont}${c.dim("SIMD: " + r.cpu.simd.join(" "))}`);
   const limit = r.ram.cgroupLimitBytes !== undefined ? ` · container limit ${formatBytes(r.ram.cgroupLimitBytes)}` : "";
-  out.push(`${label("RAM")}${formatBytes(r.ram.totalBytes)} total · ${formatBytes(r.ram.availableBytes)} available${limit}`);
+  out.push(
+    `${label("RAM")}${formatBytes(r.ram.totalBytes)} total · ${formatBytes(r.ram.availableBytes)} available${limit}`,
+  );
   if (r.gpus.length === 0) {
     out.push(`${label("GPU")}${c.yellow("none")}`);
   } else {
@@ -91,8 +93,12 @@ export function formatSystemReport(r: SystemReport, c: Colors): string {
             ? `${formatBytes(g.freeBytes)} free of ${formatBytes(g.totalBytes)}${g.unifiedMemory ? " (unified memory share)" : ""}`
             : `${formatBytes(g.totalBytes)}`
           : "memory not reported";
-      const extra = [g.driverVersion ? `driver ${g.driverVersion}` : undefined, g.architecture, `via ${g.source}`].filter(Boolean).join(" · ");
-      out.push(`${label(i === 0 ? "GPU" : "")}${c.green(`${g.index}`)} ${g.name} · ${mem}${extra ? c.dim(" · " + extra) : ""}`);
+      const extra = [g.driverVersion ? `driver ${g.driverVersion}` : undefined, g.architecture, `via ${g.source}`]
+        .filter(Boolean)
+        .join(" · ");
+      out.push(
+        `${label(i === 0 ? "GPU" : "")}${c.green(`${g.index}`)} ${g.name} · ${mem}${extra ? c.dim(" · " + extra) : ""}`,
+      );
     });
   }
   const versions = [
@@ -100,10 +106,14 @@ export function formatSystemReport(r: SystemReport, c: Colors): string {
     r.cudaToolkitVersion ? `CUDA toolkit ${r.cudaToolkitVersion}` : undefined,
     r.vulkanVersion ? `Vulkan ${r.vulkanVersion}` : undefined,
   ].filter(Boolean);
-  out.push(`${label("Accelerator")}${r.accelerator === "cpu" ? "cpu" : c.green(r.accelerator)}${versions.length ? c.dim(" · " + versions.join(" · ")) : ""}`);
+  out.push(
+    `${label("Accelerator")}${r.accelerator === "cpu" ? "cpu" : c.green(r.accelerator)}${versions.length ? c.dim(" · " + versions.join(" · ")) : ""}`,
+  );
   const ls = r.llamaServer;
   if (ls.found) {
-    const meta = [ls.version ? `version ${ls.version}` : undefined, ls.backend ? `backend ${ls.backend}` : undefined].filter(Boolean).join(" · ");
+    const meta = [ls.version ? `version ${ls.version}` : undefined, ls.backend ? `backend ${ls.backend}` : undefined]
+      .filter(Boolean)
+      .join(" · ");
     out.push(`${label("llama-server")}${ls.path} ${c.dim(`(${ls.source})`)}`);
     if (meta) out.push(`${cont}${meta}`);
     if (ls.error) out.push(`${cont}${c.red(ls.error)}`);

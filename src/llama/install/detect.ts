@@ -22,7 +22,10 @@ export interface Probe {
   /** Absolute path of an executable on PATH (or undefined). */
   which(cmd: string): Promise<string | undefined>;
   /** Runs a command; undefined when it cannot be started or times out. */
-  exec(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string } | undefined>;
+  exec(
+    cmd: string,
+    args: readonly string[],
+  ): Promise<{ code: number | null; stdout: string; stderr: string } | undefined>;
   exists(path: string): boolean;
   listDir(path: string): string[];
   readText(path: string): string | undefined;
@@ -137,7 +140,8 @@ export async function detectCuda(p: Probe): Promise<CudaInfo> {
 }
 
 export async function detectVulkan(p: Probe): Promise<VulkanInfo> {
-  const glslc = (await p.which("glslc")) ?? (p.env.VULKAN_SDK ? existing(p, join(p.env.VULKAN_SDK, "bin", "glslc")) : undefined);
+  const glslc =
+    (await p.which("glslc")) ?? (p.env.VULKAN_SDK ? existing(p, join(p.env.VULKAN_SDK, "bin", "glslc")) : undefined);
   const sdkCandidates = [
     p.env.VULKAN_SDK ? join(p.env.VULKAN_SDK, "include", "vulkan", "vulkan.h") : undefined,
     "/usr/include/vulkan/vulkan.h",
@@ -181,15 +185,25 @@ export async function detectBackend(p: Probe = systemProbe()): Promise<BackendDe
     reasons.push(`CUDA ${cuda.version ?? "toolkit"} (${cuda.nvcc}) and ${cuda.gpus.length} NVIDIA GPU(s): CUDA`);
     return { backend: "cuda", reasons, cuda, vulkan };
   }
-  if (cuda.nvcc) reasons.push(`CUDA ${cuda.version ?? "toolkit"} is installed (${cuda.nvcc}) but no NVIDIA GPU is visible; not using CUDA (force it with --backend cuda)`);
-  else if (cuda.gpus.length > 0) reasons.push("An NVIDIA GPU is present but the CUDA toolkit (nvcc) is not; install it for a CUDA build, or use --backend vulkan");
+  if (cuda.nvcc)
+    reasons.push(
+      `CUDA ${cuda.version ?? "toolkit"} is installed (${cuda.nvcc}) but no NVIDIA GPU is visible; not using CUDA (force it with --backend cuda)`,
+    );
+  else if (cuda.gpus.length > 0)
+    reasons.push(
+      "An NVIDIA GPU is present but the CUDA toolkit (nvcc) is not; install it for a CUDA build, or use --backend vulkan",
+    );
   const vulkanGpu = vulkan.devices === undefined || vulkan.devices.length > 0;
   if (vulkan.glslc && vulkan.sdk && vulkanGpu) {
-    reasons.push(`Vulkan SDK (${vulkan.sdk}) and glslc${vulkan.devices ? ` with GPU ${vulkan.devices.join(", ")}` : ""}: Vulkan`);
+    reasons.push(
+      `Vulkan SDK (${vulkan.sdk}) and glslc${vulkan.devices ? ` with GPU ${vulkan.devices.join(", ")}` : ""}: Vulkan`,
+    );
     return { backend: "vulkan", reasons, cuda, vulkan };
   }
-  if (vulkan.glslc && vulkan.sdk && !vulkanGpu) reasons.push("Vulkan SDK found but vulkaninfo lists no GPU; not using Vulkan");
-  else if (vulkan.glslc || vulkan.sdk) reasons.push(`Vulkan is incomplete (${vulkan.glslc ? "headers" : "glslc"} missing); not using Vulkan`);
+  if (vulkan.glslc && vulkan.sdk && !vulkanGpu)
+    reasons.push("Vulkan SDK found but vulkaninfo lists no GPU; not using Vulkan");
+  else if (vulkan.glslc || vulkan.sdk)
+    reasons.push(`Vulkan is incomplete (${vulkan.glslc ? "headers" : "glslc"} missing); not using Vulkan`);
   reasons.push("CPU");
   return { backend: "cpu", reasons, cuda, vulkan };
 }
@@ -216,7 +230,9 @@ export function osFamily(p: Probe): OsFamily {
   if (p.platform === "darwin") return "macos";
   if (p.platform === "win32") return "windows";
   const text = p.readText("/etc/os-release") ?? "";
-  const ids = `${/^ID=(.*)$/m.exec(text)?.[1] ?? ""} ${/^ID_LIKE=(.*)$/m.exec(text)?.[1] ?? ""}`.replace(/"/g, "").toLowerCase();
+  const ids = `${/^ID=(.*)$/m.exec(text)?.[1] ?? ""} ${/^ID_LIKE=(.*)$/m.exec(text)?.[1] ?? ""}`
+    .replace(/"/g, "")
+    .toLowerCase();
   if (/debian|ubuntu/.test(ids)) return "debian";
   if (/fedora|rhel|centos/.test(ids)) return "fedora";
   if (/arch/.test(ids)) return "arch";
@@ -293,17 +309,30 @@ const HINTS: Record<OsFamily, Record<"cmake" | "compiler" | "git" | "nvcc" | "vu
 };
 
 function firstLine(s: string): string {
-  return s.split("\n").find((l) => l.trim())?.trim() ?? "";
+  return (
+    s
+      .split("\n")
+      .find((l) => l.trim())
+      ?.trim() ?? ""
+  );
 }
 
 /** cmake, a C++ compiler, git (when the source is a bundle or URL) and the backend's toolchain. */
-export async function checkDependencies(opts: { backend: Backend; needGit: boolean }, p: Probe = systemProbe()): Promise<Dependency[]> {
+export async function checkDependencies(
+  opts: { backend: Backend; needGit: boolean },
+  p: Probe = systemProbe(),
+): Promise<Dependency[]> {
   const fam = osFamily(p);
   const h = HINTS[fam];
   const deps: Dependency[] = [];
 
   const cmake = await p.which("cmake");
-  const cmakeDep: Dependency = { name: "cmake", found: false, purpose: "configures and drives the build", hint: h.cmake };
+  const cmakeDep: Dependency = {
+    name: "cmake",
+    found: false,
+    purpose: "configures and drives the build",
+    hint: h.cmake,
+  };
   if (cmake) {
     const r = await p.exec(cmake, ["--version"]);
     const v = /cmake version\s+(\d+)\.(\d+)(?:\.(\d+))?/.exec(r?.stdout ?? "");
@@ -311,14 +340,20 @@ export async function checkDependencies(opts: { backend: Backend; needGit: boole
     cmakeDep.path = cmake;
     if (v) {
       cmakeDep.version = `${v[1]}.${v[2]}${v[3] ? "." + v[3] : ""}`;
-      if (Number(v[1]) < 3 || (Number(v[1]) === 3 && Number(v[2]) < 14)) cmakeDep.problem = `cmake ${cmakeDep.version} is too old (llama.cpp needs 3.14+)`;
+      if (Number(v[1]) < 3 || (Number(v[1]) === 3 && Number(v[2]) < 14))
+        cmakeDep.problem = `cmake ${cmakeDep.version} is too old (llama.cpp needs 3.14+)`;
     }
   }
   deps.push(cmakeDep);
 
-  const compilers = [p.env.CXX, ...(p.platform === "win32" ? ["cl", "g++", "clang++"] : p.platform === "darwin" ? ["clang++", "c++", "g++"] : ["c++", "g++", "clang++"])].filter(
-    (c): c is string => Boolean(c),
-  );
+  const compilers = [
+    p.env.CXX,
+    ...(p.platform === "win32"
+      ? ["cl", "g++", "clang++"]
+      : p.platform === "darwin"
+        ? ["clang++", "c++", "g++"]
+        : ["c++", "g++", "clang++"]),
+  ].filter((c): c is string => Boolean(c));
   const cxxDep: Dependency = { name: "C++ compiler", found: false, purpose: "compiles llama.cpp", hint: h.compiler };
   for (const c of compilers) {
     const path = await p.which(c.split(" ")[0]!);
@@ -357,11 +392,29 @@ export async function checkDependencies(opts: { backend: Backend; needGit: boole
     });
   } else if (opts.backend === "vulkan") {
     const vk = await detectVulkan(p);
-    deps.push({ name: "glslc", found: Boolean(vk.glslc), ...(vk.glslc ? { path: vk.glslc } : {}), purpose: "compiles the Vulkan shaders", hint: h.vulkan });
-    deps.push({ name: "Vulkan headers", found: Boolean(vk.sdk), ...(vk.sdk ? { path: vk.sdk } : {}), purpose: "the Vulkan API", hint: h.vulkan });
+    deps.push({
+      name: "glslc",
+      found: Boolean(vk.glslc),
+      ...(vk.glslc ? { path: vk.glslc } : {}),
+      purpose: "compiles the Vulkan shaders",
+      hint: h.vulkan,
+    });
+    deps.push({
+      name: "Vulkan headers",
+      found: Boolean(vk.sdk),
+      ...(vk.sdk ? { path: vk.sdk } : {}),
+      purpose: "the Vulkan API",
+      hint: h.vulkan,
+    });
   } else if (opts.backend === "metal" && p.platform === "darwin") {
     const xcrun = await p.which("xcrun");
-    deps.push({ name: "xcrun (Xcode tools)", found: Boolean(xcrun), ...(xcrun ? { path: xcrun } : {}), purpose: "compiles the Metal shaders", hint: h.xcode });
+    deps.push({
+      name: "xcrun (Xcode tools)",
+      found: Boolean(xcrun),
+      ...(xcrun ? { path: xcrun } : {}),
+      purpose: "compiles the Metal shaders",
+      hint: h.xcode,
+    });
   }
   return deps;
 }

@@ -7,14 +7,44 @@
  * install never breaks the one already there; two installs at once are serialised by a lock.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, lstatSync, renameSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  lstatSync,
+  renameSync,
+} from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { cacheDir, paths } from "../../core/paths.js";
 import { run } from "../../util/exec.js";
-import { checkDependencies, detectBackend, formatDependencies, systemProbe, type BackendChoice, type BackendDetection, type Dependency, type Probe } from "./detect.js";
-import { chooseAsset, cudartAsset, downloadAsset, extractArchive, fetchRelease, findBinaryDir, SOURCE_HINT, type Release } from "./prebuilt.js";
+import {
+  checkDependencies,
+  detectBackend,
+  formatDependencies,
+  systemProbe,
+  type BackendChoice,
+  type BackendDetection,
+  type Dependency,
+  type Probe,
+} from "./detect.js";
+import {
+  chooseAsset,
+  cudartAsset,
+  downloadAsset,
+  extractArchive,
+  fetchRelease,
+  findBinaryDir,
+  SOURCE_HINT,
+  type Release,
+} from "./prebuilt.js";
 import { commitFromVersion, readInstallRecord, writeInstallRecord, type InstallRecord } from "./record.js";
 import { buildFromSource, classifySource, parseVersionText, type Backend, type BuildStage } from "./source-build.js";
 
@@ -74,13 +104,21 @@ export async function installLlama(opts: InstallOptions = {}): Promise<InstallRe
   });
 }
 
-async function chooseBackend(choice: BackendChoice, probe: Probe, rep: InstallReporter): Promise<{ backend: Backend; detection?: BackendDetection }> {
+async function chooseBackend(
+  choice: BackendChoice,
+  probe: Probe,
+  rep: InstallReporter,
+): Promise<{ backend: Backend; detection?: BackendDetection }> {
   if (choice !== "auto") {
     if (choice === "metal" && probe.platform !== "darwin") {
-      throw new GglibError("invalid_config", "The Metal backend exists only on macOS.", { hint: "Use --backend auto, cpu, cuda or vulkan." });
+      throw new GglibError("invalid_config", "The Metal backend exists only on macOS.", {
+        hint: "Use --backend auto, cpu, cuda or vulkan.",
+      });
     }
     if (choice === "cuda" && probe.platform === "darwin") {
-      throw new GglibError("invalid_config", "CUDA is not available on macOS.", { hint: "Use --backend metal (or auto)." });
+      throw new GglibError("invalid_config", "CUDA is not available on macOS.", {
+        hint: "Use --backend metal (or auto).",
+      });
     }
     return { backend: choice };
   }
@@ -112,8 +150,20 @@ async function sourceInstall(
   assertDependencies(deps);
   rep.info?.(formatDependencies(deps));
 
-  const work = join(cacheDir(env), "llama-build", createHash("sha1").update(`${source}\0${opts.version ?? ""}`).digest("hex").slice(0, 12));
-  const logFile = join(cacheDir(env), "llama-build", "logs", `build-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
+  const work = join(
+    cacheDir(env),
+    "llama-build",
+    createHash("sha1")
+      .update(`${source}\0${opts.version ?? ""}`)
+      .digest("hex")
+      .slice(0, 12),
+  );
+  const logFile = join(
+    cacheDir(env),
+    "llama-build",
+    "logs",
+    `build-${new Date().toISOString().replace(/[:.]/g, "-")}.log`,
+  );
   const staging = `${paths.llamaDir(env)}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   const stageNames: Record<BuildStage, string> = {
@@ -195,16 +245,28 @@ async function prebuiltInstall(
   rep: InstallReporter,
 ): Promise<InstallResult> {
   rep.step?.(`Looking up llama.cpp ${opts.version ?? "latest"} release`);
-  const release = await fetchRelease({ ...(opts.version ? { tag: opts.version } : {}), env, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const release = await fetchRelease({
+    ...(opts.version ? { tag: opts.version } : {}),
+    env,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   const plat = { os: probe.platform, arch: probe.arch };
   const asset = chooseAsset(release, plat, backend, detection?.cuda.version);
   if (!asset) {
-    throw new GglibError("build_failed", `llama.cpp ${release.tag_name} has no prebuilt binary for ${plat.os}-${plat.arch} with the ${backend} backend.`, {
-      hint:
-        `${SOURCE_HINT}` +
-        (backend === "cuda" && chooseAsset(release, plat, "vulkan") ? `\nOr the prebuilt Vulkan build, which also runs on NVIDIA GPUs: gglib llama install --backend vulkan` : "") +
-        (backend !== "cpu" && chooseAsset(release, plat, "cpu") ? `\nOr the CPU build: gglib llama install --backend cpu` : ""),
-    });
+    throw new GglibError(
+      "build_failed",
+      `llama.cpp ${release.tag_name} has no prebuilt binary for ${plat.os}-${plat.arch} with the ${backend} backend.`,
+      {
+        hint:
+          `${SOURCE_HINT}` +
+          (backend === "cuda" && chooseAsset(release, plat, "vulkan")
+            ? `\nOr the prebuilt Vulkan build, which also runs on NVIDIA GPUs: gglib llama install --backend vulkan`
+            : "") +
+          (backend !== "cpu" && chooseAsset(release, plat, "cpu")
+            ? `\nOr the CPU build: gglib llama install --backend cpu`
+            : ""),
+      },
+    );
   }
   const t0 = Date.now();
   const downloads = join(cacheDir(env), "llama-downloads");
@@ -219,7 +281,9 @@ async function prebuiltInstall(
     const extra = probe.platform === "win32" ? cudartAsset(release, asset) : undefined;
     const binSrc = findBinaryDir(unpacked);
     if (!binSrc) {
-      throw new GglibError("build_failed", `${asset.name} holds no ${exeName()}.`, { hint: `The release layout may have changed. ${SOURCE_HINT}` });
+      throw new GglibError("build_failed", `${asset.name} holds no ${exeName()}.`, {
+        hint: `The release layout may have changed. ${SOURCE_HINT}`,
+      });
     }
     await rename(binSrc, join(staging, "bin"));
     if (extra) {
@@ -259,10 +323,16 @@ async function prebuiltInstall(
   }
 }
 
-async function fetchArchive(asset: Release["assets"][number], dest: string, rep: InstallReporter, signal?: AbortSignal): Promise<void> {
+async function fetchArchive(
+  asset: Release["assets"][number],
+  dest: string,
+  rep: InstallReporter,
+  signal?: AbortSignal,
+): Promise<void> {
   rep.step?.(`Downloading ${asset.name}`);
   await downloadAsset(asset, dest, {
-    onProgress: (got, total) => rep.progress?.(total > 0 ? got / total : 0, total > 0 ? `${mib(got)}/${mib(total)} MiB` : `${mib(got)} MiB`),
+    onProgress: (got, total) =>
+      rep.progress?.(total > 0 ? got / total : 0, total > 0 ? `${mib(got)}/${mib(total)} MiB` : `${mib(got)} MiB`),
     ...(signal ? { signal } : {}),
   });
 }
@@ -277,7 +347,8 @@ function makeExecutables(dir: string): void {
   for (const f of readdirSync(dir)) {
     const p = join(dir, f);
     const st = lstatSync(p);
-    if (st.isFile() && (!f.includes(".") || /^llama-/.test(f)) && !/\.(so|dylib|h|txt|md|json)(\.|$)/.test(f)) chmodSync(p, 0o755);
+    if (st.isFile() && (!f.includes(".") || /^llama-/.test(f)) && !/\.(so|dylib|h|txt|md|json)(\.|$)/.test(f))
+      chmodSync(p, 0o755);
   }
 }
 
@@ -297,10 +368,14 @@ async function verifyBinary(bin: string, logFile?: string): Promise<string> {
   }
   const text = (r.stderr + "\n" + r.stdout).trim();
   if (r.code !== 0) {
-    throw new GglibError("build_failed", `The new llama-server fails \`--version\` (exit ${r.code ?? r.signal}): ${text.split("\n").slice(-3).join(" | ")}`, {
-      binaryPath: bin,
-      hint: logFile ? `Full build log: ${logFile}` : `A library may be missing on this system. ${SOURCE_HINT}`,
-    });
+    throw new GglibError(
+      "build_failed",
+      `The new llama-server fails \`--version\` (exit ${r.code ?? r.signal}): ${text.split("\n").slice(-3).join(" | ")}`,
+      {
+        binaryPath: bin,
+        hint: logFile ? `Full build log: ${logFile}` : `A library may be missing on this system. ${SOURCE_HINT}`,
+      },
+    );
   }
   return text;
 }
@@ -388,7 +463,12 @@ export async function llamaStatus(env: NodeJS.ProcessEnv = process.env): Promise
   const dir = paths.llamaDir(env);
   const record = readInstallRecord(paths.llamaInstallRecord(env));
   const binaryPath = record?.binaryPath ?? paths.llamaServerBinary(env);
-  const base = { dir, binaryPath, ...(record ? { record } : {}), ...(env.GGLIB_LLAMA_SERVER ? { override: env.GGLIB_LLAMA_SERVER } : {}) };
+  const base = {
+    dir,
+    binaryPath,
+    ...(record ? { record } : {}),
+    ...(env.GGLIB_LLAMA_SERVER ? { override: env.GGLIB_LLAMA_SERVER } : {}),
+  };
   if (!existsSync(binaryPath)) {
     return {
       ...base,
@@ -401,7 +481,13 @@ export async function llamaStatus(env: NodeJS.ProcessEnv = process.env): Promise
     const r = await run(binaryPath, ["--version"], { env, timeoutMs: 30_000 });
     const text = (r.stderr + "\n" + r.stdout).trim();
     if (r.code === 0) return { ...base, installed: true, healthy: true, versionText: text };
-    return { ...base, installed: true, healthy: false, versionText: text, problem: `\`--version\` exited ${r.code ?? r.signal}` };
+    return {
+      ...base,
+      installed: true,
+      healthy: false,
+      versionText: text,
+      problem: `\`--version\` exited ${r.code ?? r.signal}`,
+    };
   } catch (e) {
     return { ...base, installed: true, healthy: false, problem: `cannot run it: ${(e as Error).message}` };
   }
@@ -506,7 +592,9 @@ export interface UninstallResult {
   purged: string[];
 }
 
-export async function uninstallLlama(opts: { env?: NodeJS.ProcessEnv; purge?: boolean } = {}): Promise<UninstallResult> {
+export async function uninstallLlama(
+  opts: { env?: NodeJS.ProcessEnv; purge?: boolean } = {},
+): Promise<UninstallResult> {
   const env = opts.env ?? process.env;
   const dir = paths.llamaDir(env);
   const removed = existsSync(dir);
@@ -539,4 +627,3 @@ export function dirSize(dir: string): number {
   if (existsSync(dir) && statSync(dir).isDirectory()) walk(dir);
   return total;
 }
-

@@ -15,7 +15,9 @@ export const LLAMA_SOURCE_PACKAGE = "node-llama-cpp@3.21.1";
  * llama.cpp's source without GitHub: `npm pack` the package (35 MB, the registry only) and take its git bundle.
  * Cached under <cache dir>/llama-src/<package>/gitRelease.bundle; returns that path.
  */
-export async function fetchLlamaSourceBundle(opts: { packageSpec?: string; env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {}): Promise<string> {
+export async function fetchLlamaSourceBundle(
+  opts: { packageSpec?: string; env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
+): Promise<string> {
   const spec = opts.packageSpec ?? LLAMA_SOURCE_PACKAGE;
   const dir = join(cacheDir(opts.env), "llama-src", spec.replace(/[^A-Za-z0-9.@-]/g, "_"));
   const bundle = join(dir, "gitRelease.bundle");

@@ -76,17 +76,25 @@ function versionKey(v: string): number[] {
  * The asset for this platform/backend. For CUDA builds published for several toolkit versions, the newest with the
  * same major version as the local toolkit wins (else the newest).
  */
-export function chooseAsset(release: Release, p: Platform, backend: Backend, cudaVersion?: string): ReleaseAsset | undefined {
+export function chooseAsset(
+  release: Release,
+  p: Platform,
+  backend: Backend,
+  cudaVersion?: string,
+): ReleaseAsset | undefined {
   for (const re of assetPatterns(p, backend)) {
     const hits = release.assets.filter((x) => re.test(x.name));
     if (hits.length === 0) continue;
     if (backend !== "cuda") return hits[0];
-    const withV = hits.map((h) => ({ h, v: re.exec(h.name)?.[1] ?? "0" })).sort((x, y) => {
-      const a = versionKey(y.v);
-      const b = versionKey(x.v);
-      for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
-      return 0;
-    });
+    const withV = hits
+      .map((h) => ({ h, v: re.exec(h.name)?.[1] ?? "0" }))
+      .sort((x, y) => {
+        const a = versionKey(y.v);
+        const b = versionKey(x.v);
+        for (let i = 0; i < Math.max(a.length, b.length); i++)
+          if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+        return 0;
+      });
     const major = cudaVersion?.split(".")[0];
     return (major ? withV.find((x) => x.v.split(".")[0] === major) : undefined)?.h ?? withV[0]!.h;
   }
@@ -106,11 +114,21 @@ function offlineError(url: string, e: unknown): GglibError {
   const why = code
     ? `${code}${cause?.message && !cause.message.includes(code) ? `: ${cause.message}` : ""}`
     : `${(e as Error).message}${cause?.message ? `: ${cause.message}` : ""}`;
-  return new GglibError("build_failed", `Could not reach llama.cpp's releases at ${url} (${why}). Are you offline?`, { hint: SOURCE_HINT }, { cause: e });
+  return new GglibError(
+    "build_failed",
+    `Could not reach llama.cpp's releases at ${url} (${why}). Are you offline?`,
+    { hint: SOURCE_HINT },
+    { cause: e },
+  );
 }
 
 /** GET the release JSON (latest, or a tag). */
-export async function fetchRelease(opts: { tag?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal; timeoutMs?: number }): Promise<Release> {
+export async function fetchRelease(opts: {
+  tag?: string;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}): Promise<Release> {
   const base = releasesUrl(opts.env);
   const url = opts.tag && opts.tag !== "latest" ? `${base}/tags/${encodeURIComponent(opts.tag)}` : `${base}/latest`;
   const signals = [AbortSignal.timeout(opts.timeoutMs ?? 20_000), ...(opts.signal ? [opts.signal] : [])];
@@ -125,22 +143,41 @@ export async function fetchRelease(opts: { tag?: string; env?: NodeJS.ProcessEnv
   }
   if (res.status === 404) {
     await res.body?.cancel();
-    throw new GglibError("build_failed", opts.tag ? `llama.cpp has no release tagged "${opts.tag}" (${url} → 404).` : `No llama.cpp release found at ${url} (404).`, {
-      hint: opts.tag ? "Tags look like b7000; see https://github.com/ggml-org/llama.cpp/releases, or omit --version for the latest." : SOURCE_HINT,
-    });
+    throw new GglibError(
+      "build_failed",
+      opts.tag
+        ? `llama.cpp has no release tagged "${opts.tag}" (${url} → 404).`
+        : `No llama.cpp release found at ${url} (404).`,
+      {
+        hint: opts.tag
+          ? "Tags look like b7000; see https://github.com/ggml-org/llama.cpp/releases, or omit --version for the latest."
+          : SOURCE_HINT,
+      },
+    );
   }
   if (!res.ok) {
     const body = (await res.text().catch(() => "")).slice(0, 200);
     const limited = res.status === 403 || res.status === 429;
-    throw new GglibError("build_failed", `llama.cpp's releases answered ${res.status} at ${url}${body ? `: ${body}` : ""}.`, {
-      hint: limited ? `GitHub's API rate limit: wait an hour, or ${SOURCE_HINT.charAt(0).toLowerCase()}${SOURCE_HINT.slice(1)}` : SOURCE_HINT,
-    });
+    throw new GglibError(
+      "build_failed",
+      `llama.cpp's releases answered ${res.status} at ${url}${body ? `: ${body}` : ""}.`,
+      {
+        hint: limited
+          ? `GitHub's API rate limit: wait an hour, or ${SOURCE_HINT.charAt(0).toLowerCase()}${SOURCE_HINT.slice(1)}`
+          : SOURCE_HINT,
+      },
+    );
   }
   let json: unknown;
   try {
     json = await res.json();
   } catch (e) {
-    throw new GglibError("build_failed", `llama.cpp's releases at ${url} returned something that is not JSON.`, { hint: SOURCE_HINT }, { cause: e });
+    throw new GglibError(
+      "build_failed",
+      `llama.cpp's releases at ${url} returned something that is not JSON.`,
+      { hint: SOURCE_HINT },
+      { cause: e },
+    );
   }
   const r = json as Partial<Release>;
   if (typeof r.tag_name !== "string" || !Array.isArray(r.assets)) {
@@ -159,13 +196,21 @@ export async function downloadAsset(
   const partial = dest + ".partial";
   let res: Response;
   try {
-    res = await fetch(asset.browser_download_url, { headers: { "User-Agent": "gglib" }, redirect: "follow", ...(opts.signal ? { signal: opts.signal } : {}) });
+    res = await fetch(asset.browser_download_url, {
+      headers: { "User-Agent": "gglib" },
+      redirect: "follow",
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   } catch (e) {
     throw offlineError(asset.browser_download_url, e);
   }
   if (!res.ok || !res.body) {
     await res.body?.cancel();
-    throw new GglibError("build_failed", `Downloading ${asset.name} failed: HTTP ${res.status} from ${asset.browser_download_url}.`, { hint: `Try again later. ${SOURCE_HINT}` });
+    throw new GglibError(
+      "build_failed",
+      `Downloading ${asset.name} failed: HTTP ${res.status} from ${asset.browser_download_url}.`,
+      { hint: `Try again later. ${SOURCE_HINT}` },
+    );
   }
   const total = Number(res.headers.get("content-length") ?? asset.size ?? 0) || asset.size || 0;
   const hash = createHash("sha256");
@@ -187,19 +232,30 @@ export async function downloadAsset(
   } catch (e) {
     await rm(partial, { force: true });
     if (e instanceof GglibError) throw e;
-    throw new GglibError("build_failed", `Downloading ${asset.name} was interrupted after ${received} bytes: ${(e as Error).message}.`, { hint: `Run the command again. ${SOURCE_HINT}` }, { cause: e });
+    throw new GglibError(
+      "build_failed",
+      `Downloading ${asset.name} was interrupted after ${received} bytes: ${(e as Error).message}.`,
+      { hint: `Run the command again. ${SOURCE_HINT}` },
+      { cause: e },
+    );
   }
   if (asset.size && received !== asset.size) {
     await rm(partial, { force: true });
-    throw new GglibError("build_failed", `Downloaded ${asset.name} is ${received} bytes, expected ${asset.size}.`, { hint: "Run the command again (the download was cut short)." });
+    throw new GglibError("build_failed", `Downloaded ${asset.name} is ${received} bytes, expected ${asset.size}.`, {
+      hint: "Run the command again (the download was cut short).",
+    });
   }
   const want = asset.digest?.startsWith("sha256:") ? asset.digest.slice(7).toLowerCase() : undefined;
   const got = hash.digest("hex");
   if (want && want !== got) {
     await rm(partial, { force: true });
-    throw new GglibError("build_failed", `Downloaded ${asset.name} does not match its published sha256 (got ${got}, expected ${want}).`, {
-      hint: "Run the command again; if it persists, the release or a proxy in between is corrupting it.",
-    });
+    throw new GglibError(
+      "build_failed",
+      `Downloaded ${asset.name} does not match its published sha256 (got ${got}, expected ${want}).`,
+      {
+        hint: "Run the command again; if it persists, the release or a proxy in between is corrupting it.",
+      },
+    );
   }
   await rename(partial, dest);
 }
@@ -224,12 +280,18 @@ export async function extractArchive(archive: string, destDir: string): Promise<
     }
   }
   throw new GglibError("build_failed", `Could not extract ${archive}: ${errors.join("; ")}.`, {
-    hint: archive.endsWith(".zip") ? "Install unzip (Debian: apt-get install unzip) and run the command again." : "Check that tar and gzip are installed.",
+    hint: archive.endsWith(".zip")
+      ? "Install unzip (Debian: apt-get install unzip) and run the command again."
+      : "Check that tar and gzip are installed.",
   });
 }
 
 /** The folder inside an extracted release that holds llama-server (layouts differ: flat, llama-bNNNN/, build/bin/). */
-export function findBinaryDir(root: string, exe = process.platform === "win32" ? "llama-server.exe" : "llama-server", depth = 4): string | undefined {
+export function findBinaryDir(
+  root: string,
+  exe = process.platform === "win32" ? "llama-server.exe" : "llama-server",
+  depth = 4,
+): string | undefined {
   if (existsSync(join(root, exe)) && statSync(join(root, exe)).isFile()) return root;
   if (depth === 0) return undefined;
   let entries: string[];

@@ -45,7 +45,8 @@ export function readInstallRecord(file: string): InstallRecord | undefined {
   }
   try {
     const r = JSON.parse(text) as Partial<InstallRecord>;
-    if (typeof r !== "object" || r === null || typeof r.backend !== "string" || typeof r.binaryPath !== "string") return undefined;
+    if (typeof r !== "object" || r === null || typeof r.backend !== "string" || typeof r.binaryPath !== "string")
+      return undefined;
     return {
       schema: 1,
       installType: r.installType === "prebuilt" ? "prebuilt" : "source",

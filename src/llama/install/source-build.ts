@@ -104,7 +104,10 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     let srcDir: string;
     if (kind === "dir") {
       if (!existsSync(join(opts.source, "CMakeLists.txt"))) {
-        fail(`${opts.source} is not a llama.cpp source folder (no CMakeLists.txt).`, "Pass the folder of a llama.cpp checkout.");
+        fail(
+          `${opts.source} is not a llama.cpp source folder (no CMakeLists.txt).`,
+          "Pass the folder of a llama.cpp checkout.",
+        );
       }
       srcDir = opts.source;
     } else {
@@ -122,7 +125,9 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
       if (r !== 0) {
         fail(
           `git clone of ${opts.source} failed (exit ${r}).`,
-          kind === "url" ? "Check the URL and your network, or pass a local folder or bundle with --source." : "Is it a git bundle?",
+          kind === "url"
+            ? "Check the URL and your network, or pass a local folder or bundle with --source."
+            : "Is it a git bundle?",
         );
       }
     }
@@ -136,7 +141,11 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     const configure = ["-S", srcDir, "-B", buildDir, ...flags];
     logLine(`$ cmake ${configure.join(" ")}`);
     const rc = await runLogged("cmake", configure, {}, logLine, opts.signal);
-    if (rc !== 0) fail(`cmake configure failed (exit ${rc}).`, "Check that cmake and a C++ compiler are installed (Debian: apt-get install cmake g++).");
+    if (rc !== 0)
+      fail(
+        `cmake configure failed (exit ${rc}).`,
+        "Check that cmake and a C++ compiler are installed (Debian: apt-get install cmake g++).",
+      );
 
     opts.onStage?.("build");
     const jobs = opts.jobs ?? Math.max(1, cpus().length);
@@ -154,7 +163,8 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
       opts.signal,
     );
     if (opts.signal?.aborted) fail("Build cancelled.", "Run the command again to restart the build.");
-    if (rb !== 0) fail(`Building ${targets.join(", ")} failed (exit ${rb}).`, "The end of the build log shows the compiler error.");
+    if (rb !== 0)
+      fail(`Building ${targets.join(", ")} failed (exit ${rb}).`, "The end of the build log shows the compiler error.");
 
     opts.onStage?.("install");
     const binDir = join(opts.installDir, "bin");
@@ -164,7 +174,8 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     for (const t of targets) {
       const candidates = [join(buildDir, "bin", t + exe), join(buildDir, "bin", "Release", t + exe)];
       const built = candidates.find((c) => existsSync(c));
-      if (!built) fail(`The build finished but ${t} was not found in ${join(buildDir, "bin")}.`, "Check the build log.");
+      if (!built)
+        fail(`The build finished but ${t} was not found in ${join(buildDir, "bin")}.`, "Check the build log.");
       const dest = join(binDir, basename(built!));
       // copy then rename: a running binary of the same name is never overwritten in place
       await copyFile(built!, dest + ".new");
@@ -175,7 +186,15 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     const binaryPath = installed[0]!;
     const v = await run(binaryPath, ["--version"], { timeoutMs: 30_000 }).catch(() => undefined);
     const version = v ? parseVersionText(v.stderr + "\n" + v.stdout) : undefined;
-    return { binaryPath, binaries: installed, commit, version, cmakeFlags: flags, durationMs: Date.now() - t0, logFile: opts.logFile };
+    return {
+      binaryPath,
+      binaries: installed,
+      commit,
+      version,
+      cmakeFlags: flags,
+      durationMs: Date.now() - t0,
+      logFile: opts.logFile,
+    };
   } finally {
     await new Promise<void>((r) => log.end(() => r()));
   }
@@ -195,13 +214,21 @@ async function runLogged(
   signal?: AbortSignal,
 ): Promise<number> {
   try {
-    const r = await run(cmd, args, { env: { ...process.env, ...env }, onLine: (l) => onLine(l), signal, maxCapture: 0 });
+    const r = await run(cmd, args, {
+      env: { ...process.env, ...env },
+      onLine: (l) => onLine(l),
+      signal,
+      maxCapture: 0,
+    });
     return r.code ?? 1;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT") {
       throw new GglibError("build_failed", `${cmd} is not installed.`, {
-        hint: cmd === "git" ? "Install git (Debian: apt-get install git)." : "Install cmake (Debian: apt-get install cmake g++).",
+        hint:
+          cmd === "git"
+            ? "Install git (Debian: apt-get install git)."
+            : "Install cmake (Debian: apt-get install cmake g++).",
       });
     }
     throw e;

@@ -53,7 +53,9 @@ export class SchemaTooNewError extends Error {
 
 /** The highest applied version (0 for a new database). */
 export function schemaVersion(db: Database.Database): number {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)");
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
+  );
   const row = db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
   return row.v ?? 0;
 }
