@@ -51,7 +51,6 @@ export {
   resolveModelPath,
   SOURCE_PRECEDENCE,
   type ModelEntry,
-  type ModelSettings,
   type ModelSource,
   type ModelSources,
   type Clash,
@@ -60,6 +59,8 @@ export {
   type ModelsConfig,
   type LoadModelSourcesOptions,
 } from "./models/sources.js";
+export { ModelSettingsSchema, serverConfigOf, type ModelSettings, type LaunchableModel } from "./models/settings.js";
+export { resolveModelRef, knownModels, looksLikePath, type ResolvedModel } from "./models/resolve.js";
 
 // llama.cpp install: prebuilt download or source build, status, update, uninstall, backend detection
 export {
@@ -131,10 +132,6 @@ export {
   readGgufHeader,
   parseGgufHeader,
   describeHeader,
-  shardPaths,
-  parseShardName,
-  isMmprojPath,
-  findMmproj,
   GgufFormatError,
   FILE_TYPE_NAMES,
   POOLING_TYPES,
@@ -143,6 +140,7 @@ export {
   type GgufTensorInfo,
   type GgufReadValue,
 } from "./gguf/reader.js";
+export { shardPaths, parseShardName, isMmprojFile, modelStem, type ShardName } from "./gguf/names.js";
 
 // models: capabilities, memory estimator and fit advice, launch defaults
 export {
@@ -159,6 +157,7 @@ export {
   estimateMemory,
   adviseFit,
   budgetFromSnapshot,
+  poolBudget,
   parseLlamaMemoryLog,
   computeBufferBytes,
   KV_CACHE_BYTES,
@@ -167,6 +166,7 @@ export {
   type MemoryEstimate,
   type FitAdvice,
   type FitBudget,
+  type PoolBudget,
   type FitInput,
   type MeasuredBuffers,
   type EstimatorModel,
@@ -235,9 +235,8 @@ export {
 export { ProxyServer, type ProxyServerOptions } from "./proxy/server.js";
 export {
   configJsonSchema,
-  parseConfig as parseProxyConfig,
-  loadConfigFile as loadProxyConfigFile,
   ProxyConfigSchema,
   type ProxyConfigFile,
   type ModelConfig as ProxyModelConfig,
-} from "./proxy/config.js";
+} from "./models/settings.js";
+export { parseConfig as parseProxyConfig, loadConfigFile as loadProxyConfigFile } from "./models/config-file.js";

@@ -1,20 +1,9 @@
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import type { ServerConfig } from "../core/config.js";
 import { GglibError } from "../core/errors.js";
 import type { LoadProgress, ServerHandle } from "../core/handle.js";
-import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
-import { Registry } from "../models/registry.js";
-import {
-  findModel,
-  loadModelSources,
-  resolveModelPath,
-  type ConfigModel,
-  type ModelEntry,
-  type ModelsConfig,
-} from "../models/sources.js";
-import { loadConfigFile, resolvePath } from "../proxy/config.js";
+import { resolveModelRef, type ResolvedModel } from "../models/resolve.js";
+import { serverConfigOf } from "../models/settings.js";
 import { ChatClient } from "./client.js";
 
 /**
@@ -41,75 +30,27 @@ export interface ChatBackend {
 
 export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
-  /** Folder scanned for models by name (default: the proxy config's modelsDir, else <data dir>/models). */
+  /** Folder scanned for models by name (default: the config's modelsDir, else <data dir>/models). */
   modelsDir?: string;
   /** Context size to start the model with (overrides its settings). */
   contextSize?: number;
   cwd?: string;
 }
 
-export interface ResolvedModel {
-  config: ServerConfig;
-  /** Where the name was found. */
-  source: "path" | ModelEntry["source"];
+/**
+ * A model argument (a .gguf path, a model folder, or a name from the config / registry / models dir: the one
+ * resolver, src/models/resolve.ts) → the ServerConfig the chat starts it with: its settings by the one mapping,
+ * then the chat's defaults where they leave a setting open.
+ */
+export function resolveModelArg(
+  arg: string,
+  opts: ResolveOptions = {},
+): { config: ServerConfig; source: ResolvedModel["source"]; entry: ResolvedModel["entry"] } {
+  const { entry, source } = resolveModelRef(arg, opts);
+  return { source, entry, config: withChatDefaults(serverConfigOf(entry), opts) };
 }
 
-/** Does this argument name a file or folder rather than a model name? */
-export function looksLikePath(arg: string, cwd = process.cwd()): boolean {
-  return (
-    /\.gguf$/i.test(arg) ||
-    arg.includes("/") ||
-    arg.includes("\\") ||
-    arg.startsWith(".") ||
-    existsSync(resolve(cwd, arg))
-  );
-}
-
-/** A model argument (a .gguf path, a model folder, or a name from the registry / proxy config / models dir) → a ServerConfig. */
-export function resolveModelArg(arg: string, opts: ResolveOptions = {}): ResolvedModel {
-  const env = opts.env ?? process.env;
-  const cwd = opts.cwd ?? process.cwd();
-  if (looksLikePath(arg, cwd)) {
-    const p = resolve(cwd, arg);
-    const found = resolveModelPath(p);
-    if (!found.ok) {
-      throw new GglibError("model_not_found", `Cannot use model ${arg}: ${found.reason}.`, {
-        modelPath: p,
-        hint: "Pass the path of a .gguf file (the first shard of a split model), or a model name from `gglib models list`.",
-      });
-    }
-    return {
-      source: "path",
-      config: withChatDefaults({ modelPath: found.files.path, modelName: found.files.name }, found.files.mmproj, opts),
-    };
-  }
-  const { models, where } = loadNamedModels(opts, env);
-  const m = findModel(models, arg);
-  if (!m) {
-    const names = models.map((x) => x.name);
-    throw new GglibError("model_not_found", `No model named "${arg}".`, {
-      hint:
-        (names.length
-          ? `Known models: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}. `
-          : `No models found (looked in ${where.join(", ")}). `) +
-        "Pass a .gguf path, add one with `gglib models add <file>`, or start `gglib proxy` with --models-dir.",
-    });
-  }
-  const s = m.settings;
-  const config: ServerConfig = {
-    modelPath: m.path,
-    modelName: m.name,
-    ...(s.ctx !== undefined ? { contextSize: s.ctx } : {}),
-    ...(s.gpuLayers !== undefined ? { gpuLayers: s.gpuLayers } : {}),
-    ...(s.jinja !== undefined ? { jinja: s.jinja } : {}),
-    ...(s.reasoningFormat !== undefined ? { reasoningFormat: s.reasoningFormat } : {}),
-    ...(s.parallel !== undefined ? { parallel: s.parallel } : {}),
-    ...(s.extraArgs ? { extraArgs: [...s.extraArgs] } : {}),
-  };
-  return { source: m.source, config: withChatDefaults(config, m.mmproj, opts) };
-}
-
-function withChatDefaults(config: ServerConfig, mmproj: string | undefined, opts: ResolveOptions): ServerConfig {
+function withChatDefaults(config: ServerConfig, opts: ResolveOptions): ServerConfig {
   return {
     ...config,
     // Thinking goes to reasoning_content where the template allows it; the chat splits inline tags otherwise.
@@ -118,56 +59,7 @@ function withChatDefaults(config: ServerConfig, mmproj: string | undefined, opts
     // One person chats: one slot gets the whole context.
     parallel: config.parallel ?? 1,
     ...(opts.contextSize !== undefined ? { contextSize: opts.contextSize } : {}),
-    ...(mmproj && !(config.extraArgs ?? []).includes("--mmproj")
-      ? { extraArgs: [...(config.extraArgs ?? []), "--mmproj", mmproj] }
-      : {}),
   };
-}
-
-function loadNamedModels(opts: ResolveOptions, env: NodeJS.ProcessEnv): { models: ModelEntry[]; where: string[] } {
-  const where: string[] = [];
-  let config: ModelsConfig | undefined;
-  let modelsDir = opts.modelsDir;
-  const cfgPath = paths.configFile(env);
-  if (existsSync(cfgPath)) {
-    try {
-      const loaded = loadConfigFile(cfgPath);
-      const models: ConfigModel[] = Object.entries(loaded.config.models ?? {}).map(([name, c]) => ({
-        name,
-        path: resolvePath(loaded.baseDir, c.path),
-        ...(c.aliases ? { aliases: c.aliases } : {}),
-        ...(c.mmproj ? { mmproj: resolvePath(loaded.baseDir, c.mmproj) } : {}),
-        settings: {
-          ...(c.ctx !== undefined ? { ctx: c.ctx } : {}),
-          ...(c.gpuLayers !== undefined ? { gpuLayers: c.gpuLayers } : {}),
-          ...(c.jinja !== undefined ? { jinja: c.jinja } : {}),
-          ...(c.reasoningFormat !== undefined ? { reasoningFormat: c.reasoningFormat } : {}),
-          ...(c.parallel !== undefined ? { parallel: c.parallel } : {}),
-          ...(c.extraArgs ? { extraArgs: c.extraArgs } : {}),
-        },
-      }));
-      config = { models, baseDir: loaded.baseDir };
-      modelsDir ??= loaded.config.modelsDir ? resolvePath(loaded.baseDir, loaded.config.modelsDir) : undefined;
-      where.push(cfgPath);
-    } catch {
-      // a broken proxy config is reported by `gglib proxy`; the chat still finds registered models
-    }
-  }
-  modelsDir ??= paths.modelsDir(env);
-  let registry: Registry | undefined;
-  try {
-    registry = Registry.open({ dbPath: paths.registryDb(env) });
-    where.push("the model registry");
-  } catch {
-    registry = undefined;
-  }
-  try {
-    const sources = loadModelSources({ ...(registry ? { registry } : {}), modelsDir, ...(config ? { config } : {}) });
-    where.push(modelsDir);
-    return { models: sources.models, where };
-  } finally {
-    registry?.close();
-  }
 }
 
 export class ProxyBackend implements ChatBackend {

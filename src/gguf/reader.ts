@@ -11,11 +11,11 @@
  *   meta.architecture, meta.contextLength, meta.chatTemplate, meta.totalBytes, meta.layerBytes …
  *
  * Split models (`name-00001-of-00003.gguf`): metadata from the first shard, sizes and tensors summed over all.
- * Multimodal projectors (`mmproj-*.gguf`, `general.type = "mmproj"`, architecture `clip`) are flagged.
+ * Multimodal projectors (`general.type = "mmproj"`, architecture `clip`, or named so: src/gguf/names.ts) are
+ * flagged.
  */
 import { open, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { readdir } from "node:fs/promises";
+import { isMmprojFile, shardPaths } from "./names.js";
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
@@ -316,53 +316,6 @@ export async function readGgufHeader(path: string, options: ReadHeaderOptions = 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Shards and projectors
-
-const SHARD_RE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
-
-export interface ShardName {
-  /** Path up to `-00001-of-00003.gguf`. */
-  prefix: string;
-  /** 1-based. */
-  index: number;
-  count: number;
-}
-
-/** `model-00002-of-00003.gguf` → { prefix: "model", index: 2, count: 3 }. */
-export function parseShardName(path: string): ShardName | undefined {
-  const m = SHARD_RE.exec(path);
-  if (!m) return undefined;
-  const index = Number(m[2]);
-  const count = Number(m[3]);
-  if (index < 1 || count < 1 || index > count) return undefined;
-  return { prefix: m[1]!, index, count };
-}
-
-/** All shard paths of a split model, in order (the path alone for a single file). */
-export function shardPaths(path: string): string[] {
-  const s = parseShardName(path);
-  if (!s) return [path];
-  const pad = (n: number) => String(n).padStart(5, "0");
-  return Array.from({ length: s.count }, (_, i) => `${s.prefix}-${pad(i + 1)}-of-${pad(s.count)}.gguf`);
-}
-
-/** By name: `mmproj-*.gguf`, `*-mmproj-*.gguf`, `*.mmproj.gguf` … (the convention of llama.cpp and HF repos). */
-export function isMmprojPath(path: string): boolean {
-  return /(^|[-_.])mmproj([-_.]|$)/i.test(basename(path).replace(/\.gguf$/i, ""));
-}
-
-/** A projector next to a model: the first `*mmproj*.gguf` in the same folder, if any. */
-export async function findMmproj(modelPath: string): Promise<string | undefined> {
-  try {
-    const dir = dirname(modelPath);
-    const names = (await readdir(dir)).filter((n) => n.toLowerCase().endsWith(".gguf") && isMmprojPath(n)).sort();
-    return names[0] !== undefined ? join(dir, names[0]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Model metadata
 
 /** llama.cpp's file type (`general.file_type`, enum llama_ftype) → the usual quantization label. */
@@ -554,7 +507,7 @@ export function describeHeader(
   }
 
   const generalType = str(kv.get("general.type"));
-  const isMmproj = generalType === "mmproj" || architecture === "clip" || isMmprojPath(where.path);
+  const isMmproj = generalType === "mmproj" || architecture === "clip" || isMmprojFile(where.path);
   const m: ModelMetadata = {
     path: where.path,
     files: where.files,

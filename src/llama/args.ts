@@ -1,7 +1,12 @@
-import { basename } from "node:path";
-import type { KvCacheType, ReasoningFormat, ServerConfig } from "../core/config.js";
-import { DEFAULT_HOST } from "../core/config.js";
+import {
+  DEFAULT_HOST,
+  FLASH_ATTENTION_MODES,
+  KV_CACHE_TYPES,
+  REASONING_FORMATS,
+  type ServerConfig,
+} from "../core/config.js";
 import { GglibError } from "../core/errors.js";
+import { modelStem } from "../gguf/names.js";
 
 /**
  * Pure: ServerConfig + port → llama-server argv. Values are validated; flags the probed binary does not list in
@@ -13,16 +18,14 @@ export interface ArgCapabilities {
   version?: string;
 }
 
-const REASONING_FORMATS: readonly ReasoningFormat[] = ["none", "deepseek", "deepseek-legacy", "auto"];
-const CACHE_TYPES: readonly KvCacheType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"];
-const FLASH = ["on", "off", "auto"] as const;
+const REASONING: readonly string[] = REASONING_FORMATS;
+const CACHE_TYPES: readonly string[] = KV_CACHE_TYPES;
+const FLASH: readonly string[] = FLASH_ATTENTION_MODES;
 
 /** The name a server reports (`--alias`): the configured name, else the file stem (without shard suffix). */
 export function modelNameOf(config: Pick<ServerConfig, "modelName" | "modelPath">): string {
   if (config.modelName) return config.modelName;
-  return basename(config.modelPath)
-    .replace(/\.gguf$/i, "")
-    .replace(/-\d{5}-of-\d{5}$/, "");
+  return modelStem(config.modelPath);
 }
 
 function invalid(field: string, value: unknown, expected: string): never {
@@ -69,8 +72,8 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
   if (config.jinja === true) add("--jinja");
   else if (config.jinja === false) add("--no-jinja");
   if (config.reasoningFormat !== undefined) {
-    if (!REASONING_FORMATS.includes(config.reasoningFormat))
-      invalid("reasoningFormat", config.reasoningFormat, REASONING_FORMATS.join(" | "));
+    if (!REASONING.includes(config.reasoningFormat))
+      invalid("reasoningFormat", config.reasoningFormat, REASONING.join(" | "));
     add("--reasoning-format", config.reasoningFormat);
   }
   if (config.reasoningBudget !== undefined)

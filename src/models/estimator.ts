@@ -325,14 +325,17 @@ export interface FitBudget {
   unified?: boolean;
   /** For messages. */
   gpuName?: string;
+  /** GPUs counted in gpuBytes. */
+  gpuCount?: number;
 }
 
 /** llama.cpp's own `--fit` leaves 1 GiB per device; do the same. */
 export const DEFAULT_HEADROOM_BYTES = GIB;
 
 /**
- * The budget from a memory reading: free memory of discrete GPUs (summed: llama.cpp splits layers across them),
- * or the unified-memory share on Apple Silicon; free RAM, capped by a container limit. Minus headroom each.
+ * The budget policy, for `gglib models fit`, the launch defaults and the proxy's `auto` budget alike: free memory
+ * of discrete GPUs (summed: llama.cpp splits layers across them), or Metal's share of unified memory on Apple
+ * Silicon; free RAM, capped by a container limit. Minus the headroom on each device.
  */
 export function budgetFromSnapshot(snap: MemorySnapshot, headroomBytes = DEFAULT_HEADROOM_BYTES): FitBudget {
   let host = snap.ram.availableBytes;
@@ -346,12 +349,48 @@ export function budgetFromSnapshot(snap: MemorySnapshot, headroomBytes = DEFAULT
       discrete.reduce((s, g) => s + (g.freeBytes ?? 0), 0) - headroomBytes * discrete.length,
     );
     budget.gpuName = discrete.map((g) => g.name).join(" + ");
+    budget.gpuCount = discrete.length;
   } else if (unified) {
     budget.gpuBytes = Math.max(0, (unified.freeBytes ?? 0) - headroomBytes);
     budget.unified = true;
     budget.gpuName = unified.name;
+    budget.gpuCount = 1;
   }
   return budget;
+}
+
+/** One number for a scheduler that counts every model's whole need against one pool (the proxy's `auto`). */
+export interface PoolBudget {
+  bytes: number;
+  /** The pool is GPU memory (then a server's use is measured on the GPU, not by its resident memory). */
+  gpu: boolean;
+  /** Where it came from, for the start-up report. */
+  source: string;
+}
+
+/**
+ * The budget as one pool: the discrete GPUs' memory when there are some, the unified memory the GPU may use on
+ * Apple Silicon, else RAM. The same numbers `budgetFromSnapshot` gives `gglib models fit`.
+ */
+export function poolBudget(budget: FitBudget): PoolBudget {
+  if (budget.gpuBytes !== undefined && !budget.unified)
+    return { bytes: budget.gpuBytes, gpu: true, source: `free VRAM on ${budget.gpuCount ?? 1} GPU(s), minus headroom` };
+  if (budget.gpuBytes !== undefined) {
+    const bytes = Math.min(budget.gpuBytes, budget.hostBytes);
+    return { bytes, gpu: false, source: "unified memory the GPU may use, minus headroom" };
+  }
+  return { bytes: budget.hostBytes, gpu: false, source: "available RAM, minus headroom" };
+}
+
+/** `1.5 GiB`, `300 MiB`, `12 KiB`: for messages. */
+function formatBytes(n: number): string {
+  return n >= GIB
+    ? `${(n / GIB).toFixed(1)} GiB`
+    : n >= 10 * MIB
+      ? `${Math.round(n / MIB)} MiB`
+      : n >= MIB
+        ? `${(n / MIB).toFixed(1)} MiB`
+        : `${Math.max(0, Math.round(n / 1024))} KiB`;
 }
 
 export type FitInput = Omit<EstimateMemoryInput, "gpuLayers"> & {
@@ -433,14 +472,7 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
     : undefined;
 
   const messages: string[] = [];
-  const gb = (n: number) =>
-    n >= GIB
-      ? `${(n / GIB).toFixed(1)} GiB`
-      : n >= 10 * MIB
-        ? `${Math.round(n / MIB)} MiB`
-        : n >= MIB
-          ? `${(n / MIB).toFixed(1)} MiB`
-          : `${Math.max(0, Math.round(n / 1024))} KiB`;
+  const gb = formatBytes;
   const where = hasGpu ? (budget.gpuName ?? "the GPU") : "";
   if (fits) {
     if (offload === "full")

@@ -174,29 +174,33 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   return out;
 }
 
+/** A ServerConfig with what its model calls for added, and those choices (for the log). */
+export interface DetectedSettings {
+  config: ServerConfig;
+  /** Only the detected ones, with their reasons. */
+  choices: LaunchChoice[];
+}
+
 /**
- * The settings a model calls for where `explicit` leaves them unset (reasoning → deepseek + Jinja, tools → Jinja,
- * embeddings → --embeddings), as choices with their reasons.
+ * The settings a model calls for where `config` leaves them unset (reasoning → deepseek + Jinja, tools → Jinja,
+ * embeddings → --embeddings), added to it.
  */
-export function detectedChoices(
-  metadata: LaunchDefaultsInput["metadata"],
-  explicit: Partial<ServerConfig>,
-): LaunchChoice[] {
+export function withDetectedSettings(
+  config: ServerConfig,
+  metadata: LaunchDefaultsInput["metadata"] | undefined,
+): DetectedSettings {
+  if (!metadata) return { config, choices: [] };
   try {
-    return launchDefaults({ metadata, explicit }).choices.filter(
-      (c) => c.source === "detected" && c.value !== undefined,
-    );
+    const d = launchDefaults({ metadata, explicit: config });
+    const choices = d.choices.filter((c) => c.source === "detected" && c.value !== undefined);
+    return { config: { ...config, ...d.config }, choices };
   } catch {
-    return []; // e.g. a projector file: llama-server's own defaults apply and its error says the rest
+    return { config, choices: [] }; // e.g. a projector file: llama-server's own defaults apply and its error says the rest
   }
 }
 
-/** `detectedChoices` for a file; one whose metadata cannot be read gets none (llama-server's defaults apply). */
-export async function detectedLaunchSettings(path: string, explicit: Partial<ServerConfig>): Promise<LaunchChoice[]> {
-  try {
-    const { readModelMetadata } = await import("../gguf/reader.js");
-    return detectedChoices(await readModelMetadata(path), explicit);
-  } catch {
-    return [];
-  }
+/** `withDetectedSettings` reading the model's file; one whose metadata cannot be read gets none. */
+export async function detectLaunchSettings(config: ServerConfig): Promise<DetectedSettings> {
+  const { readModelMetadata } = await import("../gguf/reader.js");
+  return withDetectedSettings(config, await readModelMetadata(config.modelPath).catch(() => undefined));
 }

@@ -10,15 +10,15 @@
 import Database from "better-sqlite3";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { ReasoningFormat } from "../core/config.js";
+import { REASONING_FORMATS, type ReasoningFormat } from "../core/config.js";
 import { GglibError } from "../core/errors.js";
 import { readModelMetadata } from "../gguf/reader.js";
 import { detectCapabilities } from "./capabilities.js";
 import { paths } from "../core/paths.js";
 import { migrate, MIGRATIONS, SchemaTooNewError, schemaVersion, type Migration } from "./migrations/index.js";
-import { resolveModelPath, type ModelSettings } from "./sources.js";
-
-export type { ModelSettings } from "./sources.js";
+import { exampleOf, expected, readNumber, type NumberRule } from "../core/units.js";
+import { cleanSettings, type ModelSettings } from "./settings.js";
+import { resolveModelPath } from "./sources.js";
 
 /** JSON-safe metadata as stored (whatever the GGUF reader returns, bigints turned into numbers/strings). */
 export type ModelMetadata = Record<string, unknown>;
@@ -410,7 +410,7 @@ function toModel(r: Row, aliases: string[]): RegisteredModel {
     aliases,
     path: r.path,
     shards: JSON.parse(r.shards) as string[],
-    settings: JSON.parse(r.settings) as ModelSettings,
+    settings: cleanSettings(JSON.parse(r.settings) as Record<string, unknown>),
     addedAt: r.added_at,
     updatedAt: r.updated_at,
   };
@@ -474,21 +474,6 @@ async function assertGguf(p: string): Promise<void> {
   });
 }
 
-/** Drops undefined keys and coerces to the documented types. */
-export function cleanSettings(s: ModelSettings): ModelSettings {
-  const out: ModelSettings = {};
-  if (typeof s.ctx === "number") out.ctx = s.ctx;
-  if (typeof s.gpuLayers === "number") out.gpuLayers = s.gpuLayers;
-  if (typeof s.jinja === "boolean") out.jinja = s.jinja;
-  if (typeof s.reasoningFormat === "string") out.reasoningFormat = s.reasoningFormat;
-  if (typeof s.parallel === "number") out.parallel = s.parallel;
-  if (Array.isArray(s.extraArgs) && s.extraArgs.length > 0) out.extraArgs = s.extraArgs.map(String);
-  if (typeof s.ttl === "number") out.ttl = s.ttl;
-  if (typeof s.pinned === "boolean") out.pinned = s.pinned;
-  if (typeof s.preload === "boolean") out.preload = s.preload;
-  return out;
-}
-
 /** Makes reader output storable: bigint → number (or string beyond 2^53), long arrays → their length. */
 export function jsonSafe(v: unknown, depth = 0): unknown {
   if (typeof v === "bigint")
@@ -512,10 +497,11 @@ export function jsonSafe(v: unknown, depth = 0): unknown {
 // ---------------------------------------------------------------------------------------------------------------
 // `models set key=value`
 
-const REASONING_FORMATS: readonly ReasoningFormat[] = ["none", "deepseek", "deepseek-legacy", "auto"];
+/** The settings `models set` (and `models add`'s flags) can change. */
+export type SettableSetting = Exclude<keyof ModelSettings, "cacheTypeK" | "cacheTypeV" | "env">;
 
 /** Setting keys as the CLI accepts them (kebab or camel case, and a few llama.cpp spellings) → ModelSettings keys. */
-const SETTING_KEYS: Record<string, keyof ModelSettings> = {
+const SETTING_KEYS: Record<string, SettableSetting> = {
   ctx: "ctx",
   "ctx-size": "ctx",
   context: "ctx",
@@ -548,9 +534,9 @@ export const SETTING_NAMES = [
   "preload",
 ] as const;
 
-function settingError(key: string, value: string, expected: string): GglibError {
-  return new GglibError("invalid_config", `Invalid value "${value}" for ${key}: expected ${expected}.`, {
-    hint: `Example: gglib models set <name> ${key}=${expected.split(" ")[0]}`,
+function settingError(key: string, value: string, expectedText: string, example: string): GglibError {
+  return new GglibError("invalid_config", `Invalid value "${value}" for ${key}: expected ${expectedText}.`, {
+    hint: `Example: gglib models set <name> ${key}=${example}`,
   });
 }
 
@@ -558,23 +544,18 @@ function parseBool(key: string, v: string): boolean {
   const s = v.trim().toLowerCase();
   if (["true", "on", "yes", "1"].includes(s)) return true;
   if (["false", "off", "no", "0"].includes(s)) return false;
-  throw settingError(key, v, "true or false");
+  throw settingError(key, v, "true or false", "true");
 }
 
-function parseInt10(key: string, v: string, min: number): number {
-  const s = v.trim();
-  if (!/^-?\d+$/.test(s) || Number(s) < min || !Number.isSafeInteger(Number(s)))
-    throw settingError(key, v, `an integer >= ${min}`);
-  return Number(s);
+function parseNumber(key: string, v: string, rule: NumberRule): number {
+  const n = readNumber(v, rule);
+  if (n === undefined) throw settingError(key, v, expected(rule), exampleOf(rule));
+  return n;
 }
 
 /** `90`, `90s`, `5m`, `1h` → seconds. */
 export function parseDurationSeconds(key: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?$/i.exec(v.trim());
-  if (!m) throw settingError(key, v, "seconds (like 300, 5m or 1h; 0 = never)");
-  const n = Number(m[1]);
-  const unit = (m[2] ?? "s").toLowerCase();
-  return Math.round(unit.startsWith("h") ? n * 3600 : unit.startsWith("m") ? n * 60 : n);
+  return parseNumber(key, v, { kind: "seconds" });
 }
 
 /** Splits a command-line-like string: whitespace separated, '…' and "…" quote. */
@@ -608,8 +589,8 @@ export function splitArgs(s: string): string[] {
  * Keys: ctx, gpu-layers (or all/auto = -1), jinja, reasoning-format, parallel, extra-args, ttl, pinned, preload.
  */
 export function parseSettingAssignment(assignment: string): {
-  key: keyof ModelSettings;
-  value: ModelSettings[keyof ModelSettings] | undefined;
+  key: SettableSetting;
+  value: ModelSettings[SettableSetting] | undefined;
 } {
   const eq = assignment.indexOf("=");
   if (eq <= 0) {
@@ -628,18 +609,22 @@ export function parseSettingAssignment(assignment: string): {
   if (v.trim() === "") return { key, value: undefined };
   switch (key) {
     case "ctx":
-      return { key, value: parseInt10(rawKey, v, 0) };
+      return { key, value: parseNumber(rawKey, v, { kind: "integer", min: 0 }) };
     case "gpuLayers":
-      return { key, value: /^(all|auto)$/i.test(v.trim()) ? -1 : parseInt10(rawKey, v, -1) };
+      return {
+        key,
+        value: /^(all|auto)$/i.test(v.trim()) ? -1 : parseNumber(rawKey, v, { kind: "integer", min: -1 }),
+      };
     case "parallel":
-      return { key, value: parseInt10(rawKey, v, 1) };
+      return { key, value: parseNumber(rawKey, v, { kind: "integer", min: 1 }) };
     case "jinja":
     case "pinned":
     case "preload":
       return { key, value: parseBool(rawKey, v) };
     case "reasoningFormat": {
       const f = v.trim() as ReasoningFormat;
-      if (!REASONING_FORMATS.includes(f)) throw settingError(rawKey, v, REASONING_FORMATS.join(" | "));
+      if (!(REASONING_FORMATS as readonly string[]).includes(f))
+        throw settingError(rawKey, v, REASONING_FORMATS.join(" | "), "deepseek");
       return { key, value: f };
     }
     case "ttl":

@@ -2,7 +2,7 @@
  * Where the proxy's models come from, merged into one list.
  *
  * Three sources, in this order of precedence (a higher one wins a name):
- *   1. "config"     — entries of the proxy's YAML config (parsed by src/proxy/config.ts, passed in here);
+ *   1. "config"     — entries of the config file (read by src/models/config-file.ts, passed in here);
  *   2. "registry"   — models added with `gglib models add/scan` (src/models/registry.ts, SQLite);
  *   3. "models-dir" — files found in `--models-dir` (no settings; named by file stem or folder).
  * Names and aliases share one namespace. When two entries claim the same name:
@@ -15,43 +15,25 @@
  * Models-dir layout (scanned to depth 3):
  *   - `<dir>/foo.gguf` (also in subfolders)          → model "foo" (the file stem);
  *   - `<dir>/foo-00001-of-00003.gguf` (+ the rest)   → model "foo" with 3 shards;
- *   - `<dir>/bar/` holding one model that is a shard set, or one model plus an `mmproj*` file → model "bar";
+ *   - `<dir>/bar/` holding one model that is a shard set, or one model plus a projector → model "bar";
  *   - a subfolder holding several models → each named by its file stem, each with the folder's mmproj (if one).
- *   `mmproj*.gguf` files are projectors, never models. Incomplete shard sets and unreadable entries are skipped
- *   with a warning.
+ *   Projectors (`mmproj` as a word part of the name, src/gguf/names.ts) are never models. Incomplete shard sets
+ *   and unreadable entries are skipped with a warning.
+ * A path given directly (a config entry, a command's argument) resolves the same way: a file is that model (a
+ * shard: its whole set), with no projector unless one is set; a folder is the one model it holds, with its
+ * projector.
  *
  * This module is a stable contract for the proxy: ModelEntry, ModelSettings, Clash and loadModelSources().
  */
 import { readdirSync, realpathSync, statSync, type Dirent } from "node:fs";
 import { basename, isAbsolute, join, resolve } from "node:path";
-import type { ReasoningFormat } from "../core/config.js";
-import type { Registry } from "./registry.js";
+import { isGgufFile, isMmprojFile, modelStem, parseShardName } from "../gguf/names.js";
+import type { ModelSettings } from "./settings.js";
 
 export type ModelSource = "config" | "registry" | "models-dir";
 
 /** Precedence: lower index wins. */
 export const SOURCE_PRECEDENCE: readonly ModelSource[] = ["config", "registry", "models-dir"];
-
-/** Per-model launch settings. Every field is optional: unset means "the proxy's default". */
-export interface ModelSettings {
-  /** Context size in tokens (`-c`); 0 = the model's trained context. */
-  ctx?: number;
-  /** Layers on the GPU (`-ngl`); -1 = all. */
-  gpuLayers?: number;
-  /** `--jinja` / `--no-jinja`. */
-  jinja?: boolean;
-  reasoningFormat?: ReasoningFormat;
-  /** Slots (`--parallel`). */
-  parallel?: number;
-  /** Passed to llama-server last, verbatim. */
-  extraArgs?: string[];
-  /** Unload after this many idle seconds; 0 = never. */
-  ttl?: number;
-  /** Never evicted to make room for another model. */
-  pinned?: boolean;
-  /** Loaded when the proxy starts. */
-  preload?: boolean;
-}
 
 export interface ModelEntry {
   /** The name clients use. */
@@ -111,9 +93,13 @@ export interface ModelSources {
   warnings: string[];
 }
 
+/** The models of the registry (`Registry.open()` is one; the type is structural to keep the layers one way). */
+export interface RegisteredModels {
+  list(): readonly Pick<ModelEntry, "name" | "aliases" | "path" | "shards" | "mmproj" | "settings">[];
+}
+
 export interface LoadModelSourcesOptions {
-  /** The model registry: `Registry.open()` (its `dataVersion()` changes when another process edits it). */
-  registry?: Pick<Registry, "list">;
+  registry?: RegisteredModels;
   modelsDir?: string;
   config?: ModelsConfig;
 }
@@ -226,9 +212,19 @@ export function mergeModelEntries(entries: readonly ModelEntry[]): { models: Mod
   return { models, clashes };
 }
 
-/** Finds a model by name or alias. */
-export function findModel(models: readonly ModelEntry[], nameOrAlias: string): ModelEntry | undefined {
-  return models.find((m) => m.name === nameOrAlias) ?? models.find((m) => m.aliases.includes(nameOrAlias));
+/**
+ * Finds a model by what a user or a client typed: the exact name, else an alias, else a unique case-insensitive
+ * match of either. The proxy's request routing and every command's model argument use this rule.
+ */
+export function findModel<M extends Pick<ModelEntry, "name" | "aliases">>(
+  models: readonly M[],
+  nameOrAlias: string,
+): M | undefined {
+  const exact = models.find((m) => m.name === nameOrAlias) ?? models.find((m) => m.aliases.includes(nameOrAlias));
+  if (exact) return exact;
+  const lower = nameOrAlias.toLowerCase();
+  const hits = models.filter((m) => m.name.toLowerCase() === lower || m.aliases.some((a) => a.toLowerCase() === lower));
+  return hits.length === 1 ? hits[0] : undefined;
 }
 
 function samePaths(a: string, b: string): boolean {
@@ -256,26 +252,6 @@ export interface FoundModel extends ModelFiles {
   name: string;
 }
 
-const SHARD_RE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
-
-/** `foo-00002-of-00003.gguf` → { stem: "foo", index: 2, count: 3 } */
-export function parseShardName(file: string): { stem: string; index: number; count: number } | undefined {
-  const m = SHARD_RE.exec(basename(file));
-  if (!m) return undefined;
-  return { stem: m[1]!, index: Number(m[2]), count: Number(m[3]) };
-}
-
-export function isMmprojFile(file: string): boolean {
-  return /^mmproj/i.test(basename(file)) && /\.gguf$/i.test(file);
-}
-
-/** File stem for naming: `Qwen3-4B-Q4_K_M.gguf` → `Qwen3-4B-Q4_K_M`; shards lose their `-0000N-of-0000M`. */
-export function modelStem(file: string): string {
-  const shard = parseShardName(file);
-  if (shard) return shard.stem;
-  return basename(file).replace(/\.gguf$/i, "");
-}
-
 /**
  * The models among the .gguf files of one folder (names are file names, not paths). Shard sets become one model;
  * incomplete sets are reported. mmproj files are returned separately.
@@ -289,7 +265,7 @@ export function groupGgufFiles(
   const warnings: string[] = [];
   const sets = new Map<string, { count: number; files: Map<number, string> }>();
   for (const f of [...fileNames].sort()) {
-    if (!/\.gguf$/i.test(f) || f.startsWith(".")) continue;
+    if (!isGgufFile(f) || f.startsWith(".")) continue;
     if (isMmprojFile(f)) {
       mmproj.push(join(dir, f));
       continue;
@@ -334,7 +310,7 @@ export function resolveModelFolder(dir: string): { ok: true; model: FoundModel }
   if (g.models.length === 0) {
     return {
       ok: false,
-      reason: `${dir} holds no model (.gguf other than mmproj*)${g.warnings.length ? ": " + g.warnings.join("; ") : ""}`,
+      reason: `${dir} holds no model (.gguf other than a projector)${g.warnings.length ? ": " + g.warnings.join("; ") : ""}`,
     };
   }
   if (g.models.length > 1) {

@@ -11,9 +11,10 @@ import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-ru
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
 import { buildCatalog, type Catalog, type ProxyModel } from "./catalog.js";
-import { loadConfigFile, resolvePath, type LoadedConfig } from "./config.js";
+import { loadConfigFile, resolvePath, type LoadedConfig } from "../models/config-file.js";
 import { ModelController } from "./controller.js";
-import { autoBudget, parseSize } from "./memory.js";
+import { parseSize } from "../core/units.js";
+import { autoBudget } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer } from "./server.js";
 
@@ -22,8 +23,9 @@ export { ModelController } from "./controller.js";
 export { Scheduler } from "./scheduler.js";
 export type { ModelSpec, SchedulerAction, SchedulerEvent, SchedulerOptions, ModelStatus } from "./scheduler.js";
 export { buildCatalog, resolveModelName } from "./catalog.js";
-export { configJsonSchema, parseConfig, loadConfigFile, ProxyConfigSchema } from "./config.js";
-export { parseSize } from "./memory.js";
+export { parseConfig, loadConfigFile } from "../models/config-file.js";
+export { configJsonSchema, ProxyConfigSchema } from "../models/settings.js";
+export { parseSize } from "../core/units.js";
 
 export interface ProxyOptions {
   configPath?: string;
@@ -147,7 +149,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const b = await autoBudget(probe);
       budgetBytes = b.bytes;
       budgetSource = `auto: ${b.source}`;
-      measureRss = !/VRAM/.test(b.source);
+      measureRss = !b.gpu;
     } catch (e) {
       budgetSource = `auto: could not read free memory (${(e as Error).message}); no memory limit`;
     }
@@ -156,7 +158,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     budgetSource = "configured";
     // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
     const machine = await autoBudget(probe).catch(() => undefined);
-    measureRss = !machine || !/VRAM/.test(machine.source);
+    measureRss = !machine?.gpu;
   }
 
   const catalogInput = () => ({ config: loaded, modelsDir, ttlS, ...(o.registry ? { registry: o.registry } : {}) });

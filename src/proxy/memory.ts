@@ -5,83 +5,24 @@
 import { readFileSync, statSync } from "node:fs";
 import type { KvCacheType } from "../core/config.js";
 import { readModelMetadata, type ModelMetadata } from "../gguf/reader.js";
-import { estimateMemory, parseLlamaMemoryLog } from "../models/estimator.js";
+import {
+  budgetFromSnapshot,
+  estimateMemory,
+  parseLlamaMemoryLog,
+  poolBudget,
+  type PoolBudget,
+} from "../models/estimator.js";
 import { runCommand } from "../system/exec.js";
 import type { SystemProbe } from "../system/types.js";
 
 const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
-
-/** Parses `24GiB`, `512 MiB`, `8G`, `1.5 GB`, `1000000` (bytes). Binary units for K/M/G/T with or without "i". */
-export function parseSize(text: string | number): number {
-  if (typeof text === "number") {
-    if (!Number.isFinite(text) || text < 0) throw new Error(`Invalid size: ${text}`);
-    return Math.floor(text);
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(text);
-  if (!m) throw new Error(`Invalid size "${text}": use a number of bytes or a value like 512MiB, 24GiB, 8G.`);
-  const n = Number(m[1]);
-  const unit = (m[2] ?? "").toLowerCase();
-  const mult = unit === "k" ? 1024 : unit === "m" ? MiB : unit === "g" ? GiB : unit === "t" ? 1024 * GiB : 1;
-  return Math.floor(n * mult);
-}
-
-export interface BudgetReading {
-  bytes: number;
-  /** Where it came from, for the start-up report. */
-  source: string;
-}
 
 /**
- * The `auto` budget: free VRAM (sum over GPUs that report it, discrete ones) on GPU machines, else RAM available
- * (capped by a cgroup limit), minus headroom (10 % and at least 512 MiB) for the OS, the proxy and buffers.
+ * The `auto` budget: the machine's memory read now, under the one budget policy `gglib models fit` uses
+ * (src/models/estimator.ts budgetFromSnapshot), as one pool (poolBudget).
  */
-export async function autoBudget(probe: Pick<SystemProbe, "memory">): Promise<BudgetReading> {
-  const snap = await probe.memory({ fresh: true });
-  const gpus = snap.gpus.filter((g) => !g.unifiedMemory && g.freeBytes !== undefined);
-  const headroom = (free: number) => Math.max(0, Math.floor(free - Math.max(free * 0.1, 512 * MiB)));
-  if (gpus.length > 0) {
-    const free = gpus.reduce((s, g) => s + (g.freeBytes ?? 0), 0);
-    return { bytes: headroom(free), source: `free VRAM ${fmt(free)} on ${gpus.length} GPU(s), minus headroom` };
-  }
-  let avail = snap.ram.availableBytes;
-  if (snap.ram.cgroupLimitBytes !== undefined) avail = Math.min(avail, snap.ram.cgroupLimitBytes);
-  return { bytes: headroom(avail), source: `available RAM ${fmt(avail)}, minus headroom` };
-}
-
-function fmt(bytes: number): string {
-  return bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.round(bytes / MiB)} MiB`;
-}
-
-/** Bytes per element of a KV cache type (block formats include their scales). */
-export function kvBytesPerElement(t: KvCacheType = "f16"): number {
-  switch (t) {
-    case "f32":
-      return 4;
-    case "f16":
-    case "bf16":
-      return 2;
-    case "q8_0":
-      return 34 / 32;
-    case "q4_0":
-    case "iq4_nl":
-      return 18 / 32;
-    case "q4_1":
-      return 20 / 32;
-    case "q5_0":
-      return 22 / 32;
-    case "q5_1":
-      return 24 / 32;
-  }
-}
-
-export interface KvShape {
-  nLayer: number;
-  nHeadKv: number;
-  headDimK: number;
-  headDimV: number;
-  /** The model's trained context. */
-  trainedCtx: number;
+export async function autoBudget(probe: Pick<SystemProbe, "memory">): Promise<PoolBudget> {
+  return poolBudget(budgetFromSnapshot(await probe.memory({ fresh: true })));
 }
 
 export interface EstimateInput {
@@ -107,23 +48,6 @@ export interface Estimate {
   ctx: number;
 }
 
-/**
- * weights (file sizes of all shards + projector) + KV cache (n_layer × n_head_kv × head_dim × ctx × bytes per
- * element, for K and V) + a compute allowance (the larger of 5 % of the weights and 64 MiB, plus 0.25 MiB per
- * 1k tokens of context). `shape` is read from the GGUF when not given; without it the KV part is 0.
- */
-export function estimateFromShape(input: EstimateInput, shape: KvShape | undefined, fileBytes: number): Estimate {
-  const ctx = input.ctx && input.ctx > 0 ? input.ctx : (shape?.trainedCtx ?? 4096);
-  let kvBytes = 0;
-  if (shape) {
-    const k = shape.nLayer * shape.nHeadKv * shape.headDimK * ctx * kvBytesPerElement(input.cacheTypeK);
-    const v = shape.nLayer * shape.nHeadKv * shape.headDimV * ctx * kvBytesPerElement(input.cacheTypeV);
-    kvBytes = Math.ceil(k + v);
-  }
-  const computeBytes = Math.ceil(Math.max(fileBytes * 0.05, 64 * MiB) + (ctx / 1024) * 0.25 * MiB);
-  return { bytes: fileBytes + kvBytes + computeBytes, weightsBytes: fileBytes, kvBytes, computeBytes, ctx };
-}
-
 export function fileBytes(files: readonly string[]): number {
   let sum = 0;
   for (const f of files) {
@@ -136,54 +60,29 @@ export function fileBytes(files: readonly string[]): number {
   return sum;
 }
 
-/** The attention shape from the GGUF's metadata (the project's own reader); undefined when keys are missing. */
-export function kvShapeOf(md: ModelMetadata): KvShape | undefined {
-  const nLayer = md.blockCount;
-  const nHead = md.headCount;
-  const nEmbd = md.embeddingLength;
-  if (!nLayer || !nHead || !nEmbd) return undefined;
-  const nHeadKv = md.headCountKvPerLayer?.length ? Math.max(...md.headCountKvPerLayer) : (md.headCountKv ?? nHead);
-  return {
-    nLayer,
-    nHeadKv,
-    headDimK: md.keyLength ?? Math.floor(nEmbd / nHead),
-    headDimV: md.valueLength ?? Math.floor(nEmbd / nHead),
-    trainedCtx: md.contextLength ?? 4096,
-  };
-}
-
 /**
- * The model's need: the shared estimator (src/models/estimator.ts: weights + KV cache + compute + output, from the
- * GGUF's metadata) when the header can be read, else files + KV from the header's attention shape + an allowance.
+ * The model's need, from the one estimator (src/models/estimator.ts: weights + KV cache + compute + output, from
+ * the GGUF's metadata). A file whose header cannot be read is estimated from its size alone.
  */
 export async function estimateModel(input: EstimateInput): Promise<Estimate> {
   const first = input.files[0];
-  const bytes = fileBytes(input.files);
-  const mmprojBytes = input.mmproj ? fileBytes([input.mmproj]) : 0;
   const metadata = input.metadata ?? (first ? await readModelMetadata(first).catch(() => undefined) : undefined);
-  if (metadata) {
-    try {
-      const e = estimateMemory({
-        metadata,
-        fileBytes: bytes,
-        ...(input.ctx !== undefined ? { ctx: input.ctx } : {}),
-        ...(input.parallel !== undefined ? { parallel: input.parallel } : {}),
-        ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
-        ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
-        mmprojBytes,
-      });
-      return {
-        bytes: e.totalBytes,
-        weightsBytes: e.weightsBytes,
-        kvBytes: e.kvBytes,
-        computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes,
-        ctx: e.ctx,
-      };
-    } catch {
-      // fall through to the simple estimate
-    }
-  }
-  return estimateFromShape(input, metadata ? kvShapeOf(metadata) : undefined, bytes + mmprojBytes);
+  const e = estimateMemory({
+    metadata: metadata ?? {},
+    fileBytes: fileBytes(input.files),
+    ...(input.ctx !== undefined ? { ctx: input.ctx } : {}),
+    ...(input.parallel !== undefined ? { parallel: input.parallel } : {}),
+    ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
+    ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
+    mmprojBytes: input.mmproj ? fileBytes([input.mmproj]) : 0,
+  });
+  return {
+    bytes: e.totalBytes,
+    weightsBytes: e.weightsBytes,
+    kvBytes: e.kvBytes,
+    computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes,
+    ctx: e.ctx,
+  };
 }
 
 /**

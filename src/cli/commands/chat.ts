@@ -2,95 +2,90 @@ import { spawn } from "node:child_process";
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import type { Command } from "commander";
 import type { ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import { resolveLlamaServer } from "../../llama/binary.js";
 import { resolveModelArg } from "../../chat/backend.js";
-import { DEFAULT_CHAT_URL, runChat } from "../../chat/session.js";
-import type { ThinkMode } from "../../chat/render.js";
+import { DEFAULT_CHAT_URL, runChat, type ChatSessionOptions } from "../../chat/session.js";
+import {
+  addOptions,
+  choiceOption,
+  numberOption,
+  parseKeyValue,
+  readOptions,
+  switchOption,
+  textOption,
+  type OptionTable,
+} from "../options.js";
 
-interface ChatFlags {
-  url?: string;
-  apiKey?: string;
-  system?: string;
-  think?: ThinkMode;
-  maxTokens?: number;
-  temperature?: number;
-  option?: Record<string, unknown>;
-  json?: boolean;
-  stats?: boolean;
-  markdown?: boolean;
-  prompt?: string;
-  quiet?: boolean;
-  modelsDir?: string;
-  ctxSize?: number;
-  cli?: boolean;
-}
+/** The flags: the chat session's options they set, and --cli. */
+type ChatFlags = Pick<
+  ChatSessionOptions,
+  | "url"
+  | "apiKey"
+  | "system"
+  | "think"
+  | "maxTokens"
+  | "temperature"
+  | "params"
+  | "json"
+  | "stats"
+  | "markdown"
+  | "prompt"
+  | "quiet"
+  | "modelsDir"
+  | "contextSize"
+> & { cli?: boolean };
 
-function intArg(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}.`);
-    return n;
-  };
-}
-
-function floatArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0.");
-  return n;
-}
-
-/** `--option key=value` (repeatable): value parsed as JSON when it is JSON (numbers, booleans, objects), else text. */
-function collectOption(v: string, prev: Record<string, unknown> | undefined): Record<string, unknown> {
-  const eq = v.indexOf("=");
-  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${v}".`);
-  const key = v.slice(0, eq).trim();
-  const raw = v.slice(eq + 1);
-  let value: unknown = raw;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    value = raw;
-  }
-  return { ...(prev ?? {}), [key]: value };
-}
+const CHAT_OPTIONS: OptionTable<ChatFlags> = {
+  url: textOption(
+    "--url <url>",
+    `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`,
+  ),
+  apiKey: textOption("--api-key <key>", "API key for a proxy that requires one (default $GGLIB_API_KEY)"),
+  system: textOption("-s, --system <prompt>", "system prompt"),
+  think: choiceOption(
+    "--think <mode>",
+    "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe",
+    ["show", "hide"] as const,
+  ),
+  maxTokens: numberOption("-n, --max-tokens <n>", "most tokens per answer", { kind: "integer", min: 1 }),
+  temperature: numberOption("-t, --temperature <t>", "sampling temperature", { kind: "number", min: 0 }),
+  params: {
+    flags: "-o, --option <key=value>",
+    description: "extra request field, repeatable (e.g. -o seed=42 -o top_k=20)",
+    parse: parseKeyValue,
+  },
+  prompt: textOption("-p, --prompt <text>", "ask this one question, print the answer and exit"),
+  json: switchOption("--json", "print one JSON object per answer (answer, thinking, stats)"),
+  stats: switchOption(
+    "--stats",
+    "print the stats line (default on a terminal; to stderr in a pipe)",
+    "do not print the stats line",
+  ),
+  markdown: switchOption("--no-markdown", "print the answer as plain text, not rendered markdown"),
+  quiet: switchOption("-q, --quiet", "no status lines on stderr in one-shot mode"),
+  modelsDir: textOption("--models-dir <dir>", "folder to find models by name in when the chat starts the model itself"),
+  contextSize: numberOption(
+    "-c, --ctx-size <n>",
+    "context size when the chat starts the model itself (and with --cli)",
+    {
+      kind: "integer",
+      min: 0,
+      example: "4096",
+    },
+  ),
+  cli: switchOption("--cli", "hand the terminal to llama-cli with the model's settings instead"),
+};
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("chat")
     .description("Chat with a model in the terminal: thinking shown apart from the answer, markdown, stats.")
-    .argument("[model]", "model name (from the proxy, registry or models dir) or a .gguf path")
-    .option(
-      "--url <url>",
-      `gglib proxy or OpenAI-compatible server to talk to (default $GGLIB_PROXY_URL or ${DEFAULT_CHAT_URL}; when nothing answers there and --url is not given, the model is started for the chat)`,
-    )
-    .option("--api-key <key>", "API key for a proxy that requires one (default $GGLIB_API_KEY)")
-    .option("-s, --system <prompt>", "system prompt")
-    .addOption(
-      new Option(
-        "--think <mode>",
-        "show the thinking as it streams, or hide it (only its duration); default show on a terminal, hide in a pipe",
-      ).choices(["show", "hide"]),
-    )
-    .option("-n, --max-tokens <n>", "most tokens per answer", intArg("--max-tokens", 1))
-    .option("-t, --temperature <t>", "sampling temperature", floatArg)
-    .option("-o, --option <key=value>", "extra request field, repeatable (e.g. -o seed=42 -o top_k=20)", collectOption)
-    .option("-p, --prompt <text>", "ask this one question, print the answer and exit")
-    .option("--json", "print one JSON object per answer (answer, thinking, stats)")
-    .option("--stats", "print the stats line (default on a terminal; to stderr in a pipe)")
-    .option("--no-stats", "do not print the stats line")
-    .option("--no-markdown", "print the answer as plain text, not rendered markdown")
-    .option("-q, --quiet", "no status lines on stderr in one-shot mode")
-    .option("--models-dir <dir>", "folder to find models by name in when the chat starts the model itself")
-    .option(
-      "-c, --ctx-size <n>",
-      "context size when the chat starts the model itself (and with --cli)",
-      intArg("--ctx-size", 0),
-    )
-    .option("--cli", "hand the terminal to llama-cli with the model's settings instead")
+    .argument("[model]", "model name (from the proxy, config, registry or models dir) or a .gguf path");
+  addOptions(cmd, CHAT_OPTIONS)
     .addHelpText(
       "after",
       `
@@ -108,24 +103,15 @@ Examples:
 In the chat: /help, /model NAME, /system TEXT, /clear, /think show|hide, /save FILE, /exit.
 A line ending with \\ continues on the next line; """ opens a block closed by """. Ctrl-C stops an answer.`,
     )
-    .action(async (model: string | undefined, flags: ChatFlags) => {
-      if (flags.cli) {
+    .action(async (model: string | undefined, o: Record<string, unknown>) => {
+      const { cli, ...flags } = readOptions(CHAT_OPTIONS, o);
+      if (cli) {
         process.exitCode = await runLlamaCli(model, flags);
         return;
       }
       process.exitCode = await runChat({
+        ...flags,
         ...(model !== undefined ? { model } : {}),
-        ...(flags.url !== undefined ? { url: flags.url } : {}),
-        ...(flags.apiKey !== undefined ? { apiKey: flags.apiKey } : {}),
-        ...(flags.system !== undefined ? { system: flags.system } : {}),
-        ...(flags.think !== undefined ? { think: flags.think } : {}),
-        ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
-        ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
-        ...(flags.option ? { params: flags.option } : {}),
-        ...(flags.prompt !== undefined ? { prompt: flags.prompt } : {}),
-        ...(flags.modelsDir !== undefined ? { modelsDir: flags.modelsDir } : {}),
-        ...(flags.ctxSize !== undefined ? { contextSize: flags.ctxSize } : {}),
-        ...(flags.stats !== undefined ? { stats: flags.stats } : {}),
         json: flags.json === true,
         markdown: flags.markdown !== false,
         quiet: flags.quiet === true,
@@ -198,7 +184,7 @@ async function runLlamaCli(model: string | undefined, flags: ChatFlags): Promise
   }
   const { config } = resolveModelArg(model, {
     ...(flags.modelsDir ? { modelsDir: flags.modelsDir } : {}),
-    ...(flags.ctxSize !== undefined ? { contextSize: flags.ctxSize } : {}),
+    ...(flags.contextSize !== undefined ? { contextSize: flags.contextSize } : {}),
   });
   const bin = await resolveLlamaCli();
   const args = llamaCliArgs(config, flags);

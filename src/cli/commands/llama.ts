@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import { createInterface } from "node:readline/promises";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
+import { parseNumberOption } from "../options.js";
 import {
   BACKENDS,
   checkDependencies,
@@ -61,11 +62,7 @@ export class CliInstallReporter implements InstallReporter {
 }
 
 function int(v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) < 1)
-    throw new GglibError("invalid_config", `--jobs must be a positive integer (got "${v}").`, {
-      hint: "Example: --jobs 4",
-    });
-  return Number(v);
+  return parseNumberOption("--jobs", v, { kind: "integer", min: 1, example: "4" });
 }
 
 function printResult(r: InstallResult, json: boolean | undefined): void {

@@ -1,9 +1,8 @@
 import type { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
-import type { KvCacheType, ServerConfig } from "../../core/config.js";
+import { KV_CACHE_TYPES, type KvCacheType, type ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
-import { findMmproj, readModelMetadata, type ModelMetadata } from "../../gguf/reader.js";
+import { readModelMetadata, type ModelMetadata } from "../../gguf/reader.js";
 import {
   adviseFit,
   budgetFromSnapshot,
@@ -12,17 +11,19 @@ import {
   type FitBudget,
 } from "../../models/estimator.js";
 import { launchDefaults, type LaunchDefaults } from "../../models/launch-defaults.js";
+import { resolveModelRef } from "../../models/resolve.js";
+import { serverConfigOf } from "../../models/settings.js";
 import { DefaultSystemProbe } from "../../system/probe.js";
 import type { MemorySnapshot, SystemProbe } from "../../system/types.js";
+import { addOptions, choiceOption, numberOption, readOptions, switchOption, type OptionTable } from "../options.js";
 import { colors, formatBytes, type Colors } from "../ui.js";
 
 /**
  * `gglib models fit <model> [--ctx N]`: the memory a model needs on this machine (weights, KV cache, compute,
  * output), whether it fits, how many layers go on the GPU, the largest context that fits, and the launch
- * settings gglib would pick. `<model>` is a .gguf path or a registered name/alias.
+ * settings gglib would pick. `<model>` is what `gglib chat` and `gglib serve` take: a .gguf path, a model folder,
+ * or a name/alias from the config, the registry or the models folder (src/models/resolve.ts).
  */
-
-const KV_TYPES: readonly KvCacheType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"];
 
 export interface FitOptions {
   ctx?: number;
@@ -32,6 +33,8 @@ export interface FitOptions {
   gpuLayers?: number;
   /** Headroom left free on each device (default 1 GiB, like llama.cpp's --fit). */
   headroomBytes?: number;
+  /** Where names are looked up (default: the process's environment). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface FitReport {
@@ -55,52 +58,12 @@ export interface FitReport {
   launch: Pick<LaunchDefaults, "config" | "choices">;
 }
 
-interface ResolvedModel {
-  name: string;
-  path: string;
-  mmproj?: string;
-  explicit: Partial<ServerConfig>;
-}
-
-async function resolveModel(ref: string): Promise<ResolvedModel> {
-  const asPath = resolve(ref);
-  if (existsSync(asPath) && statSync(asPath).isFile()) {
-    const r: ResolvedModel = { name: ref, path: asPath, explicit: {} };
-    const mm = await findMmproj(asPath);
-    if (mm && mm !== asPath) r.mmproj = mm;
-    return r;
-  }
-  // Loaded only here: a path needs no database.
-  const { Registry } = await import("../../models/registry.js");
-  const reg = Registry.open();
-  try {
-    const m = reg.get(ref);
-    if (!m) {
-      throw new GglibError("model_not_found", `No model "${ref}": it is neither a file nor a registered name.`, {
-        hint: "Give a path to a .gguf file, or register it first: gglib models add <path> --name <name>.",
-      });
-    }
-    const s = m.settings;
-    const explicit: Partial<ServerConfig> = {};
-    if (s.ctx !== undefined) explicit.contextSize = s.ctx;
-    if (s.gpuLayers !== undefined) explicit.gpuLayers = s.gpuLayers;
-    if (s.jinja !== undefined) explicit.jinja = s.jinja;
-    if (s.reasoningFormat !== undefined) explicit.reasoningFormat = s.reasoningFormat;
-    if (s.parallel !== undefined) explicit.parallel = s.parallel;
-    const r: ResolvedModel = { name: m.name, path: m.path, explicit };
-    if (m.mmproj) r.mmproj = m.mmproj;
-    return r;
-  } finally {
-    reg.close();
-  }
-}
-
 export async function fitReport(
   ref: string,
   opts: FitOptions = {},
   probe: SystemProbe = new DefaultSystemProbe(),
 ): Promise<FitReport> {
-  const model = await resolveModel(ref);
+  const { entry: model } = resolveModelRef(ref, opts.env ? { env: opts.env } : {});
   let meta: ModelMetadata;
   try {
     meta = await readModelMetadata(model.path);
@@ -111,7 +74,8 @@ export async function fitReport(
     });
   }
   const mmprojBytes = model.mmproj && existsSync(model.mmproj) ? statSync(model.mmproj).size : undefined;
-  const explicit: Partial<ServerConfig> = { ...model.explicit };
+  // the model's own settings, by the mapping every command uses, then the flags
+  const explicit: Partial<ServerConfig> = serverConfigOf(model);
   if (opts.ctx !== undefined) explicit.contextSize = opts.ctx;
   if (opts.parallel !== undefined) explicit.parallel = opts.parallel;
   if (opts.cacheTypeK) explicit.cacheTypeK = opts.cacheTypeK;
@@ -220,38 +184,32 @@ export function formatFitReport(r: FitReport, c: Colors): string {
   return out.join("\n");
 }
 
-function intOption(name: string, min: number) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v.trim()) || Number(v) < min) {
-      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, {
-        hint: `Example: --${name} ${Math.max(min, 1) * (name === "ctx" ? 4096 : 1)}`,
-      });
-    }
-    return Number(v);
-  };
-}
-
-function kvType(name: string) {
-  return (v: string): KvCacheType => {
-    if (!(KV_TYPES as readonly string[]).includes(v)) {
-      throw new GglibError("invalid_config", `--${name} must be one of ${KV_TYPES.join(", ")} (got "${v}").`);
-    }
-    return v as KvCacheType;
-  };
-}
+const FIT_OPTIONS: OptionTable<FitOptions & { json: boolean }> = {
+  ctx: numberOption("-c, --ctx <n>", "context size in tokens (default: the trained context)", {
+    kind: "integer",
+    min: 1,
+    example: "4096",
+  }),
+  parallel: numberOption("--parallel <n>", "slots (default: llama-server's auto, 4 sharing one cache)", {
+    kind: "integer",
+    min: 1,
+  }),
+  gpuLayers: numberOption("--gpu-layers <n>", "layers on the GPU (-1 = all; default: as many as fit)", {
+    kind: "integer",
+    min: -1,
+  }),
+  cacheTypeK: choiceOption("--cache-type-k <type>", `K cache type`, KV_CACHE_TYPES),
+  cacheTypeV: choiceOption("--cache-type-v <type>", "V cache type", KV_CACHE_TYPES),
+  json: switchOption("--json", "print the report as JSON"),
+};
 
 /** Adds `fit` to the `models` command. */
 export function registerFit(models: Command): void {
-  models
+  const fit = models
     .command("fit")
     .description("Estimate the memory a model needs here, whether it fits, and the settings gglib would use")
-    .argument("<model>", "a .gguf file (any shard) or a registered model name")
-    .option("-c, --ctx <n>", "context size in tokens (default: the trained context)", intOption("ctx", 1))
-    .option("--parallel <n>", "slots (default: llama-server's auto, 4 sharing one cache)", intOption("parallel", 1))
-    .option("--gpu-layers <n>", "layers on the GPU (-1 = all; default: as many as fit)", intOption("gpu-layers", -1))
-    .option("--cache-type-k <type>", `K cache type (${KV_TYPES.join(", ")})`, kvType("cache-type-k"))
-    .option("--cache-type-v <type>", "V cache type", kvType("cache-type-v"))
-    .option("--json", "print the report as JSON")
+    .argument("<model>", "a .gguf file (any shard), a model folder, or a model name or alias");
+  addOptions(fit, FIT_OPTIONS)
     .addHelpText(
       "after",
       `
@@ -263,28 +221,11 @@ Examples:
   gglib models fit qwen3 --ctx 32768 --cache-type-k q8_0 --cache-type-v q8_0
   gglib models fit ./big-00001-of-00003.gguf --json`,
     )
-    .action(
-      async (
-        ref: string,
-        o: {
-          ctx?: number;
-          parallel?: number;
-          gpuLayers?: number;
-          cacheTypeK?: KvCacheType;
-          cacheTypeV?: KvCacheType;
-          json?: boolean;
-        },
-      ) => {
-        const opts: FitOptions = {};
-        if (o.ctx !== undefined) opts.ctx = o.ctx;
-        if (o.parallel !== undefined) opts.parallel = o.parallel;
-        if (o.gpuLayers !== undefined) opts.gpuLayers = o.gpuLayers;
-        if (o.cacheTypeK) opts.cacheTypeK = o.cacheTypeK;
-        if (o.cacheTypeV) opts.cacheTypeV = o.cacheTypeV;
-        const report = await fitReport(ref, opts);
-        if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
-        else process.stdout.write(formatFitReport(report, colors(process.stdout)) + "\n");
-        if (!report.advice.fits) process.exitCode = 2;
-      },
-    );
+    .action(async (ref: string, o: Record<string, unknown>) => {
+      const { json, ...opts } = readOptions(FIT_OPTIONS, o);
+      const report = await fitReport(ref, opts);
+      if (json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      else process.stdout.write(formatFitReport(report, colors(process.stdout)) + "\n");
+      if (!report.advice.fits) process.exitCode = 2;
+    });
 }

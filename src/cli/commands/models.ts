@@ -1,28 +1,21 @@
-import { Command, Option } from "commander";
+import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { REASONING_FORMATS } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
-import { paths } from "../../core/paths.js";
 import {
   Registry,
   parseSettingAssignment,
-  parseDurationSeconds,
   modelTags,
   SETTING_NAMES,
-  type ModelSettings,
   type RegisteredModel,
+  type SettableSetting,
   type UpdateModelInput,
 } from "../../models/registry.js";
-import {
-  findModel,
-  loadModelSources,
-  scanModelsDir,
-  type Clash,
-  type ModelEntry,
-  type ModelsConfig,
-} from "../../models/sources.js";
-import { loadConfigFile, resolvePath as resolveConfigPath, type LoadedConfig } from "../../proxy/config.js";
-import { configModelsOf } from "../../proxy/catalog.js";
+import { modelSourceOptions } from "../../models/resolve.js";
+import type { ModelSettings } from "../../models/settings.js";
+import { findModel, loadModelSources, scanModelsDir, type Clash, type ModelEntry } from "../../models/sources.js";
+import { addOptions, choiceOption, numberOption, readOptions, switchOption, type OptionTable } from "../options.js";
 import { colors, formatBytes } from "../ui.js";
 import { registerFit } from "./models-fit.js";
 
@@ -43,17 +36,6 @@ function collect(v: string, prev: string[] = []): string[] {
       .map((s) => s.trim())
       .filter(Boolean),
   ];
-}
-
-function int(name: string, min: number) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v.trim()) || Number(v) < min) {
-      throw new GglibError("invalid_config", `--${name} must be an integer >= ${min} (got "${v}").`, {
-        hint: `Example: --${name} ${Math.max(min, 1)}`,
-      });
-    }
-    return Number(v);
-  };
 }
 
 function out(json: boolean | undefined, data: unknown, human: () => string): void {
@@ -137,27 +119,13 @@ function stripAnsi(s: string): string {
   return s.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
-interface LoadedSources {
-  config?: ModelsConfig;
-  /** The models dir named by --models-dir, else by the config, else the data dir's models/ if it exists. */
-  modelsDir?: string;
-}
-
-/** The proxy config (for its models and modelsDir): --config, else the data dir's config.yaml if it exists. */
-function loadSourcesOptions(opts: SourceOpts): LoadedSources {
-  const p = opts.config ?? paths.configFile();
-  let loaded: LoadedConfig | undefined;
-  if (opts.config || existsSync(p)) loaded = loadConfigFile(p);
-  const out: LoadedSources = {};
-  if (loaded) {
-    const base = loaded.baseDir;
-    const models = configModelsOf(loaded);
-    out.config = { models, baseDir: base };
-    if (loaded.config.modelsDir) out.modelsDir = resolveConfigPath(base, loaded.config.modelsDir);
-  }
-  if (opts.modelsDir) out.modelsDir = resolve(opts.modelsDir);
-  if (!out.modelsDir && existsSync(paths.modelsDir())) out.modelsDir = paths.modelsDir();
-  return out;
+/** The config file (--config, else the data dir's config.yaml if it exists) and the models folder, as every command reads them. */
+function loadSourcesOptions(opts: SourceOpts) {
+  return modelSourceOptions({
+    ...(opts.config !== undefined ? { configPath: opts.config } : {}),
+    ...(opts.modelsDir !== undefined ? { modelsDir: opts.modelsDir } : {}),
+    strict: true,
+  }).options;
 }
 
 interface ListedModel extends ModelEntry {
@@ -176,47 +144,24 @@ function registeredJson(m: RegisteredModel, reg: Registry): Record<string, unkno
   return { ...m, source: "registry", missing: st.missing };
 }
 
-function addSettingsOptions(cmd: Command): Command {
-  return cmd
-    .option("--ctx <n>", "context size in tokens (0 = the model's trained context)", int("ctx", 0))
-    .option("--gpu-layers <n>", "layers on the GPU (-1 = all)", int("gpu-layers", -1))
-    .option("--jinja", "use the model's chat template (--jinja)")
-    .option("--no-jinja", "do not use the chat template")
-    .addOption(
-      new Option("--reasoning-format <f>", "how llama-server returns thinking").choices([
-        "none",
-        "deepseek",
-        "deepseek-legacy",
-        "auto",
-      ]),
-    )
-    .option("--parallel <n>", "slots (--parallel)", int("parallel", 1))
-    .option("--ttl <duration>", "unload after this long idle (300, 5m, 1h; 0 = never)")
-    .option("--pin", "never evict this model for another")
-    .option("--preload", "load when the proxy starts");
-}
+/** `models add`'s settings flags, as the ModelSettings they set. */
+const SETTINGS_OPTIONS: OptionTable<Pick<ModelSettings, SettableSetting>> = {
+  ctx: numberOption("--ctx <n>", "context size in tokens (0 = the model's trained context)", {
+    kind: "integer",
+    min: 0,
+    example: "4096",
+  }),
+  gpuLayers: numberOption("--gpu-layers <n>", "layers on the GPU (-1 = all)", { kind: "integer", min: -1 }),
+  jinja: switchOption("--jinja", "use the model's chat template (--jinja)", "do not use the chat template"),
+  reasoningFormat: choiceOption("--reasoning-format <f>", "how llama-server returns thinking", REASONING_FORMATS),
+  parallel: numberOption("--parallel <n>", "slots (--parallel)", { kind: "integer", min: 1 }),
+  ttl: numberOption("--ttl <duration>", "unload after this long idle (300, 5m, 1h; 0 = never)", { kind: "seconds" }),
+  pinned: switchOption("--pin", "never evict this model for another"),
+  preload: switchOption("--preload", "load when the proxy starts"),
+};
 
-interface SettingsFlags {
-  ctx?: number;
-  gpuLayers?: number;
-  jinja?: boolean;
-  reasoningFormat?: ModelSettings["reasoningFormat"];
-  parallel?: number;
-  ttl?: string;
-  pin?: boolean;
-  preload?: boolean;
-}
-
-function settingsFromFlags(f: SettingsFlags, extra: string[]): ModelSettings {
-  const s: ModelSettings = {};
-  if (f.ctx !== undefined) s.ctx = f.ctx;
-  if (f.gpuLayers !== undefined) s.gpuLayers = f.gpuLayers;
-  if (f.jinja !== undefined) s.jinja = f.jinja;
-  if (f.reasoningFormat !== undefined) s.reasoningFormat = f.reasoningFormat;
-  if (f.parallel !== undefined) s.parallel = f.parallel;
-  if (f.ttl !== undefined) s.ttl = parseDurationSeconds("--ttl", f.ttl);
-  if (f.pin) s.pinned = true;
-  if (f.preload) s.preload = true;
+function settingsFromFlags(parsed: Readonly<Record<string, unknown>>, extra: string[]): ModelSettings {
+  const s: ModelSettings = readOptions(SETTINGS_OPTIONS, parsed);
   if (extra.length > 0) s.extraArgs = extra;
   return s;
 }
@@ -241,7 +186,7 @@ Examples:
     );
 
   // --- add
-  addSettingsOptions(
+  addOptions(
     models
       .command("add")
       .description("Register a model file (or a folder holding one model: its shards and/or an mmproj file)")
@@ -251,6 +196,7 @@ Examples:
       .option("--alias <alias>", "another name (repeat or comma-separate)", collect)
       .option("--mmproj <file>", "multimodal projector")
       .option("--json", "print the registered model as JSON"),
+    SETTINGS_OPTIONS,
   )
     .addHelpText(
       "after",
@@ -264,7 +210,7 @@ Examples:
       async (
         path: string,
         llamaArgs: string[],
-        o: SettingsFlags & { name?: string; alias?: string[]; mmproj?: string; json?: boolean },
+        o: { name?: string; alias?: string[]; mmproj?: string; json?: boolean } & Record<string, unknown>,
         cmd: Command,
       ) => {
         checkExtraAfterDashDash(cmd, llamaArgs);
@@ -488,7 +434,7 @@ Examples:
             patch.mmproj = v ? v : null;
           } else {
             const { key, value } = parseSettingAssignment(a);
-            (settings as Record<string, unknown>)[key] = value;
+            Object.assign(settings, { [key]: value });
           }
         }
         patch.settings = settings;

@@ -2,92 +2,86 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
+import { PORT } from "../../core/units.js";
 import { Registry } from "../../models/registry.js";
 import { startProxy, type ProxyOptions } from "../../proxy/index.js";
+import {
+  addOptions,
+  listOption,
+  numberOption,
+  parseNumberOption,
+  readOptions,
+  switchOption,
+  textOption,
+  type OptionSpec,
+  type OptionTable,
+} from "../options.js";
 import { colors, formatBytes } from "../ui.js";
 
-interface ProxyCliOptions {
-  config?: string;
-  modelsDir?: string;
-  host?: string;
-  port?: string;
-  maxModels?: string;
-  memoryBudget?: string;
-  ttl?: string;
-  apiKey?: string[];
-  insecure?: boolean;
-  cors?: string[];
-  defaultModel?: string;
-  drainTimeout?: string;
-  loadTimeout?: string;
-  json?: boolean;
-  verbose?: boolean;
+/** `auto`, or a size checked here (the proxy reads it again with the same parser). */
+const memoryBudgetOption: OptionSpec<string | number> = {
+  flags: "--memory-budget <size>",
+  description: "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
+  parse: (text, flag) => (text.trim() === "auto" ? "auto" : parseNumberOption(flag, text, { kind: "size" })),
+};
+
+/** The flags, as the ProxyOptions they set (flags win over the config file, which wins over defaults). */
+const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
+  configPath: textOption("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`),
+  modelsDir: textOption(
+    "--models-dir <dir>",
+    "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file",
+  ),
+  host: textOption("--host <host>", "address to bind (default 127.0.0.1)"),
+  port: numberOption("-p, --port <port>", "port (default 8080)", PORT),
+  maxModels: numberOption("--max-models <n>", "at most this many models loaded at once", { kind: "integer", min: 1 }),
+  memoryBudget: memoryBudgetOption,
+  ttlS: numberOption("--ttl <seconds>", "unload a model after this long idle (300, 5m, 1h; 0 = never)", {
+    kind: "seconds",
+  }),
+  apiKeys: listOption("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several"),
+  insecure: switchOption("--insecure", "allow a non-loopback --host without an API key"),
+  corsOrigins: listOption("--cors <origin>", "allow this browser origin ('*' for any); repeat for several"),
+  defaultModel: textOption("--default-model <name>", "model used when a request names none"),
+  drainTimeoutS: numberOption(
+    "--drain-timeout <seconds>",
+    "how long a swap waits for requests in flight (default 120)",
+    {
+      kind: "seconds",
+    },
+  ),
+  loadTimeoutS: numberOption("--load-timeout <seconds>", "how long a model may take to load (default 300)", {
+    kind: "seconds",
+    min: 1,
+  }),
+};
+
+interface OutputOptions {
+  verbose: boolean;
+  json: boolean;
 }
 
-function num(name: string, v: string | undefined, min: number, integer = true): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new GglibError(
-      "invalid_config",
-      `--${name} must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${JSON.stringify(v)}).`,
-    );
-  }
-  return n;
-}
+const OUTPUT_OPTIONS: OptionTable<OutputOptions> = {
+  verbose: switchOption("-v, --verbose", "print state changes and llama-server errors"),
+  json: switchOption("--json", "print machine-readable JSON lines (ready, events) on stdout"),
+};
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** Pure: CLI options → startProxy options (flags win over the config file, which wins over defaults). */
-export function proxyOptions(o: ProxyCliOptions): ProxyOptions {
-  let configPath = o.config;
-  if (!configPath && existsSync(paths.configFile())) configPath = paths.configFile();
-  const r: ProxyOptions = {};
-  if (configPath) r.configPath = configPath;
-  if (o.modelsDir) r.modelsDir = o.modelsDir;
-  if (o.host) r.host = o.host;
-  const port = num("port", o.port, 0);
-  if (port !== undefined) r.port = port;
-  const mm = num("max-models", o.maxModels, 1);
-  if (mm !== undefined) r.maxModels = mm;
-  if (o.memoryBudget) r.memoryBudget = o.memoryBudget;
-  const ttl = num("ttl", o.ttl, 0, false);
-  if (ttl !== undefined) r.ttlS = ttl;
-  if (o.apiKey && o.apiKey.length > 0) r.apiKeys = o.apiKey;
-  if (o.insecure) r.insecure = true;
-  if (o.cors && o.cors.length > 0) r.corsOrigins = o.cors;
-  if (o.defaultModel) r.defaultModel = o.defaultModel;
-  const drain = num("drain-timeout", o.drainTimeout, 0, false);
-  if (drain !== undefined) r.drainTimeoutS = drain;
-  const load = num("load-timeout", o.loadTimeout, 1, false);
-  if (load !== undefined) r.loadTimeoutS = load;
+/** Pure: parsed flags → startProxy options; the data dir's config file when --config is not given and it exists. */
+export function proxyOptions(parsed: Readonly<Record<string, unknown>>): ProxyOptions {
+  const r: ProxyOptions = readOptions(PROXY_OPTIONS, parsed);
+  if (!r.configPath && existsSync(paths.configFile())) r.configPath = paths.configFile();
+  if (r.apiKeys?.length === 0) delete r.apiKeys;
+  if (r.corsOrigins?.length === 0) delete r.corsOrigins;
   return r;
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("proxy")
     .description(
       "One OpenAI-compatible endpoint for all local models: loads on demand, swaps by memory, unloads when idle.",
-    )
-    .option("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`)
-    .option("--models-dir <dir>", "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file")
-    .option("--host <host>", "address to bind (default 127.0.0.1)")
-    .option("-p, --port <port>", "port (default 8080)")
-    .option("--max-models <n>", "at most this many models loaded at once")
-    .option(
-      "--memory-budget <size>",
-      "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
-    )
-    .option("--ttl <seconds>", "unload a model after this many idle seconds (0 = never)")
-    .option("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several", collect)
-    .option("--insecure", "allow a non-loopback --host without an API key")
-    .option("--cors <origin>", "allow this browser origin ('*' for any); repeat for several", collect)
-    .option("--default-model <name>", "model used when a request names none")
-    .option("--drain-timeout <seconds>", "how long a swap waits for requests in flight (default 120)")
-    .option("--load-timeout <seconds>", "how long a model may take to load (default 300)")
-    .option("-v, --verbose", "print state changes and llama-server errors")
-    .option("--json", "print machine-readable JSON lines (ready, events) on stdout")
+    );
+  addOptions(addOptions(cmd, PROXY_OPTIONS), OUTPUT_OPTIONS)
     .addHelpText(
       "after",
       `
@@ -105,19 +99,19 @@ Examples:
 Signals: SIGINT/SIGTERM drain requests, stop every llama-server and exit 0; SIGHUP reloads the config and
 rescans the models folder (the config file is also watched). Config schema: schema/gglib-config.schema.json.`,
     )
-    .action(async (o: ProxyCliOptions) => {
-      process.exitCode = await runProxy(o);
+    .action(async (o: Record<string, unknown>) => {
+      const out = readOptions(OUTPUT_OPTIONS, o);
+      process.exitCode = await runProxy(proxyOptions(o), { verbose: out.verbose === true, json: out.json === true });
     });
 }
 
-async function runProxy(o: ProxyCliOptions): Promise<number> {
+async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
   const c = colors(process.stderr);
   const out = process.stdout;
   const say = (line: string) => {
     if (o.json) out.write(JSON.stringify({ event: "log", message: line }) + "\n");
     else process.stderr.write(c.dim(line) + "\n");
   };
-  const opts = proxyOptions(o);
   opts.log = say;
   if (!opts.configPath && !opts.modelsDir) {
     const def = paths.modelsDir();

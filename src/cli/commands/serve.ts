@@ -1,78 +1,104 @@
 import type { Command } from "commander";
-import { resolve } from "node:path";
-import type { ServerConfig, ReasoningFormat } from "../../core/config.js";
+import { REASONING_FORMATS, type ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
+import { PORT } from "../../core/units.js";
 import { paths } from "../../core/paths.js";
-import { detectedLaunchSettings } from "../../models/launch-defaults.js";
+import { detectLaunchSettings } from "../../models/launch-defaults.js";
+import { resolveModelRef, type ResolveModelOptions } from "../../models/resolve.js";
+import { serverConfigOf } from "../../models/settings.js";
 import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
+import {
+  addOptions,
+  choiceOption,
+  numberOption,
+  numberOrWordOption,
+  readOptions,
+  switchOption,
+  textOption,
+  type OptionTable,
+} from "../options.js";
 import { colors, formatDuration, ProgressLine } from "../ui.js";
 
-interface ServeOptions {
-  port?: string;
-  host?: string;
-  basePort?: string;
-  ctx?: string;
-  ngl?: string;
-  jinja?: boolean;
-  reasoningFormat?: string;
-  reasoningBudget?: string;
-  parallel?: string;
-  name?: string;
-  readyTimeout?: string;
-  grace?: string;
-  verbose?: boolean;
-  json?: boolean;
+/** The flags that set the ServerConfig (they win over the model's own settings). */
+const SERVER_OPTIONS: OptionTable<ServerConfig> = {
+  port: numberOption("-p, --port <port>", "port for llama-server (default: the first free port from 9000)", {
+    ...PORT,
+    min: 1,
+  }),
+  host: textOption("--host <host>", "address to bind", "127.0.0.1"),
+  basePort: {
+    ...numberOption("--base-port <port>", "first port tried when --port is not given", { ...PORT, min: 1 }),
+    defaultValue: 9000,
+  },
+  contextSize: numberOption("-c, --ctx <tokens>", "context size (0 = the model's trained context)", {
+    kind: "integer",
+    min: 0,
+    example: "4096",
+  }),
+  gpuLayers: numberOrWordOption(
+    "--ngl <layers>",
+    "layers on the GPU: a number, auto or all",
+    { kind: "integer", min: -1 },
+    ["auto", "all"] as const,
+  ),
+  jinja: switchOption(
+    "--jinja",
+    "use the model's Jinja chat template (llama-server's default)",
+    "turn Jinja templates off",
+  ),
+  reasoningFormat: choiceOption("--reasoning-format <format>", "how llama-server returns thinking", REASONING_FORMATS),
+  reasoningBudget: numberOption("--reasoning-budget <tokens>", "thinking budget: -1 unrestricted, 0 no thinking", {
+    kind: "integer",
+    min: -1,
+  }),
+  parallel: numberOption("--parallel <slots>", "parallel request slots", { kind: "integer", min: 1 }),
+  modelName: textOption("--name <name>", "model name clients use (default: the model's name or file stem)"),
+};
+
+interface RunOptions {
+  readyTimeout: number;
+  grace: number;
+  verbose: boolean;
+  json: boolean;
 }
 
-function intOpt(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new GglibError("invalid_config", `--${name} must be an integer ≥ ${min} (got ${JSON.stringify(v)}).`);
-  return n;
-}
+const RUN_OPTIONS: OptionTable<RunOptions> = {
+  readyTimeout: {
+    ...numberOption("--ready-timeout <seconds>", "give up loading after this long", { kind: "seconds", min: 1 }),
+    defaultValue: 120,
+  },
+  grace: {
+    ...numberOption("--grace <seconds>", "on stop, wait this long before SIGKILL", { kind: "seconds" }),
+    defaultValue: 10,
+  },
+  verbose: switchOption("-v, --verbose", "print llama-server's log lines"),
+  json: switchOption("--json", "print machine-readable JSON lines (ready, exited) on stdout"),
+};
 
-/** Pure: CLI options → ServerConfig. */
-export function serveConfig(model: string, extra: string[], o: ServeOptions): ServerConfig {
-  let gpuLayers: ServerConfig["gpuLayers"];
-  if (o.ngl !== undefined) gpuLayers = o.ngl === "auto" || o.ngl === "all" ? o.ngl : intOpt("ngl", o.ngl, -1);
-  return {
-    modelPath: resolve(model),
-    modelName: o.name,
-    port: intOpt("port", o.port, 1),
-    basePort: intOpt("base-port", o.basePort, 1),
-    host: o.host,
-    contextSize: intOpt("ctx", o.ctx, 0),
-    gpuLayers,
-    jinja: o.jinja,
-    reasoningFormat: o.reasoningFormat as ReasoningFormat | undefined,
-    reasoningBudget: intOpt("reasoning-budget", o.reasoningBudget, -1),
-    parallel: intOpt("parallel", o.parallel, 1),
-    extraArgs: extra,
-  };
+/**
+ * The model argument (a path, a model folder, or a name from the config, the registry or the models folder: the
+ * one resolver) → its ServerConfig by the one settings mapping, with the flags over it and the extra args last.
+ */
+export function serveConfig(
+  model: string,
+  extra: readonly string[],
+  flags: Partial<ServerConfig>,
+  where: ResolveModelOptions = {},
+): ServerConfig {
+  const base = serverConfigOf(resolveModelRef(model, where).entry);
+  const config: ServerConfig = { ...base, ...flags };
+  const extraArgs = [...(base.extraArgs ?? []), ...extra];
+  if (extraArgs.length > 0) config.extraArgs = extraArgs;
+  return config;
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("serve")
     .description("Run one model with a managed llama-server in the foreground (Ctrl-C stops it cleanly).")
-    .argument("<model>", "path of a .gguf model file")
-    .argument("[llamaArgs...]", "extra llama-server arguments, after --")
-    .option("-p, --port <port>", "port for llama-server (default: the first free port from 9000)")
-    .option("--host <host>", "address to bind", "127.0.0.1")
-    .option("--base-port <port>", "first port tried when --port is not given", "9000")
-    .option("-c, --ctx <tokens>", "context size (0 = the model's trained context)")
-    .option("--ngl <layers>", "layers on the GPU: a number, auto or all")
-    .option("--jinja", "use the model's Jinja chat template (llama-server's default)")
-    .option("--no-jinja", "turn Jinja templates off")
-    .option("--reasoning-format <format>", "none | deepseek | deepseek-legacy | auto")
-    .option("--reasoning-budget <tokens>", "thinking budget: -1 unrestricted, 0 no thinking")
-    .option("--parallel <slots>", "parallel request slots")
-    .option("--name <name>", "model name clients use (default: the file name without .gguf)")
-    .option("--ready-timeout <seconds>", "give up loading after this long", "120")
-    .option("--grace <seconds>", "on stop, wait this long before SIGKILL", "10")
-    .option("-v, --verbose", "print llama-server's log lines")
-    .option("--json", "print machine-readable JSON lines (ready, exited) on stdout")
+    .argument("<model>", "a .gguf file, a model folder, or a model name or alias (gglib models list)")
+    .argument("[llamaArgs...]", "extra llama-server arguments, after --");
+  addOptions(addOptions(cmd, SERVER_OPTIONS), RUN_OPTIONS)
     .addHelpText(
       "after",
       `
@@ -80,27 +106,44 @@ Examples:
   gglib serve ./models/qwen3-4b.gguf
   gglib serve tiny.gguf --port 18555 --ctx 4096
   gglib serve think.gguf --reasoning-format deepseek -- --temp 0.6 --top-k 20
+  gglib serve qwen3                       a registered model, with its settings
   GGLIB_LLAMA_SERVER=/opt/llama.cpp/build/bin/llama-server gglib serve tiny.gguf
 
 Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), 1 if the model failed to load or llama-server died.`,
     )
-    .action(async (model: string, llamaArgs: string[], o: ServeOptions) => {
-      process.exitCode = await serve(model, llamaArgs, o);
+    .action(async (model: string, llamaArgs: string[], o: Record<string, unknown>) => {
+      const run = readOptions(RUN_OPTIONS, o);
+      process.exitCode = await serve(() => serveConfig(model, llamaArgs, readOptions(SERVER_OPTIONS, o)), {
+        readyTimeout: run.readyTimeout ?? 120,
+        grace: run.grace ?? 10,
+        verbose: run.verbose === true,
+        json: run.json === true,
+      });
     });
 }
 
-async function serve(model: string, extra: string[], o: ServeOptions): Promise<number> {
+function failedEvent(e: unknown): string {
+  const error = e instanceof GglibError ? { kind: e.kind, message: e.message, ...e.details } : String(e);
+  return JSON.stringify({ event: "failed", error }) + "\n";
+}
+
+async function serve(configure: () => ServerConfig, o: RunOptions): Promise<number> {
   const out = process.stdout;
   const c = colors(process.stderr);
-  const config = serveConfig(model, extra, o);
-  // what the model calls for, where no flag says otherwise (e.g. a reasoning model → --reasoning-format deepseek)
-  for (const choice of await detectedLaunchSettings(config.modelPath, config)) {
-    (config as unknown as Record<string, unknown>)[choice.setting] = choice.value;
-    if (!o.json) process.stderr.write(c.dim(`${choice.setting}: ${String(choice.value)} (${choice.reason})\n`));
+  let explicit: ServerConfig;
+  try {
+    explicit = configure();
+  } catch (e) {
+    if (o.json) out.write(failedEvent(e));
+    throw e;
   }
+  // what the model calls for, where no flag says otherwise (e.g. a reasoning model → --reasoning-format deepseek)
+  const { config, choices } = await detectLaunchSettings(explicit);
+  if (!o.json)
+    for (const ch of choices) process.stderr.write(c.dim(`${ch.setting}: ${String(ch.value)} (${ch.reason})\n`));
   const runner = new LlamaServerRunner({
-    stopGraceMs: (intOpt("grace", o.grace, 0) ?? 10) * 1000,
-    readyTimeoutMs: (intOpt("ready-timeout", o.readyTimeout, 1) ?? 120) * 1000,
+    stopGraceMs: o.grace * 1000,
+    readyTimeoutMs: o.readyTimeout * 1000,
     logDir: paths.logsDir(),
   });
   const { path: bin, caps } = await runner.binaryInfo();
@@ -131,7 +174,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
 
-  const name = config.modelName ?? model;
+  const name = config.modelName ?? config.modelPath;
   const bar = o.json
     ? undefined
     : new ProgressLine(`loading ${c.bold(name.replace(/^.*\//, "").replace(/\.gguf$/i, ""))}`);
@@ -144,13 +187,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
       if (!o.json) process.stderr.write("stopped before the model was ready.\n");
       return 0;
     }
-    if (o.json)
-      out.write(
-        JSON.stringify({
-          event: "failed",
-          error: e instanceof GglibError ? { kind: e.kind, message: e.message, ...e.details } : String(e),
-        }) + "\n",
-      );
+    if (o.json) out.write(failedEvent(e));
     throw e;
   }
   bar?.done();

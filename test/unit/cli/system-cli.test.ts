@@ -220,8 +220,10 @@ void describe("gglib models fit", () => {
     const saved = process.env.GGLIB_DATA_DIR;
     await assert.rejects(
       fitReport("no-such-model-xyz", {}, fixedMemory(cpuBox)),
-      (e: Error & { kind?: string }) =>
-        e.kind === "model_not_found" && /neither a file nor a registered name/.test(e.message),
+      (e: Error & { kind?: string; details?: { hint?: string } }) =>
+        e.kind === "model_not_found" &&
+        /No model named "no-such-model-xyz"/.test(e.message) &&
+        /gglib models add/.test(e.details?.hint ?? ""),
     );
     assert.equal(process.env.GGLIB_DATA_DIR, saved);
   });

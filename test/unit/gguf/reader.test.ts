@@ -5,15 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { GgufValue, writeGguf, type GgufDocument } from "../../../src/gguf/writer.js";
-import {
-  findMmproj,
-  GgufFormatError,
-  isMmprojPath,
-  parseShardName,
-  readGgufHeader,
-  readModelMetadata,
-  shardPaths,
-} from "../../../src/gguf/reader.js";
+import { GgufFormatError, readGgufHeader, readModelMetadata } from "../../../src/gguf/reader.js";
+import { isMmprojFile, parseShardName, shardPaths } from "../../../src/gguf/names.js";
 import { tinyModelShape, writeTinyModel, writeTruncatedGguf, writeNotGguf } from "../../support/tiny-models.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
@@ -183,7 +176,7 @@ void describe("readGgufHeader / readModelMetadata", () => {
       assert.equal(meta.tokenEmbdBytes, 512);
       assert.equal(meta.parameterCount, 128 + 64 + 64);
     }
-    assert.deepEqual(parseShardName("/m/x-00002-of-00003.gguf"), { prefix: "/m/x", index: 2, count: 3 });
+    assert.deepEqual(parseShardName("/m/x-00002-of-00003.gguf"), { prefix: "/m/x", stem: "x", index: 2, count: 3 });
     assert.equal(parseShardName("/m/x-00004-of-00003.gguf"), undefined);
     assert.equal(parseShardName("/m/x.gguf"), undefined);
   });
@@ -198,7 +191,7 @@ void describe("readGgufHeader / readModelMetadata", () => {
     );
   });
 
-  void test("mmproj files are recognised by metadata and by name; findMmproj finds the sibling", async (t) => {
+  void test("mmproj files are recognised by metadata and by name", async (t) => {
     const dir = tmp(t);
     const proj = join(dir, "projector-f16.gguf");
     await writeGguf(proj, {
@@ -218,12 +211,11 @@ void describe("readGgufHeader / readModelMetadata", () => {
       "Qwen2.5-VL-7B.mmproj.gguf",
       "mmproj.gguf",
     ])
-      assert.ok(isMmprojPath(n), n);
-    for (const n of ["llama-3-8b.gguf", "mmprojector-notes.gguf"]) assert.ok(!isMmprojPath(n), n);
-    const model = await writeTinyModel(dir, { name: "vision-model", kind: "chat" });
-    assert.equal(await findMmproj(model), undefined, "the projector above is not named mmproj");
-    writeFileSync(join(dir, "mmproj-vision-model-f16.gguf"), "");
-    assert.equal(await findMmproj(model), join(dir, "mmproj-vision-model-f16.gguf"));
+      assert.ok(isMmprojFile(n), n);
+    for (const n of ["llama-3-8b.gguf", "mmprojector-notes.gguf", "mmproj-notes.txt"]) assert.ok(!isMmprojFile(n), n);
+    const named = join(dir, "qwen-mmproj-f16.gguf");
+    await writeGguf(named, { metadata: [["general.architecture", GgufValue.string("llama")]] });
+    assert.equal((await readModelMetadata(named)).isMmproj, true, "by name alone");
   });
 
   void test("per-layer KV heads (array) give the max and the list", async (t) => {

@@ -9,9 +9,10 @@ import {
   scanModelsDir,
   mergeModelEntries,
   findModel,
-  parseShardName,
+  resolveModelPath,
   type ModelEntry,
 } from "../../../src/models/sources.js";
+import { parseShardName } from "../../../src/gguf/names.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-src-"));
@@ -89,8 +90,43 @@ describe("models-dir scan", () => {
   });
 
   test("shard names", () => {
-    assert.deepEqual(parseShardName("/a/Foo-Bar-00002-of-00010.gguf"), { stem: "Foo-Bar", index: 2, count: 10 });
+    assert.deepEqual(parseShardName("/a/Foo-Bar-00002-of-00010.gguf"), {
+      prefix: "/a/Foo-Bar",
+      stem: "Foo-Bar",
+      index: 2,
+      count: 10,
+    });
     assert.equal(parseShardName("foo-1-of-2.gguf"), undefined);
+  });
+
+  test("a projector is one by `mmproj` as a word part of its name, wherever it stands (one rule for every command)", (t) => {
+    const d = tmp(t);
+    mkdirSync(join(d, "qwen-vl"));
+    gguf(join(d, "qwen-vl", "qwen-vl-Q4_K_M.gguf"));
+    gguf(join(d, "qwen-vl", "qwen-mmproj-f16.gguf"));
+    const r = scanModelsDir(d);
+    assert.deepEqual(
+      r.models.map((m) => m.name),
+      ["qwen-vl"],
+      "the projector is not a model of its own: the folder is one model with it",
+    );
+    assert.equal(r.models[0]!.mmproj, join(d, "qwen-vl", "qwen-mmproj-f16.gguf"));
+    const folder = resolveModelPath(join(d, "qwen-vl"));
+    assert.ok(folder.ok && folder.files.mmproj === join(d, "qwen-vl", "qwen-mmproj-f16.gguf"));
+    // `mmproj` inside a longer word is not the mark
+    gguf(join(d, "mmprojector-notes.gguf"));
+    assert.ok(scanModelsDir(d).models.some((m) => m.name === "mmprojector-notes"));
+  });
+
+  test("one shard rule: an index past the count is not a shard, for the scan as for the GGUF reader", (t) => {
+    const d = tmp(t);
+    gguf(join(d, "odd-00004-of-00003.gguf"));
+    const r = scanModelsDir(d);
+    assert.deepEqual(
+      r.models.map((m) => [m.name, m.shards.length]),
+      [["odd-00004-of-00003", 1]],
+    );
+    assert.deepEqual(r.warnings, []);
   });
 });
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCatalog } from "../../../src/proxy/catalog.js";
-import { loadConfigFile } from "../../../src/proxy/config.js";
+import { loadConfigFile } from "../../../src/models/config-file.js";
 import { writeTinyModel } from "../../support/tiny-models.js";
 
 let dir: string;

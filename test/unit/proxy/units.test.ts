@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configJsonSchema, parseConfig } from "../../../src/proxy/config.js";
+import { configJsonSchema } from "../../../src/models/settings.js";
+import { parseConfig } from "../../../src/models/config-file.js";
 import { buildCatalog, resolveModelName } from "../../../src/proxy/catalog.js";
 import { parseUsage } from "../../../src/proxy/forward.js";
 import {
@@ -12,13 +13,11 @@ import {
   sseErrorEvent,
   upstreamRequestHeaders,
 } from "../../../src/proxy/http-util.js";
-import {
-  estimateFromShape,
-  kvBytesPerElement,
-  parseComputeApps,
-  parseMemoryLog,
-  parseSize,
-} from "../../../src/proxy/memory.js";
+import { autoBudget, estimateModel, parseComputeApps, parseMemoryLog } from "../../../src/proxy/memory.js";
+import { parseSize } from "../../../src/core/units.js";
+import { budgetFromSnapshot, estimateMemory } from "../../../src/models/estimator.js";
+import { readModelMetadata } from "../../../src/gguf/reader.js";
+import type { MemorySnapshot } from "../../../src/system/types.js";
 import { parseJsonBody } from "../../../src/proxy/server.js";
 import { diffCatalogs } from "../../../src/proxy/index.js";
 import { GglibError } from "../../../src/core/errors.js";
@@ -175,18 +174,53 @@ describe("proxy memory", () => {
     assert.throws(() => parseSize("lots"), /Invalid size/);
   });
 
-  test("estimate = files + KV (n_layer × n_head_kv × head_dim × ctx × bytes, K and V) + compute", () => {
-    const shape = { nLayer: 32, nHeadKv: 8, headDimK: 128, headDimV: 128, trainedCtx: 32768 };
-    const e = estimateFromShape({ files: [], ctx: 8192 }, shape, 4 * 1024 ** 3);
-    assert.equal(e.kvBytes, 2 * 32 * 8 * 128 * 8192 * 2); // 1 GiB for f16
-    assert.equal(e.kvBytes, 1024 ** 3);
-    assert.equal(e.ctx, 8192);
-    assert.ok(e.computeBytes >= 64 * 1024 ** 2);
-    assert.equal(e.bytes, e.weightsBytes + e.kvBytes + e.computeBytes);
-    const q8 = estimateFromShape({ files: [], ctx: 8192, cacheTypeK: "q8_0", cacheTypeV: "q8_0" }, shape, 0);
-    assert.equal(q8.kvBytes, Math.ceil(2 * 32 * 8 * 128 * 8192 * kvBytesPerElement("q8_0")));
-    const trained = estimateFromShape({ files: [] }, shape, 0);
-    assert.equal(trained.ctx, 32768, "ctx 0/unset = the trained context");
+  test("a model's estimate is the one estimator's (src/models/estimator.ts); an unreadable file counts by its size", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-proxy-est-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = await writeTinyModel(dir, { name: "est", kind: "chat" });
+    const meta = await readModelMetadata(path);
+    const e = await estimateModel({ files: [path], ctx: 1024, cacheTypeK: "q8_0" });
+    const one = estimateMemory({ metadata: meta, fileBytes: meta.totalBytes, ctx: 1024, cacheTypeK: "q8_0" });
+    assert.equal(e.bytes, one.totalBytes);
+    assert.equal(e.kvBytes, one.kvBytes);
+    assert.equal(e.ctx, 1024);
+    const junk = join(dir, "junk.gguf");
+    writeFileSync(junk, Buffer.alloc(10 * 1024 * 1024));
+    const j = await estimateModel({ files: [junk] });
+    assert.equal(j.bytes, estimateMemory({ metadata: {}, fileBytes: 10 * 1024 * 1024 }).totalBytes);
+    assert.ok(j.weightsBytes === 10 * 1024 * 1024 && j.bytes > j.weightsBytes);
+  });
+
+  test("the auto budget is the budget `gglib models fit` reports for the same machine (one headroom policy)", async () => {
+    const GiB = 1024 ** 3;
+    const probe = (snap: MemorySnapshot) => ({ memory: async () => snap });
+    const cpu: MemorySnapshot = {
+      ram: { totalBytes: 16 * GiB, availableBytes: 8 * GiB, source: "proc-meminfo" },
+      gpus: [],
+      takenAt: 0,
+    };
+    assert.equal((await autoBudget(probe(cpu))).bytes, budgetFromSnapshot(cpu).hostBytes);
+    const gpu: MemorySnapshot = {
+      ...cpu,
+      gpus: [
+        { index: 0, vendor: "nvidia", name: "A", totalBytes: 24 * GiB, freeBytes: 20 * GiB, unifiedMemory: false },
+        { index: 1, vendor: "nvidia", name: "B", totalBytes: 24 * GiB, freeBytes: 22 * GiB, unifiedMemory: false },
+      ],
+    };
+    const g = await autoBudget(probe(gpu));
+    assert.equal(g.bytes, budgetFromSnapshot(gpu).gpuBytes);
+    assert.equal(g.gpu, true);
+    // Apple Silicon: the GPU's share of unified memory, as `models fit` counts it (not all of the RAM)
+    const mac: MemorySnapshot = {
+      ram: { totalBytes: 32 * GiB, availableBytes: 24 * GiB, source: "sysctl" },
+      gpus: [
+        { index: 0, vendor: "apple", name: "Apple M2", totalBytes: 21 * GiB, freeBytes: 21 * GiB, unifiedMemory: true },
+      ],
+      takenAt: 0,
+    };
+    const m = await autoBudget(probe(mac));
+    assert.equal(m.bytes, budgetFromSnapshot(mac).gpuBytes);
+    assert.equal(m.gpu, false);
   });
 
   test("measured buffers from llama-server's -lv 4 log (fixture 09)", () => {

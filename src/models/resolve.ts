@@ -1,0 +1,149 @@
+/**
+ * What a command's model argument means, decided once for `gglib chat`, `gglib serve` and `gglib models fit`
+ * (the proxy resolves request names over the same sources, src/proxy/catalog.ts):
+ *   1. a path (it ends in .gguf, has a slash, starts with a dot, or exists): the file (a shard: its whole set) or
+ *      the one model a folder holds, named by its file stem or folder (src/models/sources.ts resolveModelPath);
+ *   2. otherwise a name or alias, by the one matching rule (exact, alias, unique case-insensitive: findModel),
+ *      over the sources merged by precedence: the config file's models, the registry, the models folder.
+ * The config file is `--config`, else `<data dir>/config.yaml` when it exists; the models folder is the one given,
+ * else the config's `modelsDir`, else `<data dir>/models` when it exists.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { GglibError } from "../core/errors.js";
+import { paths } from "../core/paths.js";
+import { configModelsOf, loadConfigFile, resolvePath, type LoadedConfig } from "./config-file.js";
+import { Registry } from "./registry.js";
+import {
+  findModel,
+  loadModelSources,
+  resolveModelPath,
+  type LoadModelSourcesOptions,
+  type ModelEntry,
+  type ModelSource,
+  type ModelSources,
+} from "./sources.js";
+
+export interface ModelSourceOptions {
+  env?: NodeJS.ProcessEnv;
+  /** The config file; default `<data dir>/config.yaml` when it exists. */
+  configPath?: string;
+  /** The models folder; default the config's modelsDir, else `<data dir>/models` when it exists. */
+  modelsDir?: string;
+  /**
+   * A config file that cannot be read or parsed: thrown (`strict`, for `gglib models`, which shows the file), or
+   * noted in `warnings` and skipped (the chat and `serve` still find registered models).
+   */
+  strict?: boolean;
+}
+
+export interface FoundSources {
+  options: Omit<LoadModelSourcesOptions, "registry">;
+  /** The places looked in, for "no models found" messages. */
+  where: string[];
+  warnings: string[];
+}
+
+/** Which config file and models folder the commands read (see the header comment). */
+export function modelSourceOptions(opts: ModelSourceOptions = {}): FoundSources {
+  const env = opts.env ?? process.env;
+  const where: string[] = [];
+  const warnings: string[] = [];
+  const out: FoundSources["options"] = {};
+  const cfgPath = opts.configPath ?? paths.configFile(env);
+  let loaded: LoadedConfig | undefined;
+  if (opts.configPath !== undefined || existsSync(cfgPath)) {
+    try {
+      loaded = loadConfigFile(cfgPath);
+      where.push(cfgPath);
+    } catch (e) {
+      if (opts.strict) throw e;
+      warnings.push(`config ${cfgPath} skipped: ${(e as Error).message}`);
+    }
+  }
+  let modelsDir = opts.modelsDir !== undefined ? resolve(opts.modelsDir) : undefined;
+  if (loaded) {
+    out.config = { models: configModelsOf(loaded), baseDir: loaded.baseDir };
+    if (loaded.config.modelsDir) modelsDir ??= resolvePath(loaded.baseDir, loaded.config.modelsDir);
+  }
+  if (modelsDir === undefined && existsSync(paths.modelsDir(env))) modelsDir = paths.modelsDir(env);
+  if (modelsDir !== undefined) {
+    out.modelsDir = modelsDir;
+    where.push(modelsDir);
+  }
+  return { options: out, where, warnings };
+}
+
+/** Every model the commands know by name: the config file, the registry (when it exists), the models folder. */
+export function knownModels(opts: ModelSourceOptions = {}): ModelSources & { where: string[] } {
+  const env = opts.env ?? process.env;
+  const found = modelSourceOptions(opts);
+  const where = [...found.where];
+  let registry: Registry | undefined;
+  const dbPath = paths.registryDb(env);
+  if (existsSync(dbPath)) {
+    try {
+      registry = Registry.open({ dbPath });
+      where.splice(found.options.config ? 1 : 0, 0, "the model registry");
+    } catch (e) {
+      found.warnings.push(`model registry not readable, skipped: ${(e as Error).message}`);
+    }
+  }
+  try {
+    const sources = loadModelSources({ ...found.options, ...(registry ? { registry } : {}) });
+    return { ...sources, warnings: [...found.warnings, ...sources.warnings], where };
+  } finally {
+    registry?.close();
+  }
+}
+
+/** Does this argument name a file or folder rather than a model name? */
+export function looksLikePath(arg: string, cwd = process.cwd()): boolean {
+  return (
+    /\.gguf$/i.test(arg) ||
+    arg.includes("/") ||
+    arg.includes("\\") ||
+    arg.startsWith(".") ||
+    existsSync(resolve(cwd, arg))
+  );
+}
+
+export interface ResolveModelOptions extends ModelSourceOptions {
+  cwd?: string;
+}
+
+export interface ResolvedModel {
+  /** The model with its files and settings (a path has none). */
+  entry: Omit<ModelEntry, "source">;
+  /** Where it was found. */
+  source: "path" | ModelSource;
+}
+
+/** A command's model argument → the model (see the header comment). Throws model_not_found with a hint. */
+export function resolveModelRef(ref: string, opts: ResolveModelOptions = {}): ResolvedModel {
+  const cwd = opts.cwd ?? process.cwd();
+  if (looksLikePath(ref, cwd)) {
+    const p = resolve(cwd, ref);
+    const found = resolveModelPath(p);
+    if (!found.ok) {
+      throw new GglibError("model_not_found", `Cannot use model ${ref}: ${found.reason}.`, {
+        modelPath: p,
+        hint: "Pass the path of a .gguf file (the first shard of a split model), or a model name from `gglib models list`.",
+      });
+    }
+    return { source: "path", entry: { ...found.files, aliases: [], settings: {} } };
+  }
+  const known = knownModels(opts);
+  const m = findModel(known.models, ref);
+  if (!m) {
+    const names = known.models.map((x) => x.name);
+    throw new GglibError("model_not_found", `No model named "${ref}".`, {
+      hint:
+        (names.length
+          ? `Known models: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}. `
+          : `No models found (looked in ${known.where.join(", ") || "the data dir"}). `) +
+        "Pass a .gguf path, add one with `gglib models add <file>`, or start `gglib proxy` with --models-dir.",
+    });
+  }
+  return { source: m.source, entry: m };
+}

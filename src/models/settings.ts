@@ -1,0 +1,183 @@
+/**
+ * The settings, once: the per-model launch settings (config file entries, registry models) and the config file
+ * (`<data dir>/config.yaml` or `--config`), as zod schemas. Everything else derives from them: the TypeScript
+ * types, the JSON Schema published at schema/gglib-config.schema.json (`npm run schema` writes it; a unit test
+ * checks it is current), the CLI's choices, and the one mapping from a model's settings to the ServerConfig that
+ * launches it (`serverConfigOf`). The field schemas that a ServerConfig shares come from src/core/config.ts.
+ *
+ * ```yaml
+ * # yaml-language-server: $schema=https://…/schema/gglib-config.schema.json
+ * host: 127.0.0.1
+ * port: 8080
+ * modelsDir: ~/models
+ * maxModels: 2
+ * memoryBudget: auto          # or 24GiB
+ * ttl: 900                    # seconds idle before unload (0 = never)
+ * apiKeys: [sk-local-1]
+ * defaultModel: qwen
+ * models:
+ *   qwen:
+ *     path: ./qwen3-4b-q4_k_m.gguf
+ *     aliases: [gpt-4o-mini]
+ *     ctx: 8192
+ *     gpuLayers: -1
+ *     reasoningFormat: deepseek
+ *     pinned: true
+ *     preload: true
+ * ```
+ */
+import { z } from "zod";
+import { KvCacheTypeSchema, ReasoningFormatSchema, ServerConfigSchema, type ServerConfig } from "../core/config.js";
+import { SIZE_PATTERN } from "../core/units.js";
+
+const server = ServerConfigSchema.shape;
+
+/** Per-model launch settings. Every field is optional: unset means "the default" (the proxy's, the chat's…). */
+export const ModelSettingsSchema = z.object({
+  /** Context size in tokens (`-c`); 0 = the model's trained context. */
+  ctx: server.contextSize.describe("Context size in tokens (-c); 0 = the model's trained context."),
+  /** Layers on the GPU (`-ngl`); -1 = all. */
+  gpuLayers: z.number().int().min(-1).optional().describe("Layers on the GPU (-ngl); -1 = all."),
+  /** `--jinja` / `--no-jinja`. */
+  jinja: server.jinja.describe("Use the model's Jinja chat template (--jinja / --no-jinja)."),
+  reasoningFormat: ReasoningFormatSchema.optional().describe("--reasoning-format"),
+  /** Slots (`--parallel`). */
+  parallel: server.parallel.describe("Slots (--parallel)."),
+  cacheTypeK: KvCacheTypeSchema.optional(),
+  cacheTypeV: KvCacheTypeSchema.optional(),
+  /** Passed to llama-server last, verbatim. */
+  extraArgs: z.array(z.string()).optional().describe("Passed to llama-server last, verbatim."),
+  /** Extra environment for this model's llama-server. */
+  env: z.record(z.string(), z.string()).optional().describe("Extra environment for this model's llama-server."),
+  /** Unload after this many idle seconds; 0 = never. */
+  ttl: z
+    .number()
+    .nonnegative()
+    .optional()
+    .describe("Unload after this many idle seconds (0 = never; unset = the global ttl)."),
+  /** Never evicted to make room for another model. */
+  pinned: z.boolean().optional().describe("Never evicted to make room for another model."),
+  /** Loaded when the proxy starts. */
+  preload: z.boolean().optional().describe("Loaded when the proxy starts."),
+});
+
+export type ModelSettings = z.infer<typeof ModelSettingsSchema>;
+export type ModelSettingKey = keyof ModelSettings;
+
+/** One model of the config file: where its files are, its other names, and its settings. */
+export const ModelConfigSchema = z
+  .object({
+    path: z
+      .string()
+      .min(1)
+      .describe(
+        "A .gguf file (first shard of a split model) or a folder holding one model. Relative to the config file.",
+      ),
+    aliases: z.array(z.string().min(1)).optional().describe("Other names that resolve to this model."),
+    mmproj: z.string().optional().describe("Multimodal projector file (--mmproj)."),
+    ...ModelSettingsSchema.shape,
+  })
+  .strict();
+
+const Size = z.union([z.number().int().nonnegative(), z.string().regex(SIZE_PATTERN)]);
+
+/** The config file. */
+export const ProxyConfigSchema = z
+  .object({
+    $schema: z.string().optional(),
+    host: z.string().optional().describe("Address to bind (default 127.0.0.1)."),
+    port: z.number().int().min(0).max(65535).optional().describe("Port (default 8080)."),
+    modelsDir: z
+      .string()
+      .optional()
+      .describe("Folder scanned for models: each *.gguf, or a subfolder holding shards and/or mmproj."),
+    llamaServer: z.string().optional().describe("Path of the llama-server binary."),
+    maxModels: z.number().int().positive().optional().describe("At most this many models resident at once."),
+    memoryBudget: z
+      .union([z.literal("auto"), Size])
+      .optional()
+      .describe("Memory the models may use: auto (free VRAM or RAM, minus headroom) or a size such as 24GiB."),
+    ttl: z.number().nonnegative().optional().describe("Global idle seconds before a model is unloaded (0 = never)."),
+    defaultModel: z.string().optional().describe("Model used when a request names none."),
+    apiKeys: z.array(z.string().min(1)).optional().describe("Accepted as Authorization: Bearer <key> or x-api-key."),
+    insecure: z.boolean().optional().describe("Allow a non-loopback bind without an API key."),
+    corsOrigins: z
+      .array(z.string())
+      .optional()
+      .describe("Origins allowed by CORS ('*' for any). CORS is off when unset."),
+    bodyLimit: Size.optional().describe("Largest request body (default 32MiB)."),
+    drainTimeout: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Seconds a swap waits for requests in flight (default 120)."),
+    loadTimeout: z.number().positive().optional().describe("Seconds a model may take to load (default 300)."),
+    queueTimeout: z.number().positive().optional().describe("Seconds a request may wait for its model (default 300)."),
+    maxQueue: z.number().int().positive().optional().describe("Requests waiting per model before 503 (default 64)."),
+    models: z
+      .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
+      .optional(),
+  })
+  .strict();
+
+export type ModelConfig = z.infer<typeof ModelConfigSchema>;
+export type ProxyConfigFile = z.infer<typeof ProxyConfigSchema>;
+
+/** The JSON Schema published at schema/gglib-config.schema.json. */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ProxyConfigSchema, { target: "draft-2020-12" }) as Record<string, unknown>;
+  return {
+    $id: "https://github.com/gglib/gglib-runtime/schema/gglib-config.schema.json",
+    title: "gglib proxy configuration",
+    ...schema,
+  };
+}
+
+/**
+ * Only the settings that follow the schema, without undefined keys: what the registry stores and returns (a value
+ * of the wrong type, from an older or hand-edited database, is dropped rather than passed to llama-server).
+ */
+export function cleanSettings(s: Readonly<Record<string, unknown>>): ModelSettings {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(ModelSettingsSchema.shape)) {
+    const v = s[key];
+    if (v === undefined) continue;
+    const r = field.safeParse(v);
+    if (r.success && r.data !== undefined) out[key] = r.data;
+  }
+  if (Array.isArray(out.extraArgs) && out.extraArgs.length === 0) delete out.extraArgs;
+  return out;
+}
+
+/** A model as the launch mapping needs it: its name, files and settings (a ModelEntry is one). */
+export interface LaunchableModel {
+  name: string;
+  /** The .gguf to pass to `-m` (the first shard). */
+  path: string;
+  mmproj?: string;
+  settings: ModelSettings;
+}
+
+/**
+ * The one mapping from a model's settings to the ServerConfig that launches it, used by the proxy, the chat,
+ * `gglib serve` and `gglib models fit`. `--mmproj` goes before the model's own extra args (they come last,
+ * verbatim); `leadingArgs` (e.g. the proxy's `-lv 4`) go first.
+ */
+export function serverConfigOf(model: LaunchableModel, leadingArgs: readonly string[] = []): ServerConfig {
+  const s = model.settings;
+  const config: ServerConfig = { modelPath: model.path, modelName: model.name };
+  if (s.ctx !== undefined) config.contextSize = s.ctx;
+  if (s.gpuLayers !== undefined) config.gpuLayers = s.gpuLayers;
+  if (s.jinja !== undefined) config.jinja = s.jinja;
+  if (s.reasoningFormat !== undefined) config.reasoningFormat = s.reasoningFormat;
+  if (s.parallel !== undefined) config.parallel = s.parallel;
+  if (s.cacheTypeK !== undefined) config.cacheTypeK = s.cacheTypeK;
+  if (s.cacheTypeV !== undefined) config.cacheTypeV = s.cacheTypeV;
+  if (s.env !== undefined) config.env = { ...s.env };
+  const own = s.extraArgs ?? [];
+  const extraArgs = [...leadingArgs];
+  if (model.mmproj && !own.includes("--mmproj")) extraArgs.push("--mmproj", model.mmproj);
+  extraArgs.push(...own);
+  if (extraArgs.length > 0) config.extraArgs = extraArgs;
+  return config;
+}
