@@ -1,9 +1,9 @@
 /* eslint-disable no-control-regex -- the tests read terminal escape sequences */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ChatRenderer, formatStats, type RendererOptions } from "../../src/chat/render.js";
-import type { ChatStreamEvent } from "../../src/chat/stream.js";
-import { stripAnsi, wrapRows, splitCompleteBlocks, BlockBoundaries, displayWidth } from "../../src/chat/text.js";
+import { ChatRenderer, formatStats, type RendererOptions } from "../../../src/chat/render.js";
+import type { ChatStreamEvent } from "../../../src/chat/stream.js";
+import { stripAnsi, wrapRows, splitCompleteBlocks, BlockBoundaries, displayWidth } from "../../../src/chat/text.js";
 
 /**
  * A small terminal emulator: enough of VT100 for what the renderer writes (text, \n, \r, CSI n A, CSI J, CSI 2K,
