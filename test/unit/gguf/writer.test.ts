@@ -13,8 +13,8 @@ import {
   planGguf,
   writeGguf,
   type GgufDocument,
-} from "../../src/gguf/writer.js";
-import { GGUF_MAGIC, GgmlType, GgufValueType, TokenType, ggmlTensorBytes } from "../../src/gguf/types.js";
+} from "../../../src/gguf/writer.js";
+import { GGUF_MAGIC, GgmlType, GgufValueType, TokenType, ggmlTensorBytes } from "../../../src/gguf/types.js";
 import {
   TINY_TEMPLATE_FILES,
   tinyModelDocument,
@@ -22,7 +22,7 @@ import {
   writeNotGguf,
   writeTinyModel,
   writeTruncatedGguf,
-} from "../support/tiny-models.js";
+} from "../../support/tiny-models.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), "gguf-writer-"));

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildServerArgs, childEnv, modelNameOf } from "../../src/llama/args.js";
-import { GglibError } from "../../src/core/errors.js";
+import { buildServerArgs, childEnv, modelNameOf } from "../../../src/llama/args.js";
+import { GglibError } from "../../../src/core/errors.js";
 
 const base = { modelPath: "/m/tiny-a.gguf" };
 const head = ["-m", "/m/tiny-a.gguf", "--host", "127.0.0.1", "--port", "9001", "--alias", "tiny-a", "--metrics"];

@@ -1,6 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Scheduler, type ModelSpec, type SchedulerAction, type SchedulerOptions } from "../../src/proxy/scheduler.js";
+import {
+  Scheduler,
+  type ModelSpec,
+  type SchedulerAction,
+  type SchedulerOptions,
+} from "../../../src/proxy/scheduler.js";
 
 const GB = 1024 ** 3;
 

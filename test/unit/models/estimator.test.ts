@@ -10,16 +10,16 @@ import {
   KV_CACHE_BYTES,
   parseLlamaMemoryLog,
   type EstimatorModel,
-} from "../../src/models/estimator.js";
-import type { MemorySnapshot } from "../../src/system/types.js";
+} from "../../../src/models/estimator.js";
+import type { MemorySnapshot } from "../../../src/system/types.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { readModelMetadata } from "../../src/gguf/reader.js";
-import { writeTinyModel } from "../support/tiny-models.js";
+import { readModelMetadata } from "../../../src/gguf/reader.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
-const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "fixtures", "system", name), "utf8");
+const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "..", "fixtures", "system", name), "utf8");
 
 /** tiny-a of the ground-truth captures: llama, 2 blocks, embd 64, ffn 128, 4 heads, 4 KV heads, 32k vocab, F16. */
 const TINY_A: EstimatorModel = {

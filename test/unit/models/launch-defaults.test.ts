@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { detectCapabilities, detectReasoning, detectTools } from "../../src/models/capabilities.js";
-import { launchDefaults, type LaunchDefaultsInput } from "../../src/models/launch-defaults.js";
-import { readModelMetadata } from "../../src/gguf/reader.js";
-import { isGglibError } from "../../src/core/errors.js";
-import { tinyChatTemplate, writeTinyModel } from "../support/tiny-models.js";
+import { detectCapabilities, detectReasoning, detectTools } from "../../../src/models/capabilities.js";
+import { launchDefaults, type LaunchDefaultsInput } from "../../../src/models/launch-defaults.js";
+import { readModelMetadata } from "../../../src/gguf/reader.js";
+import { isGglibError } from "../../../src/core/errors.js";
+import { tinyChatTemplate, writeTinyModel } from "../../support/tiny-models.js";
 
 const GIB = 1024 ** 3;
 

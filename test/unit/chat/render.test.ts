@@ -1,10 +1,10 @@
 /* eslint-disable no-control-regex -- the tests read terminal escape sequences */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ChatRenderer, formatStats, type RendererOptions } from "../../src/chat/render.js";
-import type { ChatStreamEvent } from "../../src/chat/stream.js";
-import { splitCompleteBlocks, BlockBoundaries } from "../../src/chat/blocks.js";
-import { stripAnsi, wrapRows, displayWidth } from "../../src/term/text.js";
+import { ChatRenderer, formatStats, type RendererOptions } from "../../../src/chat/render.js";
+import type { ChatStreamEvent } from "../../../src/chat/stream.js";
+import { splitCompleteBlocks, BlockBoundaries } from "../../../src/chat/blocks.js";
+import { stripAnsi, wrapRows, displayWidth } from "../../../src/term/text.js";
 
 /**
  * A small terminal emulator: enough of VT100 for what the renderer writes (text, \n, \r, CSI n A, CSI J, CSI 2K,

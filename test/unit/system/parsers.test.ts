@@ -14,9 +14,9 @@ import {
   parseSysctl,
   parseVmStat,
   parseVulkaninfoSummary,
-} from "../../src/system/parsers.js";
+} from "../../../src/system/parsers.js";
 
-const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "fixtures", "system", name), "utf8");
+const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "..", "fixtures", "system", name), "utf8");
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 

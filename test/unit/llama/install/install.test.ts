@@ -3,18 +3,18 @@ import assert from "node:assert/strict";
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chooseAsset, cudartAsset, type Release } from "../../src/llama/install/prebuilt.js";
+import { chooseAsset, cudartAsset, type Release } from "../../../../src/llama/install/prebuilt.js";
 import {
   checkDependencies,
   detectBackend,
   formatDependencies,
   osFamily,
   type Probe,
-} from "../../src/llama/install/detect.js";
-import { commitFromVersion, readInstallRecord } from "../../src/llama/install/record.js";
+} from "../../../../src/llama/install/detect.js";
+import { commitFromVersion, readInstallRecord } from "../../../../src/llama/install/record.js";
 
 const release = JSON.parse(
-  readFileSync(new URL("../fixtures/releases/latest.json", import.meta.url), "utf8"),
+  readFileSync(new URL("../../../fixtures/releases/latest.json", import.meta.url), "utf8"),
 ) as Release;
 
 describe("prebuilt asset choice (llama.cpp's release asset names)", () => {

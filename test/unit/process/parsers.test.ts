@@ -1,13 +1,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { parseChildLine, EXIT_COMMAND } from "../../src/process/child-protocol.js";
-import { failureReason, isBindFailure, isShutdownStarted, logLevel } from "../../src/process/llama-log.js";
-import { LogBuffer } from "../../src/process/log-buffer.js";
-import { healthChanged } from "../../src/process/health-monitor.js";
-import { cmdlineMatches } from "../../src/process/pidfile.js";
-import { parseHelpFlags, parseVersion } from "../../src/llama/capabilities.js";
-import { LineSplitter } from "../../src/util/lines.js";
+import { parseChildLine, EXIT_COMMAND } from "../../../src/process/child-protocol.js";
+import { failureReason, isBindFailure, isShutdownStarted, logLevel } from "../../../src/process/llama-log.js";
+import { LogBuffer } from "../../../src/process/log-buffer.js";
+import { healthChanged } from "../../../src/process/health-monitor.js";
+import { cmdlineMatches } from "../../../src/process/pidfile.js";
+import { parseHelpFlags, parseVersion } from "../../../src/llama/capabilities.js";
+import { LineSplitter } from "../../../src/util/lines.js";
 
 // recorded stdout of a real llama-server in child mode (fixture 07i-child-mode)
 const READY =

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Registry } from "../../src/models/registry.js";
+import { Registry } from "../../../src/models/registry.js";
 import {
   loadModelSources,
   scanModelsDir,
@@ -11,7 +11,7 @@ import {
   findModel,
   parseShardName,
   type ModelEntry,
-} from "../../src/models/sources.js";
+} from "../../../src/models/sources.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-src-"));

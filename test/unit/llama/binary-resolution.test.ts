@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveLlamaServer } from "../../src/llama/binary.js";
-import { GglibError } from "../../src/core/errors.js";
+import { resolveLlamaServer } from "../../../src/llama/binary.js";
+import { GglibError } from "../../../src/core/errors.js";
 
 let dir: string;
 const exe = (p: string, mode = 0o755) => {

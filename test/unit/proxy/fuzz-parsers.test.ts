@@ -13,18 +13,18 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createParser } from "eventsource-parser";
-import { parseJsonBody } from "../../src/proxy/server.js";
-import { resolveModelName } from "../../src/proxy/catalog.js";
+import { parseJsonBody } from "../../../src/proxy/server.js";
+import { resolveModelName } from "../../../src/proxy/catalog.js";
 import {
   downstreamResponseHeaders,
   errorBody,
   ProxyHttpError,
   sseErrorEvent,
   upstreamRequestHeaders,
-} from "../../src/proxy/http-util.js";
-import { cmdlineMatches } from "../../src/process/pidfile.js";
-import { ChatStreamParser, type ChatStreamEvent } from "../../src/chat/stream.js";
-import { ThinkSplitter, THINK_TAGS, type SplitPiece } from "../../src/chat/think-splitter.js";
+} from "../../../src/proxy/http-util.js";
+import { cmdlineMatches } from "../../../src/process/pidfile.js";
+import { ChatStreamParser, type ChatStreamEvent } from "../../../src/chat/stream.js";
+import { ThinkSplitter, THINK_TAGS, type SplitPiece } from "../../../src/chat/think-splitter.js";
 
 const RUNS = process.env.GGLIB_LONG_TESTS === "1" ? 5_000 : 300;
 

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCatalog } from "../../src/proxy/catalog.js";
-import { loadConfigFile } from "../../src/proxy/config.js";
-import { writeTinyModel } from "../support/tiny-models.js";
+import { buildCatalog } from "../../../src/proxy/catalog.js";
+import { loadConfigFile } from "../../../src/proxy/config.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 
 let dir: string;
 before(async () => {

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InputAssembler, parseSlashCommand, unescapeMessage, HELP_TEXT } from "../../src/chat/commands.js";
-import { Conversation, saveConversation, saveFormatFor } from "../../src/chat/conversation.js";
-import { loadHistory, saveHistory } from "../../src/chat/input.js";
+import { InputAssembler, parseSlashCommand, unescapeMessage, HELP_TEXT } from "../../../src/chat/commands.js";
+import { Conversation, saveConversation, saveFormatFor } from "../../../src/chat/conversation.js";
+import { loadHistory, saveHistory } from "../../../src/chat/input.js";
 
 describe("slash commands", () => {
   test("each command and its argument", () => {

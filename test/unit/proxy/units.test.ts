@@ -3,34 +3,34 @@ import assert from "node:assert/strict";
 import { readFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configJsonSchema, parseConfig } from "../../src/proxy/config.js";
-import { buildCatalog, resolveModelName } from "../../src/proxy/catalog.js";
-import { parseUsage } from "../../src/proxy/forward.js";
+import { configJsonSchema, parseConfig } from "../../../src/proxy/config.js";
+import { buildCatalog, resolveModelName } from "../../../src/proxy/catalog.js";
+import { parseUsage } from "../../../src/proxy/forward.js";
 import {
   downstreamResponseHeaders,
   errorBody,
   sseErrorEvent,
   upstreamRequestHeaders,
-} from "../../src/proxy/http-util.js";
+} from "../../../src/proxy/http-util.js";
 import {
   estimateFromShape,
   kvBytesPerElement,
   parseComputeApps,
   parseMemoryLog,
   parseSize,
-} from "../../src/proxy/memory.js";
-import { parseJsonBody } from "../../src/proxy/server.js";
-import { diffCatalogs } from "../../src/proxy/index.js";
-import { GglibError } from "../../src/core/errors.js";
-import { Registry } from "../../src/models/registry.js";
-import { writeTinyModel } from "../support/tiny-models.js";
+} from "../../../src/proxy/memory.js";
+import { parseJsonBody } from "../../../src/proxy/server.js";
+import { diffCatalogs } from "../../../src/proxy/index.js";
+import { GglibError } from "../../../src/core/errors.js";
+import { Registry } from "../../../src/models/registry.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 
-const FIXTURES = new URL("../fixtures/llama-server/", import.meta.url);
+const FIXTURES = new URL("../../fixtures/llama-server/", import.meta.url);
 
 describe("proxy config", () => {
   test("the published JSON Schema is the one generated from the zod schema", () => {
     const published = JSON.parse(
-      readFileSync(new URL("../../schema/gglib-config.schema.json", import.meta.url), "utf8"),
+      readFileSync(new URL("../../../schema/gglib-config.schema.json", import.meta.url), "utf8"),
     ) as unknown;
     assert.deepEqual(
       published,

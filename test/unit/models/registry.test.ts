@@ -12,9 +12,9 @@ import {
   parseDurationSeconds,
   jsonSafe,
   type MetadataReader,
-} from "../../src/models/registry.js";
-import { migrate, MIGRATIONS, type Migration } from "../../src/models/migrations/index.js";
-import { isGglibError } from "../../src/core/errors.js";
+} from "../../../src/models/registry.js";
+import { migrate, MIGRATIONS, type Migration } from "../../../src/models/migrations/index.js";
+import { isGglibError } from "../../../src/core/errors.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-reg-"));
@@ -351,7 +351,7 @@ describe("models set key=value", () => {
 describe("registry with the real GGUF reader", () => {
   test("stores the metadata of a real tiny model and refreshes it when the file is rewritten", async (t) => {
     const d = tmp(t);
-    const { writeTinyModel } = await import("../support/tiny-models.js");
+    const { writeTinyModel } = await import("../../support/tiny-models.js");
     const path = await writeTinyModel(d, { name: "tiny", kind: "chat", contextLength: 2048 });
     const reg = Registry.open({ dbPath: join(d, "r.sqlite") });
     t.after(() => reg.close());
@@ -373,7 +373,7 @@ describe("registry with the real GGUF reader", () => {
 
   test("refuses an mmproj file as a model", async (t) => {
     const d = tmp(t);
-    const { writeGguf, GgufValue } = await import("../../src/gguf/writer.js");
+    const { writeGguf, GgufValue } = await import("../../../src/gguf/writer.js");
     const p = join(d, "proj.gguf");
     await writeGguf(p, {
       metadata: { "general.architecture": GgufValue.string("clip"), "general.type": GgufValue.string("mmproj") },

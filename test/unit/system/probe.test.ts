@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DefaultSystemProbe, type SystemProbeDeps } from "../../src/system/probe.js";
-import { runCommand } from "../../src/system/exec.js";
-import type { CommandResult, RunCommand } from "../../src/system/types.js";
+import { DefaultSystemProbe, type SystemProbeDeps } from "../../../src/system/probe.js";
+import { runCommand } from "../../../src/system/exec.js";
+import type { CommandResult, RunCommand } from "../../../src/system/types.js";
 
-const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "fixtures", "system", name), "utf8");
+const fx = (name: string) => readFileSync(join(import.meta.dirname, "..", "..", "fixtures", "system", name), "utf8");
 const MIB = 1024 * 1024;
 
 const ok = (stdout: string): CommandResult => ({

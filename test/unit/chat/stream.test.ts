@@ -1,10 +1,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ChatStreamParser, type ChatStreamEvent } from "../../src/chat/stream.js";
-import { ThinkSplitter, promptOpensThinking } from "../../src/chat/think-splitter.js";
+import { ChatStreamParser, type ChatStreamEvent } from "../../../src/chat/stream.js";
+import { ThinkSplitter, promptOpensThinking } from "../../../src/chat/think-splitter.js";
 
-const fixture = (name: string) => readFileSync(new URL(`../fixtures/chat/${name}.sse`, import.meta.url), "utf8");
+const fixture = (name: string) => readFileSync(new URL(`../../fixtures/chat/${name}.sse`, import.meta.url), "utf8");
 
 /** Feed `text` to a fresh parser in pieces of `size` characters (1 = every character its own chunk). */
 function parse(text: string, size = Infinity, opts: { forcedOpen?: boolean } = {}): ChatStreamEvent[] {

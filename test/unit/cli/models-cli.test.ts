@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../src/cli/main.js";
-import { writeTinyModel } from "../support/tiny-models.js";
+import { main } from "../../../src/cli/main.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 
 /** Runs `gglib …` in-process with its own data dir; returns the exit code and what it printed. */
 async function gglib(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

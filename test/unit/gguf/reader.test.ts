@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
-import { GgufValue, writeGguf, type GgufDocument } from "../../src/gguf/writer.js";
+import { GgufValue, writeGguf, type GgufDocument } from "../../../src/gguf/writer.js";
 import {
   findMmproj,
   GgufFormatError,
@@ -13,8 +13,8 @@ import {
   readGgufHeader,
   readModelMetadata,
   shardPaths,
-} from "../../src/gguf/reader.js";
-import { tinyModelShape, writeTinyModel, writeTruncatedGguf, writeNotGguf } from "../support/tiny-models.js";
+} from "../../../src/gguf/reader.js";
+import { tinyModelShape, writeTinyModel, writeTruncatedGguf, writeNotGguf } from "../../support/tiny-models.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), "gguf-reader-"));

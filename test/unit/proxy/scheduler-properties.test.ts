@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Scheduler, type SchedulerAction } from "../../src/proxy/scheduler.js";
+import { Scheduler, type SchedulerAction } from "../../../src/proxy/scheduler.js";
 
 /**
  * Random interleavings of requests, completions, cancellations, load outcomes, stops, crashes and time against

@@ -10,15 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pc from "picocolors";
-import { collectSystemReport, formatSystemReport } from "../../src/cli/commands/system.js";
-import { fitReport, formatFitReport } from "../../src/cli/commands/models/fit.js";
-import { DefaultSystemProbe } from "../../src/system/probe.js";
-import type { CommandResult, MemorySnapshot, RunCommand, SystemProbe } from "../../src/system/types.js";
-import { FAKE_LLAMA_SERVER } from "../support/fake-llama.js";
-import { writeTinyModel } from "../support/tiny-models.js";
+import { collectSystemReport, formatSystemReport } from "../../../src/cli/commands/system.js";
+import { fitReport, formatFitReport } from "../../../src/cli/commands/models/fit.js";
+import { DefaultSystemProbe } from "../../../src/system/probe.js";
+import type { CommandResult, MemorySnapshot, RunCommand, SystemProbe } from "../../../src/system/types.js";
+import { FAKE_LLAMA_SERVER } from "../../support/fake-llama.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 
 const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, "..", "..");
+const ROOT = join(import.meta.dirname, "..", "..", "..");
 const fx = (name: string) => readFileSync(join(ROOT, "test", "fixtures", "system", name), "utf8");
 const ok = (stdout: string): CommandResult => ({
   ok: true,
