@@ -12,9 +12,9 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import("./commands/serve.js"),
   proxy: () => import("./commands/proxy.js"),
   chat: () => import("./commands/chat.js"),
-  models: () => import("./commands/models.js"),
+  models: () => import("./commands/models/index.js"),
   pull: () => import("./commands/pull.js"),
-  llama: () => import("./commands/llama.js"),
+  llama: () => import("./commands/llama/index.js"),
   system: () => import("./commands/system.js"),
 };
 

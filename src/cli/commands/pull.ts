@@ -2,7 +2,9 @@ import type { Command } from "commander";
 import { GglibError, isGglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import type { PullOptions, PullProgress, PullResult } from "../../hub/pull.js";
-import { colors, formatBytes, formatDuration, ProgressLine } from "../ui.js";
+import { colors } from "../../term/color.js";
+import { formatBytes, formatDuration } from "../../term/format.js";
+import { ProgressLine } from "../../term/progress.js";
 
 /**
  * `gglib pull <user>/<repo>[:<quant or file>]`: a GGUF model from Hugging Face into the models folder, registered

@@ -1,20 +1,21 @@
 import type { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import type { KvCacheType, ServerConfig } from "../../core/config.js";
-import { GglibError } from "../../core/errors.js";
-import { findMmproj, readModelMetadata, type ModelMetadata } from "../../gguf/reader.js";
+import type { KvCacheType, ServerConfig } from "../../../core/config.js";
+import { GglibError } from "../../../core/errors.js";
+import { findMmproj, readModelMetadata, type ModelMetadata } from "../../../gguf/reader.js";
 import {
   adviseFit,
   budgetFromSnapshot,
   DEFAULT_HEADROOM_BYTES,
   type FitAdvice,
   type FitBudget,
-} from "../../models/estimator.js";
-import { launchDefaults, type LaunchDefaults } from "../../models/launch-defaults.js";
-import { DefaultSystemProbe } from "../../system/probe.js";
-import type { MemorySnapshot, SystemProbe } from "../../system/types.js";
-import { colors, formatBytes, type Colors } from "../ui.js";
+} from "../../../models/estimator.js";
+import { launchDefaults, type LaunchDefaults } from "../../../models/launch-defaults.js";
+import { DefaultSystemProbe } from "../../../system/probe.js";
+import type { MemorySnapshot, SystemProbe } from "../../../system/types.js";
+import { colors, type Colors } from "../../../term/color.js";
+import { formatBytes, formatCount } from "../../../term/format.js";
 
 /**
  * `gglib models fit <model> [--ctx N]`: the memory a model needs on this machine (weights, KV cache, compute,
@@ -71,7 +72,7 @@ async function resolveModel(ref: string): Promise<ResolvedModel> {
     return r;
   }
   // Loaded only here: a path needs no database.
-  const { Registry } = await import("../../models/registry.js");
+  const { Registry } = await import("../../../models/registry.js");
   const reg = Registry.open();
   try {
     const m = reg.get(ref);
@@ -163,20 +164,13 @@ export async function fitReport(
   return report;
 }
 
-function params(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
-  return String(n);
-}
-
 export function formatFitReport(r: FitReport, c: Colors): string {
   const m = r.model;
   const e = r.advice.estimate;
   const out: string[] = [];
   const facts = [
     m.architecture,
-    m.sizeLabel ?? `${params(m.parameterCount)} params`,
+    m.sizeLabel ?? `${formatCount(m.parameterCount)} params`,
     m.quantization,
     formatBytes(m.sizeBytes),
     m.trainedContext ? `trained ctx ${m.trainedContext}` : undefined,
@@ -240,8 +234,8 @@ function kvType(name: string) {
   };
 }
 
-/** Adds `fit` to the `models` command. */
-export function registerFit(models: Command): void {
+/** `gglib models fit <model>`: adds `fit` to the `models` command. */
+export function register(models: Command): void {
   models
     .command("fit")
     .description("Estimate the memory a model needs here, whether it fits, and the settings gglib would use")

@@ -1,22 +1,10 @@
-import pc from "picocolors";
+import { colors, type Colors } from "./color.js";
 
-/**
- * Terminal output helpers shared by every command: colours only on a TTY and without NO_COLOR, and a progress
- * line that redraws in place on a TTY and prints sparse plain lines otherwise (logs stay readable in CI).
- */
-export function colorEnabled(
-  stream: NodeJS.WriteStream = process.stdout,
-  env: NodeJS.ProcessEnv = process.env,
-): boolean {
-  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
-  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0") return true;
-  return Boolean(stream.isTTY);
-}
-
-export type Colors = ReturnType<typeof pc.createColors>;
-
-export function colors(stream: NodeJS.WriteStream = process.stdout): Colors {
-  return pc.createColors(colorEnabled(stream));
+/** The bar itself: `width` cells, the done part in cyan, the rest dim. `fraction` is clamped to 0..1. */
+export function progressBar(fraction: number, width: number, c: Colors): string {
+  const f = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0));
+  const filled = Math.round(f * width);
+  return c.cyan("█".repeat(filled)) + c.dim("░".repeat(width - filled));
 }
 
 export interface ProgressOptions {
@@ -27,7 +15,10 @@ export interface ProgressOptions {
   plainStepPercent?: number;
 }
 
-/** One progress line: `label [#####-----]  42% detail`. */
+/**
+ * One progress line: `label [#####-----]  42% detail`, redrawn in place on a TTY; on anything else sparse plain
+ * lines (logs stay readable in CI).
+ */
 export class ProgressLine {
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
@@ -52,9 +43,7 @@ export class ProgressLine {
     const f = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0));
     const pct = Math.floor(f * 100);
     if (this.tty) {
-      const filled = Math.round(f * this.width);
-      const c = colors(this.stream);
-      const bar = c.cyan("█".repeat(filled)) + c.dim("░".repeat(this.width - filled));
+      const bar = progressBar(f, this.width, colors(this.stream));
       const line = `${this.label} ${bar} ${String(pct).padStart(3)}%${detail ? " " + detail : ""}`;
       if (line === this.lastDraw) return;
       this.lastDraw = line;
@@ -74,24 +63,4 @@ export class ProgressLine {
     this.active = false;
     if (message) this.stream.write(message + "\n");
   }
-}
-
-/** Human-readable byte size: 1.5 GiB, 320 MiB, 12 KiB. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-/** Duration: 850 ms, 3.4 s, 2 min 5 s. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
