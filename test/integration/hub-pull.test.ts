@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listFiles, modelInfo, pathsInfo } from "@huggingface/hub";
@@ -27,6 +27,14 @@ let tinyB: Uint8Array;
 let mmproj: Uint8Array;
 let big: Uint8Array;
 const dirs: string[] = [];
+
+async function waitUntil(ok: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-pull-"));
@@ -307,6 +315,22 @@ describe("pullModel", () => {
     assert.equal(hub.requests.filter((q) => q.server === "files").length, 0);
     assert.equal(registry.list().length, 1);
     registry.close();
+  });
+
+  test("one pull per model folder: a second one at the same time is refused; a dead pull's lock is taken over", async () => {
+    const dir = tmp();
+    hub.faults = { throttle: 400_000 };
+    const first = pullModel("test-user/tiny-GGUF", opts(dir));
+    await waitUntil(() => hub.fileRequests("tiny-chat-F16.gguf").some((q) => q.server === "files"));
+    await assert.rejects(pullModel("test-user/tiny-GGUF", opts(dir)), /A pull into .* is already running/);
+    await first;
+    hub.faults = {};
+    const folder = join(dir, "test-user", "tiny-GGUF", "tiny-chat-F16");
+    writeFileSync(join(folder, ".gglib-pull.lock"), "4194000"); // no such process
+    rmSync(join(folder, "tiny-chat-F16.gguf"));
+    const again = await pullModel("test-user/tiny-GGUF", opts(dir));
+    assert.equal(again.transferredBytes, tiny.length);
+    assert.equal(existsSync(join(folder, ".gglib-pull.lock")), false);
   });
 
   test("abort: the pull rejects, the partial file stays for the next run", async () => {

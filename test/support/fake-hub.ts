@@ -49,6 +49,8 @@ export interface FakeHubFaults {
   ignoreRanges?: boolean;
   /** Send `afterBytes` bytes, then nothing (the socket stays open), for the next `times` requests. */
   stall?: { path: string; afterBytes: number; times?: number };
+  /** Send file bodies at about this many bytes per second (a slow link, to watch progress). */
+  throttle?: number;
   /** Answer the file server's requests with this status (the next `times`). */
   status?: { path: string; code: number; times?: number };
 }
@@ -203,6 +205,19 @@ function serveBytes(req: IncomingMessage, res: ServerResponse, path: string, dat
   const cut = faults.cut?.path === path && take(faults.cut) ? faults.cut.afterBytes : undefined;
   const stall = faults.stall?.path === path && take(faults.stall) ? faults.stall.afterBytes : undefined;
   const limit = cut ?? stall;
+  if ((limit === undefined || limit >= slice.length) && faults.throttle) {
+    const step = Math.max(1, Math.floor(faults.throttle / 20));
+    let pos = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      const next = Math.min(slice.length, pos + step);
+      const last = next >= slice.length;
+      res.write(slice.subarray(pos, next), () => (last ? res.end() : setTimeout(tick, 50)));
+      pos = next;
+    };
+    tick();
+    return;
+  }
   if (limit === undefined || limit >= slice.length) {
     res.end(slice);
     return;
