@@ -12,7 +12,7 @@ import { answerPreflight, corsPolicy, type CorsPolicy } from "./http/cors.js";
 import { clientErrorResponse, safeHandler, sendError } from "./http/errors.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { Relay } from "./relay.js";
-import { EventHub } from "./routes/events.js";
+import { EventHub } from "./event-hub.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { availableNames, resolveName } from "./routes/names.js";
 import { RouteTable } from "./routes/table.js";

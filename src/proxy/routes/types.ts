@@ -7,7 +7,7 @@ import type { ModelController } from "../controller.js";
 import type { ErrorWriter } from "../http/errors.js";
 import type { ProxyMetrics } from "../metrics.js";
 import type { Relay } from "../relay.js";
-import type { EventHub } from "./events.js";
+import type { EventHub } from "../event-hub.js";
 
 /** Everything the routes share. Owned by the ProxyServer; routes keep no state of their own except in here. */
 export interface ProxyContext {
