@@ -19,16 +19,16 @@ const LEVELS: Record<string, number> = {
   core: 0,
   util: 0,
   term: 0,
-  system: 1,
-  gguf: 1,
   process: 1,
-  llama: 2,
-  models: 2,
-  runner: 3,
-  chat: 4,
-  proxy: 4,
-  cli: 5,
-  "(root)": 6, // src/index.ts, the package's root export
+  gguf: 1,
+  system: 2,
+  llama: 3,
+  models: 3,
+  runner: 4,
+  chat: 5,
+  proxy: 5,
+  cli: 6,
+  "(root)": 7, // src/index.ts, the package's root export
 };
 
 /** Finer rules inside a level: files under `from` must not import files under any of `not`. */

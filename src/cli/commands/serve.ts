@@ -8,6 +8,7 @@ import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import { colors } from "../../term/color.js";
 import { formatDuration } from "../../term/format.js";
 import { ProgressLine } from "../../term/progress.js";
+import { signalGroup } from "../../process/terminate/signals.js";
 
 interface ServeOptions {
   port?: string;
@@ -117,11 +118,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
     if (signals > 1) {
       // second Ctrl-C: no more waiting
       for (const h of runner.listRunning()) {
-        try {
-          process.kill(-h.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+        signalGroup(h.pid, "SIGKILL");
       }
       process.exit(130);
     }

@@ -24,7 +24,8 @@ import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { cacheDir, paths } from "../../core/paths.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
+import { pidAlive } from "../../process/terminate/signals.js";
 import {
   checkDependencies,
   detectBackend,
@@ -410,7 +411,7 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
       } catch {
         /* being written or gone */
       }
-      if (holder && !alive(holder)) {
+      if (holder && !pidAlive(holder)) {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
@@ -430,15 +431,6 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
     return await fn();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
