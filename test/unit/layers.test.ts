@@ -8,6 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cycles, importEdges, sourceFiles, type ImportEdge } from "../support/import-graph.js";
@@ -29,6 +30,7 @@ const LEVELS: Record<string, number> = {
   proxy: 5,
   cli: 6,
   "(root)": 7, // src/index.ts, the package's root export
+  api: 7, // the package's subpath exports (package.json "exports")
 };
 
 /** Finer rules inside a level: files under `from` must not import files under any of `not`. */
@@ -119,4 +121,13 @@ test("the graph reader sees type-only imports, re-exports and dynamic imports", 
   assert.ok(all.includes("src/index.ts -> src/core/errors.ts"));
   // await import("…") (the CLI loads a command only when it runs)
   assert.ok(all.some((e) => e.startsWith("src/cli/main.ts -> src/cli/commands/")));
+});
+
+test("test/fixtures/ holds data only (code that serves tests lives in test/support/)", () => {
+  const code = sourceFiles(root, "test/fixtures");
+  const scripts = (dir: string): string[] =>
+    readdirSync(join(root, dir), { recursive: true })
+      .map(String)
+      .filter((f) => /\.(m?js|cjs|mts|sh)$/.test(f));
+  assert.deepEqual([...code, ...scripts("test/fixtures")], []);
 });

@@ -15,7 +15,6 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
-  statSync,
   writeFileSync,
   lstatSync,
   renameSync,
@@ -603,19 +602,4 @@ export async function uninstallLlama(
     }
   }
   return { removed, dir, purged };
-}
-
-/** For tests and `status`: size of the install folder. */
-export function dirSize(dir: string): number {
-  let total = 0;
-  const walk = (d: string): void => {
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else total += st.size;
-    }
-  };
-  if (existsSync(dir) && statSync(dir).isDirectory()) walk(dir);
-  return total;
 }
