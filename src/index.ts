@@ -1,5 +1,5 @@
 // gglib-runtime: what most programs need. The rest is one subpath per area, `gglib-runtime/<area>`, each a file
-// src/api/<area>.ts (core, system, process, llama, gguf, models, runner, chat, proxy); a new area is a new file there.
+// src/api/<area>.ts (core, system, process, llama, gguf, models, runner, hub, chat, proxy); a new area is a new file there.
 
 // errors
 export { GglibError, isGglibError, errorMessage, type ErrorKind, type GglibErrorDetails } from "./core/errors.js";

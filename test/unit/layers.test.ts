@@ -26,6 +26,7 @@ const LEVELS: Record<string, number> = {
   llama: 3,
   models: 3,
   runner: 4,
+  hub: 4,
   chat: 5,
   proxy: 5,
   cli: 6,
