@@ -26,7 +26,7 @@ const LEVELS: Record<string, number> = {
   llama: 3,
   models: 3,
   runner: 4,
-  hub: 4,
+  hub: 4, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
   chat: 5,
   proxy: 5,
   cli: 6,
