@@ -102,6 +102,8 @@ before(async () => {
       },
       { id: "test-user/empty", files: [{ path: "README.md", content: Buffer.from("nothing") }] },
       { id: "test-user/in-git", files: [{ path: "small-Q8_0.gguf", content: tinyB, git: true }] },
+      { id: "test-user/huge-GGUF", files: [{ path: "huge-F16.gguf", content: tiny, listedSize: 2 ** 50 }] },
+      { id: "test-user/shrunk-GGUF", files: [{ path: "shrunk-F16.gguf", content: tiny, listedSize: 100_000 }] },
     ],
     validTokens: ["hf_valid", "hf_owner", "hf_granted"],
   });
@@ -419,6 +421,21 @@ describe("errors a user sees", () => {
     const r = await pullModel("test-user/tiny-GGUF", opts(tmp()));
     assert.equal(r.files[0]!.transferred, tiny.length, "a 503 is retried");
     hub.faults = {};
+  });
+
+  test("not enough disk space: refused before any byte is fetched", async () => {
+    hub.requests.length = 0;
+    await fails(
+      "test-user/huge-GGUF",
+      {},
+      "download_failed",
+      /Not enough disk space in .*: the pull needs 1048576\.00 GiB/,
+    );
+    assert.equal(hub.requests.filter((q) => q.server === "files").length, 0);
+  });
+
+  test("a server sending more than the listing says: refused, not written past the size", async () => {
+    await fails("test-user/shrunk-GGUF", {}, "download_failed", /sent more than the 100000 bytes the hub lists/);
   });
 
   test("a name taken by another registered model is refused before downloading", async () => {

@@ -26,6 +26,8 @@ export interface FakeHubFile {
   content: Uint8Array;
   /** Kept in git rather than LFS (listed with a git oid only, served by the hub itself). Default: .gguf in LFS. */
   git?: boolean;
+  /** The size the listing claims (default the content's): a repo that changed under a pull, or a huge file. */
+  listedSize?: number;
 }
 
 export interface FakeHubRepo {
@@ -99,16 +101,17 @@ function pointer(f: FakeHubFile): string {
 }
 
 function entry(f: FakeHubFile): Record<string, unknown> {
+  const size = f.listedSize ?? f.content.length;
   if (f.git ?? !/\.gguf$/i.test(f.path)) {
-    return { type: "file", oid: gitOid(f.content), size: f.content.length, path: f.path };
+    return { type: "file", oid: gitOid(f.content), size, path: f.path };
   }
   const p = Buffer.from(pointer(f));
   return {
     type: "file",
     oid: gitOid(p),
-    size: f.content.length,
+    size,
     path: f.path,
-    lfs: { oid: sha256(f.content), size: f.content.length, pointerSize: p.length },
+    lfs: { oid: sha256(f.content), size, pointerSize: p.length },
     xetHash: sha256(Buffer.concat([Buffer.from("xet"), f.content])),
   };
 }
