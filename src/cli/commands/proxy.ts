@@ -16,7 +16,9 @@ import {
   type OptionSpec,
   type OptionTable,
 } from "../options.js";
-import { colors, formatBytes } from "../ui.js";
+import { colors } from "../../term/color.js";
+import { formatBytes } from "../../term/format.js";
+import { signalGroup } from "../../process/terminate/signals.js";
 
 /** `auto`, or a size checked here (the proxy reads it again with the same parser). */
 const memoryBudgetOption: OptionSpec<string | number> = {
@@ -174,11 +176,7 @@ async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
       if (signals > 1) {
         for (const h of proxy.controller.status()) {
           if (h.pid) {
-            try {
-              process.kill(-h.pid, "SIGKILL");
-            } catch {
-              /* gone */
-            }
+            signalGroup(h.pid, "SIGKILL");
           }
         }
         process.exit(130);

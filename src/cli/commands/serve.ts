@@ -17,7 +17,10 @@ import {
   textOption,
   type OptionTable,
 } from "../options.js";
-import { colors, formatDuration, ProgressLine } from "../ui.js";
+import { colors } from "../../term/color.js";
+import { formatDuration } from "../../term/format.js";
+import { ProgressLine } from "../../term/progress.js";
+import { signalGroup } from "../../process/terminate/signals.js";
 
 /** The flags that set the ServerConfig (they win over the model's own settings). */
 const SERVER_OPTIONS: OptionTable<ServerConfig> = {
@@ -158,11 +161,7 @@ async function serve(configure: () => ServerConfig, o: RunOptions): Promise<numb
     if (signals > 1) {
       // second Ctrl-C: no more waiting
       for (const h of runner.listRunning()) {
-        try {
-          process.kill(-h.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+        signalGroup(h.pid, "SIGKILL");
       }
       process.exit(130);
     }
@@ -191,7 +190,7 @@ async function serve(configure: () => ServerConfig, o: RunOptions): Promise<numb
     throw e;
   }
   bar?.done();
-  const info = runner.info(handle);
+  const loadMs = Date.now() - handle.startedAt;
   if (o.json) {
     out.write(
       JSON.stringify({
@@ -200,12 +199,12 @@ async function serve(configure: () => ServerConfig, o: RunOptions): Promise<numb
         url: handle.url,
         pid: handle.pid,
         port: handle.port,
-        loadMs: info?.loadMs,
+        loadMs,
       }) + "\n",
     );
   } else {
     const cc = colors(out);
-    out.write(`${cc.green("●")} ${cc.bold(handle.model)} ready in ${formatDuration(info?.loadMs ?? 0)}\n`);
+    out.write(`${cc.green("●")} ${cc.bold(handle.model)} ready in ${formatDuration(loadMs)}\n`);
     out.write(`  URL:        ${cc.cyan(handle.url)}\n`);
     out.write(`  OpenAI API: ${cc.cyan(handle.url + "/v1")}  (model "${handle.model}")\n`);
     out.write(`  pid ${handle.pid}; Ctrl-C to stop\n`);

@@ -3,7 +3,8 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { ChatRenderer, formatStats, type RendererOptions } from "../../../src/chat/render.js";
 import type { ChatStreamEvent } from "../../../src/chat/stream.js";
-import { stripAnsi, wrapRows, splitCompleteBlocks, BlockBoundaries, displayWidth } from "../../../src/chat/text.js";
+import { splitCompleteBlocks, BlockBoundaries } from "../../../src/chat/blocks.js";
+import { stripAnsi, wrapRows, displayWidth } from "../../../src/term/text.js";
 
 /**
  * A small terminal emulator: enough of VT100 for what the renderer writes (text, \n, \r, CSI n A, CSI J, CSI 2K,

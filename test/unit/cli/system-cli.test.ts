@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import pc from "picocolors";
 import { collectSystemReport, formatSystemReport } from "../../../src/cli/commands/system.js";
-import { fitReport, formatFitReport } from "../../../src/cli/commands/models-fit.js";
+import { fitReport, formatFitReport } from "../../../src/cli/commands/models/fit.js";
 import { DefaultSystemProbe } from "../../../src/system/probe.js";
 import type { CommandResult, MemorySnapshot, RunCommand, SystemProbe } from "../../../src/system/types.js";
 import { FAKE_LLAMA_SERVER } from "../../support/fake-llama.js";

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveModelArg } from "../../../src/chat/backend.js";
-import { fitReport } from "../../../src/cli/commands/models-fit.js";
+import { fitReport } from "../../../src/cli/commands/models/fit.js";
 import { serveConfig } from "../../../src/cli/commands/serve.js";
 import { paths } from "../../../src/core/paths.js";
 import { isGglibError } from "../../../src/core/errors.js";

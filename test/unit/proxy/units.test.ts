@@ -7,18 +7,15 @@ import { configJsonSchema } from "../../../src/models/settings.js";
 import { parseConfig } from "../../../src/models/config-file.js";
 import { buildCatalog, resolveModelName } from "../../../src/proxy/catalog.js";
 import { parseUsage } from "../../../src/proxy/forward.js";
-import {
-  downstreamResponseHeaders,
-  errorBody,
-  sseErrorEvent,
-  upstreamRequestHeaders,
-} from "../../../src/proxy/http-util.js";
+import { errorBody } from "../../../src/proxy/http/errors.js";
+import { downstreamResponseHeaders, upstreamRequestHeaders } from "../../../src/proxy/http/headers.js";
+import { sseErrorEvent } from "../../../src/proxy/http/sse.js";
 import { autoBudget, estimateModel, parseComputeApps, parseMemoryLog } from "../../../src/proxy/memory.js";
 import { parseSize } from "../../../src/core/units.js";
 import { budgetFromSnapshot, estimateMemory } from "../../../src/models/estimator.js";
 import { readModelMetadata } from "../../../src/gguf/reader.js";
 import type { MemorySnapshot } from "../../../src/system/types.js";
-import { parseJsonBody } from "../../../src/proxy/server.js";
+import { parseJsonBody } from "../../../src/proxy/http/json.js";
 import { diffCatalogs } from "../../../src/proxy/index.js";
 import { GglibError } from "../../../src/core/errors.js";
 import { Registry } from "../../../src/models/registry.js";

@@ -1,0 +1,4 @@
+// gglib-runtime/gguf: the GGUF header and metadata reader (shards summed, projectors recognised).
+export * from "../gguf/reader.js";
+export * from "../gguf/names.js";
+export * from "../gguf/types.js";
