@@ -54,3 +54,45 @@ export function isMmprojFile(path: string): boolean {
 export function modelStem(path: string): string {
   return parseShardName(path)?.stem ?? basename(path).replace(/\.gguf$/i, "");
 }
+
+/** The .gguf files of a folder or a repo listing, sorted out by name. */
+export interface GgufGroups<T> {
+  /** Single files in the order met, then complete shard sets in the order their first file was met. */
+  models: { prefix: string; stem: string; files: T[] }[];
+  projectors: T[];
+  /** Shard sets with files missing. */
+  incomplete: { prefix: string; stem: string; present: number; count: number }[];
+}
+
+/**
+ * Sorts files (anything with a path) into projectors, single-file models and shard sets, by the rules above.
+ * Files that are not .gguf are left out. `prefix` is the path without `.gguf` (a shard set's: without the shard
+ * suffix), `stem` its last part: the model's default name.
+ */
+export function groupGgufPaths<T>(items: readonly T[], pathOf: (item: T) => string): GgufGroups<T> {
+  const out: GgufGroups<T> = { models: [], projectors: [], incomplete: [] };
+  const sets = new Map<string, { prefix: string; stem: string; count: number; files: Map<number, T> }>();
+  for (const item of items) {
+    const path = pathOf(item);
+    if (!isGgufFile(path)) continue;
+    const shard = parseShardName(path);
+    if (isMmprojFile(path)) out.projectors.push(item);
+    else if (!shard) out.models.push({ prefix: path.replace(/\.gguf$/i, ""), stem: modelStem(path), files: [item] });
+    else {
+      const key = `${shard.prefix}\u0000${shard.count}`;
+      let set = sets.get(key);
+      if (!set) sets.set(key, (set = { prefix: shard.prefix, stem: shard.stem, count: shard.count, files: new Map() }));
+      set.files.set(shard.index, item);
+    }
+  }
+  for (const set of sets.values()) {
+    const files: T[] = [];
+    for (let i = 1; i <= set.count; i++) {
+      const f = set.files.get(i);
+      if (f !== undefined) files.push(f);
+    }
+    if (files.length === set.count) out.models.push({ prefix: set.prefix, stem: set.stem, files });
+    else out.incomplete.push({ prefix: set.prefix, stem: set.stem, present: files.length, count: set.count });
+  }
+  return out;
+}

@@ -9,7 +9,7 @@
  */
 import { posix } from "node:path";
 import { GglibError } from "../core/errors.js";
-import { isMmprojFile, parseShardName } from "../gguf/names.js";
+import { groupGgufPaths, isMmprojFile } from "../gguf/names.js";
 import { mmprojRank, quantOf, quantRank, sameQuant } from "./quant.js";
 
 /** One file of the repo, as the hub's tree API lists it. */
@@ -43,42 +43,10 @@ export interface RepoModels {
 
 /** The GGUF models and projectors among a repo's files. Variants sorted by preference (DEFAULT_QUANT_ORDER), then size. */
 export function repoModels(files: readonly RepoFile[]): RepoModels {
-  const variants: Variant[] = [];
-  const mmproj: RepoFile[] = [];
-  const warnings: string[] = [];
-  const sets = new Map<string, { stem: string; count: number; files: Map<number, RepoFile> }>();
-  for (const f of files) {
-    if (!/\.gguf$/i.test(f.path)) continue;
-    if (isMmprojFile(f.path)) {
-      mmproj.push(f);
-      continue;
-    }
-    const shard = parseShardName(f.path);
-    if (shard) {
-      const dir = posix.dirname(f.path);
-      const key = `${dir}\u0000${shard.stem}\u0000${shard.count}`;
-      let set = sets.get(key);
-      if (!set) sets.set(key, (set = { stem: shard.stem, count: shard.count, files: new Map() }));
-      set.files.set(shard.index, f);
-      continue;
-    }
-    const stem = posix.basename(f.path).replace(/\.gguf$/i, "");
-    variants.push(variant(f.path.replace(/\.gguf$/i, ""), stem, [f]));
-  }
-  for (const [key, set] of sets) {
-    const dir = key.split("\u0000")[0]!;
-    const shards: RepoFile[] = [];
-    for (let i = 1; i <= set.count; i++) {
-      const f = set.files.get(i);
-      if (f) shards.push(f);
-    }
-    const id = dir === "." ? set.stem : `${dir}/${set.stem}`;
-    if (shards.length !== set.count) {
-      warnings.push(`${id}: the repo has ${shards.length} of its ${set.count} shards; left out`);
-      continue;
-    }
-    variants.push(variant(id, set.stem, shards));
-  }
+  const g = groupGgufPaths(files, (f) => f.path);
+  const variants = g.models.map((m) => variant(m.prefix, m.stem, m.files));
+  const mmproj = [...g.projectors];
+  const warnings = g.incomplete.map((s) => `${s.prefix}: the repo has ${s.present} of its ${s.count} shards; left out`);
   variants.sort((a, b) => quantRank(a.quant) - quantRank(b.quant) || a.totalBytes - b.totalBytes);
   mmproj.sort((a, b) => mmprojRank(a.path) - mmprojRank(b.path) || a.path.localeCompare(b.path));
   return { variants, mmproj, warnings };

@@ -11,6 +11,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { GglibError } from "../core/errors.js";
+import { isGgufFile } from "../gguf/names.js";
 import { paths } from "../core/paths.js";
 import { configModelsOf, loadConfigFile, resolvePath, type LoadedConfig } from "./config-file.js";
 import { Registry } from "./registry.js";
@@ -100,11 +101,7 @@ export function knownModels(opts: ModelSourceOptions = {}): ModelSources & { whe
 /** Does this argument name a file or folder rather than a model name? */
 export function looksLikePath(arg: string, cwd = process.cwd()): boolean {
   return (
-    /\.gguf$/i.test(arg) ||
-    arg.includes("/") ||
-    arg.includes("\\") ||
-    arg.startsWith(".") ||
-    existsSync(resolve(cwd, arg))
+    isGgufFile(arg) || arg.includes("/") || arg.includes("\\") || arg.startsWith(".") || existsSync(resolve(cwd, arg))
   );
 }
 

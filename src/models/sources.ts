@@ -27,7 +27,7 @@
  */
 import { readdirSync, realpathSync, statSync, type Dirent } from "node:fs";
 import { basename, isAbsolute, join, resolve } from "node:path";
-import { isGgufFile, isMmprojFile, modelStem, parseShardName } from "../gguf/names.js";
+import { groupGgufPaths, modelStem, parseShardName } from "../gguf/names.js";
 import type { ModelSettings } from "./settings.js";
 
 export type ModelSource = "config" | "registry" | "models-dir";
@@ -260,40 +260,16 @@ export function groupGgufFiles(
   dir: string,
   fileNames: readonly string[],
 ): { models: FoundModel[]; mmproj: string[]; warnings: string[] } {
-  const models: FoundModel[] = [];
-  const mmproj: string[] = [];
-  const warnings: string[] = [];
-  const sets = new Map<string, { count: number; files: Map<number, string> }>();
-  for (const f of [...fileNames].sort()) {
-    if (!isGgufFile(f) || f.startsWith(".")) continue;
-    if (isMmprojFile(f)) {
-      mmproj.push(join(dir, f));
-      continue;
-    }
-    const shard = parseShardName(f);
-    if (shard) {
-      const key = `${shard.stem}\u0000${shard.count}`;
-      let set = sets.get(key);
-      if (!set) sets.set(key, (set = { count: shard.count, files: new Map() }));
-      set.files.set(shard.index, join(dir, f));
-      continue;
-    }
-    const p = join(dir, f);
-    models.push({ name: modelStem(f), path: p, shards: [p] });
-  }
-  for (const [key, set] of sets) {
-    const stem = key.split("\u0000")[0]!;
-    const shards: string[] = [];
-    for (let i = 1; i <= set.count; i++) {
-      const p = set.files.get(i);
-      if (p) shards.push(p);
-    }
-    if (shards.length !== set.count) {
-      warnings.push(`${join(dir, stem)}: only ${shards.length} of ${set.count} shards present; skipped`);
-      continue;
-    }
-    models.push({ name: stem, path: shards[0]!, shards });
-  }
+  const names = [...fileNames].filter((f) => !f.startsWith(".")).sort();
+  const g = groupGgufPaths(names, (f) => f);
+  const models: FoundModel[] = g.models.map((m) => {
+    const shards = m.files.map((f) => join(dir, f));
+    return { name: m.stem, path: shards[0]!, shards };
+  });
+  const mmproj = g.projectors.map((f) => join(dir, f));
+  const warnings = g.incomplete.map(
+    (s) => `${join(dir, s.stem)}: only ${s.present} of ${s.count} shards present; skipped`,
+  );
   models.sort((a, b) => a.name.localeCompare(b.name));
   return { models, mmproj, warnings };
 }

@@ -6,6 +6,7 @@ import { paths } from "../../core/paths.js";
 import { detectLaunchSettings } from "../../models/launch-defaults.js";
 import { resolveModelRef, type ResolveModelOptions } from "../../models/resolve.js";
 import { serverConfigOf } from "../../models/settings.js";
+import { modelNameOf } from "../../llama/args.js";
 import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import {
   addOptions,
@@ -173,10 +174,7 @@ async function serve(configure: () => ServerConfig, o: RunOptions): Promise<numb
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
 
-  const name = config.modelName ?? config.modelPath;
-  const bar = o.json
-    ? undefined
-    : new ProgressLine(`loading ${c.bold(name.replace(/^.*\//, "").replace(/\.gguf$/i, ""))}`);
+  const bar = o.json ? undefined : new ProgressLine(`loading ${c.bold(modelNameOf(config))}`);
   let handle;
   try {
     handle = await runner.start(config, { signal: abort.signal, onProgress: (p) => bar?.update(p.value, p.stage) });
