@@ -32,37 +32,30 @@ import { SIZE_PATTERN } from "../core/units.js";
 
 const server = ServerConfigSchema.shape;
 
-/** Per-model launch settings. Every field is optional: unset means "the default" (the proxy's, the chat's…). */
+/**
+ * Per-model launch settings. Every field is optional: unset means "the default" (the proxy's, the chat's…). The
+ * descriptions are the JSON Schema's.
+ */
 export const ModelSettingsSchema = z.object({
-  /** Context size in tokens (`-c`); 0 = the model's trained context. */
   ctx: server.contextSize.describe("Context size in tokens (-c); 0 = the model's trained context."),
-  /** Layers on the GPU (`-ngl`); -1 = all. */
   gpuLayers: z.number().int().min(-1).optional().describe("Layers on the GPU (-ngl); -1 = all."),
-  /** `--jinja` / `--no-jinja`. */
   jinja: server.jinja.describe("Use the model's Jinja chat template (--jinja / --no-jinja)."),
   reasoningFormat: ReasoningFormatSchema.optional().describe("--reasoning-format"),
-  /** Slots (`--parallel`). */
   parallel: server.parallel.describe("Slots (--parallel)."),
   cacheTypeK: KvCacheTypeSchema.optional(),
   cacheTypeV: KvCacheTypeSchema.optional(),
-  /** Passed to llama-server last, verbatim. */
   extraArgs: z.array(z.string()).optional().describe("Passed to llama-server last, verbatim."),
-  /** Extra environment for this model's llama-server. */
   env: z.record(z.string(), z.string()).optional().describe("Extra environment for this model's llama-server."),
-  /** Unload after this many idle seconds; 0 = never. */
   ttl: z
     .number()
     .nonnegative()
     .optional()
     .describe("Unload after this many idle seconds (0 = never; unset = the global ttl)."),
-  /** Never evicted to make room for another model. */
   pinned: z.boolean().optional().describe("Never evicted to make room for another model."),
-  /** Loaded when the proxy starts. */
   preload: z.boolean().optional().describe("Loaded when the proxy starts."),
 });
 
 export type ModelSettings = z.infer<typeof ModelSettingsSchema>;
-export type ModelSettingKey = keyof ModelSettings;
 
 /** One model of the config file: where its files are, its other names, and its settings. */
 export const ModelConfigSchema = z
