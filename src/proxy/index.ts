@@ -16,6 +16,10 @@ import { ModelController } from "./controller.js";
 import { autoBudget, parseSize } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer } from "./server.js";
+import { ActivityLog } from "./activity.js";
+import { ProxyLog } from "./proxy-log.js";
+import { dashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
+import { uiRoutes } from "./routes/ui.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -60,6 +64,10 @@ export interface ProxyOptions {
   watchConfig?: boolean;
   probe?: SystemProbe;
   log?: (line: string) => void;
+  /** The dashboard's built files (default dist/ui of this package). */
+  uiDir?: string;
+  /** Requests kept for GET /api/activity (default 1000). */
+  activityCapacity?: number;
 }
 
 export interface ReloadReport {
@@ -93,7 +101,8 @@ export interface RunningProxy {
   readonly controller: ModelController;
   readonly server: ProxyServer;
   readonly report: StartReport;
-  reload(): Promise<ReloadReport>;
+  /** Reload the config file and rescan the models folder; `trigger` is recorded for the dashboard. */
+  reload(trigger?: string): Promise<ReloadReport>;
   /** Drain requests (up to drainMs), stop every llama-server, close the server. */
   close(drainMs?: number): Promise<void>;
 }
@@ -101,7 +110,11 @@ export interface RunningProxy {
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
-  const log = o.log ?? (() => {});
+  const proxyLog = new ProxyLog();
+  const log = (line: string) => {
+    proxyLog.write(line);
+    o.log?.(line);
+  };
   // the file's stamp as read: a change made before the watcher starts still counts as a change
   const stamp = (path: string) => {
     try {
@@ -217,6 +230,57 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
   }
   const startedAt = Date.now();
+  const activity = new ActivityLog(o.activityCapacity ?? 1000);
+  controller.on((e) => {
+    if (e.type === "state") proxyLog.write(`${e.model}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`);
+    else if (e.type === "crash") proxyLog.write(`${e.model}: llama-server exited unexpectedly (${e.reason})`);
+  });
+  let lastReload: ReloadRecord | undefined;
+  const reloadRef: { fn?: (trigger?: string) => Promise<ReloadReport> } = {};
+  const dashboard = dashboardRoutes({
+    controller,
+    activity,
+    proxyLog,
+    probe,
+    ...(runner instanceof LlamaServerRunner
+      ? {
+          binary: async () => {
+            const b = await runner.binaryInfo();
+            return {
+              path: b.path,
+              ...(b.caps.version ? { version: b.caps.version } : {}),
+              backend: b.caps.backend,
+              ...(b.caps.builtWith ? { builtWith: b.caps.builtWith } : {}),
+            };
+          },
+        }
+      : {}),
+    settings: () => ({
+      configPath: o.configPath ?? null,
+      modelsDir: modelsDir ?? null,
+      host,
+      port: addr?.port ?? port,
+      apiKeys: apiKeys.length,
+      insecure,
+      corsOrigins: [...(corsOrigins ?? [])],
+      defaultModel: defaultModel ?? null,
+      maxModels: maxModels ?? null,
+      memoryBudget: { setting: String(budgetSetting), bytes: budgetBytes ?? null, source: budgetSource },
+      ttlS,
+      drainTimeoutS: o.drainTimeoutS ?? file.drainTimeout ?? null,
+      queueTimeoutS: o.queueTimeoutS ?? file.queueTimeout ?? null,
+      loadTimeoutS: o.loadTimeoutS ?? file.loadTimeout ?? null,
+      maxQueue: o.maxQueue ?? file.maxQueue ?? null,
+      bodyLimitBytes: bodyLimitSetting !== undefined ? parseSize(bodyLimitSetting) : null,
+      llamaServer: runnerOptions.binaryPath ?? runnerOptions.configuredBinary ?? null,
+    }),
+    reload: async (trigger) => {
+      await reloadRef.fn!(trigger).catch(() => {});
+      return lastReload!;
+    },
+    lastReload: () => lastReload,
+  });
+  const ui = uiRoutes(o.uiDir);
   const server = new ProxyServer(controller, metrics, {
     host,
     port,
@@ -233,8 +297,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       maxModels: maxModels ?? null,
     }),
     log,
+    activity,
+    publicRoutes: (req, res, path) => ui.handle(req, res, path),
+    apiRoutes: dashboard.handle,
   });
-  let addr;
+  let addr: Awaited<ReturnType<ProxyServer["listen"]>> | undefined;
   try {
     addr = await server.listen();
   } catch (e) {
@@ -260,9 +327,37 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   let current: Catalog = catalog;
   let reloading: Promise<ReloadReport> | undefined;
-  const reload = async (): Promise<ReloadReport> => {
+  const reload = async (trigger = "reload()"): Promise<ReloadReport> => {
     if (reloading) return reloading;
     reloading = (async () => {
+      try {
+        const r = await reloadOnce();
+        lastReload = { at: new Date().toISOString(), ok: true, trigger, ...r, errors: [] };
+        return r;
+      } catch (e) {
+        const why = e instanceof GglibError ? e.describe() : String(e);
+        lastReload = {
+          at: new Date().toISOString(),
+          ok: false,
+          trigger,
+          added: [],
+          removed: [],
+          changed: [],
+          warnings: [],
+          errors: [why],
+        };
+        throw e;
+      }
+    })();
+    try {
+      return await reloading;
+    } finally {
+      reloading = undefined;
+    }
+  };
+  reloadRef.fn = reload;
+  const reloadOnce = async (): Promise<ReloadReport> => {
+    {
       if (o.configPath) {
         configStamp = stamp(o.configPath);
         loaded = loadConfigFile(o.configPath);
@@ -275,11 +370,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
       }
       return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
-    })();
-    try {
-      return await reloading;
-    } finally {
-      reloading = undefined;
     }
   };
 
@@ -295,7 +385,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       configStamp = now;
       if (timer) clearTimeout(timer);
       timer = setTimeout(() => {
-        reload().then(
+        reload("config file changed").then(
           (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
           (e: unknown) =>
             log(
@@ -319,6 +409,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     close(drainMs = 10_000) {
       closing ??= (async () => {
         if (watcher) clearInterval(watcher);
+        dashboard.close();
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
         await serverClosed;

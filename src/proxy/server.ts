@@ -22,6 +22,7 @@ import {
   upstreamRequestHeaders,
 } from "./http-util.js";
 import type { ProxyMetrics } from "./metrics.js";
+import type { ActivityLog } from "./activity.js";
 
 export interface ProxyServerOptions {
   host: string;
@@ -38,6 +39,17 @@ export interface ProxyServerOptions {
   /** Extra status for /api/status. */
   info?: () => Record<string, unknown>;
   log?: (line: string) => void;
+  /** Recent requests for the dashboard (one ring-buffer write per request). */
+  activity?: ActivityLog;
+  /** Routes open without an API key (the dashboard's static shell): true when answered. */
+  publicRoutes?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+  /** More management routes, after the API-key check: true when answered. */
+  apiRoutes?: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: URLSearchParams | undefined,
+  ) => Promise<boolean>;
 }
 
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
@@ -142,6 +154,7 @@ export class ProxyServer {
       sendJson(res, 200, { status: this.closing ? "shutting_down" : "ok" });
       return;
     }
+    if (this.o.publicRoutes?.(req, res, path)) return;
     if (!this.authorized(req)) {
       throw new ProxyHttpError(
         401,
@@ -178,6 +191,7 @@ export class ProxyServer {
         return;
       }
     }
+    if (this.o.apiRoutes && (await this.o.apiRoutes(req, res, path, query))) return;
     if (method === "POST" && (path === "/models/load" || path === "/models/unload")) {
       await this.loadUnload(req, res, path === "/models/load");
       return;
@@ -265,7 +279,7 @@ export class ProxyServer {
   /** The model is not ready: wait for it (SSE keep-alive comments for streams), or answer the error. */
   private async waitForModel(
     res: ServerResponse,
-    r: { name: string; clientPath: string; stream: boolean; activity: boolean },
+    r: { name: string; method: string; clientPath: string; stream: boolean; activity: boolean },
     t0: number,
   ): Promise<{ lease: Lease; sseCommitted: boolean } | undefined> {
     const abort = new AbortController();
@@ -317,6 +331,7 @@ export class ProxyServer {
       res.off("close", onClose);
       const err = e instanceof ProxyHttpError ? e : new ProxyHttpError(500, "internal_error", String(e));
       this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
+      this.o.activity?.record(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
       if (err.status === 499) return undefined; // the client is gone
       if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
       else sendError(res, err);
@@ -373,6 +388,7 @@ export class ProxyServer {
     const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
     this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
+    this.o.activity?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
   }
 
   /** `/upstream/{model}/{path}`: anything, passed through to that model (loading it if needed). */
