@@ -15,7 +15,10 @@ const config = {
     alpha: { path: "./models/alpha.gguf", aliases: ["first"] },
     slow: { path: "./models/slow.gguf", env: { FAKE_LLAMA_LOAD_MS: "2500" } },
     broken: { path: "./models/broken.gguf", env: { FAKE_LLAMA_FAIL_LOAD: `1:${BROKEN_REASON}` } },
-    crashy: { path: "./models/crashy.gguf", env: { FAKE_LLAMA_CRASH_AFTER_CHUNKS: "1", FAKE_LLAMA_CRASH_SIGNAL: "SIGSEGV" } },
+    crashy: {
+      path: "./models/crashy.gguf",
+      env: { FAKE_LLAMA_CRASH_AFTER_CHUNKS: "1", FAKE_LLAMA_CRASH_SIGNAL: "SIGSEGV" },
+    },
   },
 };
 const fakeModels = ["alpha", "slow", "broken", "crashy"];
@@ -41,7 +44,10 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     // network answers (the broken model's 502) are logged by Chromium too: only script errors count
-    page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+    page.on(
+      "console",
+      (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()),
+    );
     const resp = await page.goto(`${env.proxy.url}/ui/`);
     assert.equal(resp?.status(), 200);
     const csp = resp?.headers()["content-security-policy"] ?? "";
@@ -57,7 +63,10 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
     await expectText(() => stateOf(page, "slow").textContent(), "loading");
     const seen = new Set<number>();
     await expectText(async () => {
-      const v = await card(page, "slow").getByRole("progressbar").getAttribute("aria-valuenow").catch(() => null);
+      const v = await card(page, "slow")
+        .getByRole("progressbar")
+        .getAttribute("aria-valuenow")
+        .catch(() => null);
       if (v !== null) seen.add(Number(v));
       return [...seen].some((x) => x > 0 && x < 100) ? "partial" : null;
     }, "partial");
@@ -121,11 +130,12 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
       body: JSON.stringify({ model: "alpha", messages: [{ role: "user", content: "more" }] }),
     });
     await r.text();
-    await expectText(async () => ((await page.locator("[data-testid=log] .line").count()) > before ? "more" : null), "more");
+    await expectText(
+      async () => ((await page.locator("[data-testid=log] .line").count()) > before ? "more" : null),
+      "more",
+    );
     // the box is scrolled to the end (follow)
-    const atEnd = await page
-      .getByTestId("log")
-      .evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30);
+    const atEnd = await page.getByTestId("log").evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30);
     assert.equal(atEnd, true);
     // search filters
     await page.getByPlaceholder("search").fill("listening on");

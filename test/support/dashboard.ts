@@ -51,6 +51,8 @@ export interface DashboardEnvOptions {
   /** A real llama-server binary instead of the fake. */
   binary?: string;
   proxy?: Partial<ProxyOptions>;
+  /** Runs with the folder before the proxy starts (write models into <dir>/models). */
+  prepare?: (dir: string) => Promise<void>;
 }
 
 export interface DashboardEnv {
@@ -62,6 +64,10 @@ export interface DashboardEnv {
 }
 
 export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}): Promise<DashboardEnv> {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: the dashboard tests need it (apt-get install chromium, as .ci/run does, or set GGLIB_TEST_CHROMIUM).`,
+    );
   await ensureUiBuilt();
   const dir = mkdtempSync(join(tmpdir(), "gglib-ui-"));
   const models = join(dir, "models");
@@ -72,6 +78,7 @@ export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}):
     configPath = join(dir, "config.yaml");
     writeFileSync(configPath, stringify(o.config));
   }
+  await o.prepare?.(dir);
   const binary = o.binary ?? FAKE_LLAMA_SERVER;
   const runner = new LlamaServerRunner({
     binaryPath: binary,
@@ -80,16 +87,15 @@ export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}):
     basePort: 20000 + Math.floor(Math.random() * 20000),
     healthIntervalMs: 500,
   });
-  let proxy: RunningProxy | undefined;
-  let browser: Browser | undefined;
+  const live: { proxy?: RunningProxy; browser?: Browser } = {};
   t.after(async () => {
-    await browser?.close().catch(() => {});
-    await proxy?.close(1_000).catch(() => {});
+    await live.browser?.close().catch(() => {});
+    await live.proxy?.close(1_000).catch(() => {});
     for (const p of pidsWithArg(dir)) killQuietly(p);
     await waitFor(() => pidsWithArg(dir).length === 0, 3_000);
     rmSync(dir, { recursive: true, force: true });
   });
-  proxy = await startProxy({
+  const proxy = await startProxy({
     ...(configPath ? { configPath } : { modelsDir: models }),
     port: 0,
     memoryBudget: "8GiB",
@@ -98,8 +104,9 @@ export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}):
     watchConfig: false,
     ...o.proxy,
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  const b = browser;
+  live.proxy = proxy;
+  const b = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  live.browser = b;
   return {
     dir,
     proxy,

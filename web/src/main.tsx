@@ -27,7 +27,7 @@ type View = (typeof VIEWS)[number][0];
 
 function viewOf(hash: string): View {
   const v = hash.replace(/^#\/?/, "");
-  return (VIEWS.find(([id]) => id === v)?.[0] ?? "models") as View;
+  return VIEWS.find(([id]) => id === v)?.[0] ?? "models";
 }
 
 type Auth = "checking" | "needed" | "ok";
@@ -120,7 +120,9 @@ function App() {
           <>
             {view === "models" ? <BudgetBar s={models} /> : null}
             {models.error && view === "models" ? <p class="warn small">{models.error}</p> : null}
-            {view === "models" ? <ModelsView s={models} budget={models.status?.budget?.bytes ?? null} refresh={refreshModels} /> : null}
+            {view === "models" ? (
+              <ModelsView s={models} budget={models.status?.budget?.bytes ?? null} refresh={refreshModels} />
+            ) : null}
             {view === "activity" ? <ActivityView models={names} /> : null}
             {view === "logs" ? <LogsView models={names} /> : null}
             {view === "machine" ? <MachineView /> : null}
@@ -158,7 +160,11 @@ function KeyForm({ onKey, error }: { onKey: (k: string, remember: boolean) => vo
         />
       </label>
       <label>
-        <input type="checkbox" checked={remember} onChange={(e) => setRemember((e.target as HTMLInputElement).checked)} />{" "}
+        <input
+          type="checkbox"
+          checked={remember}
+          onChange={(e) => setRemember((e.target as HTMLInputElement).checked)}
+        />{" "}
         remember on this device
       </label>
       {error ? (

@@ -64,7 +64,9 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
         else if (e.type === "progress") {
           set((p) => {
             if (!p.status) return p;
-            const models = p.status.models.map((m): ModelStatus => (m.name === e.model ? { ...m, progress: e.value } : m));
+            const models = p.status.models.map((m): ModelStatus =>
+              m.name === e.model ? { ...m, progress: e.value } : m,
+            );
             return { ...p, status: { ...p.status, models } };
           });
         } else if (e.type === "crash") {

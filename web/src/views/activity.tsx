@@ -113,7 +113,9 @@ function Chart({ records }: { records: ActivityRecord[] }) {
   const line = (vals: Array<[number, number]>) => {
     const max = Math.max(...vals.map((v) => v[1]), 1e-9);
     return vals
-      .map(([t, v], i) => `${i === 0 ? "M" : "L"}${x(t).toFixed(1)},${(H - pad - (v / max) * (H - 2 * pad)).toFixed(1)}`)
+      .map(
+        ([t, v], i) => `${i === 0 ? "M" : "L"}${x(t).toFixed(1)},${(H - pad - (v / max) * (H - 2 * pad)).toFixed(1)}`,
+      )
       .join(" ");
   };
   const tps = pts.filter((r) => r.tokensPerSecond !== null).map((r): [number, number] => [r.at, r.tokensPerSecond!]);
@@ -123,7 +125,10 @@ function Chart({ records }: { records: ActivityRecord[] }) {
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label="tokens per second and latency">
-        <path class="grid" d={`M${pad},${H / 2} H${W - pad} M${pad},${pad} H${W - pad} M${pad},${H - pad} H${W - pad}`} />
+        <path
+          class="grid"
+          d={`M${pad},${H / 2} H${W - pad} M${pad},${pad} H${W - pad} M${pad},${H - pad} H${W - pad}`}
+        />
         {tps.length > 1 ? <path class="tps" d={line(tps)} /> : null}
         <path class="lat" d={line(lat)} />
       </svg>

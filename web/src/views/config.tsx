@@ -75,12 +75,13 @@ export function ConfigView() {
 
 function show(k: string, v: unknown): string {
   if (v === null || v === undefined) return "–";
-  if (k === "apiKeys") return `${String(v)} key(s) (not shown)`;
+  if (k === "apiKeys") return `${JSON.stringify(v)} key(s) (not shown)`;
   if (typeof v === "object") {
     const o = v as Record<string, unknown>;
-    if ("bytes" in o && "source" in o) return `${o.bytes === null ? "unlimited" : bytes(o.bytes as number)} (${String(o.source)})`;
+    if ("bytes" in o && "source" in o)
+      return `${o.bytes === null ? "unlimited" : bytes(o.bytes as number)} (${typeof o.source === "string" ? o.source : ""})`;
     return Array.isArray(v) ? v.join(", ") || "–" : JSON.stringify(v);
   }
   if (k.endsWith("Bytes") && typeof v === "number") return bytes(v);
-  return String(v);
+  return typeof v === "string" ? v : JSON.stringify(v);
 }

@@ -96,10 +96,14 @@ export function LogsView({ models }: { models: string[] }) {
   );
 }
 
+/** llama.cpp's level letter after the timestamp (`0.00.012.931 E srv …`): errors and warnings stand out. */
+const LEVEL = /^\S+ ([EW]) /;
+
 function LogLine({ line }: { line: string }) {
   const segs = ansiSegments(line);
+  const level = LEVEL.exec(line)?.[1];
   return (
-    <div class="line">
+    <div class={level === "E" ? "line lvl-e" : level === "W" ? "line lvl-w" : "line"}>
       {segs.map((s, i) => (
         <span key={i} class={classes(s)} style={inline(s)}>
           {s.text}

@@ -16,7 +16,14 @@ interface Gpu {
 
 interface Machine {
   platform: string;
-  cpu: { model: string; arch: string; logicalCores: number; physicalCores?: number; availableCores: number; simd: string[] };
+  cpu: {
+    model: string;
+    arch: string;
+    logicalCores: number;
+    physicalCores?: number;
+    availableCores: number;
+    simd: string[];
+  };
   ram: { totalBytes: number; availableBytes: number; source: string; cgroupLimitBytes?: number };
   gpus: Gpu[];
   accelerator: string;

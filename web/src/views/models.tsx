@@ -137,8 +137,8 @@ function ModelCard(p: {
       {crashedNow ? (
         <p class="error" data-testid="reason">
           crashed: {m.lastError}
-          {p.crash ? <span class="muted"> at {new Date(p.crash.at).toLocaleTimeString()}</span> : null}; restarts on
-          the next request
+          {p.crash ? <span class="muted"> at {new Date(p.crash.at).toLocaleTimeString()}</span> : null}; restarts on the
+          next request
         </p>
       ) : null}
       <dl class="facts">

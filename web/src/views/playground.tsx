@@ -44,7 +44,11 @@ export function PlaygroundView({ models }: { models: string[] }) {
     const show = () =>
       setTurns([
         ...history,
-        { role: "assistant", content: folder.answer.content, answer: { ...folder.answer, stats: { ...folder.answer.stats } } },
+        {
+          role: "assistant",
+          content: folder.answer.content,
+          answer: { ...folder.answer, stats: { ...folder.answer.stats } },
+        },
       ]);
     try {
       const r = await request("/v1/chat/completions", {
@@ -186,7 +190,13 @@ function VectorTry({ model, endpoints }: { model: string; endpoints: string[] })
       });
       setOut(
         r.data
-          .map((d, i) => `#${i}: ${d.embedding.length} dims [${d.embedding.slice(0, 6).map((v) => v.toFixed(4)).join(", ")}, …]`)
+          .map(
+            (d, i) =>
+              `#${i}: ${d.embedding.length} dims [${d.embedding
+                .slice(0, 6)
+                .map((v) => v.toFixed(4))
+                .join(", ")}, …]`,
+          )
           .join("\n"),
       );
     } catch (e) {
@@ -215,7 +225,12 @@ function VectorTry({ model, endpoints }: { model: string; endpoints: string[] })
     <section class="vectors">
       <h3>Embeddings / rerank</h3>
       {endpoints.includes("rerank") ? (
-        <input type="text" placeholder="query (rerank)" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
+        <input
+          type="text"
+          placeholder="query (rerank)"
+          value={query}
+          onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
+        />
       ) : null}
       <textarea
         rows={3}
