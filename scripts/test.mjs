@@ -38,6 +38,7 @@ if (!skipChecks) {
   step("lint (eslint)", bin("eslint"), ["."]);
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
   step("typecheck the dashboard (tsc -p web)", bin("tsc"), ["-p", "web/tsconfig.json", "--noEmit"]);
+  step("typecheck the fake llama-server (tsc --checkJs)", bin("tsc"), ["-p", "test/support/fake-llama/tsconfig.json"]);
   step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
   step("build the dashboard (esbuild → dist/ui)", process.execPath, ["--import", "tsx", "scripts/build-ui.ts"]);
 }

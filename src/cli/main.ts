@@ -12,8 +12,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import("./commands/serve.js"),
   proxy: () => import("./commands/proxy.js"),
   chat: () => import("./commands/chat.js"),
-  models: () => import("./commands/models.js"),
-  llama: () => import("./commands/llama.js"),
+  models: () => import("./commands/models/index.js"),
+  llama: () => import("./commands/llama/index.js"),
   system: () => import("./commands/system.js"),
 };
 
