@@ -63,12 +63,11 @@ export interface DashboardEnv {
   page(o?: BrowserContextOptions): Promise<Page>;
 }
 
-export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}): Promise<DashboardEnv> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: the dashboard tests need it (apt-get install chromium, as .ci/run does, or set GGLIB_TEST_CHROMIUM).`,
-    );
-  await ensureUiBuilt();
+/** The proxy part alone (API tests without a browser): started in process on a temp folder, closed after. */
+export async function dashboardProxy(
+  t: TestContext,
+  o: DashboardEnvOptions = {},
+): Promise<{ dir: string; proxy: RunningProxy; configPath: string | undefined }> {
   const dir = mkdtempSync(join(tmpdir(), "gglib-ui-"));
   const models = join(dir, "models");
   mkdirSync(models);
@@ -79,23 +78,21 @@ export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}):
     writeFileSync(configPath, stringify(o.config));
   }
   await o.prepare?.(dir);
-  const binary = o.binary ?? FAKE_LLAMA_SERVER;
   const runner = new LlamaServerRunner({
-    binaryPath: binary,
+    binaryPath: o.binary ?? FAKE_LLAMA_SERVER,
     pidsDir: join(dir, "pids"),
     env: o.binary ? undefined : fakeLlamaEnv({ loadMs: 50, ...o.knobs }),
     basePort: 20000 + Math.floor(Math.random() * 20000),
     healthIntervalMs: 500,
   });
-  const live: { proxy?: RunningProxy; browser?: Browser } = {};
+  const live: { proxy?: RunningProxy } = {};
   t.after(async () => {
-    await live.browser?.close().catch(() => {});
     await live.proxy?.close(1_000).catch(() => {});
     for (const p of pidsWithArg(dir)) killQuietly(p);
     await waitFor(() => pidsWithArg(dir).length === 0, 3_000);
     rmSync(dir, { recursive: true, force: true });
   });
-  const proxy = await startProxy({
+  live.proxy = await startProxy({
     ...(configPath ? { configPath } : { modelsDir: models }),
     port: 0,
     memoryBudget: "8GiB",
@@ -104,9 +101,19 @@ export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}):
     watchConfig: false,
     ...o.proxy,
   });
-  live.proxy = proxy;
+  return { dir, proxy: live.proxy, configPath };
+}
+
+export async function dashboardEnv(t: TestContext, o: DashboardEnvOptions = {}): Promise<DashboardEnv> {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: the dashboard tests need it (apt-get install chromium, as .ci/run does, or set GGLIB_TEST_CHROMIUM).`,
+    );
+  await ensureUiBuilt();
+  const { dir, proxy } = await dashboardProxy(t, o);
+  // the browser holds none of the proxy's resources: the order of the two cleanups does not matter
   const b = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  live.browser = b;
+  t.after(() => b.close().catch(() => {}));
   return {
     dir,
     proxy,

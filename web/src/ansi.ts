@@ -68,12 +68,22 @@ function apply(style: Style, params: number[]): Style {
   return s;
 }
 
+function sameStyle(a: Style, b: Style): boolean {
+  const ka = Object.keys(a) as Array<keyof Style>;
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
 export function ansiSegments(line: string): Segment[] {
   const out: Segment[] = [];
   let style: Style = {};
   let last = 0;
+  let lastStyle: Style | undefined;
   const push = (text: string) => {
-    if (text) out.push({ text, ...style });
+    if (!text) return;
+    const prev = out[out.length - 1];
+    if (prev && lastStyle === style) prev.text += text;
+    else out.push({ text, ...style });
+    lastStyle = style;
   };
   ESC.lastIndex = 0;
   for (let m = ESC.exec(line); m; m = ESC.exec(line)) {
@@ -81,7 +91,8 @@ export function ansiSegments(line: string): Segment[] {
     last = ESC.lastIndex;
     if (m[2] === "m") {
       const params = (m[1] ?? "").split(/[;:]/).map((x) => (x === "" ? 0 : Number(x)));
-      style = apply(style, params.length > 0 ? params : [0]);
+      const next = apply(style, params.length > 0 ? params : [0]);
+      if (!sameStyle(next, style)) style = next;
     }
   }
   push(line.slice(last));
