@@ -2,7 +2,7 @@
  * Screenshots of the dashboard for the README, from a real run: `gglib proxy` (in process) on the real
  * llama-server of the test rig with tiny models (a chat model, a think model, a broken file), some requests
  * through it, then each view in Debian's Chromium (playwright-core) at desktop width in dark and light, and the
- * models view at phone width. Writes docs/dashboard-*.png.
+ * models view at phone width. Writes docs/dashboard-*.png, and prints the page's time to first render.
  *
  *   npx tsx scripts/screenshots.ts [--out docs]
  */
@@ -33,7 +33,7 @@ await writeTinyModel(models, { name: "helper-tiny", kind: "chat", seed: 7 });
 await writeTruncatedGguf(chatPath, join(models, "broken-download.gguf"), 4096);
 
 const runner = new LlamaServerRunner({ binaryPath: bin, pidsDir: join(dir, "pids"), basePort: 21500 });
-const proxy = await startProxy({ modelsDir: models, port: 0, maxModels: 2, memoryBudget: "2GiB", ttlS: 900, runner });
+const proxy = await startProxy({ modelsDir: models, port: 0, maxModels: 2, memoryBudget: "160MiB", ttlS: 900, runner });
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   const post = (path: string, body: unknown) =>
@@ -112,6 +112,28 @@ try {
     await shot(page, `phone-${scheme}`);
     await ctx.close();
   }
+  // time to first render on loopback, in fresh contexts (no cache): first contentful paint, and the moment the
+  // model cards are on screen (the page has read /api/status and /v1/models)
+  const fcp: number[] = [];
+  const cards: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    await page.goto(`${proxy.url}/ui/#/models`);
+    await page.locator("article[data-model]").first().waitFor();
+    cards.push(await page.evaluate<number>("performance.now()"));
+    fcp.push(
+      await page.evaluate<number>(
+        "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? performance.getEntriesByType('paint')[0]?.startTime ?? -1",
+      ),
+    );
+    await ctx.close();
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  process.stdout.write(
+    `time to first render (median of ${fcp.length}, loopback): first contentful paint ${median(fcp).toFixed(0)} ms, ` +
+      `model cards shown ${median(cards).toFixed(0)} ms (all FCP: ${fcp.map((v) => v.toFixed(0)).join(", ")} ms)\n`,
+  );
 } finally {
   await browser.close();
   await proxy.close(2_000);

@@ -51,6 +51,8 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
         void refresh();
       }, 40);
     };
+    // read at once, and again each time the event stream is (re)connected: from then on no change is missed
+    void refresh();
     follow(
       "/api/events",
       (data) => {
@@ -60,8 +62,8 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
         } catch {
           return;
         }
-        if (e.type === "hello") void refresh();
-        else if (e.type === "progress") {
+        if (e.type === "hello") return;
+        if (e.type === "progress") {
           set((p) => {
             if (!p.status) return p;
             const models = p.status.models.map((m): ModelStatus =>
@@ -75,7 +77,10 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
         } else soon();
       },
       ac.signal,
-      () => set((p) => ({ ...p, connected: true })),
+      () => {
+        set((p) => ({ ...p, connected: true }));
+        void refresh();
+      },
       (why) => set((p) => ({ ...p, connected: false, error: `live updates lost (${why}); reconnecting…` })),
     );
     return () => {

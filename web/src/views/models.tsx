@@ -42,6 +42,16 @@ export function BudgetBar({ s }: { s: ModelsState }) {
           ))}
         </div>
       ) : null}
+      {resident.length > 0 ? (
+        <ul class="legend">
+          {resident.map((m, i) => (
+            <li key={m.name}>
+              <span class={`dot c${i % 6}`} /> {m.name} {bytes(m.measuredBytes ?? m.estimatedBytes)}
+              {m.measuredBytes === undefined ? <span class="muted"> (estimate)</span> : null}
+            </li>
+          ))}
+        </ul>
+      ) : null}
     </section>
   );
 }
