@@ -25,6 +25,7 @@ const LEVELS: Record<string, number> = {
   llama: 2,
   models: 2,
   runner: 3,
+  hub: 3, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
   chat: 4,
   proxy: 4,
   cli: 5,
