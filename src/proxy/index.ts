@@ -20,6 +20,7 @@ import { ActivityLog } from "./activity.js";
 import { ProxyLog } from "./proxy-log.js";
 import { dashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
 import { uiRoutes } from "./routes/ui.js";
+import { ROUTE_MODULES } from "./routes/index.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -238,8 +239,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let lastReload: ReloadRecord | undefined;
   const reloadRef: { fn?: (trigger?: string) => Promise<ReloadReport> } = {};
   const dashboard = dashboardRoutes({
-    controller,
-    activity,
     proxyLog,
     probe,
     ...(runner instanceof LlamaServerRunner
@@ -280,7 +279,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     },
     lastReload: () => lastReload,
   });
-  const ui = uiRoutes(o.uiDir);
   const server = new ProxyServer(controller, metrics, {
     host,
     port,
@@ -298,8 +296,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }),
     log,
     activity,
-    publicRoutes: (req, res, path) => ui.handle(req, res, path),
-    apiRoutes: dashboard.handle,
+    routes: [uiRoutes(o.uiDir), dashboard, ...ROUTE_MODULES],
   });
   let addr: Awaited<ReturnType<ProxyServer["listen"]>> | undefined;
   try {

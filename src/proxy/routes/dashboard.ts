@@ -8,16 +8,18 @@
  *   GET  /api/proxy/logs?lines=N[&follow=1]                   the proxy's own log
  *   POST /models/pin {"model","pinned"}                       pin/unpin at runtime (until the next reload)
  *
- * Self-contained: `dashboardRoutes(ctx)` returns a handler that answers these paths and says false to others.
+ * `dashboardRoutes(dctx)` is a route module (routes/types.ts) over what these need beyond the ProxyContext: the
+ * proxy's log, the system probe, the binary, the effective settings and the reload (startProxy gives them).
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
+import { HttpError } from "../../core/errors.js";
 import type { SystemInfo, SystemProbe } from "../../system/types.js";
-import type { ActivityLog, ActivityRecord } from "../activity.js";
-import { resolveModelName } from "../catalog.js";
-import type { ModelController } from "../controller.js";
+import type { ActivityRecord } from "../activity.js";
 import { effectiveModel, type EffectiveSettings } from "../effective-config.js";
-import { ProxyHttpError, readBody, sendJson, SSE_HEADERS } from "../http-util.js";
+import { readBody, sendJson } from "../http/json.js";
+import { SSE_HEADERS } from "../http/sse.js";
 import type { ProxyLog } from "../proxy-log.js";
+import type { ProxyContext, Route, RouteModule } from "./types.js";
 
 export interface ReloadRecord {
   at: string;
@@ -39,8 +41,6 @@ export interface LlamaBinaryInfo {
 }
 
 export interface DashboardContext {
-  controller: ModelController;
-  activity: ActivityLog;
   proxyLog: ProxyLog;
   probe: SystemProbe;
   /** The llama-server binary (undefined when the runner is not a LlamaServerRunner). */
@@ -50,20 +50,12 @@ export interface DashboardContext {
   lastReload: () => ReloadRecord | undefined;
 }
 
-export type RouteHandler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-  query: URLSearchParams | undefined,
-) => Promise<boolean>;
-
-export interface DashboardRoutes {
-  handle: RouteHandler;
+export interface DashboardRoutes extends RouteModule {
   /** End the open follow streams (the proxy is closing). */
   close(): void;
 }
 
-export function dashboardRoutes(ctx: DashboardContext): DashboardRoutes {
+export function dashboardRoutes(d: DashboardContext): DashboardRoutes {
   const streams = new Set<ServerResponse>();
   const follow = (res: ServerResponse, backlog: unknown[], subscribe: (send: (v: unknown) => void) => () => void) => {
     res.writeHead(200, SSE_HEADERS);
@@ -81,95 +73,106 @@ export function dashboardRoutes(ctx: DashboardContext): DashboardRoutes {
     });
   };
 
-  const handle: RouteHandler = async (req, res, path, query) => {
-    const method = req.method ?? "GET";
-    if (method === "GET" || method === "HEAD") {
-      switch (path) {
-        case "/api/activity": {
-          const model = query?.get("model") || undefined;
-          const since = intParam(query, "since", 0, Number.MAX_SAFE_INTEGER);
-          const limit = intParam(query, "limit", 1, ctx.activity.capacity) ?? 200;
-          const records = ctx.activity.list({ since, model, limit });
-          if (query?.get("follow") === "1") {
-            follow(res, records, (send) =>
-              ctx.activity.on((r: ActivityRecord) => {
-                if (!model || r.model === model) send({ ...r });
-              }),
-            );
-            return true;
-          }
-          sendJson(res, 200, { capacity: ctx.activity.capacity, total: ctx.activity.total, records });
-          return true;
+  const routes = (ctx: ProxyContext): Route[] => [
+    {
+      method: "GET",
+      path: "/api/activity",
+      handle(_req, res, _path, query) {
+        const model = query?.get("model") || undefined;
+        const since = intParam(query, "since", 0, Number.MAX_SAFE_INTEGER);
+        const limit = intParam(query, "limit", 1, ctx.activity.capacity) ?? 200;
+        const records = ctx.activity.list({ since, model, limit });
+        if (query?.get("follow") === "1") {
+          follow(res, records, (send) =>
+            ctx.activity.on((r: ActivityRecord) => {
+              if (!model || r.model === model) send({ ...r });
+            }),
+          );
+          return;
         }
-        case "/api/system": {
-          const fresh = query?.get("fresh") === "1";
-          const [machine, binary] = await Promise.all([
-            ctx.probe.probe({ fresh }).then(
-              (m): SystemInfo | { error: string } => m,
-              (e: unknown) => ({ error: `The system probe failed: ${(e as Error).message}` }),
-            ),
-            ctx.binary
-              ? ctx.binary().then(
-                  (b): LlamaBinaryInfo | { error: string } => b,
-                  (e: unknown) => ({ error: (e as Error).message }),
-                )
-              : Promise.resolve(null),
-          ]);
-          sendJson(res, 200, { machine, llamaServer: binary });
-          return true;
+        sendJson(res, 200, { capacity: ctx.activity.capacity, total: ctx.activity.total, records });
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/system",
+      async handle(_req, res, _path, query) {
+        const fresh = query?.get("fresh") === "1";
+        const [machine, binary] = await Promise.all([
+          d.probe.probe({ fresh }).then(
+            (m): SystemInfo | { error: string } => m,
+            (e: unknown) => ({ error: `The system probe failed: ${(e as Error).message}` }),
+          ),
+          d.binary
+            ? d.binary().then(
+                (b): LlamaBinaryInfo | { error: string } => b,
+                (e: unknown) => ({ error: (e as Error).message }),
+              )
+            : Promise.resolve(null),
+        ]);
+        sendJson(res, 200, { machine, llamaServer: binary });
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/config",
+      handle(_req, res) {
+        sendJson(res, 200, {
+          settings: d.settings(),
+          models: ctx.controller.catalog().map(effectiveModel),
+          lastReload: d.lastReload() ?? null,
+        });
+      },
+    },
+    {
+      method: "POST",
+      path: "/api/config/reload",
+      async handle(_req, res) {
+        const r = await d.reload("api");
+        sendJson(res, r.ok ? 200 : 422, r);
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/proxy/logs",
+      handle(_req, res, _path, query) {
+        const n = intParam(query, "lines", 1, 5000) ?? 200;
+        const lines = d.proxyLog.tail(n);
+        if (query?.get("follow") === "1") {
+          follow(res, lines, (send) => d.proxyLog.on(send));
+          return;
         }
-        case "/api/config":
-          sendJson(res, 200, {
-            settings: ctx.settings(),
-            models: ctx.controller.catalog().map(effectiveModel),
-            lastReload: ctx.lastReload() ?? null,
-          });
-          return true;
-        case "/api/proxy/logs": {
-          const n = intParam(query, "lines", 1, 5000) ?? 200;
-          const lines = ctx.proxyLog.tail(n);
-          if (query?.get("follow") === "1") {
-            follow(res, lines, (send) => ctx.proxyLog.on(send));
-            return true;
-          }
-          res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
-          res.end(lines.join("\n") + (lines.length > 0 ? "\n" : ""));
-          return true;
-        }
-      }
-      return false;
-    }
-    if (method === "POST" && path === "/api/config/reload") {
-      const r = await ctx.reload("api");
-      sendJson(res, r.ok ? 200 : 422, r);
-      return true;
-    }
-    if (method === "POST" && path === "/models/pin") {
-      const body = jsonObject(await readBody(req, 64 * 1024));
-      const names = ctx.controller.catalog();
-      const requested = typeof body.model === "string" ? body.model : "";
-      const name = requested ? resolveModelName(names, requested) : undefined;
-      if (!name) {
-        throw new ProxyHttpError(
-          requested ? 404 : 400,
-          requested ? "model_not_found" : "model_missing",
-          `${requested ? `The model '${requested}' does not exist.` : `Send {"model": "<name>", "pinned": true|false}.`} Available: ${names.map((m) => m.name).join(", ")}.`,
-        );
-      }
-      if (typeof body.pinned !== "boolean")
-        throw new ProxyHttpError(400, "invalid_request", `"pinned" must be true or false.`);
-      const pinned = body.pinned;
-      // the spec's pin needs no restart: the scheduler applies it at once (same fingerprint)
-      ctx.controller.updateCatalog(names.map((m) => (m.name === name ? { ...m, spec: { ...m.spec, pinned } } : m)));
-      ctx.proxyLog.write(`${name}: ${pinned ? "pinned" : "unpinned"} from the API`);
-      sendJson(res, 200, { success: true, model: name, pinned });
-      return true;
-    }
-    return false;
-  };
+        res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+        res.end(lines.join("\n") + (lines.length > 0 ? "\n" : ""));
+      },
+    },
+    {
+      method: "POST",
+      path: "/models/pin",
+      async handle(req, res) {
+        const body = jsonObject(await readBody(req, 64 * 1024));
+        if (typeof body.model !== "string" || body.model === "")
+          throw new HttpError(
+            400,
+            "model_missing",
+            `Send {"model": "<name>", "pinned": true|false}. Available: ${ctx.names()}.`,
+          );
+        const name = ctx.resolve(body.model);
+        if (typeof body.pinned !== "boolean")
+          throw new HttpError(400, "invalid_request", `"pinned" must be true or false.`);
+        const pinned = body.pinned;
+        // the spec's pin needs no restart: the scheduler applies it at once (same fingerprint)
+        const models = ctx.controller.catalog();
+        ctx.controller.updateCatalog(models.map((m) => (m.name === name ? { ...m, spec: { ...m.spec, pinned } } : m)));
+        d.proxyLog.write(`${name}: ${pinned ? "pinned" : "unpinned"} from the API`);
+        sendJson(res, 200, { success: true, model: name, pinned });
+      },
+    },
+  ];
 
   return {
-    handle,
+    name: "dashboard",
+    routes,
     close() {
       for (const s of streams) s.end();
       streams.clear();
@@ -182,7 +185,7 @@ function intParam(q: URLSearchParams | undefined, name: string, min: number, max
   if (v === null || v === undefined || v === "") return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max)
-    throw new ProxyHttpError(400, "invalid_parameter", `?${name}= must be an integer from ${min} to ${max}.`);
+    throw new HttpError(400, "invalid_parameter", `?${name}= must be an integer from ${min} to ${max}.`);
   return n;
 }
 
@@ -191,9 +194,9 @@ function jsonObject(body: Buffer): Record<string, unknown> {
   try {
     v = JSON.parse(body.toString("utf8"));
   } catch (e) {
-    throw new ProxyHttpError(400, "invalid_json", `The request body is not valid JSON: ${(e as Error).message}`);
+    throw new HttpError(400, "invalid_json", `The request body is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new ProxyHttpError(400, "invalid_json", "The request body must be a JSON object.");
+    throw new HttpError(400, "invalid_json", "The request body must be a JSON object.");
   return v as Record<string, unknown>;
 }

@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ProxyHttpError } from "../http-util.js";
+import { HttpError } from "../../core/errors.js";
+import type { RouteModule } from "./types.js";
 
 export const UI_CSP = [
   "default-src 'none'",
@@ -58,12 +59,8 @@ export function defaultUiDir(): string {
   return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "dist", "ui");
 }
 
-export interface UiRoutes {
-  /** Answers GET/HEAD /ui and /ui/*; false for other paths. */
-  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
-}
-
-export function uiRoutes(uiDir: string = defaultUiDir()): UiRoutes {
+/** GET/HEAD /ui and /ui/*, open without an API key. */
+export function uiRoutes(uiDir: string = defaultUiDir()): RouteModule {
   let assets: Map<string, Asset> | undefined;
   const load = (): Map<string, Asset> => {
     if (assets) return assets;
@@ -79,47 +76,50 @@ export function uiRoutes(uiDir: string = defaultUiDir()): UiRoutes {
     return m;
   };
 
+  const handle = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    const method = req.method ?? "GET";
+    if (method !== "GET" && method !== "HEAD")
+      throw new HttpError(405, "method_not_allowed", `${method} is not allowed on ${path}; use GET.`);
+    if (path === "/ui") {
+      res.writeHead(308, { location: "/ui/", "content-length": "0" });
+      res.end();
+      return;
+    }
+    const name = path === "/ui/" ? "index.html" : path.slice("/ui/".length);
+    const files = load();
+    if (files.size === 0) {
+      throw new HttpError(
+        503,
+        "ui_not_built",
+        `The dashboard is not built (no ${join(uiDir, "index.html")}). Run \`npm run build\` in the gglib-runtime checkout.`,
+      );
+    }
+    const a = name.includes("/") ? undefined : files.get(name);
+    if (!a) throw new HttpError(404, "not_found", `No such dashboard file: ${path}.`);
+    const headers: Record<string, string> = {
+      "content-type": a.type,
+      etag: a.etag,
+      "cache-control": name === "index.html" ? "no-cache" : "public, max-age=0, must-revalidate",
+      "content-security-policy": UI_CSP,
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
+      "cross-origin-opener-policy": "same-origin",
+      "x-frame-options": "DENY",
+    };
+    if (req.headers["if-none-match"] === a.etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    headers["content-length"] = String(a.body.length);
+    res.writeHead(200, headers);
+    res.end(method === "HEAD" ? undefined : a.body);
+  };
   return {
-    handle(req, res, path) {
-      if (path !== "/ui" && !path.startsWith("/ui/")) return false;
-      const method = req.method ?? "GET";
-      if (method !== "GET" && method !== "HEAD")
-        throw new ProxyHttpError(405, "method_not_allowed", `${method} is not allowed on ${path}; use GET.`);
-      if (path === "/ui") {
-        res.writeHead(308, { location: "/ui/", "content-length": "0" });
-        res.end();
-        return true;
-      }
-      const name = path === "/ui/" ? "index.html" : path.slice("/ui/".length);
-      const files = load();
-      if (files.size === 0) {
-        throw new ProxyHttpError(
-          503,
-          "ui_not_built",
-          `The dashboard is not built (no ${join(uiDir, "index.html")}). Run \`npm run build\` in the gglib-runtime checkout.`,
-        );
-      }
-      const a = name.includes("/") ? undefined : files.get(name);
-      if (!a) throw new ProxyHttpError(404, "not_found", `No such dashboard file: ${path}.`);
-      const headers: Record<string, string> = {
-        "content-type": a.type,
-        etag: a.etag,
-        "cache-control": name === "index.html" ? "no-cache" : "public, max-age=0, must-revalidate",
-        "content-security-policy": UI_CSP,
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        "cross-origin-opener-policy": "same-origin",
-        "x-frame-options": "DENY",
-      };
-      if (req.headers["if-none-match"] === a.etag) {
-        res.writeHead(304, headers);
-        res.end();
-        return true;
-      }
-      headers["content-length"] = String(a.body.length);
-      res.writeHead(200, headers);
-      res.end(method === "HEAD" ? undefined : a.body);
-      return true;
-    },
+    name: "ui",
+    routes: () => [
+      { method: "*", path: "/ui", open: true, handle },
+      { method: "*", path: "/ui/", prefix: true, open: true, handle },
+    ],
   };
 }
