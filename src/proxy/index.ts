@@ -29,6 +29,9 @@ export type { ModelSpec, SchedulerAction, SchedulerEvent, SchedulerOptions, Mode
 export { buildCatalog, resolveModelName } from "./catalog.js";
 export { configJsonSchema, parseConfig, loadConfigFile, ProxyConfigSchema } from "./config.js";
 export { parseSize } from "./memory.js";
+export { ActivityLog, type ActivityRecord } from "./activity.js";
+export { UI_CSP } from "./routes/ui.js";
+export type { ReloadRecord } from "./routes/dashboard.js";
 
 export interface ProxyOptions {
   configPath?: string;

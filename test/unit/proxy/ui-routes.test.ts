@@ -3,13 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { safeHandler } from "../../../src/proxy/http/errors.js";
 import { RouteTable } from "../../../src/proxy/routes/table.js";
 import type { ProxyContext } from "../../../src/proxy/routes/types.js";
-import { UI_CSP, uiRoutes } from "../../../src/proxy/routes/ui.js";
+import { defaultUiDir, UI_CSP, uiRoutes } from "../../../src/proxy/routes/ui.js";
 
 async function serve(t: import("node:test").TestContext, dir: string) {
   // the module's routes in a table of their own (they read nothing of the proxy's context)
@@ -80,4 +81,15 @@ test("not built: 503 that says how to build it", async (t) => {
   const r = await fetch(`${url}/ui/`);
   assert.equal(r.status, 503);
   assert.match(((await r.json()) as { error: { message: string } }).error.message, /npm run build/);
+});
+
+test("the proxy serves dist/ui of this package, and the package ships it", () => {
+  const root = join(fileURLToPath(new URL(".", import.meta.url)), "../../..");
+  assert.equal(defaultUiDir(), join(root, "dist", "ui"));
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    files: string[];
+    scripts: Record<string, string>;
+  };
+  assert.ok(pkg.files.includes("dist/ui"));
+  assert.match(pkg.scripts.build!, /build-ui/);
 });
