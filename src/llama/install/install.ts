@@ -178,6 +178,8 @@ async function sourceInstall(
       backend,
       workDir: work,
       installDir: staging,
+      // llama-cli beside llama-server: `gglib chat --cli` looks for it there (and the test rig can reuse the install)
+      optionalTargets: ["llama-cli"],
       ...(opts.version ? { gitRef: opts.version } : {}),
       ...(opts.cmakeFlags ? { cmakeFlags: opts.cmakeFlags } : {}),
       ...(opts.jobs ? { jobs: opts.jobs } : {}),
@@ -210,6 +212,44 @@ async function sourceInstall(
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * Installs llama.cpp binaries that were already built elsewhere (the test rig's build of the same commit and
+ * flags), with their install record, instead of building them again: copied into a staging folder, verified with
+ * `--version`, swapped into <dataDir>/llama like any install.
+ */
+export async function adoptBuild(opts: {
+  /** The folder holding bin/llama-server (and optionally bin/llama-cli). */
+  from: string;
+  record: InstallRecord;
+  env?: NodeJS.ProcessEnv;
+}): Promise<InstallResult> {
+  const env = opts.env ?? process.env;
+  return withInstallLock(env, async () => {
+    const staging = `${paths.llamaDir(env)}.staging-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    try {
+      mkdirSync(join(staging, "bin"), { recursive: true });
+      for (const f of readdirSync(join(opts.from, "bin"))) {
+        copyFileSync(join(opts.from, "bin", f), join(staging, "bin", f));
+        chmodSync(join(staging, "bin", f), 0o755);
+      }
+      const versionText = await verifyBinary(join(staging, "bin", exeName()));
+      const record: InstallRecord = {
+        ...opts.record,
+        version: parseVersionText(versionText) ?? opts.record.version,
+        binaryPath: paths.llamaServerBinary(env),
+        installedAt: new Date().toISOString(),
+      };
+      delete record.logFile;
+      await writeInstallRecord(join(staging, "install.json"), record);
+      swapIntoPlace(staging, paths.llamaDir(env));
+      return { changed: true, record, versionText };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  });
 }
 
 /** `[ 42%] Building CXX object tools/server/CMakeFiles/llama-server.dir/server.cpp.o` → `server.cpp` */
