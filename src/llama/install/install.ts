@@ -98,10 +98,20 @@ export async function installLlama(opts: InstallOptions = {}): Promise<InstallRe
     return { changed: false, record: existing };
   }
   const { backend, detection } = await chooseBackend(opts.backend ?? "auto", probe, rep);
+  const ctx: InstallContext = { backend, ...(detection ? { detection } : {}), env, probe, rep };
   return withInstallLock(env, async () => {
-    if (opts.source) return sourceInstall({ ...opts, source: opts.source }, backend, detection, env, probe, rep);
-    return prebuiltInstall(opts, backend, detection, env, probe, rep);
+    if (opts.source) return sourceInstall({ ...opts, source: opts.source }, ctx);
+    return prebuiltInstall(opts, ctx);
   });
+}
+
+/** What both kinds of install work with: the chosen backend (and why), the environment, the machine, the reporter. */
+interface InstallContext {
+  backend: Backend;
+  detection?: BackendDetection;
+  env: NodeJS.ProcessEnv;
+  probe: Probe;
+  rep: InstallReporter;
 }
 
 async function chooseBackend(
@@ -132,11 +142,7 @@ async function chooseBackend(
 
 async function sourceInstall(
   opts: InstallOptions & { source: string },
-  backend: Backend,
-  detection: BackendDetection | undefined,
-  env: NodeJS.ProcessEnv,
-  probe: Probe,
-  rep: InstallReporter,
+  { backend, detection, env, probe, rep }: InstallContext,
 ): Promise<InstallResult> {
   const kind = classifySource(opts.source);
   const source = kind === "url" ? opts.source : resolvePath(opts.source);
@@ -278,11 +284,7 @@ function resolvePath(p: string): string {
 
 async function prebuiltInstall(
   opts: InstallOptions,
-  backend: Backend,
-  detection: BackendDetection | undefined,
-  env: NodeJS.ProcessEnv,
-  probe: Probe,
-  rep: InstallReporter,
+  { backend, detection, env, probe, rep }: InstallContext,
 ): Promise<InstallResult> {
   rep.step?.(`Looking up llama.cpp ${opts.version ?? "latest"} release`);
   const release = await fetchRelease({
