@@ -338,6 +338,7 @@ describe("pullModel", () => {
   test("one pull per model folder: a second one at the same time is refused; a dead pull's lock is taken over", async () => {
     const dir = tmp();
     hub.faults = { throttle: 400_000 };
+    hub.requests.length = 0;
     const first = pullModel("test-user/tiny-GGUF", opts(dir));
     await waitUntil(() => hub.fileRequests("tiny-chat-F16.gguf").some((q) => q.server === "files"));
     await assert.rejects(pullModel("test-user/tiny-GGUF", opts(dir)), /A pull into .* is already running/);
