@@ -217,6 +217,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
   }
   const startedAt = Date.now();
+  const reloadRef: { fn?: () => Promise<ReloadReport> } = {};
   const server = new ProxyServer(controller, metrics, {
     host,
     port,
@@ -233,6 +234,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       maxModels: maxModels ?? null,
     }),
     log,
+    ollama: { onGpu: () => !measureRss, reload: () => reloadRef.fn?.() ?? Promise.resolve() },
   });
   let addr;
   try {
@@ -282,6 +284,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       reloading = undefined;
     }
   };
+
+  reloadRef.fn = reload;
 
   // polled against the stamp of the last read (fs.watch misses editors' rename-over writes; watchFile compares with
   // its own first stat, so a write between our read and that stat would be lost)

@@ -22,6 +22,7 @@ import {
   upstreamRequestHeaders,
 } from "./http-util.js";
 import type { ProxyMetrics } from "./metrics.js";
+import { OllamaApi, type OllamaApiOptions } from "../ollama/http.js";
 
 export interface ProxyServerOptions {
   host: string;
@@ -38,6 +39,8 @@ export interface ProxyServerOptions {
   /** Extra status for /api/status. */
   info?: () => Record<string, unknown>;
   log?: (line: string) => void;
+  /** Ollama's API under /api/* and `/` (src/ollama/); false turns it off. */
+  ollama?: Partial<Pick<OllamaApiOptions, "pull" | "reload" | "onGpu">> | false;
 }
 
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
@@ -49,6 +52,7 @@ export class ProxyServer {
   private readonly keys: Buffer[];
   private readonly sseClients = new Set<ServerResponse>();
   private closing = false;
+  private readonly ollama: OllamaApi | undefined;
 
   constructor(
     private readonly controller: ModelController,
@@ -93,6 +97,16 @@ export class ProxyServer {
       } else socket.destroy();
     });
     controller.on((e) => this.broadcast(e));
+    if (o.ollama !== false) {
+      this.ollama = new OllamaApi({
+        controller,
+        metrics,
+        dispatcherFor: (h) => this.dispatcherFor(h),
+        bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
+        ...(o.log ? { log: o.log } : {}),
+        ...(o.ollama ?? {}),
+      });
+    }
   }
 
   listen(): Promise<AddressInfo> {
@@ -148,6 +162,10 @@ export class ProxyServer {
         "invalid_api_key",
         "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
       );
+    }
+    if (this.ollama?.handles(method, path)) {
+      await this.ollama.handle(req, res, path);
+      return;
     }
     if (method === "GET") {
       switch (path) {
