@@ -24,14 +24,15 @@ export function ndjsonLine(value: unknown): string {
 }
 
 /**
- * Go's `time.Time` JSON form in UTC (RFC 3339, up to nanoseconds, trailing zeros of the fraction removed).
+ * Go's `time.Time` JSON form in UTC (RFC 3339, fraction to the microsecond, trailing zeros removed).
  * `epochMs` may carry sub-millisecond digits (performance.timeOrigin + performance.now()).
  */
 export function goTime(epochMs: number): string {
   const wholeMs = Math.floor(epochMs);
   const iso = new Date(wholeMs).toISOString(); // 2024-07-22T20:33:28.123Z
-  const subMsNs = Math.round((epochMs - wholeMs) * 1e6); // 0..1e6
-  const ns = (wholeMs % 1000) * 1e6 + Math.min(subMsNs, 999_999);
+  // a double holds epoch ms to ~0.2 µs: keep microseconds (what the clock really gives), not noise
+  const subUs = Math.min(Math.round((epochMs - wholeMs) * 1000), 999);
+  const ns = (wholeMs % 1000) * 1e6 + subUs * 1000;
   const frac = String(ns).padStart(9, "0").replace(/0+$/, "");
   return `${iso.slice(0, 19)}${frac ? `.${frac}` : ""}Z`;
 }
