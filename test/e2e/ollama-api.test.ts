@@ -208,8 +208,8 @@ describe("Ollama API on the proxy, official ollama client, real llama-server", {
       last = f;
     }
     assert.ok(text.length > 0);
-    assert.equal(last!.done, true);
-    assert.equal(last!.eval_count, 4);
+    assert.equal(last.done, true);
+    assert.equal(last.eval_count, 4);
     const raw = await ollama.generate({
       model: "tiny-a",
       prompt: "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
