@@ -37,6 +37,7 @@ if (!skipChecks) {
   step("format (prettier --check)", bin("prettier"), ["--check", "--log-level", "warn", "."]);
   step("lint (eslint)", bin("eslint"), ["."]);
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+  step("typecheck the fake llama-server (tsc --checkJs)", bin("tsc"), ["-p", "test/support/fake-llama/tsconfig.json"]);
   step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
 }
 

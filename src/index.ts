@@ -61,6 +61,17 @@ export {
   type LoadModelSourcesOptions,
 } from "./models/sources.js";
 
+// Hugging Face: `gglib pull` (resumable, verified downloads into the models folder)
+export {
+  pullModel,
+  type PullOptions,
+  type PullProgress,
+  type PullPhase,
+  type PullResult,
+  type PulledFile,
+} from "./hub/pull.js";
+export { parsePullRef, type PullRef } from "./hub/ref.js";
+
 // llama.cpp install: prebuilt download or source build, status, update, uninstall, backend detection
 export {
   installLlama,

@@ -1,8 +1,10 @@
 import pc from "picocolors";
-import { formatDuration } from "../cli/ui.js";
+import { formatDuration } from "../term/format.js";
 import type { ChatStreamEvent, StreamTimings, StreamUsage } from "./stream.js";
 import { TerminalMarkdown } from "./markdown.js";
-import { BlockBoundaries, sanitize, wrapRows } from "./text.js";
+import { BlockBoundaries } from "./blocks.js";
+import { progressBar } from "../term/progress.js";
+import { sanitize, wrapRows } from "../term/text.js";
 
 /** Live regions are redrawn at most this often (tokens can arrive thousands a second). */
 const REDRAW_MS = 40;
@@ -191,9 +193,7 @@ export class TurnRenderer {
     if (this.o.live) {
       if (pct === this.lastLoadingPct) return;
       this.lastLoadingPct = pct;
-      const width = 24;
-      const filled = Math.round((pct / 100) * width);
-      const bar = this.c.cyan("█".repeat(filled)) + this.c.dim("░".repeat(width - filled));
+      const bar = progressBar(pct / 100, 24, this.c);
       this.drawLive([`${this.c.dim("loading")} ${model} ${bar} ${String(pct).padStart(3)}%`]);
       this.loadingShown = true;
       return;

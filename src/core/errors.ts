@@ -16,6 +16,14 @@ export type ErrorKind =
   | "not_running"
   | "stop_failed"
   | "build_failed"
+  /** Hugging Face: a private or gated repo without (or with a refused) token. */
+  | "hub_auth"
+  /** Hugging Face: no such repo, revision or file. */
+  | "hub_not_found"
+  /** A download failed after its retries (network, server error). */
+  | "download_failed"
+  /** A downloaded file does not match the hub's SHA-256. */
+  | "checksum_mismatch"
   | "internal";
 
 export interface GglibErrorDetails {

@@ -3,7 +3,7 @@
  *
  * Why not @huggingface/gguf: it materialises every token of the vocabulary (150k+ strings, their scores and types)
  * and took ~10x longer on a 150k-token file (numbers in the closing note of the issue and in
- * test/unit/gguf-reader.test.ts). This reader walks the same bytes in a synchronous loop over a buffer, keeps
+ * test/unit/gguf/reader.test.ts). This reader walks the same bytes in a synchronous loop over a buffer, keeps
  * small arrays and replaces big ones by `{ itemType, length }`, and reads the file in growing chunks, so only the
  * header section is read from disk.
  *
@@ -81,7 +81,7 @@ export class GgufFormatError extends Error {
 }
 
 /** Thrown by the synchronous parser when the buffer ends early; the driver reads more and starts over. */
-class NeedMore extends Error {
+export class NeedMore extends Error {
   constructor(readonly bytes: number) {
     super(`need ${bytes} bytes`);
   }

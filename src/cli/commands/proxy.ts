@@ -4,7 +4,8 @@ import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import { Registry } from "../../models/registry.js";
 import { startProxy, type ProxyOptions } from "../../proxy/index.js";
-import { colors, formatBytes } from "../ui.js";
+import { colors } from "../../term/color.js";
+import { formatBytes } from "../../term/format.js";
 
 interface ProxyCliOptions {
   config?: string;

@@ -5,7 +5,9 @@ import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import { detectedLaunchSettings } from "../../models/launch-defaults.js";
 import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
-import { colors, formatDuration, ProgressLine } from "../ui.js";
+import { colors } from "../../term/color.js";
+import { formatDuration } from "../../term/format.js";
+import { ProgressLine } from "../../term/progress.js";
 
 interface ServeOptions {
   port?: string;

@@ -4,7 +4,8 @@ import { resolveLlamaServer } from "../../llama/binary.js";
 import { probeCapabilities } from "../../llama/capabilities.js";
 import { DefaultSystemProbe } from "../../system/probe.js";
 import type { SystemInfo, SystemProbe } from "../../system/types.js";
-import { colors, formatBytes, type Colors } from "../ui.js";
+import { colors, type Colors } from "../../term/color.js";
+import { formatBytes } from "../../term/format.js";
 
 /**
  * `gglib system [--json]`: CPU, RAM, GPUs (nvidia-smi, rocm-smi, Apple Silicon, Vulkan), and the llama-server gglib
