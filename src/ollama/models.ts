@@ -4,7 +4,6 @@
  */
 import { stat } from "node:fs/promises";
 import { readGgufHeader, readModelMetadata, type GgufReadValue, type ModelMetadata } from "../gguf/reader.js";
-import type { ProxyModel } from "../proxy/catalog.js";
 import { capabilities, details, fileDigest, hasFim, type OllamaCapability, type OllamaDetails } from "./model-info.js";
 
 export interface ModelFacts {
@@ -19,10 +18,16 @@ export interface ModelFacts {
   error?: string;
 }
 
+/** The files of a model (the proxy's ProxyModel fits). */
+export interface ModelFiles {
+  name: string;
+  entry: { path: string; shards: readonly string[]; mmproj?: string };
+}
+
 export class ModelFactsCache {
   private readonly cache = new Map<string, { stamp: string; facts: ModelFacts }>();
 
-  async get(m: ProxyModel): Promise<ModelFacts> {
+  async get(m: ModelFiles): Promise<ModelFacts> {
     const files = [...m.entry.shards, ...(m.entry.mmproj ? [m.entry.mmproj] : [])];
     const stats = await Promise.all(
       files.map(async (p) => {

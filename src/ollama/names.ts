@@ -8,8 +8,9 @@
  *   3. `model` or `model:latest` → the gglib model `model`;
  *   4. `model:tag` → the gglib model `model-tag`, `model.tag` or `model_tag` (case-insensitive), so
  *      `qwen3-4b:q4_k_m` finds `Qwen3-4B-Q4_K_M.gguf`;
- *   5. `model:tag` → among the models of the group `model` (the files in a folder whose path ends with `model`,
- *      e.g. `unsloth/Qwen3-4B-GGUF`, or whose name starts with `model-`), the one whose quantization (from the
+ *   5. `model:tag` → among the models of the group `model` (the files in a folder, or a folder's subfolders, whose
+ *      path ends with `model`, e.g. `unsloth/Qwen3-4B-GGUF` as `gglib pull` lays it out, or whose name starts with
+ *      `model-`), the one whose quantization (from the
  *      GGUF, else the file name) or file name is `tag`: `unsloth/Qwen3-4B-GGUF:Q8_0`; `:latest` picks the group's
  *      only model.
  * No match, or several: an error that lists the names that would work.
@@ -57,8 +58,10 @@ function exact(models: readonly NamedModel[], s: string): string | undefined {
 /** Whether a model belongs to the group `base` (its folder path ends with base, or its name starts with base-). */
 function inGroup(m: NamedModel, base: string): boolean {
   const b = base.toLowerCase().replace(/\/+$/, "");
+  // the model's folder, or its parent (gglib pull puts files in <models>/<user>/<repo>/<name>/)
   const folder = dirname(m.path).split(sep).join("/").toLowerCase();
-  if (folder === b || folder.endsWith(`/${b}`)) return true;
+  const parent = dirname(folder);
+  if (folder === b || folder.endsWith(`/${b}`) || parent === b || parent.endsWith(`/${b}`)) return true;
   const n = m.name.toLowerCase();
   return n.startsWith(`${b}-`) || n.startsWith(`${b}.`) || n.startsWith(`${b}_`);
 }

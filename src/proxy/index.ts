@@ -6,7 +6,8 @@
 import { statSync } from "node:fs";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
-import type { Registry } from "../models/registry.js";
+import { Registry } from "../models/registry.js";
+import { pullModel, type PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -60,6 +61,8 @@ export interface ProxyOptions {
   watchConfig?: boolean;
   probe?: SystemProbe;
   log?: (line: string) => void;
+  /** Hub settings for Ollama's POST /api/pull (default: HF_ENDPOINT / HF_TOKEN, else huggingface.co). */
+  pull?: Pick<PullOptions, "hubUrl" | "token" | "env" | "download">;
 }
 
 export interface ReloadReport {
@@ -234,7 +237,23 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       maxModels: maxModels ?? null,
     }),
     log,
-    ollama: { onGpu: () => !measureRss, reload: () => reloadRef.fn?.() ?? Promise.resolve() },
+    ollama: {
+      onGpu: () => !measureRss,
+      reload: () => reloadRef.fn?.() ?? Promise.resolve(),
+      ...(modelsDir
+        ? {
+            // Ollama's POST /api/pull: gglib pull into the models folder (registered when the registry is open)
+            pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+              pullModel(ref, {
+                ...(o.pull ?? {}),
+                ...p,
+                modelsDir,
+                probe,
+                ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
+              }),
+          }
+        : {}),
+    },
   });
   let addr;
   try {

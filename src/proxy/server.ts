@@ -22,7 +22,7 @@ import {
   upstreamRequestHeaders,
 } from "./http-util.js";
 import type { ProxyMetrics } from "./metrics.js";
-import { OllamaApi, type OllamaApiOptions } from "../ollama/http.js";
+import { OllamaApi, type OllamaApiOptions } from "./ollama-api.js";
 
 export interface ProxyServerOptions {
   host: string;

@@ -202,11 +202,12 @@ describe("Ollama API on the proxy, official ollama client, real llama-server", {
     assert.ok(again.context.length > r.context.length, "the context grew");
     const s = await ollama.generate({ model: "tiny-a", prompt: "Hi", stream: true, options: { num_predict: 4 } });
     let text = "";
-    let last;
+    const frames = [];
     for await (const f of s) {
       text += f.response;
-      last = f;
+      frames.push(f);
     }
+    const last = frames.at(-1)!;
     assert.ok(text.length > 0);
     assert.equal(last.done, true);
     assert.equal(last.eval_count, 4);

@@ -25,6 +25,8 @@ const LEVELS: Record<string, number> = {
   llama: 2,
   models: 2,
   runner: 3,
+  hub: 3, // gglib pull: the Hugging Face downloader
+  ollama: 3, // Ollama's API: pure translation (the HTTP layer is src/proxy/ollama-api.ts)
   chat: 4,
   proxy: 4,
   cli: 5,

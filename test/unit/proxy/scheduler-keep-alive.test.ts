@@ -2,7 +2,7 @@
 // the model stops; 0 stops it as soon as it is idle, < 0 never by TTL; pinned models ignore it.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Scheduler, type ModelSpec, type SchedulerAction } from "../../src/proxy/scheduler.js";
+import { Scheduler, type ModelSpec, type SchedulerAction } from "../../../src/proxy/scheduler.js";
 
 const spec = (name: string, extra: Partial<ModelSpec> = {}): ModelSpec => ({
   name,

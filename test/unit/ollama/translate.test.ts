@@ -4,21 +4,21 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { goJson, goTime, ndjsonLine } from "../../src/ollama/wire.js";
-import { parseGoDuration, parseKeepAlive, keepAliveToTtlMs } from "../../src/ollama/keep-alive.js";
-import { mapOptions } from "../../src/ollama/options.js";
+import { goJson, goTime, ndjsonLine } from "../../../src/ollama/wire.js";
+import { parseGoDuration, parseKeepAlive, keepAliveToTtlMs } from "../../../src/ollama/keep-alive.js";
+import { mapOptions } from "../../../src/ollama/options.js";
 import {
   OllamaRequestError,
   renderGoTemplate,
   translateChat,
   translateGenerate,
   translateMessages,
-} from "../../src/ollama/request.js";
-import { idiomFrame, OllamaTranslator, SseDataParser, ToolCallAccumulator } from "../../src/ollama/response.js";
-import { ollamaListName, quantFromFileName, resolveOllamaName, type NamedModel } from "../../src/ollama/names.js";
-import { parameterSize, modelInfo, capabilities } from "../../src/ollama/model-info.js";
+} from "../../../src/ollama/request.js";
+import { idiomFrame, OllamaTranslator, SseDataParser, ToolCallAccumulator } from "../../../src/ollama/response.js";
+import { ollamaListName, quantFromFileName, resolveOllamaName, type NamedModel } from "../../../src/ollama/names.js";
+import { parameterSize, modelInfo, capabilities } from "../../../src/ollama/model-info.js";
 
-const fixture = (p: string) => readFileSync(fileURLToPath(new URL(`../fixtures/${p}`, import.meta.url)));
+const fixture = (p: string) => readFileSync(fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url)));
 
 describe("wire: Go's JSON and time formats", () => {
   test("HTML-sensitive characters are escaped like encoding/json", () => {

@@ -1,5 +1,5 @@
 /**
- * Ollama's API on the proxy's port (thin HTTP layer over the pure modules of src/ollama/): GET /api/version,
+ * Ollama's API on the proxy's port: the thin HTTP layer over the pure translation modules of src/ollama/: GET /api/version,
  * /api/tags, /api/ps; POST /api/show, /api/chat, /api/generate, /api/embed, /api/embeddings, /api/pull, /api/copy;
  * DELETE /api/delete; `GET /` answers "Ollama is running" like Ollama does. Models load through the proxy's
  * controller (its scheduler: single flight, swaps, queues, memory), requests go to llama-server through the
@@ -7,21 +7,21 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import type { ProxyModel } from "../proxy/catalog.js";
-import type { Lease, ModelController } from "../proxy/controller.js";
-import { ProxyHttpError, readBody } from "../proxy/http-util.js";
-import type { ProxyMetrics } from "../proxy/metrics.js";
-import { keepAliveToTtlMs } from "./keep-alive.js";
-import { modelfile, modelInfo, parametersText } from "./model-info.js";
-import { ModelFactsCache, type ModelFacts } from "./models.js";
-import { ollamaListName, resolveOllamaName, type NamedModel } from "./names.js";
+import type { ProxyModel } from "./catalog.js";
+import type { Lease, ModelController } from "./controller.js";
+import { ProxyHttpError, readBody } from "./http-util.js";
+import type { ProxyMetrics } from "./metrics.js";
+import { keepAliveToTtlMs, parseKeepAlive } from "../ollama/keep-alive.js";
+import { modelfile, modelInfo, parametersText } from "../ollama/model-info.js";
+import { ModelFactsCache, type ModelFacts } from "../ollama/models.js";
+import { ollamaListName, resolveOllamaName, type NamedModel } from "../ollama/names.js";
 import {
   OllamaRequestError,
   translateChat,
   translateGenerate,
   type ChatTranslation,
   type GenerateTranslation,
-} from "./request.js";
+} from "../ollama/request.js";
 import {
   idiomFrame,
   OllamaTranslator,
@@ -29,8 +29,18 @@ import {
   ToolCallError,
   upstreamErrorMessage,
   type Timing,
-} from "./response.js";
-import { errorJson, foreverFrom, goJson, goTime, msToNs, NDJSON_HEADERS, ndjsonLine, preciseNow } from "./wire.js";
+} from "../ollama/response.js";
+import {
+  errorJson,
+  foreverFrom,
+  goJson,
+  goTime,
+  msToNs,
+  NDJSON_HEADERS,
+  ndjsonLine,
+  preciseNow,
+} from "../ollama/wire.js";
+import { readGgufHeader } from "../gguf/reader.js";
 
 /** The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). */
 export const OLLAMA_COMPAT_VERSION = "0.12.0";
@@ -40,6 +50,8 @@ type Obj = Record<string, unknown>;
 export interface PullProgressLike {
   status: string;
   file?: string;
+  /** `sha256:<hex>` of the file, when known. */
+  digest?: string;
   completed?: number;
   total?: number;
 }
@@ -312,7 +324,6 @@ export class OllamaApi {
     if (!f.metadata || !f.kv) throw new OllamaError(500, `cannot read ${model.entry.path}: ${f.error ?? "unknown"}`);
     let kv = f.kv;
     if (body.verbose === true) {
-      const { readGgufHeader } = await import("../gguf/reader.js");
       kv = (await readGgufHeader(model.entry.path, { maxArrayItems: Number.MAX_SAFE_INTEGER, tensors: false })).kv;
     }
     const template = f.metadata.chatTemplate ?? "";
@@ -636,7 +647,7 @@ export class OllamaApi {
       throw new OllamaError(400, `"dimensions" must be a positive integer`);
     let ttl: number | undefined;
     try {
-      ttl = keepAliveToTtlMs((await import("./keep-alive.js")).parseKeepAlive(body.keep_alive));
+      ttl = keepAliveToTtlMs(parseKeepAlive(body.keep_alive));
     } catch (e) {
       throw new OllamaError(400, (e as Error).message);
     }
@@ -697,7 +708,10 @@ export class OllamaApi {
       typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
     if (!ref) throw new OllamaError(400, "model is required");
     if (!this.o.pull)
-      throw new OllamaError(501, "pulling models is not available in this build of gglib (src/hub/pull.ts missing)");
+      throw new OllamaError(
+        501,
+        "pulling needs a models folder to put the model in: start the proxy with --models-dir (or modelsDir in the config)",
+      );
     const stream = body.stream !== false;
     const abort = new AbortController();
     res.on("close", () => {
@@ -712,9 +726,9 @@ export class OllamaApi {
     await this.o.pull(hfRef, {
       signal: abort.signal,
       onProgress: (p) => {
-        if (!stream || res.destroyed) return;
+        if (!stream || res.destroyed || p.status === "success") return;
         const line: Obj = { status: p.status };
-        if (p.file) line.digest = p.file;
+        if (p.digest ?? p.file) line.digest = p.digest ?? p.file;
         if (p.total) line.total = p.total;
         if (p.completed) line.completed = p.completed;
         const text = ndjsonLine(line);
