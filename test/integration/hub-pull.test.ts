@@ -93,6 +93,7 @@ before(async () => {
         files: [{ path: "g-F16.gguf", content: tiny }],
       },
       { id: "test-user/empty", files: [{ path: "README.md", content: Buffer.from("nothing") }] },
+      { id: "test-user/in-git", files: [{ path: "small-Q8_0.gguf", content: tinyB, git: true }] },
     ],
     validTokens: ["hf_valid", "hf_owner", "hf_granted"],
   });
@@ -275,6 +276,17 @@ describe("pullModel", () => {
     assert.deepEqual(readdirSync(folder), [], "no model, no part file, no lock left");
     assert.equal(registry.list().length, 0);
     registry.close();
+  });
+
+  test("a .gguf kept in git (no LFS oid) is served by the hub itself and checked by its git blob id", async () => {
+    hub.requests.length = 0;
+    const r = await pullModel("test-user/in-git", opts(tmp()));
+    assert.equal(sha256(readFileSync(r.modelPath)), sha256(tinyB));
+    assert.equal(r.files[0]!.sha256, undefined);
+    assert.equal(hub.requests.filter((q) => q.server === "files").length, 0, "no redirect for a git file");
+    hub.faults = { corrupt: { path: "small-Q8_0.gguf" } };
+    await assert.rejects(pullModel("test-user/in-git", opts(tmp())), /git SHA-1 [0-9a-f]{40} instead of/);
+    hub.faults = {};
   });
 
   test("a checksum failure once: the fresh retry succeeds", async () => {

@@ -66,6 +66,8 @@ export interface FakeHub {
   filesUrl: string;
   requests: FakeRequest[];
   faults: FakeHubFaults;
+  /** Paths of files whose response has stalled (a stall fault fired and its bytes were written). */
+  stalled: string[];
   repos: Map<string, FakeHubRepo>;
   addRepo(repo: FakeHubRepo): void;
   /** Requests for one file's bytes (resolve or blob) so far. */
@@ -208,6 +210,7 @@ function serveBytes(req: IncomingMessage, res: ServerResponse, path: string, dat
   res.write(slice.subarray(0, limit), () => {
     if (cut !== undefined) setTimeout(() => res.socket?.destroy(), 20);
     // a stall: leave the response open; the client gives up (the server's close() ends it)
+    else hub.stalled.push(path);
   });
 }
 
@@ -223,6 +226,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     filesUrl: "",
     requests: [],
     faults: {},
+    stalled: [],
     repos,
     addRepo(repo) {
       repos.set(repo.id, repo);

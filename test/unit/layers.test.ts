@@ -25,7 +25,7 @@ const LEVELS: Record<string, number> = {
   llama: 2,
   models: 2,
   runner: 3,
-  hub: 3, // gglib pull: the Hugging Face downloader
+  hub: 3, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
   ollama: 3, // Ollama's API: pure translation (the HTTP layer is src/proxy/ollama-api.ts)
   chat: 4,
   proxy: 4,
