@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { Ollama } from "ollama";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
-import { GgufValue, writeGguf } from "../../src/gguf/writer.js";
+import { encodeGguf, GgufValue, writeGguf } from "../../src/gguf/writer.js";
+import { startFakeHub, type FakeHub } from "../support/fake-hub.js";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { tinyChatTemplate, tinyModelDocument, writeTinyModel } from "../support/tiny-models.js";
 import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
@@ -29,6 +30,7 @@ Tools: {{ tools | tojson }}<|im_end|>
 let dir: string;
 let proxy: RunningProxy;
 let ollama: Ollama;
+let hub: FakeHub;
 
 before(async () => {
   const bin = await ensureLlamaServer();
@@ -50,12 +52,24 @@ before(async () => {
     pidsDir: join(dir, "pids"),
     basePort: 20100 + Math.floor(Math.random() * 300),
   });
-  proxy = await startProxy({ modelsDir: models, maxModels: 2, port: 0, memoryBudget: "8GiB", runner });
+  const pulled = await encodeGguf(tinyModelDocument({ name: "tiny-pull", kind: "chat", seed: 9 }));
+  hub = await startFakeHub({
+    repos: [{ id: "test-user/tiny-pull-GGUF", files: [{ path: "tiny-pull-F16.gguf", content: pulled }] }],
+  });
+  proxy = await startProxy({
+    modelsDir: models,
+    maxModels: 2,
+    port: 0,
+    memoryBudget: "8GiB",
+    runner,
+    pull: { hubUrl: hub.url, env: {} },
+  });
   ollama = new Ollama({ host: proxy.url });
 });
 
 after(async () => {
   await proxy?.close(2_000);
+  await hub?.close();
   for (const pid of pidsWithArg(dir)) killQuietly(pid);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -296,6 +310,34 @@ describe("Ollama API on the proxy, official ollama client, real llama-server", {
     await assert.rejects(
       ollama.chat({ model: "tiny-a", tools, messages: [{ role: "user", content: "x" }] }),
       /does not support tools/,
+    );
+  });
+
+  test("pull: NDJSON progress from the (fake) Hugging Face hub, then the model is listed and answers", async () => {
+    const progress = await ollama.pull({ model: "hf.co/test-user/tiny-pull-GGUF", stream: true });
+    const statuses: string[] = [];
+    let sawBytes = false;
+    for await (const p of progress) {
+      statuses.push(p.status);
+      if (p.total > 0 && p.completed === p.total) sawBytes = true;
+    }
+    assert.equal(statuses[0], "pulling manifest");
+    assert.equal(statuses.at(-1), "success");
+    assert.ok(sawBytes, statuses.join(" | "));
+    const { models } = await ollama.list();
+    assert.ok(
+      models.some((m) => m.name === "tiny-pull-F16:latest"),
+      models.map((m) => m.name).join(", "),
+    );
+    const r = await ollama.chat({
+      model: "hf.co/test-user/tiny-pull-GGUF",
+      messages: [{ role: "user", content: "Hi" }],
+      options: { num_predict: 3 },
+    });
+    assert.equal(r.done, true);
+    assert.ok(r.message.content.length > 0);
+    await assert.rejects(ollama.pull({ model: "test-user/missing-GGUF" }), (e: Error & { status_code?: number }) =>
+      /not found|does not exist|missing/i.test(e.message),
     );
   });
 
