@@ -3,12 +3,12 @@
  * ProcessRunner (spawn, stop), resolving or rejecting waiting requests. All side effects of the proxy's model
  * management live here; all decisions live in scheduler.ts.
  */
-import { errorMessage, isGglibError } from "../core/errors.js";
+import { errorMessage, HttpError, isGglibError } from "../core/errors.js";
 import type { ServerEvent } from "../core/events.js";
 import type { ServerHandle } from "../core/handle.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
-import { ProxyHttpError } from "./http-util.js";
+import { rejectionError } from "./http/rejections.js";
 import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
 import {
@@ -28,6 +28,8 @@ export interface ControllerOptions extends SchedulerOptions {
   measureRss?: boolean;
   /** Lines of log kept per model for /api/logs. */
   logLines?: number;
+  /** The proxy's own log (a failed stop is reported here too). */
+  log?: (line: string) => void;
 }
 
 export interface Lease {
@@ -70,7 +72,7 @@ export interface ModelStatusReport {
 
 interface WaiterRec {
   resolve: (v: { instance: number } | undefined) => void;
-  reject: (e: ProxyHttpError) => void;
+  reject: (e: HttpError) => void;
 }
 
 interface Running {
@@ -96,8 +98,12 @@ export class ModelController {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private stopsInFlight = new Set<Promise<void>>();
+  /** Processes whose stop failed: their exit (if it ever comes) frees the model's room. */
+  private stuck = new Map<string, { instance: number; handle: ServerHandle }>();
   private readonly unsubscribe: () => void;
-  private readonly opts: Required<Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines">>;
+  private readonly opts: Required<
+    Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines" | "log">
+  >;
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -111,6 +117,7 @@ export class ModelController {
       stopGraceMs: options.stopGraceMs ?? 10_000,
       measureRss: options.measureRss ?? false,
       logLines: options.logLines ?? 500,
+      log: options.log ?? (() => {}),
     };
     for (const m of models) this.models.set(m.name, m);
     this.scheduler = new Scheduler(
@@ -136,7 +143,7 @@ export class ModelController {
   }
 
   /**
-   * Waits until `model` is ready and reserves a request on it. Rejects with ProxyHttpError (404/503/502…).
+   * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
    * `signal`: the client went away → leaves the queue.
    */
   async acquire(
@@ -149,7 +156,7 @@ export class ModelController {
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
       this.feed({ type: "requestDone", id, now: this.now() });
-      throw new ProxyHttpError(
+      throw new HttpError(
         503,
         "model_unavailable",
         `Model '${model}' stopped before the request could be sent. Retry.`,
@@ -339,14 +346,14 @@ export class ModelController {
   ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(new ProxyHttpError(499, "client_closed", "The client went away."));
+        reject(new HttpError(499, "client_closed", "The client went away."));
         return;
       }
       const onAbort = () => {
         if (!this.waiters.has(id)) return;
         this.waiters.delete(id);
         this.feed({ type: "cancel", id, now: this.now() });
-        reject(new ProxyHttpError(499, "client_closed", "The client went away."));
+        reject(new HttpError(499, "client_closed", "The client went away."));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.set(id, {
@@ -389,7 +396,7 @@ export class ModelController {
       case "reject": {
         const w = this.waiters.get(a.id);
         this.waiters.delete(a.id);
-        w?.reject(new ProxyHttpError(a.status, a.code, a.message, a.retryAfterS));
+        w?.reject(rejectionError(a));
         break;
       }
       case "start":
@@ -444,14 +451,7 @@ export class ModelController {
           this.metrics?.load(model, (this.now() - startedAt) / 1000, true);
           if (abort.signal.aborted) {
             // stopped while loading, but the start won the race: stop the process now
-            this.trackStop(
-              this.runner
-                .stop(handle, { graceMs: this.opts.stopGraceMs })
-                .catch(() => {})
-                .then(() => {
-                  this.feed({ type: "stopped", model, instance, now: this.now() });
-                }),
-            );
+            this.stopProcess(model, instance, handle, this.opts.stopGraceMs, true);
             return;
           }
           this.running.set(model, { handle, instance, aborts: new Set(), logs: rec.logs });
@@ -488,11 +488,7 @@ export class ModelController {
     if (run && run.instance === instance) {
       if (abortRequests) for (const a of run.aborts) a(new Error(`model '${model}' is being stopped (${reason})`));
       this.running.delete(model);
-      const p = this.runner
-        .stop(run.handle, { graceMs: this.opts.stopGraceMs })
-        .catch(() => {})
-        .then(() => this.feed({ type: "stopped", model, instance, now: this.now() }));
-      this.trackStop(p);
+      this.stopProcess(model, instance, run.handle, this.opts.stopGraceMs, true);
       return;
     }
     const s = this.starting.get(model);
@@ -502,6 +498,34 @@ export class ModelController {
       return;
     }
     queueMicrotask(() => this.feed({ type: "stopped", model, instance, now: this.now() }));
+  }
+
+  /**
+   * Stops a process and reports the outcome: `stopped` when asked (`reportStopped`), and always a failed stop,
+   * so the scheduler keeps that model's room counted while the process may still hold its memory.
+   */
+  private stopProcess(
+    model: string,
+    instance: number,
+    handle: ServerHandle,
+    graceMs: number,
+    reportStopped: boolean,
+  ): void {
+    const p = this.runner.stop(handle, { graceMs }).then(
+      () => {
+        if (reportStopped) this.feed({ type: "stopped", model, instance, now: this.now() });
+      },
+      (e: unknown) => this.onStopFailed(model, instance, handle, e),
+    );
+    this.trackStop(p);
+  }
+
+  private onStopFailed(model: string, instance: number, handle: ServerHandle, e: unknown): void {
+    const reason = isGglibError(e) && e.details.hint ? `${e.message} ${e.details.hint}` : errorMessage(e);
+    this.stuck.set(model, { instance, handle });
+    this.opts.log(`stop of ${model} failed; its memory stays counted until the process is gone: ${reason}`);
+    this.appendLog(model, `[gglib] stop failed: ${reason}`);
+    this.feed({ type: "stopFailed", model, instance, reason, now: this.now() });
   }
 
   private trackStop(p: Promise<void>): void {
@@ -534,6 +558,13 @@ export class ModelController {
         break;
       }
       case "exited": {
+        const stuck = this.stuck.get(model);
+        if (stuck && stuck.handle.id === e.handle.id) {
+          // a process whose stop failed is gone after all: its room is free
+          this.stuck.delete(model);
+          this.feed({ type: "stopped", model, instance: stuck.instance, now: this.now() });
+          break;
+        }
         const run = this.running.get(model);
         if (e.expected || !run || run.handle.id !== e.handle.id) break;
         const reason = e.signal ? `signal ${e.signal}` : `exit code ${e.exitCode}`;
@@ -568,7 +599,7 @@ export class ModelController {
     for (const a of run.aborts) a(new Error(`llama-server for '${model}' ${reason}`));
     this.metrics?.crashed(model);
     this.emit({ type: "crash", model, reason: `hung: ${why}`, at: this.now() });
-    this.trackStop(this.runner.stop(run.handle, { graceMs: 1_000 }).catch(() => {}));
+    this.stopProcess(model, run.instance, run.handle, 1_000, false);
     this.feed({ type: "crashed", model, instance: run.instance, reason: `hung: ${why}`, now: this.now() });
   }
 

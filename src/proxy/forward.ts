@@ -5,7 +5,9 @@
  */
 import type { ServerResponse } from "node:http";
 import { Pool, type Dispatcher } from "undici";
-import { downstreamResponseHeaders, errorBody, SSE_HEADERS, sseErrorEvent } from "./http-util.js";
+import { errorBody } from "./http/errors.js";
+import { downstreamResponseHeaders } from "./http/headers.js";
+import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 
 /** Connection options of every upstream pool: prompt processing of a long prompt can take minutes before the first
  * byte, so no header/body timeouts. */

@@ -17,6 +17,8 @@ import { ModelController } from "./controller.js";
 import { autoBudget, parseSize } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer } from "./server.js";
+import { ROUTE_MODULES } from "./routes/index.js";
+import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -237,7 +239,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       maxModels: maxModels ?? null,
     }),
     log,
-    ollama: {
+    routes: withOllama({
       onGpu: () => !measureRss,
       reload: () => reloadRef.fn?.() ?? Promise.resolve(),
       ...(modelsDir
@@ -253,7 +255,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
               }),
           }
         : {}),
-    },
+    }),
   });
   let addr;
   try {
@@ -373,4 +375,9 @@ export function diffCatalogs(
   }
   for (const n of b.keys()) if (!a.has(n)) removed.push(n);
   return { added, removed, changed, unchanged };
+}
+
+/** The route modules with Ollama's wired to this proxy's pull, reload and memory kind. */
+function withOllama(extras: OllamaExtras) {
+  return ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(extras) : m));
 }

@@ -9,7 +9,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:
 import type { Dispatcher } from "undici";
 import type { ProxyModel } from "./catalog.js";
 import type { Lease, ModelController } from "./controller.js";
-import { ProxyHttpError, readBody } from "./http-util.js";
+import { HttpError } from "../core/errors.js";
+import { readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { keepAliveToTtlMs, parseKeepAlive } from "../ollama/keep-alive.js";
 import { modelfile, modelInfo, parametersText } from "../ollama/model-info.js";
@@ -87,7 +88,8 @@ class OllamaError extends Error {
   }
 }
 
-const ROUTES = new Set([
+/** Ollama's endpoints, "METHOD /path" (plus the prefix /api/blobs/). */
+export const OLLAMA_ROUTES: readonly string[] = [
   "GET /",
   "HEAD /",
   "GET /api/version",
@@ -105,7 +107,24 @@ const ROUTES = new Set([
   "DELETE /api/delete",
   "POST /api/create",
   "POST /api/push",
-]);
+];
+
+/** An error reply in Ollama's shape (for errors thrown before the handler runs, e.g. a missing API key). */
+export function writeOllamaError(res: ServerResponse, e: HttpError): void {
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end(ndjsonLine({ error: e.message }));
+    return;
+  }
+  const text = errorJson(e.message);
+  const headers: OutgoingHttpHeaders = {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  };
+  if (e.retryAfterS !== undefined) headers["retry-after"] = String(e.retryAfterS);
+  if (e.status === 401) headers["www-authenticate"] = 'Bearer realm="gglib"';
+  res.writeHead(e.status, headers);
+  res.end(text);
+}
 
 /** Ollama endpoints that have no meaning here: answered with a clear error. */
 const UNSUPPORTED: Readonly<Record<string, string>> = {
@@ -121,11 +140,6 @@ export class OllamaApi {
 
   constructor(private readonly o: OllamaApiOptions) {
     this.bodyLimit = o.bodyLimit ?? 32 * 1024 * 1024;
-  }
-
-  /** Whether this is one of Ollama's endpoints (none of them clashes with the proxy's /api/status, events, logs). */
-  handles(method: string, path: string): boolean {
-    return ROUTES.has(`${method} ${path}`) || path.startsWith("/api/blobs/");
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -193,7 +207,7 @@ export class OllamaApi {
     } else if (e instanceof OllamaRequestError) {
       status = e.status;
       message = e.message;
-    } else if (e instanceof ProxyHttpError) {
+    } else if (e instanceof HttpError) {
       if (e.status === 499) {
         res.destroy();
         return;
@@ -224,7 +238,7 @@ export class OllamaApi {
     try {
       buf = await readBody(req, this.bodyLimit);
     } catch (e) {
-      if (e instanceof ProxyHttpError) throw new OllamaError(e.status, e.message);
+      if (e instanceof HttpError) throw new OllamaError(e.status, e.message);
       throw e;
     }
     if (buf.length === 0) throw new OllamaError(400, "missing request body");
@@ -408,7 +422,7 @@ export class OllamaApi {
       return { status: r.statusCode, body: r.body, untrack };
     } catch (e) {
       untrack();
-      if (res.destroyed) throw new ProxyHttpError(499, "client_closed", "the client went away");
+      if (res.destroyed) throw new HttpError(499, "client_closed", "the client went away");
       const why = await this.o.controller.explainFailure(lease.model, lease.instance, e as Error);
       throw new OllamaError(502, `the request to llama-server failed: ${why}`);
     }
@@ -575,7 +589,7 @@ export class OllamaApi {
         }
       } catch (e) {
         if (e instanceof ToolCallError) throw new OllamaError(502, e.message);
-        if (!(e instanceof OllamaError) && !(e instanceof ProxyHttpError) && !res.destroyed) {
+        if (!(e instanceof OllamaError) && !(e instanceof HttpError) && !res.destroyed) {
           const why = await this.o.controller.explainFailure(lease.model, lease.instance, e as Error);
           throw new OllamaError(502, `the request to llama-server failed: ${why}`);
         }

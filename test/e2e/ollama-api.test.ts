@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Ollama } from "ollama";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
-import { encodeGguf, GgufValue, writeGguf } from "../../src/gguf/writer.js";
+import { encodeGguf, GgufValue, writeGguf } from "../support/gguf-writer.js";
 import { startFakeHub, type FakeHub } from "../support/fake-hub.js";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { tinyChatTemplate, tinyModelDocument, writeTinyModel } from "../support/tiny-models.js";

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { encodeGguf } from "../../src/gguf/writer.js";
+import { encodeGguf } from "../support/gguf-writer.js";
 import { partPaths } from "../../src/hub/download.js";
 import { startFakeHub } from "../support/fake-hub.js";
 import { ensureLlamaServer } from "../support/llama-server.js";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listFiles, modelInfo, pathsInfo } from "@huggingface/hub";
 import { isGglibError } from "../../src/core/errors.js";
-import { encodeGguf, GgufValue } from "../../src/gguf/writer.js";
+import { encodeGguf, GgufValue } from "../support/gguf-writer.js";
 import { pullModel, type PullOptions, type PullProgress } from "../../src/hub/pull.js";
 import { partPaths } from "../../src/hub/download.js";
 import { Registry } from "../../src/models/registry.js";

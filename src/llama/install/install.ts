@@ -15,7 +15,6 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
-  statSync,
   writeFileSync,
   lstatSync,
   renameSync,
@@ -24,7 +23,8 @@ import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { cacheDir, paths } from "../../core/paths.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
+import { pidAlive } from "../../process/terminate/signals.js";
 import {
   checkDependencies,
   detectBackend,
@@ -410,7 +410,7 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
       } catch {
         /* being written or gone */
       }
-      if (holder && !alive(holder)) {
+      if (holder && !pidAlive(holder)) {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
@@ -430,15 +430,6 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
     return await fn();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -611,19 +602,4 @@ export async function uninstallLlama(
     }
   }
   return { removed, dir, purged };
-}
-
-/** For tests and `status`: size of the install folder. */
-export function dirSize(dir: string): number {
-  let total = 0;
-  const walk = (d: string): void => {
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else total += st.size;
-    }
-  };
-  if (existsSync(dir) && statSync(dir).isDirectory()) walk(dir);
-  return total;
 }

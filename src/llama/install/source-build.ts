@@ -3,7 +3,7 @@ import { copyFile, chmod, mkdir, rename, rm } from "node:fs/promises";
 import { cpus } from "node:os";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
 
 /**
  * Builds llama.cpp's llama-server (and optionally llama-cli) from source with cmake: from a folder, a git bundle
