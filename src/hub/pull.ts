@@ -13,7 +13,7 @@
  *
  * Used by `gglib pull` (src/cli/commands/pull.ts) and by the proxy's Ollama `POST /api/pull`.
  */
-import { open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { GglibError, isGglibError } from "../core/errors.js";
 import { budgetFromSnapshot, type EstimatorModel, type FitBudget } from "../models/estimator.js";
@@ -29,7 +29,7 @@ import {
   type HubContext,
 } from "./api.js";
 import { architectureOf, chooseDefault } from "./choose.js";
-import { digestFile, downloadToFile, type DownloadOptions, type DownloadResult } from "./download.js";
+import { digestFile, downloadToFile, partPaths, type DownloadOptions, type DownloadResult } from "./download.js";
 import {
   assertPullName,
   availableHint,
@@ -189,6 +189,12 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
   const unlock = await lock(plan.dir);
   try {
     const manifest = await readManifest(plan.dir);
+    const reuse: boolean[] = [];
+    for (const f of plan.files) reuse.push(await inPlace(f, manifest));
+    await assertDiskSpace(
+      plan.dir,
+      plan.files.filter((_, i) => !reuse[i]),
+    );
     let done = 0;
     for (const [i, f] of plan.files.entries()) {
       const base: PullProgress = {
@@ -201,7 +207,7 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
         fileCount: plan.files.length,
       };
       if (f.file.sha256) base.digest = `sha256:${f.file.sha256}`;
-      if (await inPlace(f, manifest)) {
+      if (reuse[i]) {
         result.files.push(pulled(f, true, 0, 0));
         done += f.file.size;
         emit({ ...base, status: `${f.file.path} is already here`, completed: f.file.size, overallCompleted: done });
@@ -345,6 +351,37 @@ function assertNameFree(reg: Registry, plan: Plan): void {
       `"${plan.name}" is already the name of a registered model (${taken.path}).`,
       {
         hint: `Pick another name with --name, or remove the other one: gglib models remove ${plan.name}`,
+      },
+    );
+  }
+}
+
+/** Room for what is left to fetch (each file's size less its partial download), plus 64 MiB to spare. */
+async function assertDiskSpace(dir: string, files: readonly Plan["files"][number][]): Promise<void> {
+  let need = 0;
+  for (const f of files) {
+    const part = await stat(partPaths(f.dest).part).then(
+      (st) => st.size,
+      () => 0,
+    );
+    need += Math.max(0, f.file.size - part);
+  }
+  if (need === 0) return;
+  let free: number;
+  try {
+    const st = await statfs(dir);
+    free = Number(st.bavail) * Number(st.bsize);
+  } catch {
+    return; // cannot tell: let the writes say
+  }
+  const spare = 64 * 2 ** 20;
+  if (need + spare > free) {
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+    throw new GglibError(
+      "download_failed",
+      `Not enough disk space in ${dir}: the pull needs ${gib(need)}, ${gib(free)} is free.`,
+      {
+        hint: "Free some space, or pull into another disk with --models-dir (or pick a smaller quantization).",
       },
     );
   }

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listFiles, modelInfo, pathsInfo } from "@huggingface/hub";
@@ -27,6 +27,14 @@ let tinyB: Uint8Array;
 let mmproj: Uint8Array;
 let big: Uint8Array;
 const dirs: string[] = [];
+
+async function waitUntil(ok: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "gglib-pull-"));
@@ -94,6 +102,8 @@ before(async () => {
       },
       { id: "test-user/empty", files: [{ path: "README.md", content: Buffer.from("nothing") }] },
       { id: "test-user/in-git", files: [{ path: "small-Q8_0.gguf", content: tinyB, git: true }] },
+      { id: "test-user/huge-GGUF", files: [{ path: "huge-F16.gguf", content: tiny, listedSize: 2 ** 50 }] },
+      { id: "test-user/shrunk-GGUF", files: [{ path: "shrunk-F16.gguf", content: tiny, listedSize: 100_000 }] },
     ],
     validTokens: ["hf_valid", "hf_owner", "hf_granted"],
   });
@@ -309,6 +319,22 @@ describe("pullModel", () => {
     registry.close();
   });
 
+  test("one pull per model folder: a second one at the same time is refused; a dead pull's lock is taken over", async () => {
+    const dir = tmp();
+    hub.faults = { throttle: 400_000 };
+    const first = pullModel("test-user/tiny-GGUF", opts(dir));
+    await waitUntil(() => hub.fileRequests("tiny-chat-F16.gguf").some((q) => q.server === "files"));
+    await assert.rejects(pullModel("test-user/tiny-GGUF", opts(dir)), /A pull into .* is already running/);
+    await first;
+    hub.faults = {};
+    const folder = join(dir, "test-user", "tiny-GGUF", "tiny-chat-F16");
+    writeFileSync(join(folder, ".gglib-pull.lock"), "4194000"); // no such process
+    rmSync(join(folder, "tiny-chat-F16.gguf"));
+    const again = await pullModel("test-user/tiny-GGUF", opts(dir));
+    assert.equal(again.transferredBytes, tiny.length);
+    assert.equal(existsSync(join(folder, ".gglib-pull.lock")), false);
+  });
+
   test("abort: the pull rejects, the partial file stays for the next run", async () => {
     const dir = tmp();
     const ac = new AbortController();
@@ -395,6 +421,21 @@ describe("errors a user sees", () => {
     const r = await pullModel("test-user/tiny-GGUF", opts(tmp()));
     assert.equal(r.files[0]!.transferred, tiny.length, "a 503 is retried");
     hub.faults = {};
+  });
+
+  test("not enough disk space: refused before any byte is fetched", async () => {
+    hub.requests.length = 0;
+    await fails(
+      "test-user/huge-GGUF",
+      {},
+      "download_failed",
+      /Not enough disk space in .*: the pull needs 1048576\.00 GiB/,
+    );
+    assert.equal(hub.requests.filter((q) => q.server === "files").length, 0);
+  });
+
+  test("a server sending more than the listing says: refused, not written past the size", async () => {
+    await fails("test-user/shrunk-GGUF", {}, "download_failed", /sent more than the 100000 bytes the hub lists/);
   });
 
   test("a name taken by another registered model is refused before downloading", async () => {

@@ -26,6 +26,8 @@ export interface FakeHubFile {
   content: Uint8Array;
   /** Kept in git rather than LFS (listed with a git oid only, served by the hub itself). Default: .gguf in LFS. */
   git?: boolean;
+  /** The size the listing claims (default the content's): a repo that changed under a pull, or a huge file. */
+  listedSize?: number;
 }
 
 export interface FakeHubRepo {
@@ -49,6 +51,8 @@ export interface FakeHubFaults {
   ignoreRanges?: boolean;
   /** Send `afterBytes` bytes, then nothing (the socket stays open), for the next `times` requests. */
   stall?: { path: string; afterBytes: number; times?: number };
+  /** Send file bodies at about this many bytes per second (a slow link, to watch progress). */
+  throttle?: number;
   /** Answer the file server's requests with this status (the next `times`). */
   status?: { path: string; code: number; times?: number };
 }
@@ -97,16 +101,17 @@ function pointer(f: FakeHubFile): string {
 }
 
 function entry(f: FakeHubFile): Record<string, unknown> {
+  const size = f.listedSize ?? f.content.length;
   if (f.git ?? !/\.gguf$/i.test(f.path)) {
-    return { type: "file", oid: gitOid(f.content), size: f.content.length, path: f.path };
+    return { type: "file", oid: gitOid(f.content), size, path: f.path };
   }
   const p = Buffer.from(pointer(f));
   return {
     type: "file",
     oid: gitOid(p),
-    size: f.content.length,
+    size,
     path: f.path,
-    lfs: { oid: sha256(f.content), size: f.content.length, pointerSize: p.length },
+    lfs: { oid: sha256(f.content), size, pointerSize: p.length },
     xetHash: sha256(Buffer.concat([Buffer.from("xet"), f.content])),
   };
 }
@@ -203,6 +208,19 @@ function serveBytes(req: IncomingMessage, res: ServerResponse, path: string, dat
   const cut = faults.cut?.path === path && take(faults.cut) ? faults.cut.afterBytes : undefined;
   const stall = faults.stall?.path === path && take(faults.stall) ? faults.stall.afterBytes : undefined;
   const limit = cut ?? stall;
+  if ((limit === undefined || limit >= slice.length) && faults.throttle) {
+    const step = Math.max(1, Math.floor(faults.throttle / 20));
+    let pos = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      const next = Math.min(slice.length, pos + step);
+      const last = next >= slice.length;
+      res.write(slice.subarray(pos, next), () => (last ? res.end() : setTimeout(tick, 50)));
+      pos = next;
+    };
+    tick();
+    return;
+  }
   if (limit === undefined || limit >= slice.length) {
     res.end(slice);
     return;
