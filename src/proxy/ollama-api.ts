@@ -403,9 +403,10 @@ export class OllamaApi {
       if (!res.writableFinished) abort.abort(new Error("client closed the connection"));
     };
     res.on("close", onClose);
-    const untrackUp = this.o.controller.trackUpstream(lease.model, lease.instance, (reason) => abort.abort(reason));
+    const forward = { abort: (reason: Error) => abort.abort(reason) };
+    this.o.controller.trackUpstream(lease, forward);
     const untrack = () => {
-      untrackUp();
+      this.o.controller.untrackUpstream(lease, forward);
       res.off("close", onClose);
     };
     try {

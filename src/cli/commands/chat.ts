@@ -7,26 +7,28 @@ import { paths } from "../../core/paths.js";
 import { resolveLlamaServer } from "../../llama/binary.js";
 import { isExecutable, pathCandidates } from "../../process/which.js";
 import { resolveModelArg } from "../../chat/backend.js";
-import { DEFAULT_CHAT_URL, runChat } from "../../chat/session.js";
-import type { ThinkMode } from "../../chat/render.js";
+import { DEFAULT_CHAT_URL, runChat, type ChatSessionOptions } from "../../chat/session.js";
 
-interface ChatFlags {
-  url?: string;
-  apiKey?: string;
-  system?: string;
-  think?: ThinkMode;
-  maxTokens?: number;
-  temperature?: number;
+/** The command's flags: the session's own options, plus the few the command maps or handles itself. */
+type ChatFlags = Pick<
+  ChatSessionOptions,
+  | "url"
+  | "apiKey"
+  | "system"
+  | "think"
+  | "maxTokens"
+  | "temperature"
+  | "json"
+  | "stats"
+  | "markdown"
+  | "prompt"
+  | "quiet"
+  | "modelsDir"
+> & {
   option?: Record<string, unknown>;
-  json?: boolean;
-  stats?: boolean;
-  markdown?: boolean;
-  prompt?: string;
-  quiet?: boolean;
-  modelsDir?: string;
   ctxSize?: number;
   cli?: boolean;
-}
+};
 
 function intArg(name: string, min: number) {
   return (v: string): number => {
