@@ -7,7 +7,8 @@ import { statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
-import type { Registry } from "../models/registry.js";
+import { Registry } from "../models/registry.js";
+import { pullModel, type PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -22,6 +23,7 @@ import type { EffectiveSettings } from "./effective-config.js";
 import { ProxyLog } from "./proxy-log.js";
 import { dashboardRoutes, type DashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
 import { ROUTE_MODULES } from "./routes/index.js";
+import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
 import { uiRoutes } from "./routes/ui.js";
 
 export { ProxyServer } from "./server.js";
@@ -70,6 +72,8 @@ export interface ProxyOptions {
   watchConfig?: boolean;
   probe?: SystemProbe;
   log?: (line: string) => void;
+  /** Hub settings for Ollama's POST /api/pull (default: HF_ENDPOINT / HF_TOKEN, else huggingface.co). */
+  pull?: Pick<PullOptions, "hubUrl" | "token" | "env" | "download">;
   /** The dashboard's built files (default dist/ui of this package). */
   uiDir?: string;
   /** Requests kept for GET /api/activity (default 1000). */
@@ -141,9 +145,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const reloads = recordedReloads(catalogReloader(controller, catalog, config, catalogInput));
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, { controller, proxyLog, probe, runner, settings, budget, reloads, listening });
-  const server = createServer(controller, metrics, settings, budget, o, log, {
+  const ollama = ollamaExtras(o, settings, budget, probe, () => reloads.reload("ollama pull"));
+  const server = createServer(controller, metrics, settings, budget, o, log, ollama, {
     activity: new ActivityLog(o.activityCapacity ?? 1000),
-    routes: [uiRoutes(o.uiDir), dashboard, ...ROUTE_MODULES],
+    routes: [uiRoutes(o.uiDir), dashboard],
   });
   const addr = await listen(server, controller, settings);
   listening.port = addr.port;
@@ -364,7 +369,9 @@ function createServer(
   budget: Budget,
   o: ProxyOptions,
   log: (line: string) => void,
-  extra: Pick<ProxyServerOptions, "routes" | "activity">,
+  ollama: OllamaExtras,
+  /** The dashboard's route modules (ahead of ROUTE_MODULES) and the activity ring. */
+  extra: { routes: NonNullable<ProxyServerOptions["routes"]>; activity: ActivityLog },
 ): ProxyServer {
   const startedAt = Date.now();
   return new ProxyServer(controller, metrics, {
@@ -383,8 +390,38 @@ function createServer(
       maxModels: s.maxModels ?? null,
     }),
     log,
-    ...extra,
+    activity: extra.activity,
+    // the dashboard's modules first; Ollama's routes wired to this proxy's pull, reload and memory kind
+    routes: [...extra.routes, ...ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m))],
   });
+}
+
+/** What Ollama's API needs from startProxy: POST /api/pull (gglib pull into the models folder), reload, GPU or not. */
+function ollamaExtras(
+  o: ProxyOptions,
+  s: Settings,
+  budget: Budget,
+  probe: SystemProbe,
+  reload: () => Promise<unknown>,
+): OllamaExtras {
+  const modelsDir = s.modelsDir;
+  return {
+    onGpu: () => !budget.measureRss,
+    reload,
+    ...(modelsDir
+      ? {
+          pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+            pullModel(ref, {
+              ...(o.pull ?? {}),
+              ...p,
+              modelsDir,
+              probe,
+              // registered when the proxy has the registry open; else the models-folder scan finds the files
+              ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
+            }),
+        }
+      : {}),
+  };
 }
 
 /** Listens; on failure stops what was started and says why (a port in use, most often). */
