@@ -43,7 +43,11 @@ export interface RepoModels {
 
 /** The GGUF models and projectors among a repo's files. Variants sorted by preference (DEFAULT_QUANT_ORDER), then size. */
 export function repoModels(files: readonly RepoFile[]): RepoModels {
-  const g = groupGgufPaths(files, (f) => f.path);
+  // importance matrices (llama-imatrix output) are data for quantizing, not models
+  const g = groupGgufPaths(
+    files.filter((f) => !/imatrix/i.test(posix.basename(f.path))),
+    (f) => f.path,
+  );
   const variants = g.models.map((m) => variant(m.prefix, m.stem, m.files));
   const mmproj = [...g.projectors];
   const warnings = g.incomplete.map((s) => `${s.prefix}: the repo has ${s.present} of its ${s.count} shards; left out`);

@@ -216,7 +216,7 @@ export function mergeModelEntries(entries: readonly ModelEntry[]): { models: Mod
  * Finds a model by what a user or a client typed: the exact name, else an alias, else a unique case-insensitive
  * match of either. The proxy's request routing and every command's model argument use this rule.
  */
-export function findModel<M extends Pick<ModelEntry, "name" | "aliases">>(
+export function findModel<M extends { name: string; aliases: readonly string[] }>(
   models: readonly M[],
   nameOrAlias: string,
 ): M | undefined {

@@ -4,19 +4,28 @@
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
 import { statSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
-import type { Registry } from "../models/registry.js";
+import { Registry } from "../models/registry.js";
+import { pullModel, type PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
-import { buildCatalog, type Catalog, type ProxyModel } from "./catalog.js";
+import { buildCatalog, type Catalog, type CatalogInput, type ProxyModel } from "./catalog.js";
 import { loadConfigFile, resolvePath, type LoadedConfig } from "../models/config-file.js";
 import { ModelController } from "./controller.js";
 import { parseSize } from "../core/units.js";
 import { autoBudget } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
-import { ProxyServer } from "./server.js";
+import { ProxyServer, type ProxyServerOptions } from "./server.js";
+import { ActivityLog } from "./activity.js";
+import type { EffectiveSettings } from "./effective-config.js";
+import { ProxyLog } from "./proxy-log.js";
+import { dashboardRoutes, type DashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
+import { ROUTE_MODULES } from "./routes/index.js";
+import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
+import { uiRoutes } from "./routes/ui.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -26,6 +35,9 @@ export { buildCatalog, resolveModelName } from "./catalog.js";
 export { parseConfig, loadConfigFile } from "../models/config-file.js";
 export { configJsonSchema, ProxyConfigSchema } from "../models/settings.js";
 export { parseSize } from "../core/units.js";
+export { ActivityLog, type ActivityRecord } from "./activity.js";
+export { UI_CSP } from "./routes/ui.js";
+export type { ReloadRecord } from "./routes/dashboard.js";
 
 export interface ProxyOptions {
   configPath?: string;
@@ -62,6 +74,12 @@ export interface ProxyOptions {
   watchConfig?: boolean;
   probe?: SystemProbe;
   log?: (line: string) => void;
+  /** Hub settings for Ollama's POST /api/pull (default: HF_ENDPOINT / HF_TOKEN, else huggingface.co). */
+  pull?: Pick<PullOptions, "hubUrl" | "token" | "env" | "download">;
+  /** The dashboard's built files (default dist/ui of this package). */
+  uiDir?: string;
+  /** Requests kept for GET /api/activity (default 1000). */
+  activityCapacity?: number;
 }
 
 export interface ReloadReport {
@@ -95,7 +113,8 @@ export interface RunningProxy {
   readonly controller: ModelController;
   readonly server: ProxyServer;
   readonly report: StartReport;
-  reload(): Promise<ReloadReport>;
+  /** Reload the config file and rescan the models folder; `trigger` is recorded for the dashboard. */
+  reload(trigger?: string): Promise<ReloadReport>;
   /** Drain requests (up to drainMs), stop every llama-server, close the server. */
   close(drainMs?: number): Promise<void>;
 }
@@ -103,98 +122,225 @@ export interface RunningProxy {
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
-  const log = o.log ?? (() => {});
-  // the file's stamp as read: a change made before the watcher starts still counts as a change
-  const stamp = (path: string) => {
-    try {
-      const st = statSync(path);
-      return `${st.mtimeMs}:${st.size}`;
-    } catch {
-      return "missing";
-    }
+  // the proxy's own log, kept for the dashboard as well as written where the caller says
+  const proxyLog = new ProxyLog();
+  const log = (line: string) => {
+    proxyLog.write(line);
+    o.log?.(line);
   };
-  let configStamp = o.configPath ? stamp(o.configPath) : "";
-  let loaded: LoadedConfig | undefined = o.configPath ? loadConfigFile(o.configPath) : undefined;
-  const file = loaded?.config ?? {};
-  // flags > config file > defaults
-  const host = o.host ?? file.host ?? "127.0.0.1";
-  const port = o.port ?? file.port ?? 8080;
-  const apiKeys = o.apiKeys ?? file.apiKeys ?? [];
-  const insecure = o.insecure ?? file.insecure ?? false;
-  if (!LOOPBACK.has(host) && apiKeys.length === 0 && !insecure) {
-    throw new GglibError(
-      "invalid_config",
-      `Refusing to listen on ${host} without an API key: anyone on the network could use your models.`,
-      {
-        hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
-      },
-    );
-  }
+  const config = o.configPath ? new ConfigFile(o.configPath) : undefined;
+  const settings = resolveSettings(o, config?.loaded);
+  refuseOpenNetwork(settings);
   // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
-  const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
-  if (!runnerOptions.binaryPath && file.llamaServer && loaded)
-    runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
-  const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
-  const swept = runner instanceof LlamaServerRunner ? await runner.sweep() : undefined;
-  const modelsDir = o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined);
-  const ttlS = o.ttlS ?? file.ttl ?? 0;
-  const maxModels = o.maxModels ?? file.maxModels;
-  const budgetSetting = o.memoryBudget ?? file.memoryBudget ?? "auto";
+  const { runner, swept } = await createRunner(o, config?.loaded);
   const probe = o.probe ?? defaultSystemProbe();
-  let budgetBytes: number | undefined;
-  let budgetSource: string;
-  let measureRss = false;
-  if (budgetSetting === "auto") {
+  const budget = await memoryBudget(settings.budget, probe);
+  const catalogInput = (): CatalogInput => ({
+    config: config?.loaded,
+    modelsDir: settings.modelsDir,
+    ttlS: settings.ttlS,
+    ...(o.registry ? { registry: o.registry } : {}),
+  });
+  const catalog = await buildCatalog(catalogInput());
+  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log);
+  const report = startReport(catalog, settings, budget, swept);
+  const reloads = recordedReloads(catalogReloader(controller, catalog, config, catalogInput));
+  const listening: { port?: number } = {};
+  const dashboard = createDashboard(o, { controller, proxyLog, probe, runner, settings, budget, reloads, listening });
+  const ollama = ollamaExtras(o, settings, budget, probe, () => reloads.reload("ollama pull"));
+  const server = createServer(controller, metrics, settings, budget, o, log, ollama, {
+    activity: new ActivityLog(o.activityCapacity ?? 1000),
+    routes: [uiRoutes(o.uiDir), dashboard],
+  });
+  const addr = await listen(server, controller, settings);
+  listening.port = addr.port;
+  preload(controller, catalog.models, log);
+  const reload = reloads.reload;
+  const stopWatching =
+    config && (o.watchConfig ?? true) ? watchConfig(config, () => reload("config file changed"), log) : () => {};
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`,
+    host: settings.host,
+    port: addr.port,
+    controller,
+    server,
+    report,
+    reload,
+    close(drainMs = 10_000) {
+      closing ??= (async () => {
+        stopWatching();
+        dashboard.close();
+        const serverClosed = server.close(drainMs + 1_000);
+        await controller.shutdown(drainMs);
+        await serverClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+// ---- the steps ---------------------------------------------------------------------------------------------
+
+/** The config file as last read, with the stamp of that read (a change made later counts as a change). */
+class ConfigFile {
+  loaded: LoadedConfig;
+  stamp: string;
+
+  constructor(readonly path: string) {
+    this.stamp = fileStamp(path);
+    this.loaded = loadConfigFile(path);
+  }
+
+  /** Reads the file again (throws on a bad file, keeping the previous one). */
+  reread(): void {
+    this.stamp = fileStamp(this.path);
+    this.loaded = loadConfigFile(this.path);
+  }
+}
+
+function fileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return "missing";
+  }
+}
+
+/** The settings in effect: flags > config file > defaults. */
+interface Settings {
+  host: string;
+  port: number;
+  apiKeys: string[];
+  insecure: boolean;
+  modelsDir: string | undefined;
+  ttlS: number;
+  maxModels: number | undefined;
+  budget: string | number;
+  maxQueue: number | undefined;
+  queueTimeoutS: number | undefined;
+  drainTimeoutS: number | undefined;
+  loadTimeoutS: number | undefined;
+  bodyLimit: string | number | undefined;
+  corsOrigins: string[] | undefined;
+  defaultModel: string | undefined;
+}
+
+function resolveSettings(o: ProxyOptions, loaded: LoadedConfig | undefined): Settings {
+  const file = loaded?.config ?? {};
+  return {
+    host: o.host ?? file.host ?? "127.0.0.1",
+    port: o.port ?? file.port ?? 8080,
+    apiKeys: o.apiKeys ?? file.apiKeys ?? [],
+    insecure: o.insecure ?? file.insecure ?? false,
+    modelsDir: o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined),
+    ttlS: o.ttlS ?? file.ttl ?? 0,
+    maxModels: o.maxModels ?? file.maxModels,
+    budget: o.memoryBudget ?? file.memoryBudget ?? "auto",
+    maxQueue: o.maxQueue ?? file.maxQueue,
+    queueTimeoutS: o.queueTimeoutS ?? file.queueTimeout,
+    drainTimeoutS: o.drainTimeoutS ?? file.drainTimeout,
+    loadTimeoutS: o.loadTimeoutS ?? file.loadTimeout,
+    bodyLimit: o.bodyLimit ?? file.bodyLimit,
+    corsOrigins: o.corsOrigins ?? file.corsOrigins,
+    defaultModel: o.defaultModel ?? file.defaultModel,
+  };
+}
+
+function refuseOpenNetwork(s: Settings): void {
+  if (LOOPBACK.has(s.host) || s.apiKeys.length > 0 || s.insecure) return;
+  throw new GglibError(
+    "invalid_config",
+    `Refusing to listen on ${s.host} without an API key: anyone on the network could use your models.`,
+    {
+      hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
+    },
+  );
+}
+
+async function createRunner(
+  o: ProxyOptions,
+  loaded: LoadedConfig | undefined,
+): Promise<{ runner: ProcessRunner; swept: Swept | undefined }> {
+  let runner = o.runner;
+  if (!runner) {
+    const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
+    if (!runnerOptions.binaryPath && loaded?.config.llamaServer)
+      runnerOptions.configuredBinary = resolvePath(loaded.baseDir, loaded.config.llamaServer);
+    runner = new LlamaServerRunner(runnerOptions);
+  }
+  return { runner, swept: runner instanceof LlamaServerRunner ? await runner.sweep() : undefined };
+}
+
+type Swept = Awaited<ReturnType<LlamaServerRunner["sweep"]>>;
+
+interface Budget {
+  bytes: number | undefined;
+  source: string;
+  /** Measure a running server's need by its RSS (no discrete GPU) rather than its GPU memory. */
+  measureRss: boolean;
+}
+
+async function memoryBudget(setting: string | number, probe: SystemProbe): Promise<Budget> {
+  if (setting === "auto") {
     try {
       const b = await autoBudget(probe);
-      budgetBytes = b.bytes;
-      budgetSource = `auto: ${b.source}`;
-      measureRss = !b.gpu;
+      return { bytes: b.bytes, source: `auto: ${b.source}`, measureRss: !b.gpu };
     } catch (e) {
-      budgetSource = `auto: could not read free memory (${(e as Error).message}); no memory limit`;
+      return {
+        bytes: undefined,
+        source: `auto: could not read free memory (${(e as Error).message}); no memory limit`,
+        measureRss: false,
+      };
     }
-  } else {
-    budgetBytes = parseSize(budgetSetting);
-    budgetSource = "configured";
-    // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
-    const machine = await autoBudget(probe).catch(() => undefined);
-    measureRss = !machine?.gpu;
   }
+  // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
+  const machine = await autoBudget(probe).catch(() => undefined);
+  return { bytes: parseSize(setting), source: "configured", measureRss: !machine?.gpu };
+}
 
-  const catalogInput = () => ({ config: loaded, modelsDir, ttlS, ...(o.registry ? { registry: o.registry } : {}) });
-  const catalog = await buildCatalog(catalogInput());
-
-  const snapshotRef: { c?: ModelController } = {};
-  const metrics = new ProxyMetrics({
+function createController(
+  runner: ProcessRunner,
+  catalog: Catalog,
+  s: Settings,
+  budget: Budget,
+  o: ProxyOptions,
+  log: (line: string) => void,
+): { controller: ModelController; metrics: ProxyMetrics } {
+  const metrics: ProxyMetrics = new ProxyMetrics({
+    // read only when /metrics is scraped, after the controller exists
     snapshot: () =>
-      (snapshotRef.c?.status() ?? []).map((s) => ({
-        name: s.name,
-        state: s.state,
-        queued: s.queued,
-        inFlight: s.inFlight,
-        bytes: s.measuredBytes ?? s.estimatedBytes,
+      controller.status().map((st) => ({
+        name: st.name,
+        state: st.state,
+        queued: st.queued,
+        inFlight: st.inFlight,
+        bytes: st.measuredBytes ?? st.estimatedBytes,
       })),
   });
-  const controller = new ModelController(
+  const controller: ModelController = new ModelController(
     runner,
     catalog.models,
     {
-      maxModels,
-      budgetBytes,
-      ttlMs: ttlS * 1000,
-      maxQueuePerModel: o.maxQueue ?? file.maxQueue,
-      queueTimeoutMs: secs(o.queueTimeoutS ?? file.queueTimeout),
-      drainTimeoutMs: secs(o.drainTimeoutS ?? file.drainTimeout),
-      loadTimeoutMs: secs(o.loadTimeoutS ?? file.loadTimeout),
+      maxModels: s.maxModels,
+      budgetBytes: budget.bytes,
+      ttlMs: s.ttlS * 1000,
+      maxQueuePerModel: s.maxQueue,
+      queueTimeoutMs: secs(s.queueTimeoutS),
+      drainTimeoutMs: secs(s.drainTimeoutS),
+      loadTimeoutMs: secs(s.loadTimeoutS),
       stopGraceMs: o.stopGraceMs,
-      measureRss,
+      measureRss: budget.measureRss,
+      log,
     },
     metrics,
   );
-  snapshotRef.c = controller;
-  const bodyLimitSetting = o.bodyLimit ?? file.bodyLimit;
-  const corsOrigins = o.corsOrigins ?? file.corsOrigins;
-  const defaultModel = o.defaultModel ?? file.defaultModel;
+  return { controller, metrics };
+}
+
+function startReport(catalog: Catalog, s: Settings, budget: Budget, swept: Swept | undefined): StartReport {
   const report: StartReport = {
     models: catalog.models.map((m) => ({
       name: m.name,
@@ -206,127 +352,251 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       preload: m.preload,
     })),
     clashes: catalog.clashes.map((c) => c.message),
-    warnings: [
-      ...catalog.warnings,
-      ...(swept && swept.killed.length > 0
-        ? [`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`]
-        : []),
-    ],
-    budget: { bytes: budgetBytes ?? null, source: budgetSource },
-    maxModels: maxModels ?? null,
+    warnings: [...catalog.warnings],
+    budget: { bytes: budget.bytes ?? null, source: budget.source },
+    maxModels: s.maxModels ?? null,
   };
-  if (defaultModel && !catalog.models.some((m) => m.name === defaultModel || m.aliases.includes(defaultModel))) {
-    report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
-  }
+  if (swept && swept.killed.length > 0)
+    report.warnings.push(`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`);
+  const d = s.defaultModel;
+  if (d && !catalog.models.some((m) => m.name === d || m.aliases.includes(d)))
+    report.warnings.push(`defaultModel '${d}' is not one of the models`);
+  return report;
+}
+
+function createServer(
+  controller: ModelController,
+  metrics: ProxyMetrics,
+  s: Settings,
+  budget: Budget,
+  o: ProxyOptions,
+  log: (line: string) => void,
+  ollama: OllamaExtras,
+  /** The dashboard's route modules (ahead of ROUTE_MODULES) and the activity ring. */
+  extra: { routes: NonNullable<ProxyServerOptions["routes"]>; activity: ActivityLog },
+): ProxyServer {
   const startedAt = Date.now();
-  const server = new ProxyServer(controller, metrics, {
-    host,
-    port,
-    apiKeys,
-    ...(corsOrigins ? { corsOrigins } : {}),
-    ...(bodyLimitSetting !== undefined ? { bodyLimit: parseSize(bodyLimitSetting) } : {}),
-    ...(defaultModel ? { defaultModel } : {}),
+  return new ProxyServer(controller, metrics, {
+    host: s.host,
+    port: s.port,
+    apiKeys: s.apiKeys,
+    ...(s.corsOrigins ? { corsOrigins: s.corsOrigins } : {}),
+    ...(s.bodyLimit !== undefined ? { bodyLimit: parseSize(s.bodyLimit) } : {}),
+    ...(s.defaultModel ? { defaultModel: s.defaultModel } : {}),
     ...(o.keepAliveMs ? { keepAliveMs: o.keepAliveMs } : {}),
     ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
     ...(o.requestTimeoutMs ? { requestTimeoutMs: o.requestTimeoutMs } : {}),
     info: () => ({
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
-      budget: { bytes: budgetBytes ?? null, source: budgetSource, usedBytes: controller.scheduler.usedBytes() },
-      maxModels: maxModels ?? null,
+      budget: { bytes: budget.bytes ?? null, source: budget.source, usedBytes: controller.scheduler.usedBytes() },
+      maxModels: s.maxModels ?? null,
     }),
     log,
+    activity: extra.activity,
+    // the dashboard's modules first; Ollama's routes wired to this proxy's pull, reload and memory kind
+    routes: [...extra.routes, ...ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m))],
   });
-  let addr;
+}
+
+/** What Ollama's API needs from startProxy: POST /api/pull (gglib pull into the models folder), reload, GPU or not. */
+function ollamaExtras(
+  o: ProxyOptions,
+  s: Settings,
+  budget: Budget,
+  probe: SystemProbe,
+  reload: () => Promise<unknown>,
+): OllamaExtras {
+  const modelsDir = s.modelsDir;
+  return {
+    onGpu: () => !budget.measureRss,
+    reload,
+    ...(modelsDir
+      ? {
+          pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+            pullModel(ref, {
+              ...(o.pull ?? {}),
+              ...p,
+              modelsDir,
+              probe,
+              // registered when the proxy has the registry open; else the models-folder scan finds the files
+              ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
+            }),
+        }
+      : {}),
+  };
+}
+
+/** Listens; on failure stops what was started and says why (a port in use, most often). */
+async function listen(server: ProxyServer, controller: ModelController, s: Settings): Promise<AddressInfo> {
   try {
-    addr = await server.listen();
+    return await server.listen();
   } catch (e) {
     await controller.shutdown(0);
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === "EADDRINUSE") {
-      throw new GglibError("port_in_use", `Port ${port} on ${host} is already in use.`, {
+    if ((e as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new GglibError("port_in_use", `Port ${s.port} on ${s.host} is already in use.`, {
         hint: "Pick another with --port, or stop what is using it.",
       });
     }
     throw e;
   }
-  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+}
 
-  // Preload.
-  for (const m of catalog.models) {
+function preload(controller: ModelController, models: readonly ProxyModel[], log: (line: string) => void): void {
+  for (const m of models) {
     if (!m.preload) continue;
     controller.load(m.name).then(
       () => log(`preloaded ${m.name}`),
       (e: unknown) => log(`preload of ${m.name} failed: ${(e as Error).message}`),
     );
   }
+}
 
-  let current: Catalog = catalog;
+/** Reloads the catalog (config file + models folder), one reload at a time; new preload models are loaded. */
+function catalogReloader(
+  controller: ModelController,
+  initial: Catalog,
+  config: ConfigFile | undefined,
+  catalogInput: () => CatalogInput,
+): () => Promise<ReloadReport> {
+  let current = initial;
   let reloading: Promise<ReloadReport> | undefined;
-  const reload = async (): Promise<ReloadReport> => {
+  const once = async (): Promise<ReloadReport> => {
+    config?.reread();
+    const next = await buildCatalog(catalogInput());
+    const diff = diffCatalogs(current.models, next.models);
+    controller.updateCatalog(next.models);
+    current = next;
+    for (const m of next.models) {
+      if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
+    }
+    return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
+  };
+  return async () => {
     if (reloading) return reloading;
-    reloading = (async () => {
-      if (o.configPath) {
-        configStamp = stamp(o.configPath);
-        loaded = loadConfigFile(o.configPath);
-      }
-      const next = await buildCatalog(catalogInput());
-      const diff = diffCatalogs(current.models, next.models);
-      controller.updateCatalog(next.models);
-      current = next;
-      for (const m of next.models) {
-        if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
-      }
-      return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
-    })();
+    reloading = once();
     try {
       return await reloading;
     } finally {
       reloading = undefined;
     }
   };
+}
 
-  // polled against the stamp of the last read (fs.watch misses editors' rename-over writes; watchFile compares with
-  // its own first stat, so a write between our read and that stat would be lost)
-  const watch = o.configPath && (o.watchConfig ?? true);
-  let watcher: NodeJS.Timeout | undefined;
-  if (watch) {
-    let timer: NodeJS.Timeout | undefined;
-    watcher = setInterval(() => {
-      const now = stamp(o.configPath!);
-      if (now === configStamp) return;
-      configStamp = now;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        reload().then(
-          (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
-          (e: unknown) =>
-            log(
-              `config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`,
-            ),
-        );
-      }, 200);
-    }, 500);
-    watcher.unref();
-  }
-
-  let closing: Promise<void> | undefined;
+/** Reloads with the last one's outcome kept (the dashboard shows it, errors included), and who asked for it. */
+function recordedReloads(reload: () => Promise<ReloadReport>): {
+  reload: (trigger?: string) => Promise<ReloadReport>;
+  last: () => ReloadRecord | undefined;
+} {
+  let last: ReloadRecord | undefined;
   return {
-    url,
-    host,
-    port: addr.port,
-    controller,
-    server,
-    report,
-    reload,
-    close(drainMs = 10_000) {
-      closing ??= (async () => {
-        if (watcher) clearInterval(watcher);
-        const serverClosed = server.close(drainMs + 1_000);
-        await controller.shutdown(drainMs);
-        await serverClosed;
-      })();
-      return closing;
+    last: () => last,
+    async reload(trigger = "reload()") {
+      const at = new Date().toISOString();
+      try {
+        const r = await reload();
+        last = { at, ok: true, trigger, ...r, errors: [] };
+        return r;
+      } catch (e) {
+        const why = e instanceof GglibError ? e.describe() : String(e);
+        last = { at, ok: false, trigger, added: [], removed: [], changed: [], warnings: [], errors: [why] };
+        throw e;
+      }
     },
+  };
+}
+
+/**
+ * The dashboard's API (routes/dashboard.ts) over this proxy: its log (with the models' state changes and
+ * crashes), the probe, the binary, the effective settings and the recorded reloads.
+ */
+function createDashboard(
+  o: ProxyOptions,
+  p: {
+    controller: ModelController;
+    proxyLog: ProxyLog;
+    probe: SystemProbe;
+    runner: ProcessRunner;
+    settings: Settings;
+    budget: Budget;
+    reloads: ReturnType<typeof recordedReloads>;
+    listening: { port?: number };
+  },
+): DashboardRoutes {
+  const { controller, proxyLog, runner, settings: s, budget } = p;
+  controller.on((e) => {
+    if (e.type === "state") proxyLog.write(`${e.model}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`);
+    else if (e.type === "crash") proxyLog.write(`${e.model}: llama-server exited unexpectedly (${e.reason})`);
+  });
+  const effective = (): EffectiveSettings => ({
+    configPath: o.configPath ?? null,
+    modelsDir: s.modelsDir ?? null,
+    host: s.host,
+    port: p.listening.port ?? s.port,
+    apiKeys: s.apiKeys.length,
+    insecure: s.insecure,
+    corsOrigins: [...(s.corsOrigins ?? [])],
+    defaultModel: s.defaultModel ?? null,
+    maxModels: s.maxModels ?? null,
+    memoryBudget: { setting: String(s.budget), bytes: budget.bytes ?? null, source: budget.source },
+    ttlS: s.ttlS,
+    drainTimeoutS: s.drainTimeoutS ?? null,
+    queueTimeoutS: s.queueTimeoutS ?? null,
+    loadTimeoutS: s.loadTimeoutS ?? null,
+    maxQueue: s.maxQueue ?? null,
+    bodyLimitBytes: s.bodyLimit !== undefined ? parseSize(s.bodyLimit) : null,
+    llamaServer: o.runnerOptions?.binaryPath ?? null,
+  });
+  return dashboardRoutes({
+    proxyLog,
+    probe: p.probe,
+    ...(runner instanceof LlamaServerRunner
+      ? {
+          binary: async () => {
+            const b = await runner.binaryInfo();
+            return {
+              path: b.path,
+              ...(b.caps.version ? { version: b.caps.version } : {}),
+              backend: b.caps.backend,
+              ...(b.caps.builtWith ? { builtWith: b.caps.builtWith } : {}),
+            };
+          },
+        }
+      : {}),
+    settings: effective,
+    reload: async (trigger) => {
+      await p.reloads.reload(trigger).catch(() => {});
+      return p.reloads.last()!;
+    },
+    lastReload: p.reloads.last,
+  });
+}
+
+/**
+ * Reloads when the config file changes, polled against the stamp of the last read (fs.watch misses editors'
+ * rename-over writes; watchFile compares with its own first stat, so a write between our read and that stat
+ * would be lost). Returns the function that stops watching.
+ */
+function watchConfig(config: ConfigFile, reload: () => Promise<ReloadReport>, log: (line: string) => void) {
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = setInterval(() => {
+    const now = fileStamp(config.path);
+    if (now === config.stamp) return;
+    config.stamp = now;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      reload().then(
+        (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
+        (e: unknown) =>
+          log(
+            `config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`,
+          ),
+      );
+    }, 200);
+  }, 500);
+  watcher.unref();
+  return () => {
+    clearInterval(watcher);
+    if (timer) clearTimeout(timer);
   };
 }
 

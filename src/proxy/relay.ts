@@ -7,11 +7,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { HttpError } from "../core/errors.js";
 import type { Lease, ModelController } from "./controller.js";
-import { createUpstreamPool, forward } from "./forward.js";
+import { createUpstreamPool, Forward, type ForwardOptions } from "./forward.js";
 import { sendError } from "./http/errors.js";
 import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
+import type { ActivityLog } from "./activity.js";
 
 /** One request for a model, as the routes parsed it. */
 export interface RelayRequest {
@@ -37,6 +38,8 @@ export class Relay {
     private readonly metrics: ProxyMetrics,
     /** Interval of `: loading …` comments while a stream waits, ms (≤ 5000). */
     private readonly keepAliveMs = 2_000,
+    /** The record of recent requests (one ring-buffer write per request). */
+    private readonly recent?: ActivityLog,
   ) {}
 
   async relay(req: IncomingMessage, res: ServerResponse, r: RelayRequest): Promise<void> {
@@ -86,6 +89,7 @@ export class Relay {
       res.off("close", onClose);
       const err = e instanceof HttpError ? e : new HttpError(500, "internal_error", String(e));
       this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
+      this.recent?.record(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
       if (err.status === 499) return undefined; // the client is gone
       if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
       else sendError(res, err);
@@ -127,8 +131,11 @@ export class Relay {
     };
   }
 
-  /** The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. */
-  private dispatcherFor(handle: { id: string; url: string }): Dispatcher {
+  /**
+   * The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. Also
+   * used by routes that talk to llama-server themselves (Ollama's API translates each request).
+   */
+  dispatcherFor(handle: { id: string; url: string }): Dispatcher {
     const cur = this.pools.get(handle.url);
     if (cur?.id === handle.id) return cur.pool;
     if (cur) void cur.pool.destroy().catch(() => {});
@@ -150,29 +157,49 @@ export class Relay {
       return;
     }
     const tForward = performance.now();
-    let h: ReturnType<typeof forward>;
+    const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), this.controller, lease);
     try {
-      h = forward(this.dispatcherFor(lease.handle), res, {
-        origin: lease.handle.url,
-        method: r.method,
-        path: r.path,
-        headers: upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined),
-        body: r.body,
-        sseCommitted,
-        clientPath: r.clientPath,
-        collectUsage: true,
-        explainFailure: (err) => this.controller.explainFailure(r.name, lease.instance, err),
-      });
+      f.start(this.dispatcherFor(lease.handle));
     } catch (e) {
       lease.release();
       throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
     }
-    const untrack = this.controller.trackUpstream(r.name, lease.instance, (reason) => h.abort(reason));
-    const result = await h.done;
-    untrack();
+    this.controller.trackUpstream(lease, f);
+    const result = await f.done;
+    this.controller.untrackUpstream(lease, f);
     lease.release();
     const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
     this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
+    this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
+  }
+
+  private forwardOptions(req: IncomingMessage, r: RelayRequest, lease: Lease, sseCommitted: boolean): ForwardOptions {
+    return {
+      origin: lease.handle.url,
+      method: r.method,
+      path: r.path,
+      headers: upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined),
+      body: r.body,
+      sseCommitted,
+      clientPath: r.clientPath,
+      collectUsage: true,
+    };
+  }
+}
+
+/** A forward to a model's process: a broken connection is explained by what happened to that process. */
+class ModelForward extends Forward {
+  constructor(
+    res: ServerResponse,
+    o: ForwardOptions,
+    private readonly controller: ModelController,
+    private readonly lease: Lease,
+  ) {
+    super(res, o);
+  }
+
+  protected override explainFailure(err: Error): Promise<string> {
+    return this.controller.explainFailure(this.lease.model, this.lease.instance, err);
   }
 }

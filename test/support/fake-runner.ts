@@ -19,7 +19,8 @@ interface Proc {
 interface HeldStart {
   model: string;
   options: StartOptions;
-  ready(): void;
+  /** The process is ready. `evenIfAborted`: the start wins a race with its abort (the process is up). */
+  ready(evenIfAborted?: boolean): void;
   fail(error: Error): void;
 }
 
@@ -28,7 +29,7 @@ export class FakeRunner implements ProcessRunner {
   readonly starts: ServerConfig[] = [];
   /** The handles stopped, in order (successful or not). */
   readonly stops: ServerHandle[] = [];
-  /** Models whose next starts are held until the test calls ready()/fail() on them (see `held`). */
+  /** Models whose starts are held until the test calls ready()/fail() on them (see `held`); a held start ignores its abort signal: the test plays the runner. */
   readonly holdStarts = new Set<string>();
   /** Starts waiting for the test. */
   readonly held: HeldStart[] = [];
@@ -67,9 +68,9 @@ export class FakeRunner implements ProcessRunner {
         this.procs.delete(handle.id);
         reject(error);
       };
-      const ready = () => {
+      const ready = (evenIfAborted = false) => {
         if (settled) return;
-        if (options.signal?.aborted) {
+        if (options.signal?.aborted && !evenIfAborted) {
           fail(new GglibError("exited_during_load", `the start of ${model} was aborted`));
           return;
         }
@@ -77,15 +78,16 @@ export class FakeRunner implements ProcessRunner {
         this.emit({ type: "ready", handle, loadMs: 0, at: this.clock() });
         resolve(handle);
       };
-      options.signal?.addEventListener("abort", () => fail(new GglibError("exited_during_load", "aborted")), {
-        once: true,
-      });
+      if (!this.holdStarts.has(model))
+        options.signal?.addEventListener("abort", () => fail(new GglibError("exited_during_load", "aborted")), {
+          once: true,
+        });
       const failure = this.startFailures.get(model);
       if (failure) {
         this.startFailures.delete(model);
         queueMicrotask(() => fail(failure));
       } else if (this.holdStarts.has(model)) this.held.push({ model, options, ready, fail });
-      else queueMicrotask(ready);
+      else queueMicrotask(() => ready());
     });
   }
 
@@ -159,7 +161,10 @@ export class FakeRunner implements ProcessRunner {
   }
 
   async stopAll(): Promise<void> {
-    for (const p of [...this.procs.values()]) this.exit(p, 0, "SIGTERM");
+    for (const p of [...this.procs.values()]) {
+      p.stopping = true;
+      this.exit(p, 0, "SIGTERM");
+    }
   }
 
   private proc(h: ServerHandle | string): Proc | undefined {

@@ -18,7 +18,6 @@ const root = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
 /** Lower first. A folder may import only its own files and folders of a strictly lower level. */
 const LEVELS: Record<string, number> = {
   core: 0,
-  util: 0,
   term: 0,
   process: 1,
   gguf: 1,
@@ -27,6 +26,7 @@ const LEVELS: Record<string, number> = {
   models: 3,
   runner: 4,
   hub: 4, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
+  ollama: 4, // Ollama's API: pure translation; the HTTP side is src/proxy/ollama-api.ts + routes/ollama.ts
   chat: 5,
   proxy: 5,
   cli: 6,

@@ -111,3 +111,149 @@ describe("controller: a stop that failed", () => {
     );
   });
 });
+
+/** An open forward as the controller sees it: something to abort. */
+function forward() {
+  const f = { reason: undefined as Error | undefined, abort: (r: Error) => (f.reason ??= r) };
+  return f;
+}
+
+describe("controller: loads and requests", () => {
+  test("concurrent requests for a cold model start it once and all get a lease on that process", async () => {
+    const { runner, c } = rig(["a"]);
+    const leases = await Promise.all([1, 2, 3, 4, 5].map(() => c.acquire("a")));
+    assert.equal(runner.starts.length, 1);
+    assert.deepEqual(new Set(leases.map((l) => l.handle.id)).size, 1);
+    assert.equal(c.state("a")?.inFlight, 5);
+    for (const l of leases) l.release();
+    leases[0]!.release(); // a second release does nothing
+    assert.equal(c.state("a")?.inFlight, 0);
+  });
+
+  test("a ready model is leased synchronously (the hot path); a cold one is not", async () => {
+    const { c } = rig(["a"]);
+    assert.equal(c.tryAcquire("a"), undefined);
+    assert.equal(c.state("a")?.status, "unloaded", "tryAcquire never starts a model");
+    await c.load("a");
+    const lease = c.tryAcquire("a");
+    assert.ok(lease);
+    assert.equal(c.state("a")?.inFlight, 1);
+    lease.release();
+    assert.equal(c.state("a")?.inFlight, 0);
+  });
+
+  test("a failed load answers its waiters with llama-server's reason (502) and backs off (503)", async () => {
+    const { runner, c } = rig(["a"]);
+    runner.startFailures.set("a", new Error("gguf_init_from_file: failed to open GGUF file"));
+    await assert.rejects(
+      c.acquire("a"),
+      (e: unknown) =>
+        e instanceof HttpError && e.status === 502 && /failed to open GGUF file/.test(e.message) && !!e.retryAfterS,
+    );
+    await assert.rejects(c.acquire("a"), (e: unknown) => e instanceof HttpError && e.status === 503);
+    assert.equal(runner.starts.length, 1, "no new start during the cooldown");
+  });
+
+  test("memory: the buffer-size lines printed during the load become the model's measured need", async () => {
+    const { runner, c } = rig(["a"]);
+    runner.holdStarts.add("a");
+    const loaded = c.load("a");
+    await settle();
+    runner.print("a", "load_tensors:   CPU_Mapped model buffer size =     7.97 MiB");
+    runner.print("a", "llama_kv_cache:        CPU KV buffer size =     1.00 MiB");
+    runner.held[0]!.ready();
+    await loaded;
+    const measured = c.state("a")?.measuredBytes ?? 0;
+    assert.ok(Math.abs(measured - 8.97 * 1024 * 1024) < 1024, `measured ${measured}`);
+    assert.deepEqual(c.modelLogs("a").length, 2);
+  });
+});
+
+describe("controller: processes that go away", () => {
+  test("a crash cuts the open forwards with the cause, marks the model gone, and the next request restarts it", async () => {
+    const { runner, c, events } = rig(["a"]);
+    const lease = await c.acquire("a");
+    const f = forward();
+    c.trackUpstream(lease, f);
+    runner.crash("a", "SIGSEGV");
+    assert.match(f.reason?.message ?? "", /exited \(signal SIGSEGV\)/);
+    assert.equal(c.state("a")?.status, "unloaded");
+    assert.ok(events.some((e) => e.type === "crash" && e.model === "a"));
+    assert.equal(
+      await c.explainFailure("a", lease.instance, new Error("other side closed"), 0),
+      "llama-server for 'a' exited unexpectedly (signal SIGSEGV)",
+    );
+    lease.release();
+    await c.acquire("a");
+    assert.equal(runner.starts.length, 2);
+    assert.equal(c.status()[0]!.crashes, 1);
+  });
+
+  test("a hung server (unhealthy) is killed and treated as a crash", async () => {
+    const { runner, c, events } = rig(["a"]);
+    const lease = await c.acquire("a");
+    const f = forward();
+    c.trackUpstream(lease, f);
+    runner.hang("a");
+    assert.match(f.reason?.message ?? "", /stopped answering its health checks/);
+    assert.equal(runner.stops.length, 1, "the hung process is stopped");
+    assert.equal(c.state("a")?.status, "unloaded");
+    assert.ok(events.some((e) => e.type === "crash" && /hung/.test(e.reason)));
+    lease.release();
+  });
+
+  test("an unload while loading aborts the start; a start that wins the race is stopped at once", async () => {
+    const { runner, c } = rig(["a"]);
+    runner.holdStarts.add("a");
+    const loading = c.load("a");
+    await settle();
+    c.unload("a");
+    const held = runner.held[0]!;
+    assert.equal(held.options.signal?.aborted, true, "the start is aborted");
+    held.ready(true); // the process came up anyway
+    await assert.rejects(loading, (e: unknown) => e instanceof HttpError && e.code === "model_unloaded");
+    await settle();
+    assert.equal(runner.stops.length, 1, "the late process is stopped");
+    assert.equal(runner.listRunning().length, 0);
+    assert.equal(c.state("a")?.status, "unloaded");
+  });
+
+  test("shutdown cuts the forwards still open after the drain and stops every process", async () => {
+    const { runner, c } = rig(["a", "b"]);
+    const la = await c.acquire("a");
+    await c.load("b");
+    const f = forward();
+    c.trackUpstream(la, f);
+    await c.shutdown(50);
+    open.splice(open.indexOf(c), 1);
+    assert.match(f.reason?.message ?? "", /shutting down/);
+    assert.equal(runner.listRunning().length, 0);
+  });
+});
+
+describe("controller: catalog and clock", () => {
+  test("a model removed from the catalog while running is stopped, then forgotten", async () => {
+    const { c } = rig(["a", "b"]);
+    await c.load("a");
+    c.updateCatalog([model("b")]);
+    await settle();
+    assert.equal(c.state("a"), undefined);
+    assert.deepEqual(
+      c.catalog().map((m) => m.name),
+      ["b"],
+    );
+  });
+
+  test("status reads time from the injected clock", async () => {
+    let t = 1_000_000;
+    const clock = () => t;
+    const runner = new FakeRunner(clock);
+    const c = new ModelController(runner, [model("a")], {}, undefined, clock);
+    open.push(c);
+    await c.load("a");
+    t += 5_000;
+    const st = c.status()[0]!;
+    assert.equal(st.uptimeS, 5);
+    assert.equal(st.lastUsed, new Date(1_000_000).toISOString());
+  });
+});
