@@ -380,6 +380,7 @@ function ollamaExtras(
   return {
     onGpu: () => !budget.measureRss,
     reload,
+    ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
     ...(modelsDir
       ? {
           pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
