@@ -410,8 +410,8 @@ export class OllamaApi {
       this.o.controller.untrackUpstream(lease, forward);
       res.off("close", onClose);
     };
-    try {
-      const r = await this.o.dispatcherFor(lease.handle).request({
+    const send = () =>
+      this.o.dispatcherFor(lease.handle).request({
         origin: lease.handle.url,
         path,
         method: "POST",
@@ -421,6 +421,17 @@ export class OllamaApi {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
+    try {
+      let r;
+      try {
+        r = await send();
+      } catch (e) {
+        // llama-server closed a kept-alive connection just as it was reused (no answer came): send once more
+        const code = (e as NodeJS.ErrnoException).code;
+        const closed = code === "UND_ERR_SOCKET" || code === "ECONNRESET";
+        if (!closed || abort.signal.aborted || !this.o.controller.isReady(lease.model)) throw e;
+        r = await send();
+      }
       return { status: r.statusCode, body: r.body, untrack };
     } catch (e) {
       untrack();
