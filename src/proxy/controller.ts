@@ -4,10 +4,13 @@
  * management live here; all decisions live in scheduler.ts.
  */
 import { errorMessage, isGglibError } from "../core/errors.js";
+import type { ServerConfig } from "../core/config.js";
 import type { ServerEvent } from "../core/events.js";
 import type { ServerHandle } from "../core/handle.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
+import type { ContextEvent } from "./context/context-cache.js";
+import type { UsageStats } from "./forward.js";
 import { ProxyHttpError } from "./http-util.js";
 import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -28,6 +31,25 @@ export interface ControllerOptions extends SchedulerOptions {
   measureRss?: boolean;
   /** Lines of log kept per model for /api/logs. */
   logLines?: number;
+  /** Steps around a model's life (the context cache); each is bounded by its owner and never throws. */
+  hooks?: ModelHooks;
+}
+
+/**
+ * Seams for features that act at a model's start and stop (src/proxy/context/): a pre-start step that may change
+ * the launch config, a post-ready step that runs before the first request is dispatched, and a pre-stop step that
+ * runs before any graceful stop (eviction, TTL, unload, reload, shutdown) while the process still answers.
+ */
+export interface ModelHooks {
+  prepare?(model: ProxyModel): Promise<ServerConfig>;
+  afterReady?(model: string, handle: ServerHandle): Promise<void>;
+  beforeStop?(model: string, handle: ServerHandle, reason: string): Promise<void>;
+  /** The process ended without a graceful stop (crash, hang, failed load). */
+  exited?(model: string): void;
+  /** Extra per-model fields for /api/status. */
+  status?(model: string): Record<string, unknown> | undefined;
+  /** A finished request's usage/timings as llama-server reported them. */
+  observe?(model: string, usage: UsageStats): void;
 }
 
 export interface Lease {
@@ -44,7 +66,8 @@ export type ProxyEvent =
   | { type: "progress"; model: string; value: number; stage: string; at: number }
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number }
-  | { type: "log"; model: string; line: string };
+  | { type: "log"; model: string; line: string }
+  | ContextEvent;
 
 export interface ModelStatusReport {
   name: string;
@@ -66,6 +89,8 @@ export interface ModelStatusReport {
   loads: number;
   crashes: number;
   progress?: number;
+  /** The context cache's state for this model (src/proxy/context/). */
+  context?: Record<string, unknown>;
 }
 
 interface WaiterRec {
@@ -98,6 +123,7 @@ export class ModelController {
   private stopsInFlight = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
   private readonly opts: Required<Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines">>;
+  private readonly hooks: ModelHooks;
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -112,6 +138,7 @@ export class ModelController {
       measureRss: options.measureRss ?? false,
       logLines: options.logLines ?? 500,
     };
+    this.hooks = options.hooks ?? {};
     for (const m of models) this.models.set(m.name, m);
     this.scheduler = new Scheduler(
       models.map((m) => m.spec),
@@ -233,6 +260,16 @@ export class ModelController {
       if (!next.has(name) && !this.scheduler.model(name)) this.models.delete(name);
   }
 
+  /** A finished request's usage (for the hooks: the context cache verifies reuse from it). */
+  observeUsage(model: string, usage: UsageStats | undefined): void {
+    if (usage && this.hooks.observe) this.hooks.observe(model, usage);
+  }
+
+  /** Sends an event of a feature beside the controller (the context cache) to /api/events listeners. */
+  publish(e: ProxyEvent): void {
+    this.emit(e);
+  }
+
   on(listener: (e: ProxyEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -277,6 +314,8 @@ export class ModelController {
       if (st.lastError) r.lastError = st.lastError;
       const p = this.progress.get(name);
       if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
+      const ctx = this.hooks.status?.(name);
+      if (ctx) r.context = ctx;
       out.push(r);
     }
     return out;
@@ -404,18 +443,31 @@ export class ModelController {
     this.starting.set(model, rec);
     this.progress.set(model, 0);
     this.exitReasons.delete(model);
-    this.runner
-      .start(pm.server, {
-        signal: abort.signal,
-        readyTimeoutMs: this.opts.loadTimeoutMs,
-        onProgress: (p) => {
-          this.progress.set(model, p.value);
-          this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
-        },
+    const prepared = this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : Promise.resolve(pm.server);
+    prepared
+      .then((server) =>
+        this.runner.start(server, {
+          signal: abort.signal,
+          readyTimeoutMs: this.opts.loadTimeoutMs,
+          onProgress: (p) => {
+            this.progress.set(model, p.value);
+            this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
+          },
+        }),
+      )
+      .then(async (handle) => {
+        // restore before the first request is dispatched (bounded by the hook; a failure only costs the reuse)
+        if (!abort.signal.aborted && this.hooks.afterReady) await this.hooks.afterReady(model, handle).catch(() => {});
+        return handle;
       })
       .then(
         (handle) => {
           if (this.starting.get(model) === rec) this.starting.delete(model);
+          if (!abort.signal.aborted && !this.runner.isRunning(handle)) {
+            this.hooks.exited?.(model);
+            this.feed({ type: "loadFailed", model, instance, reason: "exited right after loading", now: this.now() });
+            return;
+          }
           this.metrics?.load(model, (this.now() - startedAt) / 1000, true);
           if (abort.signal.aborted) {
             // stopped while loading, but the start won the race: stop the process now
@@ -437,6 +489,7 @@ export class ModelController {
         (e: unknown) => {
           if (this.starting.get(model) === rec) this.starting.delete(model);
           const reason = describeStartError(e);
+          this.hooks.exited?.(model);
           if (!abort.signal.aborted) this.metrics?.load(model, (this.now() - startedAt) / 1000, false);
           this.feed({ type: "loadFailed", model, instance, reason, now: this.now() });
         },
@@ -463,8 +516,12 @@ export class ModelController {
     if (run && run.instance === instance) {
       if (abortRequests) for (const a of run.aborts) a(new Error(`model '${model}' is being stopped (${reason})`));
       this.running.delete(model);
-      const p = this.runner
-        .stop(run.handle, { graceMs: this.opts.stopGraceMs })
+      // save what the process holds first (bounded by the hook; a failed save never blocks the stop)
+      const saved = this.hooks.beforeStop
+        ? this.hooks.beforeStop(model, run.handle, reason).catch(() => {})
+        : Promise.resolve();
+      const p = saved
+        .then(() => this.runner.stop(run.handle, { graceMs: this.opts.stopGraceMs }))
         .catch(() => {})
         .then(() => this.feed({ type: "stopped", model, instance, now: this.now() }));
       this.trackStop(p);
@@ -516,6 +573,7 @@ export class ModelController {
         this.running.delete(model);
         for (const a of run.aborts) a(new Error(`llama-server exited (${reason})`));
         this.metrics?.crashed(model);
+        this.hooks.exited?.(model);
         this.emit({ type: "crash", model, reason, at: e.at });
         this.feed({
           type: "crashed",
@@ -542,6 +600,7 @@ export class ModelController {
     this.running.delete(model);
     for (const a of run.aborts) a(new Error(`llama-server for '${model}' ${reason}`));
     this.metrics?.crashed(model);
+    this.hooks.exited?.(model);
     this.emit({ type: "crash", model, reason: `hung: ${why}`, at: this.now() });
     this.trackStop(this.runner.stop(run.handle, { graceMs: 1_000 }).catch(() => {}));
     this.feed({ type: "crashed", model, instance: run.instance, reason: `hung: ${why}`, now: this.now() });

@@ -31,6 +31,8 @@ export interface UsageStats {
   /** Generation speed reported by llama-server (tokens/s). */
   predictedPerSecond?: number;
   promptPerSecond?: number;
+  /** Prompt tokens taken from llama-server's cache (`timings.cache_n`, else `cached_tokens`). */
+  cachedTokens?: number;
 }
 
 export interface ForwardResult {
@@ -240,6 +242,8 @@ const RE = {
   completionTokens: NUM("completion_tokens"),
   inputTokens: NUM("input_tokens"),
   outputTokens: NUM("output_tokens"),
+  cacheN: NUM("cache_n"),
+  cachedTokens: NUM("cached_tokens"),
 };
 
 function last(re: RegExp, text: string): number | undefined {
@@ -263,5 +267,7 @@ export function parseUsage(tail: string): UsageStats | undefined {
   if (completion !== undefined) u.completionTokens = completion;
   if (pps !== undefined) u.predictedPerSecond = pps;
   if (prps !== undefined) u.promptPerSecond = prps;
+  const cached = last(RE.cacheN, tail) ?? last(RE.cachedTokens, tail);
+  if (cached !== undefined) u.cachedTokens = cached;
   return Object.keys(u).length > 0 ? u : undefined;
 }

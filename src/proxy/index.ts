@@ -3,7 +3,8 @@
  * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
+import { paths } from "../core/paths.js";
 import { GglibError } from "../core/errors.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { Registry } from "../models/registry.js";
@@ -12,7 +13,10 @@ import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
 import { buildCatalog, type Catalog, type ProxyModel } from "./catalog.js";
 import { loadConfigFile, resolvePath, type LoadedConfig } from "./config.js";
-import { ModelController } from "./controller.js";
+import { ModelController, type ModelHooks } from "./controller.js";
+import { defaultBudgetBytes } from "./context/budget.js";
+import { ContextCache, diskFreeBytes } from "./context/context-cache.js";
+import { ContextMetrics } from "./context/metrics.js";
 import { autoBudget, parseSize } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer } from "./server.js";
@@ -46,6 +50,13 @@ export interface ProxyOptions {
   loadTimeoutS?: number;
   queueTimeoutS?: number;
   maxQueue?: number;
+  /** Disk budget of saved KV caches: "auto", a size ("20GiB"), bytes, or 0 / false = off (default auto). */
+  contextCache?: string | number | false;
+  /** Folder of saved KV caches (default <cache dir>/kv-context). */
+  contextCacheDir?: string;
+  /** Bounds of the saves before a stop / the restores after a load, ms (default 30 000 each). */
+  contextSaveTimeoutMs?: number;
+  contextRestoreTimeoutMs?: number;
   /** Interval of the `: loading` comments while a stream waits, ms. */
   keepAliveMs?: number;
   /** Slow clients: time to send the request headers / the whole request, ms (default 30 000 / 120 000). */
@@ -84,6 +95,8 @@ export interface StartReport {
   warnings: string[];
   budget: { bytes: number | null; source: string };
   maxModels: number | null;
+  /** The context cache (saved KV caches): its folder and disk budget, or why it is off. */
+  contextCache: { dir: string; budgetBytes: number } | { off: string };
 }
 
 export interface RunningProxy {
@@ -173,10 +186,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         bytes: s.measuredBytes ?? s.estimatedBytes,
       })),
   });
+  const context = setUpContextCache(o, file.contextCache, runner, metrics, log);
   const controller = new ModelController(
     runner,
     catalog.models,
     {
+      ...(context.cache ? { hooks: contextHooks(context.cache) } : {}),
       maxModels,
       budgetBytes,
       ttlMs: ttlS * 1000,
@@ -190,6 +205,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     metrics,
   );
   snapshotRef.c = controller;
+  if (context.cache) {
+    context.cache.on((e) => controller.publish(e));
+    context.cache.sweep();
+  }
   const bodyLimitSetting = o.bodyLimit ?? file.bodyLimit;
   const corsOrigins = o.corsOrigins ?? file.corsOrigins;
   const defaultModel = o.defaultModel ?? file.defaultModel;
@@ -212,6 +231,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ],
     budget: { bytes: budgetBytes ?? null, source: budgetSource },
     maxModels: maxModels ?? null,
+    contextCache: context.cache
+      ? { dir: context.cache.store.root, budgetBytes: context.cache.budgetBytes }
+      : { off: context.off ?? "off" },
   };
   if (defaultModel && !catalog.models.some((m) => m.name === defaultModel || m.aliases.includes(defaultModel))) {
     report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
@@ -271,6 +293,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const diff = diffCatalogs(current.models, next.models);
       controller.updateCatalog(next.models);
       current = next;
+      context.cache?.sweep();
       for (const m of next.models) {
         if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
       }
@@ -325,6 +348,55 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       })();
       return closing;
     },
+  };
+}
+
+/** The context cache, unless turned off (0 / false) or the runner cannot say which llama-server it runs. */
+function setUpContextCache(
+  o: ProxyOptions,
+  fileSetting: string | number | false | undefined,
+  runner: ProcessRunner,
+  metrics: ProxyMetrics,
+  log: (line: string) => void,
+): { cache?: ContextCache; off?: string } {
+  const setting = o.contextCache ?? fileSetting ?? "auto";
+  if (
+    setting === false ||
+    setting === 0 ||
+    (typeof setting === "string" && /^\s*0+(\.0*)?\s*[kKmMgGtT]?i?[bB]?\s*$/.test(setting))
+  )
+    return { off: "turned off (contextCache: 0)" };
+  if (!(runner instanceof LlamaServerRunner)) return { off: "the process runner is not a LlamaServerRunner" };
+  const root = o.contextCacheDir ?? paths.contextCacheDir();
+  try {
+    mkdirSync(root, { recursive: true });
+  } catch (e) {
+    return { off: `cannot create ${root}: ${(e as Error).message}` };
+  }
+  const budgetBytes = setting === "auto" ? defaultBudgetBytes(diskFreeBytes(root) ?? 0) : parseSize(setting);
+  if (!(budgetBytes > 0)) return { off: "no disk space for it (budget 0)" };
+  const cache: ContextCache = new ContextCache({
+    root,
+    budgetBytes,
+    binaryInfo: () => runner.binaryInfo(),
+    ...(o.contextSaveTimeoutMs !== undefined ? { saveTimeoutMs: o.contextSaveTimeoutMs } : {}),
+    ...(o.contextRestoreTimeoutMs !== undefined ? { restoreTimeoutMs: o.contextRestoreTimeoutMs } : {}),
+    metrics: new ContextMetrics(metrics.registry, (): number => cache.diskBytes()),
+    log,
+  });
+  return { cache };
+}
+
+/** The controller's seams, served by the context cache. */
+function contextHooks(cache: ContextCache): ModelHooks {
+  return {
+    prepare: (pm) =>
+      cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
+    afterReady: (model, handle) => cache.afterReady(model, handle),
+    beforeStop: (model, handle) => cache.beforeStop(model, handle),
+    exited: (model) => cache.exited(model),
+    status: (model) => cache.status(model) as Record<string, unknown> | undefined,
+    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens),
   };
 }
 

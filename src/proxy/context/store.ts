@@ -32,6 +32,16 @@ export interface Manifest {
 }
 
 const MANIFEST = "state.json";
+/** A temp file younger than this may be a save in progress. */
+const TEMP_GRACE_MS = 10 * 60_000;
+
+function recent(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < TEMP_GRACE_MS;
+  } catch {
+    return false;
+  }
+}
 
 export class SlotStore {
   constructor(readonly root: string) {}
@@ -172,7 +182,9 @@ export class SlotStore {
         continue;
       }
       for (const f of files) {
-        if (keep.has(f) || (busy.has(dir) && f.endsWith(".tmp"))) continue;
+        if (keep.has(f)) continue;
+        // a temp file may be a save in progress (this process or another proxy on the same folder)
+        if (f.endsWith(".tmp") && (busy.has(dir) || recent(join(dir, f)))) continue;
         rmSync(join(dir, f), { recursive: true, force: true });
         removed.push(join(dir, f));
       }

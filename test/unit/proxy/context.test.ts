@@ -1,7 +1,7 @@
 // The context cache's pure rules (identity, disk budget + LRU, eligibility, reuse verdict) and its slot file store.
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -212,7 +212,7 @@ describe("context cache: slot file store", () => {
     assert.deepEqual(s.read(dir)?.slots, {});
   });
 
-  test("sweep removes temp and unlisted files, and folders whose model is gone or that have no manifest", (t) => {
+  test("sweep removes old temp files and unlisted files, and folders whose model is gone or that have no manifest", (t) => {
     const s = store(t);
     const live = s.modelDir("live", "/m/live.gguf");
     const gone = s.modelDir("gone", "/m/gone.gguf");
@@ -220,6 +220,8 @@ describe("context cache: slot file store", () => {
     for (const d of [live, gone, stray]) mkdirSync(d, { recursive: true });
     writeFileSync(join(live, "slot-0.bin"), "x");
     writeFileSync(join(live, "slot-1.123.ab.tmp"), "x");
+    utimesSync(join(live, "slot-1.123.ab.tmp"), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    writeFileSync(join(live, "slot-2.123.cd.tmp"), "a save in progress");
     writeFileSync(join(live, "old.bin"), "x");
     s.write(
       live,
@@ -227,7 +229,7 @@ describe("context cache: slot file store", () => {
     );
     s.write(gone, manifest("/m/gone.gguf"));
     s.sweep((p) => p === "/m/live.gguf");
-    assert.deepEqual(readdirSync(live).sort(), ["slot-0.bin", "state.json"]);
+    assert.deepEqual(readdirSync(live).sort(), ["slot-0.bin", "slot-2.123.cd.tmp", "state.json"]);
     assert.equal(existsSync(gone), false);
     assert.equal(existsSync(stray), false);
   });

@@ -218,6 +218,7 @@ describe("proxy HTTP helpers", () => {
       completionTokens: 16,
       predictedPerSecond: 1572.3270440251574,
       promptPerSecond: 1222.4938875305625,
+      cachedTokens: 49,
     });
     const plain = readFileSync(new URL("03-chat-stream.raw", FIXTURES), "utf8");
     const u = parseUsage(plain.slice(-4000))!;
