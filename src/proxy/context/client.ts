@@ -17,7 +17,7 @@ async function post(url: string, body: unknown, timeoutMs: number): Promise<{ st
     method: "POST",
     headers: { "content-type": "application/json" },
     body: body === undefined ? "" : JSON.stringify(body),
-    signal: AbortSignal.timeout(Math.max(1, timeoutMs)),
+    signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))),
   });
   const text = await r.text();
   let json: unknown = undefined;
@@ -68,7 +68,7 @@ export async function restoreSlot(
 /** The server's slot count (`total_slots` of GET /props); undefined when it cannot be read in time. */
 export async function slotCount(baseUrl: string, timeoutMs: number): Promise<number | undefined> {
   try {
-    const r = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(Math.max(1, timeoutMs)) });
+    const r = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
     if (r.status !== 200) return undefined;
     const n = ((await r.json()) as { total_slots?: unknown }).total_slots;
     return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;
