@@ -3,8 +3,8 @@
  * `--max-models 1`, with the KV cache saved at the swap and restored at the reload, against the same run with the
  * feature off (`contextCache: 0`: the whole conversation is prefilled again). Real llama-server, a generated
  * random-weight model wide and deep enough that prefilling a ~4,000-token prompt takes seconds on a CPU. Also
- * reports the save and restore times (llama-server's own `save_ms` / `restore_ms`, as the proxy's status shows
- * them) and the slot file size per 1,000 tokens.
+ * reports the save and restore times (the wall time of the slot POSTs, as the proxy's status shows them) and the
+ * slot file size per 1,000 tokens.
  *
  *   npx tsx bench/context.ts [--quick] [--json]
  */
@@ -183,7 +183,7 @@ export async function benchContext(opts: { quick?: boolean } = {}): Promise<Row[
       }),
       row({
         section: SECTION,
-        metric: "slot save before the stop (llama-server save_ms)",
+        metric: "slot save before the stop (wall time of the POSTs)",
         value: median(saveMs),
         baseline: median(firstPrefill),
         baselineName: "first-turn prefill (TTFT)",
@@ -193,7 +193,7 @@ export async function benchContext(opts: { quick?: boolean } = {}): Promise<Row[
       }),
       row({
         section: SECTION,
-        metric: "slot restore after the load (llama-server restore_ms)",
+        metric: "slot restore after the load (wall time of the POSTs)",
         value: median(restoreMs),
         baseline: median(firstPrefill),
         baselineName: "first-turn prefill (TTFT)",
