@@ -227,6 +227,44 @@ describe("proxy context cache (fake llama-server)", { timeout: 60_000 }, () => {
     assert.ok(Date.now() - t1 < 10_000, `the request waited ${Date.now() - t1} ms`);
   });
 
+  test("a restore that is not reused (cache_n 0 on a longer prompt) twice turns the feature off for that model", async (t) => {
+    const r = rig(t);
+    const p = await r.start({}, { restoreUnused: true });
+    const seen = events(p);
+    for (let i = 0; i < 2; i++) {
+      const t1 = [{ role: "user", content: `${i} ${LONG}` }];
+      await chat(p, "a", t1);
+      await chat(p, "b", [{ role: "user", content: "hi" }]);
+      const again = await chat(p, "a", [
+        ...t1,
+        { role: "assistant", content: "ok" },
+        { role: "user", content: "more" },
+      ]);
+      assert.equal(again.cacheN, 0);
+      await chat(p, "b", [{ role: "user", content: "hi" }]);
+    }
+    const st = await contextOf(p, "a");
+    assert.equal(st?.enabled, false);
+    assert.match(st?.reason ?? "", /not reused twice/);
+    assert.ok(seen.some((e) => e.type === "context" && e.action === "disabled"));
+  });
+
+  test("the disk budget removes the least recently used slot files first", async (t) => {
+    const r = rig(t);
+    // one long conversation's slot file is ~160 KB on the fake: the budget holds one, not two
+    const p = await r.start({ contextCache: "250KiB" });
+    await chat(p, "a", turn1);
+    await chat(p, "b", [{ role: "user", content: words("other", 300) }]); // a is saved
+    assert.equal((await contextOf(p, "a"))?.savedSlots, 1);
+    await chat(p, "a", [{ role: "user", content: "hi" }]); // b is saved; a's older file goes
+    assert.equal((await contextOf(p, "b"))?.savedSlots, 1);
+    assert.equal((await contextOf(p, "a"))?.savedSlots, 0, "a's file was the least recently used");
+    await chat(p, "b", [{ role: "user", content: "hi" }]); // a is saved again (a small conversation now)
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    assert.match(metrics, /gglib_proxy_context_evicted_files_total [1-9]/);
+    assert.ok(p.controller.status().every((m) => ((m.context?.bytesOnDisk as number) ?? 0) <= 250 * 1024));
+  });
+
   test("contextCache: 0 turns it off: no --slot-save-path, nothing on disk", async (t) => {
     const r = rig(t);
     const p = await r.start({ contextCache: 0 });

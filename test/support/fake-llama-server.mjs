@@ -112,6 +112,7 @@
  *   FAKE_LLAMA_SAVE_HANG=1           a slot save never answers (until the client goes away).
  *   FAKE_LLAMA_RESTORE_FAIL=1        every slot restore answers the real 400 `Unable to restore slot: ...`.
  *   FAKE_LLAMA_RESTORE_HANG=1        a slot restore never answers.
+ *   FAKE_LLAMA_RESTORE_UNUSED=1      a slot restore succeeds, but nothing of it is reused (like a sliding-window model).
  *   FAKE_LLAMA_SLOT_ACTION_MS=0      delay of each slot save/restore, in ms.
  *   LLAMA_SERVER_ROUTER_PORT=P       router-child mode (see above).
  */

@@ -73,6 +73,8 @@ export interface FakeLlamaKnobs {
   restoreFail?: boolean;
   /** FAKE_LLAMA_RESTORE_HANG=1: slot restores never answer. */
   restoreHang?: boolean;
+  /** FAKE_LLAMA_RESTORE_UNUSED=1: restores succeed but are not reused (like llama.cpp's sliding-window models). */
+  restoreUnused?: boolean;
   /** FAKE_LLAMA_SLOT_ACTION_MS: delay of each slot save/restore. */
   slotActionMs?: number;
 }
@@ -107,6 +109,7 @@ export const FAKE_LLAMA_ENV_VARS = [
   "FAKE_LLAMA_RESTORE_FAIL",
   "FAKE_LLAMA_RESTORE_HANG",
   "FAKE_LLAMA_SLOT_ACTION_MS",
+  "FAKE_LLAMA_RESTORE_UNUSED",
 ] as const;
 
 /** `base` (default process.env) without any fake knob or LLAMA_ARG_* variable, plus the given knobs. */
@@ -149,6 +152,7 @@ export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv
   if (knobs.restoreFail) set("FAKE_LLAMA_RESTORE_FAIL", true);
   if (knobs.restoreHang) set("FAKE_LLAMA_RESTORE_HANG", true);
   set("FAKE_LLAMA_SLOT_ACTION_MS", knobs.slotActionMs);
+  if (knobs.restoreUnused) set("FAKE_LLAMA_RESTORE_UNUSED", true);
   return env;
 }
 

@@ -50,6 +50,7 @@ export const K = {
   saveHang: ENV.FAKE_LLAMA_SAVE_HANG === "1",
   restoreFail: ENV.FAKE_LLAMA_RESTORE_FAIL === "1",
   restoreHang: ENV.FAKE_LLAMA_RESTORE_HANG === "1",
+  restoreUnused: ENV.FAKE_LLAMA_RESTORE_UNUSED === "1",
   slotActionMs: intKnob("FAKE_LLAMA_SLOT_ACTION_MS", 0),
   promptTokenMs: intKnob("FAKE_LLAMA_PROMPT_TOKEN_MS", 0),
 };

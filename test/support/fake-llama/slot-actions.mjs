@@ -175,7 +175,9 @@ async function restore(c, req, id, slot, body) {
   if (!meta || meta.shape !== shapeKey() || typeof meta.text !== "string") return fail(invalid);
   const nTokens = data.readUInt32LE(8);
   if (nTokens > S.nCtxSlot) return fail("Unable to restore slot: Restored prompt does not fit in the slot context");
-  slot.cached = meta.text;
+  // FAKE_LLAMA_RESTORE_UNUSED: the restore succeeds but the next prompt cannot reuse it (what llama.cpp does for
+  // sliding-window and hybrid models, #25913 #28194)
+  slot.cached = K.restoreUnused ? "" : meta.text;
   const ms = performance.now() - t0;
   sendJson(c, req, 200, {
     id_slot: id,
