@@ -1,8 +1,10 @@
 // `npm run setup`: what a fresh machine needs before `npm start` (= `gglib proxy`):
 //  1. the compiled CLI (tsc),
-//  2. a llama-server: kept if one resolves (GGLIB_LLAMA_SERVER, the install in the data dir, PATH); otherwise
-//     `gglib llama install`, which downloads the prebuilt release when online, and else builds llama.cpp from the
-//     source that the npm package node-llama-cpp ships (registry only; 10-20 min on 2 cores),
+//  2. a llama-server: kept if one resolves (GGLIB_LLAMA_SERVER, the install in the data dir, PATH); otherwise the
+//     test rig's build when `npm test` already built what a source install would build here (same commit, backend
+//     and flags: one build per machine, not two); otherwise `gglib llama install`, which downloads the prebuilt
+//     release when online, and else builds llama.cpp from the source that the npm package node-llama-cpp ships
+//     (registry only; 10-20 min on 2 cores),
 //  3. a models folder (<data dir>/models); when it holds no model, two tiny demo models (random weights: they
 //     answer gibberish, but fast) so the endpoint can be tried at once. Put real GGUF files there.
 import { spawnSync } from "node:child_process";
@@ -10,7 +12,10 @@ import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { paths } from "../src/core/paths.js";
 import { resolveLlamaServer } from "../src/llama/binary.js";
+import { detectBackend } from "../src/llama/install/detect.js";
+import { adoptBuild } from "../src/llama/install/install.js";
 import { fetchLlamaSourceBundle } from "../src/llama/install/npm-bundle.js";
+import { rigBuildFor, rigInstallDir } from "../test/support/llama-server.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 
 const say = (s: string) => process.stdout.write(`setup: ${s}\n`);
@@ -27,7 +32,18 @@ try {
   have = (await resolveLlamaServer()).path;
   say(`llama-server: ${have}`);
 } catch {
-  say("no llama-server found: installing llama.cpp");
+  const rig = await rigBuildFor((await detectBackend()).backend);
+  if (rig) {
+    // `npm test` already built this commit with these flags: install that build instead of compiling it again
+    const r = await adoptBuild({ from: rigInstallDir(), record: rig });
+    say(`installed the test rig's llama.cpp build (${r.record.version}, ${r.record.backend}): ${r.record.binaryPath}`);
+  } else {
+    say("no llama-server found: installing llama.cpp");
+    await installLlamaCpp();
+  }
+}
+
+async function installLlamaCpp(): Promise<void> {
   let r = gglib(["llama", "install"]);
   if (r.status !== 0) {
     say("the prebuilt download is not available here; building llama.cpp from source instead");

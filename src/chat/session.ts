@@ -2,7 +2,6 @@ import { basename, join } from "node:path";
 import { errorMessage, GglibError, isGglibError } from "../core/errors.js";
 import type { LoadProgress } from "../core/handle.js";
 import { dataDir } from "../core/paths.js";
-import type { ProcessRunner } from "../core/ports.js";
 import { colorEnabled } from "../term/color.js";
 import { ProgressLine } from "../term/progress.js";
 import { LlamaServerRunner } from "../runner/llama-server-runner.js";
@@ -47,8 +46,6 @@ export interface ChatSessionOptions {
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
   env?: NodeJS.ProcessEnv;
-  /** Builds the runner used when no proxy answers (default: a LlamaServerRunner). */
-  makeRunner?: () => ProcessRunner;
   /** Default <data dir>/chat_history. */
   historyFile?: string;
 }
@@ -223,7 +220,7 @@ class ChatSession {
         hint: "Name a model to start it for this chat: gglib chat MODEL (a model name or a .gguf path), or start `gglib proxy`.",
       });
     }
-    const runner = this.o.makeRunner ? this.o.makeRunner() : new LlamaServerRunner({ healthIntervalMs: 0 });
+    const runner = new LlamaServerRunner({ healthIntervalMs: 0 });
     const backend = new RunnerBackend({
       runner,
       env: this.env,

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   proxy: () => import("./commands/proxy.js"),
   chat: () => import("./commands/chat.js"),
   models: () => import("./commands/models/index.js"),
+  pull: () => import("./commands/pull.js"),
   llama: () => import("./commands/llama/index.js"),
   system: () => import("./commands/system.js"),
 };
@@ -52,10 +53,12 @@ Examples:
   gglib serve ./tiny.gguf --port 8081        run one model in the foreground
   gglib proxy --models-dir ~/models          one endpoint for every model in a folder
   gglib chat tiny-think                      talk to a model in the terminal
+  gglib pull bartowski/Qwen3-4B-GGUF:Q4_K_M  download a model from Hugging Face
 
 Environment:
   GGLIB_LLAMA_SERVER   path of the llama-server binary to use
   GGLIB_DATA_DIR       where gglib keeps its state (default: the platform's user data dir)
+  HF_TOKEN             Hugging Face token for private and gated repos (gglib pull)
   NO_COLOR             disable colours`,
     );
   for (const name of commandsFor(args)) (await COMMANDS[name]!()).register(program);

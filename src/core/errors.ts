@@ -16,6 +16,16 @@ export type ErrorKind =
   | "not_running"
   | "stop_failed"
   | "build_failed"
+  /** Hugging Face: a private or gated repo without (or with a refused) token. */
+  | "hub_auth"
+  /** Hugging Face: no such repo, revision or file. */
+  | "hub_not_found"
+  /** A download failed after its retries (network, server error). */
+  | "download_failed"
+  /** A downloaded file does not match the hub's SHA-256. */
+  | "checksum_mismatch"
+  /** An error answered to an HTTP client (HttpError). */
+  | "http_error"
   | "internal";
 
 export interface GglibErrorDetails {
@@ -49,6 +59,22 @@ export class GglibError extends Error {
       parts.push("Last lines of llama-server's log:\n" + this.details.logTail.map((l) => "  " + l).join("\n"));
     }
     return parts.join("\n");
+  }
+}
+
+/**
+ * An error answered to an HTTP client: the status, a machine-readable code, the message and an optional
+ * Retry-After. Each API writes it in its own shape (the proxy's OpenAI one: src/proxy/http/errors.ts).
+ */
+export class HttpError extends GglibError {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterS?: number,
+  ) {
+    super("http_error", message);
+    this.name = "HttpError";
   }
 }
 

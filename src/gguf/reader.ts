@@ -81,7 +81,7 @@ export class GgufFormatError extends Error {
 }
 
 /** Thrown by the synchronous parser when the buffer ends early; the driver reads more and starts over. */
-class NeedMore extends Error {
+export class NeedMore extends Error {
   constructor(readonly bytes: number) {
     super(`need ${bytes} bytes`);
   }

@@ -1,5 +1,5 @@
 /**
- * GGUF constants shared by the writer (src/gguf/writer.ts) and the reader (src/gguf/reader.ts):
+ * GGUF constants shared by the reader (src/gguf/reader.ts) and the tests' writer (test/support/gguf-writer.ts):
  * the GGML tensor type ids with their block layout, the GGUF metadata value type ids and the tokenizer token
  * type ids. Numbers follow ggml.h / gguf.h / llama-vocab.h of llama.cpp; they are part of the file format.
  */

@@ -1,8 +1,8 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { delimiter, join } from "node:path";
 import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
+import { isExecutable, which } from "../process/which.js";
 
 export type BinarySource = "env" | "configured" | "installed" | "path";
 
@@ -37,11 +37,8 @@ export async function resolveLlamaServer(
   looked.push(installed);
   if (await isExecutable(installed)) return { path: installed, source: "installed" };
   const exe = process.platform === "win32" ? "llama-server.exe" : "llama-server";
-  for (const dir of (env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, exe);
-    if (await isExecutable(p)) return { path: p, source: "path" };
-  }
+  const onPath = await which("llama-server", env);
+  if (onPath) return { path: onPath, source: "path" };
   looked.push(`${exe} on PATH`);
   throw new GglibError(
     "binary_not_found",
@@ -50,17 +47,6 @@ export async function resolveLlamaServer(
       hint: INSTALL_HINT,
     },
   );
-}
-
-async function isExecutable(p: string): Promise<boolean> {
-  try {
-    const st = await stat(p);
-    if (!st.isFile()) return false;
-    await access(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function checkExecutable(p: string, what: string): Promise<void> {

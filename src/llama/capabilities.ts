@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
-import { run } from "../util/exec.js";
+import { run } from "../process/exec.js";
 
 /** What a llama-server binary can do, read from its `--version` and `--help`. */
 export interface LlamaCapabilities {

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, readlink, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../util/exec.js";
+import { run } from "./exec.js";
 import { pidAlive, signalGroup } from "./terminate/signals.js";
 
 /**

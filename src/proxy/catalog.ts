@@ -18,8 +18,6 @@ export interface ProxyModel {
   name: string;
   aliases: string[];
   entry: ModelEntry;
-  /** Settings from the config file (cache types, env) beyond ModelEntry.settings. */
-  extra: Pick<ModelConfig, "cacheTypeK" | "cacheTypeV" | "env">;
   server: ServerConfig;
   estimate: Estimate;
   spec: ModelSpec;
@@ -118,7 +116,6 @@ async function toProxyModel(entry: ModelEntry, cfg: ModelConfig | undefined, inp
     name: entry.name,
     aliases: entry.aliases,
     entry,
-    extra: { cacheTypeK: cfg?.cacheTypeK, cacheTypeV: cfg?.cacheTypeV, env: cfg?.env },
     server,
     estimate,
     spec,

@@ -1,9 +1,12 @@
 /**
  * The scheduler's edge: feeds it events (requests, load outcomes, exits, time) and performs its actions with a
  * ProcessRunner (spawn, stop), resolving or rejecting waiting requests. All side effects of the proxy's model
- * management live here; all decisions live in scheduler.ts.
+ * management live here; all decisions live in scheduler.ts (and its eviction policy, eviction.ts).
+ *
+ * State: one ModelRuntime per model (how to launch it, its log, its current process), the waiting requests'
+ * promises, the listeners and the one timer. Time comes from the injected clock.
  */
-import { errorMessage, isGglibError } from "../core/errors.js";
+import { errorMessage, HttpError, isGglibError } from "../core/errors.js";
 import type { ServerConfig } from "../core/config.js";
 import type { ServerEvent } from "../core/events.js";
 import type { ServerHandle } from "../core/handle.js";
@@ -11,7 +14,7 @@ import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
 import type { ContextEvent } from "./context/context-cache.js";
 import type { UsageStats } from "./forward.js";
-import { ProxyHttpError } from "./http-util.js";
+import { rejectionError } from "./http/rejections.js";
 import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
 import {
@@ -20,6 +23,7 @@ import {
   type SchedulerAction,
   type SchedulerEvent,
   type SchedulerOptions,
+  type StopReason,
 } from "./scheduler.js";
 
 export interface ControllerOptions extends SchedulerOptions {
@@ -31,6 +35,8 @@ export interface ControllerOptions extends SchedulerOptions {
   measureRss?: boolean;
   /** Lines of log kept per model for /api/logs. */
   logLines?: number;
+  /** The proxy's own log (a failed stop is reported here too). */
+  log?: (line: string) => void;
   /** Steps around a model's life (the context cache); each is bounded by its owner and never throws. */
   hooks?: ModelHooks;
 }
@@ -43,7 +49,7 @@ export interface ControllerOptions extends SchedulerOptions {
 export interface ModelHooks {
   prepare?(model: ProxyModel): Promise<ServerConfig>;
   afterReady?(model: string, handle: ServerHandle): Promise<void>;
-  beforeStop?(model: string, handle: ServerHandle, reason: string): Promise<void>;
+  beforeStop?(model: string, handle: ServerHandle, reason: StopReason): Promise<void>;
   /** The process ended without a graceful stop (crash, hang, failed load). */
   exited?(model: string): void;
   /** Extra per-model fields for /api/status. */
@@ -59,6 +65,11 @@ export interface Lease {
   readonly handle: ServerHandle;
   /** The request is over (call exactly once; later calls do nothing). */
   release(): void;
+}
+
+/** Something in flight on a model's process that a forced stop cuts first (an open forward). */
+export interface Abortable {
+  abort(reason: Error): void;
 }
 
 export type ProxyEvent =
@@ -93,36 +104,80 @@ export interface ModelStatusReport {
   context?: Record<string, unknown>;
 }
 
-interface WaiterRec {
-  resolve: (v: { instance: number } | undefined) => void;
-  reject: (e: ProxyHttpError) => void;
+/** What the controller knows of one model beside the scheduler's state. */
+interface ModelRuntime {
+  /** How to launch it (replaced on reload; kept for a removed model until it is forgotten). */
+  model: ProxyModel;
+  /** The log ring for /api/logs, across its processes. */
+  readonly logs: string[];
+  /** Load progress of the current (or last) start, 0..1. */
+  progress?: number;
+  /** Why its last process died unexpectedly: explains the broken connections of its requests. */
+  lastExit?: { instance: number; reason: string };
+  /** Its current process, from the start until it is gone. */
+  proc?: ProcessRecord;
 }
 
-interface Running {
-  handle: ServerHandle;
-  instance: number;
+/** One llama-server process of a model. */
+interface ProcessRecord {
+  readonly instance: number;
+  /** starting: the runner's start is under way; running: ready; stuck: its stop failed (it may live on). */
+  phase: "starting" | "running" | "stuck";
+  /** Aborts the start. */
+  readonly abort: AbortController;
+  readonly startedAt: number;
+  handle?: ServerHandle;
   /** Open forwards, aborted before a forced stop. */
-  aborts: Set<(reason: Error) => void>;
-  logs: string[];
+  readonly forwards: Set<Abortable>;
+  /** llama-server's buffer-size lines: what it really uses (measure()). */
+  readonly memoryLines: string[];
 }
+
+interface WaiterRec {
+  resolve: (v: { instance: number } | undefined) => void;
+  reject: (e: HttpError) => void;
+}
+
+const MEMORY_LINE = /buffer size =/;
+const MAX_MEMORY_LINES = 400;
+/** Grace before SIGKILL for a server that stopped answering its health checks, ms. */
+const HUNG_GRACE_MS = 1_000;
 
 let seq = 0;
 
+/** A reserved request on a ready model; releasing it tells the scheduler the request is over. */
+class ModelLease implements Lease {
+  private released = false;
+  constructor(
+    private readonly controller: ModelController,
+    readonly id: string,
+    readonly model: string,
+    readonly instance: number,
+    readonly handle: ServerHandle,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.controller.requestDone(this.id);
+  }
+}
+
 export class ModelController {
   readonly scheduler: Scheduler;
-  private models = new Map<string, ProxyModel>();
-  private running = new Map<string, Running>();
-  private starting = new Map<string, { instance: number; abort: AbortController; startedAt: number; logs: string[] }>();
-  private waiters = new Map<string, WaiterRec>();
-  private logs = new Map<string, string[]>();
-  private progress = new Map<string, number>();
-  private exitReasons = new Map<string, { instance: number; reason: string }>();
-  private listeners = new Set<(e: ProxyEvent) => void>();
+  private readonly runtimes = new Map<string, ModelRuntime>();
+  private readonly waiters = new Map<string, WaiterRec>();
+  private readonly listeners = new Set<(e: ProxyEvent) => void>();
+  private readonly stopsInFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
-  private stopsInFlight = new Set<Promise<void>>();
+  /** tryAcquire's request while it is fed: a dispatch for it is caught here instead of through a waiter. */
+  private syncId: string | undefined;
+  private syncInstance: number | undefined;
   private readonly unsubscribe: () => void;
-  private readonly opts: Required<Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines">>;
+  private readonly opts: Required<
+    Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines" | "log">
+  >;
   private readonly hooks: ModelHooks;
 
   constructor(
@@ -132,17 +187,19 @@ export class ModelController {
     private readonly metrics?: ProxyMetrics,
     private readonly now: () => number = Date.now,
   ) {
+    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, ...schedulerOptions } = options;
+    this.hooks = hooks ?? {};
     this.opts = {
-      loadTimeoutMs: options.loadTimeoutMs ?? 300_000,
-      stopGraceMs: options.stopGraceMs ?? 10_000,
-      measureRss: options.measureRss ?? false,
-      logLines: options.logLines ?? 500,
+      loadTimeoutMs: loadTimeoutMs ?? 300_000,
+      stopGraceMs: stopGraceMs ?? 10_000,
+      measureRss: measureRss ?? false,
+      logLines: logLines ?? 500,
+      log: log ?? (() => {}),
     };
-    this.hooks = options.hooks ?? {};
-    for (const m of models) this.models.set(m.name, m);
+    for (const m of models) this.runtimes.set(m.name, { model: m, logs: [] });
     this.scheduler = new Scheduler(
       models.map((m) => m.spec),
-      options,
+      schedulerOptions,
     );
     this.unsubscribe = runner.on((e) => this.onRunnerEvent(e));
   }
@@ -150,11 +207,11 @@ export class ModelController {
   // ---- public API used by the HTTP layer ------------------------------------------------------------------
 
   catalog(): ProxyModel[] {
-    return [...this.models.values()];
+    return [...this.runtimes.values()].map((r) => r.model);
   }
 
   getModel(name: string): ProxyModel | undefined {
-    return this.models.get(name);
+    return this.runtimes.get(name)?.model;
   }
 
   /** Whether a request for `model` would be served without waiting. */
@@ -163,7 +220,7 @@ export class ModelController {
   }
 
   /**
-   * Waits until `model` is ready and reserves a request on it. Rejects with ProxyHttpError (404/503/502…).
+   * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
    * `signal`: the client went away → leaves the queue.
    */
   async acquire(model: string, opts: { signal?: AbortSignal; activity?: boolean } = {}): Promise<Lease> {
@@ -172,8 +229,8 @@ export class ModelController {
     const lease = this.lease(id, model, got?.instance);
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
-      this.feed({ type: "requestDone", id, now: this.now() });
-      throw new ProxyHttpError(
+      this.requestDone(id);
+      throw new HttpError(
         503,
         "model_unavailable",
         `Model '${model}' stopped before the request could be sent. Retry.`,
@@ -185,39 +242,24 @@ export class ModelController {
 
   /**
    * The hot path: a request for a model that is ready is dispatched synchronously (no promise, no abort
-   * signal). Undefined when the model is not ready: use acquire().
+   * signal, no waiter record). Undefined when the model is not ready: use acquire().
    */
   tryAcquire(model: string, activity = true): Lease | undefined {
     if (this.scheduler.model(model)?.status !== "ready") return undefined;
     const id = `q${++seq}`;
-    let instance: number | undefined;
-    this.waiters.set(id, { resolve: (v) => (instance = v?.instance), reject: () => {} });
+    this.syncId = id;
+    this.syncInstance = undefined;
     this.feed({ type: "request", id, model, kind: "request", activity, now: this.now() });
-    if (this.waiters.delete(id)) {
+    const instance = this.syncInstance;
+    this.syncId = undefined;
+    if (instance === undefined) {
       // not dispatched at once (cannot happen for a ready model): leave the queue
       this.feed({ type: "cancel", id, now: this.now() });
       return undefined;
     }
     const lease = this.lease(id, model, instance);
-    if (!lease && instance !== undefined) this.feed({ type: "requestDone", id, now: this.now() });
+    if (!lease) this.requestDone(id);
     return lease;
-  }
-
-  private lease(id: string, model: string, instance: number | undefined): Lease | undefined {
-    const run = this.running.get(model);
-    if (instance === undefined || !run || run.instance !== instance) return undefined;
-    let released = false;
-    return {
-      id,
-      model,
-      instance,
-      handle: run.handle,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.feed({ type: "requestDone", id, now: this.now() });
-      },
-    };
   }
 
   /** Loads a model (management API / preload); resolves once it is ready. */
@@ -229,35 +271,40 @@ export class ModelController {
     this.feed({ type: "unload", model, now: this.now() });
   }
 
-  /** Registers an open forward so a forced stop can abort it first. Returns the unregister function. */
-  trackUpstream(model: string, instance: number, abort: (reason: Error) => void): () => void {
-    const run = this.running.get(model);
-    if (!run || run.instance !== instance) return () => {};
-    run.aborts.add(abort);
-    return () => run.aborts.delete(abort);
+  /** Registers an open forward on the lease's process, so a forced stop can abort it first. */
+  trackUpstream(lease: Lease, forward: Abortable): void {
+    const proc = this.liveProc(lease.model, lease.instance);
+    proc?.forwards.add(forward);
+  }
+
+  untrackUpstream(lease: Lease, forward: Abortable): void {
+    this.runtimes.get(lease.model)?.proc?.forwards.delete(forward);
   }
 
   /** Why a model's connection broke: waits up to `waitMs` for an exit to be seen. */
   async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
-    const deadline = Date.now() + waitMs;
+    const deadline = this.now() + waitMs;
     for (;;) {
-      const r = this.exitReasons.get(model);
+      const r = this.runtimes.get(model)?.lastExit;
       if (r && r.instance === instance) return `llama-server for '${model}' ${r.reason}`;
-      if (Date.now() >= deadline) return `${err.message} (model '${model}')`;
+      if (this.now() >= deadline) return `${err.message} (model '${model}')`;
       await new Promise((res) => setTimeout(res, 25));
     }
   }
 
   /** Replace the catalog (hot reload). Unchanged running models keep running and keep their requests. */
   updateCatalog(models: readonly ProxyModel[]): void {
-    const next = new Map(models.map((m) => [m.name, m]));
-    // Keep the old ProxyModel for running models whose settings changed until they have stopped: the scheduler
-    // applies the new spec on restart; the server config is looked up at start time, so replace now is fine
-    // for unchanged and not-running models, and for changed ones the next start uses the new config.
-    for (const [name, m] of next) this.models.set(name, m);
+    const next = new Set(models.map((m) => m.name));
+    // A running model whose settings changed restarts with the new ones (the scheduler decides when); the launch
+    // config is read at start time, so replacing it now is right for every model.
+    for (const m of models) {
+      const rt = this.runtimes.get(m.name);
+      if (rt) rt.model = m;
+      else this.runtimes.set(m.name, { model: m, logs: [] });
+    }
     this.feed({ type: "catalog", models: models.map((m) => m.spec), now: this.now() });
-    for (const name of [...this.models.keys()])
-      if (!next.has(name) && !this.scheduler.model(name)) this.models.delete(name);
+    for (const name of [...this.runtimes.keys()])
+      if (!next.has(name) && !this.scheduler.model(name)) this.runtimes.delete(name);
   }
 
   /** A finished request's usage (for the hooks: the context cache verifies reuse from it). */
@@ -276,49 +323,13 @@ export class ModelController {
   }
 
   modelLogs(model: string, lines = 200): string[] {
-    const l = this.logs.get(model) ?? [];
+    const l = this.runtimes.get(model)?.logs ?? [];
     return l.slice(Math.max(0, l.length - lines));
   }
 
   status(): ModelStatusReport[] {
     const now = this.now();
-    const out: ModelStatusReport[] = [];
-    for (const name of this.scheduler.modelNames()) {
-      const st = this.scheduler.model(name)!;
-      const pm = this.models.get(name);
-      const run = this.running.get(name);
-      const r: ModelStatusReport = {
-        name,
-        aliases: pm?.aliases ?? [],
-        path: pm?.entry.path ?? "",
-        state: st.status,
-        inFlight: st.inFlight,
-        queued: this.scheduler.waiting(name).length,
-        estimatedBytes: st.spec.estimateBytes,
-        pinned: st.spec.pinned === true,
-        failures: st.failures,
-        loads: st.loads,
-        crashes: st.crashes,
-      };
-      if (run) {
-        r.pid = run.handle.pid;
-        r.port = run.handle.port;
-        r.uptimeS = Math.round((now - run.handle.startedAt) / 1000);
-      }
-      if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
-      if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
-      const ttl = this.scheduler.ttlOf(name);
-      if (ttl > 0 && st.status === "ready")
-        r.ttlLeftS =
-          st.inFlight > 0 ? Math.round(ttl / 1000) : Math.max(0, Math.round((st.lastUsed + ttl - now) / 1000));
-      if (st.lastError) r.lastError = st.lastError;
-      const p = this.progress.get(name);
-      if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
-      const ctx = this.hooks.status?.(name);
-      if (ctx) r.context = ctx;
-      out.push(r);
-    }
-    return out;
+    return this.scheduler.modelNames().map((name) => this.statusOf(name, this.scheduler.model(name)!, now));
   }
 
   state(model: string): Readonly<ModelState> | undefined {
@@ -326,7 +337,7 @@ export class ModelController {
   }
 
   loadProgress(model: string): number | undefined {
-    return this.progress.get(model);
+    return this.runtimes.get(model)?.progress;
   }
 
   /**
@@ -335,22 +346,90 @@ export class ModelController {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.feed({ type: "shutdown", now: this.now() });
-    const deadline = Date.now() + drainMs;
-    while (
-      Date.now() < deadline &&
-      [...this.running.keys()].some((m) => (this.scheduler.model(m)?.inFlight ?? 0) > 0)
-    ) {
-      await new Promise((r) => setTimeout(r, 50));
+    const deadline = this.now() + drainMs;
+    while (this.now() < deadline && this.anyInFlight()) await new Promise((r) => setTimeout(r, 50));
+    const closing = new Error("the proxy is shutting down");
+    for (const rt of this.runtimes.values()) {
+      if (rt.proc?.phase === "running") for (const f of rt.proc.forwards) f.abort(closing);
+      if (rt.proc?.phase === "starting") rt.proc.abort.abort(closing);
     }
-    for (const run of this.running.values()) for (const a of run.aborts) a(new Error("the proxy is shutting down"));
-    for (const s of this.starting.values()) s.abort.abort(new Error("the proxy is shutting down"));
     if (this.timer) clearTimeout(this.timer);
     await Promise.allSettled([...this.stopsInFlight]);
     await this.runner.stopAll({ graceMs: Math.min(this.opts.stopGraceMs, 5_000) });
     this.unsubscribe();
   }
 
-  // ---- internals -----------------------------------------------------------------------------------------
+  /** A dispatched request is over (Lease.release). */
+  requestDone(id: string): void {
+    this.feed({ type: "requestDone", id, now: this.now() });
+  }
+
+  // ---- queries on the records ----------------------------------------------------------------------------
+
+  private lease(id: string, model: string, instance: number | undefined): Lease | undefined {
+    if (instance === undefined) return undefined;
+    const proc = this.liveProc(model, instance);
+    return proc?.handle ? new ModelLease(this, id, model, instance, proc.handle) : undefined;
+  }
+
+  /** The model's running process if it is `instance`. */
+  private liveProc(model: string, instance: number): ProcessRecord | undefined {
+    const proc = this.runtimes.get(model)?.proc;
+    return proc && proc.phase === "running" && proc.instance === instance ? proc : undefined;
+  }
+
+  /** The record of the process behind a runner handle, if it is the model's current one. */
+  private procOf(handle: ServerHandle): { rt: ModelRuntime; proc: ProcessRecord } | undefined {
+    const rt = this.runtimes.get(handle.model);
+    const proc = rt?.proc;
+    if (!rt || !proc) return undefined;
+    // a starting process has no handle yet: the runner's events for it carry the model's name only
+    if (proc.phase === "starting" ? proc.handle === undefined : proc.handle?.id === handle.id) return { rt, proc };
+    return undefined;
+  }
+
+  private anyInFlight(): boolean {
+    for (const [name, rt] of this.runtimes)
+      if (rt.proc?.phase === "running" && (this.scheduler.model(name)?.inFlight ?? 0) > 0) return true;
+    return false;
+  }
+
+  private statusOf(name: string, st: Readonly<ModelState>, now: number): ModelStatusReport {
+    const rt = this.runtimes.get(name);
+    const pm = rt?.model;
+    const r: ModelStatusReport = {
+      name,
+      aliases: pm?.aliases ?? [],
+      path: pm?.entry.path ?? "",
+      state: st.status,
+      inFlight: st.inFlight,
+      queued: this.scheduler.waiting(name).length,
+      estimatedBytes: st.spec.estimateBytes,
+      pinned: st.spec.pinned === true,
+      failures: st.failures,
+      loads: st.loads,
+      crashes: st.crashes,
+    };
+    const handle = rt?.proc?.phase === "starting" ? undefined : rt?.proc?.handle;
+    if (handle) {
+      r.pid = handle.pid;
+      r.port = handle.port;
+      r.uptimeS = Math.round((now - handle.startedAt) / 1000);
+    }
+    if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
+    if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
+    const ttl = this.scheduler.ttlOf(name);
+    if (ttl > 0 && st.status === "ready")
+      r.ttlLeftS = st.inFlight > 0 ? Math.round(ttl / 1000) : Math.max(0, Math.round((st.lastUsed + ttl - now) / 1000));
+    if (st.lastError) r.lastError = st.lastError;
+    const p = rt?.progress;
+    if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
+    const ctx = this.hooks.status?.(name);
+    if (ctx) r.context = ctx;
+    return r;
+  }
+
+  // ---- feeding the scheduler and performing its actions ----------------------------------------------------
 
   private wait(
     id: string,
@@ -361,14 +440,14 @@ export class ModelController {
   ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(new ProxyHttpError(499, "client_closed", "The client went away."));
+        reject(new HttpError(499, "client_closed", "The client went away."));
         return;
       }
       const onAbort = () => {
         if (!this.waiters.has(id)) return;
         this.waiters.delete(id);
         this.feed({ type: "cancel", id, now: this.now() });
-        reject(new ProxyHttpError(499, "client_closed", "The client went away."));
+        reject(new HttpError(499, "client_closed", "The client went away."));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.set(id, {
@@ -393,17 +472,13 @@ export class ModelController {
 
   private perform(a: SchedulerAction): void {
     switch (a.type) {
-      case "dispatch": {
-        const w = this.waiters.get(a.id);
-        this.waiters.delete(a.id);
-        if (w) w.resolve({ instance: a.instance });
-        else if (a.kind === "request") this.feed({ type: "requestDone", id: a.id, now: this.now() });
+      case "dispatch":
+        this.dispatch(a.id, a.instance, a.kind);
         break;
-      }
       case "reject": {
         const w = this.waiters.get(a.id);
         this.waiters.delete(a.id);
-        w?.reject(new ProxyHttpError(a.status, a.code, a.message, a.retryAfterS));
+        w?.reject(rejectionError(a));
         break;
       }
       case "start":
@@ -424,169 +499,234 @@ export class ModelController {
         if (a.to === "stopping" && a.reason && this.metrics) this.metrics.unloaded(a.model, a.reason);
         break;
       case "forgotten":
-        this.models.delete(a.model);
+        this.runtimes.delete(a.model);
         break;
     }
   }
 
+  private dispatch(id: string, instance: number, kind: "request" | "load"): void {
+    if (id === this.syncId) {
+      this.syncInstance = instance;
+      return;
+    }
+    const w = this.waiters.get(id);
+    this.waiters.delete(id);
+    if (w) w.resolve({ instance });
+    else if (kind === "request") this.requestDone(id);
+  }
+
+  // ---- the start sequence ----------------------------------------------------------------------------------
+
+  /**
+   * Starts a process for `model`: runner.start → (ready) the process is recorded as running → the post-ready
+   * steps → loadSucceeded, which dispatches the waiting requests. Any failure feeds loadFailed.
+   */
   private start(model: string, instance: number): void {
-    const pm = this.models.get(model);
-    if (!pm) {
+    const rt = this.runtimes.get(model);
+    if (!rt) {
       queueMicrotask(() =>
         this.feed({ type: "loadFailed", model, instance, reason: "not in the catalog", now: this.now() }),
       );
       return;
     }
-    const abort = new AbortController();
-    const startedAt = this.now();
-    const rec = { instance, abort, startedAt, logs: [] as string[] };
-    this.starting.set(model, rec);
-    this.progress.set(model, 0);
-    this.exitReasons.delete(model);
+    const proc: ProcessRecord = {
+      instance,
+      phase: "starting",
+      abort: new AbortController(),
+      startedAt: this.now(),
+      forwards: new Set(),
+      memoryLines: [],
+    };
+    rt.proc = proc;
+    rt.progress = 0;
+    rt.lastExit = undefined;
+    // the pre-start step (the context cache adds --slot-save-path) may change the launch config
+    const pm = rt.model;
     const prepared = this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : Promise.resolve(pm.server);
     prepared
       .then((server) =>
         this.runner.start(server, {
-          signal: abort.signal,
+          signal: proc.abort.signal,
           readyTimeoutMs: this.opts.loadTimeoutMs,
           onProgress: (p) => {
-            this.progress.set(model, p.value);
+            rt.progress = p.value;
             this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
           },
         }),
       )
-      .then(async (handle) => {
-        // restore before the first request is dispatched (bounded by the hook; a failure only costs the reuse)
-        if (!abort.signal.aborted && this.hooks.afterReady) await this.hooks.afterReady(model, handle).catch(() => {});
-        return handle;
-      })
       .then(
-        (handle) => {
-          if (this.starting.get(model) === rec) this.starting.delete(model);
-          if (!abort.signal.aborted && !this.runner.isRunning(handle)) {
-            this.hooks.exited?.(model);
-            this.feed({ type: "loadFailed", model, instance, reason: "exited right after loading", now: this.now() });
-            return;
-          }
-          this.metrics?.load(model, (this.now() - startedAt) / 1000, true);
-          if (abort.signal.aborted) {
-            // stopped while loading, but the start won the race: stop the process now
-            this.trackStop(
-              this.runner
-                .stop(handle, { graceMs: this.opts.stopGraceMs })
-                .catch(() => {})
-                .then(() => {
-                  this.feed({ type: "stopped", model, instance, now: this.now() });
-                }),
-            );
-            return;
-          }
-          this.running.set(model, { handle, instance, aborts: new Set(), logs: rec.logs });
-          this.progress.set(model, 1);
-          this.feed({ type: "loadSucceeded", model, instance, now: this.now() });
-          this.measure(model, instance, handle, rec.logs);
-        },
-        (e: unknown) => {
-          if (this.starting.get(model) === rec) this.starting.delete(model);
-          const reason = describeStartError(e);
-          this.hooks.exited?.(model);
-          if (!abort.signal.aborted) this.metrics?.load(model, (this.now() - startedAt) / 1000, false);
-          this.feed({ type: "loadFailed", model, instance, reason, now: this.now() });
-        },
+        (handle) => this.onStarted(rt, proc, handle),
+        (e: unknown) => this.onStartFailed(rt, proc, e),
       );
+  }
+
+  private onStarted(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle): void {
+    const model = rt.model.name;
+    this.metrics?.load(model, (this.now() - proc.startedAt) / 1000, true);
+    proc.handle = handle;
+    if (proc.abort.signal.aborted || rt.proc !== proc) {
+      // stopped while loading, but the start won the race: stop the process now
+      this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+      return;
+    }
+    if (!this.hooks.afterReady) return this.onReady(rt, proc, handle);
+    // the post-ready step (the context cache's restore), bounded by the hook: the process stays "starting", so
+    // a stop aborts it and an exit is noticed below, and nothing is dispatched to it until loadSucceeded
+    void this.hooks
+      .afterReady(model, handle)
+      .catch(() => {})
+      .then(() => {
+        if (proc.abort.signal.aborted || rt.proc !== proc)
+          return this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+        if (!this.runner.isRunning(handle)) {
+          this.hooks.exited?.(model);
+          return this.onStartFailed(rt, proc, new Error("llama-server exited right after loading"));
+        }
+        this.onReady(rt, proc, handle);
+      });
+  }
+
+  private onReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle): void {
+    const model = rt.model.name;
+    proc.phase = "running";
+    rt.progress = 1;
+    this.feed({ type: "loadSucceeded", model, instance: proc.instance, now: this.now() });
+    this.measure(model, proc.instance, handle, proc.memoryLines);
+  }
+
+  private onStartFailed(rt: ModelRuntime, proc: ProcessRecord, e: unknown): void {
+    if (rt.proc === proc) rt.proc = undefined;
+    this.hooks.exited?.(rt.model.name);
+    if (!proc.abort.signal.aborted) this.metrics?.load(rt.model.name, (this.now() - proc.startedAt) / 1000, false);
+    const reason = describeStartError(e);
+    this.feed({ type: "loadFailed", model: rt.model.name, instance: proc.instance, reason, now: this.now() });
   }
 
   /**
    * What the running server really uses: its buffer-size log lines when it printed them (-lv 4), else on a
    * RAM budget its resident memory, on a VRAM budget its GPU memory as nvidia-smi reports it.
    */
-  private measure(model: string, instance: number, handle: ServerHandle, logs: string[]): void {
+  private measure(model: string, instance: number, handle: ServerHandle, lines: string[]): void {
     const report = (bytes: number | undefined) => {
       if (bytes !== undefined && bytes > 0)
         this.feed({ type: "memoryMeasured", model, instance, bytes, now: this.now() });
     };
-    const fromLog = parseMemoryLog(logs);
+    const fromLog = parseMemoryLog(lines);
     if (fromLog !== undefined) return report(fromLog);
     if (this.opts.measureRss) return report(processRss(handle.pid));
     processGpuBytes(handle.pid).then(report, () => {});
   }
 
-  private stop(model: string, instance: number, reason: string, abortRequests: boolean): void {
-    const run = this.running.get(model);
-    if (run && run.instance === instance) {
-      if (abortRequests) for (const a of run.aborts) a(new Error(`model '${model}' is being stopped (${reason})`));
-      this.running.delete(model);
-      // save what the process holds first (bounded by the hook; a failed save never blocks the stop)
-      const saved = this.hooks.beforeStop
-        ? this.hooks.beforeStop(model, run.handle, reason).catch(() => {})
-        : Promise.resolve();
-      const p = saved
-        .then(() => this.runner.stop(run.handle, { graceMs: this.opts.stopGraceMs }))
-        .catch(() => {})
-        .then(() => this.feed({ type: "stopped", model, instance, now: this.now() }));
-      this.trackStop(p);
+  // ---- the stop sequence -----------------------------------------------------------------------------------
+
+  /** The scheduler's stop: a running process is stopped; a starting one is aborted (its start reports the end). */
+  private stop(model: string, instance: number, reason: StopReason, abortRequests: boolean): void {
+    const rt = this.runtimes.get(model);
+    const proc = rt?.proc;
+    if (rt && proc && proc.instance === instance && proc.phase === "running") {
+      if (abortRequests) {
+        const why = new Error(`model '${model}' is being stopped (${reason})`);
+        for (const f of proc.forwards) f.abort(why);
+      }
+      // the pre-stop step (the context cache saves the slots) runs while the process still answers
+      const handle = proc.handle!;
+      const before = this.hooks.beforeStop ? () => this.hooks.beforeStop!(model, handle, reason) : undefined;
+      this.stopProcess(rt, proc, this.opts.stopGraceMs, true, before);
       return;
     }
-    const s = this.starting.get(model);
-    if (s && s.instance === instance) {
-      // the start's rejection (or its late success) reports the end
-      s.abort.abort(new Error(`model '${model}' unloaded while loading`));
+    if (proc && proc.instance === instance && proc.phase === "starting") {
+      proc.abort.abort(new Error(`model '${model}' unloaded while loading`));
       return;
     }
     queueMicrotask(() => this.feed({ type: "stopped", model, instance, now: this.now() }));
   }
 
-  private trackStop(p: Promise<void>): void {
+  /**
+   * Stops a process: (pre-stop steps go first, while it still answers) → runner.stop → `stopped` when
+   * `reportStopped`, or, when the stop failed (the process survived SIGKILL), `stopFailed`: the model stays
+   * stuck with its room counted until the process is gone.
+   */
+  private stopProcess(
+    rt: ModelRuntime,
+    proc: ProcessRecord,
+    graceMs: number,
+    reportStopped: boolean,
+    before?: () => Promise<void>,
+  ): void {
+    const handle = proc.handle!;
+    if (rt.proc === proc) rt.proc = undefined;
+    const model = rt.model.name;
+    // a pre-stop step that fails or throws never blocks the stop
+    const ready = before ? before().catch(() => {}) : Promise.resolve();
+    const p = ready
+      .then(() => this.runner.stop(handle, { graceMs }))
+      .then(
+        () => {
+          if (reportStopped) this.feed({ type: "stopped", model, instance: proc.instance, now: this.now() });
+        },
+        (e: unknown) => this.onStopFailed(rt, proc, e),
+      );
     this.stopsInFlight.add(p);
     void p.finally(() => this.stopsInFlight.delete(p));
   }
 
-  private modelOfHandle(handle: ServerHandle): { model: string; instance: number; logs: string[] } | undefined {
-    const run = this.running.get(handle.model);
-    if (run && run.handle.id === handle.id) return { model: handle.model, instance: run.instance, logs: run.logs };
-    const s = this.starting.get(handle.model);
-    if (s) return { model: handle.model, instance: s.instance, logs: s.logs };
-    return undefined;
+  private onStopFailed(rt: ModelRuntime, proc: ProcessRecord, e: unknown): void {
+    const model = rt.model.name;
+    const reason = isGglibError(e) && e.details.hint ? `${e.message} ${e.details.hint}` : errorMessage(e);
+    // the record stays, so the process's exit (if it ever comes) frees the room; a newer process wins
+    if (!rt.proc) {
+      proc.phase = "stuck";
+      rt.proc = proc;
+    }
+    this.opts.log(`stop of ${model} failed; its memory stays counted until the process is gone: ${reason}`);
+    this.appendLog(rt, `[gglib] stop failed: ${reason}`);
+    this.feed({ type: "stopFailed", model, instance: proc.instance, reason, now: this.now() });
   }
 
+  // ---- what the runner reports -----------------------------------------------------------------------------
+
   private onRunnerEvent(e: ServerEvent): void {
-    const model = e.handle.model;
     switch (e.type) {
       case "log": {
-        this.appendLog(model, e.line);
-        const m = this.modelOfHandle(e.handle);
-        if (m && m.logs.length < 400 && /buffer size =/.test(e.line)) m.logs.push(e.line);
+        const rt = this.runtimes.get(e.handle.model);
+        if (!rt) break;
+        this.appendLog(rt, e.line);
+        const proc = this.procOf(e.handle)?.proc;
+        if (proc && proc.memoryLines.length < MAX_MEMORY_LINES && MEMORY_LINE.test(e.line))
+          proc.memoryLines.push(e.line);
         break;
       }
       case "health": {
-        this.emit({ type: "health", model, status: e.status.status, at: e.at });
-        const run = this.running.get(model);
-        if (e.status.status === "unhealthy" && run && run.handle.id === e.handle.id)
-          this.onHung(model, run, e.status.reason);
+        this.emit({ type: "health", model: e.handle.model, status: e.status.status, at: e.at });
+        const found = this.procOf(e.handle);
+        if (e.status.status === "unhealthy" && found?.proc.phase === "running")
+          this.onHung(found.rt, found.proc, e.status.reason);
         break;
       }
-      case "exited": {
-        const run = this.running.get(model);
-        if (e.expected || !run || run.handle.id !== e.handle.id) break;
-        const reason = e.signal ? `signal ${e.signal}` : `exit code ${e.exitCode}`;
-        this.exitReasons.set(model, { instance: run.instance, reason: `exited unexpectedly (${reason})` });
-        this.running.delete(model);
-        for (const a of run.aborts) a(new Error(`llama-server exited (${reason})`));
-        this.metrics?.crashed(model);
-        this.hooks.exited?.(model);
-        this.emit({ type: "crash", model, reason, at: e.at });
-        this.feed({
-          type: "crashed",
-          model,
-          instance: run.instance,
-          reason: `exited unexpectedly (${reason})`,
-          now: this.now(),
-        });
+      case "exited":
+        this.onExited(e.handle, e.expected, e.signal ? `signal ${e.signal}` : `exit code ${e.exitCode}`, e.at);
         break;
-      }
       default:
         break;
     }
+  }
+
+  private onExited(handle: ServerHandle, expected: boolean, how: string, at: number): void {
+    const found = this.procOf(handle);
+    if (!found) return;
+    const { rt, proc } = found;
+    const model = rt.model.name;
+    if (proc.phase === "stuck") {
+      // a process whose stop failed is gone after all: its room is free
+      rt.proc = undefined;
+      this.feed({ type: "stopped", model, instance: proc.instance, now: this.now() });
+      return;
+    }
+    if (expected || proc.phase !== "running") return;
+    const reason = `exited unexpectedly (${how})`;
+    this.died(rt, proc, reason, new Error(`llama-server exited (${how})`));
+    this.emit({ type: "crash", model, reason: how, at });
+    this.feed({ type: "crashed", model, instance: proc.instance, reason, now: this.now() });
   }
 
   /**
@@ -594,24 +734,31 @@ export class ModelController {
    * like a crash. Its requests end with an error (streams: SSE error + [DONE]), the process is killed (SIGTERM,
    * then SIGKILL after a short grace), and the next request starts the model again.
    */
-  private onHung(model: string, run: Running, why: string): void {
+  private onHung(rt: ModelRuntime, proc: ProcessRecord, why: string): void {
+    const model = rt.model.name;
     const reason = `stopped answering its health checks (${why}); it was killed and restarts on the next request`;
-    this.exitReasons.set(model, { instance: run.instance, reason });
-    this.running.delete(model);
-    for (const a of run.aborts) a(new Error(`llama-server for '${model}' ${reason}`));
-    this.metrics?.crashed(model);
-    this.hooks.exited?.(model);
+    this.died(rt, proc, reason, new Error(`llama-server for '${model}' ${reason}`));
     this.emit({ type: "crash", model, reason: `hung: ${why}`, at: this.now() });
-    this.trackStop(this.runner.stop(run.handle, { graceMs: 1_000 }).catch(() => {}));
-    this.feed({ type: "crashed", model, instance: run.instance, reason: `hung: ${why}`, now: this.now() });
+    this.stopProcess(rt, proc, HUNG_GRACE_MS, false);
+    this.feed({ type: "crashed", model, instance: proc.instance, reason: `hung: ${why}`, now: this.now() });
   }
 
-  private appendLog(model: string, line: string): void {
-    let l = this.logs.get(model);
-    if (!l) this.logs.set(model, (l = []));
+  /** A process is lost: remember why (for its broken requests), drop it, cut its open forwards. */
+  private died(rt: ModelRuntime, proc: ProcessRecord, reason: string, cut: Error): void {
+    rt.lastExit = { instance: proc.instance, reason };
+    if (rt.proc === proc) rt.proc = undefined;
+    for (const f of proc.forwards) f.abort(cut);
+    this.metrics?.crashed(rt.model.name);
+    this.hooks.exited?.(rt.model.name);
+  }
+
+  // ---- logs, events, the timer -----------------------------------------------------------------------------
+
+  private appendLog(rt: ModelRuntime, line: string): void {
+    const l = rt.logs;
     l.push(line);
     if (l.length > this.opts.logLines) l.splice(0, l.length - this.opts.logLines);
-    if (this.listeners.size > 0) this.emit({ type: "log", model, line });
+    if (this.listeners.size > 0) this.emit({ type: "log", model: rt.model.name, line });
   }
 
   private emit(e: ProxyEvent): void {

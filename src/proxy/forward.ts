@@ -5,7 +5,9 @@
  */
 import type { ServerResponse } from "node:http";
 import { Pool, type Dispatcher } from "undici";
-import { downstreamResponseHeaders, errorBody, SSE_HEADERS, sseErrorEvent } from "./http-util.js";
+import { errorBody } from "./http/errors.js";
+import { downstreamResponseHeaders } from "./http/headers.js";
+import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 
 /** Connection options of every upstream pool: prompt processing of a long prompt can take minutes before the first
  * byte, so no header/body timeouts. */
@@ -60,176 +62,221 @@ export interface ForwardOptions {
   sseCommitted: boolean;
   /** The path the client asked for (chooses the SSE error dialect). */
   clientPath: string;
-  /** Explains a lost connection (e.g. "llama-server exited with signal SIGKILL"); may wait briefly for the cause. */
-  explainFailure?: (err: Error) => Promise<string>;
   /** Collect usage/timings from the response tail. */
   collectUsage?: boolean;
 }
 
-/** A handle to abort a forward in flight (the proxy aborts a model's requests before a forced stop). */
-export interface ForwardHandle {
-  abort(reason: Error): void;
-  done: Promise<ForwardResult>;
-}
-
 const TAIL_BYTES = 8192;
 
-export function forward(agent: Dispatcher, res: ServerResponse, o: ForwardOptions): ForwardHandle {
-  let ctrl: Dispatcher.DispatchController | undefined;
-  let pendingAbort: Error | undefined;
-  let status = 0;
-  let bytes = 0;
-  let isSse = o.sseCommitted;
-  let errorStatus = false; // an upstream error response while our SSE headers are out: turn it into an event
-  const errChunks: Buffer[] = [];
-  const tail: Buffer[] = [];
-  let tailLen = 0;
-  let settled = false;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    res.uncork();
-  };
-  const started = performance.now();
-  let ttfbMs: number | undefined;
-  let resolveDone!: (r: ForwardResult) => void;
-  const done = new Promise<ForwardResult>((r) => (resolveDone = r));
+/** Ends one tick's corked writes (a module function: the hot path allocates no closure for it). */
+function uncork(f: Forward): void {
+  f.uncork();
+}
 
-  const finish = (r: ForwardResult) => {
-    if (settled) return;
-    settled = true;
-    res.off("close", onClientClose);
-    resolveDone(r);
-  };
-  const onClientClose = () => {
-    if (!settled && !res.writableFinished) {
-      const err = new Error("client closed the connection");
-      if (ctrl) ctrl.abort(err);
-      else pendingAbort = err;
+/**
+ * One request forwarded to llama-server: the undici dispatch handler for it, and the handle to abort it (the
+ * proxy aborts a model's requests before a forced stop). `done` settles once the response is over, whatever
+ * happened. Subclasses may override `explainFailure` to say why a connection broke.
+ */
+export class Forward implements Dispatcher.DispatchHandler {
+  /** Settles when the response is over (completed, failed or aborted); never rejects. */
+  readonly done: Promise<ForwardResult>;
+  private resolveDone!: (r: ForwardResult) => void;
+  private ctrl: Dispatcher.DispatchController | undefined;
+  private pendingAbort: Error | undefined;
+  private status = 0;
+  private bytes = 0;
+  private isSse: boolean;
+  /** An upstream error response while our SSE headers are out: collected, then turned into an SSE error event. */
+  private errChunks: Buffer[] | undefined;
+  private readonly tail: Buffer[] = [];
+  private tailLen = 0;
+  private settled = false;
+  private corked = false;
+  private readonly started = performance.now();
+  private ttfbMs: number | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly o: ForwardOptions,
+  ) {
+    this.isSse = o.sseCommitted;
+    this.done = new Promise<ForwardResult>((r) => (this.resolveDone = r));
+    res.on("close", this.onClientClose);
+  }
+
+  /** Sends the request on `agent`. Throws synchronously when undici refuses it (e.g. an invalid header). */
+  start(agent: Dispatcher): this {
+    const o = this.o;
+    agent.dispatch(
+      {
+        origin: o.origin,
+        method: o.method,
+        path: o.path,
+        headers: o.headers,
+        body: o.body,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      this,
+    );
+    return this;
+  }
+
+  abort(reason: Error): void {
+    if (this.ctrl) this.ctrl.abort(reason);
+    else this.pendingAbort = reason;
+  }
+
+  /** Why the connection to llama-server broke, for the client's error message. */
+  protected explainFailure(err: Error): Promise<string> {
+    return Promise.resolve(err.message);
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.res.uncork();
+  }
+
+  // ---- undici's dispatch handler ---------------------------------------------------------------------------
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.ctrl = c;
+    if (this.pendingAbort) c.abort(this.pendingAbort);
+  }
+
+  onResponseStart(
+    c: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (statusCode < 200) return; // 1xx
+    this.status = statusCode;
+    this.ttfbMs = performance.now() - this.started;
+    const ct = String(headers["content-type"] ?? "");
+    if (this.o.sseCommitted) {
+      if (statusCode >= 400 || !ct.startsWith("text/event-stream")) this.errChunks = [];
+      return;
     }
-  };
-  res.on("close", onClientClose);
+    this.isSse = ct.startsWith("text/event-stream");
+    const h = downstreamResponseHeaders(headers);
+    if (this.isSse) {
+      Object.assign(h, SSE_HEADERS);
+      delete h["content-length"];
+    }
+    const res = this.res;
+    if (res.destroyed) {
+      c.abort(new Error("client closed the connection"));
+      return;
+    }
+    res.writeHead(statusCode, h);
+    if (this.isSse) res.flushHeaders();
+  }
 
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      ctrl = c;
-      if (pendingAbort) c.abort(pendingAbort);
-    },
-    onResponseStart(c, statusCode, headers) {
-      if (statusCode < 200) return; // 1xx
-      status = statusCode;
-      ttfbMs = performance.now() - started;
-      const ct = String(headers["content-type"] ?? "");
-      if (o.sseCommitted) {
-        if (statusCode >= 400 || !ct.startsWith("text/event-stream")) errorStatus = true;
-        return;
-      }
-      isSse = ct.startsWith("text/event-stream");
-      const h = downstreamResponseHeaders(headers);
-      if (isSse) {
-        Object.assign(h, SSE_HEADERS);
-        delete h["content-length"];
-      }
-      if (res.destroyed) {
-        c.abort(new Error("client closed the connection"));
-        return;
-      }
-      res.writeHead(statusCode, h);
-      if (isSse) res.flushHeaders();
-    },
-    onResponseData(c, chunk) {
-      if (errorStatus) {
-        errChunks.push(chunk);
-        return;
-      }
-      bytes += chunk.length;
-      if (o.collectUsage) {
-        tail.push(chunk);
-        tailLen += chunk.length;
-        while (tail.length > 1 && tailLen - tail[0]!.length >= TAIL_BYTES) tailLen -= tail.shift()!.length;
-      }
-      // coalesce what arrives in one tick (status line, headers, body, end) into one write to the socket
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
-      if (!res.write(chunk)) {
-        c.pause();
-        res.once("drain", () => c.resume());
-      }
-    },
-    onResponseEnd() {
-      if (errorStatus) {
-        const text = Buffer.concat(errChunks).toString("utf8");
-        let message = text.slice(0, 2000);
-        let code = "upstream_error";
-        try {
-          const j = JSON.parse(text) as { error?: { message?: string; type?: string } };
-          if (j.error?.message) message = j.error.message;
-          if (j.error?.type) code = j.error.type;
-        } catch {
-          // not JSON: keep the text
-        }
-        res.end(sseErrorEvent(o.clientPath, status, code, message));
-        finish({ status, completed: true, bytes, ttfbMs });
-        return;
-      }
-      const r: ForwardResult = { status, completed: true, bytes, ttfbMs };
-      if (o.collectUsage && tailLen > 0) r.usage = parseUsage(Buffer.concat(tail).toString("utf8"));
-      res.end();
-      finish(r);
-    },
-    onResponseError(_c, err) {
-      if (res.destroyed || (res.writableEnded && !res.writableFinished)) {
-        finish({ status: status || 499, completed: false, bytes, error: err, ttfbMs });
-        return;
-      }
-      void (async () => {
-        const why = o.explainFailure ? await o.explainFailure(err) : err.message;
-        if (res.destroyed) {
-          finish({ status: status || 499, completed: false, bytes, error: err, ttfbMs });
-          return;
-        }
-        const message = `The request to llama-server failed: ${why}`;
-        if (!res.headersSent) {
-          const body = errorBody(502, "upstream_failed", message);
-          res.writeHead(502, {
-            "content-type": "application/json; charset=utf-8",
-            "content-length": Buffer.byteLength(body),
-          });
-          res.end(body);
-        } else if (isSse) {
-          res.end(sseErrorEvent(o.clientPath, 502, "upstream_failed", message));
-        } else {
-          // a non-streaming body cut midway cannot be repaired: close so the client sees the truncation
-          res.destroy(err);
-        }
-        finish({ status: res.headersSent ? status || 502 : 502, completed: false, bytes, error: err, ttfbMs });
-      })();
-    },
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.errChunks) {
+      this.errChunks.push(chunk);
+      return;
+    }
+    this.bytes += chunk.length;
+    if (this.o.collectUsage) {
+      const tail = this.tail;
+      tail.push(chunk);
+      this.tailLen += chunk.length;
+      while (tail.length > 1 && this.tailLen - tail[0]!.length >= TAIL_BYTES) this.tailLen -= tail.shift()!.length;
+    }
+    const res = this.res;
+    // coalesce what arrives in one tick (status line, headers, body, end) into one write to the socket
+    if (!this.corked) {
+      this.corked = true;
+      res.cork();
+      process.nextTick(uncork, this);
+    }
+    if (!res.write(chunk)) {
+      c.pause();
+      res.once("drain", () => c.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.errChunks) {
+      this.res.end(this.upstreamErrorEvent(Buffer.concat(this.errChunks).toString("utf8")));
+      this.finish({ status: this.status, completed: true, bytes: this.bytes, ttfbMs: this.ttfbMs });
+      return;
+    }
+    const r: ForwardResult = { status: this.status, completed: true, bytes: this.bytes, ttfbMs: this.ttfbMs };
+    if (this.o.collectUsage && this.tailLen > 0) r.usage = parseUsage(Buffer.concat(this.tail).toString("utf8"));
+    this.res.end();
+    this.finish(r);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const res = this.res;
+    if (res.destroyed || (res.writableEnded && !res.writableFinished)) {
+      this.finish(this.failed(this.status || 499, err));
+      return;
+    }
+    this.explainFailure(err).then(
+      (why) => this.answerFailure(err, why),
+      () => this.answerFailure(err, err.message),
+    );
+  }
+
+  // ---- endings ---------------------------------------------------------------------------------------------
+
+  /** The client went away before the response was over: abort the upstream request (the slot frees). */
+  private readonly onClientClose = (): void => {
+    if (!this.settled && !this.res.writableFinished) this.abort(new Error("client closed the connection"));
   };
 
-  agent.dispatch(
-    {
-      origin: o.origin,
-      method: o.method,
-      path: o.path,
-      headers: o.headers,
-      body: o.body,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    },
-    handler,
-  );
+  /** Tells the client the request failed midway: a 502, an SSE error event, or (a body cut midway) a close. */
+  private answerFailure(err: Error, why: string): void {
+    const res = this.res;
+    if (res.destroyed) {
+      this.finish(this.failed(this.status || 499, err));
+      return;
+    }
+    const message = `The request to llama-server failed: ${why}`;
+    if (!res.headersSent) {
+      const body = errorBody(502, "upstream_failed", message);
+      res.writeHead(502, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+      });
+      res.end(body);
+    } else if (this.isSse) {
+      res.end(sseErrorEvent(this.o.clientPath, 502, "upstream_failed", message));
+    } else {
+      // a non-streaming body cut midway cannot be repaired: close so the client sees the truncation
+      res.destroy(err);
+    }
+    this.finish(this.failed(res.headersSent ? this.status || 502 : 502, err));
+  }
 
-  return {
-    abort(reason: Error) {
-      if (ctrl) ctrl.abort(reason);
-      else pendingAbort = reason;
-    },
-    done,
-  };
+  /** llama-server's error response as an SSE error event (our stream headers were already sent). */
+  private upstreamErrorEvent(text: string): string {
+    let message = text.slice(0, 2000);
+    let code = "upstream_error";
+    try {
+      const j = JSON.parse(text) as { error?: { message?: string; type?: string } };
+      if (j.error?.message) message = j.error.message;
+      if (j.error?.type) code = j.error.type;
+    } catch {
+      // not JSON: keep the text
+    }
+    return sseErrorEvent(this.o.clientPath, this.status, code, message);
+  }
+
+  private failed(status: number, error: Error): ForwardResult {
+    return { status, completed: false, bytes: this.bytes, error, ttfbMs: this.ttfbMs };
+  }
+
+  private finish(r: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.res.off("close", this.onClientClose);
+    this.resolveDone(r);
+  }
 }
 
 const NUM = (key: string) => new RegExp(`"${key}"\\s*:\\s*(-?[\\d.eE+-]+)`, "g");

@@ -4,14 +4,15 @@
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
 import { mkdirSync, statSync } from "node:fs";
-import { paths } from "../core/paths.js";
+import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
+import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { Registry } from "../models/registry.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
-import { buildCatalog, type Catalog, type ProxyModel } from "./catalog.js";
+import { buildCatalog, type Catalog, type CatalogInput, type ProxyModel } from "./catalog.js";
 import { loadConfigFile, resolvePath, type LoadedConfig } from "./config.js";
 import { ModelController, type ModelHooks } from "./controller.js";
 import { defaultBudgetBytes } from "./context/budget.js";
@@ -52,7 +53,7 @@ export interface ProxyOptions {
   maxQueue?: number;
   /** Disk budget of saved KV caches: "auto", a size ("20GiB"), bytes, or 0 / false = off (default auto). */
   contextCache?: string | number | false;
-  /** Folder of saved KV caches (default <cache dir>/kv-context). */
+  /** Folder of saved KV caches (default <cache dir>/kv-context, or GGLIB_CONTEXT_CACHE_DIR). */
   contextCacheDir?: string;
   /** Bounds of the saves before a stop / the restores after a load, ms (default 30 000 each). */
   contextSaveTimeoutMs?: number;
@@ -115,103 +116,223 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const log = o.log ?? (() => {});
-  // the file's stamp as read: a change made before the watcher starts still counts as a change
-  const stamp = (path: string) => {
-    try {
-      const st = statSync(path);
-      return `${st.mtimeMs}:${st.size}`;
-    } catch {
-      return "missing";
-    }
-  };
-  let configStamp = o.configPath ? stamp(o.configPath) : "";
-  let loaded: LoadedConfig | undefined = o.configPath ? loadConfigFile(o.configPath) : undefined;
-  const file = loaded?.config ?? {};
-  // flags > config file > defaults
-  const host = o.host ?? file.host ?? "127.0.0.1";
-  const port = o.port ?? file.port ?? 8080;
-  const apiKeys = o.apiKeys ?? file.apiKeys ?? [];
-  const insecure = o.insecure ?? file.insecure ?? false;
-  if (!LOOPBACK.has(host) && apiKeys.length === 0 && !insecure) {
-    throw new GglibError(
-      "invalid_config",
-      `Refusing to listen on ${host} without an API key: anyone on the network could use your models.`,
-      {
-        hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
-      },
-    );
-  }
+  const config = o.configPath ? new ConfigFile(o.configPath) : undefined;
+  const settings = resolveSettings(o, config?.loaded);
+  refuseOpenNetwork(settings);
   // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
-  const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
-  if (!runnerOptions.binaryPath && file.llamaServer && loaded)
-    runnerOptions.configuredBinary = resolvePath(loaded.baseDir, file.llamaServer);
-  const runner = o.runner ?? new LlamaServerRunner(runnerOptions);
-  const swept = runner instanceof LlamaServerRunner ? await runner.sweep() : undefined;
-  const modelsDir = o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined);
-  const ttlS = o.ttlS ?? file.ttl ?? 0;
-  const maxModels = o.maxModels ?? file.maxModels;
-  const budgetSetting = o.memoryBudget ?? file.memoryBudget ?? "auto";
-  const probe = o.probe ?? defaultSystemProbe();
-  let budgetBytes: number | undefined;
-  let budgetSource: string;
-  let measureRss = false;
-  if (budgetSetting === "auto") {
+  const { runner, swept } = await createRunner(o, config?.loaded);
+  const budget = await memoryBudget(settings.budget, o.probe ?? defaultSystemProbe());
+  const catalogInput = (): CatalogInput => ({
+    config: config?.loaded,
+    modelsDir: settings.modelsDir,
+    ttlS: settings.ttlS,
+    ...(o.registry ? { registry: o.registry } : {}),
+  });
+  const catalog = await buildCatalog(catalogInput());
+  const context = contextCache(o, config?.loaded, runner, log);
+  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache);
+  if (context.cache) {
+    const cache = context.cache;
+    cache.setMetrics(new ContextMetrics(metrics.registry, () => cache.diskBytes()));
+    cache.on((e) => controller.publish(e));
+    cache.sweep();
+  }
+  const report = startReport(catalog, settings, budget, swept, context);
+  const server = createServer(controller, metrics, settings, budget, o, log);
+  const addr = await listen(server, controller, settings);
+  preload(controller, catalog.models, log);
+  const reload = catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep());
+  const stopWatching = config && (o.watchConfig ?? true) ? watchConfig(config, reload, log) : () => {};
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`,
+    host: settings.host,
+    port: addr.port,
+    controller,
+    server,
+    report,
+    reload,
+    close(drainMs = 10_000) {
+      closing ??= (async () => {
+        stopWatching();
+        const serverClosed = server.close(drainMs + 1_000);
+        await controller.shutdown(drainMs);
+        await serverClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+// ---- the steps ---------------------------------------------------------------------------------------------
+
+/** The config file as last read, with the stamp of that read (a change made later counts as a change). */
+class ConfigFile {
+  loaded: LoadedConfig;
+  stamp: string;
+
+  constructor(readonly path: string) {
+    this.stamp = fileStamp(path);
+    this.loaded = loadConfigFile(path);
+  }
+
+  /** Reads the file again (throws on a bad file, keeping the previous one). */
+  reread(): void {
+    this.stamp = fileStamp(this.path);
+    this.loaded = loadConfigFile(this.path);
+  }
+}
+
+function fileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return "missing";
+  }
+}
+
+/** The settings in effect: flags > config file > defaults. */
+interface Settings {
+  host: string;
+  port: number;
+  apiKeys: string[];
+  insecure: boolean;
+  modelsDir: string | undefined;
+  ttlS: number;
+  maxModels: number | undefined;
+  budget: string | number;
+  maxQueue: number | undefined;
+  queueTimeoutS: number | undefined;
+  drainTimeoutS: number | undefined;
+  loadTimeoutS: number | undefined;
+  bodyLimit: string | number | undefined;
+  corsOrigins: string[] | undefined;
+  defaultModel: string | undefined;
+}
+
+function resolveSettings(o: ProxyOptions, loaded: LoadedConfig | undefined): Settings {
+  const file = loaded?.config ?? {};
+  return {
+    host: o.host ?? file.host ?? "127.0.0.1",
+    port: o.port ?? file.port ?? 8080,
+    apiKeys: o.apiKeys ?? file.apiKeys ?? [],
+    insecure: o.insecure ?? file.insecure ?? false,
+    modelsDir: o.modelsDir ?? (file.modelsDir && loaded ? resolvePath(loaded.baseDir, file.modelsDir) : undefined),
+    ttlS: o.ttlS ?? file.ttl ?? 0,
+    maxModels: o.maxModels ?? file.maxModels,
+    budget: o.memoryBudget ?? file.memoryBudget ?? "auto",
+    maxQueue: o.maxQueue ?? file.maxQueue,
+    queueTimeoutS: o.queueTimeoutS ?? file.queueTimeout,
+    drainTimeoutS: o.drainTimeoutS ?? file.drainTimeout,
+    loadTimeoutS: o.loadTimeoutS ?? file.loadTimeout,
+    bodyLimit: o.bodyLimit ?? file.bodyLimit,
+    corsOrigins: o.corsOrigins ?? file.corsOrigins,
+    defaultModel: o.defaultModel ?? file.defaultModel,
+  };
+}
+
+function refuseOpenNetwork(s: Settings): void {
+  if (LOOPBACK.has(s.host) || s.apiKeys.length > 0 || s.insecure) return;
+  throw new GglibError(
+    "invalid_config",
+    `Refusing to listen on ${s.host} without an API key: anyone on the network could use your models.`,
+    {
+      hint: "Pass --api-key KEY (or apiKeys in the config), bind 127.0.0.1, or pass --insecure if you really mean it.",
+    },
+  );
+}
+
+async function createRunner(
+  o: ProxyOptions,
+  loaded: LoadedConfig | undefined,
+): Promise<{ runner: ProcessRunner; swept: Swept | undefined }> {
+  let runner = o.runner;
+  if (!runner) {
+    const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
+    if (!runnerOptions.binaryPath && loaded?.config.llamaServer)
+      runnerOptions.configuredBinary = resolvePath(loaded.baseDir, loaded.config.llamaServer);
+    runner = new LlamaServerRunner(runnerOptions);
+  }
+  return { runner, swept: runner instanceof LlamaServerRunner ? await runner.sweep() : undefined };
+}
+
+type Swept = Awaited<ReturnType<LlamaServerRunner["sweep"]>>;
+
+interface Budget {
+  bytes: number | undefined;
+  source: string;
+  /** Measure a running server's need by its RSS (no discrete GPU) rather than its GPU memory. */
+  measureRss: boolean;
+}
+
+async function memoryBudget(setting: string | number, probe: SystemProbe): Promise<Budget> {
+  if (setting === "auto") {
     try {
       const b = await autoBudget(probe);
-      budgetBytes = b.bytes;
-      budgetSource = `auto: ${b.source}`;
-      measureRss = !/VRAM/.test(b.source);
+      return { bytes: b.bytes, source: `auto: ${b.source}`, measureRss: !/VRAM/.test(b.source) };
     } catch (e) {
-      budgetSource = `auto: could not read free memory (${(e as Error).message}); no memory limit`;
+      return {
+        bytes: undefined,
+        source: `auto: could not read free memory (${(e as Error).message}); no memory limit`,
+        measureRss: false,
+      };
     }
-  } else {
-    budgetBytes = parseSize(budgetSetting);
-    budgetSource = "configured";
-    // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
-    const machine = await autoBudget(probe).catch(() => undefined);
-    measureRss = !machine || !/VRAM/.test(machine.source);
   }
+  // measure what servers use the way the machine counts it: RSS without a discrete GPU, else GPU memory
+  const machine = await autoBudget(probe).catch(() => undefined);
+  return { bytes: parseSize(setting), source: "configured", measureRss: !machine || !/VRAM/.test(machine.source) };
+}
 
-  const catalogInput = () => ({ config: loaded, modelsDir, ttlS, ...(o.registry ? { registry: o.registry } : {}) });
-  const catalog = await buildCatalog(catalogInput());
-
-  const snapshotRef: { c?: ModelController } = {};
-  const metrics = new ProxyMetrics({
+function createController(
+  runner: ProcessRunner,
+  catalog: Catalog,
+  s: Settings,
+  budget: Budget,
+  o: ProxyOptions,
+  log: (line: string) => void,
+  context: ContextCache | undefined,
+): { controller: ModelController; metrics: ProxyMetrics } {
+  const metrics: ProxyMetrics = new ProxyMetrics({
+    // read only when /metrics is scraped, after the controller exists
     snapshot: () =>
-      (snapshotRef.c?.status() ?? []).map((s) => ({
-        name: s.name,
-        state: s.state,
-        queued: s.queued,
-        inFlight: s.inFlight,
-        bytes: s.measuredBytes ?? s.estimatedBytes,
+      controller.status().map((st) => ({
+        name: st.name,
+        state: st.state,
+        queued: st.queued,
+        inFlight: st.inFlight,
+        bytes: st.measuredBytes ?? st.estimatedBytes,
       })),
   });
-  const context = setUpContextCache(o, file.contextCache, runner, metrics, log);
-  const controller = new ModelController(
+  const controller: ModelController = new ModelController(
     runner,
     catalog.models,
     {
-      ...(context.cache ? { hooks: contextHooks(context.cache) } : {}),
-      maxModels,
-      budgetBytes,
-      ttlMs: ttlS * 1000,
-      maxQueuePerModel: o.maxQueue ?? file.maxQueue,
-      queueTimeoutMs: secs(o.queueTimeoutS ?? file.queueTimeout),
-      drainTimeoutMs: secs(o.drainTimeoutS ?? file.drainTimeout),
-      loadTimeoutMs: secs(o.loadTimeoutS ?? file.loadTimeout),
+      maxModels: s.maxModels,
+      budgetBytes: budget.bytes,
+      ttlMs: s.ttlS * 1000,
+      maxQueuePerModel: s.maxQueue,
+      queueTimeoutMs: secs(s.queueTimeoutS),
+      drainTimeoutMs: secs(s.drainTimeoutS),
+      loadTimeoutMs: secs(s.loadTimeoutS),
       stopGraceMs: o.stopGraceMs,
-      measureRss,
+      measureRss: budget.measureRss,
+      log,
+      ...(context ? { hooks: contextHooks(context) } : {}),
     },
     metrics,
   );
-  snapshotRef.c = controller;
-  if (context.cache) {
-    context.cache.on((e) => controller.publish(e));
-    context.cache.sweep();
-  }
-  const bodyLimitSetting = o.bodyLimit ?? file.bodyLimit;
-  const corsOrigins = o.corsOrigins ?? file.corsOrigins;
-  const defaultModel = o.defaultModel ?? file.defaultModel;
+  return { controller, metrics };
+}
+
+function startReport(
+  catalog: Catalog,
+  s: Settings,
+  budget: Budget,
+  swept: Swept | undefined,
+  context: { cache?: ContextCache; off?: string },
+): StartReport {
   const report: StartReport = {
     models: catalog.models.map((m) => ({
       name: m.name,
@@ -223,148 +344,145 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       preload: m.preload,
     })),
     clashes: catalog.clashes.map((c) => c.message),
-    warnings: [
-      ...catalog.warnings,
-      ...(swept && swept.killed.length > 0
-        ? [`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`]
-        : []),
-    ],
-    budget: { bytes: budgetBytes ?? null, source: budgetSource },
-    maxModels: maxModels ?? null,
+    warnings: [...catalog.warnings],
+    budget: { bytes: budget.bytes ?? null, source: budget.source },
+    maxModels: s.maxModels ?? null,
     contextCache: context.cache
       ? { dir: context.cache.store.root, budgetBytes: context.cache.budgetBytes }
       : { off: context.off ?? "off" },
   };
-  if (defaultModel && !catalog.models.some((m) => m.name === defaultModel || m.aliases.includes(defaultModel))) {
-    report.warnings.push(`defaultModel '${defaultModel}' is not one of the models`);
-  }
+  if (swept && swept.killed.length > 0)
+    report.warnings.push(`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`);
+  const d = s.defaultModel;
+  if (d && !catalog.models.some((m) => m.name === d || m.aliases.includes(d)))
+    report.warnings.push(`defaultModel '${d}' is not one of the models`);
+  return report;
+}
+
+function createServer(
+  controller: ModelController,
+  metrics: ProxyMetrics,
+  s: Settings,
+  budget: Budget,
+  o: ProxyOptions,
+  log: (line: string) => void,
+): ProxyServer {
   const startedAt = Date.now();
-  const server = new ProxyServer(controller, metrics, {
-    host,
-    port,
-    apiKeys,
-    ...(corsOrigins ? { corsOrigins } : {}),
-    ...(bodyLimitSetting !== undefined ? { bodyLimit: parseSize(bodyLimitSetting) } : {}),
-    ...(defaultModel ? { defaultModel } : {}),
+  return new ProxyServer(controller, metrics, {
+    host: s.host,
+    port: s.port,
+    apiKeys: s.apiKeys,
+    ...(s.corsOrigins ? { corsOrigins: s.corsOrigins } : {}),
+    ...(s.bodyLimit !== undefined ? { bodyLimit: parseSize(s.bodyLimit) } : {}),
+    ...(s.defaultModel ? { defaultModel: s.defaultModel } : {}),
     ...(o.keepAliveMs ? { keepAliveMs: o.keepAliveMs } : {}),
     ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
     ...(o.requestTimeoutMs ? { requestTimeoutMs: o.requestTimeoutMs } : {}),
     info: () => ({
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
-      budget: { bytes: budgetBytes ?? null, source: budgetSource, usedBytes: controller.scheduler.usedBytes() },
-      maxModels: maxModels ?? null,
+      budget: { bytes: budget.bytes ?? null, source: budget.source, usedBytes: controller.scheduler.usedBytes() },
+      maxModels: s.maxModels ?? null,
     }),
     log,
   });
-  let addr;
+}
+
+/** Listens; on failure stops what was started and says why (a port in use, most often). */
+async function listen(server: ProxyServer, controller: ModelController, s: Settings): Promise<AddressInfo> {
   try {
-    addr = await server.listen();
+    return await server.listen();
   } catch (e) {
     await controller.shutdown(0);
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === "EADDRINUSE") {
-      throw new GglibError("port_in_use", `Port ${port} on ${host} is already in use.`, {
+    if ((e as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new GglibError("port_in_use", `Port ${s.port} on ${s.host} is already in use.`, {
         hint: "Pick another with --port, or stop what is using it.",
       });
     }
     throw e;
   }
-  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+}
 
-  // Preload.
-  for (const m of catalog.models) {
+function preload(controller: ModelController, models: readonly ProxyModel[], log: (line: string) => void): void {
+  for (const m of models) {
     if (!m.preload) continue;
     controller.load(m.name).then(
       () => log(`preloaded ${m.name}`),
       (e: unknown) => log(`preload of ${m.name} failed: ${(e as Error).message}`),
     );
   }
+}
 
-  let current: Catalog = catalog;
+/** Reloads the catalog (config file + models folder), one reload at a time; new preload models are loaded. */
+function catalogReloader(
+  controller: ModelController,
+  initial: Catalog,
+  config: ConfigFile | undefined,
+  catalogInput: () => CatalogInput,
+  reloaded: () => void,
+): () => Promise<ReloadReport> {
+  let current = initial;
   let reloading: Promise<ReloadReport> | undefined;
-  const reload = async (): Promise<ReloadReport> => {
+  const once = async (): Promise<ReloadReport> => {
+    config?.reread();
+    const next = await buildCatalog(catalogInput());
+    const diff = diffCatalogs(current.models, next.models);
+    controller.updateCatalog(next.models);
+    current = next;
+    reloaded();
+    for (const m of next.models) {
+      if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
+    }
+    return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
+  };
+  return async () => {
     if (reloading) return reloading;
-    reloading = (async () => {
-      if (o.configPath) {
-        configStamp = stamp(o.configPath);
-        loaded = loadConfigFile(o.configPath);
-      }
-      const next = await buildCatalog(catalogInput());
-      const diff = diffCatalogs(current.models, next.models);
-      controller.updateCatalog(next.models);
-      current = next;
-      context.cache?.sweep();
-      for (const m of next.models) {
-        if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
-      }
-      return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
-    })();
+    reloading = once();
     try {
       return await reloading;
     } finally {
       reloading = undefined;
     }
   };
+}
 
-  // polled against the stamp of the last read (fs.watch misses editors' rename-over writes; watchFile compares with
-  // its own first stat, so a write between our read and that stat would be lost)
-  const watch = o.configPath && (o.watchConfig ?? true);
-  let watcher: NodeJS.Timeout | undefined;
-  if (watch) {
-    let timer: NodeJS.Timeout | undefined;
-    watcher = setInterval(() => {
-      const now = stamp(o.configPath!);
-      if (now === configStamp) return;
-      configStamp = now;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        reload().then(
-          (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
-          (e: unknown) =>
-            log(
-              `config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`,
-            ),
-        );
-      }, 200);
-    }, 500);
-    watcher.unref();
-  }
-
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    host,
-    port: addr.port,
-    controller,
-    server,
-    report,
-    reload,
-    close(drainMs = 10_000) {
-      closing ??= (async () => {
-        if (watcher) clearInterval(watcher);
-        const serverClosed = server.close(drainMs + 1_000);
-        await controller.shutdown(drainMs);
-        await serverClosed;
-      })();
-      return closing;
-    },
+/**
+ * Reloads when the config file changes, polled against the stamp of the last read (fs.watch misses editors'
+ * rename-over writes; watchFile compares with its own first stat, so a write between our read and that stat
+ * would be lost). Returns the function that stops watching.
+ */
+function watchConfig(config: ConfigFile, reload: () => Promise<ReloadReport>, log: (line: string) => void) {
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = setInterval(() => {
+    const now = fileStamp(config.path);
+    if (now === config.stamp) return;
+    config.stamp = now;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      reload().then(
+        (r) => log(`config reloaded: +[${r.added.join(", ")}] -[${r.removed.join(", ")}] ~[${r.changed.join(", ")}]`),
+        (e: unknown) =>
+          log(
+            `config reload failed, keeping the previous models: ${e instanceof GglibError ? e.describe() : String(e)}`,
+          ),
+      );
+    }, 200);
+  }, 500);
+  watcher.unref();
+  return () => {
+    clearInterval(watcher);
+    if (timer) clearTimeout(timer);
   };
 }
 
 /** The context cache, unless turned off (0 / false) or the runner cannot say which llama-server it runs. */
-function setUpContextCache(
+function contextCache(
   o: ProxyOptions,
-  fileSetting: string | number | false | undefined,
+  loaded: LoadedConfig | undefined,
   runner: ProcessRunner,
-  metrics: ProxyMetrics,
   log: (line: string) => void,
 ): { cache?: ContextCache; off?: string } {
-  const setting = o.contextCache ?? fileSetting ?? "auto";
-  if (
-    setting === false ||
-    setting === 0 ||
-    (typeof setting === "string" && /^\s*0+(\.0*)?\s*[kKmMgGtT]?i?[bB]?\s*$/.test(setting))
-  )
+  const setting = o.contextCache ?? loaded?.config.contextCache ?? "auto";
+  if (setting === false || (setting !== "auto" && parseSize(setting) === 0))
     return { off: "turned off (contextCache: 0)" };
   if (!(runner instanceof LlamaServerRunner)) return { off: "the process runner is not a LlamaServerRunner" };
   const root = o.contextCacheDir ?? paths.contextCacheDir();
@@ -375,13 +493,12 @@ function setUpContextCache(
   }
   const budgetBytes = setting === "auto" ? defaultBudgetBytes(diskFreeBytes(root) ?? 0) : parseSize(setting);
   if (!(budgetBytes > 0)) return { off: "no disk space for it (budget 0)" };
-  const cache: ContextCache = new ContextCache({
+  const cache = new ContextCache({
     root,
     budgetBytes,
     binaryInfo: () => runner.binaryInfo(),
     ...(o.contextSaveTimeoutMs !== undefined ? { saveTimeoutMs: o.contextSaveTimeoutMs } : {}),
     ...(o.contextRestoreTimeoutMs !== undefined ? { restoreTimeoutMs: o.contextRestoreTimeoutMs } : {}),
-    metrics: new ContextMetrics(metrics.registry, (): number => cache.diskBytes()),
     log,
   });
   return { cache };

@@ -16,8 +16,14 @@
  * - TTL: a ready model idle (no request in flight) for its TTL since the end of its last request is stopped;
  * - limits: `maxQueuePerModel` waiting requests per model, `queueTimeoutMs` per request → 503 with Retry-After;
  * - a failed load rejects its waiters with the reason and backs off (cooldown doubles per failure, bounded);
- * - a crash marks the model unloaded at once; the next request starts it again.
+ * - a crash marks the model unloaded at once; the next request starts it again;
+ * - a stop that failed (the process survived SIGKILL) leaves the model "stuck": its room stays counted, its
+ *   requests are refused, and only the process's exit frees it.
+ *
+ * Which models to evict is the policy in eviction.ts. Rejections carry a code and its data; the words a client
+ * reads are written by the HTTP layer (http/rejections.ts).
  */
+import { fits, isFreeing, planRoom } from "./eviction.js";
 
 export type ModelStatus =
   | "unloaded"
@@ -29,7 +35,9 @@ export type ModelStatus =
   | "draining"
   | "stopping"
   /** The last load failed; until `cooldownUntil` requests are refused with the reason. */
-  | "failed";
+  | "failed"
+  /** Its stop failed: the process may still hold its memory. Refuses requests; the process's exit frees it. */
+  | "stuck";
 
 /** What the scheduler needs to know about a model (from the catalog). */
 export interface ModelSpec {
@@ -77,6 +85,8 @@ export type SchedulerEvent =
   | { type: "loadFailed"; model: string; instance: number; reason: string; now: number }
   /** A stop we asked for has completed (the process is gone). */
   | { type: "stopped"; model: string; instance: number; now: number }
+  /** A stop we asked for failed: the process did not exit (e.g. it survived SIGKILL). */
+  | { type: "stopFailed"; model: string; instance: number; reason: string; now: number }
   /** The process exited without being asked to. */
   | { type: "crashed"; model: string; instance: number; reason: string; now: number }
   | { type: "memoryMeasured"; model: string; instance: number; bytes: number; now: number }
@@ -94,19 +104,34 @@ export type SchedulerAction =
   /** Stop the model's process. `abort`: cut its requests in flight first (only shutdown/forced unload). */
   | { type: "stop"; model: string; instance: number; reason: StopReason; abort: boolean }
   | { type: "dispatch"; id: string; model: string; instance: number; kind: WaiterKind }
-  | {
-      type: "reject";
-      id: string;
-      model: string;
-      kind: WaiterKind;
-      status: number;
-      code: string;
-      message: string;
-      retryAfterS?: number;
-    }
+  | RejectAction
   | { type: "state"; model: string; from: ModelStatus; to: ModelStatus; reason?: string }
   /** A model's spec was removed from the catalog and its process is gone. */
   | { type: "forgotten"; model: string };
+
+/** Why a request was refused: a code and its data (the HTTP layer writes the words). */
+export type Rejection =
+  | { code: "model_not_found"; removed?: boolean }
+  | { code: "shutting_down" }
+  | { code: "queue_full"; queued: number }
+  | { code: "queue_timeout"; timeoutS: number; waitingForRoom: boolean }
+  /** `failures` is set while the model cools down after failed loads. */
+  | { code: "model_load_failed"; reason: string; failures?: number }
+  | { code: "model_unloaded" }
+  | { code: "model_busy"; victim: string; drainS: number }
+  | { code: "model_stop_failed"; reason: string };
+
+export type RejectionCode = Rejection["code"];
+
+/** A waiting request refused, with the HTTP status and Retry-After that go with it. */
+export type RejectAction = {
+  type: "reject";
+  id: string;
+  model: string;
+  kind: WaiterKind;
+  status: number;
+  retryAfterS?: number;
+} & Rejection;
 
 export interface ModelState {
   spec: ModelSpec;
@@ -116,7 +141,6 @@ export interface ModelState {
   inFlight: number;
   /** End of the last request (or its start while one is in flight), ms. */
   lastUsed: number;
-  readyAt: number;
   measuredBytes?: number;
   failures: number;
   cooldownUntil: number;
@@ -159,7 +183,10 @@ const DEFAULTS = {
 };
 
 /** States that occupy room (count and memory). */
-const OCCUPYING: ReadonlySet<ModelStatus> = new Set(["pending", "loading", "ready", "draining", "stopping"]);
+const OCCUPYING: ReadonlySet<ModelStatus> = new Set(["pending", "loading", "ready", "draining", "stopping", "stuck"]);
+
+/** How long a client is told to wait before retrying a model whose stop failed, s. */
+const STUCK_RETRY_S = 30;
 
 export class Scheduler {
   readonly options: Required<SchedulerOptions>;
@@ -200,6 +227,9 @@ export class Scheduler {
         break;
       case "stopped":
         this.onStopped(event.model, event.instance, event.now);
+        break;
+      case "stopFailed":
+        this.onStopFailed(event.model, event.instance, event.reason);
         break;
       case "crashed":
         this.onCrashed(event.model, event.instance, event.reason, event.now);
@@ -247,8 +277,7 @@ export class Scheduler {
   /** Bytes a model counts for: measured when known, else the estimate. */
   need(name: string): number {
     const m = this.models.get(name);
-    if (!m) return 0;
-    return m.measuredBytes ?? m.spec.estimateBytes;
+    return m ? this.needOf(m) : 0;
   }
 
   /** TTL in ms that applies to a model (0 = none). */
@@ -285,11 +314,15 @@ export class Scheduler {
   private onRequest(id: string, name: string, now: number, kind: WaiterKind, activity: boolean): void {
     const m = this.models.get(name);
     if (!m) {
-      this.reject({ id, model: name, kind }, 404, "model_not_found", `Model '${name}' is not known.`);
+      this.reject({ id, model: name, kind }, 404, { code: "model_not_found" });
       return;
     }
     if (this.closing) {
-      this.reject({ id, model: name, kind }, 503, "shutting_down", "The proxy is shutting down.", 5);
+      this.reject({ id, model: name, kind }, 503, { code: "shutting_down" }, 5);
+      return;
+    }
+    if (m.status === "stuck") {
+      this.reject({ id, model: name, kind }, 503, this.stuckRejection(m), STUCK_RETRY_S);
       return;
     }
     if (m.status === "ready") {
@@ -306,8 +339,7 @@ export class Scheduler {
       this.reject(
         { id, model: name, kind },
         503,
-        "queue_full",
-        `Too many requests are waiting for model '${name}' (${queued}). Retry shortly.`,
+        { code: "queue_full", queued },
         retryAfter(this.options.queueTimeoutMs / 10),
       );
       return;
@@ -332,7 +364,6 @@ export class Scheduler {
     m.failures = 0;
     m.cooldownUntil = 0;
     m.lastError = undefined;
-    m.readyAt = now;
     m.lastUsed = now;
     m.loads++;
     this.setStatus(m, "ready");
@@ -353,7 +384,7 @@ export class Scheduler {
     m.measuredBytes = undefined;
     this.setStatus(m, "failed", reason);
     for (const w of this.takeWaiters(name)) {
-      this.reject(w, 502, "model_load_failed", `Model '${name}' failed to load: ${reason}`, retryAfter(cooldown));
+      this.reject(w, 502, { code: "model_load_failed", reason }, retryAfter(cooldown));
     }
     this.afterGone(m);
   }
@@ -366,6 +397,17 @@ export class Scheduler {
     this.clearRunning(m);
     this.setStatus(m, "unloaded");
     this.afterGone(m);
+  }
+
+  private onStopFailed(name: string, instance: number, reason: string): void {
+    const m = this.models.get(name);
+    if (!m || m.instance !== instance) return;
+    // a hung server is marked gone at once (crashed) and its kill may fail later: it is stuck all the same
+    if (m.status !== "stopping" && m.status !== "unloaded") return;
+    this.clearRunning(m);
+    m.lastError = reason;
+    this.setStatus(m, "stuck", reason);
+    for (const w of this.takeWaiters(name)) this.reject(w, 503, this.stuckRejection(m), STUCK_RETRY_S);
   }
 
   private onCrashed(name: string, instance: number, reason: string, now: number): void {
@@ -388,7 +430,7 @@ export class Scheduler {
     const m = this.models.get(name);
     if (!m) return;
     for (const w of this.takeWaiters(name)) {
-      this.reject(w, 503, "model_unloaded", `Model '${name}' was unloaded by request.`, 1);
+      this.reject(w, 503, { code: "model_unloaded" }, 1);
     }
     this.unloadModel(m, "unload", now);
   }
@@ -425,7 +467,7 @@ export class Scheduler {
       if (!spec) {
         m.removed = true;
         for (const w of this.takeWaiters(m.spec.name)) {
-          this.reject(w, 404, "model_not_found", `Model '${m.spec.name}' was removed from the configuration.`);
+          this.reject(w, 404, { code: "model_not_found", removed: true });
         }
         this.unloadModel(m, "removed", now);
         continue;
@@ -457,12 +499,14 @@ export class Scheduler {
       this.queue = this.queue.filter((w) => w.deadline > now);
       for (const w of expired) {
         const m = this.models.get(w.model);
-        const why = m?.status === "pending" ? " (waiting for other models to finish their requests)" : "";
         this.reject(
           w,
           503,
-          "queue_timeout",
-          `Model '${w.model}' was not ready within ${Math.round(this.options.queueTimeoutMs / 1000)} s${why}. Retry later.`,
+          {
+            code: "queue_timeout",
+            timeoutS: Math.round(this.options.queueTimeoutMs / 1000),
+            waitingForRoom: m?.status === "pending",
+          },
           retryAfter(this.options.queueTimeoutMs / 10),
         );
       }
@@ -492,7 +536,7 @@ export class Scheduler {
 
   private onShutdown(now: number): void {
     this.closing = true;
-    for (const w of this.queue) this.reject(w, 503, "shutting_down", "The proxy is shutting down.", 5);
+    for (const w of this.queue) this.reject(w, 503, { code: "shutting_down" }, 5);
     this.queue = [];
     for (const m of this.models.values()) {
       if (m.status === "pending") this.setStatus(m, "unloaded", "shutdown");
@@ -523,7 +567,7 @@ export class Scheduler {
     for (const w of this.queue) {
       const m = this.models.get(w.model);
       if (!m) {
-        this.reject(w, 404, "model_not_found", `Model '${w.model}' is not known.`);
+        this.reject(w, 404, { code: "model_not_found" });
         continue;
       }
       if (m.status === "failed") {
@@ -542,48 +586,29 @@ export class Scheduler {
     this.queue = remaining;
   }
 
-  /** Try to start an unloaded/pending model: start now, keep waiting for room, or choose models to evict. */
+  /** Try to start an unloaded/pending model: start now, keep waiting for room, or evict what the policy chose. */
   private makeRoom(m: ModelState, now: number): void {
-    const others = [...this.models.values()].filter((o) => o !== m && OCCUPYING.has(o.status));
-    if (this.fits([...others, m], m)) {
+    const holding = [...this.models.values()].filter((o) => o !== m && OCCUPYING.has(o.status));
+    const plan = planRoom(m, holding, this.options, this.needOf);
+    if (plan.kind === "start") {
       this.start(m);
       return;
     }
-    const freeing = (o: ModelState) => o.status === "stopping" || o.status === "draining";
-    let stay = others.filter((o) => !freeing(o));
-    if (!this.fits([...stay, m], m)) {
-      const candidates = stay
-        .filter((o) => o.status === "ready" && !o.spec.pinned)
-        .sort((a, b) => (a.inFlight === 0 ? 0 : 1) - (b.inFlight === 0 ? 0 : 1) || a.lastUsed - b.lastUsed);
-      const victims: ModelState[] = [];
-      for (const c of candidates) {
-        if (this.fits([...stay, m], m)) break;
-        victims.push(c);
-        stay = stay.filter((o) => o !== c);
-      }
-      if (!this.fits([...stay, m], m)) {
-        // Cannot fit even with every evictable model gone (pinned/loading models hold the room): wait without
-        // evicting anything; the room may free up (TTL, unload, a load finishing) before the deadline.
-        if (m.status === "pending") this.setStatus(m, "unloaded", "no room");
-        return;
-      }
-      for (const v of victims) {
-        if (v.inFlight === 0) this.stop(v, "evict", false);
-        else this.drain(v, "evict", now);
-      }
+    if (plan.kind === "noRoom") {
+      // Cannot fit even with every evictable model gone (pinned/loading/stuck models hold the room): wait without
+      // evicting anything; the room may free up (TTL, unload, a load finishing) before the deadline.
+      if (m.status === "pending") this.setStatus(m, "unloaded", "no room");
+      return;
+    }
+    for (const v of plan.victims) {
+      if (v.inFlight === 0) this.stop(v, "evict", false);
+      else this.drain(v, "evict", now);
     }
     // The victims' stops are under way (or they drain first); the model starts when they report stopped.
     if (m.status !== "pending") this.setStatus(m, "pending", "waiting for room");
   }
 
-  /** Whether `set` (which includes `target`) fits the limits. */
-  private fits(set: readonly ModelState[], target: ModelState): boolean {
-    if (set.length > this.options.maxModels) return false;
-    const bytes = set.reduce((s, o) => s + this.need(o.spec.name), 0);
-    if (bytes <= this.options.budgetBytes) return true;
-    // A model bigger than the budget may still run alone.
-    return set.length === 1 && set[0] === target;
-  }
+  private readonly needOf = (m: ModelState): number => m.measuredBytes ?? m.spec.estimateBytes;
 
   // ---- helpers -------------------------------------------------------------------------------------------
 
@@ -617,14 +642,8 @@ export class Scheduler {
     this.actions.push({ type: "dispatch", id: w.id, model: m.spec.name, instance: m.instance, kind: w.kind });
   }
 
-  private reject(
-    w: Pick<Waiter, "id" | "model" | "kind">,
-    status: number,
-    code: string,
-    message: string,
-    retryAfterS?: number,
-  ): void {
-    const a: SchedulerAction = { type: "reject", id: w.id, model: w.model, kind: w.kind, status, code, message };
+  private reject(w: Pick<Waiter, "id" | "model" | "kind">, status: number, why: Rejection, retryAfterS?: number): void {
+    const a: RejectAction = { type: "reject", id: w.id, model: w.model, kind: w.kind, status, ...why };
     if (retryAfterS !== undefined) a.retryAfterS = retryAfterS;
     this.actions.push(a);
   }
@@ -633,10 +652,13 @@ export class Scheduler {
     this.reject(
       w,
       503,
-      "model_load_failed",
-      `Model '${m.spec.name}' failed to load ${m.failures} time(s); retrying after a cooldown. Last error: ${m.lastError ?? "unknown"}`,
+      { code: "model_load_failed", reason: m.lastError ?? "unknown", failures: m.failures },
       retryAfter(m.cooldownUntil - now),
     );
+  }
+
+  private stuckRejection(m: ModelState): Rejection {
+    return { code: "model_stop_failed", reason: m.lastError ?? "its process did not exit" };
   }
 
   private takeWaiters(name: string): Waiter[] {
@@ -695,16 +717,13 @@ export class Scheduler {
   private abandonPending(victim: string, now: number): void {
     for (const m of this.models.values()) {
       if (m.status !== "pending") continue;
-      const others = [...this.models.values()].filter(
-        (o) => o !== m && OCCUPYING.has(o.status) && o.status !== "stopping" && o.status !== "draining",
-      );
-      if (this.fits([...others, m], m)) continue;
+      const others = [...this.models.values()].filter((o) => o !== m && OCCUPYING.has(o.status) && !isFreeing(o));
+      if (fits([...others, m], m, this.options, this.needOf)) continue;
       for (const w of this.takeWaiters(m.spec.name)) {
         this.reject(
           w,
           503,
-          "model_busy",
-          `Model '${m.spec.name}' needs the room of '${victim}', which still had requests running after ${Math.round(this.options.drainTimeoutMs / 1000)} s. Retry later.`,
+          { code: "model_busy", victim, drainS: Math.round(this.options.drainTimeoutMs / 1000) },
           retryAfter(this.options.drainTimeoutMs / 10),
         );
       }
@@ -732,7 +751,6 @@ function newModelState(spec: ModelSpec): ModelState {
     instance: 0,
     inFlight: 0,
     lastUsed: 0,
-    readyAt: 0,
     failures: 0,
     cooldownUntil: 0,
     loads: 0,

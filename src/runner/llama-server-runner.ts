@@ -11,13 +11,12 @@ import {
 } from "../core/config.js";
 import { GglibError, isGglibError } from "../core/errors.js";
 import type { ServerEvent, ServerEventListener } from "../core/events.js";
-import type { HealthStatus, LoadProgress, ServerHandle, ServerHealth, ServerState } from "../core/handle.js";
+import type { ServerHandle, ServerHealth } from "../core/handle.js";
 import { paths } from "../core/paths.js";
 import type { ProcessRunner, StartOptions, StopOptions } from "../core/ports.js";
 import { buildServerArgs, childEnv, modelNameOf } from "../llama/args.js";
 import { resolveLlamaServer } from "../llama/binary.js";
 import { probeCapabilities, type LlamaCapabilities } from "../llama/capabilities.js";
-import type { ReadyInfo } from "../process/child-protocol.js";
 import { HealthMonitor } from "../process/health-monitor.js";
 import { findPdeathsigWrapper, ManagedServer, type ExitInfo } from "../process/managed-server.js";
 import { removePidfile, sweepOrphans, writePidfile, type SweepResult } from "../process/pidfile.js";
@@ -51,18 +50,6 @@ export interface RunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** Tries on another port when llama-server cannot bind the chosen one (default 5). */
   portRetries?: number;
-}
-
-/** What the runner knows about one server, for status pages. */
-export interface ServerInfo {
-  handle: ServerHandle;
-  state: ServerState;
-  health: HealthStatus;
-  progress?: LoadProgress;
-  loadMs?: number;
-  readyInfo?: ReadyInfo;
-  exit?: ExitInfo;
-  config: ServerConfig;
 }
 
 interface Entry {
@@ -345,22 +332,6 @@ export class LlamaServerRunner implements ProcessRunner {
 
   listRunning(): ServerHandle[] {
     return [...this.servers.values()].filter((e) => !e.server.hasExited()).map((e) => e.server.handle);
-  }
-
-  info(handle: ServerHandle | string): ServerInfo | undefined {
-    const e = this.anyEntry(handle);
-    if (!e) return undefined;
-    const s = e.server;
-    return {
-      handle: s.handle,
-      state: s.state,
-      health: s.health,
-      progress: s.progress,
-      loadMs: s.loadMs,
-      readyInfo: s.readyInfo,
-      exit: s.exitInfo,
-      config: e.config,
-    };
   }
 
   logs(handle: ServerHandle | string, lines?: number): string[] {

@@ -1,18 +1,15 @@
 import os from "node:os";
 import { readTextFile, runCommand } from "./exec.js";
+import { readNvcc, readNvidiaGpus, readVulkan } from "./gpu-tools.js";
 import {
   appleGpuShareBytes,
-  NVIDIA_SMI_QUERY_ARGS,
   parseCgroupMemoryLimit,
-  parseNvccVersion,
   parseNvidiaSmiCudaVersion,
-  parseNvidiaSmiQuery,
   parseProcCpuinfo,
   parseProcMeminfo,
   parseRocmSmi,
   parseSysctl,
   parseVmStat,
-  parseVulkaninfoSummary,
   SYSCTL_KEYS,
   type SysctlReading,
   type VulkanSummary,
@@ -269,23 +266,15 @@ export class DefaultSystemProbe implements SystemProbe {
         cpu.simd = r.reading.simd;
       }
     }
-    const vk = await this.exec("vulkaninfo", ["--summary"]);
-    const vulkanTool: ToolStatus = { name: "vulkaninfo", present: !vk.notFound };
-    let vulkan: VulkanSummary | undefined;
-    if (!vk.notFound) {
-      // vulkaninfo exits non-zero when no driver is installed (ERROR_INCOMPATIBLE_DRIVER) yet prints a summary.
-      vulkan = parseVulkaninfoSummary(vk.stdout);
-      if (!vk.ok && vulkan.gpus.length === 0) vulkanTool.error = vk.error ?? "no Vulkan devices";
-    }
+    const run: RunCommand = (c, a) => this.exec(c, a);
+    const { summary: vulkan, tool: vulkanTool } = await readVulkan(run);
     let nvccTool: ToolStatus | undefined;
     let cudaToolkitVersion: string | undefined;
     let cudaDriverVersion: string | undefined;
     if (d.platform !== "darwin") {
-      const [nvcc, smi] = await Promise.all([this.exec("nvcc", ["--version"]), this.exec("nvidia-smi", [])]);
-      if (!nvcc.notFound) {
-        nvccTool = { name: "nvcc", present: true };
-        cudaToolkitVersion = parseNvccVersion(nvcc.stdout);
-      }
+      const [nvcc, smi] = await Promise.all([readNvcc(run, ["nvcc"]), this.exec("nvidia-smi", [])]);
+      nvccTool = nvcc.tool;
+      cudaToolkitVersion = nvcc.version;
       if (smi.ok) cudaDriverVersion = parseNvidiaSmiCudaVersion(smi.stdout);
     }
     const out: StaticPart = { cpu, vulkanTool };
@@ -341,13 +330,7 @@ export class DefaultSystemProbe implements SystemProbe {
   }
 
   private async readNvidia(): Promise<GpuReading> {
-    const r = await this.exec("nvidia-smi", NVIDIA_SMI_QUERY_ARGS);
-    const tool: ToolStatus = { name: "nvidia-smi", present: !r.notFound };
-    if (r.notFound) return { gpus: [], tools: [tool] };
-    const gpus = r.ok ? parseNvidiaSmiQuery(r.stdout) : [];
-    // "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver" → present, but no GPU.
-    if (!r.ok) tool.error = r.error ?? "failed";
-    else if (gpus.length === 0) tool.error = "no GPU listed";
+    const { gpus, tool } = await readNvidiaGpus((c, a) => this.exec(c, a));
     return { gpus, tools: [tool] };
   }
 

@@ -143,7 +143,7 @@ export interface CommandResult {
 export type RunCommand = (
   cmd: string,
   args: readonly string[],
-  options?: { timeoutMs?: number },
+  options?: { timeoutMs?: number; env?: NodeJS.ProcessEnv },
 ) => Promise<CommandResult>;
 /** Reads a text file; undefined when it does not exist or cannot be read. */
 export type ReadTextFile = (path: string) => Promise<string | undefined>;

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { tinyModelDocument, writeTinyModel, type TinyModelOptions } from "../support/tiny-models.js";
-import { GgufValue, writeGguf, type GgufTensor } from "../../src/gguf/writer.js";
+import { GgufValue, writeGguf, type GgufTensor } from "../support/gguf-writer.js";
 import { readModelMetadata } from "../../src/gguf/reader.js";
 import { estimateMemory, parseLlamaMemoryLog, type EstimateMemoryInput } from "../../src/models/estimator.js";
 

@@ -17,13 +17,13 @@ import OpenAI from "openai";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { writeTinyModel } from "../support/tiny-models.js";
 import { killQuietly, pidsWithArg } from "../support/procs.js";
-import { writeFakeLlamaProject } from "../fixtures/releases/fake-llama-project.js";
+import { writeFakeLlamaProject } from "../support/fake-llama-project.js";
 import {
   assetName,
   hostCpuAssetSuffix,
   makeReleaseArchive,
   startFakeReleaseServer,
-} from "../fixtures/releases/fake-release-server.js";
+} from "../support/fake-release-server.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));

@@ -24,7 +24,7 @@ import {
   makeReleaseArchive,
   startFakeReleaseServer,
   FIXTURE_TAG,
-} from "../fixtures/releases/fake-release-server.js";
+} from "../support/fake-release-server.js";
 
 const supported =
   (process.platform === "linux" || process.platform === "darwin") &&

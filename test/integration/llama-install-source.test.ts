@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { installLlama, llamaStatus, updateLlama, type InstallReporter } from "../../src/llama/install/install.js";
 import { isGglibError } from "../../src/core/errors.js";
-import { setFakeLlamaVersion as setVersion, writeFakeLlamaProject } from "../fixtures/releases/fake-llama-project.js";
+import { setFakeLlamaVersion as setVersion, writeFakeLlamaProject } from "../support/fake-llama-project.js";
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync(

@@ -134,9 +134,10 @@ describe("runner faults (fake llama-server)", () => {
 
   test("without the child protocol readiness comes from polling /health", async () => {
     const runner = newRunner({ childProtocol: false });
+    const t0 = Date.now();
     const h = await runner.start(cfg({ FAKE_LLAMA_LOAD_MS: "300" }));
-    assert.equal(runner.info(h)?.state, "ready");
-    assert.ok((runner.info(h)?.loadMs ?? 0) >= 250);
+    assert.ok(runner.isRunning(h));
+    assert.ok(Date.now() - t0 >= 250, "ready only once the model has loaded");
     await runner.stop(h);
   });
 

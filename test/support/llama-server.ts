@@ -1,44 +1,41 @@
 /**
- * The test rig's real llama-server: built once from the llama.cpp source that the npm package
- * node-llama-cpp@3.21.1 ships (llama/gitRelease.bundle), CPU only, cached by commit outside the repo:
- *   <cacheDir>/rig/llama.cpp-<commit>-cpu/bin/{llama-server,llama-cli}
+ * The test rig's real llama-server: llama.cpp built from the source that the npm package node-llama-cpp ships
+ * (llama/gitRelease.bundle, the same package `npm run setup` builds from), CPU only. One build per machine:
+ *  - an install in the data dir (`gglib llama install --source`, what `npm run setup` does offline) of the same
+ *    commit and build flags, with llama-cli beside it, is used as it is;
+ *  - otherwise the rig builds once, cached by commit outside the repo, with an install record next to it:
+ *      <cacheDir>/rig/llama.cpp-<commit>-cpu/{bin/llama-server, bin/llama-cli, install.json}
+ *    and `npm run setup` installs that build instead of compiling again (see scripts/setup.ts).
  * It uses the same code as `gglib llama install --source` (src/llama/install/source-build.ts).
  * GGLIB_TEST_LLAMA_SERVER overrides it with a binary you already have.
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { cacheDir } from "../../src/core/paths.js";
-import { buildFromSource } from "../../src/llama/install/source-build.js";
-import { fetchLlamaSourceBundle } from "../../src/llama/install/npm-bundle.js";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { cacheDir, paths } from "../../src/core/paths.js";
+import { LLAMA_SOURCE_PACKAGE, fetchLlamaSourceBundle } from "../../src/llama/install/npm-bundle.js";
+import {
+  isSameBuild,
+  readInstallRecord,
+  writeInstallRecord,
+  type BuildIdentity,
+  type InstallRecord,
+} from "../../src/llama/install/record.js";
+import { buildFromSource, cmakeFlagsFor } from "../../src/llama/install/source-build.js";
+import { pidAlive } from "../../src/process/terminate/signals.js";
+import { isExecutable } from "../../src/process/which.js";
 
-export const RIG_PACKAGE = "node-llama-cpp@3.21.1";
+export const RIG_PACKAGE = LLAMA_SOURCE_PACKAGE;
 /** HEAD of the bundle in node-llama-cpp@3.21.1 (llama.cpp v0.4.0). */
 export const RIG_COMMIT = "80fb11ac73e66d89eae2c6a91d8a77428fa733ed";
+/** What the rig builds; an install with the same identity is the same binary. */
+export const RIG_BUILD: BuildIdentity = { commit: RIG_COMMIT, backend: "cpu", cmakeFlags: cmakeFlagsFor("cpu") };
 
-export function rigDir(): string {
-  return join(cacheDir(), "rig");
+export function rigDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheDir(env), "rig");
 }
 
-export function rigInstallDir(): string {
-  return join(rigDir(), `llama.cpp-${RIG_COMMIT.slice(0, 12)}-cpu`);
-}
-
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+export function rigInstallDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(rigDir(env), `llama.cpp-${RIG_COMMIT.slice(0, 12)}-cpu`);
 }
 
 async function withLock<T>(lockDir: string, fn: () => Promise<T>, log: (s: string) => void): Promise<T> {
@@ -68,6 +65,60 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>, log: (s: strin
   }
 }
 
+/** llama-server and llama-cli both there and executable in `binDir`. */
+async function hasRigBinaries(binDir: string): Promise<boolean> {
+  return (await isExecutable(join(binDir, "llama-server"))) && (await isExecutable(join(binDir, "llama-cli")));
+}
+
+/** The rig's own build record (written after its build; for a build made before records, written now). */
+export function rigRecord(env: NodeJS.ProcessEnv = process.env): InstallRecord {
+  const file = join(rigInstallDir(env), "install.json");
+  return (
+    readInstallRecord(file) ?? {
+      schema: 1,
+      installType: "source",
+      version: `commit ${RIG_COMMIT.slice(0, 7)}`,
+      commit: RIG_COMMIT,
+      backend: RIG_BUILD.backend,
+      cmakeFlags: [...RIG_BUILD.cmakeFlags],
+      source: RIG_PACKAGE,
+      sourceKind: "bundle",
+      binaryPath: join(rigInstallDir(env), "bin", "llama-server"),
+      installedAt: "",
+    }
+  );
+}
+
+/**
+ * Where the rig's llama-server already is, without building: the rig's own build, else an install in the data
+ * dir of the same commit and build flags (with llama-cli beside it). Undefined when it has to be built.
+ */
+export async function findRigLlamaServer(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const own = join(rigInstallDir(env), "bin");
+  if (await hasRigBinaries(own)) {
+    const file = join(rigInstallDir(env), "install.json");
+    if (!existsSync(file)) await writeInstallRecord(file, rigRecord(env));
+    return join(own, "llama-server");
+  }
+  const installed = readInstallRecord(paths.llamaInstallRecord(env));
+  if (installed && isSameBuild(installed, RIG_BUILD) && (await hasRigBinaries(dirname(installed.binaryPath))))
+    return installed.binaryPath;
+  return undefined;
+}
+
+/**
+ * For `npm run setup`: the rig's own build when it is what a source install for `backend` would build (same
+ * commit and flags), so setup installs it instead of compiling again; undefined otherwise.
+ */
+export async function rigBuildFor(
+  backend: BuildIdentity["backend"],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<InstallRecord | undefined> {
+  if (!(await hasRigBinaries(join(rigInstallDir(env), "bin")))) return undefined;
+  const record = rigRecord(env);
+  return isSameBuild(record, { commit: RIG_COMMIT, backend, cmakeFlags: cmakeFlagsFor(backend) }) ? record : undefined;
+}
+
 export interface EnsureOptions {
   log?: (line: string) => void;
   onProgress?: (fraction: number) => void;
@@ -77,23 +128,24 @@ export interface EnsureOptions {
 export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<string> {
   const fromEnv = process.env.GGLIB_TEST_LLAMA_SERVER;
   if (fromEnv) {
-    if (!isExecutable(fromEnv)) throw new Error(`GGLIB_TEST_LLAMA_SERVER=${fromEnv} is not an executable file`);
+    if (!(await isExecutable(fromEnv))) throw new Error(`GGLIB_TEST_LLAMA_SERVER=${fromEnv} is not an executable file`);
     return fromEnv;
   }
-  const bin = join(rigInstallDir(), "bin", "llama-server");
-  if (isExecutable(bin)) return bin;
   const log = opts.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const found = await findRigLlamaServer();
+  if (found) return found;
   mkdirSync(rigDir(), { recursive: true });
   return withLock(
     join(rigDir(), ".build-lock"),
     async () => {
-      if (isExecutable(bin)) return bin;
+      const again = await findRigLlamaServer();
+      if (again) return again;
       const bundle = await fetchLlamaSourceBundle({ packageSpec: RIG_PACKAGE, log });
       log(`building llama-server ${RIG_COMMIT.slice(0, 7)} (CPU) into ${rigInstallDir()}`);
       let lastPct = -1;
       const res = await buildFromSource({
         source: bundle,
-        backend: "cpu",
+        backend: RIG_BUILD.backend,
         workDir: join(rigDir(), "work"),
         installDir: rigInstallDir(),
         targets: ["llama-server", "llama-cli"],
@@ -110,6 +162,15 @@ export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<strin
       });
       if (res.commit !== RIG_COMMIT) log(`note: the bundle's commit is ${res.commit}, expected ${RIG_COMMIT}`);
       log(`built ${res.binaryPath} (${res.version ?? "unknown version"}) in ${(res.durationMs / 1000).toFixed(0)} s`);
+      await writeInstallRecord(join(rigInstallDir(), "install.json"), {
+        ...rigRecord(),
+        version: res.version ?? `commit ${res.commit.slice(0, 7)}`,
+        commit: res.commit,
+        cmakeFlags: res.cmakeFlags,
+        source: bundle,
+        installedAt: new Date().toISOString(),
+        durationMs: res.durationMs,
+      });
       // the build tree is not needed once the static binaries are installed
       rmSync(join(rigDir(), "work"), { recursive: true, force: true });
       return res.binaryPath;

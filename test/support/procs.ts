@@ -1,14 +1,9 @@
 /** Process helpers for tests: liveness, waiting, and finding llama-servers started from a given binary. */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { pidAlive, signalGroup } from "../../src/process/terminate/signals.js";
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+/** Liveness by `kill(pid, 0)` (the library's own check). */
+export const alive = pidAlive;
 
 /** Zombies count as dead. */
 export function running(pid: number): boolean {
@@ -61,9 +56,8 @@ export function exeOf(pid: number): string | undefined {
 /** Kill by SIGKILL, ignoring errors (test cleanup). */
 export function killQuietly(pid: number | undefined, group = true): void {
   if (!pid) return;
-  try {
-    process.kill(group ? -pid : pid, "SIGKILL");
-  } catch {
+  if (group) signalGroup(pid, "SIGKILL");
+  else {
     try {
       process.kill(pid, "SIGKILL");
     } catch {

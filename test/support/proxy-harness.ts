@@ -25,6 +25,7 @@ import {
   type FakeStatsLine,
 } from "./fake-llama.js";
 import { killQuietly, pidsWithArg, running, waitFor } from "./procs.js";
+import { signalGroup } from "../../src/process/terminate/signals.js";
 
 export const GGLIB_BIN: string = fileURLToPath(new URL("../../bin/gglib.js", import.meta.url));
 
@@ -158,11 +159,7 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
     rssKb: () => rssKb(pid),
     stats: () => readFakeStats(statsFile),
     kill: (signal: NodeJS.Signals = "SIGKILL") => {
-      try {
-        process.kill(-pid, signal);
-      } catch {
-        /* gone */
-      }
+      signalGroup(pid, signal);
     },
   };
 }

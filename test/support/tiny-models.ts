@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GgufValue, writeGguf, type GgufDocument, type GgufTensor } from "../../src/gguf/writer.js";
+import { GgufValue, writeGguf, type GgufDocument, type GgufTensor } from "./gguf-writer.js";
 import { TokenType } from "../../src/gguf/types.js";
 
 export type TinyModelKind = "chat" | "think";

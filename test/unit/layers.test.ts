@@ -8,6 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cycles, importEdges, sourceFiles, type ImportEdge } from "../support/import-graph.js";
@@ -19,16 +20,18 @@ const LEVELS: Record<string, number> = {
   core: 0,
   util: 0,
   term: 0,
-  system: 1,
-  gguf: 1,
   process: 1,
-  llama: 2,
-  models: 2,
-  runner: 3,
-  chat: 4,
-  proxy: 4,
-  cli: 5,
-  "(root)": 6, // src/index.ts, the package's root export
+  gguf: 1,
+  system: 2,
+  llama: 3,
+  models: 3,
+  runner: 4,
+  hub: 4, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
+  chat: 5,
+  proxy: 5,
+  cli: 6,
+  "(root)": 7, // src/index.ts, the package's root export
+  api: 7, // the package's subpath exports (package.json "exports")
 };
 
 /** Finer rules inside a level: files under `from` must not import files under any of `not`. */
@@ -119,4 +122,13 @@ test("the graph reader sees type-only imports, re-exports and dynamic imports", 
   assert.ok(all.includes("src/index.ts -> src/core/errors.ts"));
   // await import("…") (the CLI loads a command only when it runs)
   assert.ok(all.some((e) => e.startsWith("src/cli/main.ts -> src/cli/commands/")));
+});
+
+test("test/fixtures/ holds data only (code that serves tests lives in test/support/)", () => {
+  const code = sourceFiles(root, "test/fixtures");
+  const scripts = (dir: string): string[] =>
+    readdirSync(join(root, dir), { recursive: true })
+      .map(String)
+      .filter((f) => /\.(m?js|cjs|mts|sh)$/.test(f));
+  assert.deepEqual([...code, ...scripts("test/fixtures")], []);
 });

@@ -1,33 +1,34 @@
 import { spawn } from "node:child_process";
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
-import { delimiter, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import { resolveLlamaServer } from "../../llama/binary.js";
+import { isExecutable, pathCandidates } from "../../process/which.js";
 import { resolveModelArg } from "../../chat/backend.js";
-import { DEFAULT_CHAT_URL, runChat } from "../../chat/session.js";
-import type { ThinkMode } from "../../chat/render.js";
+import { DEFAULT_CHAT_URL, runChat, type ChatSessionOptions } from "../../chat/session.js";
 
-interface ChatFlags {
-  url?: string;
-  apiKey?: string;
-  system?: string;
-  think?: ThinkMode;
-  maxTokens?: number;
-  temperature?: number;
+/** The command's flags: the session's own options, plus the few the command maps or handles itself. */
+type ChatFlags = Pick<
+  ChatSessionOptions,
+  | "url"
+  | "apiKey"
+  | "system"
+  | "think"
+  | "maxTokens"
+  | "temperature"
+  | "json"
+  | "stats"
+  | "markdown"
+  | "prompt"
+  | "quiet"
+  | "modelsDir"
+> & {
   option?: Record<string, unknown>;
-  json?: boolean;
-  stats?: boolean;
-  markdown?: boolean;
-  prompt?: string;
-  quiet?: boolean;
-  modelsDir?: string;
   ctxSize?: number;
   cli?: boolean;
-}
+};
 
 function intArg(name: string, min: number) {
   return (v: string): number => {
@@ -133,15 +134,6 @@ A line ending with \\ continues on the next line; """ opens a block closed by ""
     });
 }
 
-async function isExecutable(p: string): Promise<boolean> {
-  try {
-    await access(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** llama-cli: GGLIB_LLAMA_CLI → next to the llama-server in use → the gglib install → PATH. */
 export async function resolveLlamaCli(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const exe = process.platform === "win32" ? "llama-cli.exe" : "llama-cli";
@@ -163,7 +155,7 @@ export async function resolveLlamaCli(env: NodeJS.ProcessEnv = process.env): Pro
     // no llama-server either: keep looking
   }
   candidates.push(join(paths.llamaDir(env), "bin", exe));
-  for (const dir of (env.PATH ?? "").split(delimiter)) if (dir) candidates.push(join(dir, exe));
+  candidates.push(...pathCandidates("llama-cli", env));
   for (const c of candidates) {
     looked.push(c);
     if (await isExecutable(c)) return c;

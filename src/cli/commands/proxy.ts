@@ -6,6 +6,7 @@ import { Registry } from "../../models/registry.js";
 import { startProxy, type ProxyOptions } from "../../proxy/index.js";
 import { colors } from "../../term/color.js";
 import { formatBytes } from "../../term/format.js";
+import { signalGroup } from "../../process/terminate/signals.js";
 
 interface ProxyCliOptions {
   config?: string;
@@ -187,11 +188,7 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
       if (signals > 1) {
         for (const h of proxy.controller.status()) {
           if (h.pid) {
-            try {
-              process.kill(-h.pid, "SIGKILL");
-            } catch {
-              /* gone */
-            }
+            signalGroup(h.pid, "SIGKILL");
           }
         }
         process.exit(130);

@@ -8,6 +8,7 @@ import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import { colors } from "../../term/color.js";
 import { formatDuration } from "../../term/format.js";
 import { ProgressLine } from "../../term/progress.js";
+import { signalGroup } from "../../process/terminate/signals.js";
 
 interface ServeOptions {
   port?: string;
@@ -117,11 +118,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
     if (signals > 1) {
       // second Ctrl-C: no more waiting
       for (const h of runner.listRunning()) {
-        try {
-          process.kill(-h.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+        signalGroup(h.pid, "SIGKILL");
       }
       process.exit(130);
     }
@@ -156,7 +153,7 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
     throw e;
   }
   bar?.done();
-  const info = runner.info(handle);
+  const loadMs = Date.now() - handle.startedAt;
   if (o.json) {
     out.write(
       JSON.stringify({
@@ -165,12 +162,12 @@ async function serve(model: string, extra: string[], o: ServeOptions): Promise<n
         url: handle.url,
         pid: handle.pid,
         port: handle.port,
-        loadMs: info?.loadMs,
+        loadMs,
       }) + "\n",
     );
   } else {
     const cc = colors(out);
-    out.write(`${cc.green("●")} ${cc.bold(handle.model)} ready in ${formatDuration(info?.loadMs ?? 0)}\n`);
+    out.write(`${cc.green("●")} ${cc.bold(handle.model)} ready in ${formatDuration(loadMs)}\n`);
     out.write(`  URL:        ${cc.cyan(handle.url)}\n`);
     out.write(`  OpenAI API: ${cc.cyan(handle.url + "/v1")}  (model "${handle.model}")\n`);
     out.write(`  pid ${handle.pid}; Ctrl-C to stop\n`);

@@ -5,31 +5,34 @@
  *
  * Everything goes through a `Probe` so the logic can be tested with fake tool folders on PATH.
  */
-import { constants, existsSync, readFileSync, readdirSync } from "node:fs";
-import { access } from "node:fs/promises";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { arch as osArch, platform as osPlatform } from "node:os";
-import { delimiter, join } from "node:path";
-import { run } from "../../util/exec.js";
+import { join } from "node:path";
+import { which } from "../../process/which.js";
+import { runCommand } from "../../system/exec.js";
+import { nvccLocations, readNvcc, readNvidiaGpus, readVulkan } from "../../system/gpu-tools.js";
+import type { RunCommand } from "../../system/types.js";
 import type { Backend } from "./source-build.js";
 
 export type BackendChoice = Backend | "auto";
 export const BACKENDS: readonly Backend[] = ["cpu", "cuda", "vulkan", "metal"];
 
+/** The machine as the build sees it. GPU tools are read with src/system's readers, through `run`. */
 export interface Probe {
   platform: NodeJS.Platform;
   arch: string;
   env: NodeJS.ProcessEnv;
   /** Absolute path of an executable on PATH (or undefined). */
   which(cmd: string): Promise<string | undefined>;
-  /** Runs a command; undefined when it cannot be started or times out. */
-  exec(
-    cmd: string,
-    args: readonly string[],
-  ): Promise<{ code: number | null; stdout: string; stderr: string } | undefined>;
+  /** Runs a tool; never rejects (a missing one is `notFound`). */
+  run: RunCommand;
   exists(path: string): boolean;
   listDir(path: string): string[];
   readText(path: string): string | undefined;
 }
+
+/** Build tools can be slow to answer the first time (a cold compiler cache). */
+const BUILD_TOOL_TIMEOUT_MS = 15_000;
 
 export function systemProbe(env: NodeJS.ProcessEnv = process.env): Probe {
   return {
@@ -37,14 +40,7 @@ export function systemProbe(env: NodeJS.ProcessEnv = process.env): Probe {
     arch: osArch(),
     env,
     which: (cmd) => which(cmd, env),
-    exec: async (cmd, args) => {
-      try {
-        const r = await run(cmd, args, { env, timeoutMs: 15_000, maxCapture: 256 * 1024 });
-        return { code: r.code, stdout: r.stdout, stderr: r.stderr };
-      } catch {
-        return undefined;
-      }
-    },
+    run: (cmd, args, o) => runCommand(cmd, args, { timeoutMs: BUILD_TOOL_TIMEOUT_MS, ...o, env }),
     exists: (p) => existsSync(p),
     listDir: (p) => {
       try {
@@ -61,28 +57,6 @@ export function systemProbe(env: NodeJS.ProcessEnv = process.env): Probe {
       }
     },
   };
-}
-
-export async function which(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const exts = process.platform === "win32" ? (env.PATHEXT ?? ".EXE;.CMD;.BAT").split(";") : [""];
-  if (cmd.includes("/") || cmd.includes("\\")) return (await isExec(cmd)) ? cmd : undefined;
-  for (const dir of (env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    for (const ext of exts) {
-      const p = join(dir, cmd + ext);
-      if (await isExec(p)) return p;
-    }
-  }
-  return undefined;
-}
-
-async function isExec(p: string): Promise<boolean> {
-  try {
-    await access(p, constants.X_OK);
-    return existsSync(p);
-  } catch {
-    return false;
-  }
 }
 
 export interface CudaInfo {
@@ -110,33 +84,16 @@ export interface BackendDetection {
 }
 
 export async function detectCuda(p: Probe): Promise<CudaInfo> {
-  const candidates = [
-    await p.which("nvcc"),
-    p.env.CUDA_PATH ? join(p.env.CUDA_PATH, "bin", "nvcc") : undefined,
-    p.env.CUDA_HOME ? join(p.env.CUDA_HOME, "bin", "nvcc") : undefined,
-    p.platform === "linux" ? "/usr/local/cuda/bin/nvcc" : undefined,
-    p.platform === "linux" ? "/opt/cuda/bin/nvcc" : undefined,
-  ];
-  let nvcc: string | undefined;
-  let version: string | undefined;
-  for (const c of candidates) {
-    if (!c || !p.exists(c)) continue;
-    const r = await p.exec(c, ["--version"]);
-    if (!r) continue;
-    nvcc = c;
-    version = /release\s+([\d.]+)/.exec(r.stdout + r.stderr)?.[1];
-    break;
-  }
-  const gpus: string[] = [];
-  const smi = await p.which("nvidia-smi");
-  if (smi) {
-    const r = await p.exec(smi, ["-L"]);
-    if (r && r.code === 0) for (const l of r.stdout.split("\n")) if (/^GPU \d+:/.test(l.trim())) gpus.push(l.trim());
-  }
+  const onPath = await p.which("nvcc");
+  const nvcc = await readNvcc(p.run, [
+    ...(onPath ? [onPath] : []),
+    ...nvccLocations(p.env, p.platform).filter((c) => p.exists(c)),
+  ]);
+  const gpus = (await readNvidiaGpus(p.run)).gpus.map((g) => `GPU ${g.index}: ${g.name}`);
   if (gpus.length === 0 && p.platform === "linux") {
     for (const id of p.listDir("/proc/driver/nvidia/gpus")) gpus.push(`GPU at PCI ${id}`);
   }
-  return { ...(nvcc ? { nvcc } : {}), ...(version ? { version } : {}), gpus };
+  return { ...(nvcc.path ? { nvcc: nvcc.path } : {}), ...(nvcc.version ? { version: nvcc.version } : {}), gpus };
 }
 
 export async function detectVulkan(p: Probe): Promise<VulkanInfo> {
@@ -149,21 +106,8 @@ export async function detectVulkan(p: Probe): Promise<VulkanInfo> {
     "/opt/homebrew/include/vulkan/vulkan.h",
   ];
   const sdk = sdkCandidates.find((c): c is string => c !== undefined && p.exists(c));
-  let devices: string[] | undefined;
-  const vi = await p.which("vulkaninfo");
-  if (vi) {
-    const r = await p.exec(vi, ["--summary"]);
-    if (r) {
-      devices = [];
-      // blocks: "deviceType = PHYSICAL_DEVICE_TYPE_DISCRETE_GPU" … "deviceName = NVIDIA …"
-      const blocks = r.stdout.split(/GPU\d+:/).slice(1);
-      for (const b of blocks) {
-        const type = /deviceType\s*=\s*(\S+)/.exec(b)?.[1] ?? "";
-        const name = /deviceName\s*=\s*(.+)/.exec(b)?.[1]?.trim() ?? "unknown";
-        if (!/CPU/.test(type)) devices.push(name);
-      }
-    }
-  }
+  const vk = await readVulkan(p.run);
+  const devices = vk.summary?.gpus.map((g) => g.name);
   return { ...(glslc ? { glslc } : {}), ...(sdk ? { sdk } : {}), ...(devices ? { devices } : {}) };
 }
 
@@ -334,9 +278,9 @@ export async function checkDependencies(
     hint: h.cmake,
   };
   if (cmake) {
-    const r = await p.exec(cmake, ["--version"]);
-    const v = /cmake version\s+(\d+)\.(\d+)(?:\.(\d+))?/.exec(r?.stdout ?? "");
-    cmakeDep.found = Boolean(r && r.code === 0);
+    const r = await p.run(cmake, ["--version"]);
+    const v = /cmake version\s+(\d+)\.(\d+)(?:\.(\d+))?/.exec(r.stdout);
+    cmakeDep.found = r.ok;
     cmakeDep.path = cmake;
     if (v) {
       cmakeDep.version = `${v[1]}.${v[2]}${v[3] ? "." + v[3] : ""}`;
@@ -358,8 +302,8 @@ export async function checkDependencies(
   for (const c of compilers) {
     const path = await p.which(c.split(" ")[0]!);
     if (!path) continue;
-    const r = await p.exec(path, c === "cl" ? [] : ["--version"]);
-    if (!r) continue;
+    const r = await p.run(path, c === "cl" ? [] : ["--version"]);
+    if (r.notFound || r.timedOut) continue;
     cxxDep.found = true;
     cxxDep.path = path;
     cxxDep.version = firstLine(r.stdout + "\n" + r.stderr);
@@ -369,10 +313,10 @@ export async function checkDependencies(
 
   if (opts.needGit) {
     const git = await p.which("git");
-    const r = git ? await p.exec(git, ["--version"]) : undefined;
+    const r = git ? await p.run(git, ["--version"]) : undefined;
     deps.push({
       name: "git",
-      found: Boolean(r && r.code === 0),
+      found: r?.ok === true,
       ...(git ? { path: git } : {}),
       ...(r ? { version: firstLine(r.stdout).replace(/^git version\s*/, "") } : {}),
       purpose: "clones the llama.cpp source (bundle or URL)",

@@ -15,7 +15,6 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
-  statSync,
   writeFileSync,
   lstatSync,
   renameSync,
@@ -24,7 +23,8 @@ import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { cacheDir, paths } from "../../core/paths.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
+import { pidAlive } from "../../process/terminate/signals.js";
 import {
   checkDependencies,
   detectBackend,
@@ -98,10 +98,20 @@ export async function installLlama(opts: InstallOptions = {}): Promise<InstallRe
     return { changed: false, record: existing };
   }
   const { backend, detection } = await chooseBackend(opts.backend ?? "auto", probe, rep);
+  const ctx: InstallContext = { backend, ...(detection ? { detection } : {}), env, probe, rep };
   return withInstallLock(env, async () => {
-    if (opts.source) return sourceInstall({ ...opts, source: opts.source }, backend, detection, env, probe, rep);
-    return prebuiltInstall(opts, backend, detection, env, probe, rep);
+    if (opts.source) return sourceInstall({ ...opts, source: opts.source }, ctx);
+    return prebuiltInstall(opts, ctx);
   });
+}
+
+/** What both kinds of install work with: the chosen backend (and why), the environment, the machine, the reporter. */
+interface InstallContext {
+  backend: Backend;
+  detection?: BackendDetection;
+  env: NodeJS.ProcessEnv;
+  probe: Probe;
+  rep: InstallReporter;
 }
 
 async function chooseBackend(
@@ -132,11 +142,7 @@ async function chooseBackend(
 
 async function sourceInstall(
   opts: InstallOptions & { source: string },
-  backend: Backend,
-  detection: BackendDetection | undefined,
-  env: NodeJS.ProcessEnv,
-  probe: Probe,
-  rep: InstallReporter,
+  { backend, detection, env, probe, rep }: InstallContext,
 ): Promise<InstallResult> {
   const kind = classifySource(opts.source);
   const source = kind === "url" ? opts.source : resolvePath(opts.source);
@@ -178,6 +184,8 @@ async function sourceInstall(
       backend,
       workDir: work,
       installDir: staging,
+      // llama-cli beside llama-server: `gglib chat --cli` looks for it there (and the test rig can reuse the install)
+      optionalTargets: ["llama-cli"],
       ...(opts.version ? { gitRef: opts.version } : {}),
       ...(opts.cmakeFlags ? { cmakeFlags: opts.cmakeFlags } : {}),
       ...(opts.jobs ? { jobs: opts.jobs } : {}),
@@ -212,6 +220,44 @@ async function sourceInstall(
   }
 }
 
+/**
+ * Installs llama.cpp binaries that were already built elsewhere (the test rig's build of the same commit and
+ * flags), with their install record, instead of building them again: copied into a staging folder, verified with
+ * `--version`, swapped into <dataDir>/llama like any install.
+ */
+export async function adoptBuild(opts: {
+  /** The folder holding bin/llama-server (and optionally bin/llama-cli). */
+  from: string;
+  record: InstallRecord;
+  env?: NodeJS.ProcessEnv;
+}): Promise<InstallResult> {
+  const env = opts.env ?? process.env;
+  return withInstallLock(env, async () => {
+    const staging = `${paths.llamaDir(env)}.staging-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    try {
+      mkdirSync(join(staging, "bin"), { recursive: true });
+      for (const f of readdirSync(join(opts.from, "bin"))) {
+        copyFileSync(join(opts.from, "bin", f), join(staging, "bin", f));
+        chmodSync(join(staging, "bin", f), 0o755);
+      }
+      const versionText = await verifyBinary(join(staging, "bin", exeName()));
+      const record: InstallRecord = {
+        ...opts.record,
+        version: parseVersionText(versionText) ?? opts.record.version,
+        binaryPath: paths.llamaServerBinary(env),
+        installedAt: new Date().toISOString(),
+      };
+      delete record.logFile;
+      await writeInstallRecord(join(staging, "install.json"), record);
+      swapIntoPlace(staging, paths.llamaDir(env));
+      return { changed: true, record, versionText };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  });
+}
+
 /** `[ 42%] Building CXX object tools/server/CMakeFiles/llama-server.dir/server.cpp.o` → `server.cpp` */
 function progressDetail(line: string): string {
   const obj = /([\w.+-]+)\.(?:o|obj)\b/.exec(line)?.[1];
@@ -238,11 +284,7 @@ function resolvePath(p: string): string {
 
 async function prebuiltInstall(
   opts: InstallOptions,
-  backend: Backend,
-  detection: BackendDetection | undefined,
-  env: NodeJS.ProcessEnv,
-  probe: Probe,
-  rep: InstallReporter,
+  { backend, detection, env, probe, rep }: InstallContext,
 ): Promise<InstallResult> {
   rep.step?.(`Looking up llama.cpp ${opts.version ?? "latest"} release`);
   const release = await fetchRelease({
@@ -410,7 +452,7 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
       } catch {
         /* being written or gone */
       }
-      if (holder && !alive(holder)) {
+      if (holder && !pidAlive(holder)) {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
@@ -430,15 +472,6 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
     return await fn();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -611,19 +644,4 @@ export async function uninstallLlama(
     }
   }
   return { removed, dir, purged };
-}
-
-/** For tests and `status`: size of the install folder. */
-export function dirSize(dir: string): number {
-  let total = 0;
-  const walk = (d: string): void => {
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else total += st.size;
-    }
-  };
-  if (existsSync(dir) && statSync(dir).isDirectory()) walk(dir);
-  return total;
 }

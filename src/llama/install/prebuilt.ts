@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GglibError } from "../../core/errors.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
 import type { Backend } from "./source-build.js";
 
 export const DEFAULT_RELEASES_URL = "https://api.github.com/repos/ggml-org/llama.cpp/releases";

@@ -79,3 +79,28 @@ export async function writeInstallRecord(file: string, record: InstallRecord): P
 export function commitFromVersion(text: string | undefined): string | undefined {
   return text ? /commit\s+([0-9a-f]{7,40})/i.exec(text)?.[1] : undefined;
 }
+
+/** What makes two llama.cpp builds the same binary: the commit, the backend and the cmake flags. */
+export interface BuildIdentity {
+  commit: string;
+  backend: Backend;
+  cmakeFlags: readonly string[];
+}
+
+/**
+ * Pure: is the install `record` a source build of `want`? Commits match when one is a prefix of the other (a
+ * record may carry only the short sha from `--version`); flags must be the same, in the same order.
+ */
+export function isSameBuild(record: InstallRecord, want: BuildIdentity): boolean {
+  const a = record.commit.toLowerCase();
+  const b = want.commit.toLowerCase();
+  const commitMatches =
+    /^[0-9a-f]{7,40}$/.test(a) && /^[0-9a-f]{7,40}$/.test(b) && (a.startsWith(b) || b.startsWith(a));
+  return (
+    record.installType === "source" &&
+    commitMatches &&
+    record.backend === want.backend &&
+    record.cmakeFlags.length === want.cmakeFlags.length &&
+    record.cmakeFlags.every((f, i) => f === want.cmakeFlags[i])
+  );
+}

@@ -1,9 +1,9 @@
-import { createWriteStream, existsSync, statSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { copyFile, chmod, mkdir, rename, rm } from "node:fs/promises";
 import { cpus } from "node:os";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
-import { run } from "../../util/exec.js";
+import { run } from "../../process/exec.js";
 
 /**
  * Builds llama.cpp's llama-server (and optionally llama-cli) from source with cmake: from a folder, a git bundle
@@ -24,6 +24,8 @@ export interface SourceBuildOptions {
   gitRef?: string;
   /** cmake targets (default: llama-server). */
   targets?: readonly string[];
+  /** More targets, built when this source tree defines them (llama-cli: older trees call it `main`). */
+  optionalTargets?: readonly string[];
   /** Extra -D flags, appended after ours. */
   cmakeFlags?: readonly string[];
   /** Parallel build jobs (default: the number of cores). */
@@ -135,6 +137,7 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     const rev = await run("git", ["-C", srcDir, "rev-parse", "HEAD"]).catch(() => undefined);
     if (rev && rev.code === 0) commit = rev.stdout.trim();
 
+    for (const t of opts.optionalTargets ?? []) if (!targets.includes(t) && definesTarget(srcDir, t)) targets.push(t);
     const buildDir = join(opts.workDir, `build-${opts.backend}`);
     const flags = [...cmakeFlagsFor(opts.backend), ...(opts.cmakeFlags ?? [])];
     opts.onStage?.("configure");
@@ -198,6 +201,28 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
   } finally {
     await new Promise<void>((r) => log.end(() => r()));
   }
+}
+
+/** Does a CMakeLists.txt one folder below tools/ or examples/ define the executable `target`? */
+export function definesTarget(srcDir: string, target: string): boolean {
+  const name = target.replace(/[^\w-]/g, "");
+  const re = new RegExp(`(?:set\\s*\\(\\s*TARGET\\s+|add_executable\\s*\\(\\s*)${name}[\\s)]`);
+  for (const top of ["tools", "examples"]) {
+    let dirs: string[];
+    try {
+      dirs = readdirSync(join(srcDir, top));
+    } catch {
+      continue;
+    }
+    for (const d of dirs) {
+      try {
+        if (re.test(readFileSync(join(srcDir, top, d, "CMakeLists.txt"), "utf8"))) return true;
+      } catch {
+        /* not a target folder */
+      }
+    }
+  }
+  return false;
 }
 
 /** `version: 0.4.0-dev (build 1, commit 80fb11a)` → `0.4.0-dev (build 1, commit 80fb11a)` */

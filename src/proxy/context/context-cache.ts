@@ -107,6 +107,7 @@ export class ContextCache {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly running = new Set<string>();
+  private metrics: ContextMetrics | undefined;
 
   constructor(private readonly o: ContextCacheOptions) {
     this.store = new SlotStore(o.root);
@@ -114,6 +115,12 @@ export class ContextCache {
     this.restoreTimeoutMs = o.restoreTimeoutMs ?? 30_000;
     this.now = o.now ?? Date.now;
     this.log = o.log ?? (() => {});
+    this.metrics = o.metrics;
+  }
+
+  /** The Prometheus counters (registered once the proxy's registry exists). */
+  setMetrics(m: ContextMetrics): void {
+    this.metrics = m;
   }
 
   get budgetBytes(): number {
@@ -188,7 +195,7 @@ export class ContextCache {
         const why = identityDifferences(saved.identity, identity).join("; ") || "its identity changed";
         this.store.discard(dir);
         rt.lastDiscard = { at: new Date(this.now()).toISOString(), reason: why };
-        this.o.metrics?.discards.inc({ model: m.name });
+        this.metrics?.discards.inc({ model: m.name });
         this.emit(m.name, "discarded", `saved context discarded: ${why}`);
       }
       if (!saved || saved.key !== key) {
@@ -233,7 +240,7 @@ export class ContextCache {
         if (left() <= 0) break;
         const r = await restoreSlot(handle.url, id, s.file, left());
         if (!r.ok) {
-          this.o.metrics?.restores.inc({ model, result: r.timedOut ? "timeout" : "failed" });
+          this.metrics?.restores.inc({ model, result: r.timedOut ? "timeout" : "failed" });
           this.emit(model, "restore_failed", `slot ${id}: ${r.error}`);
           if (!r.timedOut) {
             // llama-server refused the file: it will not get better
@@ -242,8 +249,8 @@ export class ContextCache {
           }
           continue;
         }
-        this.o.metrics?.restores.inc({ model, result: "ok" });
-        this.o.metrics?.restoredTokens.inc({ model }, r.tokens);
+        this.metrics?.restores.inc({ model, result: "ok" });
+        this.metrics?.restoredTokens.inc({ model }, r.tokens);
         s.lastUsedAt = this.now();
         slots++;
         tokens += r.tokens;
@@ -281,7 +288,7 @@ export class ContextCache {
       const left = () => deadline - performance.now();
       const n = await slotCount(handle.url, Math.min(2_000, left()));
       if (n === undefined) {
-        this.o.metrics?.saves.inc({ model, result: "failed" });
+        this.metrics?.saves.inc({ model, result: "failed" });
         this.emit(model, "save_failed", "could not read the slot count (GET /props)");
         return;
       }
@@ -293,7 +300,7 @@ export class ContextCache {
       for (let id = 0; id < n; id++) {
         if (left() <= 0) {
           failures++;
-          this.o.metrics?.saves.inc({ model, result: "timeout" });
+          this.metrics?.saves.inc({ model, result: "timeout" });
           continue;
         }
         const free = freeBytes(dir);
@@ -308,7 +315,7 @@ export class ContextCache {
         if (!r.ok) {
           this.store.removeFile(dir, tmp);
           failures++;
-          this.o.metrics?.saves.inc({ model, result: r.timedOut ? "timeout" : "failed" });
+          this.metrics?.saves.inc({ model, result: r.timedOut ? "timeout" : "failed" });
           this.emit(model, "save_failed", `slot ${id}: ${r.error}`);
           continue;
         }
@@ -319,7 +326,7 @@ export class ContextCache {
             this.store.removeFile(dir, previous.file);
             delete m.slots[String(id)];
           }
-          this.o.metrics?.saves.inc({ model, result: "empty" });
+          this.metrics?.saves.inc({ model, result: "empty" });
           continue;
         }
         const size = this.store.commit(dir, tmp, id);
@@ -331,9 +338,9 @@ export class ContextCache {
           savedAt: at,
           lastUsedAt: at,
         };
-        this.o.metrics?.saves.inc({ model, result: "ok" });
-        this.o.metrics?.savedTokens.inc({ model }, r.tokens);
-        this.o.metrics?.writtenBytes.inc({ model }, size);
+        this.metrics?.saves.inc({ model, result: "ok" });
+        this.metrics?.savedTokens.inc({ model }, r.tokens);
+        this.metrics?.writtenBytes.inc({ model }, size);
         slots++;
         tokens += r.tokens;
         bytes += size;
@@ -366,7 +373,7 @@ export class ContextCache {
         rt.lastRestore.reusedTokens = v.tokens;
         rt.lastRestore.verified = true;
       }
-      this.o.metrics?.reusedTokens.inc({ model }, v.tokens);
+      this.metrics?.reusedTokens.inc({ model }, v.tokens);
       this.emit(model, "reused", `the first request after the restore reused ${v.tokens} cached tokens`, {
         tokens: v.tokens,
       });
@@ -416,7 +423,7 @@ export class ContextCache {
     const remove = planEviction(files, this.o.budgetBytes);
     if (remove.length === 0) return;
     const freed = this.store.removeKeys(remove);
-    this.o.metrics?.evictedFiles.inc(remove.length);
+    this.metrics?.evictedFiles.inc(remove.length);
     for (const k of remove) {
       const dir = k.split("\n")[0]!;
       const model = [...this.models.entries()].find(([, r]) => r.dir === dir)?.[0] ?? dir;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
-import { GgufValue, writeGguf, type GgufDocument } from "../../../src/gguf/writer.js";
+import { GgufValue, writeGguf, type GgufDocument } from "../../support/gguf-writer.js";
 import {
   findMmproj,
   GgufFormatError,

@@ -13,7 +13,7 @@ import {
   planGguf,
   writeGguf,
   type GgufDocument,
-} from "../../../src/gguf/writer.js";
+} from "../../support/gguf-writer.js";
 import { GGUF_MAGIC, GgmlType, GgufValueType, TokenType, ggmlTensorBytes } from "../../../src/gguf/types.js";
 import {
   TINY_TEMPLATE_FILES,

@@ -373,7 +373,7 @@ describe("registry with the real GGUF reader", () => {
 
   test("refuses an mmproj file as a model", async (t) => {
     const d = tmp(t);
-    const { writeGguf, GgufValue } = await import("../../../src/gguf/writer.js");
+    const { writeGguf, GgufValue } = await import("../../support/gguf-writer.js");
     const p = join(d, "proj.gguf");
     await writeGguf(p, {
       metadata: { "general.architecture": GgufValue.string("clip"), "general.type": GgufValue.string("mmproj") },

@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check) of the parsers on the proxy's request path and the chat's stream path:
- * - parseJsonBody: any bytes give an object or a 400 ProxyHttpError (never another error), `model`/`stream` read as sent;
+ * - parseJsonBody: any bytes give an object or a 400 HttpError (never another error), `model`/`stream` read as sent;
  * - resolveModelName: only catalog names come out; exact names and aliases win; case-insensitive only when unique;
  * - upstreamRequestHeaders / downstreamResponseHeaders: credentials, hop-by-hop, Connection-named (and llama-server's
  *   CORS) headers never cross the proxy;
@@ -13,15 +13,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createParser } from "eventsource-parser";
-import { parseJsonBody } from "../../../src/proxy/server.js";
+import { HttpError } from "../../../src/core/errors.js";
+import { parseJsonBody } from "../../../src/proxy/http/json.js";
 import { resolveModelName } from "../../../src/proxy/catalog.js";
-import {
-  downstreamResponseHeaders,
-  errorBody,
-  ProxyHttpError,
-  sseErrorEvent,
-  upstreamRequestHeaders,
-} from "../../../src/proxy/http-util.js";
+import { errorBody } from "../../../src/proxy/http/errors.js";
+import { downstreamResponseHeaders, upstreamRequestHeaders } from "../../../src/proxy/http/headers.js";
+import { sseErrorEvent } from "../../../src/proxy/http/sse.js";
 import { cmdlineMatches } from "../../../src/process/pidfile.js";
 import { ChatStreamParser, type ChatStreamEvent } from "../../../src/chat/stream.js";
 import { ThinkSplitter, THINK_TAGS, type SplitPiece } from "../../../src/chat/think-splitter.js";
@@ -79,14 +76,14 @@ const tricky = fc
   .map((a) => a.join(""));
 
 describe("proxy request parsing (properties)", () => {
-  test("parseJsonBody: any bytes → a JSON object or a 400 ProxyHttpError; model and stream come back as sent", () => {
+  test("parseJsonBody: any bytes → a JSON object or a 400 HttpError; model and stream come back as sent", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
         try {
           const v = parseJsonBody(Buffer.from(bytes));
           assert.ok(typeof v === "object" && v !== null && !Array.isArray(v));
         } catch (e) {
-          assert.ok(e instanceof ProxyHttpError, `not a ProxyHttpError: ${String(e)}`);
+          assert.ok(e instanceof HttpError, `not a HttpError: ${String(e)}`);
           assert.equal(e.status, 400);
           assert.equal(e.code, "invalid_json");
         }
@@ -116,7 +113,7 @@ describe("proxy request parsing (properties)", () => {
         (v) => {
           assert.throws(
             () => parseJsonBody(Buffer.from(JSON.stringify(v))),
-            (e: unknown) => e instanceof ProxyHttpError && e.status === 400,
+            (e: unknown) => e instanceof HttpError && e.status === 400,
           );
         },
       ),

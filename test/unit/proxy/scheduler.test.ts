@@ -6,6 +6,7 @@ import {
   type SchedulerAction,
   type SchedulerOptions,
 } from "../../../src/proxy/scheduler.js";
+import { rejectionMessage } from "../../../src/proxy/http/rejections.js";
 
 const GB = 1024 ** 3;
 
@@ -403,13 +404,13 @@ describe("scheduler: limits and failures", () => {
         ["2", 502, "model_load_failed"],
       ],
     );
-    assert.match(rej[0]!.message, /failed to open GGUF file/);
+    assert.match(rejectionMessage("a", rej[0]!), /failed to open GGUF file/);
     assert.equal(r.status("a"), "failed");
     // During the cooldown: immediate 503 with the reason, no start.
     const c = r.req("3", "a");
     assert.equal(of(c, "start").length, 0);
     assert.equal(of(c, "reject")[0]!.status, 503);
-    assert.match(of(c, "reject")[0]!.message, /failed to open GGUF file/);
+    assert.match(rejectionMessage("a", of(c, "reject")[0]!), /failed to open GGUF file/);
     r.advance(1_000);
     assert.equal(of(r.req("4", "a"), "start").length, 1, "after the cooldown it tries again");
     r.failed("a");
@@ -530,5 +531,49 @@ describe("scheduler: shutdown", () => {
     assert.equal(r.status("a"), "draining");
     assert.equal(of(r.req("a2", "a"), "reject")[0]!.code, "shutting_down");
     assert.equal(of(r.done("a1"), "stop").length, 1);
+  });
+});
+
+describe("scheduler: a stop that failed", () => {
+  test("the model is stuck: its room stays counted, it is never evicted, its requests are refused", () => {
+    const r = rig([spec("a"), spec("b")], { maxModels: 1 });
+    r.req("l", "a", { kind: "load" });
+    r.loaded("a");
+    r.s.handle({ type: "unload", model: "a", now: r.now });
+    assert.equal(r.status("a"), "stopping");
+    const f = r.s.handle({
+      type: "stopFailed",
+      model: "a",
+      instance: r.s.model("a")!.instance,
+      reason: "did not exit after SIGKILL",
+      now: r.now,
+    });
+    assert.deepEqual(
+      of(f, "state").map((s) => [s.from, s.to]),
+      [["stopping", "stuck"]],
+    );
+    assert.equal(r.s.usedBytes(), 1 * GB);
+    const b = r.req("b1", "b");
+    assert.equal(of(b, "start").length, 0, "nothing loads into the room of a process that may still hold it");
+    assert.equal(of(b, "stop").length, 0, "a stuck model is no eviction candidate");
+    const a = of(r.req("a1", "a"), "reject");
+    assert.deepEqual(
+      a.map((x) => [x.status, x.code]),
+      [[503, "model_stop_failed"]],
+    );
+    assert.match(rejectionMessage("a", a[0]!), /could not be stopped.*did not exit after SIGKILL/);
+    // the process goes after all: the room is free and b starts
+    assert.equal(of(r.stopped("a"), "start").length, 1);
+    assert.equal(r.status("a"), "unloaded");
+    assert.equal(r.status("b"), "loading");
+  });
+
+  test("a stop failure for an older instance is ignored", () => {
+    const r = rig([spec("a")]);
+    r.req("l", "a", { kind: "load" });
+    r.loaded("a");
+    const stale = r.s.model("a")!.instance - 1;
+    assert.deepEqual(r.s.handle({ type: "stopFailed", model: "a", instance: stale, reason: "x", now: r.now }), []);
+    assert.equal(r.status("a"), "ready");
   });
 });

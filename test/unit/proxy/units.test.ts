@@ -6,12 +6,9 @@ import { join } from "node:path";
 import { configJsonSchema, parseConfig } from "../../../src/proxy/config.js";
 import { buildCatalog, resolveModelName } from "../../../src/proxy/catalog.js";
 import { parseUsage } from "../../../src/proxy/forward.js";
-import {
-  downstreamResponseHeaders,
-  errorBody,
-  sseErrorEvent,
-  upstreamRequestHeaders,
-} from "../../../src/proxy/http-util.js";
+import { errorBody } from "../../../src/proxy/http/errors.js";
+import { downstreamResponseHeaders, upstreamRequestHeaders } from "../../../src/proxy/http/headers.js";
+import { sseErrorEvent } from "../../../src/proxy/http/sse.js";
 import {
   estimateFromShape,
   kvBytesPerElement,
@@ -19,7 +16,7 @@ import {
   parseMemoryLog,
   parseSize,
 } from "../../../src/proxy/memory.js";
-import { parseJsonBody } from "../../../src/proxy/server.js";
+import { parseJsonBody } from "../../../src/proxy/http/json.js";
 import { diffCatalogs } from "../../../src/proxy/index.js";
 import { GglibError } from "../../../src/core/errors.js";
 import { Registry } from "../../../src/models/registry.js";

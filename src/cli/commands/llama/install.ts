@@ -2,7 +2,7 @@ import { Option, type Command } from "commander";
 import { GglibError } from "../../../core/errors.js";
 import { BACKENDS, type BackendChoice } from "../../../llama/install/detect.js";
 import { installLlama } from "../../../llama/install/install.js";
-import { CliInstallReporter, jobsOption, printResult } from "./reporter.js";
+import { jobsOption, runInstall } from "./reporter.js";
 
 /** `gglib llama install`: a prebuilt llama-server, or one built from source with --source. */
 export function register(llama: Command): void {
@@ -59,27 +59,18 @@ Examples:
           throw new GglibError("invalid_config", `"${bad}" is not a cmake -D flag.`, {
             hint: "Pass cmake flags after --, e.g. -- -DGGML_NATIVE=OFF",
           });
-        const rep = new CliInstallReporter();
-        const ac = new AbortController();
-        const onSig = () => ac.abort();
-        process.once("SIGINT", onSig);
-        try {
-          const r = await installLlama({
+        await runInstall(o.json, (reporter, signal) =>
+          installLlama({
             ...(o.source ? { source: o.source } : {}),
             backend: o.backend,
             ...(o.version ? { version: o.version } : {}),
             ...(o.force ? { force: true } : {}),
             ...(o.jobs ? { jobs: o.jobs } : {}),
             ...(cmakeFlags.length ? { cmakeFlags } : {}),
-            reporter: rep,
-            signal: ac.signal,
-          });
-          rep.finishBar();
-          printResult(r, o.json);
-        } finally {
-          rep.finishBar();
-          process.off("SIGINT", onSig);
-        }
+            reporter,
+            signal,
+          }),
+        );
       },
     );
 }

@@ -71,3 +71,25 @@ export function printResult(r: InstallResult, json: boolean | undefined): void {
     ].join("\n"),
   );
 }
+
+/**
+ * Runs an install or update with a reporter on stderr and Ctrl-C as a cancel (the build stops, nothing is
+ * swapped in), then prints the result (JSON on stdout with --json).
+ */
+export async function runInstall(
+  json: boolean | undefined,
+  work: (reporter: CliInstallReporter, signal: AbortSignal) => Promise<InstallResult>,
+): Promise<void> {
+  const rep = new CliInstallReporter();
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once("SIGINT", onSig);
+  try {
+    const r = await work(rep, ac.signal);
+    rep.finishBar();
+    printResult(r, json);
+  } finally {
+    rep.finishBar();
+    process.off("SIGINT", onSig);
+  }
+}

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { updateLlama } from "../../../llama/install/install.js";
-import { CliInstallReporter, jobsOption, printResult } from "./reporter.js";
+import { jobsOption, runInstall } from "./reporter.js";
 
 /** `gglib llama update`: update llama.cpp from where it came. */
 export function register(llama: Command): void {
@@ -12,22 +12,13 @@ export function register(llama: Command): void {
     .option("--json", "print the install record as JSON on stdout")
     .addHelpText("after", "\nExamples:\n  gglib llama update\n  gglib llama update --force")
     .action(async (o: { force?: boolean; jobs?: number; json?: boolean }) => {
-      const rep = new CliInstallReporter();
-      const ac = new AbortController();
-      const onSig = () => ac.abort();
-      process.once("SIGINT", onSig);
-      try {
-        const r = await updateLlama({
+      await runInstall(o.json, (reporter, signal) =>
+        updateLlama({
           ...(o.force ? { force: true } : {}),
           ...(o.jobs ? { jobs: o.jobs } : {}),
-          reporter: rep,
-          signal: ac.signal,
-        });
-        rep.finishBar();
-        printResult(r, o.json);
-      } finally {
-        rep.finishBar();
-        process.off("SIGINT", onSig);
-      }
+          reporter,
+          signal,
+        }),
+      );
     });
 }

@@ -65,10 +65,19 @@ function probe(p: {
     arch: p.arch ?? "x64",
     env: p.env ?? {},
     which: async (cmd) => (tools[cmd] ? path(cmd) : undefined),
-    exec: async (cmd) => {
+    run: async (cmd) => {
       const name = cmd.split("/").pop()!;
       const t = tools[name];
-      return t ? { code: t.code ?? 0, stdout: t.stdout ?? "", stderr: t.stderr ?? "" } : undefined;
+      if (!t) return { ok: false, stdout: "", stderr: "", exitCode: null, notFound: true, timedOut: false };
+      const code = t.code ?? 0;
+      return {
+        ok: code === 0,
+        stdout: t.stdout ?? "",
+        stderr: t.stderr ?? "",
+        exitCode: code,
+        notFound: false,
+        timedOut: false,
+      };
     },
     exists: (f) => (p.files ?? []).includes(f) || Object.keys(tools).some((t) => path(t) === f),
     listDir: (d) => p.dirs?.[d] ?? [],
@@ -76,22 +85,23 @@ function probe(p: {
   };
 }
 
-const NVCC = { stdout: "nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release 13.0, V13.0.88\n" };
+const fixture = (name: string) => readFileSync(new URL(`../../../fixtures/system/${name}`, import.meta.url), "utf8");
+/** Recorded `nvcc --version` and `nvidia-smi --query-gpu=…` output (test/fixtures/system/README.md). */
+const NVCC = { stdout: fixture("nvcc-13.version.txt") };
+const SMI_H100 = { stdout: fixture("nvidia-smi-h100.query.csv") };
 
 describe("backend detection", () => {
   test("CUDA needs the toolkit and a GPU", async () => {
-    const both = await detectBackend(
-      probe({ tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n" } } }),
-    );
+    const both = await detectBackend(probe({ tools: { nvcc: NVCC, "nvidia-smi": SMI_H100 } }));
     assert.equal(both.backend, "cuda");
     assert.equal(both.cuda.version, "13.0");
-    assert.deepEqual(both.cuda.gpus, ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)"]);
+    assert.deepEqual(both.cuda.gpus, ["GPU 0: NVIDIA H100 80GB HBM3"]);
 
     const noGpu = await detectBackend(probe({ tools: { nvcc: NVCC } }));
     assert.equal(noGpu.backend, "cpu");
     assert.match(noGpu.reasons.join(" "), /CUDA 13\.0 is installed .* no NVIDIA GPU is visible/);
 
-    const noToolkit = await detectBackend(probe({ tools: { "nvidia-smi": { stdout: "GPU 0: NVIDIA RTX 4090\n" } } }));
+    const noToolkit = await detectBackend(probe({ tools: { "nvidia-smi": SMI_H100 } }));
     assert.equal(noToolkit.backend, "cpu");
     assert.match(noToolkit.reasons.join(" "), /CUDA toolkit \(nvcc\) is not/);
 
@@ -120,6 +130,14 @@ describe("backend detection", () => {
       }),
     );
     assert.equal(cpuOnly.backend, "cpu", "llvmpipe is not a reason to build for Vulkan");
+    const recorded = await detectBackend(
+      probe({
+        tools: { glslc: {}, vulkaninfo: { stdout: fixture("vulkaninfo-nvidia-llvmpipe.summary.txt") } },
+        files: ["/usr/include/vulkan/vulkan.h"],
+      }),
+    );
+    assert.equal(recorded.backend, "vulkan");
+    assert.deepEqual(recorded.vulkan.devices, ["NVIDIA GeForce RTX 4090"], "the same reading as `gglib system`");
     const noHeaders = await detectBackend(probe({ tools: { glslc: {} } }));
     assert.equal(noHeaders.backend, "cpu");
     assert.match(noHeaders.reasons.join(" "), /Vulkan is incomplete \(headers missing\)/);
@@ -132,7 +150,7 @@ describe("backend detection", () => {
   test("CUDA is preferred over Vulkan; Metal on Apple Silicon; CPU on Intel Macs", async () => {
     const all = await detectBackend(
       probe({
-        tools: { nvcc: NVCC, "nvidia-smi": { stdout: "GPU 0: X\n" }, glslc: {} },
+        tools: { nvcc: NVCC, "nvidia-smi": SMI_H100, glslc: {} },
         files: ["/usr/include/vulkan/vulkan.h"],
       }),
     );

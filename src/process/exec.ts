@@ -1,11 +1,14 @@
 import { spawn, type SpawnOptions } from "node:child_process";
-import { LineSplitter } from "./lines.js";
+import { LineSplitter } from "../util/lines.js";
+import { signalGroup } from "./terminate/signals.js";
 
 export interface RunResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** It ran past `timeoutMs` and was killed. */
+  timedOut: boolean;
 }
 
 export interface RunOptions {
@@ -35,15 +38,17 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = spawn(cmd, args, spawnOpts);
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
     const killGroup = () => {
-      try {
-        if (child.pid !== undefined && process.platform !== "win32") process.kill(-child.pid, "SIGKILL");
-        else child.kill("SIGKILL");
-      } catch {
-        /* already gone */
-      }
+      if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL");
     };
-    const timer = opts.timeoutMs !== undefined ? setTimeout(killGroup, opts.timeoutMs) : undefined;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            killGroup();
+          }, opts.timeoutMs)
+        : undefined;
     const onAbort = () => killGroup();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     const outLines = new LineSplitter((l) => opts.onLine?.(l, "stdout"));
@@ -68,7 +73,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         outLines.end();
         errLines.end();
       }
-      resolve({ code, signal, stdout, stderr });
+      resolve({ code, signal, stdout, stderr, timedOut });
     });
   });
 }

@@ -26,7 +26,7 @@ import {
   GgufValueType,
   ggmlTensorBytes,
   ggmlTypeName,
-} from "./types.js";
+} from "../../src/gguf/types.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Metadata values

@@ -1,0 +1,2 @@
+// gglib-runtime/proxy: the OpenAI-compatible proxy (startProxy, scheduler, controller, server, config).
+export * from "../proxy/index.js";

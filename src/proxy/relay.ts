@@ -1,0 +1,198 @@
+/**
+ * Relaying a client's request to a model's llama-server: take a lease on the model (at once when it is ready,
+ * else wait for it, telling a streaming client with SSE comments that the load goes on), forward the request on
+ * the pool of that process, release the lease, count the request in the metrics.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import { HttpError } from "../core/errors.js";
+import type { Lease, ModelController } from "./controller.js";
+import { createUpstreamPool, Forward, type ForwardOptions } from "./forward.js";
+import { sendError } from "./http/errors.js";
+import { upstreamRequestHeaders } from "./http/headers.js";
+import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
+import type { ProxyMetrics } from "./metrics.js";
+
+/** One request for a model, as the routes parsed it. */
+export interface RelayRequest {
+  /** The model's catalog name. */
+  name: string;
+  /** Path and query sent upstream. */
+  path: string;
+  /** The path the client asked for (chooses the SSE error dialect). */
+  clientPath: string;
+  method: string;
+  body: Buffer | null;
+  stream: boolean;
+  /** Counts as use of the model for its idle TTL. */
+  activity: boolean;
+}
+
+export class Relay {
+  /** One connection pool per llama-server process, keyed by origin; replaced when another process takes the port. */
+  private readonly pools = new Map<string, { id: string; pool: Dispatcher }>();
+
+  constructor(
+    private readonly controller: ModelController,
+    private readonly metrics: ProxyMetrics,
+    /** Interval of `: loading …` comments while a stream waits, ms (≤ 5000). */
+    private readonly keepAliveMs = 2_000,
+  ) {}
+
+  async relay(req: IncomingMessage, res: ServerResponse, r: RelayRequest): Promise<void> {
+    const t0 = performance.now();
+    let sseCommitted = false;
+    let lease: Lease | undefined = this.controller.tryAcquire(r.name, r.activity);
+    if (!lease) {
+      const waited = await this.waitForModel(res, r, t0);
+      if (!waited) return;
+      ({ lease, sseCommitted } = waited);
+    }
+    await this.send(req, res, r, lease, sseCommitted, t0);
+  }
+
+  /** Closes every upstream pool (the server is closing). */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.pool.close().catch(() => {})));
+    this.pools.clear();
+  }
+
+  /** The model is not ready: wait for it (SSE keep-alive comments for streams), or answer the error. */
+  private async waitForModel(
+    res: ServerResponse,
+    r: RelayRequest,
+    t0: number,
+  ): Promise<{ lease: Lease; sseCommitted: boolean } | undefined> {
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.on("close", onClose);
+    let sseCommitted = false;
+    let stopBeats: (() => void) | undefined;
+    let lease: Lease;
+    try {
+      if (!this.controller.isReady(r.name) && r.stream) {
+        // Tell the client at once that we are alive, and keep telling it while the model loads.
+        sseCommitted = true;
+        stopBeats = this.loadingComments(res, r.name);
+      }
+      try {
+        lease = await this.controller.acquire(r.name, { signal: abort.signal, activity: r.activity });
+      } finally {
+        stopBeats?.();
+      }
+    } catch (e) {
+      res.off("close", onClose);
+      const err = e instanceof HttpError ? e : new HttpError(500, "internal_error", String(e));
+      this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
+      if (err.status === 499) return undefined; // the client is gone
+      if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
+      else sendError(res, err);
+      return undefined;
+    }
+    res.off("close", onClose);
+    return { lease, sseCommitted };
+  }
+
+  /** Commits `200 text/event-stream` and writes `: loading <model> N%` comments until the returned stop is called. */
+  private loadingComments(res: ServerResponse, name: string): () => void {
+    res.writeHead(200, SSE_HEADERS);
+    res.flushHeaders();
+    let lastPct = -1;
+    const beat = () => {
+      if (res.destroyed || res.writableEnded) return;
+      const p = this.controller.loadProgress(name);
+      const st = this.controller.state(name)?.status ?? "loading";
+      const what =
+        st === "pending" || st === "unloaded" || st === "draining" || st === "stopping"
+          ? "waiting for room to load"
+          : "loading";
+      res.write(`: ${what} ${name}${p !== undefined && st === "loading" ? ` ${Math.round(p * 100)}%` : ""}\n\n`);
+    };
+    beat();
+    const heartbeat = setInterval(beat, Math.min(this.keepAliveMs, 5_000));
+    const unlisten = this.controller.on((e) => {
+      if (e.type === "progress" && e.model === name && !res.destroyed && !res.writableEnded) {
+        const pct = Math.round(e.value * 100);
+        if (pct !== lastPct) {
+          lastPct = pct;
+          res.write(`: loading ${name} ${pct}%\n\n`);
+        }
+      }
+    });
+    return () => {
+      clearInterval(heartbeat);
+      unlisten();
+    };
+  }
+
+  /** The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. */
+  private dispatcherFor(handle: { id: string; url: string }): Dispatcher {
+    const cur = this.pools.get(handle.url);
+    if (cur?.id === handle.id) return cur.pool;
+    if (cur) void cur.pool.destroy().catch(() => {});
+    const pool = createUpstreamPool(handle.url);
+    this.pools.set(handle.url, { id: handle.id, pool });
+    return pool;
+  }
+
+  private async send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    r: RelayRequest,
+    lease: Lease,
+    sseCommitted: boolean,
+    t0: number,
+  ): Promise<void> {
+    if (res.destroyed) {
+      lease.release();
+      return;
+    }
+    const tForward = performance.now();
+    const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), this.controller, lease);
+    try {
+      f.start(this.dispatcherFor(lease.handle));
+    } catch (e) {
+      lease.release();
+      throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
+    }
+    this.controller.trackUpstream(lease, f);
+    const result = await f.done;
+    this.controller.untrackUpstream(lease, f);
+    lease.release();
+    const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
+    const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
+    this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
+    this.controller.observeUsage(r.name, result.usage);
+  }
+
+  private forwardOptions(req: IncomingMessage, r: RelayRequest, lease: Lease, sseCommitted: boolean): ForwardOptions {
+    return {
+      origin: lease.handle.url,
+      method: r.method,
+      path: r.path,
+      headers: upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined),
+      body: r.body,
+      sseCommitted,
+      clientPath: r.clientPath,
+      collectUsage: true,
+    };
+  }
+}
+
+/** A forward to a model's process: a broken connection is explained by what happened to that process. */
+class ModelForward extends Forward {
+  constructor(
+    res: ServerResponse,
+    o: ForwardOptions,
+    private readonly controller: ModelController,
+    private readonly lease: Lease,
+  ) {
+    super(res, o);
+  }
+
+  protected override explainFailure(err: Error): Promise<string> {
+    return this.controller.explainFailure(this.lease.model, this.lease.instance, err);
+  }
+}
