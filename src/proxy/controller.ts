@@ -657,15 +657,17 @@ export class ModelController {
     if (rt.proc === proc) rt.proc = undefined;
     const model = rt.model.name;
     // a pre-stop step that fails or throws never blocks the stop
-    const ready = before ? before().catch(() => {}) : Promise.resolve();
-    const p = ready
-      .then(() => this.runner.stop(handle, { graceMs }))
-      .then(
-        () => {
-          if (reportStopped) this.feed({ type: "stopped", model, instance: proc.instance, now: this.now() });
-        },
-        (e: unknown) => this.onStopFailed(rt, proc, e),
-      );
+    const stopped = before
+      ? before()
+          .catch(() => {})
+          .then(() => this.runner.stop(handle, { graceMs }))
+      : this.runner.stop(handle, { graceMs });
+    const p = stopped.then(
+      () => {
+        if (reportStopped) this.feed({ type: "stopped", model, instance: proc.instance, now: this.now() });
+      },
+      (e: unknown) => this.onStopFailed(rt, proc, e),
+    );
     this.stopsInFlight.add(p);
     void p.finally(() => this.stopsInFlight.delete(p));
   }
