@@ -53,7 +53,8 @@ export interface LoadRun {
   p99: number;
 }
 
-function which(cmd: string): string | undefined {
+/** `cmd` on PATH (sync: the benches decide before they start anything). */
+export function which(cmd: string): string | undefined {
   const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
   const p = r.stdout.trim();
   return r.status === 0 && p ? p : undefined;

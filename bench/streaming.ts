@@ -45,7 +45,7 @@ import {
   upstreamPort,
   type Row,
 } from "./lib.js";
-import { ensureNginx, startNginx } from "./nginx.js";
+import { ensureNginx, startNginx, which } from "./nginx.js";
 
 const INTERVAL_MS = 20;
 const TOKENS = 40;
@@ -125,11 +125,6 @@ function parseTcpdump(text: string, ports: number[]): Map<number, number[]> {
   }
   flush();
   return out;
-}
-
-function which(cmd: string): string | undefined {
-  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
 /**

@@ -38,6 +38,8 @@ if (!skipChecks) {
   step("lint (eslint)", bin("eslint"), ["."]);
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
   step("typecheck the fake llama-server (tsc --checkJs)", bin("tsc"), ["-p", "test/support/fake-llama/tsconfig.json"]);
+  // from a clean dist: a file removed from src/ must not linger there (and be packed)
+  rmSync(join(root, "dist"), { recursive: true, force: true });
   step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
 }
 

@@ -89,10 +89,14 @@ function newHash(t: DownloadTarget): Hash | undefined {
 }
 
 /** The digest a file's content would be checked with (for files already in place). */
-export async function digestFile(path: string, t: Pick<DownloadTarget, "sha256" | "gitOid" | "size">, upTo?: number) {
+export async function digestFile(
+  path: string,
+  t: Pick<DownloadTarget, "sha256" | "gitOid" | "size">,
+  onBytes?: (n: number) => void,
+): Promise<string | undefined> {
   const h = newHash({ url: "", dest: path, ...t });
   if (!h) return undefined;
-  await hashInto(h, path, upTo);
+  await hashInto(h, path, undefined, onBytes);
   return h.digest("hex");
 }
 

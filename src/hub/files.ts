@@ -52,7 +52,8 @@ export function repoModels(files: readonly RepoFile[]): RepoModels {
   const warnings: string[] = [];
   const sets = new Map<string, { stem: string; count: number; files: Map<number, RepoFile> }>();
   for (const f of files) {
-    if (!/\.gguf$/i.test(f.path)) continue;
+    // importance matrices (llama-imatrix output) are data for quantizing, not models
+    if (!/\.gguf$/i.test(f.path) || /imatrix/i.test(posix.basename(f.path))) continue;
     if (isMmprojName(f.path)) {
       mmproj.push(f);
       continue;

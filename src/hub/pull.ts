@@ -190,7 +190,19 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
   try {
     const manifest = await readManifest(plan.dir);
     const reuse: boolean[] = [];
-    for (const f of plan.files) reuse.push(await inPlace(f, manifest));
+    for (const f of plan.files) {
+      let last = 0;
+      const checking = (n: number) => {
+        const now = Date.now();
+        if (now - last < 250) return;
+        last = now;
+        const e: PullProgress = { phase: "verify", status: `checking ${f.file.path}`, file: f.file.path };
+        e.completed = n;
+        e.total = f.file.size;
+        emit(e);
+      };
+      reuse.push(await inPlace(f, manifest, checking));
+    }
     await assertDiskSpace(
       plan.dir,
       plan.files.filter((_, i) => !reuse[i]),
@@ -232,6 +244,7 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
       result.transferredBytes += r.transferred;
       await writeManifest(plan, result.files);
     }
+    if (reuse.some(Boolean)) await writeManifest(plan, result.files); // files re-hashed: next time, a stat
   } finally {
     await unlock();
   }
@@ -445,7 +458,11 @@ async function fetchOne(
 }
 
 /** The file is there with the right content: listed in the manifest with the same size/mtime, or re-hashed. */
-async function inPlace(f: Plan["files"][number], manifest: Manifest | undefined): Promise<boolean> {
+async function inPlace(
+  f: Plan["files"][number],
+  manifest: Manifest | undefined,
+  onBytes?: (n: number) => void,
+): Promise<boolean> {
   let st;
   try {
     st = await stat(f.dest);
@@ -465,7 +482,7 @@ async function inPlace(f: Plan["files"][number], manifest: Manifest | undefined)
   }
   const expected = f.file.sha256 ?? f.file.gitOid;
   if (!expected) return false;
-  return (await digestFile(f.dest, f.file)) === expected;
+  return (await digestFile(f.dest, f.file, onBytes)) === expected;
 }
 
 async function readManifest(dir: string): Promise<Manifest | undefined> {

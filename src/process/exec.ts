@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from "node:child_process";
-import { LineSplitter } from "../util/lines.js";
+import { LineSplitter } from "./lines.js";
 import { signalGroup } from "./terminate/signals.js";
 
 export interface RunResult {

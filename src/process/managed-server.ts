@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, type WriteStream } from "node:fs";
 import type { HealthStatus, LoadProgress, ServerHandle, ServerState } from "../core/handle.js";
 import { GglibError } from "../core/errors.js";
-import { LineSplitter } from "../util/lines.js";
+import { LineSplitter } from "./lines.js";
 import { EXIT_COMMAND, parseChildLine, type ReadyInfo } from "./child-protocol.js";
 import { probeHealth } from "./http-probe.js";
 import { failureReason, isBindFailure, isShutdownStarted } from "./llama-log.js";

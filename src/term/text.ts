@@ -10,30 +10,39 @@ export function stripAnsi(s: string): string {
   return s.replace(ANSI_RE, "");
 }
 
+/** Code point ranges that take no column (combining marks, zero-width characters, variation selectors). */
+const ZERO_WIDTH: readonly (readonly [number, number])[] = [
+  [0x200b, 0x200d],
+  [0xfeff, 0xfeff],
+  [0x300, 0x36f],
+  [0xfe00, 0xfe0f],
+];
+
+/** Code point ranges that take two columns: East Asian wide and full-width characters, emoji. */
+const WIDE: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f],
+  [0x2e80, 0x303e],
+  [0x3041, 0x33ff],
+  [0x3400, 0x4dbf],
+  [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf],
+  [0xac00, 0xd7a3],
+  [0xf900, 0xfaff],
+  [0xfe30, 0xfe4f],
+  [0xff00, 0xff60],
+  [0xffe0, 0xffe6],
+  [0x1f300, 0x1f64f],
+  [0x1f900, 0x1f9ff],
+  [0x20000, 0x3fffd],
+];
+
+const within = (cp: number, ranges: readonly (readonly [number, number])[]): boolean =>
+  ranges.some(([lo, hi]) => cp >= lo && cp <= hi);
+
 /** Columns a code point takes: 0 (combining, control), 2 (East Asian wide, emoji), else 1. */
 export function charWidth(cp: number): number {
-  if (cp < 32 || (cp >= 0x7f && cp < 0xa0)) return 0;
-  if (cp === 0x200b || cp === 0x200c || cp === 0x200d || cp === 0xfeff) return 0;
-  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0xfe00 && cp <= 0xfe0f)) return 0;
-  if (
-    (cp >= 0x1100 && cp <= 0x115f) ||
-    (cp >= 0x2e80 && cp <= 0x303e) ||
-    (cp >= 0x3041 && cp <= 0x33ff) ||
-    (cp >= 0x3400 && cp <= 0x4dbf) ||
-    (cp >= 0x4e00 && cp <= 0x9fff) ||
-    (cp >= 0xa000 && cp <= 0xa4cf) ||
-    (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0xfe30 && cp <= 0xfe4f) ||
-    (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) ||
-    (cp >= 0x1f300 && cp <= 0x1f64f) ||
-    (cp >= 0x1f900 && cp <= 0x1f9ff) ||
-    (cp >= 0x20000 && cp <= 0x3fffd)
-  ) {
-    return 2;
-  }
-  return 1;
+  if (cp < 32 || (cp >= 0x7f && cp < 0xa0) || within(cp, ZERO_WIDTH)) return 0;
+  return within(cp, WIDE) ? 2 : 1;
 }
 
 export function displayWidth(s: string): number {

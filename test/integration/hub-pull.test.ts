@@ -319,9 +319,26 @@ describe("pullModel", () => {
     registry.close();
   });
 
+  test("a file already there without the manifest is re-hashed: kept when right, fetched again when not", async () => {
+    const dir = tmp();
+    const first = await pullModel("test-user/tiny-GGUF", opts(dir));
+    const folder = join(dir, "test-user", "tiny-GGUF", "tiny-chat-F16");
+    rmSync(join(folder, ".gglib-pull.json"));
+    const kept = await pullModel("test-user/tiny-GGUF", opts(dir));
+    assert.equal(kept.transferredBytes, 0);
+    assert.ok(existsSync(join(folder, ".gglib-pull.json")), "the manifest is written again");
+    const bytes = readFileSync(first.modelPath);
+    bytes[1000] = bytes[1000]! ^ 1; // same size, other content
+    writeFileSync(first.modelPath, bytes);
+    const fixed = await pullModel("test-user/tiny-GGUF", opts(dir));
+    assert.equal(fixed.transferredBytes, tiny.length);
+    assert.equal(sha256(readFileSync(first.modelPath)), sha256(tiny));
+  });
+
   test("one pull per model folder: a second one at the same time is refused; a dead pull's lock is taken over", async () => {
     const dir = tmp();
     hub.faults = { throttle: 400_000 };
+    hub.requests.length = 0;
     const first = pullModel("test-user/tiny-GGUF", opts(dir));
     await waitUntil(() => hub.fileRequests("tiny-chat-F16.gguf").some((q) => q.server === "files"));
     await assert.rejects(pullModel("test-user/tiny-GGUF", opts(dir)), /A pull into .* is already running/);

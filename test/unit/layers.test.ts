@@ -18,7 +18,6 @@ const root = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
 /** Lower first. A folder may import only its own files and folders of a strictly lower level. */
 const LEVELS: Record<string, number> = {
   core: 0,
-  util: 0,
   term: 0,
   process: 1,
   gguf: 1,

@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -52,6 +53,16 @@ for (const e of entries) {
 
 test("the GGUF writer (a test tool) is not part of the package", () => {
   assert.ok(!existsSync(join(root, "src/gguf/writer.ts")));
+  const packed = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json"], { cwd: root, encoding: "utf8" })) as {
+    files: { path: string }[];
+  }[];
+  const files = packed[0]!.files.map((f) => f.path);
+  assert.ok(files.includes("dist/src/index.js"), "the package holds the build");
+  assert.deepEqual(
+    files.filter((f) => /writer|^test\//.test(f)),
+    [],
+    "stale build output: run npm run build (it starts from a clean dist)",
+  );
   for (const e of entries) {
     const text = readFileSync(join(root, e.source), "utf8");
     assert.doesNotMatch(text, /writer/, e.source);

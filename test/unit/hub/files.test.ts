@@ -101,6 +101,7 @@ describe("repoModels", () => {
     f("BF16/M-BF16-00001-of-00002.gguf", 9000),
     f("Q6_K/M-Q6_K-00001-of-00003.gguf"),
     f("Q6_K/M-Q6_K-00003-of-00003.gguf"),
+    f("imatrix_unsloth.gguf"),
   ];
 
   test("single files and shard sets, in preference order; projectors apart; incomplete sets left out", () => {

@@ -7,7 +7,7 @@ import { LogBuffer } from "../../../src/process/log-buffer.js";
 import { healthChanged } from "../../../src/process/health-monitor.js";
 import { cmdlineMatches } from "../../../src/process/pidfile.js";
 import { parseHelpFlags, parseVersion } from "../../../src/llama/capabilities.js";
-import { LineSplitter } from "../../../src/util/lines.js";
+import { LineSplitter } from "../../../src/process/lines.js";
 
 // recorded stdout of a real llama-server in child mode (fixture 07i-child-mode)
 const READY =
