@@ -223,9 +223,12 @@ export class ModelController {
    * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
    * `signal`: the client went away → leaves the queue.
    */
-  async acquire(model: string, opts: { signal?: AbortSignal; activity?: boolean } = {}): Promise<Lease> {
+  async acquire(
+    model: string,
+    opts: { signal?: AbortSignal; activity?: boolean; keepAliveMs?: number } = {},
+  ): Promise<Lease> {
     const id = `q${++seq}`;
-    const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true);
+    const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true, opts.keepAliveMs);
     const lease = this.lease(id, model, got?.instance);
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
@@ -244,12 +247,20 @@ export class ModelController {
    * The hot path: a request for a model that is ready is dispatched synchronously (no promise, no abort
    * signal, no waiter record). Undefined when the model is not ready: use acquire().
    */
-  tryAcquire(model: string, activity = true): Lease | undefined {
+  tryAcquire(model: string, activity = true, keepAliveMs?: number): Lease | undefined {
     if (this.scheduler.model(model)?.status !== "ready") return undefined;
     const id = `q${++seq}`;
     this.syncId = id;
     this.syncInstance = undefined;
-    this.feed({ type: "request", id, model, kind: "request", activity, now: this.now() });
+    this.feed({
+      type: "request",
+      id,
+      model,
+      kind: "request",
+      activity,
+      ...(keepAliveMs !== undefined ? { keepAliveMs } : {}),
+      now: this.now(),
+    });
     const instance = this.syncInstance;
     this.syncId = undefined;
     if (instance === undefined) {
@@ -263,8 +274,13 @@ export class ModelController {
   }
 
   /** Loads a model (management API / preload); resolves once it is ready. */
-  async load(model: string, signal?: AbortSignal): Promise<void> {
-    await this.wait(`l${++seq}`, model, "load", signal, true);
+  async load(model: string, signal?: AbortSignal, keepAliveMs?: number): Promise<void> {
+    await this.wait(`l${++seq}`, model, "load", signal, true, keepAliveMs);
+  }
+
+  /** Sets a model's TTL as a request would (Ollama's keep_alive; see the scheduler's `keepAlive` event). */
+  keepAlive(model: string, keepAliveMs: number): void {
+    this.feed({ type: "keepAlive", model, keepAliveMs, now: this.now() });
   }
 
   unload(model: string): void {
@@ -437,6 +453,7 @@ export class ModelController {
     kind: "request" | "load",
     signal: AbortSignal | undefined,
     activity: boolean,
+    keepAliveMs?: number,
   ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
@@ -460,7 +477,15 @@ export class ModelController {
           reject(e);
         },
       });
-      this.feed({ type: "request", id, model, kind, activity, now: this.now() });
+      this.feed({
+        type: "request",
+        id,
+        model,
+        kind,
+        activity,
+        ...(keepAliveMs !== undefined ? { keepAliveMs } : {}),
+        now: this.now(),
+      });
     });
   }
 

@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
-import type { Registry } from "../models/registry.js";
+import { Registry } from "../models/registry.js";
+import { pullModel, type PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -21,6 +22,8 @@ import { ContextMetrics } from "./context/metrics.js";
 import { autoBudget, parseSize } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer } from "./server.js";
+import { ROUTE_MODULES } from "./routes/index.js";
+import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -72,6 +75,8 @@ export interface ProxyOptions {
   watchConfig?: boolean;
   probe?: SystemProbe;
   log?: (line: string) => void;
+  /** Hub settings for Ollama's POST /api/pull (default: HF_ENDPOINT / HF_TOKEN, else huggingface.co). */
+  pull?: Pick<PullOptions, "hubUrl" | "token" | "env" | "download">;
 }
 
 export interface ReloadReport {
@@ -121,7 +126,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   refuseOpenNetwork(settings);
   // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
   const { runner, swept } = await createRunner(o, config?.loaded);
-  const budget = await memoryBudget(settings.budget, o.probe ?? defaultSystemProbe());
+  const probe = o.probe ?? defaultSystemProbe();
+  const budget = await memoryBudget(settings.budget, probe);
   const catalogInput = (): CatalogInput => ({
     config: config?.loaded,
     modelsDir: settings.modelsDir,
@@ -138,10 +144,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     cache.sweep();
   }
   const report = startReport(catalog, settings, budget, swept, context);
-  const server = createServer(controller, metrics, settings, budget, o, log);
+  const reloadRef: { fn?: () => Promise<ReloadReport> } = {};
+  const ollama = ollamaExtras(o, settings, budget, probe, () => reloadRef.fn?.() ?? Promise.resolve());
+  const server = createServer(controller, metrics, settings, budget, o, log, ollama);
   const addr = await listen(server, controller, settings);
   preload(controller, catalog.models, log);
   const reload = catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep());
+  reloadRef.fn = reload;
   const stopWatching = config && (o.watchConfig ?? true) ? watchConfig(config, reload, log) : () => {};
 
   let closing: Promise<void> | undefined;
@@ -366,6 +375,7 @@ function createServer(
   budget: Budget,
   o: ProxyOptions,
   log: (line: string) => void,
+  ollama: OllamaExtras,
 ): ProxyServer {
   const startedAt = Date.now();
   return new ProxyServer(controller, metrics, {
@@ -384,7 +394,37 @@ function createServer(
       maxModels: s.maxModels ?? null,
     }),
     log,
+    // Ollama's routes wired to this proxy's pull, reload and memory kind
+    routes: ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m)),
   });
+}
+
+/** What Ollama's API needs from startProxy: POST /api/pull (gglib pull into the models folder), reload, GPU or not. */
+function ollamaExtras(
+  o: ProxyOptions,
+  s: Settings,
+  budget: Budget,
+  probe: SystemProbe,
+  reload: () => Promise<unknown>,
+): OllamaExtras {
+  const modelsDir = s.modelsDir;
+  return {
+    onGpu: () => !budget.measureRss,
+    reload,
+    ...(modelsDir
+      ? {
+          pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+            pullModel(ref, {
+              ...(o.pull ?? {}),
+              ...p,
+              modelsDir,
+              probe,
+              // registered when the proxy has the registry open; else the models-folder scan finds the files
+              ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
+            }),
+        }
+      : {}),
+  };
 }
 
 /** Listens; on failure stops what was started and says why (a port in use, most often). */

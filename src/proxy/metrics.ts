@@ -19,117 +19,58 @@ export class ProxyMetrics {
   private readonly genTokens: Counter<"model">;
   private readonly tps: Histogram<"model">;
   private readonly loadDuration: Histogram<"model" | "result">;
-  private readonly swaps: Counter;
+  private readonly swaps: Counter<never>;
   private readonly evictions: Counter<"model" | "reason">;
   private readonly restarts: Counter<"model">;
 
   constructor(source: MetricsSource) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "gglib_proxy_process_" });
-    this.requests = new Counter({
-      name: "gglib_proxy_requests_total",
-      help: "Requests by model and HTTP status.",
-      labelNames: ["model", "status"],
-      registers: [r],
-    });
-    this.duration = new Histogram({
-      name: "gglib_proxy_request_duration_seconds",
-      help: "Request duration through the proxy, including any wait for a load.",
-      labelNames: ["model"],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
-      registers: [r],
-    });
-    this.ttfb = new Histogram({
-      name: "gglib_proxy_time_to_first_byte_seconds",
-      help: "Time from the request to llama-server's response headers (includes load waits).",
-      labelNames: ["model"],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-      registers: [r],
-    });
-    this.promptTokens = new Counter({
-      name: "gglib_proxy_prompt_tokens_total",
-      help: "Prompt tokens (llama-server usage/timings).",
-      labelNames: ["model"],
-      registers: [r],
-    });
-    this.genTokens = new Counter({
-      name: "gglib_proxy_generated_tokens_total",
-      help: "Generated tokens (llama-server usage/timings).",
-      labelNames: ["model"],
-      registers: [r],
-    });
-    this.tps = new Histogram({
-      name: "gglib_proxy_generation_tokens_per_second",
-      help: "Generation speed per request as llama-server reports it.",
-      labelNames: ["model"],
-      buckets: [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000],
-      registers: [r],
-    });
-    this.loadDuration = new Histogram({
-      name: "gglib_proxy_model_load_duration_seconds",
-      help: "Time from spawn to ready (result=ok) or failure.",
-      labelNames: ["model", "result"],
-      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300],
-      registers: [r],
-    });
-    this.swaps = new Counter({
-      name: "gglib_proxy_swaps_total",
-      help: "Models stopped to make room for another.",
-      registers: [r],
-    });
-    this.evictions = new Counter({
-      name: "gglib_proxy_unloads_total",
-      help: "Models stopped, by reason (evict, ttl, unload, reload, removed, shutdown).",
-      labelNames: ["model", "reason"],
-      registers: [r],
-    });
-    this.restarts = new Counter({
-      name: "gglib_proxy_model_crashes_total",
-      help: "llama-server processes that exited unexpectedly.",
-      labelNames: ["model"],
-      registers: [r],
-    });
-    new Gauge({
-      name: "gglib_proxy_queue_depth",
-      help: "Requests waiting for their model.",
-      labelNames: ["model"],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const m of source.snapshot()) this.set({ model: m.name }, m.queued);
-      },
-    });
-    new Gauge({
-      name: "gglib_proxy_requests_in_flight",
-      help: "Requests being served by llama-server.",
-      labelNames: ["model"],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const m of source.snapshot()) this.set({ model: m.name }, m.inFlight);
-      },
-    });
-    new Gauge({
-      name: "gglib_proxy_model_state",
-      help: "1 for the state each model is in.",
-      labelNames: ["model", "state"],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const m of source.snapshot()) this.set({ model: m.name, state: m.state }, 1);
-      },
-    });
-    new Gauge({
-      name: "gglib_proxy_model_memory_bytes",
-      help: "Memory counted for each resident model (measured, else estimated).",
-      labelNames: ["model"],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const m of source.snapshot())
-          if (m.state !== "unloaded" && m.state !== "failed") this.set({ model: m.name }, m.bytes);
-      },
-    });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers: [r] });
+    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+      new Histogram<L>({ name, help, labelNames, buckets, registers: [r] });
+    this.requests = counter("gglib_proxy_requests_total", "Requests by model and HTTP status.", ["model", "status"]);
+    this.duration = histogram(
+      "gglib_proxy_request_duration_seconds",
+      "Request duration through the proxy, including any wait for a load.",
+      ["model"],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    );
+    this.ttfb = histogram(
+      "gglib_proxy_time_to_first_byte_seconds",
+      "Time from the request to llama-server's response headers (includes load waits).",
+      ["model"],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    );
+    this.promptTokens = counter("gglib_proxy_prompt_tokens_total", "Prompt tokens (llama-server usage/timings).", [
+      "model",
+    ]);
+    this.genTokens = counter("gglib_proxy_generated_tokens_total", "Generated tokens (llama-server usage/timings).", [
+      "model",
+    ]);
+    this.tps = histogram(
+      "gglib_proxy_generation_tokens_per_second",
+      "Generation speed per request as llama-server reports it.",
+      ["model"],
+      [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000],
+    );
+    this.loadDuration = histogram(
+      "gglib_proxy_model_load_duration_seconds",
+      "Time from spawn to ready (result=ok) or failure.",
+      ["model", "result"],
+      [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300],
+    );
+    this.swaps = counter("gglib_proxy_swaps_total", "Models stopped to make room for another.", []);
+    this.evictions = counter(
+      "gglib_proxy_unloads_total",
+      "Models stopped, by reason (evict, ttl, unload, reload, removed, shutdown).",
+      ["model", "reason"],
+    );
+    this.restarts = counter("gglib_proxy_model_crashes_total", "llama-server processes that exited unexpectedly.", [
+      "model",
+    ]);
+    modelGauges(r, source);
   }
 
   /** Label children cached per model (and status): the hot path does no label hashing. */
@@ -197,4 +138,43 @@ export class ProxyMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+type ModelSnapshot = ReturnType<MetricsSource["snapshot"]>[number];
+
+/** The per-model gauges, read from the scheduler's state when /metrics is scraped. */
+function modelGauges(r: Registry, source: MetricsSource): void {
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: readonly ("model" | "state")[],
+    fill: (g: Gauge<"model" | "state">, m: ModelSnapshot) => void,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const m of source.snapshot()) fill(this, m);
+      },
+    });
+  gauge("gglib_proxy_queue_depth", "Requests waiting for their model.", ["model"], (g, m) =>
+    g.set({ model: m.name }, m.queued),
+  );
+  gauge("gglib_proxy_requests_in_flight", "Requests being served by llama-server.", ["model"], (g, m) =>
+    g.set({ model: m.name }, m.inFlight),
+  );
+  gauge("gglib_proxy_model_state", "1 for the state each model is in.", ["model", "state"], (g, m) =>
+    g.set({ model: m.name, state: m.state }, 1),
+  );
+  gauge(
+    "gglib_proxy_model_memory_bytes",
+    "Memory counted for each resident model (measured, else estimated).",
+    ["model"],
+    (g, m) => {
+      if (m.state !== "unloaded" && m.state !== "failed") g.set({ model: m.name }, m.bytes);
+    },
+  );
 }

@@ -127,8 +127,11 @@ export class Relay {
     };
   }
 
-  /** The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. */
-  private dispatcherFor(handle: { id: string; url: string }): Dispatcher {
+  /**
+   * The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. Also
+   * used by routes that talk to llama-server themselves (Ollama's API translates each request).
+   */
+  dispatcherFor(handle: { id: string; url: string }): Dispatcher {
     const cur = this.pools.get(handle.url);
     if (cur?.id === handle.id) return cur.pool;
     if (cur) void cur.pool.destroy().catch(() => {});

@@ -14,6 +14,8 @@
  *   bounded: past `drainTimeoutMs` the eviction is abandoned and the requests that needed the room get a 503;
  * - waiting requests are served first-in first-out; a model's waiters never take room reserved by an earlier one;
  * - TTL: a ready model idle (no request in flight) for its TTL since the end of its last request is stopped;
+ *   a request may carry its own TTL for the model (`keepAliveMs`, Ollama's keep_alive: ms, 0 = stop as soon as
+ *   idle, < 0 = never by TTL), which replaces the model's TTL until the model stops (pinned models ignore it);
  * - limits: `maxQueuePerModel` waiting requests per model, `queueTimeoutMs` per request → 503 with Retry-After;
  * - a failed load rejects its waiters with the reason and backs off (cooldown doubles per failure, bounded);
  * - a crash marks the model unloaded at once; the next request starts it again;
@@ -76,7 +78,18 @@ export type WaiterKind = "request" | "load";
 
 export type SchedulerEvent =
   /** A request (or a management load, kind "load") for a model. `activity: false` does not refresh the TTL. */
-  | { type: "request"; id: string; model: string; now: number; kind?: WaiterKind; activity?: boolean }
+  | {
+      type: "request";
+      id: string;
+      model: string;
+      now: number;
+      kind?: WaiterKind;
+      activity?: boolean;
+      /** This request's TTL for the model, set when it is dispatched (see the header). Undefined: unchanged. */
+      keepAliveMs?: number;
+    }
+  /** Set a ready model's TTL now (Ollama's load idiom with keep_alive) and count it as used now. */
+  | { type: "keepAlive"; model: string; keepAliveMs: number; now: number }
   /** A dispatched request finished (response ended, failed or was aborted). */
   | { type: "requestDone"; id: string; now: number }
   /** A waiting request's client went away. */
@@ -152,6 +165,8 @@ export interface ModelState {
   removed?: boolean;
   /** Spec to apply once the current process has stopped (a changed setting). */
   nextSpec?: ModelSpec;
+  /** TTL set by the last request that carried one (ms; 0 = stop when idle; < 0 = never). Cleared on start. */
+  keepAliveMs?: number;
   /** Counters for status/metrics. */
   loads: number;
   crashes: number;
@@ -164,6 +179,7 @@ export interface Waiter {
   readonly enqueuedAt: number;
   readonly deadline: number;
   readonly activity: boolean;
+  readonly keepAliveMs?: number;
 }
 
 interface Running {
@@ -210,8 +226,23 @@ export class Scheduler {
     this.actions = [];
     switch (event.type) {
       case "request":
-        this.onRequest(event.id, event.model, event.now, event.kind ?? "request", event.activity ?? true);
+        this.onRequest(
+          event.id,
+          event.model,
+          event.now,
+          event.kind ?? "request",
+          event.activity ?? true,
+          event.keepAliveMs,
+        );
         break;
+      case "keepAlive": {
+        const m = this.models.get(event.model);
+        if (m && !m.spec.pinned && (m.status === "ready" || m.status === "loading" || m.status === "pending")) {
+          m.keepAliveMs = event.keepAliveMs;
+          m.lastUsed = Math.max(m.lastUsed, event.now);
+        }
+        break;
+      }
       case "requestDone":
         this.onRequestDone(event.id, event.now);
         break;
@@ -280,11 +311,18 @@ export class Scheduler {
     return m ? this.needOf(m) : 0;
   }
 
-  /** TTL in ms that applies to a model (0 = none). */
+  /** TTL in ms that applies to a model (0 = none; a request's keep-alive of 0 also reads 0: see stopsWhenIdle). */
   ttlOf(name: string): number {
     const m = this.models.get(name);
     if (!m || m.spec.pinned) return 0;
+    if (m.keepAliveMs !== undefined) return m.keepAliveMs > 0 ? m.keepAliveMs : 0;
     return m.spec.ttlMs !== undefined && m.spec.ttlMs > 0 ? m.spec.ttlMs : this.options.ttlMs;
+  }
+
+  /** A request asked for the model to stop as soon as it is idle (keep-alive 0). */
+  stopsWhenIdle(name: string): boolean {
+    const m = this.models.get(name);
+    return m !== undefined && !m.spec.pinned && m.keepAliveMs === 0;
   }
 
   /** Memory counted as used now (all models holding room). */
@@ -303,6 +341,7 @@ export class Scheduler {
       if (m.status === "ready" && m.inFlight === 0) {
         const ttl = this.ttlOf(m.spec.name);
         if (ttl > 0) t = Math.min(t, m.lastUsed + ttl);
+        if (this.stopsWhenIdle(m.spec.name)) t = Math.min(t, m.lastUsed);
       }
       if (m.status === "failed" && this.queue.some((w) => w.model === m.spec.name)) t = Math.min(t, m.cooldownUntil);
     }
@@ -311,7 +350,15 @@ export class Scheduler {
 
   // ---- events --------------------------------------------------------------------------------------------
 
-  private onRequest(id: string, name: string, now: number, kind: WaiterKind, activity: boolean): void {
+  private onRequest(
+    id: string,
+    name: string,
+    now: number,
+    kind: WaiterKind,
+    activity: boolean,
+    keepAliveMs: number | undefined,
+  ): void {
+    const ka = keepAliveMs !== undefined ? { keepAliveMs } : {};
     const m = this.models.get(name);
     if (!m) {
       this.reject({ id, model: name, kind }, 404, { code: "model_not_found" });
@@ -327,7 +374,7 @@ export class Scheduler {
     }
     if (m.status === "ready") {
       // Fast path: a resident model is served now, whatever else is queued or loading.
-      this.dispatchNow({ id, model: name, kind, enqueuedAt: now, deadline: now, activity }, m, now);
+      this.dispatchNow({ id, model: name, kind, enqueuedAt: now, deadline: now, activity, ...ka }, m, now);
       return;
     }
     if (m.status === "failed" && now < m.cooldownUntil) {
@@ -344,7 +391,15 @@ export class Scheduler {
       );
       return;
     }
-    this.queue.push({ id, model: name, kind, enqueuedAt: now, deadline: now + this.options.queueTimeoutMs, activity });
+    this.queue.push({
+      id,
+      model: name,
+      kind,
+      enqueuedAt: now,
+      deadline: now + this.options.queueTimeoutMs,
+      activity,
+      ...ka,
+    });
   }
 
   private onRequestDone(id: string, now: number): void {
@@ -356,6 +411,7 @@ export class Scheduler {
     if (m.inFlight > 0) m.inFlight--;
     m.lastUsed = Math.max(m.lastUsed, now);
     if (m.status === "draining" && m.inFlight === 0) this.stop(m, m.drainReason ?? "evict", false);
+    else if (m.status === "ready" && m.inFlight === 0 && this.stopsWhenIdle(m.spec.name)) this.stop(m, "ttl", false);
   }
 
   private onLoadSucceeded(name: string, instance: number, now: number): void {
@@ -529,7 +585,7 @@ export class Scheduler {
       // Idle TTL.
       if (m.status === "ready" && m.inFlight === 0) {
         const ttl = this.ttlOf(m.spec.name);
-        if (ttl > 0 && now - m.lastUsed >= ttl) this.stop(m, "ttl", false);
+        if ((ttl > 0 && now - m.lastUsed >= ttl) || this.stopsWhenIdle(m.spec.name)) this.stop(m, "ttl", false);
       }
     }
   }
@@ -615,6 +671,7 @@ export class Scheduler {
   private start(m: ModelState): void {
     m.instance++;
     m.measuredBytes = undefined;
+    m.keepAliveMs = undefined;
     m.drainReason = undefined;
     m.drainDeadline = undefined;
     this.setStatus(m, "loading");
@@ -634,6 +691,7 @@ export class Scheduler {
   }
 
   private dispatchNow(w: Waiter, m: ModelState, now: number): void {
+    if (w.keepAliveMs !== undefined && !m.spec.pinned) m.keepAliveMs = w.keepAliveMs;
     if (w.kind === "request") {
       m.inFlight++;
       this.running.set(w.id, { model: m.spec.name, instance: m.instance });

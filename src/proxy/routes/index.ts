@@ -5,6 +5,7 @@
 import { eventRoutes } from "./events.js";
 import { logRoutes } from "./logs.js";
 import { managementRoutes } from "./management.js";
+import { ollamaRoutes } from "./ollama.js";
 import { openaiRoutes } from "./openai.js";
 import type { RouteModule } from "./types.js";
 import { upstreamRoutes } from "./upstream.js";
@@ -14,5 +15,6 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   eventRoutes,
   logRoutes,
   upstreamRoutes,
+  ollamaRoutes(),
   openaiRoutes,
 ];
