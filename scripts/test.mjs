@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: lint, typecheck, build, make sure the real llama-server for the e2e tests exists (built once from
-// the llama.cpp source shipped in node-llama-cpp, cached outside the repo), then run every test file with node's
+// `npm test`: lint, typecheck, build (the TypeScript and the dashboard in dist/ui), make sure the real llama-server
+// for the e2e tests exists (built once from the llama.cpp source shipped in node-llama-cpp, cached outside the repo), then run every test file with node's
 // test runner, and close with a plain "N passed, N failed" line.
 //
 //   node scripts/test.mjs                 everything
@@ -37,10 +37,12 @@ if (!skipChecks) {
   step("format (prettier --check)", bin("prettier"), ["--check", "--log-level", "warn", "."]);
   step("lint (eslint)", bin("eslint"), ["."]);
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+  step("typecheck the dashboard (tsc -p web)", bin("tsc"), ["-p", "web/tsconfig.json", "--noEmit"]);
   step("typecheck the fake llama-server (tsc --checkJs)", bin("tsc"), ["-p", "test/support/fake-llama/tsconfig.json"]);
   // from a clean dist: a file removed from src/ must not linger there (and be packed)
   rmSync(join(root, "dist"), { recursive: true, force: true });
   step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
+  step("build the dashboard (esbuild → dist/ui)", process.execPath, ["--import", "tsx", "scripts/build-ui.ts"]);
 }
 
 function findTests(dir) {

@@ -30,11 +30,11 @@ export function createUpstreamPool(origin: string): Pool {
 export interface UsageStats {
   promptTokens?: number;
   completionTokens?: number;
+  /** Prompt tokens reused from the cache (timings.cache_n, usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens?: number;
   /** Generation speed reported by llama-server (tokens/s). */
   predictedPerSecond?: number;
   promptPerSecond?: number;
-  /** Prompt tokens taken from llama-server's cache (`timings.cache_n`, else `cached_tokens`). */
-  cachedTokens?: number;
 }
 
 export interface ForwardResult {
@@ -310,11 +310,11 @@ export function parseUsage(tail: string): UsageStats | undefined {
   const completion = last(RE.completionTokens, tail) ?? last(RE.predictedN, tail) ?? last(RE.outputTokens, tail);
   const pps = last(RE.predictedPerSecond, tail);
   const prps = last(RE.promptPerSecond, tail);
+  const cached = last(RE.cacheN, tail) ?? last(RE.cachedTokens, tail);
   if (prompt !== undefined) u.promptTokens = prompt;
   if (completion !== undefined) u.completionTokens = completion;
   if (pps !== undefined) u.predictedPerSecond = pps;
   if (prps !== undefined) u.promptPerSecond = prps;
-  const cached = last(RE.cacheN, tail) ?? last(RE.cachedTokens, tail);
   if (cached !== undefined) u.cachedTokens = cached;
   return Object.keys(u).length > 0 ? u : undefined;
 }

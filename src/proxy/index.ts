@@ -21,9 +21,14 @@ import { ContextCache, diskFreeBytes } from "./context/context-cache.js";
 import { ContextMetrics } from "./context/metrics.js";
 import { autoBudget, parseSize } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
-import { ProxyServer } from "./server.js";
+import { ProxyServer, type ProxyServerOptions } from "./server.js";
+import { ActivityLog } from "./activity.js";
+import type { EffectiveSettings } from "./effective-config.js";
+import { ProxyLog } from "./proxy-log.js";
+import { dashboardRoutes, type DashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
+import { uiRoutes } from "./routes/ui.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -32,6 +37,9 @@ export type { ModelSpec, SchedulerAction, SchedulerEvent, SchedulerOptions, Mode
 export { buildCatalog, resolveModelName } from "./catalog.js";
 export { configJsonSchema, parseConfig, loadConfigFile, ProxyConfigSchema } from "./config.js";
 export { parseSize } from "./memory.js";
+export { ActivityLog, type ActivityRecord } from "./activity.js";
+export { UI_CSP } from "./routes/ui.js";
+export type { ReloadRecord } from "./routes/dashboard.js";
 
 export interface ProxyOptions {
   configPath?: string;
@@ -77,6 +85,10 @@ export interface ProxyOptions {
   log?: (line: string) => void;
   /** Hub settings for Ollama's POST /api/pull (default: HF_ENDPOINT / HF_TOKEN, else huggingface.co). */
   pull?: Pick<PullOptions, "hubUrl" | "token" | "env" | "download">;
+  /** The dashboard's built files (default dist/ui of this package). */
+  uiDir?: string;
+  /** Requests kept for GET /api/activity (default 1000). */
+  activityCapacity?: number;
 }
 
 export interface ReloadReport {
@@ -112,7 +124,8 @@ export interface RunningProxy {
   readonly controller: ModelController;
   readonly server: ProxyServer;
   readonly report: StartReport;
-  reload(): Promise<ReloadReport>;
+  /** Reload the config file and rescan the models folder; `trigger` is recorded for the dashboard. */
+  reload(trigger?: string): Promise<ReloadReport>;
   /** Drain requests (up to drainMs), stop every llama-server, close the server. */
   close(drainMs?: number): Promise<void>;
 }
@@ -120,7 +133,12 @@ export interface RunningProxy {
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"]);
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
-  const log = o.log ?? (() => {});
+  // the proxy's own log, kept for the dashboard as well as written where the caller says
+  const proxyLog = new ProxyLog();
+  const log = (line: string) => {
+    proxyLog.write(line);
+    o.log?.(line);
+  };
   const config = o.configPath ? new ConfigFile(o.configPath) : undefined;
   const settings = resolveSettings(o, config?.loaded);
   refuseOpenNetwork(settings);
@@ -144,14 +162,22 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     cache.sweep();
   }
   const report = startReport(catalog, settings, budget, swept, context);
-  const reloadRef: { fn?: () => Promise<ReloadReport> } = {};
-  const ollama = ollamaExtras(o, settings, budget, probe, () => reloadRef.fn?.() ?? Promise.resolve());
-  const server = createServer(controller, metrics, settings, budget, o, log, ollama);
+  const reloads = recordedReloads(
+    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep()),
+  );
+  const listening: { port?: number } = {};
+  const dashboard = createDashboard(o, { controller, proxyLog, probe, runner, settings, budget, reloads, listening });
+  const ollama = ollamaExtras(o, settings, budget, probe, () => reloads.reload("ollama pull"));
+  const server = createServer(controller, metrics, settings, budget, o, log, ollama, {
+    activity: new ActivityLog(o.activityCapacity ?? 1000),
+    routes: [uiRoutes(o.uiDir), dashboard],
+  });
   const addr = await listen(server, controller, settings);
+  listening.port = addr.port;
   preload(controller, catalog.models, log);
-  const reload = catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep());
-  reloadRef.fn = reload;
-  const stopWatching = config && (o.watchConfig ?? true) ? watchConfig(config, reload, log) : () => {};
+  const reload = reloads.reload;
+  const stopWatching =
+    config && (o.watchConfig ?? true) ? watchConfig(config, () => reload("config file changed"), log) : () => {};
 
   let closing: Promise<void> | undefined;
   return {
@@ -165,6 +191,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     close(drainMs = 10_000) {
       closing ??= (async () => {
         stopWatching();
+        dashboard.close();
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
         await serverClosed;
@@ -376,6 +403,8 @@ function createServer(
   o: ProxyOptions,
   log: (line: string) => void,
   ollama: OllamaExtras,
+  /** The dashboard's route modules (ahead of ROUTE_MODULES) and the activity ring. */
+  extra: { routes: NonNullable<ProxyServerOptions["routes"]>; activity: ActivityLog },
 ): ProxyServer {
   const startedAt = Date.now();
   return new ProxyServer(controller, metrics, {
@@ -394,8 +423,9 @@ function createServer(
       maxModels: s.maxModels ?? null,
     }),
     log,
-    // Ollama's routes wired to this proxy's pull, reload and memory kind
-    routes: ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m)),
+    activity: extra.activity,
+    // the dashboard's modules first; Ollama's routes wired to this proxy's pull, reload and memory kind
+    routes: [...extra.routes, ...ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m))],
   });
 }
 
@@ -483,6 +513,95 @@ function catalogReloader(
       reloading = undefined;
     }
   };
+}
+
+/** Reloads with the last one's outcome kept (the dashboard shows it, errors included), and who asked for it. */
+function recordedReloads(reload: () => Promise<ReloadReport>): {
+  reload: (trigger?: string) => Promise<ReloadReport>;
+  last: () => ReloadRecord | undefined;
+} {
+  let last: ReloadRecord | undefined;
+  return {
+    last: () => last,
+    async reload(trigger = "reload()") {
+      const at = new Date().toISOString();
+      try {
+        const r = await reload();
+        last = { at, ok: true, trigger, ...r, errors: [] };
+        return r;
+      } catch (e) {
+        const why = e instanceof GglibError ? e.describe() : String(e);
+        last = { at, ok: false, trigger, added: [], removed: [], changed: [], warnings: [], errors: [why] };
+        throw e;
+      }
+    },
+  };
+}
+
+/**
+ * The dashboard's API (routes/dashboard.ts) over this proxy: its log (with the models' state changes and
+ * crashes), the probe, the binary, the effective settings and the recorded reloads.
+ */
+function createDashboard(
+  o: ProxyOptions,
+  p: {
+    controller: ModelController;
+    proxyLog: ProxyLog;
+    probe: SystemProbe;
+    runner: ProcessRunner;
+    settings: Settings;
+    budget: Budget;
+    reloads: ReturnType<typeof recordedReloads>;
+    listening: { port?: number };
+  },
+): DashboardRoutes {
+  const { controller, proxyLog, runner, settings: s, budget } = p;
+  controller.on((e) => {
+    if (e.type === "state") proxyLog.write(`${e.model}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`);
+    else if (e.type === "crash") proxyLog.write(`${e.model}: llama-server exited unexpectedly (${e.reason})`);
+  });
+  const effective = (): EffectiveSettings => ({
+    configPath: o.configPath ?? null,
+    modelsDir: s.modelsDir ?? null,
+    host: s.host,
+    port: p.listening.port ?? s.port,
+    apiKeys: s.apiKeys.length,
+    insecure: s.insecure,
+    corsOrigins: [...(s.corsOrigins ?? [])],
+    defaultModel: s.defaultModel ?? null,
+    maxModels: s.maxModels ?? null,
+    memoryBudget: { setting: String(s.budget), bytes: budget.bytes ?? null, source: budget.source },
+    ttlS: s.ttlS,
+    drainTimeoutS: s.drainTimeoutS ?? null,
+    queueTimeoutS: s.queueTimeoutS ?? null,
+    loadTimeoutS: s.loadTimeoutS ?? null,
+    maxQueue: s.maxQueue ?? null,
+    bodyLimitBytes: s.bodyLimit !== undefined ? parseSize(s.bodyLimit) : null,
+    llamaServer: o.runnerOptions?.binaryPath ?? null,
+  });
+  return dashboardRoutes({
+    proxyLog,
+    probe: p.probe,
+    ...(runner instanceof LlamaServerRunner
+      ? {
+          binary: async () => {
+            const b = await runner.binaryInfo();
+            return {
+              path: b.path,
+              ...(b.caps.version ? { version: b.caps.version } : {}),
+              backend: b.caps.backend,
+              ...(b.caps.builtWith ? { builtWith: b.caps.builtWith } : {}),
+            };
+          },
+        }
+      : {}),
+    settings: effective,
+    reload: async (trigger) => {
+      await p.reloads.reload(trigger).catch(() => {});
+      return p.reloads.last()!;
+    },
+    lastReload: p.reloads.last,
+  });
 }
 
 /**

@@ -12,6 +12,7 @@ import { sendError } from "./http/errors.js";
 import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
+import type { ActivityLog } from "./activity.js";
 
 /** One request for a model, as the routes parsed it. */
 export interface RelayRequest {
@@ -37,6 +38,8 @@ export class Relay {
     private readonly metrics: ProxyMetrics,
     /** Interval of `: loading …` comments while a stream waits, ms (≤ 5000). */
     private readonly keepAliveMs = 2_000,
+    /** The record of recent requests (one ring-buffer write per request). */
+    private readonly recent?: ActivityLog,
   ) {}
 
   async relay(req: IncomingMessage, res: ServerResponse, r: RelayRequest): Promise<void> {
@@ -86,6 +89,7 @@ export class Relay {
       res.off("close", onClose);
       const err = e instanceof HttpError ? e : new HttpError(500, "internal_error", String(e));
       this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
+      this.recent?.record(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
       if (err.status === 499) return undefined; // the client is gone
       if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
       else sendError(res, err);
@@ -168,6 +172,7 @@ export class Relay {
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
     this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
     this.controller.observeUsage(r.name, result.usage);
+    this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
   }
 
   private forwardOptions(req: IncomingMessage, r: RelayRequest, lease: Lease, sseCommitted: boolean): ForwardOptions {

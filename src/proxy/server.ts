@@ -12,6 +12,7 @@ import { answerPreflight, corsPolicy, type CorsPolicy } from "./http/cors.js";
 import { clientErrorResponse, safeHandler, sendError } from "./http/errors.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { Relay } from "./relay.js";
+import { ActivityLog } from "./activity.js";
 import { EventHub } from "./event-hub.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { availableNames, resolveName } from "./routes/names.js";
@@ -35,6 +36,8 @@ export interface ProxyServerOptions {
   log?: (line: string) => void;
   /** The route modules (default: routes/index.ts's ROUTE_MODULES). */
   routes?: readonly RouteModule[];
+  /** The record of recent requests (default: a new one of 1000). */
+  activity?: ActivityLog;
 }
 
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
@@ -55,12 +58,14 @@ export class ProxyServer {
   ) {
     this.authorized = apiKeyAuth(o.apiKeys ?? []);
     this.cors = corsPolicy(o.corsOrigins);
-    this.relay = new Relay(controller, metrics, o.keepAliveMs);
+    const activity = o.activity ?? new ActivityLog();
+    this.relay = new Relay(controller, metrics, o.keepAliveMs, activity);
     const ctx: ProxyContext = {
       controller,
       metrics,
       relay: this.relay,
       events: this.events,
+      activity,
       bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
       defaultModel: o.defaultModel,
       info: o.info ?? (() => ({})),

@@ -148,6 +148,7 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
   } else {
     const cc = colors(out);
     out.write(`${cc.green("●")} gglib proxy on ${cc.cyan(proxy.url + "/v1")}\n`);
+    out.write(`  dashboard: ${cc.cyan(proxy.url + "/ui/")}\n`);
     out.write(
       `  memory budget: ${r.budget.bytes === null ? "unlimited" : formatBytes(r.budget.bytes)} (${r.budget.source})` +
         `${r.maxModels !== null ? `; at most ${r.maxModels} model(s)` : ""}\n`,
@@ -208,7 +209,7 @@ async function runProxy(o: ProxyCliOptions): Promise<number> {
       );
     };
     const hup = () => {
-      proxy.reload().then(
+      proxy.reload("SIGHUP").then(
         (x) =>
           say(
             `reloaded: added [${x.added.join(", ")}], removed [${x.removed.join(", ")}], changed [${x.changed.join(", ")}]`,

@@ -8,6 +8,7 @@ import type { ErrorWriter } from "../http/errors.js";
 import type { ProxyMetrics } from "../metrics.js";
 import type { Relay } from "../relay.js";
 import type { EventHub } from "../event-hub.js";
+import type { ActivityLog } from "../activity.js";
 
 /** Everything the routes share. Owned by the ProxyServer; routes keep no state of their own except in here. */
 export interface ProxyContext {
@@ -17,6 +18,8 @@ export interface ProxyContext {
   readonly relay: Relay;
   /** The SSE clients of /api/events and /api/logs?follow=1. */
   readonly events: EventHub;
+  /** The recent requests (a bounded ring the relay writes as each request ends). */
+  readonly activity: ActivityLog;
   readonly bodyLimit: number;
   readonly defaultModel: string | undefined;
   /** Extra fields of /api/status (uptime, budget). */

@@ -215,6 +215,7 @@ describe("proxy HTTP helpers", () => {
       completionTokens: 16,
       predictedPerSecond: 1572.3270440251574,
       promptPerSecond: 1222.4938875305625,
+      // the recorded timings' cache_n: the prompt's tokens reused from the slot's cache
       cachedTokens: 49,
     });
     const plain = readFileSync(new URL("03-chat-stream.raw", FIXTURES), "utf8");

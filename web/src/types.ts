@@ -1,0 +1,95 @@
+/** Shapes of the management API the page reads (see src/proxy/README.md). */
+
+export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
+
+export interface ModelStatus {
+  name: string;
+  aliases: string[];
+  path: string;
+  state: ModelState;
+  inFlight: number;
+  queued: number;
+  estimatedBytes: number;
+  measuredBytes?: number;
+  pinned: boolean;
+  failures: number;
+  loads: number;
+  crashes: number;
+  pid?: number;
+  port?: number;
+  uptimeS?: number;
+  lastUsed?: string;
+  ttlLeftS?: number;
+  lastError?: string;
+  progress?: number;
+  /** Saved KV context across swaps, when the proxy has that feature. */
+  savedContext?: Record<string, unknown> | null;
+}
+
+export interface StatusResponse {
+  uptimeS?: number;
+  budget?: { bytes: number | null; source: string; usedBytes: number };
+  maxModels?: number | null;
+  models: ModelStatus[];
+}
+
+export interface ModelListEntry {
+  id: string;
+  aliases: string[];
+  meta: { path: string; source: string; estimated_bytes: number; ctx: number; pinned: boolean };
+}
+
+export type ProxyEvent =
+  | { type: "hello"; models: ModelStatus[] }
+  | { type: "state"; model: string; from: string; to: string; reason?: string; at: number }
+  | { type: "progress"; model: string; value: number; stage: string; at: number }
+  | { type: "health"; model: string; status: string; at: number }
+  | { type: "crash"; model: string; reason: string; at: number };
+
+export interface ActivityRecord {
+  seq: number;
+  at: number;
+  model: string;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  ttfbMs: number | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  cachedTokens: number | null;
+  tokensPerSecond: number | null;
+  promptPerSecond: number | null;
+}
+
+export interface EffectiveModel {
+  name: string;
+  aliases: string[];
+  source: string;
+  path: string;
+  mmproj: string | null;
+  pinned: boolean;
+  preload: boolean;
+  ttlS: number | null;
+  estimatedBytes: number;
+  ctx: number;
+  endpoints: string[];
+  server: Record<string, unknown>;
+}
+
+export interface ReloadRecord {
+  at: string;
+  ok: boolean;
+  trigger: string;
+  added: string[];
+  removed: string[];
+  changed: string[];
+  warnings: string[];
+  errors: string[];
+}
+
+export interface ConfigResponse {
+  settings: Record<string, unknown>;
+  models: EffectiveModel[];
+  lastReload: ReloadRecord | null;
+}
