@@ -35,6 +35,10 @@ export interface ServerConfig {
   mlock?: boolean;
   /** `--metrics` (default true: the proxy reads them). */
   metrics?: boolean;
+  /** `--slot-save-path`: the folder slot saves and restores use (an existing directory). */
+  slotSavePath?: string;
+  /** false: `--no-cache-idle-slots` (idle slots keep their KV cache); true: `--cache-idle-slots`. */
+  cacheIdleSlots?: boolean;
   /** Passed last, verbatim. */
   extraArgs?: readonly string[];
   /** Extra environment for the process. */

@@ -15,6 +15,7 @@ interface ProxyCliOptions {
   port?: string;
   maxModels?: string;
   memoryBudget?: string;
+  contextCache?: string;
   ttl?: string;
   apiKey?: string[];
   insecure?: boolean;
@@ -53,6 +54,7 @@ export function proxyOptions(o: ProxyCliOptions): ProxyOptions {
   const mm = num("max-models", o.maxModels, 1);
   if (mm !== undefined) r.maxModels = mm;
   if (o.memoryBudget) r.memoryBudget = o.memoryBudget;
+  if (o.contextCache !== undefined) r.contextCache = o.contextCache;
   const ttl = num("ttl", o.ttl, 0, false);
   if (ttl !== undefined) r.ttlS = ttl;
   if (o.apiKey && o.apiKey.length > 0) r.apiKeys = o.apiKey;
@@ -80,6 +82,10 @@ export function register(program: Command): void {
     .option(
       "--memory-budget <size>",
       "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
+    )
+    .option(
+      "--context-cache <size>",
+      "disk budget for conversations' KV caches saved at a swap and restored at the next load: auto, e.g. 20GiB, or 0 = off",
     )
     .option("--ttl <seconds>", "unload a model after this many idle seconds (0 = never)")
     .option("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several", collect)
