@@ -1,12 +1,12 @@
 /**
  * The whole benchmark: bench/run.ts (proxy vs direct, cold load, 1,000 streams; run as its own process) and then
- * bench/nginx.ts, streaming.ts, swap.ts and scale.ts in this process, one after the other. Writes
+ * bench/nginx.ts, streaming.ts, swap.ts, scale.ts and context.ts in this process, one after the other. Writes
  * bench/results/all-latest.json and bench/results/all-latest.md (machine, command, load average, one table, the
  * targets met or not). Every process it starts is killed at the end, also on failure or Ctrl-C.
  *
  *   npx tsx bench/all.ts                  everything (about 6 minutes on 2 cores)
  *   npx tsx bench/all.ts --quick          shorter runs, fewer repetitions (about 3 minutes)
- *   npx tsx bench/all.ts --only nginx,swap    only these sections (run, nginx, streaming, swap, scale)
+ *   npx tsx bench/all.ts --only nginx,swap    only these sections (run, nginx, streaming, swap, scale, context)
  *
  * Needs root for apt-get (nginx-light, wrk, tcpdump, hyperfine when missing; each section says plainly when it
  * could not measure something) and the rig's real llama-server (npm run rig:llama-server) for sections 2b and 3.
@@ -19,6 +19,7 @@ import { benchNginx } from "./nginx.js";
 import { benchStreaming } from "./streaming.js";
 import { benchSwap, realLlamaServer } from "./swap.js";
 import { benchScale } from "./scale.js";
+import { benchContext } from "./context.js";
 
 interface Section {
   name: string;
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
     ["streaming", () => benchStreaming({ quick })],
     ["swap", () => benchSwap({ quick })],
     ["scale", () => benchScale({ quick })],
+    ["context", () => benchContext({ quick })],
   ];
   for (const [name, fn] of steps) {
     if (!want(name)) continue;

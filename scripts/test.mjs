@@ -68,6 +68,8 @@ const needsLlama =
   files.some((f) => readFileSync(f, "utf8").includes("ensureLlamaServer"));
 
 const env = { ...process.env };
+// saved KV caches of the proxies the tests start stay inside this checkout (not in the user's cache dir)
+env.GGLIB_CONTEXT_CACHE_DIR ??= join(root, ".tmp", "kv-context");
 if (needsLlama && !env.GGLIB_TEST_LLAMA_SERVER) {
   const r = step(
     "real llama-server for the e2e tests (first run builds it: 10-20 min on 2 cores; then cached)",

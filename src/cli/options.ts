@@ -16,8 +16,8 @@ export interface OptionSpec<T> {
   /** commander's flags: `-c, --ctx <tokens>`, `--pin`. */
   flags: string;
   description: string;
-  /** Reads the option's text; none for a switch. */
-  parse?: (text: string, flag: string, previous: T | undefined) => T;
+  /** Reads the option's text; none for a switch. (A method: a spec for a narrower type fits a wider field.) */
+  parse?(this: void, text: string, flag: string, previous: T | undefined): T;
   choices?: readonly string[];
   /** Used when the option is not given. */
   defaultValue?: T;

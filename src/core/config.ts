@@ -55,6 +55,10 @@ export const ServerConfigSchema = z.object({
   mlock: z.boolean().optional(),
   /** `--metrics` (default true: the proxy reads them). */
   metrics: z.boolean().optional(),
+  /** `--slot-save-path`: the folder slot saves and restores use (an existing directory). */
+  slotSavePath: z.string().optional(),
+  /** false: `--no-cache-idle-slots` (idle slots keep their KV cache); true: `--cache-idle-slots`. */
+  cacheIdleSlots: z.boolean().optional(),
   /** Passed last, verbatim. */
   extraArgs: z.array(z.string()).readonly().optional(),
   /** Extra environment for the process. */

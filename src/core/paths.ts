@@ -38,6 +38,9 @@ export const paths = {
   llamaInstallRecord: (env?: NodeJS.ProcessEnv) => join(dataDir(env), "llama", "install.json"),
   /** Capability probe cache (per binary path + mtime). */
   capabilityCache: (env?: NodeJS.ProcessEnv) => join(dataDir(env), "cache", "llama-capabilities.json"),
+  /** Saved KV caches of the proxy's models (one folder per model; see src/proxy/context/). */
+  contextCacheDir: (env: NodeJS.ProcessEnv = process.env) =>
+    env.GGLIB_CONTEXT_CACHE_DIR || join(cacheDir(env), "kv-context"),
   /** Model registry database. */
   registryDb: (env?: NodeJS.ProcessEnv) => join(dataDir(env), "registry.sqlite"),
   /** Default models folder for the proxy. */

@@ -93,6 +93,12 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
   }
   if (config.embeddings) add("--embeddings");
   if (config.mlock) add("--mlock");
+  if (config.slotSavePath !== undefined) {
+    if (!config.slotSavePath) invalid("slotSavePath", config.slotSavePath, "a folder");
+    add("--slot-save-path", config.slotSavePath);
+  }
+  if (config.cacheIdleSlots === false) add("--no-cache-idle-slots");
+  else if (config.cacheIdleSlots === true) add("--cache-idle-slots");
   for (const a of config.extraArgs ?? []) {
     if (typeof a !== "string") invalid("extraArgs", a, "strings");
     args.push(a);

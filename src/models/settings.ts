@@ -107,6 +107,12 @@ export const ProxyConfigSchema = z
     loadTimeout: z.number().positive().optional().describe("Seconds a model may take to load (default 300)."),
     queueTimeout: z.number().positive().optional().describe("Seconds a request may wait for its model (default 300)."),
     maxQueue: z.number().int().positive().optional().describe("Requests waiting per model before 503 (default 64)."),
+    contextCache: z
+      .union([z.literal("auto"), z.literal(false), Size])
+      .optional()
+      .describe(
+        "Disk budget for conversations' KV caches saved when a model stops and restored when it loads again: auto (a quarter of the free disk, at most 32GiB), a size such as 20GiB, or 0 / false to turn it off.",
+      ),
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),

@@ -7,10 +7,13 @@
  * promises, the listeners and the one timer. Time comes from the injected clock.
  */
 import { errorMessage, HttpError, isGglibError } from "../core/errors.js";
+import type { ServerConfig } from "../core/config.js";
 import type { ServerEvent } from "../core/events.js";
 import type { ServerHandle } from "../core/handle.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
+import type { ContextEvent } from "./context/context-cache.js";
+import type { UsageStats } from "./forward.js";
 import { rejectionError } from "./http/rejections.js";
 import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -34,6 +37,25 @@ export interface ControllerOptions extends SchedulerOptions {
   logLines?: number;
   /** The proxy's own log (a failed stop is reported here too). */
   log?: (line: string) => void;
+  /** Steps around a model's life (the context cache); each is bounded by its owner and never throws. */
+  hooks?: ModelHooks;
+}
+
+/**
+ * Seams for features that act at a model's start and stop (src/proxy/context/): a pre-start step that may change
+ * the launch config, a post-ready step that runs before the first request is dispatched, and a pre-stop step that
+ * runs before any graceful stop (eviction, TTL, unload, reload, shutdown) while the process still answers.
+ */
+export interface ModelHooks {
+  prepare?(model: ProxyModel): Promise<ServerConfig>;
+  afterReady?(model: string, handle: ServerHandle): Promise<void>;
+  beforeStop?(model: string, handle: ServerHandle, reason: StopReason): Promise<void>;
+  /** The process ended without a graceful stop (crash, hang, failed load). */
+  exited?(model: string): void;
+  /** Extra per-model fields for /api/status. */
+  status?(model: string): Record<string, unknown> | undefined;
+  /** A finished request's usage/timings as llama-server reported them. */
+  observe?(model: string, usage: UsageStats): void;
 }
 
 export interface Lease {
@@ -55,7 +77,8 @@ export type ProxyEvent =
   | { type: "progress"; model: string; value: number; stage: string; at: number }
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number }
-  | { type: "log"; model: string; line: string };
+  | { type: "log"; model: string; line: string }
+  | ContextEvent;
 
 export interface ModelStatusReport {
   name: string;
@@ -77,6 +100,8 @@ export interface ModelStatusReport {
   loads: number;
   crashes: number;
   progress?: number;
+  /** The context cache's state for this model (src/proxy/context/). */
+  context?: Record<string, unknown>;
 }
 
 /** What the controller knows of one model beside the scheduler's state. */
@@ -153,6 +178,7 @@ export class ModelController {
   private readonly opts: Required<
     Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines" | "log">
   >;
+  private readonly hooks: ModelHooks;
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -161,7 +187,8 @@ export class ModelController {
     private readonly metrics?: ProxyMetrics,
     private readonly now: () => number = Date.now,
   ) {
-    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, ...schedulerOptions } = options;
+    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, ...schedulerOptions } = options;
+    this.hooks = hooks ?? {};
     this.opts = {
       loadTimeoutMs: loadTimeoutMs ?? 300_000,
       stopGraceMs: stopGraceMs ?? 10_000,
@@ -296,6 +323,16 @@ export class ModelController {
       if (!next.has(name) && !this.scheduler.model(name)) this.runtimes.delete(name);
   }
 
+  /** A finished request's usage (for the hooks: the context cache verifies reuse from it). */
+  observeUsage(model: string, usage: UsageStats | undefined): void {
+    if (usage && this.hooks.observe) this.hooks.observe(model, usage);
+  }
+
+  /** Sends an event of a feature beside the controller (the context cache) to /api/events listeners. */
+  publish(e: ProxyEvent): void {
+    this.emit(e);
+  }
+
   on(listener: (e: ProxyEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -403,6 +440,8 @@ export class ModelController {
     if (st.lastError) r.lastError = st.lastError;
     const p = rt?.progress;
     if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
+    const ctx = this.hooks.status?.(name);
+    if (ctx) r.context = ctx;
     return r;
   }
 
@@ -526,15 +565,20 @@ export class ModelController {
     rt.proc = proc;
     rt.progress = 0;
     rt.lastExit = undefined;
-    this.runner
-      .start(rt.model.server, {
-        signal: proc.abort.signal,
-        readyTimeoutMs: this.opts.loadTimeoutMs,
-        onProgress: (p) => {
-          rt.progress = p.value;
-          this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
-        },
-      })
+    // the pre-start step (the context cache adds --slot-save-path) may change the launch config
+    const pm = rt.model;
+    const prepared = this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : Promise.resolve(pm.server);
+    prepared
+      .then((server) =>
+        this.runner.start(server, {
+          signal: proc.abort.signal,
+          readyTimeoutMs: this.opts.loadTimeoutMs,
+          onProgress: (p) => {
+            rt.progress = p.value;
+            this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
+          },
+        }),
+      )
       .then(
         (handle) => this.onStarted(rt, proc, handle),
         (e: unknown) => this.onStartFailed(rt, proc, e),
@@ -550,15 +594,34 @@ export class ModelController {
       this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
       return;
     }
+    if (!this.hooks.afterReady) return this.onReady(rt, proc, handle);
+    // the post-ready step (the context cache's restore), bounded by the hook: the process stays "starting", so
+    // a stop aborts it and an exit is noticed below, and nothing is dispatched to it until loadSucceeded
+    void this.hooks
+      .afterReady(model, handle)
+      .catch(() => {})
+      .then(() => {
+        if (proc.abort.signal.aborted || rt.proc !== proc)
+          return this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+        if (!this.runner.isRunning(handle)) {
+          this.hooks.exited?.(model);
+          return this.onStartFailed(rt, proc, new Error("llama-server exited right after loading"));
+        }
+        this.onReady(rt, proc, handle);
+      });
+  }
+
+  private onReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle): void {
+    const model = rt.model.name;
     proc.phase = "running";
     rt.progress = 1;
-    // post-ready steps go here, before loadSucceeded: nothing is dispatched to the process until then
     this.feed({ type: "loadSucceeded", model, instance: proc.instance, now: this.now() });
     this.measure(model, proc.instance, handle, proc.memoryLines);
   }
 
   private onStartFailed(rt: ModelRuntime, proc: ProcessRecord, e: unknown): void {
     if (rt.proc === proc) rt.proc = undefined;
+    this.hooks.exited?.(rt.model.name);
     if (!proc.abort.signal.aborted) this.metrics?.load(rt.model.name, (this.now() - proc.startedAt) / 1000, false);
     const reason = describeStartError(e);
     this.feed({ type: "loadFailed", model: rt.model.name, instance: proc.instance, reason, now: this.now() });
@@ -590,7 +653,10 @@ export class ModelController {
         const why = new Error(`model '${model}' is being stopped (${reason})`);
         for (const f of proc.forwards) f.abort(why);
       }
-      this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+      // the pre-stop step (the context cache saves the slots) runs while the process still answers
+      const handle = proc.handle!;
+      const before = this.hooks.beforeStop ? () => this.hooks.beforeStop!(model, handle, reason) : undefined;
+      this.stopProcess(rt, proc, this.opts.stopGraceMs, true, before);
       return;
     }
     if (proc && proc.instance === instance && proc.phase === "starting") {
@@ -605,11 +671,23 @@ export class ModelController {
    * `reportStopped`, or, when the stop failed (the process survived SIGKILL), `stopFailed`: the model stays
    * stuck with its room counted until the process is gone.
    */
-  private stopProcess(rt: ModelRuntime, proc: ProcessRecord, graceMs: number, reportStopped: boolean): void {
+  private stopProcess(
+    rt: ModelRuntime,
+    proc: ProcessRecord,
+    graceMs: number,
+    reportStopped: boolean,
+    before?: () => Promise<void>,
+  ): void {
     const handle = proc.handle!;
     if (rt.proc === proc) rt.proc = undefined;
     const model = rt.model.name;
-    const p = this.runner.stop(handle, { graceMs }).then(
+    // a pre-stop step that fails or throws never blocks the stop
+    const stopped = before
+      ? before()
+          .catch(() => {})
+          .then(() => this.runner.stop(handle, { graceMs }))
+      : this.runner.stop(handle, { graceMs });
+    const p = stopped.then(
       () => {
         if (reportStopped) this.feed({ type: "stopped", model, instance: proc.instance, now: this.now() });
       },
@@ -698,6 +776,7 @@ export class ModelController {
     if (rt.proc === proc) rt.proc = undefined;
     for (const f of proc.forwards) f.abort(cut);
     this.metrics?.crashed(rt.model.name);
+    this.hooks.exited?.(rt.model.name);
   }
 
   // ---- logs, events, the timer -----------------------------------------------------------------------------

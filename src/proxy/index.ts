@@ -3,9 +3,10 @@
  * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
+import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
 import { Registry } from "../models/registry.js";
 import { pullModel, type PullOptions } from "../hub/pull.js";
@@ -14,7 +15,10 @@ import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
 import { buildCatalog, type Catalog, type CatalogInput, type ProxyModel } from "./catalog.js";
 import { loadConfigFile, resolvePath, type LoadedConfig } from "../models/config-file.js";
-import { ModelController } from "./controller.js";
+import { ModelController, type ModelHooks } from "./controller.js";
+import { defaultBudgetBytes } from "./context/budget.js";
+import { ContextCache, diskFreeBytes } from "./context/context-cache.js";
+import { ContextMetrics } from "./context/metrics.js";
 import { parseSize } from "../core/units.js";
 import { autoBudget } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
@@ -60,6 +64,13 @@ export interface ProxyOptions {
   loadTimeoutS?: number;
   queueTimeoutS?: number;
   maxQueue?: number;
+  /** Disk budget of saved KV caches: "auto", a size ("20GiB"), bytes, or 0 / false = off (default auto). */
+  contextCache?: string | number | false;
+  /** Folder of saved KV caches (default <cache dir>/kv-context, or GGLIB_CONTEXT_CACHE_DIR). */
+  contextCacheDir?: string;
+  /** Bounds of the saves before a stop / the restores after a load, ms (default 30 000 each). */
+  contextSaveTimeoutMs?: number;
+  contextRestoreTimeoutMs?: number;
   /** Interval of the `: loading` comments while a stream waits, ms. */
   keepAliveMs?: number;
   /** Slow clients: time to send the request headers / the whole request, ms (default 30 000 / 120 000). */
@@ -104,6 +115,8 @@ export interface StartReport {
   warnings: string[];
   budget: { bytes: number | null; source: string };
   maxModels: number | null;
+  /** The context cache (saved KV caches): its folder and disk budget, or why it is off. */
+  contextCache: { dir: string; budgetBytes: number } | { off: string };
 }
 
 export interface RunningProxy {
@@ -142,9 +155,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ...(o.registry ? { registry: o.registry } : {}),
   });
   const catalog = await buildCatalog(catalogInput());
-  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log);
-  const report = startReport(catalog, settings, budget, swept);
-  const reloads = recordedReloads(catalogReloader(controller, catalog, config, catalogInput));
+  const context = contextCache(o, config?.loaded, runner, log);
+  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache);
+  if (context.cache) {
+    const cache = context.cache;
+    cache.setMetrics(new ContextMetrics(metrics.registry, () => cache.diskBytes()));
+    cache.on((e) => controller.publish(e));
+    cache.sweep();
+  }
+  const report = startReport(catalog, settings, budget, swept, context);
+  const reloads = recordedReloads(
+    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep()),
+  );
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, { controller, proxyLog, probe, runner, settings, budget, reloads, listening });
   const ollama = ollamaExtras(o, settings, budget, probe, () => reloads.reload("ollama pull"));
@@ -308,6 +330,7 @@ function createController(
   budget: Budget,
   o: ProxyOptions,
   log: (line: string) => void,
+  context: ContextCache | undefined,
 ): { controller: ModelController; metrics: ProxyMetrics } {
   const metrics: ProxyMetrics = new ProxyMetrics({
     // read only when /metrics is scraped, after the controller exists
@@ -334,13 +357,20 @@ function createController(
       stopGraceMs: o.stopGraceMs,
       measureRss: budget.measureRss,
       log,
+      ...(context ? { hooks: contextHooks(context) } : {}),
     },
     metrics,
   );
   return { controller, metrics };
 }
 
-function startReport(catalog: Catalog, s: Settings, budget: Budget, swept: Swept | undefined): StartReport {
+function startReport(
+  catalog: Catalog,
+  s: Settings,
+  budget: Budget,
+  swept: Swept | undefined,
+  context: { cache?: ContextCache; off?: string },
+): StartReport {
   const report: StartReport = {
     models: catalog.models.map((m) => ({
       name: m.name,
@@ -355,6 +385,9 @@ function startReport(catalog: Catalog, s: Settings, budget: Budget, swept: Swept
     warnings: [...catalog.warnings],
     budget: { bytes: budget.bytes ?? null, source: budget.source },
     maxModels: s.maxModels ?? null,
+    contextCache: context.cache
+      ? { dir: context.cache.store.root, budgetBytes: context.cache.budgetBytes }
+      : { off: context.off ?? "off" },
   };
   if (swept && swept.killed.length > 0)
     report.warnings.push(`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`);
@@ -410,6 +443,7 @@ function ollamaExtras(
   return {
     onGpu: () => !budget.measureRss,
     reload,
+    ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
     ...(modelsDir
       ? {
           pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
@@ -457,6 +491,7 @@ function catalogReloader(
   initial: Catalog,
   config: ConfigFile | undefined,
   catalogInput: () => CatalogInput,
+  reloaded: () => void,
 ): () => Promise<ReloadReport> {
   let current = initial;
   let reloading: Promise<ReloadReport> | undefined;
@@ -466,6 +501,7 @@ function catalogReloader(
     const diff = diffCatalogs(current.models, next.models);
     controller.updateCatalog(next.models);
     current = next;
+    reloaded();
     for (const m of next.models) {
       if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
     }
@@ -597,6 +633,49 @@ function watchConfig(config: ConfigFile, reload: () => Promise<ReloadReport>, lo
   return () => {
     clearInterval(watcher);
     if (timer) clearTimeout(timer);
+  };
+}
+
+/** The context cache, unless turned off (0 / false) or the runner cannot say which llama-server it runs. */
+function contextCache(
+  o: ProxyOptions,
+  loaded: LoadedConfig | undefined,
+  runner: ProcessRunner,
+  log: (line: string) => void,
+): { cache?: ContextCache; off?: string } {
+  const setting = o.contextCache ?? loaded?.config.contextCache ?? "auto";
+  if (setting === false || (setting !== "auto" && parseSize(setting) === 0))
+    return { off: "turned off (contextCache: 0)" };
+  if (!(runner instanceof LlamaServerRunner)) return { off: "the process runner is not a LlamaServerRunner" };
+  const root = o.contextCacheDir ?? paths.contextCacheDir();
+  try {
+    mkdirSync(root, { recursive: true });
+  } catch (e) {
+    return { off: `cannot create ${root}: ${(e as Error).message}` };
+  }
+  const budgetBytes = setting === "auto" ? defaultBudgetBytes(diskFreeBytes(root) ?? 0) : parseSize(setting);
+  if (!(budgetBytes > 0)) return { off: "no disk space for it (budget 0)" };
+  const cache = new ContextCache({
+    root,
+    budgetBytes,
+    binaryInfo: () => runner.binaryInfo(),
+    ...(o.contextSaveTimeoutMs !== undefined ? { saveTimeoutMs: o.contextSaveTimeoutMs } : {}),
+    ...(o.contextRestoreTimeoutMs !== undefined ? { restoreTimeoutMs: o.contextRestoreTimeoutMs } : {}),
+    log,
+  });
+  return { cache };
+}
+
+/** The controller's seams, served by the context cache. */
+function contextHooks(cache: ContextCache): ModelHooks {
+  return {
+    prepare: (pm) =>
+      cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
+    afterReady: (model, handle) => cache.afterReady(model, handle),
+    beforeStop: (model, handle) => cache.beforeStop(model, handle),
+    exited: (model) => cache.exited(model),
+    status: (model) => cache.status(model) as Record<string, unknown> | undefined,
+    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens),
   };
 }
 

@@ -9,7 +9,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:
 import type { Dispatcher } from "undici";
 import type { ProxyModel } from "./catalog.js";
 import type { Lease, ModelController } from "./controller.js";
-import { HttpError } from "../core/errors.js";
+import { HttpError, isGglibError } from "../core/errors.js";
+import type { Registry } from "../models/registry.js";
 import { readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { keepAliveToTtlMs, parseKeepAlive } from "../ollama/keep-alive.js";
@@ -73,6 +74,8 @@ export interface OllamaApiOptions {
   onGpu?: () => boolean;
   /** Downloads a model (POST /api/pull); the catalog is reloaded afterwards. */
   pull?: PullFn;
+  /** The model registry, for copy (register the files under a new name) and delete (unregister). */
+  registry?: Registry;
   /** Rescans the models (after pull/copy/delete). */
   reload?: () => Promise<unknown>;
   log?: (line: string) => void;
@@ -171,11 +174,9 @@ export class OllamaApi {
         case "/api/pull":
           return await this.pull(req, res, await this.body(req));
         case "/api/copy":
+          return await this.copy(res, await this.body(req));
         case "/api/delete":
-          throw new OllamaError(
-            501,
-            `${path} is not supported by gglib yet: models are files in the models folder (rename or remove the file), entries in the config, or registered with \`gglib models add/rm\``,
-          );
+          return await this.remove(res, await this.body(req));
         default:
           throw new OllamaError(501, UNSUPPORTED[path] ?? `${path} is not supported by gglib`);
       }
@@ -409,8 +410,8 @@ export class OllamaApi {
       this.o.controller.untrackUpstream(lease, forward);
       res.off("close", onClose);
     };
-    try {
-      const r = await this.o.dispatcherFor(lease.handle).request({
+    const send = () =>
+      this.o.dispatcherFor(lease.handle).request({
         origin: lease.handle.url,
         path,
         method: "POST",
@@ -420,6 +421,17 @@ export class OllamaApi {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
+    try {
+      let r;
+      try {
+        r = await send();
+      } catch (e) {
+        // llama-server closed a kept-alive connection just as it was reused (no answer came): send once more
+        const code = (e as NodeJS.ErrnoException).code;
+        const closed = code === "UND_ERR_SOCKET" || code === "ECONNRESET";
+        if (!closed || abort.signal.aborted || !this.o.controller.isReady(lease.model)) throw e;
+        r = await send();
+      }
       return { status: r.statusCode, body: r.body, untrack };
     } catch (e) {
       untrack();
@@ -714,6 +726,61 @@ export class OllamaApi {
       lease.release();
       this.o.metrics?.request(model.name, status, (performance.now() - t0) / 1000, undefined, undefined);
     }
+  }
+
+  // ---- copy / delete (the registry) ---------------------------------------------------------------------
+
+  private needRegistry(what: string): Registry {
+    if (!this.o.registry)
+      throw new OllamaError(
+        501,
+        `${what} needs gglib's model registry, which this proxy has not opened (run \`gglib models add\` once to create it)`,
+      );
+    return this.o.registry;
+  }
+
+  /** POST /api/copy: the source's files registered under the destination name (the files are not duplicated). */
+  private async copy(res: ServerResponse, body: Obj): Promise<void> {
+    const src = typeof body.source === "string" ? body.source : "";
+    const dest = typeof body.destination === "string" ? body.destination : "";
+    if (!src || !dest) throw new OllamaError(400, `send {"source": "<model>", "destination": "<new name>"}`);
+    const registry = this.needRegistry("copy");
+    const { model } = this.resolve({ model: src });
+    const name = dest.replace(/:latest$/i, "");
+    try {
+      await registry.add({
+        path: model.entry.path,
+        name,
+        ...(model.entry.mmproj ? { mmproj: model.entry.mmproj } : {}),
+        settings: model.entry.settings,
+      });
+    } catch (e) {
+      throw new OllamaError(isGglibError(e) ? 400 : 500, `cannot copy to "${dest}": ${(e as Error).message}`);
+    }
+    await this.o.reload?.();
+    this.json(res, 200, { status: "success" });
+  }
+
+  /** DELETE /api/delete: unregisters a registered model (its files stay: gglib does not delete model files). */
+  private async remove(res: ServerResponse, body: Obj): Promise<void> {
+    const { requested, model } = this.resolve(body);
+    if (model.entry.source !== "registry")
+      throw new OllamaError(
+        400,
+        `"${requested}" comes from the ${model.entry.source === "config" ? "config file (remove its entry there)" : `models folder: remove ${model.entry.path} to delete it`}; gglib deletes no model files`,
+      );
+    const registry = this.needRegistry("delete");
+    const st = this.o.controller.state(model.name)?.status;
+    if (st && st !== "unloaded" && st !== "failed") {
+      // stop it first (its requests finish), so the reload drops it from the lists at once
+      this.o.controller.unload(model.name);
+      const deadline = Date.now() + 15_000;
+      const gone = () => ["unloaded", "failed", undefined].includes(this.o.controller.state(model.name)?.status);
+      while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    }
+    registry.remove(model.name);
+    await this.o.reload?.();
+    this.json(res, 200, { status: "success" });
   }
 
   // ---- pull ----------------------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ export class Relay {
     const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
     this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
+    this.controller.observeUsage(r.name, result.usage);
     this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
   }
 

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ollama } from "ollama";
+import { Registry } from "../../src/models/registry.js";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
 import { encodeGguf, GgufValue, writeGguf } from "../support/gguf-writer.js";
@@ -63,6 +64,7 @@ before(async () => {
     memoryBudget: "8GiB",
     runner,
     pull: { hubUrl: hub.url, env: {} },
+    registry: Registry.open({ dbPath: join(dir, "registry.db") }),
   });
   ollama = new Ollama({ host: proxy.url });
 });
@@ -162,8 +164,8 @@ describe("Ollama API on the proxy, official ollama client, real llama-server", {
         options: { num_predict: 3 },
       }),
     });
-    assert.equal(raw.headers.get("content-type"), "application/x-ndjson");
     const body = await raw.text();
+    assert.equal(raw.headers.get("content-type"), "application/x-ndjson", body);
     assert.ok(body.endsWith("}\n"));
     const lines = body.trimEnd().split("\n");
     assert.equal(lines.length, 4, body);
@@ -339,6 +341,22 @@ describe("Ollama API on the proxy, official ollama client, real llama-server", {
     await assert.rejects(ollama.pull({ model: "test-user/missing-GGUF" }), (e: Error & { status_code?: number }) =>
       /not found|does not exist|missing/i.test(e.message),
     );
+  });
+
+  test("copy registers the files under a new name; delete unregisters it; a models-folder file is not deleted", async () => {
+    await ollama.copy({ source: "tiny-a", destination: "tiny-copy" });
+    const names = (await ollama.list()).models.map((m) => m.name);
+    assert.ok(names.includes("tiny-copy:latest"), names.join(", "));
+    const r = await ollama.chat({
+      model: "tiny-copy",
+      messages: [{ role: "user", content: "Hi" }],
+      options: { num_predict: 2 },
+    });
+    assert.equal(r.done, true);
+    await ollama.delete({ model: "tiny-copy" });
+    assert.ok(!(await ollama.list()).models.some((m) => m.name === "tiny-copy:latest"));
+    await assert.rejects(ollama.delete({ model: "tiny-a" }), /models folder: remove .*tiny-a\.gguf/);
+    await assert.rejects(ollama.copy({ source: "nope", destination: "x" }), /not found/);
   });
 
   test("errors in Ollama's shape; the OpenAI endpoint still works alongside", async () => {

@@ -26,7 +26,8 @@
  *     -a/--alias (comma-separated; the first one is the model id), --api-key / --api-key-file,
  *     --metrics, --embeddings, --rerank/--reranking, --props, --slot-save-path, -lv/--verbosity,
  *     --reasoning-format, -rea/--reasoning, --reasoning-budget (0 = no reasoning), -n/--n-predict,
- *     -ctk/-ctv/--cache-type-k/v (size of the KV cache in the -lv 4 log lines), --no-mmap (the same).
+ *     -ctk/-ctv/--cache-type-k/v (size of the KV cache in the -lv 4 log lines and of slot files), --no-mmap (the same),
+ *     --cache-idle-slots / --no-cache-idle-slots and --cache-ram (see Slots below).
  *   Every other flag is accepted and ignored (-ngl, -fa, --jinja, --mlock, ...).
  *   Without -m it starts a minimal "router mode" with no models, the way llama-server does (07d3).
  *
@@ -48,6 +49,12 @@
  *     `reasoning_content` first (or `<think>` inline in the content with --reasoning-format none).
  *   - Slots: `--parallel N` requests generate at once. Any more wait for a free slot, and until they
  *     get one they receive no bytes at all.
+ *   - Prompt cache: a slot keeps its last prompt and answer; the next prompt's common prefix with it is reported
+ *     as `timings.cache_n` (and `cached_tokens` in the usage), `prompt_n` is the rest. With --cache-idle-slots (the
+ *     default; needs --cache-ram, default 8192) and a unified KV cache, starting a task clears every other idle slot,
+ *     as the real binary does (it moves them to its RAM cache, which the fake does not model).
+ *   - POST /slots/{id}?action=save|restore|erase with --slot-save-path: the real answers and errors (see
+ *     fake-llama/slot-actions.mjs); a restored slot is reused by the next prompt that shares its prefix.
  *   - If a client disconnects mid-generation, the fake logs `stop: cancel task` and frees the slot.
  *   - HTTP: keep-alive (`Keep-Alive: timeout=5, max=100`, idle connections closed after 5 s, the 100th
  *     request on a connection gets `Connection: close`); every 4xx/5xx says `Connection: close` and closes;
@@ -99,6 +106,14 @@
  *                                    override the buffer sizes printed at -lv 4 (MiB).
  *   FAKE_LLAMA_STRICT_GGUF=1         fail like llama-server (07b) when the GGUF header cannot be parsed.
  *                                    Without it only the magic number is checked.
+ *   FAKE_LLAMA_PROMPT_TOKEN_MS=0     delay per prompt token evaluated (not cached), in ms: a prefill that a restored
+ *                                    cache makes shorter.
+ *   FAKE_LLAMA_SAVE_FAIL=1           every slot save answers the real 500 `Unable to save slot`.
+ *   FAKE_LLAMA_SAVE_HANG=1           a slot save never answers (until the client goes away).
+ *   FAKE_LLAMA_RESTORE_FAIL=1        every slot restore answers the real 400 `Unable to restore slot: ...`.
+ *   FAKE_LLAMA_RESTORE_HANG=1        a slot restore never answers.
+ *   FAKE_LLAMA_RESTORE_UNUSED=1      a slot restore succeeds, but nothing of it is reused (like a sliding-window model).
+ *   FAKE_LLAMA_SLOT_ACTION_MS=0      delay of each slot save/restore, in ms.
  *   LLAMA_SERVER_ROUTER_PORT=P       router-child mode (see above).
  */
 // The code is split into modules under ./fake-llama/ (plain JavaScript, checked with // @ts-check), in the order

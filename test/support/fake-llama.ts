@@ -63,6 +63,20 @@ export interface FakeLlamaKnobs {
   strictGguf?: boolean;
   /** LLAMA_SERVER_ROUTER_PORT: router-child mode (state lines on stdout, exit command / EOF on stdin). */
   routerPort?: number;
+  /** FAKE_LLAMA_PROMPT_TOKEN_MS: delay per prompt token evaluated (not cached): a prefill a restore shortens. */
+  promptTokenMs?: number;
+  /** FAKE_LLAMA_SAVE_FAIL=1: slot saves answer the real 500 `Unable to save slot`. */
+  saveFail?: boolean;
+  /** FAKE_LLAMA_SAVE_HANG=1: slot saves never answer. */
+  saveHang?: boolean;
+  /** FAKE_LLAMA_RESTORE_FAIL=1: slot restores answer the real 400 `Unable to restore slot: ...`. */
+  restoreFail?: boolean;
+  /** FAKE_LLAMA_RESTORE_HANG=1: slot restores never answer. */
+  restoreHang?: boolean;
+  /** FAKE_LLAMA_RESTORE_UNUSED=1: restores succeed but are not reused (like llama.cpp's sliding-window models). */
+  restoreUnused?: boolean;
+  /** FAKE_LLAMA_SLOT_ACTION_MS: delay of each slot save/restore. */
+  slotActionMs?: number;
 }
 
 /** Every environment variable the fake reads (cleared by fakeLlamaEnv so tests do not leak knobs). */
@@ -89,6 +103,13 @@ export const FAKE_LLAMA_ENV_VARS = [
   "FAKE_LLAMA_COMPUTE_MB",
   "FAKE_LLAMA_STRICT_GGUF",
   "LLAMA_SERVER_ROUTER_PORT",
+  "FAKE_LLAMA_PROMPT_TOKEN_MS",
+  "FAKE_LLAMA_SAVE_FAIL",
+  "FAKE_LLAMA_SAVE_HANG",
+  "FAKE_LLAMA_RESTORE_FAIL",
+  "FAKE_LLAMA_RESTORE_HANG",
+  "FAKE_LLAMA_SLOT_ACTION_MS",
+  "FAKE_LLAMA_RESTORE_UNUSED",
 ] as const;
 
 /** `base` (default process.env) without any fake knob or LLAMA_ARG_* variable, plus the given knobs. */
@@ -125,6 +146,13 @@ export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv
   set("FAKE_LLAMA_COMPUTE_MB", knobs.computeMb);
   if (knobs.strictGguf) set("FAKE_LLAMA_STRICT_GGUF", true);
   set("LLAMA_SERVER_ROUTER_PORT", knobs.routerPort);
+  set("FAKE_LLAMA_PROMPT_TOKEN_MS", knobs.promptTokenMs);
+  if (knobs.saveFail) set("FAKE_LLAMA_SAVE_FAIL", true);
+  if (knobs.saveHang) set("FAKE_LLAMA_SAVE_HANG", true);
+  if (knobs.restoreFail) set("FAKE_LLAMA_RESTORE_FAIL", true);
+  if (knobs.restoreHang) set("FAKE_LLAMA_RESTORE_HANG", true);
+  set("FAKE_LLAMA_SLOT_ACTION_MS", knobs.slotActionMs);
+  if (knobs.restoreUnused) set("FAKE_LLAMA_RESTORE_UNUSED", true);
   return env;
 }
 

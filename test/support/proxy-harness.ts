@@ -111,6 +111,7 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
     ...fakeLlamaEnv({ loadMs: 50, ...o.knobs, statsFile }),
     GGLIB_LLAMA_SERVER: binary,
     GGLIB_DATA_DIR: join(dir, "data"),
+    GGLIB_CONTEXT_CACHE_DIR: join(dir, "kv-context"),
     NO_COLOR: "1",
     ...o.env,
   };

@@ -21,11 +21,13 @@ import { formatBytes } from "../../term/format.js";
 import { signalGroup } from "../../process/terminate/signals.js";
 
 /** `auto`, or a size checked here (the proxy reads it again with the same parser). */
-const memoryBudgetOption: OptionSpec<string | number> = {
-  flags: "--memory-budget <size>",
-  description: "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
-  parse: (text, flag) => (text.trim() === "auto" ? "auto" : parseNumberOption(flag, text, { kind: "size" })),
-};
+function autoOrSizeOption(flags: string, description: string): OptionSpec<string | number> {
+  return {
+    flags,
+    description,
+    parse: (text, flag) => (text.trim() === "auto" ? "auto" : parseNumberOption(flag, text, { kind: "size" })),
+  };
+}
 
 /** The flags, as the ProxyOptions they set (flags win over the config file, which wins over defaults). */
 const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
@@ -37,7 +39,14 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   host: textOption("--host <host>", "address to bind (default 127.0.0.1)"),
   port: numberOption("-p, --port <port>", "port (default 8080)", PORT),
   maxModels: numberOption("--max-models <n>", "at most this many models loaded at once", { kind: "integer", min: 1 }),
-  memoryBudget: memoryBudgetOption,
+  memoryBudget: autoOrSizeOption(
+    "--memory-budget <size>",
+    "memory the models may use: auto (free VRAM, else RAM, minus headroom) or e.g. 24GiB",
+  ),
+  contextCache: autoOrSizeOption(
+    "--context-cache <size>",
+    "disk budget for conversations' KV caches saved at a swap and restored at the next load: auto, e.g. 20GiB, or 0 = off",
+  ),
   ttlS: numberOption("--ttl <seconds>", "unload a model after this long idle (300, 5m, 1h; 0 = never)", {
     kind: "seconds",
   }),

@@ -8,7 +8,7 @@
 import { OllamaApi, OLLAMA_ROUTES, writeOllamaError, type OllamaApiOptions } from "../ollama-api.js";
 import type { Route, RouteModule } from "./types.js";
 
-export type OllamaExtras = Partial<Pick<OllamaApiOptions, "pull" | "reload" | "onGpu" | "log">>;
+export type OllamaExtras = Partial<Pick<OllamaApiOptions, "pull" | "reload" | "onGpu" | "log" | "registry">>;
 
 export function ollamaRoutes(extras: OllamaExtras = {}): RouteModule {
   return {

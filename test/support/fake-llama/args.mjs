@@ -142,6 +142,8 @@ export const opt = {
   cacheTypeK: argStr("--cache-type-k", "f16"),
   cacheTypeV: argStr("--cache-type-v", "f16"),
   mmap: A.has("--mmap") ? argBool("--mmap") : true,
+  cacheRamMib: argInt("--cache-ram", 8192),
+  cacheIdleSlots: A.has("--cache-idle-slots") ? argBool("--cache-idle-slots") : true,
 };
 if (A.has("--api-key-file")) {
   try {

@@ -195,7 +195,7 @@ export class Emitter {
       completion_tokens: n,
       prompt_tokens: this.job.nPrompt,
       total_tokens: n + this.job.nPrompt,
-      prompt_tokens_details: { cached_tokens: 0 },
+      prompt_tokens_details: { cached_tokens: this.job.nCached ?? 0 },
     };
   }
   async end(finish, timings, n) {
@@ -279,7 +279,7 @@ export class Emitter {
           input_tokens: j.nPrompt,
           output_tokens: n,
           total_tokens: j.nPrompt + n,
-          input_tokens_details: { cached_tokens: 0 },
+          input_tokens_details: { cached_tokens: j.nCached ?? 0 },
         },
       });
     }
@@ -403,7 +403,7 @@ export class Emitter {
             input_tokens: j.nPrompt,
             output_tokens: n,
             total_tokens: j.nPrompt + n,
-            input_tokens_details: { cached_tokens: 0 },
+            input_tokens_details: { cached_tokens: j.nCached ?? 0 },
           },
         },
         timings,

@@ -8,6 +8,7 @@ import { maybeExitAfterShutdown } from "./lifecycle.mjs";
 import { log, slotLog } from "./log.mjs";
 import { S } from "./state.mjs";
 import {
+  tokenizePieces,
   THINK_WORDS,
   WORDS,
   countTokens,
@@ -170,6 +171,7 @@ export function startGeneration(c, req, body, kind) {
     cancelWait: null,
     slot: null,
     taskId: -1,
+    nCached: 0,
   };
   S.inFlight.add(job);
   const onClose = () => {
@@ -219,12 +221,16 @@ export async function runJob(job) {
   slot.nDecoded = 0;
   slot.maxTokens = job.maxTokens;
   slot.stream = job.stream;
+  job.nCached = cachedPrefix(slot.cached, job.prompt, job.nPrompt);
   slot.cached = job.prompt;
   slotLog("I", "get_availabl", slot.id, -1, job.slotReason);
   slotLog("I", "launch_slot_", slot.id, taskId, "processing task, is_child = 0");
+  clearIdleSlots(slot);
 
   const t0 = performance.now();
   if (K.promptMs > 0) await pause(job, K.promptMs);
+  const nEval = job.nPrompt - job.nCached;
+  if (K.promptTokenMs > 0) await pause(job, K.promptTokenMs * nEval);
   const tPrompt = performance.now();
   const plan = planFor(job);
   const room = S.nCtxSlot - job.nPrompt;
@@ -271,21 +277,22 @@ export async function runJob(job) {
     if (await out.token(tok)) sent++;
   }
   const tEnd = performance.now();
-  const promptMs = Math.max(0.001, tPrompt - t0) + job.nPrompt * 0.01;
+  const promptMs = Math.max(0.001, tPrompt - t0) + nEval * 0.01;
   const predictedMs = Math.max(0.001, tEnd - tPrompt);
   const timings = {
-    cache_n: 0,
-    prompt_n: job.nPrompt,
+    cache_n: job.nCached,
+    prompt_n: nEval,
     prompt_ms: round3(promptMs),
-    prompt_per_token_ms: promptMs / job.nPrompt,
-    prompt_per_second: (1000 * job.nPrompt) / promptMs,
+    prompt_per_token_ms: promptMs / nEval,
+    prompt_per_second: (1000 * nEval) / promptMs,
     predicted_n: n,
     predicted_ms: round3(predictedMs),
     predicted_per_token_ms: n > 0 ? predictedMs / n : 0,
     predicted_per_second: n > 0 ? (1000 * n) / predictedMs : 0,
   };
   const m = S.metrics;
-  m.promptTokens += job.nPrompt;
+  m.promptTokens += nEval;
+  m.promptCached += job.nCached;
   m.promptSeconds += promptMs / 1000;
   m.predicted += n;
   m.predictedSeconds += predictedMs / 1000;
@@ -312,7 +319,7 @@ export async function runJob(job) {
     "print_timing",
     slot.id,
     taskId,
-    `prompt eval time = ${promptMs.toFixed(2).padStart(10)} ms / ${String(job.nPrompt).padStart(5)} tokens (${(promptMs / job.nPrompt).toFixed(2).padStart(8)} ms per token, ${((1000 * job.nPrompt) / promptMs).toFixed(2).padStart(8)} tokens per second)`,
+    `prompt eval time = ${promptMs.toFixed(2).padStart(10)} ms / ${String(nEval).padStart(5)} tokens (${(promptMs / nEval).toFixed(2).padStart(8)} ms per token, ${((1000 * nEval) / promptMs).toFixed(2).padStart(8)} tokens per second)`,
   );
   slotLog(
     "I",
@@ -336,8 +343,33 @@ export async function runJob(job) {
     taskId,
     `stop processing: n_tokens = ${job.nPrompt + n - 1}, truncated = ${truncatedByCtx ? 1 : 0}`,
   );
+  // the slot keeps the prompt and the answer (what llama-server's prefix matching compares the next prompt with)
+  slot.cached = job.prompt + out.content;
   releaseSlot(slot);
   S.generations++;
   await out.end(finishReason, timings, n);
 }
 export const round3 = (x) => Math.round(x * 1000) / 1000;
+
+/**
+ * Prompt tokens a slot's cache already holds: the common prefix of its tokens and the new prompt's, less one (at
+ * least one token is always evaluated), as llama-server reports it in `timings.cache_n`.
+ */
+export function cachedPrefix(cached, prompt, nPrompt) {
+  if (!cached) return 0;
+  const a = tokenizePieces(cached, true);
+  const b = tokenizePieces(prompt, true);
+  let k = 0;
+  while (k < a.length && k < b.length && a[k] === b[k]) k++;
+  return Math.max(0, Math.min(k, nPrompt - 1));
+}
+
+/**
+ * `--cache-idle-slots` (on by default, needs --cache-ram) with a unified KV cache: when a task starts, every other
+ * idle slot is moved to the RAM prompt cache and cleared, so a slot save right after writes 0 tokens (measured on
+ * the real binary; the fake does not model the RAM cache itself).
+ */
+function clearIdleSlots(active) {
+  if (!opt.cacheIdleSlots || opt.cacheRamMib === 0 || !S.kvUnified) return;
+  for (const s of S.slots) if (s !== active && !s.busy) s.cached = "";
+}

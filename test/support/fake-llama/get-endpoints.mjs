@@ -162,7 +162,7 @@ export function metricsText() {
   const busy = S.slots.filter((s) => s.busy).length;
   const rows = [
     ["prompt_tokens_total", "counter", "Number of prompt tokens processed, excluding cached tokens", m.promptTokens],
-    ["prompt_tokens_cached_total", "counter", "Number of prompt tokens reused from the cache", 0],
+    ["prompt_tokens_cached_total", "counter", "Number of prompt tokens reused from the cache", m.promptCached],
     ["prompt_seconds_total", "counter", "Total time spent processing prompts", m.promptSeconds],
     ["tokens_predicted_total", "counter", "Number of generation tokens processed", m.predicted],
     ["tokens_predicted_seconds_total", "counter", "Total time spent generating tokens", m.predictedSeconds],

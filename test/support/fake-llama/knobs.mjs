@@ -46,5 +46,12 @@ export const K = {
   computeMb: ENV.FAKE_LLAMA_COMPUTE_MB,
   strictGguf: ENV.FAKE_LLAMA_STRICT_GGUF === "1",
   routerPort: ENV.LLAMA_SERVER_ROUTER_PORT,
+  saveFail: ENV.FAKE_LLAMA_SAVE_FAIL === "1",
+  saveHang: ENV.FAKE_LLAMA_SAVE_HANG === "1",
+  restoreFail: ENV.FAKE_LLAMA_RESTORE_FAIL === "1",
+  restoreHang: ENV.FAKE_LLAMA_RESTORE_HANG === "1",
+  restoreUnused: ENV.FAKE_LLAMA_RESTORE_UNUSED === "1",
+  slotActionMs: intKnob("FAKE_LLAMA_SLOT_ACTION_MS", 0),
+  promptTokenMs: intKnob("FAKE_LLAMA_PROMPT_TOKEN_MS", 0),
 };
 if (K.ignoreSigterm) process.on("SIGTERM", () => {});

@@ -3,6 +3,7 @@
 import { opt } from "./args.mjs";
 import { startGeneration } from "./generation.mjs";
 import { NOT_FOUND_BODY, sendError, sendJson } from "./http.mjs";
+import { handleSlotAction } from "./slot-actions.mjs";
 import { S } from "./state.mjs";
 import {
   countTokens,
@@ -78,14 +79,7 @@ export function handlePost(c, req, body) {
       "This server does not support changing global properties. Start it with `--props`",
       "not_supported_error",
     );
-  if (/^\/slots\//.test(p))
-    return sendError(
-      c,
-      req,
-      501,
-      "This server does not support slots action. Start it with `--slot-save-path`",
-      "not_supported_error",
-    );
+  if (/^\/slots\//.test(p)) return handleSlotAction(c, req);
   if (p === "/lora-adapters") return sendJson(c, req, 200, "[]");
   if (p === "/api/show")
     return sendJson(c, req, 200, {

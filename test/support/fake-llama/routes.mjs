@@ -132,7 +132,7 @@ export function dispatch(c, req) {
   const isGet = req.method === "GET" || req.method === "HEAD";
   const known =
     (isGet && GET_ROUTES.has(req.path)) ||
-    (req.method === "POST" && (POST_ROUTES.has(req.path) || /^\/slots\/\d+$/.test(req.path)));
+    (req.method === "POST" && (POST_ROUTES.has(req.path) || /^\/slots\/[^/]+$/.test(req.path)));
   if (!known) return sendJson(c, req, 404, NOT_FOUND_BODY);
   if (isGet) return handleGet(c, req);
   // POST: body must be JSON (llama.cpp answers malformed JSON with a 500 carrying nlohmann's message)

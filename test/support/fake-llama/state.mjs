@@ -23,7 +23,15 @@ export const S = {
   conns: new Set(),
   signals: 0,
   startUnix: Math.floor(Date.now() / 1000),
-  metrics: { promptTokens: 0, promptSeconds: 0, predicted: 0, predictedSeconds: 0, nDecode: 0, nTokensMax: 0 },
+  metrics: {
+    promptTokens: 0,
+    promptCached: 0,
+    promptSeconds: 0,
+    predicted: 0,
+    predictedSeconds: 0,
+    nDecode: 0,
+    nTokensMax: 0,
+  },
   isThink: false,
   chatTemplate: "",
   /** wakes up pauses when the server starts shutting down */

@@ -170,7 +170,7 @@ function Stats({ a }: { a: Answer }) {
       {s.generatedTokens !== undefined ? `${s.generatedTokens} tokens` : ""}
       {s.tokensPerSecond !== undefined ? ` · ${num(s.tokensPerSecond, 1)} tokens/s` : ""}
       {s.promptTokens !== undefined ? ` · prompt ${s.promptTokens}` : ""}
-      {s.cachedTokens ? ` (${s.cachedTokens} cached)` : ""}
+      {s.cachedTokens ? ` + ${s.cachedTokens} cached` : ""}
       {s.firstTokenMs !== undefined ? ` · first token ${ms(s.firstTokenMs)}` : ""}
       {s.totalMs !== undefined ? ` · total ${ms(s.totalMs)}` : ""}
       {s.finishReason ? ` · ${s.finishReason}` : ""}

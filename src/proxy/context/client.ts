@@ -1,0 +1,78 @@
+/**
+ * llama-server's slot actions (`POST /slots/{id}?action=save|restore`) and slot count, each with a deadline. Never
+ * throws: a failure or a timeout is a result, so a stop or a request is never held up or failed by a save.
+ */
+
+export type SlotResult =
+  { ok: true; tokens: number; bytes: number; ms: number } | { ok: false; error: string; timedOut: boolean };
+
+function describe(e: unknown): { error: string; timedOut: boolean } {
+  const err = e as Error;
+  const timedOut = err?.name === "TimeoutError" || err?.name === "AbortError";
+  return { error: timedOut ? "timed out" : (err?.message ?? String(e)), timedOut };
+}
+
+async function post(url: string, body: unknown, timeoutMs: number): Promise<{ status: number; json: unknown }> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? "" : JSON.stringify(body),
+    signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))),
+  });
+  const text = await r.text();
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: r.status, json };
+}
+
+function errorText(status: number, json: unknown): string {
+  const msg = (json as { error?: { message?: unknown } } | undefined)?.error?.message;
+  return `HTTP ${status}${typeof msg === "string" ? `: ${msg}` : ""}`;
+}
+
+const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+
+export async function saveSlot(baseUrl: string, id: number, filename: string, timeoutMs: number): Promise<SlotResult> {
+  const t0 = performance.now();
+  try {
+    const r = await post(`${baseUrl}/slots/${id}?action=save`, { filename }, timeoutMs);
+    if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
+    const j = r.json as { n_saved?: unknown; n_written?: unknown };
+    return { ok: true, tokens: num(j.n_saved), bytes: num(j.n_written), ms: performance.now() - t0 };
+  } catch (e) {
+    return { ok: false, ...describe(e) };
+  }
+}
+
+export async function restoreSlot(
+  baseUrl: string,
+  id: number,
+  filename: string,
+  timeoutMs: number,
+): Promise<SlotResult> {
+  const t0 = performance.now();
+  try {
+    const r = await post(`${baseUrl}/slots/${id}?action=restore`, { filename }, timeoutMs);
+    if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
+    const j = r.json as { n_restored?: unknown; n_read?: unknown };
+    return { ok: true, tokens: num(j.n_restored), bytes: num(j.n_read), ms: performance.now() - t0 };
+  } catch (e) {
+    return { ok: false, ...describe(e) };
+  }
+}
+
+/** The server's slot count (`total_slots` of GET /props); undefined when it cannot be read in time. */
+export async function slotCount(baseUrl: string, timeoutMs: number): Promise<number | undefined> {
+  try {
+    const r = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
+    if (r.status !== 200) return undefined;
+    const n = ((await r.json()) as { total_slots?: unknown }).total_slots;
+    return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

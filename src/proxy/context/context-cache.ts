@@ -1,0 +1,479 @@
+/**
+ * The context cache: a conversation's KV cache survives a model swap. Three steps, each bounded in time and never
+ * failing what it is part of:
+ *   - prepare (before a start): decide whether the model takes part (GGUF metadata, binary flags), discard a saved
+ *     state whose identity changed, and add `--slot-save-path` (and `--no-cache-idle-slots`, see below);
+ *   - afterReady (after the load, before the first request is dispatched): restore the saved slots;
+ *   - beforeStop (before any graceful stop: eviction, TTL, unload, reload, shutdown): save every slot holding tokens.
+ * Then observe() checks the first requests after a restore (llama-server's `timings.cache_n`) and turns the feature
+ * off for a model whose restore is not reused.
+ *
+ * `--no-cache-idle-slots`: with llama-server's default (`--cache-idle-slots`, unified KV cache) a new task moves
+ * every other idle slot to the RAM prompt cache and clears it, so a save before a stop finds only the last-used slot
+ * (measured on 80fb11a: `n_saved: 0` for the others). The proxy passes `--no-cache-idle-slots` when the binary
+ * knows it and the model's extraArgs do not choose either way.
+ */
+import { statSync, statfsSync } from "node:fs";
+import type { ServerConfig } from "../../core/config.js";
+import type { ServerHandle } from "../../core/handle.js";
+import { readModelMetadata } from "../../gguf/reader.js";
+import type { LlamaCapabilities } from "../../llama/capabilities.js";
+import { fitsOnDisk, planEviction } from "./budget.js";
+import { restoreSlot, saveSlot, slotCount } from "./client.js";
+import { contextEligibility } from "./eligibility.js";
+import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity } from "./identity.js";
+import type { ContextMetrics } from "./metrics.js";
+import { SlotStore, type Manifest } from "./store.js";
+import { judgeReuse } from "./verify.js";
+
+/** What the cache needs to know about a model (a slice of the proxy's catalog entry). */
+export interface ContextModel {
+  name: string;
+  server: ServerConfig;
+  /** Every file of the model (shards in order). */
+  files: readonly string[];
+  mmproj?: string | undefined;
+}
+
+export interface ContextCacheOptions {
+  /** Folder of the saved states (`<cacheDir>/kv-context`). */
+  root: string;
+  /** Disk budget of all saved states, bytes (> 0). */
+  budgetBytes: number;
+  /** The llama-server binary and its capability probe. */
+  binaryInfo: () => Promise<{ path: string; caps: LlamaCapabilities }>;
+  /** Time for all the saves of one stop, ms (default 30 000). */
+  saveTimeoutMs?: number;
+  /** Time for all the restores of one load, ms (default 30 000). */
+  restoreTimeoutMs?: number;
+  metrics?: ContextMetrics;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+export type ContextAction =
+  "saved" | "save_failed" | "restored" | "restore_failed" | "reused" | "discarded" | "skipped" | "disabled" | "evicted";
+
+export interface ContextEvent {
+  type: "context";
+  model: string;
+  action: ContextAction;
+  detail: string;
+  tokens?: number;
+  bytes?: number;
+  ms?: number;
+  at: number;
+}
+
+/** Per model, in /api/status. */
+export interface ContextStatus {
+  enabled: boolean;
+  /** Why it is off for this model, when it is. */
+  reason?: string;
+  savedSlots: number;
+  savedTokens: number;
+  bytesOnDisk: number;
+  lastSave?: { at: string; slots: number; tokens: number; bytes: number; ms: number; failures: number };
+  lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
+  /** The last saved state thrown away because its identity changed, and why. */
+  lastDiscard?: { at: string; reason: string };
+}
+
+interface Runtime {
+  enabled: boolean;
+  reason?: string;
+  dir?: string;
+  key?: string;
+  identity?: ContextIdentity;
+  /** Restore misses in a row (two turn the feature off for the model). */
+  misses: number;
+  pending?: { restoredTokens: number; left: number };
+  lastSave?: ContextStatus["lastSave"];
+  lastRestore?: ContextStatus["lastRestore"];
+  lastDiscard?: ContextStatus["lastDiscard"];
+  /** Set once off for the proxy's lifetime (restore not reused). */
+  disabled?: string;
+}
+
+/** Flags the user may set in extraArgs that decide the idle-slot behaviour themselves. */
+const IDLE_FLAGS = new Set(["--cache-idle-slots", "--no-cache-idle-slots"]);
+
+export class ContextCache {
+  readonly store: SlotStore;
+  private readonly models = new Map<string, Runtime>();
+  private readonly listeners = new Set<(e: ContextEvent) => void>();
+  private readonly saveTimeoutMs: number;
+  private readonly restoreTimeoutMs: number;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly running = new Set<string>();
+  private metrics: ContextMetrics | undefined;
+
+  constructor(private readonly o: ContextCacheOptions) {
+    this.store = new SlotStore(o.root);
+    this.saveTimeoutMs = o.saveTimeoutMs ?? 30_000;
+    this.restoreTimeoutMs = o.restoreTimeoutMs ?? 30_000;
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? (() => {});
+    this.metrics = o.metrics;
+  }
+
+  /** The Prometheus counters (registered once the proxy's registry exists). */
+  setMetrics(m: ContextMetrics): void {
+    this.metrics = m;
+  }
+
+  get budgetBytes(): number {
+    return this.o.budgetBytes;
+  }
+
+  on(listener: (e: ContextEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Bytes of all saved states on disk. */
+  diskBytes(): number {
+    return this.store.files().reduce((a, f) => a + f.bytes, 0);
+  }
+
+  /** Removes states whose model file is gone, temp files and unlisted files (at start and after a reload). */
+  sweep(): void {
+    try {
+      const exists = (p: string) => {
+        try {
+          return statSync(p).isFile();
+        } catch {
+          return false;
+        }
+      };
+      const busy = new Set([...this.models.entries()].filter(([n]) => this.running.has(n)).map(([, r]) => r.dir!));
+      const { removed } = this.store.sweep(exists, busy);
+      if (removed.length > 0) this.log(`context cache: removed ${removed.length} stale file(s)`);
+    } catch (e) {
+      this.log(`context cache: cleanup failed: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Before a start: the launch config to use (with --slot-save-path when the model takes part). Never throws:
+   * any problem leaves the config as it was and the reason in the status.
+   */
+  async prepare(m: ContextModel): Promise<ServerConfig> {
+    const rt = this.runtime(m.name);
+    try {
+      if (rt.disabled) return this.off(rt, m.server, rt.disabled);
+      const extra = m.server.extraArgs ?? [];
+      if (extra.includes("--slot-save-path"))
+        return this.off(rt, m.server, "--slot-save-path is set in the model's extraArgs");
+      const first = m.files[0] ?? m.server.modelPath;
+      const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
+      if (!meta) return this.off(rt, m.server, "the model's GGUF header could not be read");
+      const el = contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings });
+      if (!el.eligible) return this.off(rt, m.server, el.reason);
+      const { path: binary, caps } = await this.o.binaryInfo();
+      if (!caps.flags.has("--slot-save-path"))
+        return this.off(rt, m.server, "this llama-server has no --slot-save-path");
+      const identity: ContextIdentity = {
+        files: (m.files.length > 0 ? m.files : [m.server.modelPath]).map((p) => {
+          const st = statSync(p);
+          return { path: p, size: st.size, mtimeMs: st.mtimeMs };
+        }),
+        build: {
+          ...(caps.version !== undefined ? { version: caps.version } : {}),
+          ...(caps.commit !== undefined ? { commit: caps.commit } : {}),
+          backend: caps.backend,
+          binarySize: statSync(binary).size,
+        },
+        settings: cacheSettingsOf(m.server),
+      };
+      const key = identityKey(identity);
+      const dir = this.store.modelDir(m.name, first);
+      this.store.ensureDir(dir);
+      const saved = this.store.read(dir);
+      if (saved && saved.key !== key) {
+        const why = identityDifferences(saved.identity, identity).join("; ") || "its identity changed";
+        this.store.discard(dir);
+        rt.lastDiscard = { at: new Date(this.now()).toISOString(), reason: why };
+        this.metrics?.discards.inc({ model: m.name });
+        this.emit(m.name, "discarded", `saved context discarded: ${why}`);
+      }
+      if (!saved || saved.key !== key) {
+        this.store.write(dir, { version: 1, model: m.name, modelPath: first, key, identity, slots: {} });
+      }
+      rt.enabled = true;
+      delete rt.reason;
+      rt.dir = dir;
+      rt.key = key;
+      rt.identity = identity;
+      const config: ServerConfig = { ...m.server, slotSavePath: dir };
+      if (caps.flags.has("--no-cache-idle-slots") && !extra.some((a) => IDLE_FLAGS.has(a)))
+        config.cacheIdleSlots = false;
+      return config;
+    } catch (e) {
+      return this.off(rt, m.server, `could not prepare its folder: ${(e as Error).message}`);
+    }
+  }
+
+  /** After the load, before the first request: restore the saved slots. Bounded; never throws. */
+  async afterReady(model: string, handle: ServerHandle): Promise<void> {
+    const rt = this.models.get(model);
+    this.running.add(model);
+    if (!rt?.enabled || !rt.dir || !rt.key) return;
+    try {
+      const m = this.store.read(rt.dir);
+      if (!m || m.key !== rt.key) return;
+      const ids = Object.keys(m.slots)
+        .map(Number)
+        .sort((a, b) => a - b);
+      if (ids.length === 0) return;
+      const deadline = performance.now() + this.restoreTimeoutMs;
+      const left = () => deadline - performance.now();
+      const n = await slotCount(handle.url, Math.min(2_000, left()));
+      let slots = 0;
+      let tokens = 0;
+      let maxTokens = 0;
+      let ms = 0;
+      for (const id of ids) {
+        const s = m.slots[String(id)]!;
+        if (n !== undefined && id >= n) continue;
+        if (left() <= 0) break;
+        const r = await restoreSlot(handle.url, id, s.file, left());
+        if (!r.ok) {
+          this.metrics?.restores.inc({ model, result: r.timedOut ? "timeout" : "failed" });
+          this.emit(model, "restore_failed", `slot ${id}: ${r.error}`);
+          if (!r.timedOut) {
+            // llama-server refused the file: it will not get better
+            this.store.removeFile(rt.dir, s.file);
+            delete m.slots[String(id)];
+          }
+          continue;
+        }
+        this.metrics?.restores.inc({ model, result: "ok" });
+        this.metrics?.restoredTokens.inc({ model }, r.tokens);
+        s.lastUsedAt = this.now();
+        slots++;
+        tokens += r.tokens;
+        maxTokens = Math.max(maxTokens, r.tokens);
+        ms += r.ms;
+      }
+      this.store.write(rt.dir, m);
+      if (slots > 0) {
+        rt.lastRestore = { at: new Date(this.now()).toISOString(), slots, tokens, ms: round(ms) };
+        rt.pending = { restoredTokens: maxTokens, left: 3 };
+        this.emit(model, "restored", `restored ${tokens} tokens in ${slots} slot(s)`, { tokens, ms: round(ms) });
+      }
+    } catch (e) {
+      this.emit(model, "restore_failed", (e as Error).message);
+    }
+  }
+
+  /** Before a graceful stop: save every slot holding tokens. Bounded; never throws. */
+  async beforeStop(model: string, handle: ServerHandle): Promise<void> {
+    const rt = this.models.get(model);
+    this.running.delete(model);
+    if (!rt?.enabled || !rt.dir || !rt.key) return;
+    const dir = rt.dir;
+    try {
+      const m: Manifest = this.store.read(dir) ?? {
+        version: 1,
+        model,
+        modelPath: rt.identity!.files[0]!.path,
+        key: rt.key,
+        identity: rt.identity!,
+        slots: {},
+      };
+      if (m.key !== rt.key) return;
+      const deadline = performance.now() + this.saveTimeoutMs;
+      const left = () => deadline - performance.now();
+      const n = await slotCount(handle.url, Math.min(2_000, left()));
+      if (n === undefined) {
+        this.metrics?.saves.inc({ model, result: "failed" });
+        this.emit(model, "save_failed", "could not read the slot count (GET /props)");
+        return;
+      }
+      let slots = 0;
+      let tokens = 0;
+      let bytes = 0;
+      let failures = 0;
+      let ms = 0;
+      for (let id = 0; id < n; id++) {
+        if (left() <= 0) {
+          failures++;
+          this.metrics?.saves.inc({ model, result: "timeout" });
+          continue;
+        }
+        const free = freeBytes(dir);
+        const previous = m.slots[String(id)];
+        if (free !== undefined && !fitsOnDisk(free, previous?.bytes ?? 0)) {
+          failures++;
+          this.emit(model, "save_failed", `slot ${id}: less than 1 GiB free on the cache's disk`);
+          break;
+        }
+        const tmp = this.store.tempName(id);
+        const r = await saveSlot(handle.url, id, tmp, left());
+        if (!r.ok) {
+          this.store.removeFile(dir, tmp);
+          failures++;
+          this.metrics?.saves.inc({ model, result: r.timedOut ? "timeout" : "failed" });
+          this.emit(model, "save_failed", `slot ${id}: ${r.error}`);
+          continue;
+        }
+        if (r.tokens === 0) {
+          // nothing in this slot now: what was saved for it before no longer describes this process
+          this.store.removeFile(dir, tmp);
+          if (previous) {
+            this.store.removeFile(dir, previous.file);
+            delete m.slots[String(id)];
+          }
+          this.metrics?.saves.inc({ model, result: "empty" });
+          continue;
+        }
+        const size = this.store.commit(dir, tmp, id);
+        const at = this.now();
+        m.slots[String(id)] = {
+          file: this.store.finalName(id),
+          tokens: r.tokens,
+          bytes: size,
+          savedAt: at,
+          lastUsedAt: at,
+        };
+        this.metrics?.saves.inc({ model, result: "ok" });
+        this.metrics?.savedTokens.inc({ model }, r.tokens);
+        this.metrics?.writtenBytes.inc({ model }, size);
+        slots++;
+        tokens += r.tokens;
+        bytes += size;
+        ms += r.ms;
+      }
+      this.store.write(dir, m);
+      rt.lastSave = { at: new Date(this.now()).toISOString(), slots, tokens, bytes, ms: round(ms), failures };
+      if (slots > 0)
+        this.emit(model, "saved", `saved ${tokens} tokens in ${slots} slot(s)`, { tokens, bytes, ms: round(ms) });
+      this.enforceBudget();
+    } catch (e) {
+      this.emit(model, "save_failed", (e as Error).message);
+    }
+  }
+
+  /** A process that died (crash, hang): nothing to save. */
+  exited(model: string): void {
+    this.running.delete(model);
+  }
+
+  /** A finished request's usage (llama-server's timings): checks reuse after a restore. */
+  observe(model: string, cacheN: number | undefined, promptTokens: number | undefined): void {
+    const rt = this.models.get(model);
+    if (!rt?.pending || !rt.enabled) return;
+    const v = judgeReuse(rt.pending.restoredTokens, cacheN, promptTokens);
+    if (v.kind === "reused") {
+      rt.misses = 0;
+      delete rt.pending;
+      if (rt.lastRestore) {
+        rt.lastRestore.reusedTokens = v.tokens;
+        rt.lastRestore.verified = true;
+      }
+      this.metrics?.reusedTokens.inc({ model }, v.tokens);
+      this.emit(model, "reused", `the first request after the restore reused ${v.tokens} cached tokens`, {
+        tokens: v.tokens,
+      });
+      return;
+    }
+    if (v.kind === "missed") {
+      delete rt.pending;
+      rt.misses++;
+      if (rt.lastRestore) {
+        rt.lastRestore.reusedTokens = 0;
+        rt.lastRestore.verified = false;
+      }
+      if (rt.misses >= 2) {
+        const why = `a restored cache was not reused twice in a row (cache_n 0 on a ${v.promptTokens}-token prompt); turned off for this model until the proxy restarts`;
+        rt.disabled = why;
+        rt.enabled = false;
+        rt.reason = why;
+        if (rt.dir) this.store.discard(rt.dir);
+        this.log(`context cache: ${model}: ${why}`);
+        this.emit(model, "disabled", why);
+      }
+      return;
+    }
+    if (--rt.pending.left <= 0) delete rt.pending;
+  }
+
+  status(model: string): ContextStatus | undefined {
+    const rt = this.models.get(model);
+    if (!rt) return undefined;
+    const m = rt.dir ? this.store.read(rt.dir) : undefined;
+    const slots = m && m.key === rt.key ? Object.values(m.slots) : [];
+    const s: ContextStatus = {
+      enabled: rt.enabled,
+      savedSlots: slots.length,
+      savedTokens: slots.reduce((a, x) => a + x.tokens, 0),
+      bytesOnDisk: slots.reduce((a, x) => a + x.bytes, 0),
+    };
+    if (rt.reason) s.reason = rt.reason;
+    if (rt.lastSave) s.lastSave = rt.lastSave;
+    if (rt.lastRestore) s.lastRestore = rt.lastRestore;
+    if (rt.lastDiscard) s.lastDiscard = rt.lastDiscard;
+    return s;
+  }
+
+  private enforceBudget(): void {
+    const files = this.store.files();
+    const remove = planEviction(files, this.o.budgetBytes);
+    if (remove.length === 0) return;
+    const freed = this.store.removeKeys(remove);
+    this.metrics?.evictedFiles.inc(remove.length);
+    for (const k of remove) {
+      const dir = k.split("\n")[0]!;
+      const model = [...this.models.entries()].find(([, r]) => r.dir === dir)?.[0] ?? dir;
+      this.emit(model, "evicted", `removed a saved slot to stay within the ${this.o.budgetBytes}-byte disk budget`);
+    }
+    this.log(`context cache: removed ${remove.length} least recently used slot file(s), ${freed} bytes`);
+  }
+
+  private runtime(name: string): Runtime {
+    let rt = this.models.get(name);
+    if (!rt) this.models.set(name, (rt = { enabled: false, misses: 0 }));
+    return rt;
+  }
+
+  private off(rt: Runtime, server: ServerConfig, reason: string): ServerConfig {
+    if (rt.reason !== reason) this.emitSkip(rt, reason);
+    rt.enabled = false;
+    rt.reason = reason;
+    return server;
+  }
+
+  private emitSkip(rt: Runtime, reason: string): void {
+    const name = [...this.models.entries()].find(([, r]) => r === rt)?.[0];
+    if (name) this.emit(name, "skipped", reason);
+  }
+
+  private emit(model: string, action: ContextAction, detail: string, extra: Partial<ContextEvent> = {}): void {
+    const e: ContextEvent = { type: "context", model, action, detail, ...extra, at: this.now() };
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+function freeBytes(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Free bytes on the disk that holds `dir` (for the default budget). */
+export function diskFreeBytes(dir: string): number | undefined {
+  return freeBytes(dir);
+}

@@ -1,0 +1,246 @@
+// The context cache's pure rules (identity, disk budget + LRU, eligibility, reuse verdict) and its slot file store.
+import { describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { defaultBudgetBytes, fitsOnDisk, planEviction, type StoredFile } from "../../../src/proxy/context/budget.js";
+import { contextEligibility } from "../../../src/proxy/context/eligibility.js";
+import {
+  cacheSettingsOf,
+  identityDifferences,
+  identityKey,
+  type ContextIdentity,
+} from "../../../src/proxy/context/identity.js";
+import { SlotStore, type Manifest } from "../../../src/proxy/context/store.js";
+import { judgeReuse } from "../../../src/proxy/context/verify.js";
+import { buildServerArgs } from "../../../src/llama/args.js";
+
+const base: ContextIdentity = {
+  files: [{ path: "/m/a.gguf", size: 1000, mtimeMs: 1700000000000 }],
+  build: { version: "0.4.0 (build 1, commit 80fb11a)", commit: "80fb11a", backend: "cpu", binarySize: 123 },
+  settings: { ctx: 4096, parallel: 2, extraArgs: [] },
+};
+const withSettings = (s: Partial<ContextIdentity["settings"]>): ContextIdentity => ({
+  ...base,
+  settings: { ...base.settings, ...s },
+});
+
+describe("context cache: identity", () => {
+  test("the same inputs give the same key; every cache-shaping change gives another key and names itself", () => {
+    assert.equal(identityKey(base), identityKey(structuredClone(base)));
+    const changes: [ContextIdentity, RegExp][] = [
+      [withSettings({ ctx: 8192 }), /^ctx 4096 → 8192$/],
+      [withSettings({ parallel: 4 }), /^parallel 2 → 4$/],
+      [withSettings({ cacheTypeK: "q8_0" }), /^cacheTypeK default → q8_0$/],
+      [withSettings({ cacheTypeV: "q4_0" }), /^cacheTypeV default → q4_0$/],
+      [withSettings({ flashAttention: "on" }), /^flashAttention default → on$/],
+      [withSettings({ extraArgs: ["--swa-full"] }), /^extraArgs none → --swa-full$/],
+      [{ ...base, files: [{ ...base.files[0]!, size: 1001 }] }, /model file changed/],
+      [{ ...base, files: [{ ...base.files[0]!, mtimeMs: 1700000009999 }] }, /model file changed/],
+      [{ ...base, files: [{ ...base.files[0]!, path: "/m/b.gguf" }] }, /path changed/],
+      [{ ...base, build: { ...base.build, version: "0.5.0", commit: "abcdef0" } }, /build changed .*→ 0\.5\.0/],
+      [{ ...base, build: { ...base.build, binarySize: 124 } }, /binary changed/],
+    ];
+    for (const [changed, re] of changes) {
+      assert.notEqual(identityKey(changed), identityKey(base), re.source);
+      const diff = identityDifferences(base, changed);
+      assert.equal(diff.length, 1, `${re.source}: ${diff.join("; ")}`);
+      assert.match(diff[0]!, re);
+    }
+    assert.deepEqual(identityDifferences(base, structuredClone(base)), []);
+  });
+
+  test("cacheSettingsOf keeps the settings that shape the cache and drops logging flags", () => {
+    const s = cacheSettingsOf({
+      modelPath: "/m/a.gguf",
+      contextSize: 2048,
+      parallel: 1,
+      cacheTypeK: "q8_0",
+      flashAttention: "on",
+      jinja: true,
+      reasoningFormat: "deepseek",
+      port: 9001,
+      extraArgs: ["-lv", "4", "--swa-full", "--metrics", "--mmproj", "/m/p.gguf"],
+    });
+    assert.deepEqual(s, {
+      ctx: 2048,
+      parallel: 1,
+      cacheTypeK: "q8_0",
+      flashAttention: "on",
+      extraArgs: ["--swa-full", "--mmproj", "/m/p.gguf"],
+    });
+  });
+
+  test("args: --slot-save-path and the idle-slot flag reach llama-server's command line", () => {
+    const flags = new Set([
+      "-m",
+      "--host",
+      "--port",
+      "--alias",
+      "--metrics",
+      "--slot-save-path",
+      "--no-cache-idle-slots",
+    ]);
+    const args = buildServerArgs({ modelPath: "/m/a.gguf", slotSavePath: "/c/a", cacheIdleSlots: false }, 9000, {
+      flags,
+    });
+    assert.deepEqual(args.slice(args.indexOf("--slot-save-path")), [
+      "--slot-save-path",
+      "/c/a",
+      "--no-cache-idle-slots",
+    ]);
+    const plain = buildServerArgs({ modelPath: "/m/a.gguf" }, 9000, { flags });
+    assert.ok(!plain.includes("--slot-save-path") && !plain.some((a) => a.includes("idle")));
+    assert.throws(
+      () => buildServerArgs({ modelPath: "/m/a.gguf", cacheIdleSlots: false }, 9000, { flags: new Set(["-m"]) }),
+      /does not support/,
+    );
+  });
+});
+
+describe("context cache: disk budget", () => {
+  const f = (key: string, bytes: number, lastUsedAt: number): StoredFile => ({ key, bytes, lastUsedAt });
+
+  test("least recently used first, until the rest fits", () => {
+    const files = [f("a", 100, 3), f("b", 100, 1), f("c", 100, 2)];
+    assert.deepEqual(planEviction(files, 300), []);
+    assert.deepEqual(planEviction(files, 250), ["b"]);
+    assert.deepEqual(planEviction(files, 150), ["b", "c"]);
+    assert.deepEqual(planEviction(files, 0), ["b", "c", "a"]);
+  });
+
+  test("property: what is kept fits, and every kept file is newer than every removed one", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ bytes: fc.nat(10_000), lastUsedAt: fc.nat(1_000) }), { maxLength: 30 }),
+        fc.nat(100_000),
+        (raw, budget) => {
+          const files = raw.map((r, i) => f(`k${i}`, r.bytes, r.lastUsedAt));
+          const removed = new Set(planEviction(files, budget));
+          const kept = files.filter((x) => !removed.has(x.key));
+          assert.ok(kept.reduce((a, x) => a + x.bytes, 0) <= budget);
+          const newestRemoved = Math.max(-1, ...files.filter((x) => removed.has(x.key)).map((x) => x.lastUsedAt));
+          for (const k of kept) assert.ok(k.lastUsedAt >= newestRemoved);
+        },
+      ),
+    );
+  });
+
+  test("default budget: a quarter of the free disk, at most 32 GiB; a save must leave 1 GiB free", () => {
+    const GiB = 1024 ** 3;
+    assert.equal(defaultBudgetBytes(40 * GiB), 10 * GiB);
+    assert.equal(defaultBudgetBytes(1000 * GiB), 32 * GiB);
+    assert.equal(defaultBudgetBytes(0), 0);
+    assert.equal(fitsOnDisk(3 * GiB, GiB), true);
+    assert.equal(fitsOnDisk(1.5 * GiB, GiB), false);
+  });
+});
+
+describe("context cache: eligibility from GGUF metadata", () => {
+  const llama = { architecture: "llama", isMmproj: false };
+  test("a plain decoder takes part", () => assert.deepEqual(contextEligibility(llama), { eligible: true }));
+  test("sliding window, hybrid, recurrent, mmproj and embedding models are skipped with a reason", () => {
+    const cases: [Parameters<typeof contextEligibility>, RegExp][] = [
+      [[{ ...llama, architecture: "gemma3", slidingWindow: 1024 }], /sliding-window.*1024.*#25913/],
+      [[{ ...llama, architecture: "mamba2" }], /recurrent.*mamba2.*#28194/],
+      [[{ ...llama, architecture: "rwkv7" }], /recurrent/],
+      [[{ ...llama, architecture: "granitehybrid" }], /hybrid/],
+      [[{ ...llama, architecture: "newhybrid", headCountKvPerLayer: [8, 0, 8, 0] }], /hybrid/],
+      [[llama, { mmproj: "/m/mmproj.gguf" }], /multimodal.*#21133/],
+      [[{ ...llama, isMmproj: true }], /projector/],
+      [[{ ...llama, poolingType: 1 }], /embedding/],
+      [[llama, { embeddings: true }], /embedding/],
+    ];
+    for (const [args, re] of cases) {
+      const r = contextEligibility(...args);
+      assert.equal(r.eligible, false, re.source);
+      if (!r.eligible) assert.match(r.reason, re);
+    }
+  });
+});
+
+describe("context cache: reuse verdict", () => {
+  test("cache_n > 0 is a reuse; 0 on a prompt at least as long as the restore is a miss; else unknown", () => {
+    assert.deepEqual(judgeReuse(1000, 990, 1010), { kind: "reused", tokens: 990 });
+    assert.deepEqual(judgeReuse(1000, 0, 1200), { kind: "missed", promptTokens: 1200 });
+    assert.deepEqual(judgeReuse(1000, 0, 40), { kind: "unknown" });
+    assert.deepEqual(judgeReuse(1000, undefined, 1200), { kind: "unknown" });
+  });
+});
+
+describe("context cache: slot file store", () => {
+  function store(t: TestContext): SlotStore {
+    const root = mkdtempSync(join(tmpdir(), "ctx-store-"));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    return new SlotStore(root);
+  }
+  const manifest = (modelPath: string, slots: Manifest["slots"] = {}): Manifest => ({
+    version: 1,
+    model: "a",
+    modelPath,
+    key: "k1",
+    identity: base,
+    slots,
+  });
+
+  test("a model's folder is stable, file-safe and distinct per path", (t) => {
+    const s = store(t);
+    assert.equal(s.modelDir("a/b c", "/m/x.gguf"), s.modelDir("a/b c", "/m/x.gguf"));
+    assert.notEqual(s.modelDir("a", "/m/x.gguf"), s.modelDir("a", "/n/x.gguf"));
+    assert.match(s.modelDir("a/b c", "/m/x.gguf"), /a_b_c-[0-9a-f]{8}$/);
+  });
+
+  test("commit renames the temp file into place; the manifest is written atomically; LRU removal by key", (t) => {
+    const s = store(t);
+    const dir = s.modelDir("a", "/m/a.gguf");
+    s.ensureDir(dir);
+    const tmp = s.tempName(0);
+    writeFileSync(join(dir, tmp), Buffer.alloc(500));
+    const size = s.commit(dir, tmp, 0);
+    assert.equal(size, 500);
+    s.write(
+      dir,
+      manifest("/m/a.gguf", { "0": { file: "slot-0.bin", tokens: 9, bytes: 500, savedAt: 1, lastUsedAt: 1 } }),
+    );
+    assert.deepEqual(readdirSync(dir).sort(), ["slot-0.bin", "state.json"]);
+    assert.equal(s.read(dir)?.slots["0"]?.tokens, 9);
+    assert.deepEqual(s.files(), [{ key: `${dir}\n0`, bytes: 500, lastUsedAt: 1 }]);
+    assert.equal(s.removeKeys([`${dir}\n0`]), 500);
+    assert.deepEqual(readdirSync(dir), ["state.json"]);
+    assert.deepEqual(s.read(dir)?.slots, {});
+  });
+
+  test("sweep removes old temp files and unlisted files, and folders whose model is gone or that have no manifest", (t) => {
+    const s = store(t);
+    const live = s.modelDir("live", "/m/live.gguf");
+    const gone = s.modelDir("gone", "/m/gone.gguf");
+    const stray = join(s.root, "stray");
+    for (const d of [live, gone, stray]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(live, "slot-0.bin"), "x");
+    writeFileSync(join(live, "slot-1.123.ab.tmp"), "x");
+    utimesSync(join(live, "slot-1.123.ab.tmp"), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    writeFileSync(join(live, "slot-2.123.cd.tmp"), "a save in progress");
+    writeFileSync(join(live, "old.bin"), "x");
+    s.write(
+      live,
+      manifest("/m/live.gguf", { "0": { file: "slot-0.bin", tokens: 1, bytes: 1, savedAt: 1, lastUsedAt: 1 } }),
+    );
+    s.write(gone, manifest("/m/gone.gguf"));
+    s.sweep((p) => p === "/m/live.gguf");
+    assert.deepEqual(readdirSync(live).sort(), ["slot-0.bin", "slot-2.123.cd.tmp", "state.json"]);
+    assert.equal(existsSync(gone), false);
+    assert.equal(existsSync(stray), false);
+  });
+
+  test("an unreadable or foreign manifest reads as none", (t) => {
+    const s = store(t);
+    const dir = s.modelDir("a", "/m/a.gguf");
+    s.ensureDir(dir);
+    writeFileSync(join(dir, "state.json"), "{not json");
+    assert.equal(s.read(dir), undefined);
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ version: 2 }));
+    assert.equal(s.read(dir), undefined);
+  });
+});
