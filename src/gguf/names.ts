@@ -3,6 +3,9 @@
  * the models-folder scan, `gglib models add` and every command that takes a model path use these rules.
  *
  * - Shards: `<stem>-00002-of-00003.gguf` (llama.cpp's `gguf-split` naming): five digits each, 1 ≤ index ≤ count.
+ * - Quantization labels: the last label-like word part of the stem (`Qwen3-4B-Q4_K_M.gguf` → Q4_K_M,
+ *   `gemma-3-4b-it-UD-Q4_K_XL.gguf` → UD-Q4_K_XL, `x.f16.gguf` → F16); the hub's quant choice and Ollama's
+ *   `name:tag` both read it from here.
  * - Projectors: `mmproj` as a word part of the file's stem, the way llama.cpp's converters and Hugging Face repos
  *   name them: `mmproj-model-f16.gguf`, `qwen-mmproj-f16.gguf`, `gemma.mmproj.gguf`, `Model_mmproj.gguf`. A word
  *   part is delimited by the start or end of the stem, `-`, `_` or `.`; `mmprojector-notes.gguf` is not one.
@@ -95,4 +98,22 @@ export function groupGgufPaths<T>(items: readonly T[], pathOf: (item: T) => stri
     else out.incomplete.push({ prefix: set.prefix, stem: set.stem, present: files.length, count: set.count });
   }
   return out;
+}
+
+const QUANT_RE =
+  /(?:^|[-_.])((?:UD-)?(?:I?Q\d(?:_[0-9A-Z]{1,4}){0,3}|TQ\d_\d|MXFP4(?:_MOE)?|BF16|FP16|FP32|F16|F32))(?=$|[-_.])/gi;
+
+/**
+ * The quantization label a file name carries (the last one when several look like labels), upper-cased: Q4_K_M,
+ * IQ3_XXS, UD-Q4_K_XL, Q4_0_4_4, BF16, F16 (also for FP16), F32, MXFP4, TQ1_0. Undefined when it carries none.
+ */
+export function quantOf(fileName: string): string | undefined {
+  const stem = basename(fileName)
+    .replace(/\.gguf$/i, "")
+    .replace(/-\d{5}-of-\d{5}$/i, "");
+  let last: string | undefined;
+  for (const m of stem.matchAll(QUANT_RE)) last = m[1];
+  if (last === undefined) return undefined;
+  const q = last.toUpperCase();
+  return q === "FP16" ? "F16" : q === "FP32" ? "F32" : q;
 }

@@ -10,7 +10,8 @@
 import { posix } from "node:path";
 import { GglibError } from "../core/errors.js";
 import { groupGgufPaths, isMmprojFile } from "../gguf/names.js";
-import { mmprojRank, quantOf, quantRank, sameQuant } from "./quant.js";
+import { quantOf } from "../gguf/names.js";
+import { mmprojRank, quantRank, sameQuant } from "./quant.js";
 
 /** One file of the repo, as the hub's tree API lists it. */
 export interface RepoFile {

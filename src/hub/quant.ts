@@ -2,22 +2,7 @@
  * Quantization labels in GGUF file names (`Qwen3-4B-Q4_K_M.gguf`, `gemma-3-4b-it-UD-Q4_K_XL.gguf`,
  * `model-q8_0-00001-of-00002.gguf`) and the order a default is chosen in. Pure.
  */
-
-/**
- * The label at the end of a file stem (the last one when several look like labels), upper-cased: Q4_K_M, IQ3_XXS,
- * UD-Q4_K_XL, Q4_0_4_4, BF16, F16, F32, MXFP4, TQ1_0. Undefined when the name carries none.
- */
-export function quantOf(fileName: string): string | undefined {
-  const base = fileName.split("/").pop() ?? fileName;
-  const stem = base.replace(/\.gguf$/i, "").replace(/-\d{5}-of-\d{5}$/i, "");
-  const re =
-    /(?:^|[-_.])((?:UD-)?(?:I?Q\d(?:_[0-9A-Z]{1,4}){0,3}|TQ\d_\d|MXFP4(?:_MOE)?|BF16|FP16|FP32|F16|F32))(?=$|[-_.])/gi;
-  let last: string | undefined;
-  for (const m of stem.matchAll(re)) last = m[1];
-  if (last === undefined) return undefined;
-  const q = last.toUpperCase();
-  return q === "FP16" ? "F16" : q === "FP32" ? "F32" : q;
-}
+import { quantOf } from "../gguf/names.js";
 
 /** The label without the unsloth "UD-" (dynamic) prefix, for ranking. */
 function baseQuant(q: string): string {

@@ -16,6 +16,7 @@
  * No match, or several: an error that lists the names that would work.
  */
 import { basename, dirname, sep } from "node:path";
+import { quantOf } from "../gguf/names.js";
 import { findModel } from "../models/sources.js";
 
 export interface NamedModel {
@@ -35,15 +36,6 @@ export function ollamaListName(name: string): string {
   return /:[^/:]+$/.test(name) ? name : `${name}:latest`;
 }
 
-/** Quantization label in a file name: `Qwen3-4B-Q4_K_M.gguf` → `Q4_K_M`, `x.f16.gguf` → `F16`. */
-export function quantFromFileName(file: string): string | undefined {
-  const stem = basename(file)
-    .replace(/\.gguf$/i, "")
-    .replace(/-\d{5}-of-\d{5}$/i, "");
-  const m = /(?:^|[-._])((?:UD-)?(?:I?Q\d(?:_[A-Z0-9]+)*|[BF]F?16|F32|MXFP4(?:_MOE)?|TQ\d_\d))$/i.exec(stem);
-  return m ? m[1]!.toUpperCase() : undefined;
-}
-
 function exact(models: readonly NamedModel[], s: string): string | undefined {
   return findModel(models, s)?.name;
 }
@@ -61,7 +53,7 @@ function inGroup(m: NamedModel, base: string): boolean {
 
 function tagMatches(m: NamedModel, tag: string): boolean {
   const t = tag.toLowerCase();
-  const q = (m.quantization ?? quantFromFileName(m.path))?.toLowerCase();
+  const q = (m.quantization ?? quantOf(m.path))?.toLowerCase();
   if (q && (q === t || q === `ud-${t}`)) return true;
   const file = basename(m.path).toLowerCase();
   return file === t || file.replace(/\.gguf$/, "") === t;
@@ -98,6 +90,6 @@ export function resolveOllamaName(models: readonly NamedModel[], requested: stri
 
 /** `base:QUANT` for a model of a group (what to ask for instead). */
 function groupName(m: NamedModel, base: string): string {
-  const q = m.quantization ?? quantFromFileName(m.path);
+  const q = m.quantization ?? quantOf(m.path);
   return q ? `${base}:${q}` : ollamaListName(m.name);
 }

@@ -4,7 +4,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isGglibError } from "../../../src/core/errors.js";
 import { parsePullRef, hubUrlFrom, tokenFrom } from "../../../src/hub/ref.js";
-import { quantOf, quantRank } from "../../../src/hub/quant.js";
+import { quantOf } from "../../../src/gguf/names.js";
+import { quantRank } from "../../../src/hub/quant.js";
 import {
   findMmproj,
   findVariant,

@@ -15,7 +15,8 @@ import {
   translateMessages,
 } from "../../../src/ollama/request.js";
 import { idiomFrame, OllamaTranslator, SseDataParser, ToolCallAccumulator } from "../../../src/ollama/response.js";
-import { ollamaListName, quantFromFileName, resolveOllamaName, type NamedModel } from "../../../src/ollama/names.js";
+import { quantOf } from "../../../src/gguf/names.js";
+import { ollamaListName, resolveOllamaName, type NamedModel } from "../../../src/ollama/names.js";
 import { parameterSize, modelInfo, capabilities } from "../../../src/ollama/model-info.js";
 
 const fixture = (p: string) => readFileSync(fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url)));
@@ -472,10 +473,10 @@ describe("names: Ollama's name:tag → gglib models", () => {
   test("listing names and quantization labels", () => {
     assert.equal(ollamaListName("tiny-a"), "tiny-a:latest");
     assert.equal(ollamaListName("llama3:8b"), "llama3:8b");
-    assert.equal(quantFromFileName("Qwen3-4B-Q4_K_M.gguf"), "Q4_K_M");
-    assert.equal(quantFromFileName("x.f16.gguf"), "F16");
-    assert.equal(quantFromFileName("big-UD-Q4_K_XL-00001-of-00002.gguf"), "UD-Q4_K_XL");
-    assert.equal(quantFromFileName("model.gguf"), undefined);
+    assert.equal(quantOf("Qwen3-4B-Q4_K_M.gguf"), "Q4_K_M");
+    assert.equal(quantOf("x.f16.gguf"), "F16");
+    assert.equal(quantOf("big-UD-Q4_K_XL-00001-of-00002.gguf"), "UD-Q4_K_XL");
+    assert.equal(quantOf("model.gguf"), undefined);
   });
 });
 
