@@ -223,6 +223,22 @@ function logprobParams(o: Obj): Record<string, unknown> {
   return { logprobs: true, ...(typeof top === "number" && top > 0 ? { top_logprobs: Math.trunc(top) } : {}) };
 }
 
+/** The `/v1/chat/completions` body both `/api/chat` and a templated `/api/generate` send. */
+function chatCompletionBody(c: ReturnType<typeof common>, req: Obj, model: string, messages: Obj[], t?: Obj[]): Obj {
+  const body: Obj = {
+    ...c.params,
+    ...thinkParams(c.think),
+    ...formatParams(req.format),
+    ...logprobParams(req),
+    model,
+    messages,
+    stream: c.stream,
+  };
+  if (t) body.tools = t;
+  if (c.stream) body.stream_options = { include_usage: true };
+  return body;
+}
+
 /** `/api/chat` → `/v1/chat/completions`. `model` is our resolved name. */
 export function translateChat(req: unknown, model: string): ChatTranslation {
   if (!isObj(req)) throw new OllamaRequestError("the request body must be a JSON object");
@@ -240,18 +256,7 @@ export function translateChat(req: unknown, model: string): ChatTranslation {
     hasImages,
   };
   if (messages.length === 0) return { ...base, body: undefined };
-  const body: Record<string, unknown> = {
-    ...c.params,
-    ...thinkParams(c.think),
-    ...formatParams(req.format),
-    ...logprobParams(req),
-    model,
-    messages,
-    stream: c.stream,
-  };
-  if (t) body.tools = t;
-  if (c.stream) body.stream_options = { include_usage: true };
-  return { ...base, body };
+  return { ...base, body: chatCompletionBody(c, req, model, messages, t) };
 }
 
 /**
@@ -339,18 +344,7 @@ export function translateGenerate(req: unknown, model: string): GenerateTranslat
       wantsThinking: c.think !== undefined && c.think !== false,
       hasTools: false,
       hasImages: imgs.length > 0,
-      body: loadOnly
-        ? undefined
-        : {
-            ...c.params,
-            ...thinkParams(c.think),
-            ...formatParams(req.format),
-            ...logprobParams(req),
-            model,
-            messages,
-            stream: c.stream,
-            ...(c.stream ? { stream_options: { include_usage: true } } : {}),
-          },
+      body: loadOnly ? undefined : chatCompletionBody(c, req, model, messages),
     };
   }
   if (imgs.length > 0)
