@@ -79,7 +79,11 @@ describe("dashboard playground on the real llama-server", { timeout: 240_000 }, 
     // the answer may be empty (the model may think until max_tokens): then there is no answer element
     const answerEl = turn.getByTestId("answer");
     const answerText = (await answerEl.count()) > 0 ? ((await answerEl.textContent()) ?? "") : "";
-    assert.ok(!answerText.includes(thought.trim()), "the thinking is not inside the answer");
+    // apart: the thought is not repeated in the answer, checked only when it is long enough that the random-weight
+    // model cannot produce it inside its gibberish answer by chance (a thought such as "h" often is a substring;
+    // stray "</think>" tokens after the reasoning ended are content the model generated, so they prove nothing)
+    const t0 = thought.trim();
+    assert.ok(t0.length < 8 || !answerText.includes(t0), "the thinking is not inside the answer");
     // folded once the answer is done; opens on click
     assert.equal(await thinking.evaluate((el) => (el as unknown as { open: boolean }).open), false);
     await thinking.locator("summary").click();
