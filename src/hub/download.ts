@@ -157,33 +157,15 @@ export async function downloadToFile(t: DownloadTarget, o: DownloadOptions = {})
 
   let transferred = 0;
   let lastEmit = 0;
-  const emit = (completed: number, phase: DownloadProgress["phase"], force = false) => {
+  const emit: Emit = (completed, phase, force = false) => {
     const now = Date.now();
     if (!force && now - lastEmit < interval) return;
     lastEmit = now;
     o.onProgress?.({ completed, total: t.size, transferred, phase });
   };
 
-  // what is already there
-  let offset = 0;
-  const old = await readMeta(meta);
-  const have = await stat(part).then(
-    (s) => s.size,
-    () => -1,
-  );
-  if (old && sameContent(old, t) && have > 0 && have <= t.size) offset = have;
+  let { offset, hash } = await resumePoint(t, part, meta, emit);
   const resumedFrom = offset;
-  let hash = newHash(t);
-  if (offset > 0 && hash) {
-    emit(0, "hashing", true);
-    await hashInto(hash, part, offset, (n) => emit(n, "hashing"));
-  }
-  if (offset === 0) {
-    const m: PartMeta = { url: t.url, size: t.size };
-    if (t.sha256) m.sha256 = t.sha256;
-    if (t.gitOid) m.gitOid = t.gitOid;
-    await writeFile(meta, JSON.stringify(m) + "\n");
-  }
   const fh: FileHandle = await open(part, offset > 0 ? "r+" : "w");
   let reconnects = 0;
   try {
@@ -232,20 +214,7 @@ export async function downloadToFile(t: DownloadTarget, o: DownloadOptions = {})
           await res.body?.cancel();
           throw await restart("the server refused the range (416)");
         } else {
-          const text = await res.text().catch(() => "");
-          if (res.status === 429 || res.status >= 500) throw new Retry(`the server answered ${res.status}`);
-          let message = text.trim().slice(0, 300);
-          try {
-            const j = JSON.parse(text) as { error?: unknown };
-            if (typeof j.error === "string") message = j.error;
-          } catch {
-            /* not JSON */
-          }
-          const code = res.headers.get("x-error-code") ?? undefined;
-          throw (
-            o.httpError?.(res.status, code, message) ??
-            new GglibError("download_failed", `${t.url} answered ${res.status}: ${message}`)
-          );
+          throw await failedResponse(res, t, o);
         }
         if (!res.body) throw new Retry("the response has no body");
         for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -295,18 +264,7 @@ export async function downloadToFile(t: DownloadTarget, o: DownloadOptions = {})
   }
 
   const digest = hash?.digest("hex");
-  const expected = t.sha256 ?? t.gitOid;
-  if (expected && digest !== expected.toLowerCase()) {
-    await rm(part, { force: true });
-    await rm(meta, { force: true });
-    throw new GglibError(
-      "checksum_mismatch",
-      `${basename(t.dest)} does not match the hub's checksum (${t.sha256 ? "SHA-256" : "git SHA-1"} ${digest} instead of ${expected}); the download was removed.`,
-      { hint: "Run the pull again; if it fails the same way, the file storage or a proxy in between serves bad data." },
-    );
-  }
-  await rename(part, t.dest);
-  await rm(meta, { force: true });
+  await verifyAndPlace(t, part, meta, digest);
   const r: DownloadResult = { dest: t.dest, transferred, resumedFrom, reconnects };
   if (digest) r.digest = digest;
   return r;
@@ -320,6 +278,76 @@ export async function downloadToFile(t: DownloadTarget, o: DownloadOptions = {})
     await restartFromZero();
     return new Retry(why);
   }
+}
+
+type Emit = (completed: number, phase: DownloadProgress["phase"], force?: boolean) => void;
+
+/** Where a download starts: after the bytes of an earlier run's part file of the same content (re-hashed), else 0
+ * with a fresh record of which content the part file holds. */
+async function resumePoint(
+  t: DownloadTarget,
+  part: string,
+  meta: string,
+  emit: Emit,
+): Promise<{ offset: number; hash: Hash | undefined }> {
+  let offset = 0;
+  const old = await readMeta(meta);
+  const have = await stat(part).then(
+    (s) => s.size,
+    () => -1,
+  );
+  if (old && sameContent(old, t) && have > 0 && have <= t.size) offset = have;
+  const hash = newHash(t);
+  if (offset > 0 && hash) {
+    emit(0, "hashing", true);
+    await hashInto(hash, part, offset, (n) => emit(n, "hashing"));
+  }
+  if (offset === 0) {
+    const m: PartMeta = { url: t.url, size: t.size };
+    if (t.sha256) m.sha256 = t.sha256;
+    if (t.gitOid) m.gitOid = t.gitOid;
+    await writeFile(meta, JSON.stringify(m) + "\n");
+  }
+  return { offset, hash };
+}
+
+/** Why a response that is neither 200, 206 nor 416 failed: a Retry for 429/5xx, else the user-facing error. */
+async function failedResponse(res: Response, t: DownloadTarget, o: DownloadOptions): Promise<Error> {
+  const text = await res.text().catch(() => "");
+  if (res.status === 429 || res.status >= 500) return new Retry(`the server answered ${res.status}`);
+  let message = text.trim().slice(0, 300);
+  try {
+    const j = JSON.parse(text) as { error?: unknown };
+    if (typeof j.error === "string") message = j.error;
+  } catch {
+    /* not JSON */
+  }
+  const code = res.headers.get("x-error-code") ?? undefined;
+  return (
+    o.httpError?.(res.status, code, message) ??
+    new GglibError("download_failed", `${t.url} answered ${res.status}: ${message}`)
+  );
+}
+
+/** The part file's digest must be the hub's (else the part is removed and the download refused); then into place. */
+async function verifyAndPlace(
+  t: DownloadTarget,
+  part: string,
+  meta: string,
+  digest: string | undefined,
+): Promise<void> {
+  const expected = t.sha256 ?? t.gitOid;
+  if (expected && digest !== expected.toLowerCase()) {
+    await rm(part, { force: true });
+    await rm(meta, { force: true });
+    throw new GglibError(
+      "checksum_mismatch",
+      `${basename(t.dest)} does not match the hub's checksum (${t.sha256 ? "SHA-256" : "git SHA-1"} ${digest} instead of ${expected}); the download was removed.`,
+      { hint: "Run the pull again; if it fails the same way, the file storage or a proxy in between serves bad data." },
+    );
+  }
+  await rename(part, t.dest);
+  await rm(meta, { force: true });
 }
 
 function errText(e: unknown): string {
