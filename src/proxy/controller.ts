@@ -219,6 +219,12 @@ export class ModelController {
     return this.scheduler.model(model)?.status === "ready";
   }
 
+  /** Whether `model` is ready on the same process (`instance`) a lease was taken on. */
+  isServing(model: string, instance: number): boolean {
+    const m = this.scheduler.model(model);
+    return m?.status === "ready" && m.instance === instance;
+  }
+
   /**
    * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
    * `signal`: the client went away → leaves the queue.

@@ -4,18 +4,22 @@
  * abort in both directions, and the usage/timings read from the tail of the response for metrics.
  */
 import type { ServerResponse } from "node:http";
-import { Pool, type Dispatcher } from "undici";
+import { Client, Pool, type Dispatcher } from "undici";
 import { errorBody } from "./http/errors.js";
 import { downstreamResponseHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 
 /** Connection options of every upstream pool: prompt processing of a long prompt can take minutes before the first
- * byte, so no header/body timeouts. */
+ * byte, so no header/body timeouts. Idle sockets: llama-server (cpp-httplib) answers `Keep-Alive: timeout=5,
+ * max=100` and closes a socket idle 5 s; undici keeps one for that hint less keepAliveTimeoutThreshold (3 s), and
+ * honours the `Connection: close` of the 100th answer, so the two do not disagree. A close can still cross a
+ * request on the wire (an event loop late by seconds, a server stopping): Forward resends such a request once. */
 const UPSTREAM_OPTIONS = {
   connect: { timeout: 10_000 },
   headersTimeout: 0,
   bodyTimeout: 0,
   keepAliveTimeout: 4_000,
+  keepAliveTimeoutThreshold: 2_000,
   pipelining: 1,
 } as const;
 
@@ -68,6 +72,15 @@ export interface ForwardOptions {
 
 const TAIL_BYTES = 8192;
 
+/**
+ * The error undici reports when llama-server closed the connection under a request: cpp-httplib closes a kept-alive
+ * socket whose keep-alive wait ended (timeout or max count) even if a request is arriving on it.
+ */
+export function connectionClosed(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE";
+}
+
 /** Ends one tick's corked writes (a module function: the hot path allocates no closure for it). */
 function uncork(f: Forward): void {
   f.uncork();
@@ -77,6 +90,11 @@ function uncork(f: Forward): void {
  * One request forwarded to llama-server: the undici dispatch handler for it, and the handle to abort it (the
  * proxy aborts a model's requests before a forced stop). `done` settles once the response is over, whatever
  * happened. Subclasses may override `explainFailure` to say why a connection broke.
+ *
+ * A request that llama-server's side closed before any byte of an answer came (and before anything of it was
+ * written to the client) is sent once more, on a fresh connection: the body is the buffered one we hold, so the
+ * resend is exact. Not when the client went away, the request was aborted, or `mayResend` says no (the model is
+ * no longer ready).
  */
 export class Forward implements Dispatcher.DispatchHandler {
   /** Settles when the response is over (completed, failed or aborted); never rejects. */
@@ -95,6 +113,10 @@ export class Forward implements Dispatcher.DispatchHandler {
   private corked = false;
   private readonly started = performance.now();
   private ttfbMs: number | undefined;
+  private agent: Dispatcher | undefined;
+  /** Aborted by the proxy or because the client left: never resent. */
+  private aborted = false;
+  private resent = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -107,6 +129,12 @@ export class Forward implements Dispatcher.DispatchHandler {
 
   /** Sends the request on `agent`. Throws synchronously when undici refuses it (e.g. an invalid header). */
   start(agent: Dispatcher): this {
+    this.agent = agent;
+    this.dispatchOn(agent);
+    return this;
+  }
+
+  private dispatchOn(agent: Dispatcher): void {
     const o = this.o;
     agent.dispatch(
       {
@@ -120,10 +148,10 @@ export class Forward implements Dispatcher.DispatchHandler {
       },
       this,
     );
-    return this;
   }
 
   abort(reason: Error): void {
+    this.aborted = true;
     if (this.ctrl) this.ctrl.abort(reason);
     else this.pendingAbort = reason;
   }
@@ -131,6 +159,11 @@ export class Forward implements Dispatcher.DispatchHandler {
   /** Why the connection to llama-server broke, for the client's error message. */
   protected explainFailure(err: Error): Promise<string> {
     return Promise.resolve(err.message);
+  }
+
+  /** Whether a request that got no answer may be sent once more (subclasses: the model is still ready). */
+  protected mayResend(): boolean {
+    return true;
   }
 
   uncork(): void {
@@ -216,10 +249,48 @@ export class Forward implements Dispatcher.DispatchHandler {
       this.finish(this.failed(this.status || 499, err));
       return;
     }
+    if (this.shouldResend(err)) {
+      this.resend();
+      return;
+    }
     this.explainFailure(err).then(
       (why) => this.answerFailure(err, why),
       () => this.answerFailure(err, err.message),
     );
+  }
+
+  // ---- the one resend ------------------------------------------------------------------------------------
+
+  private shouldResend(err: Error): boolean {
+    return (
+      !this.resent &&
+      !this.aborted &&
+      this.status === 0 &&
+      this.bytes === 0 &&
+      this.errChunks === undefined &&
+      this.agent !== undefined &&
+      connectionClosed(err) &&
+      this.mayResend()
+    );
+  }
+
+  /** Sends the request again on a connection of its own (the pool's other idle sockets may be as stale). */
+  private resend(): void {
+    this.resent = true;
+    this.ctrl = undefined;
+    const client = new Client(this.o.origin, UPSTREAM_OPTIONS);
+    try {
+      this.dispatchOn(client);
+    } catch (e) {
+      void client.destroy().catch(() => {});
+      void this.explainFailure(e as Error).then(
+        (why) => this.answerFailure(e as Error, why),
+        () => this.answerFailure(e as Error, (e as Error).message),
+      );
+      return;
+    }
+    // closes once this one request is over
+    void client.close().catch(() => {});
   }
 
   // ---- endings ---------------------------------------------------------------------------------------------

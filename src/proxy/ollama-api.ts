@@ -10,6 +10,7 @@ import type { Dispatcher } from "undici";
 import type { ProxyModel } from "./catalog.js";
 import type { Lease, ModelController } from "./controller.js";
 import { HttpError, isGglibError } from "../core/errors.js";
+import { connectionClosed } from "./forward.js";
 import type { Registry } from "../models/registry.js";
 import { readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -426,10 +427,10 @@ export class OllamaApi {
       try {
         r = await send();
       } catch (e) {
-        // llama-server closed a kept-alive connection just as it was reused (no answer came): send once more
-        const code = (e as NodeJS.ErrnoException).code;
-        const closed = code === "UND_ERR_SOCKET" || code === "ECONNRESET";
-        if (!closed || abort.signal.aborted || !this.o.controller.isReady(lease.model)) throw e;
+        // llama-server closed a kept-alive connection just as it was reused (no answer came): send once more, as
+        // Forward does for the OpenAI routes (this path reads whole answers through undici's request())
+        if (!connectionClosed(e as Error) || abort.signal.aborted) throw e;
+        if (!this.o.controller.isServing(lease.model, lease.instance)) throw e;
         r = await send();
       }
       return { status: r.statusCode, body: r.body, untrack };

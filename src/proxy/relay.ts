@@ -203,4 +203,8 @@ class ModelForward extends Forward {
   protected override explainFailure(err: Error): Promise<string> {
     return this.controller.explainFailure(this.lease.model, this.lease.instance, err);
   }
+
+  protected override mayResend(): boolean {
+    return this.controller.isServing(this.lease.model, this.lease.instance);
+  }
 }

@@ -114,6 +114,8 @@
  *   FAKE_LLAMA_RESTORE_HANG=1        a slot restore never answers.
  *   FAKE_LLAMA_RESTORE_UNUSED=1      a slot restore succeeds, but nothing of it is reused (like a sliding-window model).
  *   FAKE_LLAMA_SLOT_ACTION_MS=0      delay of each slot save/restore, in ms.
+ *   FAKE_LLAMA_CLOSE_ON_REUSE=0      the first N POSTs arriving on a connection that already served a request are
+ *                                    met by closing it unanswered (a keep-alive close racing the reuse).
  *   LLAMA_SERVER_ROUTER_PORT=P       router-child mode (see above).
  */
 // The code is split into modules under ./fake-llama/ (plain JavaScript, checked with // @ts-check), in the order

@@ -77,6 +77,9 @@ export interface FakeLlamaKnobs {
   restoreUnused?: boolean;
   /** FAKE_LLAMA_SLOT_ACTION_MS: delay of each slot save/restore. */
   slotActionMs?: number;
+  /** FAKE_LLAMA_CLOSE_ON_REUSE: the first N POSTs that arrive on a connection that already served a request are met
+   * by closing it unanswered (cpp-httplib's keep-alive wait ending just as the request came). */
+  closeOnReuse?: number;
 }
 
 /** Every environment variable the fake reads (cleared by fakeLlamaEnv so tests do not leak knobs). */
@@ -110,6 +113,7 @@ export const FAKE_LLAMA_ENV_VARS = [
   "FAKE_LLAMA_RESTORE_HANG",
   "FAKE_LLAMA_SLOT_ACTION_MS",
   "FAKE_LLAMA_RESTORE_UNUSED",
+  "FAKE_LLAMA_CLOSE_ON_REUSE",
 ] as const;
 
 /** `base` (default process.env) without any fake knob or LLAMA_ARG_* variable, plus the given knobs. */
@@ -153,6 +157,7 @@ export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv
   if (knobs.restoreHang) set("FAKE_LLAMA_RESTORE_HANG", true);
   set("FAKE_LLAMA_SLOT_ACTION_MS", knobs.slotActionMs);
   if (knobs.restoreUnused) set("FAKE_LLAMA_RESTORE_UNUSED", true);
+  set("FAKE_LLAMA_CLOSE_ON_REUSE", knobs.closeOnReuse);
   return env;
 }
 

@@ -2,7 +2,11 @@
 // HTTP/1.1 on node:net, with llama.cpp's (cpp-httplib's) exact headers
 import { log } from "./log.mjs";
 import { dispatch } from "./routes.mjs";
+import { K } from "./knobs.mjs";
 import { S } from "./state.mjs";
+
+/** FAKE_LLAMA_CLOSE_ON_REUSE: how many reused-connection POSTs are still to be met by a close. */
+let closesLeft = K.closeOnReuse;
 
 export const REASONS = {
   200: "OK",
@@ -137,6 +141,13 @@ export function pump(c) {
   for (const h of head.slice(1)) {
     const k = h.indexOf(":");
     if (k > 0) headers[h.slice(0, k).trim().toLowerCase()] = h.slice(k + 1).trim();
+  }
+  if (closesLeft > 0 && c.nreq > 0 && m[1] === "POST") {
+    // cpp-httplib's keep-alive wait ended (timeout or max count) just as this request arrived: the socket is
+    // closed with the request unread and unanswered
+    closesLeft--;
+    c.sock.destroy();
+    return;
   }
   let body;
   let end;

@@ -52,6 +52,7 @@ export const K = {
   restoreHang: ENV.FAKE_LLAMA_RESTORE_HANG === "1",
   restoreUnused: ENV.FAKE_LLAMA_RESTORE_UNUSED === "1",
   slotActionMs: intKnob("FAKE_LLAMA_SLOT_ACTION_MS", 0),
+  closeOnReuse: intKnob("FAKE_LLAMA_CLOSE_ON_REUSE", 0),
   promptTokenMs: intKnob("FAKE_LLAMA_PROMPT_TOKEN_MS", 0),
 };
 if (K.ignoreSigterm) process.on("SIGTERM", () => {});
