@@ -139,6 +139,8 @@ describe("proxy context cache (fake llama-server)", { timeout: 60_000 }, () => {
     assert.deepEqual(actions, ["saved", "restored", "reused"]);
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
     assert.match(metrics, /gglib_proxy_context_saves_total\{model="a",result="ok"\} 1/);
+    // the other three of the fake's four slots never ran a task: GET /slots says so and they are not asked to save
+    assert.doesNotMatch(metrics, /gglib_proxy_context_saves_total\{model="a",result="empty"\}/);
     assert.match(metrics, /gglib_proxy_context_restores_total\{model="a",result="ok"\} 1/);
     assert.match(metrics, new RegExp(`gglib_proxy_context_reused_tokens_total\\{model="a"\\} ${again.cacheN}`));
     assert.match(metrics, /gglib_proxy_context_disk_bytes [1-9]/);

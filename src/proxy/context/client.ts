@@ -76,3 +76,27 @@ export async function slotCount(baseUrl: string, timeoutMs: number): Promise<num
     return undefined;
   }
 }
+
+/**
+ * The slots (GET /slots) and which of them ran a task in this process (llama-server lists `id_task` only for those):
+ * a slot that never did holds nothing this process computed, so there is nothing new to save. Undefined when the
+ * endpoint is off (`--no-slots`) or does not answer in time.
+ */
+export async function slotUsage(
+  baseUrl: string,
+  timeoutMs: number,
+): Promise<{ count: number; used: Set<number> } | undefined> {
+  try {
+    const r = await fetch(`${baseUrl}/slots`, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
+    if (r.status !== 200) return undefined;
+    const slots: unknown = await r.json();
+    if (!Array.isArray(slots) || slots.length === 0) return undefined;
+    const used = new Set<number>();
+    for (const s of slots as { id?: unknown; id_task?: unknown }[]) {
+      if (typeof s.id === "number" && typeof s.id_task === "number") used.add(s.id);
+    }
+    return { count: slots.length, used };
+  } catch {
+    return undefined;
+  }
+}

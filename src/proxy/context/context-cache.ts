@@ -19,7 +19,7 @@ import type { ServerHandle } from "../../core/handle.js";
 import { readModelMetadata } from "../../gguf/reader.js";
 import type { LlamaCapabilities } from "../../llama/capabilities.js";
 import { fitsOnDisk, planEviction } from "./budget.js";
-import { restoreSlot, saveSlot, slotCount } from "./client.js";
+import { restoreSlot, saveSlot, slotCount, slotUsage } from "./client.js";
 import { contextEligibility } from "./eligibility.js";
 import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity } from "./identity.js";
 import type { ContextMetrics } from "./metrics.js";
@@ -286,7 +286,9 @@ export class ContextCache {
       if (m.key !== rt.key) return;
       const deadline = performance.now() + this.saveTimeoutMs;
       const left = () => deadline - performance.now();
-      const n = await slotCount(handle.url, Math.min(2_000, left()));
+      // one GET /slots names the slots that ran a task; without it (--no-slots) every slot of /props is tried
+      const usage = await slotUsage(handle.url, Math.min(2_000, left()));
+      const n = usage?.count ?? (await slotCount(handle.url, Math.min(2_000, left())));
       if (n === undefined) {
         this.metrics?.saves.inc({ model, result: "failed" });
         this.emit(model, "save_failed", "could not read the slot count (GET /props)");
@@ -298,6 +300,8 @@ export class ContextCache {
       let failures = 0;
       let ms = 0;
       for (let id = 0; id < n; id++) {
+        // never used by this process: it holds nothing new (and what was saved for it before still describes it)
+        if (usage && !usage.used.has(id)) continue;
         if (left() <= 0) {
           failures++;
           this.metrics?.saves.inc({ model, result: "timeout" });
