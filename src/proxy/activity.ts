@@ -4,29 +4,10 @@
  * llama-server's usage/timings): no allocation, no promise and no serialization on the hot path; listeners (the
  * activity stream) are called only while someone follows.
  */
+import type { ActivityRecord } from "./api-types.js";
 import type { UsageStats } from "./forward.js";
 
-export interface ActivityRecord {
-  /** 1, 2, 3… in the order requests ended. */
-  seq: number;
-  /** Epoch ms when the request arrived. */
-  at: number;
-  model: string;
-  method: string;
-  path: string;
-  status: number;
-  /** Whole request through the proxy (includes any wait for a load), ms. */
-  durationMs: number;
-  /** Request to llama-server's response headers (includes any wait for a load), ms. */
-  ttfbMs: number | null;
-  promptTokens: number | null;
-  completionTokens: number | null;
-  /** Prompt tokens reused from llama-server's cache (timings.cache_n / prompt_tokens_details.cached_tokens). */
-  cachedTokens: number | null;
-  /** Generation speed llama-server reported, tokens/s. */
-  tokensPerSecond: number | null;
-  promptPerSecond: number | null;
-}
+export type { ActivityRecord };
 
 function blank(): ActivityRecord {
   return {

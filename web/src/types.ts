@@ -1,3 +1,7 @@
+// the management API's JSON shapes shared with the server (no imports there: safe for the browser build)
+import type { ActivityRecord, ReloadRecord } from "../../src/proxy/api-types.js";
+
+export type { ActivityRecord, ReloadRecord };
 /** Shapes of the management API the page reads (see src/proxy/README.md). */
 
 export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
@@ -46,22 +50,6 @@ export type ProxyEvent =
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number };
 
-export interface ActivityRecord {
-  seq: number;
-  at: number;
-  model: string;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  ttfbMs: number | null;
-  promptTokens: number | null;
-  completionTokens: number | null;
-  cachedTokens: number | null;
-  tokensPerSecond: number | null;
-  promptPerSecond: number | null;
-}
-
 export interface EffectiveModel {
   name: string;
   aliases: string[];
@@ -75,17 +63,6 @@ export interface EffectiveModel {
   ctx: number;
   endpoints: string[];
   server: Record<string, unknown>;
-}
-
-export interface ReloadRecord {
-  at: string;
-  ok: boolean;
-  trigger: string;
-  added: string[];
-  removed: string[];
-  changed: string[];
-  warnings: string[];
-  errors: string[];
 }
 
 export interface ConfigResponse {

@@ -14,24 +14,14 @@
 import type { ServerResponse } from "node:http";
 import { HttpError } from "../../core/errors.js";
 import type { SystemInfo, SystemProbe } from "../../system/types.js";
-import type { ActivityRecord } from "../activity.js";
+import type { ActivityRecord, ReloadRecord } from "../api-types.js";
 import { effectiveModel, type EffectiveSettings } from "../effective-config.js";
 import { readBody, sendJson } from "../http/json.js";
 import { SSE_HEADERS } from "../http/sse.js";
 import type { ProxyLog } from "../proxy-log.js";
 import type { ProxyContext, Route, RouteModule } from "./types.js";
 
-export interface ReloadRecord {
-  at: string;
-  ok: boolean;
-  /** What triggered it: the dashboard/API, SIGHUP or a change of the config file. */
-  trigger: string;
-  added: string[];
-  removed: string[];
-  changed: string[];
-  warnings: string[];
-  errors: string[];
-}
+export type { ReloadRecord };
 
 export interface LlamaBinaryInfo {
   path: string;

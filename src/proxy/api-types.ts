@@ -1,0 +1,40 @@
+/**
+ * JSON shapes of the management API that the dashboard (web/) reads too: plain interfaces with no imports, so the
+ * browser code type-checks against the same definitions the server writes.
+ */
+
+/** One finished request, as `/api/activity` lists it. */
+export interface ActivityRecord {
+  /** 1, 2, 3… in the order requests ended. */
+  seq: number;
+  /** Epoch ms when the request arrived. */
+  at: number;
+  model: string;
+  method: string;
+  path: string;
+  status: number;
+  /** Whole request through the proxy (includes any wait for a load), ms. */
+  durationMs: number;
+  /** Request to llama-server's response headers (includes any wait for a load), ms. */
+  ttfbMs: number | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  /** Prompt tokens reused from llama-server's cache (timings.cache_n / prompt_tokens_details.cached_tokens). */
+  cachedTokens: number | null;
+  /** Generation speed llama-server reported, tokens/s. */
+  tokensPerSecond: number | null;
+  promptPerSecond: number | null;
+}
+
+/** The outcome of a config reload, as `/api/config` and `POST /api/config/reload` return it. */
+export interface ReloadRecord {
+  at: string;
+  ok: boolean;
+  /** What triggered it: the dashboard/API, SIGHUP or a change of the config file. */
+  trigger: string;
+  added: string[];
+  removed: string[];
+  changed: string[];
+  warnings: string[];
+  errors: string[];
+}
