@@ -38,3 +38,21 @@ export interface ReloadRecord {
   warnings: string[];
   errors: string[];
 }
+
+/** A model of the effective config, as `/api/config` lists it (secrets redacted). */
+export interface EffectiveModel<Server = Record<string, unknown>> {
+  name: string;
+  aliases: string[];
+  source: string;
+  path: string;
+  mmproj: string | null;
+  pinned: boolean;
+  preload: boolean;
+  ttlS: number | null;
+  estimatedBytes: number;
+  ctx: number;
+  /** What it supports, from its launch settings: chat always; embeddings (--embeddings); rerank (--reranking). */
+  endpoints: string[];
+  /** The launch settings (the dashboard reads them as plain JSON). */
+  server: Server;
+}

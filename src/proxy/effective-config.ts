@@ -6,6 +6,7 @@
  */
 import type { ServerConfig } from "../core/config.js";
 import type { ProxyModel } from "./catalog.js";
+import type { EffectiveModel as ApiEffectiveModel } from "./api-types.js";
 
 export const REDACTED = "<redacted>";
 const SECRET_NAME = /key|token|secret|passw|auth|cred/i;
@@ -30,21 +31,8 @@ export interface EffectiveSettings {
   llamaServer: string | null;
 }
 
-export interface EffectiveModel {
-  name: string;
-  aliases: string[];
-  source: string;
-  path: string;
-  mmproj: string | null;
-  pinned: boolean;
-  preload: boolean;
-  ttlS: number | null;
-  estimatedBytes: number;
-  ctx: number;
-  /** What it supports, from its launch settings: chat always; embeddings (--embeddings); rerank (--reranking). */
-  endpoints: string[];
-  server: ServerConfig;
-}
+/** A model of the effective config, with its launch settings typed. */
+export type EffectiveModel = ApiEffectiveModel<ServerConfig>;
 
 /** Secret-looking values removed from a server config (a copy). */
 export function redactServer(server: ServerConfig): ServerConfig {

@@ -1,7 +1,7 @@
 // the management API's JSON shapes shared with the server (no imports there: safe for the browser build)
-import type { ActivityRecord, ReloadRecord } from "../../src/proxy/api-types.js";
+import type { ActivityRecord, EffectiveModel, ReloadRecord } from "../../src/proxy/api-types.js";
 
-export type { ActivityRecord, ReloadRecord };
+export type { ActivityRecord, EffectiveModel, ReloadRecord };
 /** Shapes of the management API the page reads (see src/proxy/README.md). */
 
 export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
@@ -49,21 +49,6 @@ export type ProxyEvent =
   | { type: "progress"; model: string; value: number; stage: string; at: number }
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number };
-
-export interface EffectiveModel {
-  name: string;
-  aliases: string[];
-  source: string;
-  path: string;
-  mmproj: string | null;
-  pinned: boolean;
-  preload: boolean;
-  ttlS: number | null;
-  estimatedBytes: number;
-  ctx: number;
-  endpoints: string[];
-  server: Record<string, unknown>;
-}
 
 export interface ConfigResponse {
   settings: Record<string, unknown>;
