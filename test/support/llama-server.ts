@@ -65,9 +65,13 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>, log: (s: strin
   }
 }
 
-/** llama-server and llama-cli both there and executable in `binDir`. */
+/** The binaries the rig builds: llama-server, llama-cli beside it, and rpc-server (RPC worker tests). */
+export const RIG_TARGETS = ["llama-server", "llama-cli", "rpc-server"] as const;
+
+/** Every rig binary there and executable in `binDir`. */
 async function hasRigBinaries(binDir: string): Promise<boolean> {
-  return (await isExecutable(join(binDir, "llama-server"))) && (await isExecutable(join(binDir, "llama-cli")));
+  for (const t of RIG_TARGETS) if (!(await isExecutable(join(binDir, t)))) return false;
+  return true;
 }
 
 /** The rig's own build record (written after its build; for a build made before records, written now). */
@@ -148,7 +152,7 @@ export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<strin
         backend: RIG_BUILD.backend,
         workDir: join(rigDir(), "work"),
         installDir: rigInstallDir(),
-        targets: ["llama-server", "llama-cli"],
+        targets: [...RIG_TARGETS],
         logFile: join(rigDir(), "build.log"),
         onStage: (s) => log(`  ${s}…`),
         onProgress: (f) => {

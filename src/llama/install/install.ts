@@ -185,7 +185,8 @@ async function sourceInstall(
       workDir: work,
       installDir: staging,
       // llama-cli beside llama-server: `gglib chat --cli` looks for it there (and the test rig can reuse the install)
-      optionalTargets: ["llama-cli"],
+      // rpc-server too: `gglib rpc-server` runs it on a worker host (llama.cpp's RPC backend)
+      optionalTargets: ["llama-cli", "rpc-server"],
       ...(opts.version ? { gitRef: opts.version } : {}),
       ...(opts.cmakeFlags ? { cmakeFlags: opts.cmakeFlags } : {}),
       ...(opts.jobs ? { jobs: opts.jobs } : {}),

@@ -62,6 +62,8 @@ export function cmakeFlagsFor(backend: Backend): string[] {
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_USE_PREBUILT_UI=OFF",
     "-DLLAMA_BUILD_UI=OFF",
+    // the RPC backend: `llama-server --rpc host:port,...` and `rpc-server` (models split across hosts)
+    "-DGGML_RPC=ON",
   ];
   switch (backend) {
     case "cuda":
