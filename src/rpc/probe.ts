@@ -53,7 +53,8 @@ export interface ProbeOptions {
   answerTimeoutMs?: number;
 }
 
-type Step = { expect: number; onPayload: (p: Buffer) => Buffer | "done" | string };
+/** One expected response and what follows it: the next request, the end, or why the worker is refused. */
+type Step = { expect: number; onPayload: (p: Buffer) => Buffer | { done: true } | { refuse: string } };
 
 /** Probes one worker; never throws (every outcome is a WorkerProbe). */
 export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promise<WorkerProbe> {
@@ -62,13 +63,13 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
   const ep = endpoint.text;
   return new Promise((resolve) => {
     let settled = false;
-    let sock: Socket | undefined;
+    const sock: Socket = connect({ host: endpoint.host, port: endpoint.port });
     let timer: NodeJS.Timeout | undefined;
     const finish = (r: WorkerProbe) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      sock?.destroy();
+      sock.destroy();
       resolve(r);
     };
     const arm = (ms: number, onTimeout: () => void) => {
@@ -77,7 +78,7 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
     };
 
     let version = "";
-    let devices: WorkerDevice[] = [];
+    const devices: WorkerDevice[] = [];
     let count = 0;
     const steps: Step[] = [];
     const memoryStep = (i: number): Step => ({
@@ -88,7 +89,7 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
           steps.push(memoryStep(i + 1));
           return deviceMemoryRequest(i + 1);
         }
-        return "done";
+        return { done: true };
       },
     });
     steps.push({
@@ -97,12 +98,14 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
         const h = decodeHello(p);
         version = `${h.major}.${h.minor}.${h.patch}`;
         if (h.major !== RPC_PROTO_MAJOR)
-          return `it speaks RPC protocol ${version}; this gglib's probe speaks ${RPC_PROTO_MAJOR}.x (use the same llama.cpp version on every host)`;
+          return {
+            refuse: `it speaks RPC protocol ${version}; this gglib's probe speaks ${RPC_PROTO_MAJOR}.x (use the same llama.cpp version on every host)`,
+          };
         steps.push({
           expect: DEVICE_COUNT_RESPONSE_SIZE,
           onPayload: (q) => {
             count = decodeDeviceCount(q);
-            if (count === 0) return "done";
+            if (count === 0) return { done: true };
             steps.push(memoryStep(0));
             return deviceMemoryRequest(0);
           },
@@ -122,7 +125,6 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
     arm(connectTimeoutMs, () =>
       finish({ state: "unreachable", endpoint: ep, detail: `no connection within ${connectTimeoutMs} ms` }),
     );
-    sock = connect({ host: endpoint.host, port: endpoint.port });
     sock.setNoDelay(true);
     sock.on("connect", () => {
       connected = true;
@@ -133,7 +135,7 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
           detail: `it accepted the connection but did not answer within ${answerTimeoutMs} ms: rpc-server serves one client at a time, and another one (a llama-server) is connected`,
         }),
       );
-      sock!.write(helloRequest());
+      sock.write(helloRequest());
     });
     sock.on("data", (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -153,12 +155,9 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
         pending = r.rest;
         steps.shift();
         const next = step.onPayload(r.payload);
-        if (next === "done") return ready();
-        if (typeof next === "string") {
-          finish({ state: "incompatible", endpoint: ep, detail: next });
-          return;
-        }
-        sock!.write(next);
+        if (Buffer.isBuffer(next)) sock.write(next);
+        else if ("refuse" in next) return finish({ state: "incompatible", endpoint: ep, detail: next.refuse });
+        else return ready();
       }
     });
     sock.on("error", (e: NodeJS.ErrnoException) => {

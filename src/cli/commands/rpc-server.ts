@@ -130,8 +130,8 @@ async function rpcServer(f: Partial<Flags>): Promise<number> {
   };
   const so = new LineSplitter(onLine);
   const se = new LineSplitter(onLine);
-  child.stdout!.on("data", (b: Buffer) => so.push(b));
-  child.stderr!.on("data", (b: Buffer) => se.push(b));
+  child.stdout.on("data", (b: Buffer) => so.push(b));
+  child.stderr.on("data", (b: Buffer) => se.push(b));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on("exit", (code, signal) => {
       so.end();
