@@ -9,7 +9,7 @@ import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
 import { Registry } from "../models/registry.js";
-import { pullModel, type PullOptions } from "../hub/pull.js";
+import type { PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -496,8 +496,9 @@ function ollamaExtras(
     ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
     ...(modelsDir
       ? {
-          pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
-            pullModel(ref, {
+          // the hub client (and @huggingface/hub, ~10 MiB resident) loads on the first pull, not with the proxy
+          pull: async (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+            (await import("../hub/pull.js")).pullModel(ref, {
               ...(o.pull ?? {}),
               ...p,
               modelsDir,
