@@ -90,6 +90,68 @@ export const RPC_GROUP_NAME = /^[A-Za-z0-9_.-]+$/;
 
 const Size = z.union([z.number().int().nonnegative(), z.string().regex(SIZE_PATTERN)]);
 
+/** A peer's name: used in qualified model ids (`<peer>/<model>`), metrics labels and the dashboard. */
+export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Another host this proxy routes requests to: another `gglib proxy`, or any OpenAI-compatible server. */
+export const PeerConfigSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "an http:// or https:// base URL, without ?query or #fragment")
+      .describe(
+        "Base URL of the peer (http://10.0.0.2:8080); requests go to <url><path>, e.g. <url>/v1/chat/completions.",
+      ),
+    apiKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The peer's API key, sent only to this peer. '${env.NAME}' reads it from the environment variable NAME.",
+      ),
+    apiKeyEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
+      .optional()
+      .describe("Environment variable that holds the peer's API key (instead of apiKey)."),
+    kind: z
+      .enum(["auto", "gglib", "openai"])
+      .optional()
+      .describe(
+        "gglib: another gglib proxy (models, states and free memory from /api/status); openai: any OpenAI-compatible server (models from /v1/models); auto (default): try gglib, else openai.",
+      ),
+    models: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("Only these of the peer's models (names as the peer calls them)."),
+    filter: z.string().min(1).optional().describe("Only the peer's models whose name matches this regular expression."),
+    timeouts: z
+      .object({
+        connect: z.number().positive().optional().describe("Seconds to open a connection (default 5)."),
+        headers: z
+          .number()
+          .nonnegative()
+          .optional()
+          .describe("Seconds to the peer's response headers, 0 = none (default 0: a long prompt may take minutes)."),
+        health: z
+          .number()
+          .positive()
+          .optional()
+          .describe("Seconds a discovery request (/api/status, /v1/models) may take (default 5)."),
+      })
+      .strict()
+      .optional(),
+    pollInterval: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Seconds between discoveries of the peer's models and states (default 2)."),
+  })
+  .strict()
+  .refine((p) => !(p.apiKey && p.apiKeyEnv), { message: "set apiKey or apiKeyEnv, not both" });
+
+export type PeerConfig = z.infer<typeof PeerConfigSchema>;
+
 /** The config file. */
 export const ProxyConfigSchema = z
   .object({
@@ -129,6 +191,12 @@ export const ProxyConfigSchema = z
       .describe(
         "Disk budget for conversations' KV caches saved when a model stops and restored when it loads again: auto (a quarter of the free disk, at most 32GiB), a size such as 20GiB, or 0 / false to turn it off.",
       ),
+    contextCacheSaveAll: z
+      .boolean()
+      .optional()
+      .describe(
+        "Save every conversation's KV cache at a stop, even a short one that the model prefills again faster than it is saved and restored (default false: those are not saved, which keeps swaps fast).",
+      ),
     rpcGroups: z
       .record(z.string().regex(RPC_GROUP_NAME, "a group name is letters, digits, . _ -"), z.array(z.string()).min(1))
       .optional()
@@ -136,6 +204,21 @@ export const ProxyConfigSchema = z
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),
+    peers: z
+      .record(z.string(), PeerConfigSchema)
+      .superRefine((peers, ctx) => {
+        for (const name of Object.keys(peers))
+          if (!PEER_NAME.test(name))
+            ctx.addIssue({
+              code: "custom",
+              path: [name],
+              message: `'${name}' is not a peer name: letters, digits, '.', '_' or '-' (at most 63), no '/'`,
+            });
+      })
+      .optional()
+      .describe(
+        "Other hosts to route requests to; their models are addressable as <peer>/<model>, or unqualified when unique.",
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {

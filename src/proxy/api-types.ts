@@ -88,3 +88,32 @@ export interface RpcSplitStatus {
   /** Why the workers could not be read from the settings. */
   error?: string;
 }
+
+/** A peer (another host this proxy routes to), as `/api/status` lists it under `peers`. */
+export interface PeerStatus {
+  name: string;
+  url: string;
+  /** gglib (another gglib proxy) or openai (any OpenAI-compatible server); null until detected. */
+  kind: "gglib" | "openai" | null;
+  up: boolean;
+  lastError: string | null;
+  /** ISO time of the last discovery that worked. */
+  lastSeenAt: string | null;
+  /** The peer's free memory budget, bytes (gglib peers), as it last said. */
+  freeBytes: number | null;
+  budgetBytes: number | null;
+  models: PeerModelStatus[];
+  /** Requests forwarded to it, by HTTP status ("unreachable": sent to another host). */
+  requests: Record<string, number>;
+}
+
+export interface PeerModelStatus {
+  /** `<peer>/<model>`: always reaches this host's model. */
+  id: string;
+  /** The peer's own name for it (also reaches it here when unique). */
+  name: string;
+  aliases: string[];
+  /** ready, loading, idle, failed or unknown (an OpenAI-compatible peer that does not say). */
+  state: string;
+  file: string | null;
+}

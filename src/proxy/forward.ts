@@ -51,6 +51,9 @@ export interface ForwardResult {
   error?: Error;
   /** Time to the upstream's response headers, ms. */
   ttfbMs?: number;
+  /** Nothing reached the upstream's answer and nothing was written to the client (`mayFailOver` said yes): the
+   * request may go to another host. */
+  notStarted?: boolean;
 }
 
 export interface ForwardOptions {
@@ -68,6 +71,8 @@ export interface ForwardOptions {
   clientPath: string;
   /** Collect usage/timings from the response tail. */
   collectUsage?: boolean;
+  /** Time to the upstream's response headers, ms (default 0: none; prompt processing can take minutes). */
+  headersTimeoutMs?: number;
 }
 
 const TAIL_BYTES = 8192;
@@ -143,7 +148,7 @@ export class Forward implements Dispatcher.DispatchHandler {
         path: o.path,
         headers: o.headers,
         body: o.body,
-        headersTimeout: 0,
+        headersTimeout: o.headersTimeoutMs ?? 0,
         bodyTimeout: 0,
       },
       this,
@@ -164,6 +169,19 @@ export class Forward implements Dispatcher.DispatchHandler {
   /** Whether a request that got no answer may be sent once more (subclasses: the model is still ready). */
   protected mayResend(): boolean {
     return true;
+  }
+
+  /**
+   * Whether a request that failed before any answer (nothing written to the client) ends here as `notStarted`,
+   * for the caller to send elsewhere, instead of answering the failure (subclasses: a peer that is unreachable).
+   */
+  protected mayFailOver(_err: Error): boolean {
+    return false;
+  }
+
+  /** Who the request went to, for the client's error message. */
+  protected upstreamName(): string {
+    return "llama-server";
   }
 
   uncork(): void {
@@ -253,6 +271,17 @@ export class Forward implements Dispatcher.DispatchHandler {
       this.resend();
       return;
     }
+    if (
+      !this.aborted &&
+      this.status === 0 &&
+      this.bytes === 0 &&
+      this.errChunks === undefined &&
+      !res.headersSent &&
+      this.mayFailOver(err)
+    ) {
+      this.finish({ status: 0, completed: false, bytes: 0, error: err, notStarted: true });
+      return;
+    }
     this.explainFailure(err).then(
       (why) => this.answerFailure(err, why),
       () => this.answerFailure(err, err.message),
@@ -307,7 +336,7 @@ export class Forward implements Dispatcher.DispatchHandler {
       this.finish(this.failed(this.status || 499, err));
       return;
     }
-    const message = `The request to llama-server failed: ${why}`;
+    const message = `The request to ${this.upstreamName()} failed: ${why}`;
     if (!res.headersSent) {
       const body = errorBody(502, "upstream_failed", message);
       res.writeHead(502, {

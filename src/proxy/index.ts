@@ -10,7 +10,7 @@ import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
 import type { ProcessRunner } from "../core/ports.js";
 import { Registry } from "../models/registry.js";
-import { pullModel, type PullOptions } from "../hub/pull.js";
+import type { PullOptions } from "../hub/pull.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { defaultSystemProbe } from "../system/probe.js";
 import type { SystemProbe } from "../system/types.js";
@@ -31,6 +31,10 @@ import { dashboardRoutes, type DashboardRoutes, type ReloadRecord } from "./rout
 import { ROUTE_MODULES } from "./routes/index.js";
 import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
 import { uiRoutes } from "./routes/ui.js";
+import type { PeerConfig } from "../models/settings.js";
+import { resolvePeers, type PeerSpec } from "../peers/config.js";
+import { PeerClient } from "../peers/client.js";
+import { PeerRouter } from "./peer-router.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -71,6 +75,8 @@ export interface ProxyOptions {
   contextCacheDir?: string;
   /** Bounds of the saves before a stop / the restores after a load, ms (default 30 000 each). */
   contextSaveTimeoutMs?: number;
+  /** Save every used slot, even one cheaper to prefill again than to save and restore (config contextCacheSaveAll). */
+  contextCacheSaveAll?: boolean;
   contextRestoreTimeoutMs?: number;
   /** Interval of the `: loading` comments while a stream waits, ms. */
   keepAliveMs?: number;
@@ -92,6 +98,10 @@ export interface ProxyOptions {
   uiDir?: string;
   /** Requests kept for GET /api/activity (default 1000). */
   activityCapacity?: number;
+  /** Other hosts to route requests to (replaces the config file's `peers`). */
+  peers?: Record<string, PeerConfig>;
+  /** The environment `apiKeyEnv` / `${env.NAME}` of the peers read (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface ReloadReport {
@@ -118,6 +128,8 @@ export interface StartReport {
   maxModels: number | null;
   /** The context cache (saved KV caches): its folder and disk budget, or why it is off. */
   contextCache: { dir: string; budgetBytes: number } | { off: string };
+  /** The peers, as their first discovery found them. */
+  peers: Array<{ name: string; url: string; kind: string | null; up: boolean; models: string[]; error: string | null }>;
 }
 
 export interface RunningProxy {
@@ -145,6 +157,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const config = o.configPath ? new ConfigFile(o.configPath) : undefined;
   const settings = resolveSettings(o, config?.loaded);
   refuseOpenNetwork(settings);
+  // the peers' settings are checked before anything starts (a bad URL or a missing key variable stops here)
+  const peerSpecs = resolvePeers(o.peers ?? config?.loaded.config.peers, o.env ?? process.env);
   // End llama-servers orphaned by an earlier run first: they hold memory the auto budget would count as used.
   const { runner, swept } = await createRunner(o, config?.loaded);
   const probe = o.probe ?? defaultSystemProbe();
@@ -164,7 +178,21 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     cache.on((e) => controller.publish(e));
     cache.sweep();
   }
+  const peers = await startPeers(peerSpecs, controller, budget, log);
+  peers?.registerMetrics(metrics);
   const report = startReport(catalog, settings, budget, swept, context);
+  if (peers) {
+    report.peers = peers.status().map((p) => ({
+      name: p.name,
+      url: p.url,
+      kind: p.kind,
+      up: p.up,
+      models: p.models.map((m) => m.id),
+      error: p.lastError,
+    }));
+    report.clashes.push(...peers.clashes());
+    for (const p of report.peers) if (!p.up) report.warnings.push(`peer ${p.name} is down: ${p.error ?? "?"}`);
+  }
   const reloads = recordedReloads(
     catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep()),
   );
@@ -174,8 +202,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const server = createServer(controller, metrics, settings, budget, o, log, ollama, {
     activity: new ActivityLog(o.activityCapacity ?? 1000),
     routes: [uiRoutes(o.uiDir), dashboard],
+    ...(peers ? { peers } : {}),
   });
-  const addr = await listen(server, controller, settings);
+  const addr = await listen(server, controller, settings).catch(async (e: unknown) => {
+    await peers?.close();
+    throw e;
+  });
   listening.port = addr.port;
   preload(controller, catalog.models, log);
   const reload = reloads.reload;
@@ -390,6 +422,7 @@ function startReport(
     contextCache: context.cache
       ? { dir: context.cache.store.root, budgetBytes: context.cache.budgetBytes }
       : { off: context.off ?? "off" },
+    peers: [],
   };
   if (swept && swept.killed.length > 0)
     report.warnings.push(`stopped ${swept.killed.length} llama-server(s) left over from an earlier run`);
@@ -397,6 +430,24 @@ function startReport(
   if (d && !catalog.models.some((m) => m.name === d || m.aliases.includes(d)))
     report.warnings.push(`defaultModel '${d}' is not one of the models`);
   return report;
+}
+
+/**
+ * The peers (src/peers/), when configured: their clients, a first discovery of each (bounded by its health
+ * timeout, run side by side), then polling; the router that places requests across this host and them.
+ */
+async function startPeers(
+  specs: readonly PeerSpec[],
+  controller: ModelController,
+  budget: Budget,
+  log: (line: string) => void,
+): Promise<PeerRouter | undefined> {
+  if (specs.length === 0) return undefined;
+  const clients = specs.map((s) => new PeerClient(s, log));
+  await Promise.all(clients.map((c) => c.start()));
+  return new PeerRouter(clients, controller, () =>
+    budget.bytes === undefined ? undefined : Math.max(0, budget.bytes - controller.scheduler.usedBytes()),
+  );
 }
 
 function createServer(
@@ -408,7 +459,7 @@ function createServer(
   log: (line: string) => void,
   ollama: OllamaExtras,
   /** The dashboard's route modules (ahead of ROUTE_MODULES) and the activity ring. */
-  extra: { routes: NonNullable<ProxyServerOptions["routes"]>; activity: ActivityLog },
+  extra: { routes: NonNullable<ProxyServerOptions["routes"]>; activity: ActivityLog; peers?: PeerRouter },
 ): ProxyServer {
   const startedAt = Date.now();
   return new ProxyServer(controller, metrics, {
@@ -428,6 +479,7 @@ function createServer(
     }),
     log,
     activity: extra.activity,
+    ...(extra.peers ? { peers: extra.peers } : {}),
     // the dashboard's modules first; Ollama's routes wired to this proxy's pull, reload and memory kind
     routes: [...extra.routes, ...ROUTE_MODULES.map((m) => (m.name === "ollama" ? ollamaRoutes(ollama) : m))],
   });
@@ -448,8 +500,9 @@ function ollamaExtras(
     ...(o.registry instanceof Registry ? { registry: o.registry } : {}),
     ...(modelsDir
       ? {
-          pull: (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
-            pullModel(ref, {
+          // the hub client (and @huggingface/hub, ~10 MiB resident) loads on the first pull, not with the proxy
+          pull: async (ref: string, p: Pick<PullOptions, "signal" | "onProgress">) =>
+            (await import("../hub/pull.js")).pullModel(ref, {
               ...(o.pull ?? {}),
               ...p,
               modelsDir,
@@ -663,6 +716,7 @@ function contextCache(
     binaryInfo: () => runner.binaryInfo(),
     ...(o.contextSaveTimeoutMs !== undefined ? { saveTimeoutMs: o.contextSaveTimeoutMs } : {}),
     ...(o.contextRestoreTimeoutMs !== undefined ? { restoreTimeoutMs: o.contextRestoreTimeoutMs } : {}),
+    saveAll: o.contextCacheSaveAll ?? loaded?.config.contextCacheSaveAll ?? false,
     log,
   });
   return { cache };
@@ -677,7 +731,7 @@ function contextHooks(cache: ContextCache): ModelHooks {
     beforeStop: (model, handle) => cache.beforeStop(model, handle),
     exited: (model) => cache.exited(model),
     status: (model) => cache.status(model) as Record<string, unknown> | undefined,
-    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens),
+    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens, usage.promptPerSecond),
   };
 }
 

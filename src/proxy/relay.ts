@@ -13,6 +13,7 @@ import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { ActivityLog } from "./activity.js";
+import { describeNetError, notReached, type PeerClient } from "../peers/client.js";
 
 /** One request for a model, as the routes parsed it. */
 export interface RelayRequest {
@@ -175,6 +176,52 @@ export class Relay {
     this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
   }
 
+  /**
+   * Forwards a request to a peer on its own pool, with its key (the client's credentials were dropped by
+   * upstreamRequestHeaders). Resolves `notStarted` when the peer could not be reached (nothing was written to the
+   * client): the caller tries the next host. Every other outcome is answered here, like a local request.
+   */
+  async sendToPeer(req: IncomingMessage, res: ServerResponse, r: PeerRelayRequest): Promise<PeerRelayOutcome> {
+    const t0 = performance.now();
+    const peer = r.peer;
+    const headers = upstreamRequestHeaders(req.headers, r.body ? r.body.length : undefined);
+    delete headers.cookie;
+    const f = new PeerForward(
+      res,
+      {
+        origin: peer.spec.origin,
+        method: r.method,
+        path: peer.pathOf(r.path),
+        headers: peer.authHeaders(headers),
+        body: r.body,
+        sseCommitted: false,
+        clientPath: r.clientPath,
+        collectUsage: true,
+        headersTimeoutMs: peer.spec.headersTimeoutMs,
+      },
+      peer,
+    );
+    try {
+      f.start(peer.pool);
+    } catch (e) {
+      throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
+    }
+    const result = await f.done;
+    if (result.notStarted) {
+      const why = describeNetError(result.error!, peer.spec.origin);
+      peer.markDown(why);
+      peer.count("unreachable");
+      return { notStarted: new Error(why) };
+    }
+    const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
+    peer.count(String(status));
+    if (result.completed && status < 400) peer.noteServed(r.model);
+    const ttfbS = result.ttfbMs !== undefined ? result.ttfbMs / 1000 : undefined;
+    this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
+    this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
+    return {};
+  }
+
   private forwardOptions(req: IncomingMessage, r: RelayRequest, lease: Lease, sseCommitted: boolean): ForwardOptions {
     return {
       origin: lease.handle.url,
@@ -187,6 +234,18 @@ export class Relay {
       collectUsage: true,
     };
   }
+}
+
+/** A request for a peer's model: `name` is the qualified name (metrics, activity), `model` the peer's own. */
+export interface PeerRelayRequest extends RelayRequest {
+  peer: PeerClient;
+  /** The peer's name for the model. */
+  model: string;
+}
+
+export interface PeerRelayOutcome {
+  /** The peer could not be reached before any answer: nothing was written, try another host. */
+  notStarted?: Error;
 }
 
 /** A forward to a model's process: a broken connection is explained by what happened to that process. */
@@ -206,5 +265,31 @@ class ModelForward extends Forward {
 
   protected override mayResend(): boolean {
     return this.controller.isServing(this.lease.model, this.lease.instance);
+  }
+}
+
+/** A forward to a peer: unreachable before any answer → `notStarted` (another host is tried); a peer that dies
+ * midway is named in the client's error and checked again. */
+class PeerForward extends Forward {
+  constructor(
+    res: ServerResponse,
+    o: ForwardOptions,
+    private readonly peer: PeerClient,
+  ) {
+    super(res, o);
+  }
+
+  protected override mayFailOver(err: Error): boolean {
+    return notReached(err);
+  }
+
+  protected override upstreamName(): string {
+    return `peer '${this.peer.name}' (${this.peer.spec.origin})`;
+  }
+
+  protected override explainFailure(err: Error): Promise<string> {
+    const why = describeNetError(err, this.peer.spec.origin, this.peer.spec.headersTimeoutMs);
+    if (notReached(err)) this.peer.markDown(why);
+    return Promise.resolve(why);
   }
 }

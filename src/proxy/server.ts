@@ -18,6 +18,7 @@ import { ROUTE_MODULES } from "./routes/index.js";
 import { availableNames, resolveName } from "./routes/names.js";
 import { RouteTable } from "./routes/table.js";
 import type { ProxyContext, RouteModule } from "./routes/types.js";
+import type { PeerRouter } from "./peer-router.js";
 
 export interface ProxyServerOptions {
   host: string;
@@ -38,6 +39,8 @@ export interface ProxyServerOptions {
   routes?: readonly RouteModule[];
   /** The record of recent requests (default: a new one of 1000). */
   activity?: ActivityLog;
+  /** Other hosts to route requests to (src/peers/); closed with the server. */
+  peers?: PeerRouter;
 }
 
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
@@ -72,6 +75,7 @@ export class ProxyServer {
       isClosing: () => this.closing,
       resolve: (requested) => resolveName(controller, requested),
       names: () => availableNames(controller),
+      peers: o.peers,
     };
     this.table = new RouteTable((o.routes ?? ROUTE_MODULES).flatMap((m) => m.routes(ctx)));
     this.server = createServer(
@@ -122,6 +126,7 @@ export class ProxyServer {
     if (t) clearTimeout(t);
     this.server.closeAllConnections();
     await this.relay.close();
+    await this.o.peers?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

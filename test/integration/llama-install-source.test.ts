@@ -69,6 +69,9 @@ describe("llama install --source", () => {
     assert.ok(existsSync(rec.logFile!), "the build log is kept with the install");
     assert.match(readFileSync(rec.logFile!, "utf8"), /\$ cmake --build/);
     assert.equal(rec.binaryPath, join(env.GGLIB_DATA_DIR, "llama", "bin", "llama-server"));
+    assert.ok(rec.cmakeFlags.includes("-DGGML_RPC=ON"), "the RPC backend is built in");
+    // the RPC worker (target ggml-rpc-server in this tree) is installed as rpc-server beside llama-server
+    assert.ok(existsSync(join(env.GGLIB_DATA_DIR, "llama", "bin", "rpc-server")));
     const st = await llamaStatus(env);
     assert.equal(st.healthy, true);
     assert.match(st.versionText!, /9\.9\.9-fake/);

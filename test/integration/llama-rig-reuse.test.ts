@@ -13,11 +13,11 @@ import { resolveLlamaServer } from "../../src/llama/binary.js";
 import { adoptBuild } from "../../src/llama/install/install.js";
 import { readInstallRecord, writeInstallRecord, type InstallRecord } from "../../src/llama/install/record.js";
 import { cmakeFlagsFor } from "../../src/llama/install/source-build.js";
-import { RIG_COMMIT, findRigLlamaServer, rigBuildFor, rigInstallDir } from "../support/llama-server.js";
+import { RIG_BINARIES, RIG_COMMIT, findRigLlamaServer, rigBuildFor, rigInstallDir } from "../support/llama-server.js";
 
 const VERSION_SCRIPT = `#!/bin/sh\necho "version: 0.4.0-dev (build 1, commit ${RIG_COMMIT.slice(0, 7)})" >&2\nexit 0\n`;
 
-function fakeBinaries(binDir: string, names = ["llama-server", "llama-cli"]): void {
+function fakeBinaries(binDir: string, names: readonly string[] = RIG_BINARIES): void {
   mkdirSync(binDir, { recursive: true });
   for (const n of names) {
     writeFileSync(join(binDir, n), VERSION_SCRIPT);
@@ -56,19 +56,22 @@ async function installed(over: Partial<InstallRecord> = {}, binaries?: string[])
 }
 
 describe("the rig reuses an installed llama-server of its commit and flags", () => {
-  test("same commit, backend and flags, llama-cli beside it: the installed binary, no build", async () => {
+  test("same commit, backend and flags, llama-cli and rpc-server beside it: the installed binary, no build", async () => {
     const bin = await installed();
     assert.equal(await findRigLlamaServer(env), bin);
     assert.equal(existsSync(rigInstallDir(env)), false, "nothing built or written for the rig");
   });
 
-  test("other flags, another commit, or no llama-cli: the rig builds its own", async () => {
+  test("other flags, another commit, no llama-cli or no rpc-server: the rig builds its own", async () => {
     await installed({ cmakeFlags: [...cmakeFlagsFor("cpu"), "-DGGML_NATIVE=OFF"] });
     assert.equal(await findRigLlamaServer(env), undefined);
     await installed({ commit: "0123456789abcdef0123456789abcdef01234567" });
     assert.equal(await findRigLlamaServer(env), undefined);
     rmSync(paths.llamaDir(env), { recursive: true, force: true });
     await installed({}, ["llama-server"]);
+    assert.equal(await findRigLlamaServer(env), undefined);
+    rmSync(paths.llamaDir(env), { recursive: true, force: true });
+    await installed({}, ["llama-server", "llama-cli"]); // a build from before the RPC backend
     assert.equal(await findRigLlamaServer(env), undefined);
   });
 });
@@ -93,6 +96,7 @@ describe("setup installs the rig's build instead of building again", () => {
     assert.deepEqual(rec?.cmakeFlags, cmakeFlagsFor("cpu"));
     assert.equal(rec?.binaryPath, paths.llamaServerBinary(env));
     assert.ok(existsSync(join(paths.llamaDir(env), "bin", "llama-cli")));
+    assert.ok(existsSync(join(paths.llamaDir(env), "bin", "rpc-server")));
     assert.deepEqual(await resolveLlamaServer({ env }), { path: paths.llamaServerBinary(env), source: "installed" });
 
     // with the rig's cache gone, the rig finds the install setup made

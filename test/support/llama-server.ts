@@ -20,7 +20,7 @@ import {
   type BuildIdentity,
   type InstallRecord,
 } from "../../src/llama/install/record.js";
-import { buildFromSource, cmakeFlagsFor } from "../../src/llama/install/source-build.js";
+import { RPC_SERVER_TARGETS, buildFromSource, cmakeFlagsFor } from "../../src/llama/install/source-build.js";
 import { pidAlive } from "../../src/process/terminate/signals.js";
 import { isExecutable } from "../../src/process/which.js";
 
@@ -65,12 +65,12 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>, log: (s: strin
   }
 }
 
-/** The binaries the rig builds: llama-server, llama-cli beside it, and rpc-server (RPC worker tests). */
-export const RIG_TARGETS = ["llama-server", "llama-cli", "rpc-server"] as const;
+/** The binaries the rig installs: llama-server, llama-cli beside it, and rpc-server (RPC worker tests). */
+export const RIG_BINARIES = ["llama-server", "llama-cli", "rpc-server"] as const;
 
 /** Every rig binary there and executable in `binDir`. */
 async function hasRigBinaries(binDir: string): Promise<boolean> {
-  for (const t of RIG_TARGETS) if (!(await isExecutable(join(binDir, t)))) return false;
+  for (const t of RIG_BINARIES) if (!(await isExecutable(join(binDir, t)))) return false;
   return true;
 }
 
@@ -152,7 +152,9 @@ export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<strin
         backend: RIG_BUILD.backend,
         workDir: join(rigDir(), "work"),
         installDir: rigInstallDir(),
-        targets: [...RIG_TARGETS],
+        targets: ["llama-server", "llama-cli"],
+        // the RPC worker's target name depends on the tree (installed as rpc-server either way)
+        optionalTargets: [...RPC_SERVER_TARGETS],
         logFile: join(rigDir(), "build.log"),
         onStage: (s) => log(`  ${s}…`),
         onProgress: (f) => {

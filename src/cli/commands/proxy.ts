@@ -160,6 +160,10 @@ async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
         `  ${cc.bold(m.name)}${m.aliases.length ? cc.dim(` (${m.aliases.join(", ")})`) : ""}  ~${formatBytes(m.estimatedBytes)}  ${cc.dim(m.source)}${flags ? `  ${flags}` : ""}\n`,
       );
     }
+    for (const p of r.peers)
+      out.write(
+        `  peer ${cc.bold(p.name)} ${cc.cyan(p.url)}  ${p.up ? `${p.kind ?? "?"}, ${p.models.length} model(s)` : cc.yellow(`down: ${p.error ?? "?"}`)}\n`,
+      );
     for (const cl of r.clashes) out.write(cc.yellow(`  name clash: ${cl}\n`));
     for (const w of r.warnings) out.write(cc.yellow(`  warning: ${w}\n`));
     out.write(cc.dim("  Ctrl-C to stop; SIGHUP reloads the config\n"));

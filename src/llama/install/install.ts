@@ -46,7 +46,14 @@ import {
   type Release,
 } from "./prebuilt.js";
 import { commitFromVersion, readInstallRecord, writeInstallRecord, type InstallRecord } from "./record.js";
-import { buildFromSource, classifySource, parseVersionText, type Backend, type BuildStage } from "./source-build.js";
+import {
+  RPC_SERVER_TARGETS,
+  buildFromSource,
+  classifySource,
+  parseVersionText,
+  type Backend,
+  type BuildStage,
+} from "./source-build.js";
 
 /** What the install reports while it works (the CLI draws it; library callers may ignore it). */
 export interface InstallReporter {
@@ -186,7 +193,7 @@ async function sourceInstall(
       installDir: staging,
       // llama-cli beside llama-server: `gglib chat --cli` looks for it there (and the test rig can reuse the install)
       // rpc-server too: `gglib rpc-server` runs it on a worker host (llama.cpp's RPC backend)
-      optionalTargets: ["llama-cli", "rpc-server"],
+      optionalTargets: ["llama-cli", ...RPC_SERVER_TARGETS],
       ...(opts.version ? { gitRef: opts.version } : {}),
       ...(opts.cmakeFlags ? { cmakeFlags: opts.cmakeFlags } : {}),
       ...(opts.jobs ? { jobs: opts.jobs } : {}),

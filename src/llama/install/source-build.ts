@@ -1,7 +1,7 @@
 import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { copyFile, chmod, mkdir, rename, rm } from "node:fs/promises";
 import { cpus } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { run } from "../../process/exec.js";
 
@@ -84,6 +84,15 @@ export function parseCmakeProgress(line: string): number | undefined {
   return Math.min(100, Number(m[1])) / 100;
 }
 
+/**
+ * Targets installed under another name: newer llama.cpp trees call the RPC worker `ggml-rpc-server`; it is
+ * installed as `rpc-server`, the name of older trees and of llama.cpp's docs, so one name finds it everywhere.
+ */
+const INSTALL_NAMES: Readonly<Record<string, string>> = { "ggml-rpc-server": "rpc-server" };
+
+/** The RPC worker's cmake target, whichever name this tree gives it (built when GGML_RPC is on). */
+export const RPC_SERVER_TARGETS = ["rpc-server", "ggml-rpc-server"] as const;
+
 export type SourceKind = "dir" | "bundle" | "url";
 
 export function classifySource(source: string): SourceKind {
@@ -154,6 +163,7 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
 
     opts.onStage?.("build");
     const jobs = opts.jobs ?? Math.max(1, cpus().length);
+    let progress = 0;
     const buildArgs = ["--build", buildDir, "--config", "Release", "-j", String(jobs), "--target", ...targets];
     logLine(`$ cmake ${buildArgs.join(" ")}`);
     const rb = await runLogged(
@@ -163,7 +173,11 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
       (l) => {
         logLine(l);
         const f = parseCmakeProgress(l);
-        if (f !== undefined) opts.onProgress?.(f, l);
+        // make's percentages are per target and can step back when several targets build: never report that
+        if (f !== undefined && f >= progress) {
+          progress = f;
+          opts.onProgress?.(f, l);
+        }
       },
       opts.signal,
     );
@@ -178,10 +192,11 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     const installed: string[] = [];
     for (const t of targets) {
       const candidates = [join(buildDir, "bin", t + exe), join(buildDir, "bin", "Release", t + exe)];
+      const name = (INSTALL_NAMES[t] ?? t) + exe;
       const built = candidates.find((c) => existsSync(c));
       if (!built)
         fail(`The build finished but ${t} was not found in ${join(buildDir, "bin")}.`, "Check the build log.");
-      const dest = join(binDir, basename(built!));
+      const dest = join(binDir, name);
       // copy then rename: a running binary of the same name is never overwritten in place
       await copyFile(built!, dest + ".new");
       await chmod(dest + ".new", 0o755);

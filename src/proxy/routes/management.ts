@@ -20,7 +20,12 @@ export const managementRoutes: RouteModule = {
       {
         method: "GET",
         path: "/api/status",
-        handle: (_req, res) => sendJson(res, 200, { ...ctx.info(), models: ctx.controller.status() }),
+        handle: (_req, res) =>
+          sendJson(res, 200, {
+            ...ctx.info(),
+            models: ctx.controller.status(),
+            ...(ctx.peers ? { peers: ctx.peers.status(), nameClashes: ctx.peers.clashes() } : {}),
+          }),
       },
       {
         method: "GET",

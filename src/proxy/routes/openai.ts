@@ -8,6 +8,7 @@ import { HttpError } from "../../core/errors.js";
 import type { ProxyModel } from "../catalog.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import type { ProxyContext, RouteModule } from "./types.js";
+import { HOP_HEADER } from "../../peers/client.js";
 
 export const openaiRoutes: RouteModule = {
   name: "openai",
@@ -37,12 +38,14 @@ async function modelRequest(
   let body: Buffer | null = null;
   let requested: string | undefined;
   let stream = false;
+  let json: Record<string, unknown> | undefined;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     body = await readBody(req, ctx.bodyLimit);
     const ct = String(req.headers["content-type"] ?? "");
     // like llama-server, read the body as JSON whatever the content type says (curl -d sends form-urlencoded)
     if (!ct.startsWith("multipart/")) {
       const parsed = parseJsonBody(body);
+      json = parsed;
       requested = typeof parsed.model === "string" && parsed.model !== "" ? parsed.model : undefined;
       stream = parsed.stream === true;
     }
@@ -58,9 +61,15 @@ async function modelRequest(
       `The request names no model. Set "model" in the JSON body (or ?model= for GET). Available: ${ctx.names()}.`,
     );
   }
-  const name = ctx.resolve(requested);
   // llama-server's /props, /slots, /health… are monitoring: they do not count as activity for the TTL
   const activity = method !== "GET" || !(path === "/props" || path === "/slots");
+  // with peers, the name may live on other hosts; a request a peer forwarded here is served by this host only
+  if (ctx.peers && req.headers[HOP_HEADER] === undefined) {
+    const r = { requested, json, path: req.url ?? "/", clientPath: path, method, body, stream, activity };
+    await ctx.peers.route(ctx.relay, req, res, r);
+    return;
+  }
+  const name = ctx.resolve(requested);
   await ctx.relay.relay(req, res, { name, path: req.url ?? "/", clientPath: path, method, body, stream, activity });
 }
 
@@ -90,9 +99,10 @@ function modelList(ctx: ProxyContext): unknown {
         ctx: m.estimate.ctx,
         pinned: m.spec.pinned === true,
       },
+      location: "local",
     };
   });
-  return { object: "list", data };
+  return { object: "list", data: ctx.peers ? [...data, ...ctx.peers.modelEntries()] : data };
 }
 
 /** The scheduler's state as /v1/models' `status.value`. */

@@ -9,6 +9,7 @@ import type { ProxyMetrics } from "../metrics.js";
 import type { Relay } from "../relay.js";
 import type { EventHub } from "../event-hub.js";
 import type { ActivityLog } from "../activity.js";
+import type { PeerRouter } from "../peer-router.js";
 
 /** Everything the routes share. Owned by the ProxyServer; routes keep no state of their own except in here. */
 export interface ProxyContext {
@@ -30,6 +31,8 @@ export interface ProxyContext {
   resolve(requested: string): string;
   /** The model names for error messages ("a, b" or a hint when there are none). */
   names(): string;
+  /** The other hosts (peers), when configured: model requests are placed across them. */
+  readonly peers: PeerRouter | undefined;
 }
 
 /**
