@@ -7,6 +7,12 @@
  * the TCP connection (the kernel's backlog) and never answers: a probe that connects but hears nothing within
  * `answerTimeoutMs` reports `busy`, not dead. A probe must never stay connected while a llama-server starts on
  * that worker: it would take the worker's only seat.
+ *
+ * And a busy probe must not simply hang up. Its HELLO waits in the worker's backlog; when the worker takes it
+ * later it writes its answer in two sends, and if the probe's socket is gone the first draws a TCP reset and the
+ * second kills rpc-server with SIGPIPE (seen with llama.cpp 80fb11a: exit status 141). So a busy probe half-closes
+ * (FIN: "no more requests") and stays "parked", reading, until the worker answers and closes; one parked probe per
+ * worker at most, and a later probe of that worker reports busy at once without connecting.
  */
 import { connect, type Socket } from "node:net";
 import type { Endpoint } from "./endpoint.js";
@@ -54,6 +60,11 @@ export interface ProbeOptions {
 }
 
 /** One expected response and what follows it: the next request, the end, or why the worker is refused. */
+/** Probes waiting in a busy worker's backlog (endpoint → socket), see the header. */
+const parked = new Map<string, Socket>();
+/** A parked probe is dropped after this long (the worker stayed busy all along), ms. */
+const PARK_MAX_MS = 30 * 60_000;
+
 type Step = { expect: number; onPayload: (p: Buffer) => Buffer | { done: true } | { refuse: string } };
 
 /** Probes one worker; never throws (every outcome is a WorkerProbe). */
@@ -61,6 +72,13 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2_000;
   const answerTimeoutMs = opts.answerTimeoutMs ?? 1_500;
   const ep = endpoint.text;
+  if (parked.has(ep))
+    return Promise.resolve({
+      state: "busy",
+      endpoint: ep,
+      detail:
+        "an earlier probe still waits behind the client it serves: rpc-server serves one client at a time, and another one (a llama-server) is connected",
+    });
   return new Promise((resolve) => {
     let settled = false;
     const sock: Socket = connect({ host: endpoint.host, port: endpoint.port });
@@ -70,6 +88,23 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
       settled = true;
       if (timer) clearTimeout(timer);
       sock.destroy();
+      resolve(r);
+    };
+    /** Busy: answer now, but leave the connection half-closed until the worker takes it and closes it. */
+    const park = (r: WorkerProbe) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      parked.set(ep, sock);
+      const drop = setTimeout(() => sock.destroy(), PARK_MAX_MS);
+      drop.unref();
+      sock.on("close", () => {
+        clearTimeout(drop);
+        if (parked.get(ep) === sock) parked.delete(ep);
+      });
+      sock.resume();
+      sock.end();
+      sock.unref();
       resolve(r);
     };
     const arm = (ms: number, onTimeout: () => void) => {
@@ -129,7 +164,7 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
     sock.on("connect", () => {
       connected = true;
       arm(answerTimeoutMs, () =>
-        finish({
+        park({
           state: "busy",
           endpoint: ep,
           detail: `it accepted the connection but did not answer within ${answerTimeoutMs} ms: rpc-server serves one client at a time, and another one (a llama-server) is connected`,
@@ -138,6 +173,7 @@ export function probeWorker(endpoint: Endpoint, opts: ProbeOptions = {}): Promis
       sock.write(helloRequest());
     });
     sock.on("data", (chunk: Buffer) => {
+      if (settled) return; // a parked probe only drains what the worker finally answers
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       for (;;) {
         const step = steps[0];

@@ -115,7 +115,14 @@ async function rpcServer(f: Partial<Flags>): Promise<number> {
   if (!isLoopbackHost(host)) err.write(c.yellow(c.bold(openNetworkWarning(host, port))) + "\n");
 
   await checkPortFree(host, port);
-  const child = spawn(bin.path, args, { stdio: ["ignore", "pipe", "pipe"], detached: process.platform !== "win32" });
+  // rpc-server dies of SIGPIPE when a client hangs up before it has written its answer (a main host killed
+  // mid-request, a probe that gave up): started with SIGPIPE ignored (kept across exec), it sees EPIPE instead,
+  // drops that client and serves the next
+  const [cmd, argv] =
+    process.platform === "win32"
+      ? [bin.path, args]
+      : ["/bin/sh", ["-c", 'trap "" PIPE; exec "$0" "$@"', bin.path, ...args]];
+  const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], detached: process.platform !== "win32" });
   const lines: string[] = [];
   let clients = 0;
   const onLine = (line: string) => {
