@@ -101,6 +101,11 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   // each worker once, as written by parseEndpoint; none when they could not be read (the load fails with why)
   const server = workers ? { ...detected, rpc: workers } : rpcError ? { ...detected, rpc: undefined } : detected;
   if (server.rpc === undefined) delete server.rpc;
+  // llama-server prints its buffer sizes per device (this host's, each worker's) only at -lv 4: the split in
+  // /api/status and the measured local share come from those lines
+  const extra = server.extraArgs ?? [];
+  if (workers && !extra.some((a) => /^(-lv|--verbosity|--log-verbosity|-v|--verbose|--log-verbose)$/.test(a)))
+    server.extraArgs = ["-lv", "4", ...extra];
   const estInput: Parameters<typeof estimateModel>[0] = { files: entry.shards };
   if (metadata) estInput.metadata = metadata;
   if (entry.mmproj) estInput.mmproj = entry.mmproj;

@@ -321,8 +321,12 @@ export class ModelController {
   async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
     const deadline = this.now() + waitMs;
     for (;;) {
-      const r = this.runtimes.get(model)?.lastExit;
+      const rt = this.runtimes.get(model);
+      const r = rt?.lastExit;
       if (r && r.instance === instance) return `llama-server for '${model}' ${r.reason}`;
+      // it aborted and is still dying (printing a backtrace): its own last words say why
+      const fatal = rt?.proc?.instance === instance ? rt.proc.fatal : undefined;
+      if (fatal && this.now() >= deadline) return `llama-server for '${model}' aborted: ${fatal}`;
       if (this.now() >= deadline) return `${err.message} (model '${model}')`;
       await new Promise((res) => setTimeout(res, 25));
     }

@@ -103,6 +103,8 @@ void describe("the proxy's view of an RPC model", () => {
     assert.deepEqual(split.rpc.workers, ["127.0.0.1:50052", "127.0.0.1:50053"], "each worker once");
     assert.deepEqual(split.server.rpc, ["127.0.0.1:50052", "127.0.0.1:50053"]);
     assert.deepEqual(split.spec.rpc, ["127.0.0.1:50052", "127.0.0.1:50053"]);
+    assert.deepEqual(split.server.extraArgs?.slice(0, 2), ["-lv", "4"], "buffer lines per device, for the split");
+    assert.equal(local.server.extraArgs, undefined);
     assert.equal(split.spec.estimateBytes, split.rpc.localBytes);
     assert.ok(split.rpc.remoteBytes > 0);
     assert.ok(split.rpc.localBytes < split.estimate.bytes, "the local share is less than the whole model");
