@@ -78,6 +78,8 @@ export type ProxyEvent =
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number }
   | { type: "log"; model: string; line: string }
+  /** A peer (src/peers/) went up or down, or its models or their states changed. */
+  | { type: "peer"; peer: string; up: boolean; models: number; at: number }
   | ContextEvent;
 
 export interface ModelStatusReport {

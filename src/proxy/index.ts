@@ -439,7 +439,12 @@ async function startPeers(
   log: (line: string) => void,
 ): Promise<PeerRouter | undefined> {
   if (specs.length === 0) return undefined;
-  const clients = specs.map((s) => new PeerClient(s, log));
+  const clients = specs.map(
+    (s) =>
+      new PeerClient(s, log, (c) =>
+        controller.publish({ type: "peer", peer: c.name, up: c.state.up, models: c.models().length, at: Date.now() }),
+      ),
+  );
   await Promise.all(clients.map((c) => c.start()));
   return new PeerRouter(clients, controller, () =>
     budget.bytes === undefined ? undefined : Math.max(0, budget.bytes - controller.scheduler.usedBytes()),
