@@ -175,6 +175,12 @@ export const ProxyConfigSchema = z
       .describe(
         "Disk budget for conversations' KV caches saved when a model stops and restored when it loads again: auto (a quarter of the free disk, at most 32GiB), a size such as 20GiB, or 0 / false to turn it off.",
       ),
+    contextCacheSaveAll: z
+      .boolean()
+      .optional()
+      .describe(
+        "Save every conversation's KV cache at a stop, even a short one that the model prefills again faster than it is saved and restored (default false: those are not saved, which keeps swaps fast).",
+      ),
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),

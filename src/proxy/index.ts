@@ -74,6 +74,8 @@ export interface ProxyOptions {
   contextCacheDir?: string;
   /** Bounds of the saves before a stop / the restores after a load, ms (default 30 000 each). */
   contextSaveTimeoutMs?: number;
+  /** Save every used slot, even one cheaper to prefill again than to save and restore (config contextCacheSaveAll). */
+  contextCacheSaveAll?: boolean;
   contextRestoreTimeoutMs?: number;
   /** Interval of the `: loading` comments while a stream waits, ms. */
   keepAliveMs?: number;
@@ -717,6 +719,7 @@ function contextCache(
     binaryInfo: () => runner.binaryInfo(),
     ...(o.contextSaveTimeoutMs !== undefined ? { saveTimeoutMs: o.contextSaveTimeoutMs } : {}),
     ...(o.contextRestoreTimeoutMs !== undefined ? { restoreTimeoutMs: o.contextRestoreTimeoutMs } : {}),
+    saveAll: o.contextCacheSaveAll ?? loaded?.config.contextCacheSaveAll ?? false,
     log,
   });
   return { cache };
@@ -731,7 +734,7 @@ function contextHooks(cache: ContextCache): ModelHooks {
     beforeStop: (model, handle) => cache.beforeStop(model, handle),
     exited: (model) => cache.exited(model),
     status: (model) => cache.status(model) as Record<string, unknown> | undefined,
-    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens),
+    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens, usage.promptPerSecond),
   };
 }
 

@@ -30,6 +30,9 @@ async function start(): Promise<RunningProxy> {
     memoryBudget: "8GiB",
     watchConfig: false,
     contextCacheDir: join(dir, "kv-context"),
+    // the tiny models prefill a conversation again faster than it is saved and restored, so the default policy
+    // would not save it: this test is about the save and the restore on the real llama-server
+    contextCacheSaveAll: true,
     runner,
   });
   open.add(p);

@@ -55,6 +55,9 @@ function rig(t: TestContext, yaml?: (p: Record<string, string>) => string): Rig 
         watchConfig: false,
         configPath,
         contextCacheDir: cacheDir,
+        // these tests are about the save and the restore: every used slot is saved, however cheap to prefill
+        // (the default policy, which skips those, has tests of its own below)
+        contextCacheSaveAll: true,
         runner,
         ...opts,
       });
@@ -92,7 +95,7 @@ interface ContextStatusJson {
   savedSlots: number;
   savedTokens: number;
   bytesOnDisk: number;
-  lastSave?: { slots: number; tokens: number; failures: number };
+  lastSave?: { slots: number; tokens: number; failures: number; skipped?: number };
   lastRestore?: { slots: number; tokens: number; reusedTokens?: number; verified?: boolean };
   lastDiscard?: { reason: string };
 }
@@ -144,6 +147,32 @@ describe("proxy context cache (fake llama-server)", { timeout: 60_000 }, () => {
     assert.match(metrics, /gglib_proxy_context_restores_total\{model="a",result="ok"\} 1/);
     assert.match(metrics, new RegExp(`gglib_proxy_context_reused_tokens_total\\{model="a"\\} ${again.cacheN}`));
     assert.match(metrics, /gglib_proxy_context_disk_bytes [1-9]/);
+  });
+
+  test("default policy: a short conversation on a fast model is not saved; one slow to prefill is", async (t) => {
+    const r = rig(t);
+    // no prefill delay: a few tokens are prefilled again in far less time than a save and a restore take
+    const fast = await r.start({ contextCacheSaveAll: false });
+    assert.equal((await chat(fast, "a", [{ role: "user", content: "hi" }])).status, 200);
+    assert.equal((await chat(fast, "b", [{ role: "user", content: "hi" }])).status, 200);
+    const st = await contextOf(fast, "a");
+    assert.equal(st?.lastSave?.skipped, 1, "one slot not worth saving");
+    assert.equal(st.lastSave.slots, 0);
+    assert.equal(st.savedSlots, 0);
+    const files = readdirSync(r.cacheDir, { recursive: true }).filter((f) => String(f).endsWith(".bin"));
+    assert.deepEqual(files, [], "no slot file written");
+    assert.match(await (await fetch(`${fast.url}/metrics`)).text(), /result="not_worth"/);
+    await fast.close(2_000);
+
+    // 1 ms per prompt token: ~300 tokens take ~0.3 s to prefill again, far more than a save and a restore
+    const slow = await r.start({ contextCacheSaveAll: false }, { promptTokenMs: 1 });
+    assert.equal((await chat(slow, "a", turn1)).status, 200);
+    assert.equal((await chat(slow, "b", [{ role: "user", content: "hi" }])).status, 200);
+    const kept = await contextOf(slow, "a");
+    assert.equal(kept?.savedSlots, 1, "the conversation slow to prefill is saved");
+    assert.equal(kept.lastSave?.skipped, undefined);
+    const again = await chat(slow, "a", turn2);
+    assert.ok(again.cacheN > 0, `and restored for its next turn (cache_n ${again.cacheN})`);
   });
 
   test("the saved state survives a restart of the proxy; a changed ctx discards it instead of loading it", async (t) => {

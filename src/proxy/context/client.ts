@@ -77,25 +77,41 @@ export async function slotCount(baseUrl: string, timeoutMs: number): Promise<num
   }
 }
 
+export interface SlotUsage {
+  count: number;
+  /** The slots that ran a task in this process. */
+  used: Set<number>;
+  /** Tokens a used slot holds, about: its last task's prompt plus what it generated. */
+  tokens: Map<number, number>;
+}
+
+interface SlotJson {
+  id?: unknown;
+  id_task?: unknown;
+  n_prompt_tokens?: unknown;
+  next_token?: unknown;
+}
+
 /**
  * The slots (GET /slots) and which of them ran a task in this process (llama-server lists `id_task` only for those):
  * a slot that never did holds nothing this process computed, so there is nothing new to save. Undefined when the
  * endpoint is off (`--no-slots`) or does not answer in time.
  */
-export async function slotUsage(
-  baseUrl: string,
-  timeoutMs: number,
-): Promise<{ count: number; used: Set<number> } | undefined> {
+export async function slotUsage(baseUrl: string, timeoutMs: number): Promise<SlotUsage | undefined> {
   try {
     const r = await fetch(`${baseUrl}/slots`, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
     if (r.status !== 200) return undefined;
     const slots: unknown = await r.json();
     if (!Array.isArray(slots) || slots.length === 0) return undefined;
     const used = new Set<number>();
-    for (const s of slots as { id?: unknown; id_task?: unknown }[]) {
-      if (typeof s.id === "number" && typeof s.id_task === "number") used.add(s.id);
+    const tokens = new Map<number, number>();
+    for (const s of slots as SlotJson[]) {
+      if (typeof s.id !== "number" || typeof s.id_task !== "number") continue;
+      used.add(s.id);
+      const decoded = Array.isArray(s.next_token) ? (s.next_token[0] as { n_decoded?: unknown })?.n_decoded : 0;
+      if (typeof s.n_prompt_tokens === "number") tokens.set(s.id, s.n_prompt_tokens + num(decoded));
     }
-    return { count: slots.length, used };
+    return { count: slots.length, used, tokens };
   } catch {
     return undefined;
   }

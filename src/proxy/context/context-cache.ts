@@ -25,6 +25,7 @@ import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity
 import type { ContextMetrics } from "./metrics.js";
 import { SlotStore, type Manifest } from "./store.js";
 import { judgeReuse } from "./verify.js";
+import { runningEstimate, slotWorthKeeping, timedAction, type SlotCosts } from "./worth.js";
 
 /** What the cache needs to know about a model (a slice of the proxy's catalog entry). */
 export interface ContextModel {
@@ -46,6 +47,11 @@ export interface ContextCacheOptions {
   saveTimeoutMs?: number;
   /** Time for all the restores of one load, ms (default 30 000). */
   restoreTimeoutMs?: number;
+  /**
+   * Save every slot that ran a task, even one that prefilling again would take less time than saving it now and
+   * restoring it on the next load (default false: such slots are not saved; see worth.ts).
+   */
+  saveAll?: boolean;
   metrics?: ContextMetrics;
   log?: (line: string) => void;
   now?: () => number;
@@ -73,7 +79,16 @@ export interface ContextStatus {
   savedSlots: number;
   savedTokens: number;
   bytesOnDisk: number;
-  lastSave?: { at: string; slots: number; tokens: number; bytes: number; ms: number; failures: number };
+  lastSave?: {
+    at: string;
+    slots: number;
+    tokens: number;
+    bytes: number;
+    ms: number;
+    failures: number;
+    /** Slots not saved because prefilling them again is faster than a save and a restore. */
+    skipped?: number;
+  };
   lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
   /** The last saved state thrown away because its identity changed, and why. */
   lastDiscard?: { at: string; reason: string };
@@ -93,6 +108,8 @@ interface Runtime {
   lastDiscard?: ContextStatus["lastDiscard"];
   /** Set once off for the proxy's lifetime (restore not reused). */
   disabled?: string;
+  /** The model's prompt speed and what its slot saves and restores cost: running estimates (worth.ts). */
+  costs: SlotCosts;
 }
 
 /** Flags the user may set in extraArgs that decide the idle-slot behaviour themselves. */
@@ -249,6 +266,7 @@ export class ContextCache {
           }
           continue;
         }
+        rt.costs = timedAction(rt.costs, r.tokens, r.ms);
         this.metrics?.restores.inc({ model, result: "ok" });
         this.metrics?.restoredTokens.inc({ model }, r.tokens);
         s.lastUsedAt = this.now();
@@ -299,9 +317,25 @@ export class ContextCache {
       let bytes = 0;
       let failures = 0;
       let ms = 0;
+      let skipped = 0;
       for (let id = 0; id < n; id++) {
         // never used by this process: it holds nothing new (and what was saved for it before still describes it)
         if (usage && !usage.used.has(id)) continue;
+        const held = usage?.tokens.get(id);
+        if (!this.o.saveAll && held !== undefined && held > 0) {
+          const v = slotWorthKeeping(held, rt.costs);
+          if (!v.keep) {
+            // prefilled again faster than saved and restored; what was saved for it before describes it no more
+            skipped++;
+            const previous = m.slots[String(id)];
+            if (previous) {
+              this.store.removeFile(dir, previous.file);
+              delete m.slots[String(id)];
+            }
+            this.metrics?.saves.inc({ model, result: "not_worth" });
+            continue;
+          }
+        }
         if (left() <= 0) {
           failures++;
           this.metrics?.saves.inc({ model, result: "timeout" });
@@ -342,6 +376,7 @@ export class ContextCache {
           savedAt: at,
           lastUsedAt: at,
         };
+        rt.costs = timedAction(rt.costs, r.tokens, r.ms);
         this.metrics?.saves.inc({ model, result: "ok" });
         this.metrics?.savedTokens.inc({ model }, r.tokens);
         this.metrics?.writtenBytes.inc({ model }, size);
@@ -352,6 +387,7 @@ export class ContextCache {
       }
       this.store.write(dir, m);
       rt.lastSave = { at: new Date(this.now()).toISOString(), slots, tokens, bytes, ms: round(ms), failures };
+      if (skipped > 0) rt.lastSave.skipped = skipped;
       if (slots > 0)
         this.emit(model, "saved", `saved ${tokens} tokens in ${slots} slot(s)`, { tokens, bytes, ms: round(ms) });
       this.enforceBudget();
@@ -365,9 +401,14 @@ export class ContextCache {
     this.running.delete(model);
   }
 
-  /** A finished request's usage (llama-server's timings): checks reuse after a restore. */
-  observe(model: string, cacheN: number | undefined, promptTokens: number | undefined): void {
+  /**
+   * A finished request's usage (llama-server's timings): checks reuse after a restore, and keeps the model's prompt
+   * speed (`promptPerSecond`) for the decision whether a slot is worth saving.
+   */
+  observe(model: string, cacheN: number | undefined, promptTokens: number | undefined, promptPerSecond?: number): void {
     const rt = this.models.get(model);
+    if (rt && promptPerSecond !== undefined && promptPerSecond > 0 && Number.isFinite(promptPerSecond))
+      rt.costs = { ...rt.costs, promptTokensPerS: runningEstimate(rt.costs.promptTokensPerS, promptPerSecond) };
     if (!rt?.pending || !rt.enabled) return;
     const v = judgeReuse(rt.pending.restoredTokens, cacheN, promptTokens);
     if (v.kind === "reused") {
@@ -438,7 +479,7 @@ export class ContextCache {
 
   private runtime(name: string): Runtime {
     let rt = this.models.get(name);
-    if (!rt) this.models.set(name, (rt = { enabled: false, misses: 0 }));
+    if (!rt) this.models.set(name, (rt = { enabled: false, misses: 0, costs: {} }));
     return rt;
   }
 

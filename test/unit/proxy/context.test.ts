@@ -1,4 +1,5 @@
-// The context cache's pure rules (identity, disk budget + LRU, eligibility, reuse verdict) and its slot file store.
+// The context cache's pure rules (identity, disk budget + LRU, eligibility, reuse verdict, worth saving) and its
+// slot file store.
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
@@ -15,6 +16,13 @@ import {
 } from "../../../src/proxy/context/identity.js";
 import { SlotStore, type Manifest } from "../../../src/proxy/context/store.js";
 import { judgeReuse } from "../../../src/proxy/context/verify.js";
+import {
+  SLOT_ACTION_FIXED_MS,
+  runningEstimate,
+  slotWorthKeeping,
+  timedAction,
+  type SlotCosts,
+} from "../../../src/proxy/context/worth.js";
 import { buildServerArgs } from "../../../src/llama/args.js";
 
 const base: ContextIdentity = {
@@ -242,5 +250,45 @@ describe("context cache: slot file store", () => {
     assert.equal(s.read(dir), undefined);
     writeFileSync(join(dir, "state.json"), JSON.stringify({ version: 2 }));
     assert.equal(s.read(dir), undefined);
+  });
+});
+
+describe("whether a slot is worth saving (worth.ts)", () => {
+  test("unknown prompt speed: always kept (a model never timed may be slow to prefill)", () => {
+    assert.equal(slotWorthKeeping(10, {}).keep, true);
+    assert.equal(slotWorthKeeping(10, { promptTokensPerS: 0 }).keep, true);
+    assert.equal(slotWorthKeeping(10, { promptTokensPerS: Number.NaN }).keep, true);
+  });
+
+  test("kept exactly when prefilling again takes longer than a save now and a restore later", () => {
+    // 2 fixed costs of 2 ms: 4 ms to keep a slot of any size when the time per token is unknown
+    assert.equal(slotWorthKeeping(10, { promptTokensPerS: 5_000 }).keep, false, "10 tokens at 5k t/s: 2 ms");
+    assert.equal(slotWorthKeeping(100, { promptTokensPerS: 5_000 }).keep, true, "100 tokens: 20 ms");
+    assert.equal(slotWorthKeeping(10, { promptTokensPerS: 50 }).keep, true, "a slow CPU model: 200 ms");
+    // the measured costs count twice (a save and a restore)
+    const v = slotWorthKeeping(1_000, { promptTokensPerS: 20_000, actionMsPerToken: 0.05 });
+    assert.equal(v.recomputeMs, 50);
+    assert.equal(v.keepMs, 2 * (SLOT_ACTION_FIXED_MS + 50));
+    assert.equal(v.keep, false);
+    // a machine where one slot action costs 11 ms: 20 tokens at 2,000 t/s (10 ms) are not worth 22 ms
+    assert.equal(slotWorthKeeping(20, { promptTokensPerS: 2_000 }).keep, true, "with the default fixed cost");
+    assert.equal(slotWorthKeeping(20, { promptTokensPerS: 2_000, actionFixedMs: 11 }).keep, false, "measured");
+  });
+
+  test("timed actions: small ones measure the fixed cost, large ones the time per token beyond it", () => {
+    let c: SlotCosts = {};
+    c = timedAction(c, 20, 11);
+    assert.equal(c.actionFixedMs, 11);
+    assert.equal(c.actionMsPerToken, undefined);
+    c = timedAction(c, 1_011, 21);
+    assert.equal(c.actionFixedMs, 11);
+    assert.ok(Math.abs(c.actionMsPerToken! - 10 / 1_011) < 1e-12);
+    assert.deepEqual(timedAction(c, 10, Number.NaN), c, "a bad sample changes nothing");
+  });
+
+  test("running estimates: the first sample as it is, then a step towards each new one", () => {
+    assert.equal(runningEstimate(undefined, 100), 100);
+    assert.equal(runningEstimate(100, 200), 130);
+    assert.equal(runningEstimate(100, 200, 1), 200);
   });
 });
