@@ -758,10 +758,10 @@ function contextHooks(cache: ContextCache): ModelHooks {
     prepare: (pm) =>
       cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
     afterReady: (model, handle) => cache.afterReady(model, handle),
-    beforeStop: (model, handle) => cache.beforeStop(model, handle),
+    beforeStop: (model, handle, _reason, served) => cache.beforeStop(model, handle, served),
     exited: (model) => cache.exited(model),
     status: (model) => cache.status(model) as Record<string, unknown> | undefined,
-    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens, usage.promptPerSecond),
+    observe: (model, usage) => cache.observe(model, usage),
   };
 }
 
