@@ -20,7 +20,7 @@ import { readModelMetadata } from "../../gguf/reader.js";
 import type { LlamaCapabilities } from "../../llama/capabilities.js";
 import { fitsOnDisk, planEviction } from "./budget.js";
 import { restoreSlot, saveSlot, slotCount, slotUsage } from "./client.js";
-import { contextEligibility } from "./eligibility.js";
+import { contextEligibility, type Eligibility } from "./eligibility.js";
 import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity } from "./identity.js";
 import type { ContextMetrics } from "./metrics.js";
 import { SlotStore, type Manifest } from "./store.js";
@@ -136,6 +136,8 @@ export class ContextCache {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly running = new Set<string>();
+  /** Eligibility by model file version (see eligibility()). */
+  private readonly eligibilityOf = new Map<string, Eligibility>();
   private metrics: ContextMetrics | undefined;
 
   constructor(private readonly o: ContextCacheOptions) {
@@ -196,9 +198,7 @@ export class ContextCache {
       if (extra.includes("--slot-save-path"))
         return this.off(rt, m.server, "--slot-save-path is set in the model's extraArgs");
       const first = m.files[0] ?? m.server.modelPath;
-      const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
-      if (!meta) return this.off(rt, m.server, "the model's GGUF header could not be read");
-      const el = contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings });
+      const el = await this.eligibility(first, m);
       if (!el.eligible) return this.off(rt, m.server, el.reason);
       const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
@@ -421,6 +421,28 @@ export class ContextCache {
     } catch (e) {
       this.emit(model, "save_failed", (e as Error).message);
     }
+  }
+
+  /**
+   * Whether the model takes part, from its GGUF header: read once per file version (path, size, mtime), not at
+   * every start (a large vocabulary makes the header megabytes, and a start is on a swap's path).
+   */
+  private async eligibility(first: string, m: ContextModel): Promise<Eligibility> {
+    let version: string;
+    try {
+      const st = statSync(first);
+      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}`;
+    } catch {
+      return { eligible: false, reason: "the model's GGUF header could not be read" };
+    }
+    const known = this.eligibilityOf.get(version);
+    if (known) return known;
+    const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
+    const el: Eligibility = meta
+      ? contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings })
+      : { eligible: false, reason: "the model's GGUF header could not be read" };
+    if (meta) this.eligibilityOf.set(version, el);
+    return el;
   }
 
   /** A process that died (crash, hang): nothing to save. */
