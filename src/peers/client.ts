@@ -44,10 +44,14 @@ export class PeerClient {
   private failures = 0;
   private inflight: Promise<void> | undefined;
   private closed = false;
+  /** What the last change notice said (up, models and their states). */
+  private shown = "";
 
   constructor(
     readonly spec: PeerSpec,
     private readonly log: (line: string) => void = () => {},
+    /** Called when the peer goes up or down or its models or their states change (not on every poll). */
+    private readonly onChange: (c: PeerClient) => void = () => {},
   ) {
     this.pool = new Pool(spec.origin, {
       connect: { timeout: spec.connectTimeoutMs },
@@ -97,6 +101,7 @@ export class PeerClient {
     this.state.lastError = why;
     this.state.version++;
     this.failures = Math.max(this.failures, 1);
+    this.changed();
     this.schedule();
   }
 
@@ -106,6 +111,7 @@ export class PeerClient {
     if (m && m.state !== "ready") {
       m.state = "ready";
       this.state.version++;
+      this.changed();
     }
   }
 
@@ -161,6 +167,15 @@ export class PeerClient {
       s.version++;
       this.failures++;
     }
+    this.changed();
+  }
+
+  private changed(): void {
+    const s = this.state;
+    const now = `${s.up}|${s.up ? (s.snapshot?.models ?? []).map((m) => `${m.name}:${m.state}`).join(",") : ""}`;
+    if (now === this.shown) return;
+    this.shown = now;
+    this.onChange(this);
   }
 
   private async fetchSnapshot(): Promise<PeerSnapshot> {

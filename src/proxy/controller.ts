@@ -57,7 +57,8 @@ export interface ControllerOptions extends SchedulerOptions {
 export interface ModelHooks {
   prepare?(model: ProxyModel): Promise<ServerConfig>;
   afterReady?(model: string, handle: ServerHandle): Promise<void>;
-  beforeStop?(model: string, handle: ServerHandle, reason: StopReason): Promise<void>;
+  /** `served`: the requests this process was given (so a hook can tell whether it saw the usage of all of them). */
+  beforeStop?(model: string, handle: ServerHandle, reason: StopReason, served: number): Promise<void>;
   /** The process ended without a graceful stop (crash, hang, failed load). */
   exited?(model: string): void;
   /** Extra per-model fields for /api/status. */
@@ -86,6 +87,8 @@ export type ProxyEvent =
   | { type: "health"; model: string; status: string; at: number }
   | { type: "crash"; model: string; reason: string; at: number }
   | { type: "log"; model: string; line: string }
+  /** A peer (src/peers/) went up or down, or its models or their states changed. */
+  | { type: "peer"; peer: string; up: boolean; models: number; at: number }
   | ContextEvent;
 
 export interface ModelStatusReport {
@@ -143,6 +146,8 @@ interface ProcessRecord {
   readonly memoryLines: string[];
   /** The first ggml abort it printed (e.g. its RPC worker went away): why it died, in its own words. */
   fatal?: string;
+  /** Requests dispatched to this process. */
+  served: number;
 }
 
 interface WaiterRec {
@@ -526,9 +531,12 @@ export class ModelController {
 
   private perform(a: SchedulerAction): void {
     switch (a.type) {
-      case "dispatch":
+      case "dispatch": {
+        const proc = a.kind === "request" ? this.runtimes.get(a.model)?.proc : undefined;
+        if (proc?.instance === a.instance) proc.served++;
         this.dispatch(a.id, a.instance, a.kind);
         break;
+      }
       case "reject": {
         const w = this.waiters.get(a.id);
         this.waiters.delete(a.id);
@@ -590,6 +598,7 @@ export class ModelController {
       startedAt: this.now(),
       forwards: new Set(),
       memoryLines: [],
+      served: 0,
     };
     rt.proc = proc;
     rt.progress = 0;
@@ -693,7 +702,9 @@ export class ModelController {
       }
       // the pre-stop step (the context cache saves the slots) runs while the process still answers
       const handle = proc.handle!;
-      const before = this.hooks.beforeStop ? () => this.hooks.beforeStop!(model, handle, reason) : undefined;
+      const before = this.hooks.beforeStop
+        ? () => this.hooks.beforeStop!(model, handle, reason, proc.served)
+        : undefined;
       this.stopProcess(rt, proc, this.opts.stopGraceMs, true, before);
       return;
     }

@@ -29,6 +29,8 @@ export interface EffectiveSettings {
   maxQueue: number | null;
   bodyLimitBytes: number | null;
   llamaServer: string | null;
+  /** The peers, one line each: name → URL (kind, whether a key is set; the key itself never). */
+  peers: string[];
 }
 
 /** A model of the effective config, with its launch settings typed. */

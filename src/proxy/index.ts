@@ -194,10 +194,20 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     for (const p of report.peers) if (!p.up) report.warnings.push(`peer ${p.name} is down: ${p.error ?? "?"}`);
   }
   const reloads = recordedReloads(
-    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep()),
+    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep(), peersChanged(o, config)),
   );
   const listening: { port?: number } = {};
-  const dashboard = createDashboard(o, { controller, proxyLog, probe, runner, settings, budget, reloads, listening });
+  const dashboard = createDashboard(o, {
+    controller,
+    proxyLog,
+    probe,
+    runner,
+    settings,
+    budget,
+    reloads,
+    listening,
+    peers: peerSpecs,
+  });
   const ollama = ollamaExtras(o, settings, budget, probe, () => reloads.reload("ollama pull"));
   const server = createServer(controller, metrics, settings, budget, o, log, ollama, {
     activity: new ActivityLog(o.activityCapacity ?? 1000),
@@ -443,7 +453,12 @@ async function startPeers(
   log: (line: string) => void,
 ): Promise<PeerRouter | undefined> {
   if (specs.length === 0) return undefined;
-  const clients = specs.map((s) => new PeerClient(s, log));
+  const clients = specs.map(
+    (s) =>
+      new PeerClient(s, log, (c) =>
+        controller.publish({ type: "peer", peer: c.name, up: c.state.up, models: c.models().length, at: Date.now() }),
+      ),
+  );
   await Promise.all(clients.map((c) => c.start()));
   return new PeerRouter(clients, controller, () =>
     budget.bytes === undefined ? undefined : Math.max(0, budget.bytes - controller.scheduler.usedBytes()),
@@ -547,6 +562,8 @@ function catalogReloader(
   config: ConfigFile | undefined,
   catalogInput: () => CatalogInput,
   reloaded: () => void,
+  /** Warnings about what a reload does not apply (the peers). */
+  notes: () => string[] = () => [],
 ): () => Promise<ReloadReport> {
   let current = initial;
   let reloading: Promise<ReloadReport> | undefined;
@@ -560,7 +577,7 @@ function catalogReloader(
     for (const m of next.models) {
       if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
     }
-    return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message)] };
+    return { ...diff, warnings: [...next.warnings, ...next.clashes.map((c) => c.message), ...notes()] };
   };
   return async () => {
     if (reloading) return reloading;
@@ -571,6 +588,16 @@ function catalogReloader(
       reloading = undefined;
     }
   };
+}
+
+/** A reload's warning when the config file's peers changed: they are read at start only. */
+function peersChanged(o: ProxyOptions, config: ConfigFile | undefined): () => string[] {
+  if (o.peers || !config) return () => [];
+  const atStart = JSON.stringify(config.loaded.config.peers ?? {});
+  return () =>
+    JSON.stringify(config.loaded.config.peers ?? {}) === atStart
+      ? []
+      : ["the peers changed in the config file: restart the proxy to apply them (peers are read at start)"];
 }
 
 /** Reloads with the last one's outcome kept (the dashboard shows it, errors included), and who asked for it. */
@@ -611,6 +638,7 @@ function createDashboard(
     budget: Budget;
     reloads: ReturnType<typeof recordedReloads>;
     listening: { port?: number };
+    peers: readonly PeerSpec[];
   },
 ): DashboardRoutes {
   const { controller, proxyLog, runner, settings: s, budget } = p;
@@ -636,6 +664,10 @@ function createDashboard(
     maxQueue: s.maxQueue ?? null,
     bodyLimitBytes: s.bodyLimit !== undefined ? parseSize(s.bodyLimit) : null,
     llamaServer: o.runnerOptions?.binaryPath ?? null,
+    peers: p.peers.map(
+      (x) =>
+        `${x.name} → ${x.origin}${x.basePath} (${x.kind}, ${x.apiKey ? "key set" : "no key"}${x.models ? `, models: ${x.models.join(" ")}` : ""}${x.filter ? `, filter: ${x.filter.source}` : ""})`,
+    ),
   });
   return dashboardRoutes({
     proxyLog,
@@ -728,10 +760,10 @@ function contextHooks(cache: ContextCache): ModelHooks {
     prepare: (pm) =>
       cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
     afterReady: (model, handle) => cache.afterReady(model, handle),
-    beforeStop: (model, handle) => cache.beforeStop(model, handle),
+    beforeStop: (model, handle, _reason, served) => cache.beforeStop(model, handle, served),
     exited: (model) => cache.exited(model),
     status: (model) => cache.status(model) as Record<string, unknown> | undefined,
-    observe: (model, usage) => cache.observe(model, usage.cachedTokens, usage.promptTokens, usage.promptPerSecond),
+    observe: (model, usage) => cache.observe(model, usage),
   };
 }
 

@@ -8,7 +8,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -308,6 +308,30 @@ describe("peers: keys and a peer down at start", { timeout: 60_000 }, () => {
         ["nokey", false, []],
         ["c", true, ["c/y"]],
       ],
+    );
+  });
+
+  test("peers from the config file: /api/config shows them without the key; a reload that changes them warns", async (t) => {
+    const a = await recordingServer(t, ["gpt-a"]);
+    const dir = mkdtempSync(join(tmpdir(), "gglib-peers-config-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const configPath = join(dir, "gglib.yaml");
+    writeFileSync(configPath, `peers:\n  a:\n    url: ${a.url}\n    apiKey: \${env.A_KEY}\n`);
+    const proxy = await front(t, { configPath, env: { A_KEY: "sk-config-secret" } });
+    assert.deepEqual(
+      proxy.report.peers.map((p) => [p.name, p.up]),
+      [["a", true]],
+    );
+    const cfg = await (await fetch(`${proxy.url}/api/config`)).text();
+    assert.match(cfg, /a → http:\/\/127\.0\.0\.1:\d+ \(auto, key set\)/);
+    assert.ok(!cfg.includes("sk-config-secret"));
+    let r = await proxy.reload("test");
+    assert.ok(!r.warnings.some((w) => /peers changed/.test(w)), r.warnings.join("\n"));
+    writeFileSync(configPath, `peers:\n  b:\n    url: ${a.url}\n`);
+    r = await proxy.reload("test");
+    assert.ok(
+      r.warnings.some((w) => /the peers changed in the config file: restart the proxy/.test(w)),
+      r.warnings.join("\n"),
     );
   });
 });

@@ -43,6 +43,8 @@ export interface ProxyProcessOptions {
   /** Reuse the folder of an earlier proxy (a restart: same models, data dir and pidfiles). */
   dir?: string;
   readyTimeoutMs?: number;
+  /** Runs the command elsewhere, e.g. on a test host of test/support/netns.ts (`host.argv`). */
+  wrap?: (cmd: string, args: string[]) => [string, string[]];
 }
 
 export interface ProxyProcess {
@@ -115,15 +117,15 @@ export async function startProxyProcess(t: TestContext, o: ProxyProcessOptions =
     NO_COLOR: "1",
     ...o.env,
   };
-  const child = spawn(
+  const argv: [string, string[]] = [
     process.execPath,
     [GGLIB_BIN, "proxy", "--models-dir", modelsDir, "--port", "0", "--json", ...(o.args ?? [])],
-    {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    },
-  );
+  ];
+  const child = spawn(...(o.wrap ? o.wrap(...argv) : argv), {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   const pid = child.pid!;
   t.after(() => killQuietly(pid));
   let out = "";

@@ -1,7 +1,13 @@
 // the management API's JSON shapes shared with the server (no imports there: safe for the browser build)
-import type { ActivityRecord, EffectiveModel, ReloadRecord } from "../../src/proxy/api-types.js";
+import type {
+  ActivityRecord,
+  EffectiveModel,
+  PeerModelStatus,
+  PeerStatus,
+  ReloadRecord,
+} from "../../src/proxy/api-types.js";
 
-export type { ActivityRecord, EffectiveModel, ReloadRecord };
+export type { ActivityRecord, EffectiveModel, PeerModelStatus, PeerStatus, ReloadRecord };
 /** Shapes of the management API the page reads (see src/proxy/README.md). */
 
 export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
@@ -35,6 +41,9 @@ export interface StatusResponse {
   budget?: { bytes: number | null; source: string; usedBytes: number };
   maxModels?: number | null;
   models: ModelStatus[];
+  /** Other hosts this proxy routes to (only when peers are configured). */
+  peers?: PeerStatus[];
+  nameClashes?: string[];
 }
 
 export interface ModelListEntry {
@@ -48,7 +57,8 @@ export type ProxyEvent =
   | { type: "state"; model: string; from: string; to: string; reason?: string; at: number }
   | { type: "progress"; model: string; value: number; stage: string; at: number }
   | { type: "health"; model: string; status: string; at: number }
-  | { type: "crash"; model: string; reason: string; at: number };
+  | { type: "crash"; model: string; reason: string; at: number }
+  | { type: "peer"; peer: string; up: boolean; models: number; at: number };
 
 export interface ConfigResponse {
   settings: Record<string, unknown>;

@@ -20,7 +20,7 @@ import { readModelMetadata } from "../../gguf/reader.js";
 import type { LlamaCapabilities } from "../../llama/capabilities.js";
 import { fitsOnDisk, planEviction } from "./budget.js";
 import { restoreSlot, saveSlot, slotCount, slotUsage } from "./client.js";
-import { contextEligibility } from "./eligibility.js";
+import { contextEligibility, type Eligibility } from "./eligibility.js";
 import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity } from "./identity.js";
 import type { ContextMetrics } from "./metrics.js";
 import { SlotStore, type Manifest } from "./store.js";
@@ -88,6 +88,8 @@ export interface ContextStatus {
     failures: number;
     /** Slots not saved because prefilling them again is faster than a save and a restore. */
     skipped?: number;
+    /** Nothing was worth saving: every request the process served was cheaper to prefill again (slots not read). */
+    cheap?: boolean;
   };
   lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
   /** The last saved state thrown away because its identity changed, and why. */
@@ -110,6 +112,16 @@ interface Runtime {
   disabled?: string;
   /** The model's prompt speed and what its slot saves and restores cost: running estimates (worth.ts). */
   costs: SlotCosts;
+  /** The current process: the requests whose usage was seen, and the most tokens one of them held. */
+  seen: { requests: number; maxTokens: number };
+}
+
+/** What observe() reads of a finished request (llama-server's usage and timings). */
+export interface ObservedUsage {
+  cachedTokens?: number | undefined;
+  promptTokens?: number | undefined;
+  completionTokens?: number | undefined;
+  promptPerSecond?: number | undefined;
 }
 
 /** Flags the user may set in extraArgs that decide the idle-slot behaviour themselves. */
@@ -124,6 +136,8 @@ export class ContextCache {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly running = new Set<string>();
+  /** Eligibility by model file version (see eligibility()). */
+  private readonly eligibilityOf = new Map<string, Eligibility>();
   private metrics: ContextMetrics | undefined;
 
   constructor(private readonly o: ContextCacheOptions) {
@@ -184,9 +198,7 @@ export class ContextCache {
       if (extra.includes("--slot-save-path"))
         return this.off(rt, m.server, "--slot-save-path is set in the model's extraArgs");
       const first = m.files[0] ?? m.server.modelPath;
-      const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
-      if (!meta) return this.off(rt, m.server, "the model's GGUF header could not be read");
-      const el = contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings });
+      const el = await this.eligibility(first, m);
       if (!el.eligible) return this.off(rt, m.server, el.reason);
       const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
@@ -236,6 +248,7 @@ export class ContextCache {
   async afterReady(model: string, handle: ServerHandle): Promise<void> {
     const rt = this.models.get(model);
     this.running.add(model);
+    if (rt) rt.seen = { requests: 0, maxTokens: 0 };
     if (!rt?.enabled || !rt.dir || !rt.key) return;
     try {
       const m = this.store.read(rt.dir);
@@ -286,13 +299,27 @@ export class ContextCache {
     }
   }
 
-  /** Before a graceful stop: save every slot holding tokens. Bounded; never throws. */
-  async beforeStop(model: string, handle: ServerHandle): Promise<void> {
+  /**
+   * Before a graceful stop: save every slot holding tokens worth saving. Bounded; never throws. `served`: the
+   * requests the process was given; when the usage of every one was seen, none held enough tokens to be worth
+   * saving and nothing is saved for the model, the slots are not even read (no request on the swap's path).
+   */
+  async beforeStop(model: string, handle: ServerHandle, served?: number): Promise<void> {
     const rt = this.models.get(model);
     this.running.delete(model);
     if (!rt?.enabled || !rt.dir || !rt.key) return;
     const dir = rt.dir;
     try {
+      if (!this.o.saveAll && served !== undefined && rt.seen.requests >= served) {
+        const saved = this.store.read(dir);
+        const nothingSaved = !saved || saved.key !== rt.key || Object.keys(saved.slots).length === 0;
+        if (nothingSaved && !slotWorthKeeping(rt.seen.maxTokens, rt.costs).keep) {
+          const at = new Date(this.now()).toISOString();
+          rt.lastSave = { at, slots: 0, tokens: 0, bytes: 0, ms: 0, failures: 0, cheap: true };
+          if (served > 0) this.metrics?.saves.inc({ model, result: "not_worth" });
+          return;
+        }
+      }
       const m: Manifest = this.store.read(dir) ?? {
         version: 1,
         model,
@@ -396,6 +423,28 @@ export class ContextCache {
     }
   }
 
+  /**
+   * Whether the model takes part, from its GGUF header: read once per file version (path, size, mtime), not at
+   * every start (a large vocabulary makes the header megabytes, and a start is on a swap's path).
+   */
+  private async eligibility(first: string, m: ContextModel): Promise<Eligibility> {
+    let version: string;
+    try {
+      const st = statSync(first);
+      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}`;
+    } catch {
+      return { eligible: false, reason: "the model's GGUF header could not be read" };
+    }
+    const known = this.eligibilityOf.get(version);
+    if (known) return known;
+    const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
+    const el: Eligibility = meta
+      ? contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings })
+      : { eligible: false, reason: "the model's GGUF header could not be read" };
+    if (meta) this.eligibilityOf.set(version, el);
+    return el;
+  }
+
   /** A process that died (crash, hang): nothing to save. */
   exited(model: string): void {
     this.running.delete(model);
@@ -405,10 +454,17 @@ export class ContextCache {
    * A finished request's usage (llama-server's timings): checks reuse after a restore, and keeps the model's prompt
    * speed (`promptPerSecond`) for the decision whether a slot is worth saving.
    */
-  observe(model: string, cacheN: number | undefined, promptTokens: number | undefined, promptPerSecond?: number): void {
+  observe(model: string, usage: ObservedUsage): void {
+    const { cachedTokens: cacheN, promptTokens, promptPerSecond } = usage;
     const rt = this.models.get(model);
-    if (rt && promptPerSecond !== undefined && promptPerSecond > 0 && Number.isFinite(promptPerSecond))
-      rt.costs = { ...rt.costs, promptTokensPerS: runningEstimate(rt.costs.promptTokensPerS, promptPerSecond) };
+    if (rt) {
+      rt.seen.requests++;
+      // an estimate on the high side: prompt_tokens may already count the cached ones
+      const held = (promptTokens ?? 0) + (cacheN ?? 0) + (usage.completionTokens ?? 0);
+      rt.seen.maxTokens = Math.max(rt.seen.maxTokens, held);
+      if (promptPerSecond !== undefined && promptPerSecond > 0 && Number.isFinite(promptPerSecond))
+        rt.costs = { ...rt.costs, promptTokensPerS: runningEstimate(rt.costs.promptTokensPerS, promptPerSecond) };
+    }
     if (!rt?.pending || !rt.enabled) return;
     const v = judgeReuse(rt.pending.restoredTokens, cacheN, promptTokens);
     if (v.kind === "reused") {
@@ -479,7 +535,8 @@ export class ContextCache {
 
   private runtime(name: string): Runtime {
     let rt = this.models.get(name);
-    if (!rt) this.models.set(name, (rt = { enabled: false, misses: 0, costs: {} }));
+    if (!rt)
+      this.models.set(name, (rt = { enabled: false, misses: 0, costs: {}, seen: { requests: 0, maxTokens: 0 } }));
     return rt;
   }
 

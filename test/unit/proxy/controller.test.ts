@@ -142,6 +142,21 @@ describe("controller: loads and requests", () => {
     assert.equal(c.state("a")?.inFlight, 0);
   });
 
+  test("the pre-stop hook learns how many requests the process was given (queued and hot-path ones alike)", async () => {
+    const served: number[] = [];
+    const hooks = { beforeStop: async (_m: string, _h: unknown, _r: unknown, n: number) => void served.push(n) };
+    const { c } = rig(["a", "b"], { maxModels: 1, hooks });
+    const queued = await Promise.all([c.acquire("a"), c.acquire("a")]);
+    for (const l of queued) l.release();
+    c.tryAcquire("a")!.release();
+    (await c.acquire("b")).release(); // evicts a
+    await settle();
+    assert.deepEqual(served, [3], "a's process served three requests; loads do not count");
+    await c.load("a"); // evicts b, which served one
+    await settle();
+    assert.deepEqual(served, [3, 1]);
+  });
+
   test("a failed load answers its waiters with llama-server's reason (502) and backs off (503)", async () => {
     const { runner, c } = rig(["a"]);
     runner.startFailures.set("a", new Error("gguf_init_from_file: failed to open GGUF file"));

@@ -3,7 +3,7 @@ import { postJson } from "../api.js";
 import { bytes, duration, percent } from "../format.js";
 import type { ModelsState } from "../store.js";
 import { useTick } from "../store.js";
-import type { ModelStatus } from "../types.js";
+import type { ModelStatus, PeerStatus } from "../types.js";
 
 const STATE_LABEL: Record<string, string> = {
   unloaded: "unloaded",
@@ -60,7 +60,8 @@ export function ModelsView({ s, budget, refresh }: { s: ModelsState; budget: num
   const now = useTick();
   const models = s.status?.models ?? [];
   if (!s.status) return <p class="muted">{s.error ?? "Reading the models…"}</p>;
-  if (models.length === 0)
+  const peers = s.status.peers;
+  if (models.length === 0 && !peers?.length)
     return (
       <p class="empty">
         No models. Start the proxy with <code>--models-dir DIR</code> or <code>--config FILE</code>, or add models with{" "}
@@ -68,11 +69,12 @@ export function ModelsView({ s, budget, refresh }: { s: ModelsState; budget: num
       </p>
     );
   const elapsed = (now - s.readAt) / 1000;
-  return (
+  const cards = (
     <div class="cards" data-testid="models">
       {models.map((m) => (
         <ModelCard
           key={m.name}
+          here={peers !== undefined}
           m={m}
           source={s.sources.get(m.name)?.source}
           ctx={s.sources.get(m.name)?.ctx}
@@ -84,9 +86,79 @@ export function ModelsView({ s, budget, refresh }: { s: ModelsState; budget: num
       ))}
     </div>
   );
+  if (!peers) return cards;
+  return (
+    <>
+      {cards}
+      <PeersView peers={peers} clashes={s.status.nameClashes ?? []} />
+    </>
+  );
+}
+
+const PEER_STATE: Record<string, string> = {
+  ready: "ready",
+  loading: "loading",
+  idle: "unloaded",
+  failed: "failed",
+  unknown: "unloaded",
+};
+
+/** The other hosts: up or down, their free memory, and the models that live there (their ids here). */
+function PeersView({ peers, clashes }: { peers: PeerStatus[]; clashes: string[] }) {
+  return (
+    <section aria-label="Peers" data-testid="peers">
+      <h2>Other hosts (peers)</h2>
+      {clashes.map((c) => (
+        <p key={c} class="error small">
+          name clash: {c}
+        </p>
+      ))}
+      <div class="cards">
+        {peers.map((p) => (
+          <article key={p.name} class={`card state-${p.up ? "ready" : "failed"}`} data-peer={p.name}>
+            <header>
+              <h3>{p.name}</h3>
+              <span class={`badge ${p.up ? "ready" : "failed"}`} data-testid="peer-state">
+                {p.up ? "up" : "down"}
+              </span>
+              {p.kind ? <span class="badge">{p.kind}</span> : null}
+            </header>
+            <p class="muted small">{p.url}</p>
+            {!p.up && p.lastError ? (
+              <p class="error small" role="alert">
+                {p.lastError}
+              </p>
+            ) : null}
+            <dl class="facts">
+              <dt>free memory</dt>
+              <dd>
+                {p.freeBytes !== null ? bytes(p.freeBytes) : "–"}
+                {p.budgetBytes !== null ? <span class="muted"> of {bytes(p.budgetBytes)}</span> : null}
+              </dd>
+              <dt>requests</dt>
+              <dd>
+                {Object.entries(p.requests)
+                  .map(([k, v]) => `${v} × ${k}`)
+                  .join(" · ") || "–"}
+              </dd>
+            </dl>
+            <ul class="peer-models">
+              {p.models.map((m) => (
+                <li key={m.id} data-model={m.id}>
+                  <code>{m.id}</code> <span class={`badge ${PEER_STATE[m.state] ?? "unloaded"}`}>{m.state}</span>
+                </li>
+              ))}
+            </ul>
+          </article>
+        ))}
+      </div>
+    </section>
+  );
 }
 
 function ModelCard(p: {
+  /** Peers are configured: say that this model lives on this host. */
+  here: boolean;
   m: ModelStatus;
   source: string | undefined;
   ctx: number | undefined;
@@ -122,6 +194,7 @@ function ModelCard(p: {
           {STATE_LABEL[m.state] ?? m.state}
         </span>
         {m.pinned ? <span class="badge pin">pinned</span> : null}
+        {p.here ? <span class="badge">this host</span> : null}
       </header>
       {m.aliases.length > 0 ? <p class="muted small">aka {m.aliases.join(", ")}</p> : null}
       {m.state === "loading" || m.state === "pending" ? (
