@@ -196,6 +196,41 @@ describe("peers: one endpoint over several gglib hosts (loopback)", { timeout: 1
   });
 });
 
+describe("peers: a host that stops answering (no FIN)", { timeout: 60_000 }, () => {
+  test("a frozen peer's open stream is cut with a clear error; new requests go to the other host", async (t) => {
+    const knobs = { loadMs: 50, tokens: -1, tokenIntervalMs: 15 };
+    const [b, c] = await Promise.all([
+      startProxyProcess(t, { models: ["m", "x"], knobs }),
+      startProxyProcess(t, { models: ["m"], knobs }),
+    ]);
+    const fast = { pollInterval: 0.3, timeouts: { health: 0.5 } };
+    const proxy = await front(t, { peers: { b: { url: b.url, ...fast }, c: { url: c.url, ...fast } } });
+    const r = await postJson(proxy.url, "/v1/chat/completions", chat("x", { stream: true, max_tokens: 100_000 }));
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    assert.ok(!(await reader.read()).done);
+    // SIGSTOP: the process and its sockets stay, nothing more is sent, no FIN
+    b.kill("SIGSTOP");
+    const t0 = Date.now();
+    let text = "";
+    for (let ch = await reader.read(); !ch.done; ch = await reader.read()) text += new TextDecoder().decode(ch.value);
+    const took = Date.now() - t0;
+    assert.ok(took < 15_000, `ended after ${took} ms`);
+    const events = sseData(text);
+    assert.equal(events.at(-1), "[DONE]");
+    const err = JSON.parse(events.at(-2)!) as { error: { code: string; message: string } };
+    assert.equal(err.error.code, "upstream_failed");
+    assert.match(err.error.message, /peer b stopped answering \(2 health checks in a row/);
+    // b is down: m goes to c
+    const st = (await peerStatus(proxy.url)).find((p) => p.name === "b")!;
+    assert.equal(st.up, false);
+    const again = await postJson(proxy.url, "/v1/chat/completions", chat("m"));
+    assert.equal(again.status, 200, await again.text());
+    assert.equal(chats(c, "m"), 1);
+    b.kill("SIGKILL");
+  });
+});
+
 /** An OpenAI-compatible server that records every request's method, path and headers. */
 async function recordingServer(t: TestContext, models: string[]) {
   const seen: { method: string; path: string; headers: IncomingHttpHeaders; body: string }[] = [];
