@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   pull: () => import("./commands/pull.js"),
   llama: () => import("./commands/llama/index.js"),
   system: () => import("./commands/system.js"),
+  "rpc-server": () => import("./commands/rpc-server.js"),
 };
 
 /** Pure: which command modules a command line needs (none for --version, all for help or an unknown word). */
@@ -54,9 +55,11 @@ Examples:
   gglib proxy --models-dir ~/models          one endpoint for every model in a folder
   gglib chat tiny-think                      talk to a model in the terminal
   gglib pull bartowski/Qwen3-4B-GGUF:Q4_K_M  download a model from Hugging Face
+  gglib rpc-server --host 192.168.1.20       lend this machine's memory to a model split across hosts
 
 Environment:
   GGLIB_LLAMA_SERVER   path of the llama-server binary to use
+  GGLIB_RPC_SERVER     path of the rpc-server binary (gglib rpc-server)
   GGLIB_DATA_DIR       where gglib keeps its state (default: the platform's user data dir)
   HF_TOKEN             Hugging Face token for private and gated repos (gglib pull)
   NO_COLOR             disable colours`,

@@ -24,6 +24,8 @@ export type ErrorKind =
   | "download_failed"
   /** A downloaded file does not match the hub's SHA-256. */
   | "checksum_mismatch"
+  /** An RPC worker of a model does not answer, is busy or has no room for its share. */
+  | "rpc_worker_unavailable"
   /** An error answered to an HTTP client (HttpError). */
   | "http_error"
   | "internal";

@@ -7,6 +7,7 @@ import {
 } from "../core/config.js";
 import { GglibError } from "../core/errors.js";
 import { modelStem } from "../gguf/names.js";
+import { endpointProblem } from "../rpc/endpoint.js";
 
 /**
  * Pure: ServerConfig + port → llama-server argv. Values are validated; flags the probed binary does not list in
@@ -96,6 +97,13 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
   if (config.slotSavePath !== undefined) {
     if (!config.slotSavePath) invalid("slotSavePath", config.slotSavePath, "a folder");
     add("--slot-save-path", config.slotSavePath);
+  }
+  if (config.rpc !== undefined && config.rpc.length > 0) {
+    for (const ep of config.rpc) {
+      const problem = endpointProblem(ep);
+      if (problem) invalid("rpc", ep, `host:port (${problem})`);
+    }
+    add("--rpc", config.rpc.map((e) => e.trim()).join(","));
   }
   if (config.cacheIdleSlots === false) add("--no-cache-idle-slots");
   else if (config.cacheIdleSlots === true) add("--cache-idle-slots");

@@ -1,4 +1,5 @@
 import { constants } from "node:fs";
+import { dirname, join } from "node:path";
 import { access, stat } from "node:fs/promises";
 import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
@@ -49,20 +50,20 @@ export async function resolveLlamaServer(
   );
 }
 
-async function checkExecutable(p: string, what: string): Promise<void> {
+async function checkExecutable(p: string, what: string, binary = "llama-server", hint = INSTALL_HINT): Promise<void> {
   let st;
   try {
     st = await stat(p);
   } catch {
-    throw new GglibError("binary_not_found", `llama-server binary not found at ${p} (from ${what}).`, {
+    throw new GglibError("binary_not_found", `${binary} binary not found at ${p} (from ${what}).`, {
       binaryPath: p,
-      hint: INSTALL_HINT,
+      hint,
     });
   }
   if (!st.isFile()) {
     throw new GglibError("binary_not_found", `${p} (from ${what}) is not a file.`, {
       binaryPath: p,
-      hint: INSTALL_HINT,
+      hint,
     });
   }
   try {
@@ -70,7 +71,55 @@ async function checkExecutable(p: string, what: string): Promise<void> {
   } catch {
     throw new GglibError("binary_not_executable", `${p} (from ${what}) is not executable.`, {
       binaryPath: p,
-      hint: `Make it executable (chmod +x ${p}) or ${INSTALL_HINT.charAt(0).toLowerCase()}${INSTALL_HINT.slice(1)}`,
+      hint: `Make it executable (chmod +x ${p}) or ${hint.charAt(0).toLowerCase()}${hint.slice(1)}`,
     });
   }
+}
+
+/** rpc-server's names: `rpc-server` (llama.cpp's build target), `ggml-rpc-server` (some packages). */
+const RPC_SERVER_NAMES =
+  process.platform === "win32" ? ["rpc-server.exe", "ggml-rpc-server.exe"] : ["rpc-server", "ggml-rpc-server"];
+
+const RPC_INSTALL_HINT =
+  "Run `gglib llama install` (it builds rpc-server next to llama-server; an install made before gglib built the RPC " +
+  "backend needs `gglib llama install --force`), or pass --binary / set GGLIB_RPC_SERVER to an rpc-server built with -DGGML_RPC=ON.";
+
+/**
+ * Finds llama.cpp's rpc-server: the explicit path (--binary) → GGLIB_RPC_SERVER → beside the llama-server gglib
+ * uses (`gglib llama install` puts them in one folder) → PATH. An explicit choice that is broken is an error.
+ */
+export async function resolveRpcServer(
+  opts: { explicit?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ResolvedBinary> {
+  const env = opts.env ?? process.env;
+  const explicit: [string | undefined, BinarySource, string][] = [
+    [opts.explicit, "configured", "--binary"],
+    [env.GGLIB_RPC_SERVER, "env", "GGLIB_RPC_SERVER"],
+  ];
+  for (const [p, source, what] of explicit) {
+    if (!p) continue;
+    await checkExecutable(p, what, "rpc-server", RPC_INSTALL_HINT);
+    return { path: p, source };
+  }
+  const looked: string[] = [];
+  const server = await resolveLlamaServer({ env }).catch(() => undefined);
+  if (server) {
+    for (const name of RPC_SERVER_NAMES) {
+      const beside = join(dirname(server.path), name);
+      looked.push(beside);
+      if (await isExecutable(beside)) return { path: beside, source: server.source === "path" ? "path" : "installed" };
+    }
+  }
+  for (const name of RPC_SERVER_NAMES) {
+    const onPath = await which(name, env);
+    if (onPath) return { path: onPath, source: "path" };
+  }
+  looked.push(`${RPC_SERVER_NAMES.join(" or ")} on PATH`);
+  throw new GglibError(
+    "binary_not_found",
+    `rpc-server binary not found (looked in: GGLIB_RPC_SERVER, ${looked.join(", ")}).`,
+    {
+      hint: RPC_INSTALL_HINT,
+    },
+  );
 }

@@ -8,7 +8,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { GglibError } from "../core/errors.js";
-import { ProxyConfigSchema, type ProxyConfigFile } from "./settings.js";
+import { ProxyConfigSchema, resolveRpcGroups, type ProxyConfigFile } from "./settings.js";
 import type { ConfigModel } from "./sources.js";
 
 export interface LoadedConfig {
@@ -63,6 +63,9 @@ export function loadConfigFile(path: string): LoadedConfig {
 export function configModelsOf(loaded: LoadedConfig): ConfigModel[] {
   return Object.entries(loaded.config.models ?? {}).map(([name, entry]) => {
     const { path, aliases, mmproj, ...settings } = entry;
+    // an rpc group name becomes its list of workers here (the schema has checked that it exists)
+    const rpc = resolveRpcGroups(settings.rpc, loaded.config.rpcGroups, name);
+    if (rpc) settings.rpc = rpc;
     const c: ConfigModel = { name, path: resolvePath(loaded.baseDir, path), settings };
     if (aliases) c.aliases = aliases;
     if (mmproj) c.mmproj = resolvePath(loaded.baseDir, mmproj);

@@ -546,11 +546,21 @@ export interface MeasuredBuffers {
   /** On GPUs (any buffer whose device is not CPU/host). */
   gpuBytes?: number;
   hostBytes?: number;
-  /** Per buffer, e.g. { "CUDA0 model": …, "CPU_Mapped model": … } in bytes. */
+  /**
+   * On RPC workers (other hosts): not part of the totals above, which count this host's memory only. Absent when
+   * no RPC buffer was seen.
+   */
+  remoteBytes?: number;
+  /** RPC buffers per worker (`host:port` → bytes, all its devices and kinds); absent without RPC buffers. */
+  remote?: Record<string, number>;
+  /** Per buffer, e.g. { "CUDA0 model": …, "CPU_Mapped model": …, "RPC0[10.0.0.2:50052] KV": … } in bytes. */
   buffers: Record<string, number>;
 }
 
-const BUFFER_RE = /\b([A-Za-z][\w-]*)\s+(model|KV|RS|compute|output)\s+buffer size\s*=\s*([\d.]+)\s*MiB/;
+const BUFFER_RE =
+  /\b([A-Za-z][\w-]*(?:\[[^\]\s]+\])?)\s+(model|KV|RS|compute|output)\s+buffer size\s*=\s*([\d.]+)\s*MiB/;
+/** A device of an RPC worker: `RPC0[10.0.0.2:50052]` (llama.cpp's RPC buffer type names). */
+const RPC_DEVICE_RE = /^RPC\d*\[([^\]]+)\]$/;
 /** Before llama.cpp named the model buffer: `llm_load_tensors:        CPU buffer size =  7.97 MiB`. */
 const OLD_MODEL_RE = /llm_load_tensors:\s+([A-Za-z][\w-]*)\s+buffer size\s*=\s*([\d.]+)\s*MiB/;
 
@@ -564,8 +574,9 @@ function isHostBuffer(name: string): boolean {
  *   llama_context:        CPU  output buffer size =     0.49 MiB
  *   llama_kv_cache:        CPU KV buffer size =     1.00 MiB
  *   sched_reserve:        CPU compute buffer size =     3.01 MiB
- * (and `CUDA0 …`, `CUDA_Host …`, `Metal …`, `RS` for recurrent state). A buffer seen twice (a reload) counts once,
- * with its last value. Fields are absent when no line of that kind was seen.
+ * (and `CUDA0 …`, `CUDA_Host …`, `Metal …`, `RS` for recurrent state, `RPC0[host:port] …` on an RPC worker). A
+ * buffer seen twice (a reload) counts once, with its last value. Fields are absent when no line of that kind was
+ * seen. RPC workers' buffers are counted apart (`remote`, `remoteBytes`): the other fields are this host's.
  */
 export function parseLlamaMemoryLog(lines: Iterable<string>): MeasuredBuffers {
   const buffers: Record<string, number> = {};
@@ -579,9 +590,26 @@ export function parseLlamaMemoryLog(lines: Iterable<string>): MeasuredBuffers {
     if (o) buffers[`${o[1]} model`] = Number(o[2]) * MIB;
   }
   const out: MeasuredBuffers = { buffers };
+  const local: Record<string, number> = {};
+  const remote: Record<string, number> = {};
+  let remoteTotal: number | undefined;
+  for (const [k, v] of Object.entries(buffers)) {
+    const rpc = RPC_DEVICE_RE.exec(k.slice(0, k.lastIndexOf(" ")));
+    if (!rpc) {
+      local[k] = v;
+      continue;
+    }
+    remote[rpc[1]!] = (remote[rpc[1]!] ?? 0) + v;
+    remoteTotal = (remoteTotal ?? 0) + v;
+  }
+  if (remoteTotal !== undefined) {
+    for (const ep of Object.keys(remote)) remote[ep] = Math.round(remote[ep]!);
+    out.remote = remote;
+    out.remoteBytes = Math.round(remoteTotal);
+  }
   const sum = (...kinds: string[]) => {
     let total: number | undefined;
-    for (const [k, v] of Object.entries(buffers))
+    for (const [k, v] of Object.entries(local))
       if (kinds.some((kind) => k.endsWith(` ${kind}`))) total = (total ?? 0) + v;
     return total === undefined ? undefined : Math.round(total);
   };
@@ -593,14 +621,14 @@ export function parseLlamaMemoryLog(lines: Iterable<string>): MeasuredBuffers {
   if (kv !== undefined) out.kvBytes = kv;
   if (compute !== undefined) out.computeBytes = compute;
   if (output !== undefined) out.outputBytes = output;
-  const keys = Object.keys(buffers);
+  const keys = Object.keys(local);
   if (keys.length > 0) {
     let host = 0;
     let gpu = 0;
     for (const k of keys) {
       const name = k.slice(0, k.lastIndexOf(" "));
-      if (isHostBuffer(name)) host += buffers[k]!;
-      else gpu += buffers[k]!;
+      if (isHostBuffer(name)) host += local[k]!;
+      else gpu += local[k]!;
     }
     out.hostBytes = Math.round(host);
     out.gpuBytes = Math.round(gpu);

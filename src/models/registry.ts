@@ -17,7 +17,8 @@ import { detectCapabilities } from "./capabilities.js";
 import { paths } from "../core/paths.js";
 import { migrate, MIGRATIONS, SchemaTooNewError, schemaVersion, type Migration } from "./migrations/index.js";
 import { exampleOf, expected, readNumber, type NumberRule } from "../core/units.js";
-import { cleanSettings, type ModelSettings } from "./settings.js";
+import { endpointProblem } from "../rpc/endpoint.js";
+import { cleanSettings, RPC_GROUP_NAME, type ModelSettings } from "./settings.js";
 import { resolveModelPath } from "./sources.js";
 
 /** JSON-safe metadata as stored (whatever the GGUF reader returns, bigints turned into numbers/strings). */
@@ -520,6 +521,7 @@ const SETTING_KEYS: Record<string, SettableSetting> = {
   pinned: "pinned",
   pin: "pinned",
   preload: "preload",
+  rpc: "rpc",
 };
 
 export const SETTING_NAMES = [
@@ -532,6 +534,7 @@ export const SETTING_NAMES = [
   "ttl",
   "pinned",
   "preload",
+  "rpc",
 ] as const;
 
 function settingError(key: string, value: string, expectedText: string, example: string): GglibError {
@@ -631,6 +634,23 @@ export function parseSettingAssignment(assignment: string): {
       return { key, value: parseDurationSeconds(rawKey, v) };
     case "extraArgs":
       return { key, value: splitArgs(v) };
+    case "rpc": {
+      // host:port[,host:port…], or the name of a group of the config file's rpcGroups
+      const list = v
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x !== "");
+      if (list.length === 1 && !list[0]!.includes(":")) {
+        if (!RPC_GROUP_NAME.test(list[0]!))
+          throw settingError(rawKey, v, "host:port[,host:port…] or an rpcGroups name", "192.168.1.20:50052");
+        return { key, value: list[0]! };
+      }
+      for (const ep of list) {
+        const problem = endpointProblem(ep);
+        if (problem) throw settingError(rawKey, v, `host:port[,host:port…] (${problem})`, "192.168.1.20:50052");
+      }
+      return { key, value: list };
+    }
   }
 }
 

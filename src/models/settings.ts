@@ -24,11 +24,18 @@
  *     reasoningFormat: deepseek
  *     pinned: true
  *     preload: true
+ *   big:
+ *     path: ./llama-70b-q4_k_m.gguf
+ *     rpc: lab                # or a list: [192.168.1.20:50052, 192.168.1.21:50052]
+ * rpcGroups:
+ *   lab: [192.168.1.20:50052, 192.168.1.21:50052]
  * ```
  */
 import { z } from "zod";
 import { KvCacheTypeSchema, ReasoningFormatSchema, ServerConfigSchema, type ServerConfig } from "../core/config.js";
+import { GglibError } from "../core/errors.js";
 import { SIZE_PATTERN } from "../core/units.js";
+import { endpointProblem } from "../rpc/endpoint.js";
 
 const server = ServerConfigSchema.shape;
 
@@ -53,6 +60,12 @@ export const ModelSettingsSchema = z.object({
     .describe("Unload after this many idle seconds (0 = never; unset = the global ttl)."),
   pinned: z.boolean().optional().describe("Never evicted to make room for another model."),
   preload: z.boolean().optional().describe("Loaded when the proxy starts."),
+  rpc: z
+    .union([z.array(z.string()).min(1), z.string().min(1)])
+    .optional()
+    .describe(
+      "RPC workers that hold part of the model (llama-server --rpc): a list of host:port, each running `gglib rpc-server`, or the name of an rpcGroups entry.",
+    ),
 });
 
 export type ModelSettings = z.infer<typeof ModelSettingsSchema>;
@@ -71,6 +84,9 @@ export const ModelConfigSchema = z
     ...ModelSettingsSchema.shape,
   })
   .strict();
+
+/** An rpcGroups name (a model's `rpc` that is not a list names one). */
+export const RPC_GROUP_NAME = /^[A-Za-z0-9_.-]+$/;
 
 const Size = z.union([z.number().int().nonnegative(), z.string().regex(SIZE_PATTERN)]);
 
@@ -181,6 +197,10 @@ export const ProxyConfigSchema = z
       .describe(
         "Save every conversation's KV cache at a stop, even a short one that the model prefills again faster than it is saved and restored (default false: those are not saved, which keeps swaps fast).",
       ),
+    rpcGroups: z
+      .record(z.string().regex(RPC_GROUP_NAME, "a group name is letters, digits, . _ -"), z.array(z.string()).min(1))
+      .optional()
+      .describe("Named lists of RPC workers (host:port) that a model's rpc setting may name."),
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),
@@ -200,7 +220,33 @@ export const ProxyConfigSchema = z
         "Other hosts to route requests to; their models are addressable as <peer>/<model>, or unqualified when unique.",
       ),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // RPC worker addresses and group names, with a message that says what is wrong where
+    for (const [group, list] of Object.entries(config.rpcGroups ?? {}))
+      list.forEach((ep, i) => {
+        const problem = endpointProblem(ep);
+        if (problem) ctx.addIssue({ code: "custom", path: ["rpcGroups", group, i], message: problem });
+      });
+    for (const [name, m] of Object.entries(config.models ?? {})) {
+      if (m.rpc === undefined) continue;
+      if (typeof m.rpc === "string") {
+        if (!config.rpcGroups?.[m.rpc]) {
+          const known = Object.keys(config.rpcGroups ?? {});
+          ctx.addIssue({
+            code: "custom",
+            path: ["models", name, "rpc"],
+            message: `no rpcGroups entry named "${m.rpc}"${known.length > 0 ? ` (defined: ${known.join(", ")})` : " (rpcGroups is empty)"}; give a list of host:port or define the group`,
+          });
+        }
+        continue;
+      }
+      m.rpc.forEach((ep, i) => {
+        const problem = endpointProblem(ep);
+        if (problem) ctx.addIssue({ code: "custom", path: ["models", name, "rpc", i], message: problem });
+      });
+    }
+  });
 
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 export type ProxyConfigFile = z.infer<typeof ProxyConfigSchema>;
@@ -256,10 +302,32 @@ export function serverConfigOf(model: LaunchableModel, leadingArgs: readonly str
   if (s.cacheTypeK !== undefined) config.cacheTypeK = s.cacheTypeK;
   if (s.cacheTypeV !== undefined) config.cacheTypeV = s.cacheTypeV;
   if (s.env !== undefined) config.env = { ...s.env };
+  // a group name is resolved by whoever has the config (resolveRpcGroups); only a list reaches the launch
+  if (Array.isArray(s.rpc) && s.rpc.length > 0) config.rpc = [...s.rpc];
   const own = s.extraArgs ?? [];
   const extraArgs = [...leadingArgs];
   if (model.mmproj && !own.includes("--mmproj")) extraArgs.push("--mmproj", model.mmproj);
   extraArgs.push(...own);
   if (extraArgs.length > 0) config.extraArgs = extraArgs;
   return config;
+}
+
+/**
+ * A model's `rpc` as a list of workers: a list stays, a group name becomes the group's list. Undefined when the
+ * model has no workers; throws GglibError("invalid_config") for a group that is not defined.
+ */
+export function resolveRpcGroups(
+  rpc: ModelSettings["rpc"],
+  groups: Readonly<Record<string, readonly string[]>> | undefined,
+  model: string,
+): string[] | undefined {
+  if (rpc === undefined) return undefined;
+  if (Array.isArray(rpc)) return [...rpc];
+  const list = groups?.[rpc];
+  if (!list) {
+    throw new GglibError("invalid_config", `Model '${model}' names the RPC group "${rpc}", which is not defined.`, {
+      hint: "Define it under rpcGroups in the config file (name: [host:port, ...]) or give the model a list of host:port.",
+    });
+  }
+  return [...list];
 }

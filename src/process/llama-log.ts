@@ -19,10 +19,23 @@ export function isShutdownStarted(line: string): boolean {
 }
 
 /**
- * The most telling line(s) of a failed start: error-level lines and bare `error:` lines (argument errors),
+ * The message of a ggml abort (GGML_ABORT / GGML_ASSERT: `…/ggml-rpc.cpp:547: Failed to connect to 10.0.0.2:50052`),
+ * which llama-server prints, without a level, right before it dies (SIGABRT). Undefined for any other line.
+ */
+export function ggmlAbortMessage(line: string): string | undefined {
+  const m = /^(?:[A-Za-z]:)?[^\s:]*\.(?:c|cc|cpp|cu|m|mm|h):\d+: (\S.*)$/.exec(line.trim());
+  return m ? m[1]!.replace(/\s+/g, " ").trim() : undefined;
+}
+
+/**
+ * The most telling line(s) of a failed start: a ggml abort first (the reason it died), else error-level lines and bare `error:` lines (argument errors),
  * without the generic tail ("exiting due to ...", "cleaning up before exit").
  */
 export function failureReason(lines: readonly string[]): string | undefined {
+  for (const l of lines) {
+    const abort = ggmlAbortMessage(l);
+    if (abort) return abort;
+  }
   const errors = lines.filter(
     (l) => logLevel(l) === "E" || /^error[: ]/.test(l) || l.startsWith("error while handling argument"),
   );

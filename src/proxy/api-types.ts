@@ -57,6 +57,38 @@ export interface EffectiveModel<Server = Record<string, unknown>> {
   server: Server;
 }
 
+/** One RPC worker of a model, as `/api/status` shows it (`models[].rpc.workers`). */
+export interface RpcWorkerStatus {
+  /** `host:port`. */
+  endpoint: string;
+  /**
+   * What the last check before a start found: ready, busy (serving another client), unreachable, incompatible;
+   * unknown before the first start. It is not probed while the model runs (that would take its only seat).
+   */
+  state: string;
+  /** When it was last checked (ISO time). */
+  checkedAt?: string;
+  /** What went wrong, in words. */
+  detail?: string;
+  freeBytes?: number;
+  totalBytes?: number;
+  /** The share of the model planned for it (in proportion to the workers' free memory, llama.cpp's default). */
+  plannedBytes?: number;
+  /** What llama-server reports it put there (its RPC buffers). */
+  measuredBytes?: number;
+}
+
+/** How an RPC model is split between this host and its workers (`models[].rpc` of `/api/status`). */
+export interface RpcSplitStatus {
+  workers: RpcWorkerStatus[];
+  /** The plan from the estimate: this host's share (counted against the memory budget) and the workers'. */
+  planned: { localBytes: number; remoteBytes: number };
+  /** From llama-server's buffer lines once it has loaded. */
+  measured?: { localBytes?: number; remoteBytes: number };
+  /** Why the workers could not be read from the settings. */
+  error?: string;
+}
+
 /** A peer (another host this proxy routes to), as `/api/status` lists it under `peers`. */
 export interface PeerStatus {
   name: string;

@@ -8,7 +8,10 @@ import type { ServerConfig } from "../core/config.js";
 import { readModelMetadata } from "../gguf/reader.js";
 import { configModelsOf, type LoadedConfig } from "../models/config-file.js";
 import { withDetectedSettings } from "../models/launch-defaults.js";
-import { serverConfigOf } from "../models/settings.js";
+import { resolveRpcGroups, serverConfigOf, type ProxyConfigFile } from "../models/settings.js";
+import { errorMessage } from "../core/errors.js";
+import { uniqueEndpoints } from "../rpc/endpoint.js";
+import { planSplit } from "../rpc/split.js";
 import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
@@ -21,6 +24,19 @@ export interface ProxyModel {
   estimate: Estimate;
   spec: ModelSpec;
   preload: boolean;
+  /** Set when the model is split across RPC workers (its `rpc` setting). */
+  rpc?: RpcPlan;
+}
+
+/** A model's RPC workers and the planned split of its estimate (src/rpc/split.ts). */
+export interface RpcPlan {
+  workers: string[];
+  /** On this host: what the scheduler counts against the memory budget. */
+  localBytes: number;
+  /** On the workers together (checked against their free memory before each start). */
+  remoteBytes: number;
+  /** Why the workers could not be read from the settings (an undefined group): the load fails with it. */
+  error?: string;
 }
 
 export interface Catalog {
@@ -52,13 +68,44 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
 }
 
 async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<ProxyModel> {
+  // a registry model may name an rpcGroups entry of the config file (config models have theirs resolved already)
+  let rpcError: string | undefined;
+  if (typeof entry.settings.rpc === "string") {
+    try {
+      entry = {
+        ...entry,
+        settings: {
+          ...entry.settings,
+          rpc: resolveRpcGroups(entry.settings.rpc, rpcGroupsOf(input.config?.config), entry.name),
+        },
+      };
+    } catch (e) {
+      rpcError = errorMessage(e);
+    }
+  }
   const s = entry.settings;
+  let workers: string[] | undefined;
+  if (Array.isArray(s.rpc)) {
+    try {
+      workers = uniqueEndpoints(s.rpc).map((e) => e.text);
+    } catch (e) {
+      rpcError = errorMessage(e);
+    }
+  }
   // the GGUF header is read once, for both the launch defaults and the memory estimate
   const metadata = await readModelMetadata(entry.shards[0] ?? entry.path).catch(() => undefined);
-  const { config: server } = withDetectedSettings(
+  const { config: detected } = withDetectedSettings(
     { ...serverConfigOf(entry, input.commonArgs), metrics: true },
     metadata,
   );
+  // each worker once, as written by parseEndpoint; none when they could not be read (the load fails with why)
+  const server = workers ? { ...detected, rpc: workers } : rpcError ? { ...detected, rpc: undefined } : detected;
+  if (server.rpc === undefined) delete server.rpc;
+  // llama-server prints its buffer sizes per device (this host's, each worker's) only at -lv 4: the split in
+  // /api/status and the measured local share come from those lines
+  const extra = server.extraArgs ?? [];
+  if (workers && !extra.some((a) => /^(-lv|--verbosity|--log-verbosity|-v|--verbose|--log-verbose)$/.test(a)))
+    server.extraArgs = ["-lv", "4", ...extra];
   const estInput: Parameters<typeof estimateModel>[0] = { files: entry.shards };
   if (metadata) estInput.metadata = metadata;
   if (entry.mmproj) estInput.mmproj = entry.mmproj;
@@ -66,16 +113,39 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   if (s.ctx !== undefined) estInput.ctx = s.ctx;
   if (s.cacheTypeK) estInput.cacheTypeK = s.cacheTypeK;
   if (s.cacheTypeV) estInput.cacheTypeV = s.cacheTypeV;
+  // split across RPC workers: the layers -ngl offloads (all by default) go to the workers
+  if (workers || rpcError) estInput.gpuLayers = s.gpuLayers ?? -1;
   const estimate = await estimateModel(estInput);
+  let rpc: RpcPlan | undefined;
+  if (workers || rpcError) {
+    const plan = planSplit({ hostBytes: estimate.hostBytes, gpuBytes: estimate.offloadBytes });
+    rpc = { workers: workers ? [...workers] : [], ...plan, ...(rpcError ? { error: rpcError } : {}) };
+  }
   const fingerprint = createHash("sha256").update(JSON.stringify(server)).digest("hex").slice(0, 16);
   const spec: ModelSpec = {
     name: entry.name,
-    estimateBytes: estimate.bytes,
+    // an RPC model counts only its share on this host; the workers' share is checked against their memory
+    estimateBytes: rpc ? rpc.localBytes : estimate.bytes,
+    ...(rpc && rpc.workers.length > 0 ? { rpc: rpc.workers } : {}),
     pinned: s.pinned === true,
     ttlMs: s.ttl !== undefined ? s.ttl * 1000 : undefined,
     fingerprint,
   };
-  return { name: entry.name, aliases: entry.aliases, entry, server, estimate, spec, preload: s.preload === true };
+  const pm: ProxyModel = {
+    name: entry.name,
+    aliases: entry.aliases,
+    entry,
+    server,
+    estimate,
+    spec,
+    preload: s.preload === true,
+  };
+  if (rpc) pm.rpc = rpc;
+  return pm;
+}
+
+function rpcGroupsOf(config: ProxyConfigFile | undefined): Record<string, string[]> | undefined {
+  return config?.rpcGroups;
 }
 
 /** Resolves a requested model name by the one rule (src/models/sources.ts findModel). */

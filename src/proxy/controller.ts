@@ -15,7 +15,10 @@ import type { ProxyModel } from "./catalog.js";
 import type { ContextEvent } from "./context/context-cache.js";
 import type { UsageStats } from "./forward.js";
 import { rejectionError } from "./http/rejections.js";
-import { parseMemoryLog, processGpuBytes, processRss } from "./memory.js";
+import { parseMemoryLog, parseMemorySplit, processGpuBytes, processRss } from "./memory.js";
+import { ggmlAbortMessage } from "../process/llama-log.js";
+import type { RpcSplitStatus } from "./api-types.js";
+import type { RpcChecker } from "./rpc.js";
 import type { ProxyMetrics } from "./metrics.js";
 import {
   Scheduler,
@@ -39,6 +42,11 @@ export interface ControllerOptions extends SchedulerOptions {
   log?: (line: string) => void;
   /** Steps around a model's life (the context cache); each is bounded by its owner and never throws. */
   hooks?: ModelHooks;
+  /**
+   * RPC models (a `rpc` setting): their workers are checked before each start, a refusal fails the load with its
+   * words; the split goes into `/api/status` (rpc.ts).
+   */
+  rpc?: Pick<RpcChecker, "preflight" | "status">;
 }
 
 /**
@@ -105,6 +113,8 @@ export interface ModelStatusReport {
   progress?: number;
   /** The context cache's state for this model (src/proxy/context/). */
   context?: Record<string, unknown>;
+  /** How it is split between this host and its RPC workers (models with a `rpc` setting). */
+  rpc?: RpcSplitStatus;
 }
 
 /** What the controller knows of one model beside the scheduler's state. */
@@ -134,6 +144,8 @@ interface ProcessRecord {
   readonly forwards: Set<Abortable>;
   /** llama-server's buffer-size lines: what it really uses (measure()). */
   readonly memoryLines: string[];
+  /** The first ggml abort it printed (e.g. its RPC worker went away): why it died, in its own words. */
+  fatal?: string;
   /** Requests dispatched to this process. */
   served: number;
 }
@@ -184,6 +196,7 @@ export class ModelController {
     Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines" | "log">
   >;
   private readonly hooks: ModelHooks;
+  private readonly rpc: ControllerOptions["rpc"];
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -192,8 +205,9 @@ export class ModelController {
     private readonly metrics?: ProxyMetrics,
     private readonly now: () => number = Date.now,
   ) {
-    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, ...schedulerOptions } = options;
+    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, rpc, ...schedulerOptions } = options;
     this.hooks = hooks ?? {};
+    this.rpc = rpc;
     this.opts = {
       loadTimeoutMs: loadTimeoutMs ?? 300_000,
       stopGraceMs: stopGraceMs ?? 10_000,
@@ -312,8 +326,12 @@ export class ModelController {
   async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
     const deadline = this.now() + waitMs;
     for (;;) {
-      const r = this.runtimes.get(model)?.lastExit;
+      const rt = this.runtimes.get(model);
+      const r = rt?.lastExit;
       if (r && r.instance === instance) return `llama-server for '${model}' ${r.reason}`;
+      // it aborted and is still dying (printing a backtrace): its own last words say why
+      const fatal = rt?.proc?.instance === instance ? rt.proc.fatal : undefined;
+      if (fatal && this.now() >= deadline) return `llama-server for '${model}' aborted: ${fatal}`;
       if (this.now() >= deadline) return `${err.message} (model '${model}')`;
       await new Promise((res) => setTimeout(res, 25));
     }
@@ -453,6 +471,11 @@ export class ModelController {
     if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
     const ctx = this.hooks.status?.(name);
     if (ctx) r.context = ctx;
+    if (pm?.rpc && this.rpc) {
+      const lines = rt?.proc?.memoryLines;
+      const split = this.rpc.status(pm, lines && lines.length > 0 ? parseMemorySplit(lines) : undefined);
+      if (split) r.rpc = split;
+    }
     return r;
   }
 
@@ -580,9 +603,18 @@ export class ModelController {
     rt.proc = proc;
     rt.progress = 0;
     rt.lastExit = undefined;
-    // the pre-start step (the context cache adds --slot-save-path) may change the launch config
+    // an RPC model's workers are checked first (a refusal fails the load with its words); then the pre-start step
+    // (the context cache adds --slot-save-path) may change the launch config
     const pm = rt.model;
-    const prepared = this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : Promise.resolve(pm.server);
+    const checked =
+      pm.rpc && this.rpc
+        ? this.rpc.preflight(pm).catch((e: unknown) => {
+            throw new Error(isGglibError(e) && e.details.hint ? `${e.message} ${e.details.hint}` : errorMessage(e));
+          })
+        : Promise.resolve();
+    const prepared = checked.then(() =>
+      this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : pm.server,
+    );
     prepared
       .then((server) =>
         this.runner.start(server, {
@@ -738,6 +770,10 @@ export class ModelController {
         const proc = this.procOf(e.handle)?.proc;
         if (proc && proc.memoryLines.length < MAX_MEMORY_LINES && MEMORY_LINE.test(e.line))
           proc.memoryLines.push(e.line);
+        if (proc && proc.fatal === undefined) {
+          const abort = ggmlAbortMessage(e.line);
+          if (abort) proc.fatal = abort;
+        }
         break;
       }
       case "health": {
@@ -767,7 +803,8 @@ export class ModelController {
       return;
     }
     if (expected || proc.phase !== "running") return;
-    const reason = `exited unexpectedly (${how})`;
+    // llama-server's own last words when it aborted (a lost RPC worker: "Remote RPC server crashed or …")
+    const reason = `exited unexpectedly (${how})${proc.fatal ? `: ${proc.fatal}` : ""}`;
     this.died(rt, proc, reason, new Error(`llama-server exited (${how})`));
     this.emit({ type: "crash", model, reason: how, at });
     this.feed({ type: "crashed", model, instance: proc.instance, reason, now: this.now() });

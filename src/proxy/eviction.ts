@@ -9,12 +9,19 @@
  * - models already on their way out (draining, stopping) will free their room: they are not chosen again;
  * - victims are ready, unpinned models: idle ones first, then the least recently used; busy ones are drained by
  *   the scheduler, never cut;
- * - when even every possible victim gone would not make room, nothing is evicted.
+ * - when even every possible victim gone would not make room, nothing is evicted;
+ * - an RPC worker (llama.cpp's rpc-server) serves one llama-server at a time: models that share a worker never
+ *   hold room together, so loading one evicts (or waits for) the other like a lack of memory would.
  */
 
 /** What the policy reads of a model (the scheduler's ModelState fits it). */
 export interface Occupant {
-  readonly spec: { readonly name: string; readonly pinned?: boolean | undefined };
+  readonly spec: {
+    readonly name: string;
+    readonly pinned?: boolean | undefined;
+    /** RPC workers (`host:port`) its process holds. */
+    readonly rpc?: readonly string[] | undefined;
+  };
   readonly status: string;
   readonly inFlight: number;
   readonly lastUsed: number;
@@ -39,11 +46,23 @@ export type RoomPlan<T extends Occupant> =
 /** Whether `set` (which includes `target`) fits the limits. */
 export function fits<T extends Occupant>(set: readonly T[], target: T, limits: RoomLimits, need: NeedOf<T>): boolean {
   if (set.length > limits.maxModels) return false;
+  if (sharesWorker(set)) return false;
   let bytes = 0;
   for (const o of set) bytes += need(o);
   if (bytes <= limits.budgetBytes) return true;
   // A model bigger than the budget may still run alone.
   return set.length === 1 && set[0] === target;
+}
+
+/** Two models of the set use the same RPC worker. */
+function sharesWorker(set: readonly Occupant[]): boolean {
+  const seen = new Set<string>();
+  for (const o of set)
+    for (const w of o.spec.rpc ?? []) {
+      if (seen.has(w)) return true;
+      seen.add(w);
+    }
+  return false;
 }
 
 /** Models already on their way out: their room is being freed. */

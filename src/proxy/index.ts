@@ -3,6 +3,7 @@
  * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
+import { RpcChecker } from "./rpc.js";
 import { mkdirSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
@@ -400,6 +401,7 @@ function createController(
       measureRss: budget.measureRss,
       log,
       ...(context ? { hooks: contextHooks(context) } : {}),
+      rpc: new RpcChecker(),
     },
     metrics,
   );

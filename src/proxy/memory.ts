@@ -38,6 +38,11 @@ export interface EstimateInput {
   parallel?: number;
   /** The first file's metadata when the caller has read it already (otherwise it is read here). */
   metadata?: ModelMetadata;
+  /**
+   * `-ngl` as llama.cpp counts it, for a model with offload devices (RPC workers): the estimate's `offloadBytes`
+   * is what goes to them, `hostBytes` what stays. Unset: no offload split is asked for.
+   */
+  gpuLayers?: number;
 }
 
 export interface Estimate {
@@ -46,6 +51,10 @@ export interface Estimate {
   kvBytes: number;
   computeBytes: number;
   ctx: number;
+  /** On this host (all of `bytes` unless `gpuLayers` was given). */
+  hostBytes: number;
+  /** On the offload devices (0 unless `gpuLayers` was given). */
+  offloadBytes: number;
 }
 
 export function fileBytes(files: readonly string[]): number {
@@ -75,6 +84,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
     ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
     mmprojBytes: input.mmproj ? fileBytes([input.mmproj]) : 0,
+    ...(input.gpuLayers !== undefined ? { gpuLayers: input.gpuLayers, gpuBackend: true } : {}),
   });
   return {
     bytes: e.totalBytes,
@@ -82,6 +92,8 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     kvBytes: e.kvBytes,
     computeBytes: e.computeBytes + e.outputBytes + e.mmprojBytes,
     ctx: e.ctx,
+    hostBytes: input.gpuLayers !== undefined ? e.hostBytes : e.totalBytes,
+    offloadBytes: input.gpuLayers !== undefined ? e.gpuBytes : 0,
   };
 }
 
@@ -91,6 +103,15 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
  */
 export function parseMemoryLog(lines: readonly string[]): number | undefined {
   return parseLlamaMemoryLog(lines).totalBytes;
+}
+
+/** The same lines by place: this host's bytes, and each RPC worker's (`host:port` → bytes). */
+export function parseMemorySplit(lines: readonly string[]): { localBytes?: number; remote?: Record<string, number> } {
+  const m = parseLlamaMemoryLog(lines);
+  const out: { localBytes?: number; remote?: Record<string, number> } = {};
+  if (m.totalBytes !== undefined) out.localBytes = m.totalBytes;
+  if (m.remote) out.remote = m.remote;
+  return out;
 }
 
 /** Resident memory of a process (Linux /proc/PID/status VmRSS), bytes. */

@@ -51,6 +51,11 @@ export interface ModelSpec {
   readonly ttlMs?: number;
   /** Changes whenever a setting that needs a restart changes. */
   readonly fingerprint?: string;
+  /**
+   * RPC workers (`host:port`) it runs on. A worker serves one llama-server at a time, so two models that share a
+   * worker never hold room together (eviction.ts). `estimateBytes` is then the share on this host only.
+   */
+  readonly rpc?: readonly string[];
 }
 
 export interface SchedulerOptions {

@@ -22,6 +22,7 @@ const LEVELS: Record<string, number> = {
   process: 1,
   gguf: 1,
   system: 2,
+  rpc: 2, // llama.cpp RPC workers: addresses, the protocol probe, the split arithmetic (core only)
   llama: 3,
   models: 3,
   runner: 4,

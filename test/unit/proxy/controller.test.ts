@@ -19,7 +19,15 @@ function model(name: string, estimateBytes = 1 * GB): ProxyModel {
     aliases: [],
     entry: { name, aliases: [], path, shards: [path], source: "config", settings: {} },
     server: { modelPath: path, modelName: name },
-    estimate: { bytes: estimateBytes, weightsBytes: estimateBytes, kvBytes: 0, computeBytes: 0, ctx: 4096 },
+    estimate: {
+      bytes: estimateBytes,
+      weightsBytes: estimateBytes,
+      kvBytes: 0,
+      computeBytes: 0,
+      ctx: 4096,
+      hostBytes: estimateBytes,
+      offloadBytes: 0,
+    },
     spec: { name, estimateBytes, fingerprint: "v1" },
     preload: false,
   };

@@ -1,0 +1,107 @@
+/**
+ * llama.cpp's real rpc-server (built beside the rig's llama-server) as a test worker: started on a free port of a
+ * host's address (loopback, or a test host of netns.ts), ready once it answers the protocol's handshake.
+ *
+ *   const w = await startRpcWorker({ host: net.hosts[1] });
+ *   … rpc: [w.endpoint] …
+ *   await w.stop();   // or w.kill() for a worker that disappears
+ */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { probeWorker, type WorkerProbe } from "../../src/rpc/probe.js";
+import { ensureLlamaServer } from "./llama-server.js";
+import type { TestHost } from "./netns.js";
+import { running, waitFor } from "./procs.js";
+
+/** The rig's rpc-server (beside its llama-server). */
+export async function ensureRpcServer(): Promise<string> {
+  const bin = join(dirname(await ensureLlamaServer()), "rpc-server");
+  if (!existsSync(bin))
+    throw new Error(
+      `${bin} is missing: the rig was built before it built rpc-server (remove the rig's folder and rebuild)`,
+    );
+  return bin;
+}
+
+/** A port nobody listens on at `host` right now (the kernel's choice; free again when this returns). */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === "object" ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface RpcWorker {
+  host: string;
+  port: number;
+  endpoint: string;
+  child: ChildProcess;
+  /** What the readiness probe saw (devices, free memory). */
+  probe: Extract<WorkerProbe, { state: "ready" }>;
+  /** Its output so far (rpc-server prints "Accepted client connection" / "Client connection closed"). */
+  output(): string;
+  /** SIGKILL: a worker that disappears. */
+  kill(): void;
+  /** Stops it and waits until it is gone. */
+  stop(): Promise<void>;
+}
+
+export async function startRpcWorker(
+  opts: { host?: TestHost; port?: number; threads?: number } = {},
+): Promise<RpcWorker> {
+  const bin = await ensureRpcServer();
+  const ip = opts.host?.ip ?? "127.0.0.1";
+  // in a namespace the test's own port check says nothing: pick a random high port there
+  const port = opts.port ?? (opts.host?.ns ? 40_000 + Math.floor(Math.random() * 20_000) : await freePort(ip));
+  const args = ["--host", ip, "--port", String(port), "--threads", String(opts.threads ?? 1)];
+  const child = opts.host
+    ? opts.host.spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+  let exited = false;
+  child.on("exit", () => (exited = true));
+  const endpoint = `${ip}:${port}`;
+  let probe: WorkerProbe | undefined;
+  const ok = await waitFor(
+    async () => {
+      if (exited) return true;
+      probe = await probeWorker(
+        { host: ip, port, text: endpoint },
+        { connectTimeoutMs: 1_000, answerTimeoutMs: 1_000 },
+      );
+      return probe.state === "ready";
+    },
+    15_000,
+    100,
+  );
+  if (!ok || exited || probe?.state !== "ready") {
+    child.kill("SIGKILL");
+    throw new Error(`rpc-server on ${endpoint} did not start (${probe?.state ?? "no probe"}): ${out.slice(-500)}`);
+  }
+  const w: RpcWorker = {
+    host: ip,
+    port,
+    endpoint,
+    child,
+    probe,
+    output: () => out,
+    kill: () => {
+      if (!exited) child.kill("SIGKILL");
+    },
+    stop: async () => {
+      if (!exited) child.kill("SIGTERM");
+      await waitFor(() => exited || child.pid === undefined || !running(child.pid), 5_000);
+      if (!exited) child.kill("SIGKILL");
+    },
+  };
+  return w;
+}
