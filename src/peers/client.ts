@@ -30,6 +30,8 @@ export interface OpenRequest {
 /** The peer gave no answer at all (no connection, a reset, a timeout): as opposed to an HTTP error answer. */
 class NoAnswer extends Error {}
 const DISCOVERY_BODY_LIMIT = 8 * 1024 * 1024;
+/** A state change or a crash on a gglib peer's /api/events: its status is read again at once. */
+const STATE_EVENT = /^data: \{"type":"(state|crash)"/m;
 
 export interface PeerState {
   up: boolean;
@@ -64,6 +66,11 @@ export class PeerClient {
   /** Discoveries in a row with no answer at all. */
   private noAnswer = 0;
   private readonly open = new Set<OpenRequest>();
+  /** The gglib peer's /api/events stream, while one is open. */
+  private events: AbortController | undefined;
+  private eventsUnsupported = false;
+  private lastFollowAt = 0;
+  private soonTimer: NodeJS.Timeout | undefined;
   /** What the last change notice said (up, models and their states). */
   private shown = "";
 
@@ -160,6 +167,8 @@ export class PeerClient {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.events?.abort();
     await this.pool.destroy().catch(() => {});
   }
 
@@ -186,6 +195,7 @@ export class PeerClient {
       s.version++;
       this.failures = 0;
       this.noAnswer = 0;
+      this.follow();
       if (!was) this.log(`peer ${this.name}: up (${snap.kind}, ${snap.models.length} model(s))`);
     } catch (e) {
       const why = (e as Error).message;
@@ -198,6 +208,64 @@ export class PeerClient {
       if (this.noAnswer >= NO_ANSWER_LIMIT) this.cutSilent(why);
     }
     this.changed();
+  }
+
+  /**
+   * A gglib peer's /api/events, followed while it is up: a state change or a crash there is read (GET /api/status)
+   * at once rather than at the next poll, and the stream's end (the peer stopped or died) is checked at once too.
+   * At most one connect per poll interval; a peer without the endpoint is polled only.
+   */
+  private follow(): void {
+    if (this.closed || this.events || this.eventsUnsupported || !this.spec.events) return;
+    if (this.state.kind !== "gglib" || !this.state.up) return;
+    const now = Date.now();
+    if (now - this.lastFollowAt < this.spec.pollIntervalMs) return;
+    this.lastFollowAt = now;
+    const ac = new AbortController();
+    this.events = ac;
+    void this.followEvents(ac).finally(() => {
+      if (this.events === ac) this.events = undefined;
+      if (!this.closed && !ac.signal.aborted) void this.refresh();
+    });
+  }
+
+  private async followEvents(ac: AbortController): Promise<void> {
+    try {
+      const res = await this.pool.request({
+        method: "GET",
+        path: this.pathOf("/api/events"),
+        headers: this.authHeaders({ accept: "text/event-stream" }),
+        headersTimeout: this.spec.healthTimeoutMs,
+        bodyTimeout: 0,
+        signal: ac.signal,
+      });
+      if (res.statusCode !== 200) {
+        this.eventsUnsupported = true;
+        await res.body.dump().catch(() => {});
+        return;
+      }
+      let buf = "";
+      for await (const chunk of res.body) {
+        buf += (chunk as Buffer).toString("utf8");
+        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+          if (STATE_EVENT.test(buf.slice(0, i))) this.soon();
+          buf = buf.slice(i + 2);
+        }
+        if (buf.length > DISCOVERY_BODY_LIMIT) buf = "";
+      }
+    } catch {
+      // closed, reset or aborted: the caller checks the peer again
+    }
+  }
+
+  /** A discovery in a moment (events come in bursts: one read for them all). */
+  private soon(): void {
+    if (this.soonTimer || this.closed) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      void this.refresh();
+    }, 50);
+    this.soonTimer.unref();
   }
 
   /**
