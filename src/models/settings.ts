@@ -146,6 +146,12 @@ export const PeerConfigSchema = z
       .positive()
       .optional()
       .describe("Seconds between discoveries of the peer's models and states (default 2)."),
+    events: z
+      .boolean()
+      .optional()
+      .describe(
+        "Follow a gglib peer's /api/events so its state changes are seen at once (default true); false = poll only (e.g. behind a proxy that buffers SSE).",
+      ),
   })
   .strict()
   .refine((p) => !(p.apiKey && p.apiKeyEnv), { message: "set apiKey or apiKeyEnv, not both" });

@@ -12,7 +12,26 @@ import { parseGglibStatus, parseOpenAiModels, type HostModelState, type PeerSnap
 export const HOP_HEADER = "x-gglib-hop";
 
 const MAX_BACKOFF_MS = 30_000;
+/** Discoveries in a row that got no answer at all before the requests open on the peer are given up. */
+const NO_ANSWER_LIMIT = 2;
+
+/** The wait before the next discovery: the poll interval while up; doubled per failure (from ≥ 1 s) up to 30 s. */
+export function nextCheckMs(pollIntervalMs: number, failures: number): number {
+  if (failures === 0) return pollIntervalMs;
+  return Math.min(MAX_BACKOFF_MS, Math.max(pollIntervalMs, 1_000) * 2 ** (failures - 1));
+}
+
+/** A request open on a peer, as its client sees it: how long since its last byte, and how to cut it. */
+export interface OpenRequest {
+  idleMs(): number;
+  abort(reason: Error): void;
+}
+
+/** The peer gave no answer at all (no connection, a reset, a timeout): as opposed to an HTTP error answer. */
+class NoAnswer extends Error {}
 const DISCOVERY_BODY_LIMIT = 8 * 1024 * 1024;
+/** A state change or a crash on a gglib peer's /api/events: its status is read again at once. */
+const STATE_EVENT = /^data: \{"type":"(state|crash)"/m;
 
 export interface PeerState {
   up: boolean;
@@ -44,6 +63,14 @@ export class PeerClient {
   private failures = 0;
   private inflight: Promise<void> | undefined;
   private closed = false;
+  /** Discoveries in a row with no answer at all. */
+  private noAnswer = 0;
+  private readonly open = new Set<OpenRequest>();
+  /** The gglib peer's /api/events stream, while one is open. */
+  private events: AbortController | undefined;
+  private eventsUnsupported = false;
+  private lastFollowAt = 0;
+  private soonTimer: NodeJS.Timeout | undefined;
   /** What the last change notice said (up, models and their states). */
   private shown = "";
 
@@ -115,6 +142,15 @@ export class PeerClient {
     }
   }
 
+  /** A request forwarded to this peer, until it ends: cut if the peer stops answering (a host gone, frozen). */
+  track(r: OpenRequest): void {
+    this.open.add(r);
+  }
+
+  untrack(r: OpenRequest): void {
+    this.open.delete(r);
+  }
+
   count(outcome: string): void {
     this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
   }
@@ -131,15 +167,15 @@ export class PeerClient {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.events?.abort();
     await this.pool.destroy().catch(() => {});
   }
 
   private schedule(): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
-    const base = this.spec.pollIntervalMs;
-    const wait =
-      this.failures === 0 ? base : Math.min(MAX_BACKOFF_MS, Math.max(base, 1_000) * 2 ** (this.failures - 1));
+    const wait = nextCheckMs(this.spec.pollIntervalMs, this.failures);
     this.timer = setTimeout(() => void this.refresh(), wait);
     this.timer.unref();
   }
@@ -158,6 +194,8 @@ export class PeerClient {
       s.lastSeenAt = Date.now();
       s.version++;
       this.failures = 0;
+      this.noAnswer = 0;
+      this.follow();
       if (!was) this.log(`peer ${this.name}: up (${snap.kind}, ${snap.models.length} model(s))`);
     } catch (e) {
       const why = (e as Error).message;
@@ -166,8 +204,81 @@ export class PeerClient {
       s.lastError = why;
       s.version++;
       this.failures++;
+      this.noAnswer = e instanceof NoAnswer ? this.noAnswer + 1 : 0;
+      if (this.noAnswer >= NO_ANSWER_LIMIT) this.cutSilent(why);
     }
     this.changed();
+  }
+
+  /**
+   * A gglib peer's /api/events, followed while it is up: a state change or a crash there is read (GET /api/status)
+   * at once rather than at the next poll, and the stream's end (the peer stopped or died) is checked at once too.
+   * At most one connect per poll interval; a peer without the endpoint is polled only.
+   */
+  private follow(): void {
+    if (this.closed || this.events || this.eventsUnsupported || !this.spec.events) return;
+    if (this.state.kind !== "gglib" || !this.state.up) return;
+    const now = Date.now();
+    if (now - this.lastFollowAt < this.spec.pollIntervalMs) return;
+    this.lastFollowAt = now;
+    const ac = new AbortController();
+    this.events = ac;
+    void this.followEvents(ac).finally(() => {
+      if (this.events === ac) this.events = undefined;
+      if (!this.closed && !ac.signal.aborted) void this.refresh();
+    });
+  }
+
+  private async followEvents(ac: AbortController): Promise<void> {
+    try {
+      const res = await this.pool.request({
+        method: "GET",
+        path: this.pathOf("/api/events"),
+        headers: this.authHeaders({ accept: "text/event-stream" }),
+        headersTimeout: this.spec.healthTimeoutMs,
+        bodyTimeout: 0,
+        signal: ac.signal,
+      });
+      if (res.statusCode !== 200) {
+        this.eventsUnsupported = true;
+        await res.body.dump().catch(() => {});
+        return;
+      }
+      let buf = "";
+      for await (const chunk of res.body) {
+        buf += (chunk as Buffer).toString("utf8");
+        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+          if (STATE_EVENT.test(buf.slice(0, i))) this.soon();
+          buf = buf.slice(i + 2);
+        }
+        if (buf.length > DISCOVERY_BODY_LIMIT) buf = "";
+      }
+    } catch {
+      // closed, reset or aborted: the caller checks the peer again
+    }
+  }
+
+  /** A discovery in a moment (events come in bursts: one read for them all). */
+  private soon(): void {
+    if (this.soonTimer || this.closed) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      void this.refresh();
+    }, 50);
+    this.soonTimer.unref();
+  }
+
+  /**
+   * The peer answered none of the last discoveries: a host that vanished (power, network) sends no FIN, and a
+   * frozen one keeps its sockets open, so its requests would wait forever. Those that got nothing for a health
+   * timeout are cut with the reason (streams: an SSE error event and [DONE]); one still receiving bytes goes on.
+   */
+  private cutSilent(why: string): void {
+    for (const r of this.open) {
+      if (r.idleMs() < this.spec.healthTimeoutMs) continue;
+      this.open.delete(r);
+      r.abort(new Error(`peer ${this.name} stopped answering (${NO_ANSWER_LIMIT} health checks in a row: ${why})`));
+    }
   }
 
   private changed(): void {
@@ -205,7 +316,7 @@ export class PeerClient {
         signal: AbortSignal.timeout(ms),
       });
     } catch (e) {
-      throw new Error(describeNetError(e as Error, this.spec.origin, ms));
+      throw new NoAnswer(describeNetError(e as Error, this.spec.origin, ms));
     }
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump().catch(() => {});

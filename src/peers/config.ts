@@ -26,6 +26,8 @@ export interface PeerSpec {
   headersTimeoutMs: number;
   healthTimeoutMs: number;
   pollIntervalMs: number;
+  /** Follow a gglib peer's /api/events (state changes at once) besides polling. */
+  events: boolean;
 }
 
 const ENV_REF = /^\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -88,6 +90,7 @@ export function resolvePeer(
     headersTimeoutMs: Math.round((p.timeouts?.headers ?? 0) * 1000),
     healthTimeoutMs: Math.round((p.timeouts?.health ?? 5) * 1000),
     pollIntervalMs: Math.round((p.pollInterval ?? 2) * 1000),
+    events: p.events ?? true,
   };
 }
 

@@ -13,7 +13,7 @@ import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { ActivityLog } from "./activity.js";
-import { describeNetError, notReached, type PeerClient } from "../peers/client.js";
+import { describeNetError, notReached, type OpenRequest, type PeerClient } from "../peers/client.js";
 
 /** One request for a model, as the routes parsed it. */
 export interface RelayRequest {
@@ -206,7 +206,9 @@ export class Relay {
     } catch (e) {
       throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
     }
+    peer.track(f);
     const result = await f.done;
+    peer.untrack(f);
     if (result.notStarted) {
       const why = describeNetError(result.error!, peer.spec.origin);
       peer.markDown(why);
@@ -270,13 +272,33 @@ class ModelForward extends Forward {
 
 /** A forward to a peer: unreachable before any answer → `notStarted` (another host is tried); a peer that dies
  * midway is named in the client's error and checked again. */
-class PeerForward extends Forward {
+class PeerForward extends Forward implements OpenRequest {
+  private lastByteAt = performance.now();
+
   constructor(
     res: ServerResponse,
     o: ForwardOptions,
     private readonly peer: PeerClient,
   ) {
     super(res, o);
+  }
+
+  idleMs(): number {
+    return performance.now() - this.lastByteAt;
+  }
+
+  override onResponseStart(
+    c: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.lastByteAt = performance.now();
+    super.onResponseStart(c, statusCode, headers);
+  }
+
+  override onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.lastByteAt = performance.now();
+    super.onResponseData(c, chunk);
   }
 
   protected override mayFailOver(err: Error): boolean {

@@ -17,7 +17,7 @@ import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/prox
 import type { PeerStatus } from "../../src/proxy/api-types.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, freePort } from "../support/fake-llama.js";
 import { postJson, sseData, startProxyProcess, type ProxyProcess } from "../support/proxy-harness.js";
-import { killQuietly, pidsWithArg } from "../support/procs.js";
+import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
 
 const KEY_B = "sk-peer-b-Secret";
 const KEY_C = "sk-peer-c-Secret";
@@ -90,9 +90,9 @@ describe("peers: one endpoint over several gglib hosts (loopback)", { timeout: 1
     const proxy = await front(t, {
       apiKeys: [CLIENT_KEY],
       env: { KEY_B, KEY_C },
-      // polling slow enough that a killed peer is found by the request, not by a poll
+      // b: polling only, and slow: a killed b is found by the request (not by a poll or its events' end)
       peers: {
-        b: { url: b.url, apiKeyEnv: "KEY_B", pollInterval: 60 },
+        b: { url: b.url, apiKeyEnv: "KEY_B", pollInterval: 60, events: false },
         c: { url: c.url, apiKey: "${env.KEY_C}", pollInterval: 60 },
       },
     });
@@ -193,6 +193,61 @@ describe("peers: one endpoint over several gglib hosts (loopback)", { timeout: 1
     r = await postJson(proxy.url, "/v1/chat/completions", chat("m"), auth);
     assert.ok(r.status === 404 || r.status === 503, String(r.status));
     assert.match(((await r.json()) as { error: { message: string } }).error.message, /b \(.*\).*c \(/);
+  });
+});
+
+describe("peers: a gglib peer's events", { timeout: 60_000 }, () => {
+  test("a load on the peer and its death reach the front at once, not at the next poll", async (t) => {
+    const b = await startProxyProcess(t, { models: ["m"], args: ["--api-key", KEY_B] });
+    const proxy = await front(t, { peers: { b: { url: b.url, apiKey: KEY_B, pollInterval: 60 } } });
+    const model = async () => (await peerStatus(proxy.url)).find((p) => p.name === "b")!;
+    assert.equal((await model()).models[0]?.state, "idle");
+    const load = await postJson(b.url, "/models/load", { model: "m" }, { authorization: `Bearer ${KEY_B}` });
+    assert.equal(load.status, 200, await load.text());
+    const t0 = Date.now();
+    assert.ok(await waitFor(async () => (await model()).models[0]?.state === "ready", 10_000), "ready seen");
+    t.diagnostic(`load seen by the front ${Date.now() - t0} ms after the peer answered`);
+    b.kill("SIGKILL");
+    await b.exited;
+    const t1 = Date.now();
+    assert.ok(await waitFor(async () => !(await model()).up, 10_000), "down seen");
+    t.diagnostic(`death seen by the front ${Date.now() - t1} ms after the peer exited (no request, poll 60 s)`);
+    assert.match(String((await model()).lastError), /refused the connection/);
+  });
+});
+
+describe("peers: a host that stops answering (no FIN)", { timeout: 60_000 }, () => {
+  test("a frozen peer's open stream is cut with a clear error; new requests go to the other host", async (t) => {
+    const knobs = { loadMs: 50, tokens: -1, tokenIntervalMs: 15 };
+    const [b, c] = await Promise.all([
+      startProxyProcess(t, { models: ["m", "x"], knobs }),
+      startProxyProcess(t, { models: ["m"], knobs }),
+    ]);
+    const fast = { pollInterval: 0.3, timeouts: { health: 0.5 } };
+    const proxy = await front(t, { peers: { b: { url: b.url, ...fast }, c: { url: c.url, ...fast } } });
+    const r = await postJson(proxy.url, "/v1/chat/completions", chat("x", { stream: true, max_tokens: 100_000 }));
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    assert.ok(!(await reader.read()).done);
+    // SIGSTOP: the process and its sockets stay, nothing more is sent, no FIN
+    b.kill("SIGSTOP");
+    const t0 = Date.now();
+    let text = "";
+    for (let ch = await reader.read(); !ch.done; ch = await reader.read()) text += new TextDecoder().decode(ch.value);
+    const took = Date.now() - t0;
+    assert.ok(took < 15_000, `ended after ${took} ms`);
+    const events = sseData(text);
+    assert.equal(events.at(-1), "[DONE]");
+    const err = JSON.parse(events.at(-2)!) as { error: { code: string; message: string } };
+    assert.equal(err.error.code, "upstream_failed");
+    assert.match(err.error.message, /peer b stopped answering \(2 health checks in a row/);
+    // b is down: m goes to c
+    const st = (await peerStatus(proxy.url)).find((p) => p.name === "b")!;
+    assert.equal(st.up, false);
+    const again = await postJson(proxy.url, "/v1/chat/completions", chat("m"));
+    assert.equal(again.status, 200, await again.text());
+    assert.equal(chats(c, "m"), 1);
+    b.kill("SIGKILL");
   });
 });
 

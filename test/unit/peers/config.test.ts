@@ -23,6 +23,7 @@ test("a config file's peers parse, and resolve with defaults", () => {
   assert.equal(p.headersTimeoutMs, 0);
   assert.equal(p.healthTimeoutMs, 5000);
   assert.equal(p.pollIntervalMs, 2000);
+  assert.equal(p.events, true);
   assert.ok(offered(p, "qwen3"));
   assert.ok(!offered(p, "llama"));
 });

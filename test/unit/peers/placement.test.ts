@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { placeOrder, type HostCandidate } from "../../../src/peers/placement.js";
+import { nextCheckMs } from "../../../src/peers/client.js";
 
 const c = (host: string, o: Partial<HostCandidate> = {}): HostCandidate => ({
   host,
@@ -37,4 +38,15 @@ test("otherwise the most free memory budget; unknown after known; local first on
 test("down hosts are skipped; failed models go last", () => {
   assert.deepEqual(order([c("b", { state: "ready", up: false }), c("c", { state: "failed" }), c("d")]), ["d", "c"]);
   assert.deepEqual(order([c("b", { up: false })]), []);
+});
+
+test("a down peer is checked again with a backoff: the poll interval, doubled from ≥ 1 s, at most 30 s", () => {
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((f) => nextCheckMs(2_000, f)),
+    [2_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((f) => nextCheckMs(200, f)),
+    [200, 1_000, 2_000],
+  );
 });
