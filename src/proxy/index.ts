@@ -121,6 +121,8 @@ export interface StartReport {
     estimatedBytes: number;
     pinned: boolean;
     preload: boolean;
+    /** A model split across RPC workers: its share here (counted against the budget) and on the workers. */
+    rpc?: { workers: string[]; localBytes: number; remoteBytes: number };
   }>;
   clashes: string[];
   warnings: string[];
@@ -424,6 +426,9 @@ function startReport(
       estimatedBytes: m.estimate.bytes,
       pinned: m.spec.pinned === true,
       preload: m.preload,
+      ...(m.rpc
+        ? { rpc: { workers: m.rpc.workers, localBytes: m.rpc.localBytes, remoteBytes: m.rpc.remoteBytes } }
+        : {}),
     })),
     clashes: catalog.clashes.map((c) => c.message),
     warnings: [...catalog.warnings],

@@ -5,9 +5,10 @@ import type {
   PeerModelStatus,
   PeerStatus,
   ReloadRecord,
+  RpcSplitStatus,
 } from "../../src/proxy/api-types.js";
 
-export type { ActivityRecord, EffectiveModel, PeerModelStatus, PeerStatus, ReloadRecord };
+export type { ActivityRecord, EffectiveModel, PeerModelStatus, PeerStatus, ReloadRecord, RpcSplitStatus };
 /** Shapes of the management API the page reads (see src/proxy/README.md). */
 
 export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
@@ -34,6 +35,8 @@ export interface ModelStatus {
   progress?: number;
   /** Saved KV context across swaps, when the proxy has that feature. */
   savedContext?: Record<string, unknown> | null;
+  /** How a model with RPC workers is split between this host and them. */
+  rpc?: RpcSplitStatus;
 }
 
 export interface StatusResponse {

@@ -154,10 +154,14 @@ async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
       out.write(
         cc.yellow("  no models found: pass --models-dir DIR or --config FILE, or add models with `gglib models add`\n"),
       );
+    const size = (m: (typeof r.models)[number]) =>
+      m.rpc
+        ? `~${formatBytes(m.rpc.localBytes)} here + ~${formatBytes(m.rpc.remoteBytes)} on RPC ${m.rpc.workers.join(", ")}`
+        : `~${formatBytes(m.estimatedBytes)}`;
     for (const m of r.models) {
       const flags = [m.pinned ? "pinned" : "", m.preload ? "preload" : ""].filter(Boolean).join(", ");
       out.write(
-        `  ${cc.bold(m.name)}${m.aliases.length ? cc.dim(` (${m.aliases.join(", ")})`) : ""}  ~${formatBytes(m.estimatedBytes)}  ${cc.dim(m.source)}${flags ? `  ${flags}` : ""}\n`,
+        `  ${cc.bold(m.name)}${m.aliases.length ? cc.dim(` (${m.aliases.join(", ")})`) : ""}  ${size(m)}  ${cc.dim(m.source)}${flags ? `  ${flags}` : ""}\n`,
       );
     }
     for (const p of r.peers)

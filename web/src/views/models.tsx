@@ -261,6 +261,26 @@ function ModelCard(p: {
         <dd>
           {m.loads} / {m.crashes}
         </dd>
+        {m.rpc ? (
+          <>
+            <dt>RPC split</dt>
+            <dd data-testid="rpc-split">
+              this host {bytes(m.rpc.measured?.localBytes ?? m.rpc.planned.localBytes)}
+              {m.rpc.workers.map((w) => (
+                <span key={w.endpoint} class={w.state === "ready" || w.state === "unknown" ? "" : "error"}>
+                  {" · "}
+                  {w.endpoint} {bytes(w.measuredBytes ?? w.plannedBytes ?? 0)}
+                  <span class="muted">
+                    {" "}
+                    ({w.state}
+                    {w.freeBytes !== undefined ? `, ${bytes(w.freeBytes)} free at start` : ""})
+                  </span>
+                </span>
+              ))}
+              {m.rpc.measured ? null : <span class="muted"> (planned)</span>}
+            </dd>
+          </>
+        ) : null}
         {m.savedContext ? (
           <>
             <dt>saved context</dt>
