@@ -59,6 +59,15 @@ export class PeerRouter {
         `The model '${requested}' names different models on different hosts: ${r.choices.join(", ")}. Ask for one of these names.`,
       );
     if (r.kind === "none") {
+      const slash = requested.indexOf("/");
+      const named = slash > 0 ? this.byName.get(requested.slice(0, slash)) : undefined;
+      if (named && !named.state.up)
+        throw new HttpError(
+          503,
+          "peer_down",
+          `The peer '${named.name}' is down (${named.state.lastError ?? "not reachable"}); its models cannot be served now. Retry later, or ask for a model on another host.`,
+          5,
+        );
       const down = this.peers.filter((p) => !p.state.up).map((p) => `${p.name} (${p.state.lastError ?? "down"})`);
       throw new HttpError(
         404,

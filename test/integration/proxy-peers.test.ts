@@ -351,7 +351,13 @@ describe("peers: keys and a peer down at start", { timeout: 60_000 }, () => {
     assert.ok(proxy.report.warnings.some((w) => /peer gone is down/.test(w)));
     const r = await postJson(proxy.url, "/v1/chat/completions", chat("y"));
     assert.equal(r.status, 200, await r.text());
-    const miss = await postJson(proxy.url, "/v1/chat/completions", chat("gone/z"));
+    const down = await postJson(proxy.url, "/v1/chat/completions", chat("gone/z"));
+    assert.equal(down.status, 503);
+    assert.match(
+      ((await down.json()) as { error: { message: string } }).error.message,
+      /The peer 'gone' is down \(.*refused the connection/,
+    );
+    const miss = await postJson(proxy.url, "/v1/chat/completions", chat("z"));
     assert.equal(miss.status, 404);
     assert.match(((await miss.json()) as { error: { message: string } }).error.message, /Peers down.*gone/);
     // the status tells where the models live and which peers are down
