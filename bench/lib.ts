@@ -300,13 +300,15 @@ export async function startGglibProxy(
   args: string[],
   env: NodeJS.ProcessEnv,
   timeoutMs = 60_000,
+  /** Runs it elsewhere, e.g. on a test host of test/support/netns.ts (`host.argv`). */
+  wrap?: (cmd: string, args: string[]) => [string, string[]],
 ): Promise<ProxyHandle> {
   const runtime = compiledCliFresh() ? "compiled" : "tsx";
-  const child = spawnTracked(
+  const argv: [string, string[]] = [
     process.execPath,
     [join(ROOT, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
-    { env, stdout: "pipe", stderr: "pipe" },
-  );
+  ];
+  const child = spawnTracked(...(wrap ? wrap(...argv) : argv), { env, stdout: "pipe", stderr: "pipe" });
   let out = "";
   let err = "";
   child.stderr!.on("data", (d: Buffer) => {

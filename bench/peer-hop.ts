@@ -6,13 +6,17 @@
  * the two paths (one at a time, kept-alive connections), after a warm-up; p50 and p99 of each, and the ratio.
  * Also time to the first SSE event of a streamed request, the same way. Everything on 127.0.0.1.
  *
- *   npx tsx bench/peer-hop.ts [--quick] [--json]
+ * With --netns the two proxies run on test hosts of their own (test/support/netns.ts: a network namespace each on
+ * a bridge, as root; else loopback addresses, and the rows say so): both paths then cross the bridge.
+ *
+ *   npx tsx bench/peer-hop.ts [--quick] [--json] [--netns]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
+import { createTestNet, type TestNet } from "../test/support/netns.js";
 import {
   QUICK,
   ensureBuilt,
@@ -91,6 +95,15 @@ export async function benchPeerHop(): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-peers-"));
   const procs: ProxyHandle[] = [];
   const agent = new Agent({ connections: 4, pipelining: 1 });
+  const net: TestNet | undefined = process.argv.includes("--netns")
+    ? await createTestNet(["front", "peer"])
+    : undefined;
+  const where = net
+    ? net.mode === "netns"
+      ? "network namespaces on a bridge"
+      : `loopback (${net.reason})`
+    : "127.0.0.1";
+  const [hf, hp] = net?.hosts ?? [];
   try {
     mkdirSync(join(dir, "models"));
     mkdirSync(join(dir, "front-models"));
@@ -101,7 +114,12 @@ export async function benchPeerHop(): Promise<Row[]> {
       GGLIB_DATA_DIR: join(dir, "data"),
       GGLIB_CONTEXT_CACHE_DIR: join(dir, "kv"),
     };
-    const peer = await startGglibProxy(["--models-dir", join(dir, "models"), "--api-key", PEER_KEY], env);
+    const peer = await startGglibProxy(
+      ["--models-dir", join(dir, "models"), "--api-key", PEER_KEY, ...(hp ? ["--host", hp.ip] : [])],
+      env,
+      60_000,
+      hp ? (cmd, args) => hp.argv(cmd, args) : undefined,
+    );
     procs.push(peer);
     const load = await request(`${peer.url}/models/load`, {
       method: "POST",
@@ -113,11 +131,21 @@ export async function benchPeerHop(): Promise<Row[]> {
     const config = join(dir, "front.yaml");
     writeFileSync(config, `peers:\n  gpu2:\n    url: ${peer.url}\n    apiKey: \${env.PEER_KEY}\n`);
     const front = await startGglibProxy(
-      ["--config", config, "--models-dir", join(dir, "front-models"), "--api-key", FRONT_KEY],
+      [
+        "--config",
+        config,
+        "--models-dir",
+        join(dir, "front-models"),
+        "--api-key",
+        FRONT_KEY,
+        ...(hf ? ["--host", hf.ip] : []),
+      ],
       { ...env, PEER_KEY },
+      60_000,
+      hf ? (cmd, args) => hf.argv(cmd, args) : undefined,
     );
     procs.push(front);
-    log(`peer ${peer.url}, front ${front.url} (${peer.runtime}; ${built.note})`);
+    log(`peer ${peer.url}, front ${front.url} on ${where} (${peer.runtime}; ${built.note})`);
     const rows: Row[] = [];
     for (const stream of [false, true]) {
       const p50 = { d: [] as number[], h: [] as number[] };
@@ -149,7 +177,7 @@ export async function benchPeerHop(): Promise<Row[]> {
             spread: spread(v.h),
             baselineSpread: spread(v.d),
             reps: REPS,
-            note: `${N} requests per path per rep, alternating, one at a time; instant fake llama-server; median of the reps' ${q}`,
+            note: `${N} requests per path per rep, alternating, one at a time; instant fake llama-server; ${where}; median of the reps' ${q}`,
           }),
         );
       }
@@ -158,6 +186,7 @@ export async function benchPeerHop(): Promise<Row[]> {
   } finally {
     await agent.close();
     for (const p of procs.reverse()) await p.stop();
+    await net?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
