@@ -18,6 +18,7 @@ export type WorkerProber = (
 
 export interface RpcCheckerOptions {
   probe?: WorkerProber;
+  /** Default: 2 s to connect, 3 s for the answers (a worker whose last client just left may still be freeing). */
   probeOptions?: ProbeOptions;
   /** Kept free on every worker device (llama.cpp's --fit margin); default FIT_MARGIN_BYTES. */
   marginBytes?: number;
@@ -45,7 +46,7 @@ export class RpcChecker {
     if (plan.error) throw new GglibError("invalid_config", plan.error);
     const probes = await this.probe(
       plan.workers.map((w) => parseEndpoint(w)),
-      this.opts.probeOptions,
+      this.opts.probeOptions ?? { connectTimeoutMs: 2_000, answerTimeoutMs: 3_000 },
     );
     const at = this.now();
     for (const p of probes) this.seen.set(p.endpoint, { probe: p, at });
