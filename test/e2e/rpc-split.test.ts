@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ModelStatusReport } from "../../src/proxy/controller.js";
-import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
+import { buildCatalog } from "../../src/proxy/catalog.js";
+import { loadConfigFile, startProxy, type RunningProxy } from "../../src/proxy/index.js";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { createTestNet, type TestNet } from "../support/netns.js";
@@ -22,12 +23,14 @@ let dir: string;
 let net: TestNet;
 let worker: RpcWorker;
 let proxy: RunningProxy;
+let budgetBytes: number;
 
 before(async () => {
   const bin = await ensureLlamaServer();
   dir = mkdtempSync(join(tmpdir(), "gglib-e2e-rpc-"));
   net = await createTestNet(["worker"]);
-  worker = await startRpcWorker({ host: net.hosts[0]! });
+  // the worker as a user starts it: `gglib rpc-server --host <its address>` on the other host
+  worker = await startRpcWorker({ host: net.hosts[0]!, via: "gglib" });
   const model = await writeTinyModel(dir, { name: "tiny-split", kind: "chat", layers: 4, embd: 64 });
   writeFileSync(
     join(dir, "config.yaml"),
@@ -38,6 +41,12 @@ before(async () => {
       "",
     ].join("\n"),
   );
+  // a budget that holds `local` beside the split model's share here, but not beside the whole split model
+  const cat = await buildCatalog({ config: loadConfigFile(join(dir, "config.yaml")) });
+  const localEst = cat.models.find((m) => m.name === "local")!.spec.estimateBytes;
+  const split = cat.models.find((m) => m.name === "split")!;
+  budgetBytes = localEst + split.spec.estimateBytes + 1024 * 1024;
+  assert.ok(localEst + split.estimate.bytes > budgetBytes, "the whole split model would not fit beside local");
   const runner = new LlamaServerRunner({
     binaryPath: bin,
     pidsDir: join(dir, "pids"),
@@ -46,7 +55,7 @@ before(async () => {
   proxy = await startProxy({
     configPath: join(dir, "config.yaml"),
     port: 0,
-    memoryBudget: "8GiB",
+    memoryBudget: budgetBytes,
     contextCache: false,
     watchConfig: false,
     runner,
@@ -94,10 +103,15 @@ void describe("a model split across an RPC worker (real llama-server + rpc-serve
         ? `worker in network namespace ${net.hosts[0]!.ns} at ${worker.endpoint}`
         : `no namespaces (${net.reason}): worker on loopback ${worker.endpoint}`,
     );
-    const local = await chat("local");
-    assert.equal(local.status, 200, JSON.stringify(local.json));
+    // off loopback, gglib rpc-server warns that the protocol has no authentication; on loopback it does not
+    if (net.mode === "netns") assert.match(worker.output(), /WARNING: rpc-server will listen on .*no authentication/s);
+    else assert.doesNotMatch(worker.output(), /WARNING/);
     const split = await chat("split");
     assert.equal(split.status, 200, JSON.stringify(split.json));
+    const local = await chat("local");
+    assert.equal(local.status, 200, JSON.stringify(local.json));
+    // both resident within the budget: only the split model's local share counts here
+    assert.equal((await status("split")).state, "ready", "split was not evicted for local");
     assert.ok((content(local.json) ?? "").length > 0);
     assert.equal(content(split.json), content(local.json), "same tokens with and without the worker");
 
@@ -119,13 +133,14 @@ void describe("a model split across an RPC worker (real llama-server + rpc-serve
     const m = st.rpc.measured;
     assert.ok(m.localBytes !== undefined && m.localBytes < m.remoteBytes, JSON.stringify(m));
     assert.equal(st.measuredBytes, m.localBytes);
-    assert.match(worker.output(), /Accepted client connection/);
+    assert.match(worker.output(), /"event":"client","connected":true/, "gglib rpc-server reports its client");
   });
 
   test("a worker that disappears: llama-server's reason, then a load that names the worker and backs off; back once it returns", async () => {
     assert.equal((await status("split")).state, "ready");
+    // the worker's rpc-server dies (gglib rpc-server reports it and exits 1)
     worker.kill();
-    await waitFor(() => worker.child.exitCode !== null || worker.child.signalCode !== null, 5_000);
+    await waitFor(() => worker.child.exitCode !== null || worker.child.signalCode !== null, 10_000);
 
     // the next request reaches llama-server, whose RPC call fails: it aborts with its own words
     const broken = await chat("split");
@@ -161,7 +176,8 @@ void describe("a model split across an RPC worker (real llama-server + rpc-serve
     assert.equal((await chat("local")).status, 200);
 
     // the worker comes back on the same address: after the cooldown the model loads and answers again
-    worker = await startRpcWorker({ host: net.hosts[0]!, port: worker.port });
+    await worker.stop();
+    worker = await startRpcWorker({ host: net.hosts[0]!, port: worker.port, via: "gglib" });
     const back = await waitFor(async () => (await chat("split")).status === 200, 30_000, 500);
     assert.ok(back, "the split model serves again once its worker is back");
   });

@@ -13,6 +13,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { probeWorker, type WorkerProbe } from "../../src/rpc/probe.js";
 import { ensureLlamaServer } from "./llama-server.js";
+import { GGLIB_BIN } from "./proxy-harness.js";
 import type { TestHost } from "./netns.js";
 import { running, waitFor } from "./procs.js";
 
@@ -53,9 +54,14 @@ export interface RpcWorker {
   stop(): Promise<void>;
 }
 
+/**
+ * `via: "gglib"` runs it as a user does, through `gglib rpc-server` (bin/gglib.js; `kill()` then SIGKILLs the
+ * rpc-server itself, `child` is the gglib process); otherwise the bare rpc-server binary.
+ */
 export async function startRpcWorker(
-  opts: { host?: TestHost; port?: number; threads?: number } = {},
+  opts: { host?: TestHost; port?: number; threads?: number; via?: "gglib" | "binary" } = {},
 ): Promise<RpcWorker> {
+  if (opts.via === "gglib") return startGglibRpcWorker(opts);
   const bin = await ensureRpcServer();
   const ip = opts.host?.ip ?? "127.0.0.1";
   // in a namespace the test's own port check says nothing: pick a random high port there
@@ -104,4 +110,69 @@ export async function startRpcWorker(
     },
   };
   return w;
+}
+
+async function startGglibRpcWorker(opts: { host?: TestHost; port?: number; threads?: number }): Promise<RpcWorker> {
+  const llamaServer = await ensureLlamaServer();
+  const ip = opts.host?.ip ?? "127.0.0.1";
+  const port = opts.port ?? (opts.host?.ns ? 40_000 + Math.floor(Math.random() * 20_000) : await freePort(ip));
+  const args = [
+    GGLIB_BIN,
+    "rpc-server",
+    "--host",
+    ip,
+    "--port",
+    String(port),
+    "--threads",
+    String(opts.threads ?? 1),
+    "--json",
+  ];
+  const env = { ...process.env, GGLIB_LLAMA_SERVER: llamaServer };
+  const child = opts.host
+    ? opts.host.spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env })
+    : spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
+  let out = "";
+  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+  let exited = false;
+  child.on("exit", () => (exited = true));
+  const endpoint = `${ip}:${port}`;
+  await waitFor(() => exited || out.includes('"event":"ready"'), 30_000, 50);
+  const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
+  if (!line || exited) {
+    child.kill("SIGKILL");
+    throw new Error(`gglib rpc-server on ${endpoint} did not start: ${out.slice(-800)}`);
+  }
+  const ready = JSON.parse(line) as {
+    pid: number;
+    version: string;
+    devices: { freeBytes: number; totalBytes: number }[];
+  };
+  const freeBytes = ready.devices.reduce((a, d) => a + d.freeBytes, 0);
+  const totalBytes = ready.devices.reduce((a, d) => a + d.totalBytes, 0);
+  return {
+    host: ip,
+    port,
+    endpoint,
+    child,
+    probe: { state: "ready", endpoint, version: ready.version, devices: ready.devices, freeBytes, totalBytes },
+    output: () => out,
+    kill: () => {
+      try {
+        process.kill(ready.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    },
+    stop: async () => {
+      if (!exited) child.kill("SIGTERM");
+      await waitFor(() => exited, 10_000);
+      if (!exited) child.kill("SIGKILL");
+      try {
+        process.kill(ready.pid, "SIGKILL");
+      } catch {
+        /* gone with gglib rpc-server */
+      }
+    },
+  };
 }

@@ -13,6 +13,7 @@ import { resolveRpcGroups, serverConfigOf } from "../../../src/models/settings.j
 import { failureReason, ggmlAbortMessage } from "../../../src/process/llama-log.js";
 import { buildCatalog } from "../../../src/proxy/catalog.js";
 import { fits, planRoom, type Occupant } from "../../../src/proxy/eviction.js";
+import { RpcChecker } from "../../../src/proxy/rpc.js";
 import { Scheduler } from "../../../src/proxy/scheduler.js";
 import { writeTinyModel } from "../../support/tiny-models.js";
 
@@ -111,6 +112,29 @@ void describe("the proxy's view of an RPC model", () => {
     // every weight of the blocks and the output head is remote: local keeps the embeddings and buffers
     assert.ok(split.rpc.remoteBytes > split.estimate.weightsBytes / 2);
     assert.notEqual(split.spec.fingerprint, local.spec.fingerprint);
+  });
+
+  test("a registered model may name a group of the config file; an unknown group fails its load, not the catalog", async () => {
+    const cfg = join(dir, "groups.yaml");
+    writeFileSync(cfg, `rpcGroups:\n  lab: ["10.0.0.2:50052"]\n`);
+    const path = join(dir, "tiny-deep.gguf");
+    const registry = {
+      list: () => [
+        { name: "reg-a", aliases: [], path, shards: [path], settings: { rpc: "lab" } },
+        { name: "reg-b", aliases: [], path, shards: [path], settings: { rpc: "nope" } },
+      ],
+    };
+    const cat = await buildCatalog({ config: loadConfigFile(cfg), registry });
+    const a = cat.models.find((m) => m.name === "reg-a")!;
+    const b = cat.models.find((m) => m.name === "reg-b")!;
+    assert.deepEqual(a.rpc?.workers, ["10.0.0.2:50052"]);
+    assert.deepEqual(a.server.rpc, ["10.0.0.2:50052"]);
+    assert.equal(b.server.rpc, undefined);
+    assert.match(b.rpc?.error ?? "", /names the RPC group "nope", which is not defined/);
+    await assert.rejects(
+      new RpcChecker({ probe: () => Promise.reject(new Error("not probed")) }).preflight(b),
+      /"nope"/,
+    );
   });
 
   test("a model larger than the budget loads beside another when its local share fits", () => {
