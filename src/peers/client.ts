@@ -274,6 +274,10 @@ export class PeerClient {
    * timeout are cut with the reason (streams: an SSE error event and [DONE]); one still receiving bytes goes on.
    */
   private cutSilent(why: string): void {
+    // its event stream is as silent (and sends nothing that would find the connection dead): open a new one later
+    const events = this.events;
+    this.events = undefined;
+    events?.abort();
     for (const r of this.open) {
       if (r.idleMs() < this.spec.healthTimeoutMs) continue;
       this.open.delete(r);

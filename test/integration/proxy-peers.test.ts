@@ -247,7 +247,14 @@ describe("peers: a host that stops answering (no FIN)", { timeout: 60_000 }, () 
     const again = await postJson(proxy.url, "/v1/chat/completions", chat("m"));
     assert.equal(again.status, 200, await again.text());
     assert.equal(chats(c, "m"), 1);
-    b.kill("SIGKILL");
+    // thawed: up again at a later check, and serving
+    b.kill("SIGCONT");
+    assert.ok(
+      await waitFor(async () => (await peerStatus(proxy.url)).find((p) => p.name === "b")!.up, 20_000),
+      "b up again",
+    );
+    const back = await postJson(proxy.url, "/v1/chat/completions", chat("b/x"));
+    assert.equal(back.status, 200, await back.text());
   });
 });
 
