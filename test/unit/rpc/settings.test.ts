@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { settingsText } from "../../../src/cli/commands/models/output.js";
 import { GglibError } from "../../../src/core/errors.js";
 import { buildServerArgs } from "../../../src/llama/args.js";
 import { configModelsOf, loadConfigFile, parseConfig } from "../../../src/models/config-file.js";
@@ -73,6 +74,8 @@ void describe("rpc settings", () => {
     assert.deepEqual(parseSettingAssignment("rpc=lab"), { key: "rpc", value: "lab" });
     assert.deepEqual(parseSettingAssignment("rpc="), { key: "rpc", value: undefined });
     assert.throws(() => parseSettingAssignment("rpc=10.0.0.2:1,nope"), /Invalid value .* for rpc: expected host:port/);
+    assert.equal(settingsText({ ctx: 8, rpc: ["a:1", "b:2"] }), "ctx=8 rpc=a:1,b:2");
+    assert.equal(settingsText({ rpc: "lab" }), "rpc=lab");
   });
 
   test("argv: --rpc a,b, validated, and refused by a llama-server without RPC", () => {

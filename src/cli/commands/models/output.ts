@@ -52,6 +52,7 @@ export function settingsText(s: ModelSettings): string {
   if (s.pinned) parts.push("pinned");
   if (s.preload) parts.push("preload");
   if (s.extraArgs?.length) parts.push(`extra-args=${JSON.stringify(s.extraArgs.join(" "))}`);
+  if (s.rpc !== undefined) parts.push(`rpc=${Array.isArray(s.rpc) ? s.rpc.join(",") : s.rpc}`);
   return parts.join(" ");
 }
 

@@ -24,6 +24,7 @@ Examples:
   gglib models set tiny ttl=5m pinned=true
   gglib models set tiny "extra-args=--temp 0.2 --top-k 40"
   gglib models set tiny name=tiny-chat aliases=t,tc
+  gglib models set big rpc=192.168.1.20:50052,192.168.1.21:50052   (RPC workers, or an rpcGroups name)
   gglib models set tiny ctx=          (unset: back to the default)`,
     )
     .action(async (name: string, assignments: string[], o: { json?: boolean }) => {
