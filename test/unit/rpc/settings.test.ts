@@ -1,10 +1,12 @@
 // The rpc setting end to end without processes: config → ServerConfig → argv, the catalog's split, the room rules.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fitReport, formatFitReport } from "../../../src/cli/commands/models/fit.js";
 import { settingsText } from "../../../src/cli/commands/models/output.js";
+import { colors } from "../../../src/term/color.js";
 import { GglibError } from "../../../src/core/errors.js";
 import { buildServerArgs } from "../../../src/llama/args.js";
 import { configModelsOf, loadConfigFile, parseConfig } from "../../../src/models/config-file.js";
@@ -138,6 +140,30 @@ void describe("the proxy's view of an RPC model", () => {
       new RpcChecker({ probe: () => Promise.reject(new Error("not probed")) }).preflight(b),
       /"nope"/,
     );
+  });
+
+  test("`gglib models fit` shows the share here and on the workers", async () => {
+    const data = join(dir, "fit-data");
+    mkdirSync(data, { recursive: true });
+    writeFileSync(
+      join(data, "config.yaml"),
+      `rpcGroups: { lab: ["10.0.0.2:50052"] }\nmodels:\n  split: { path: ${join(dir, "tiny-deep.gguf")}, rpc: lab }\n  plain: { path: ${join(dir, "tiny-deep.gguf")} }\n`,
+    );
+    const env = { ...process.env, GGLIB_DATA_DIR: data };
+    const box = {
+      ram: { totalBytes: 16 * GB, availableBytes: 8 * GB, source: "proc-meminfo" as const },
+      gpus: [],
+      takenAt: 0,
+    };
+    const probe = { probe: () => Promise.reject(new Error("not used")), memory: () => Promise.resolve(box) };
+    const split = await fitReport("split", { env }, probe);
+    assert.deepEqual(split.rpc?.workers, ["10.0.0.2:50052"]);
+    assert.ok(split.rpc && split.rpc.localBytes < split.advice.estimate.totalBytes && split.rpc.remoteBytes > 0);
+    assert.match(
+      formatFitReport(split, colors(process.stdout)),
+      /Split over RPC \(10\.0\.0\.2:50052\): ~.* here \+ ~.* on the workers/,
+    );
+    assert.equal((await fitReport("plain", { env }, probe)).rpc, undefined);
   });
 
   test("a model larger than the budget loads beside another when its local share fits", () => {

@@ -7,6 +7,7 @@ import {
   adviseFit,
   budgetFromSnapshot,
   DEFAULT_HEADROOM_BYTES,
+  estimateMemory,
   type FitAdvice,
   type FitBudget,
 } from "../../../models/estimator.js";
@@ -57,6 +58,8 @@ export interface FitReport {
   budget: FitBudget;
   advice: FitAdvice;
   launch: Pick<LaunchDefaults, "config" | "choices">;
+  /** A model with RPC workers: its planned share here (what must fit this machine) and on the workers. */
+  rpc?: { workers: string[]; localBytes: number; remoteBytes: number };
 }
 
 export async function fitReport(
@@ -120,6 +123,20 @@ export async function fitReport(
     advice,
     launch: { config: launch.config, choices: launch.choices },
   };
+  if (explicit.rpc && explicit.rpc.length > 0) {
+    // the layers -ngl offloads (all by default) go to the workers: only the rest must fit here
+    const split = estimateMemory({
+      metadata: meta,
+      ...(ctx !== undefined ? { ctx } : {}),
+      ...(explicit.parallel !== undefined ? { parallel: explicit.parallel } : {}),
+      ...(explicit.cacheTypeK ? { cacheTypeK: explicit.cacheTypeK } : {}),
+      ...(explicit.cacheTypeV ? { cacheTypeV: explicit.cacheTypeV } : {}),
+      ...(mmprojBytes !== undefined ? { mmprojBytes } : {}),
+      gpuLayers: typeof gl === "number" ? gl : -1,
+      gpuBackend: true,
+    });
+    report.rpc = { workers: [...explicit.rpc], localBytes: split.hostBytes, remoteBytes: split.gpuBytes };
+  }
   if (model.mmproj) report.model.mmproj = model.mmproj;
   if (meta.sizeLabel) report.model.sizeLabel = meta.sizeLabel;
   if (meta.quantization) report.model.quantization = meta.quantization;
@@ -167,6 +184,13 @@ export function formatFitReport(r: FitReport, c: Colors): string {
   r.advice.messages.forEach((msg, i) =>
     out.push(`  ${i === 0 ? (r.advice.fits ? c.green("✓") : c.red("✗")) : c.yellow("•")} ${msg}`),
   );
+  if (r.rpc) {
+    const here = r.rpc.localBytes <= r.budget.hostBytes + (r.budget.gpuBytes ?? 0);
+    out.push(
+      `  ${here ? c.green("✓") : c.red("✗")} Split over RPC (${r.rpc.workers.join(", ")}): ~${formatBytes(r.rpc.localBytes)} here` +
+        ` + ~${formatBytes(r.rpc.remoteBytes)} on the workers (shared by their free memory; \`gglib proxy\` checks them before each load). Only the part here must fit this machine.`,
+    );
+  }
   out.push("");
   out.push(c.bold("Launch settings:"));
   for (const ch of r.launch.choices) {
