@@ -325,14 +325,17 @@ export class ModelController {
   /** Why a model's connection broke: waits up to `waitMs` for an exit to be seen. */
   async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
     const deadline = this.now() + waitMs;
+    // a model on RPC workers whose process lives on may be aborting (a lost worker): wait a little longer for its
+    // abort line or its exit, which say why
+    const patience = this.now() + (this.runtimes.get(model)?.model.rpc ? Math.max(waitMs, 2_000) : waitMs);
     for (;;) {
       const rt = this.runtimes.get(model);
       const r = rt?.lastExit;
       if (r && r.instance === instance) return `llama-server for '${model}' ${r.reason}`;
       // it aborted and is still dying (printing a backtrace): its own last words say why
-      const fatal = rt?.proc?.instance === instance ? rt.proc.fatal : undefined;
-      if (fatal && this.now() >= deadline) return `llama-server for '${model}' aborted: ${fatal}`;
-      if (this.now() >= deadline) return `${err.message} (model '${model}')`;
+      const alive = rt?.proc?.instance === instance ? rt.proc : undefined;
+      if (alive?.fatal && this.now() >= deadline) return `llama-server for '${model}' aborted: ${alive.fatal}`;
+      if (this.now() >= (alive ? patience : deadline)) return `${err.message} (model '${model}')`;
       await new Promise((res) => setTimeout(res, 25));
     }
   }

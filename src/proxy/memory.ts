@@ -39,8 +39,8 @@ export interface EstimateInput {
   /** The first file's metadata when the caller has read it already (otherwise it is read here). */
   metadata?: ModelMetadata;
   /**
-   * `-ngl` as llama.cpp counts it, for a model with offload devices (RPC workers): the estimate's `offloadBytes`
-   * is what goes to them, `hostBytes` what stays. Unset: no offload split is asked for.
+   * `-ngl` as llama.cpp counts it, for a model whose offload devices are RPC workers: the estimate's
+   * `offloadBytes` is what goes to them, `hostBytes` what stays. Unset: no offload split is asked for.
    */
   gpuLayers?: number;
 }
@@ -84,7 +84,8 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
     ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
     mmprojBytes: input.mmproj ? fileBytes([input.mmproj]) : 0,
-    ...(input.gpuLayers !== undefined ? { gpuLayers: input.gpuLayers, gpuBackend: true } : {}),
+    // RPC devices claim every op (ggml-rpc's supports_op), so llama.cpp's flash attention "auto" is on for them
+    ...(input.gpuLayers !== undefined ? { gpuLayers: input.gpuLayers, gpuBackend: true, flashAttention: true } : {}),
   });
   return {
     bytes: e.totalBytes,

@@ -134,6 +134,8 @@ export async function fitReport(
       ...(mmprojBytes !== undefined ? { mmprojBytes } : {}),
       gpuLayers: typeof gl === "number" ? gl : -1,
       gpuBackend: true,
+      // RPC devices claim every op, so flash attention "auto" is on for them
+      flashAttention: true,
     });
     report.rpc = { workers: [...explicit.rpc], localBytes: split.hostBytes, remoteBytes: split.gpuBytes };
   }
