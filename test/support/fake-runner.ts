@@ -24,6 +24,9 @@ interface HeldStart {
   fail(error: Error): void;
 }
 
+/** Fake processes' pids start here: above any pid Linux hands out (pid_max is at most 4,194,304). */
+export const FAKE_PID_BASE = 4_200_000;
+
 export class FakeRunner implements ProcessRunner {
   /** The configs started, in order. */
   readonly starts: ServerConfig[] = [];
@@ -52,7 +55,8 @@ export class FakeRunner implements ProcessRunner {
       id: `${model}@${port}#${++this.seq}`,
       model,
       modelPath: config.modelPath,
-      pid: 10_000 + this.seq,
+      // above Linux's largest pid_max (2^22): never a real process whose RSS the controller would measure
+      pid: FAKE_PID_BASE + this.seq,
       port,
       url: `http://127.0.0.1:${port}`,
       startedAt: this.clock(),
