@@ -119,9 +119,11 @@ after(() => {
 
 describe("gglib chat in tmux", () => {
   test("thinking shows dim and labelled, folds to one line; markdown answer and stats follow; /save; Ctrl-D leaves", async (t) => {
-    // Random weights: a grammar fixes the shape of the output (a long thinking, then a markdown answer).
+    // Random weights: a grammar fixes the shape of the output (a long thinking, then a markdown answer). Long
+    // enough to span several reads and redraws even at ~10k tokens/s: a thinking that arrives in one burst with its
+    // </think> is folded before any window of it is drawn
     const grammar =
-      'grammar=root ::= "Let me think step by step. " [a-z ]{1500} "</think>Here is the **answer**:\\n\\n- first item\\n- second item\\n\\nDone."';
+      'grammar=root ::= "Let me think step by step. " [a-z ]{1000} [a-z ]{1000} [a-z ]{1000} [a-z ]{1000} "</think>Here is the **answer**:\\n\\n- first item\\n- second item\\n\\nDone."';
     const s = "think";
     const { log } = startChat(t, s, [
       "tiny-think",
@@ -130,7 +132,7 @@ describe("gglib chat in tmux", () => {
       "-c",
       "8192",
       "-n",
-      "2000",
+      "5000",
       "-o",
       grammar,
     ]);

@@ -16,7 +16,7 @@ import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/proxy/index.js";
 import type { PeerStatus } from "../../src/proxy/api-types.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, freePort } from "../support/fake-llama.js";
-import { postJson, sseData, startProxyProcess, type ProxyProcess } from "../support/proxy-harness.js";
+import { postJson, sseData, startProxyProcess, streamCutBy, type ProxyProcess } from "../support/proxy-harness.js";
 import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
 
 const KEY_B = "sk-peer-b-Secret";
@@ -162,27 +162,13 @@ describe("peers: one endpoint over several gglib hosts (loopback)", { timeout: 1
     assert.equal(chats(c, "m"), 1);
     let st = (await peerStatus(proxy.url, auth)).find((p) => p.name === "b")!;
     assert.equal(st.up, false);
-    assert.match(String(st.lastError), /refused the connection/);
+    // a new connection is refused; a kept-alive one the kill closed may be found closed as it is reused
+    assert.match(String(st.lastError), /refused the connection|closed the connection/);
     assert.equal(st.requests.unreachable, 1);
 
     // C killed mid-stream: the client gets an SSE error event and [DONE], promptly
     r = await postJson(proxy.url, "/v1/chat/completions", chat("m", { stream: true, max_tokens: 100_000 }), auth);
-    assert.equal(r.status, 200);
-    const reader = r.body!.getReader();
-    const first = await reader.read();
-    assert.ok(!first.done && first.value.length > 0);
-    const t0 = Date.now();
-    c.kill("SIGKILL");
-    let text = new TextDecoder().decode(first.value);
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      text += new TextDecoder().decode(chunk.value);
-    }
-    assert.ok(Date.now() - t0 < 10_000, "the stream ended within 10 s");
-    const events = sseData(text);
-    assert.equal(events.at(-1), "[DONE]");
-    const err = JSON.parse(events.at(-2)!) as { error: { message: string; code: string } };
+    const err = await streamCutBy(r, () => c.kill("SIGKILL"));
     assert.equal(err.error.code, "upstream_failed");
     assert.match(err.error.message, /peer 'c'/);
 
@@ -212,7 +198,8 @@ describe("peers: a gglib peer's events", { timeout: 60_000 }, () => {
     const t1 = Date.now();
     assert.ok(await waitFor(async () => !(await model()).up, 10_000), "down seen");
     t.diagnostic(`death seen by the front ${Date.now() - t1} ms after the peer exited (no request, poll 60 s)`);
-    assert.match(String((await model()).lastError), /refused the connection/);
+    // the events stream's end (a reset) or the check after it (refused) says so, whichever comes first
+    assert.match(String((await model()).lastError), /refused the connection|closed the connection/);
   });
 });
 

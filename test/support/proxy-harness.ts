@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import {
   FAKE_LLAMA_SERVER,
@@ -180,6 +181,28 @@ export function postJson(
     body: typeof body === "string" ? body : JSON.stringify(body),
     ...(signal ? { signal } : {}),
   });
+}
+
+/**
+ * A stream cut by its upstream's death: reads the first chunk, runs `kill`, reads the rest and checks that it ended
+ * within 10 s with an SSE error event then `[DONE]`. Returns that error.
+ */
+export async function streamCutBy(
+  r: Response,
+  kill: () => void,
+): Promise<{ error: { code: string; message: string } }> {
+  assert.equal(r.status, 200);
+  const reader = r.body!.getReader();
+  const first = await reader.read();
+  assert.ok(!first.done && first.value.length > 0, "a first chunk before the kill");
+  const t0 = Date.now();
+  kill();
+  let text = new TextDecoder().decode(first.value);
+  for (let c = await reader.read(); !c.done; c = await reader.read()) text += new TextDecoder().decode(c.value);
+  assert.ok(Date.now() - t0 < 10_000, "the stream ended within 10 s");
+  const events = sseData(text);
+  assert.equal(events.at(-1), "[DONE]");
+  return JSON.parse(events.at(-2)!) as { error: { code: string; message: string } };
 }
 
 /** `data:` payloads of an SSE text, in order. */
