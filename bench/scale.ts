@@ -3,7 +3,8 @@
  *
  *   - 1,000 concurrent streaming requests to the fake llama-server (20 tokens at 50 ms, --parallel 1100), through the
  *     proxy vs straight to the same fake: errors, p99 time to the first SSE `data:` event, and the proxy's peak RSS
- *     (VmHWM from /proc/<pid>/status, reset with clear_refs before each run);
+ *     (VmHWM from /proc/<pid>/status, reset with clear_refs before each run), beside the peak RSS of a bare Node
+ *     proxy (bench/min-node-proxy.mjs: node:http + undici, nothing else) for the same streams;
  *   - idle RSS of the proxy (after start, no model loaded) vs a bare `node` process that does nothing;
  *   - `gglib --version` start time (`node bin/gglib.js --version`, 20 runs, hyperfine when installed) vs `node -e 0`.
  *
@@ -142,6 +143,7 @@ export async function benchScale(opts: { quick?: boolean; streams?: number } = {
   const rows: Row[] = [];
   let proxy: Awaited<ReturnType<typeof startGglibProxy>> | undefined;
   let bare: ReturnType<typeof spawnTracked> | undefined;
+  let floor: ReturnType<typeof spawnTracked> | undefined;
   try {
     // --version start time vs bare node
     const runs = 20;
@@ -204,13 +206,29 @@ export async function benchScale(opts: { quick?: boolean; streams?: number } = {
     const afterLoad = procMem(proxy.pid).rss;
     await streams(proxy.url, 50); // warm-up
     await streams(direct, 50);
+    // the floor of any Node.js proxy: node:http + undici, nothing else (bench/min-node-proxy.mjs), same streams
+    floor = spawnTracked(process.execPath, [join(ROOT, "bench", "min-node-proxy.mjs"), direct], { stdout: "pipe" });
+    const f = floor;
+    const floorUrl = await new Promise<string>((resolve, reject) => {
+      f.stdout!.once("data", (d: Buffer) =>
+        resolve(`http://127.0.0.1:${(JSON.parse(d.toString()) as { port: number }).port}`),
+      );
+      f.once("exit", () => reject(new Error("min-node-proxy.mjs exited")));
+    });
+    await streams(floorUrl, 50);
     const viaProxy: StreamsResult[] = [];
     const viaDirect: StreamsResult[] = [];
     const peaks: number[] = [];
+    const floorPeaks: number[] = [];
+    let floorErrors = 0;
     let hwmReset = true;
     for (let r = 0; r < reps; r++) {
-      log(`[scale] ${n} concurrent streams, rep ${r + 1}/${reps}: direct, then through the proxy…`);
+      log(`[scale] ${n} concurrent streams, rep ${r + 1}/${reps}: direct, the bare Node proxy, then the proxy…`);
       viaDirect.push(await streams(direct, n));
+      await sleep(300);
+      hwmReset = resetHwm(f.pid!) && hwmReset;
+      floorErrors += (await streams(floorUrl, n)).errors;
+      floorPeaks.push(procMem(f.pid!).hwm);
       await sleep(300);
       hwmReset = resetHwm(proxy.pid) && hwmReset;
       const sp = await streams(proxy.url, n);
@@ -254,8 +272,25 @@ export async function benchScale(opts: { quick?: boolean; streams?: number } = {
         note: `errors ${errs}; RSS after the model loaded ${(afterLoad / MiB).toFixed(0)} MiB; VmHWM ${hwmReset ? "reset (clear_refs) before each run" : "NOT reset (no permission): peak since start"}`,
       }),
     );
+    rows.push(
+      row({
+        section,
+        metric: `${n} concurrent streams: peak RSS, gglib proxy vs a bare Node proxy (node:http + undici, nothing else)`,
+        value: peak / MiB,
+        baseline: Math.max(...floorPeaks) / MiB,
+        baselineName: "bench/min-node-proxy.mjs",
+        unit: "MiB",
+        spread: spread(peaks.map((p) => p / MiB)),
+        baselineSpread: spread(floorPeaks.map((p) => p / MiB)),
+        reps,
+        target: "≤ 120 MB (114 MiB)",
+        met: errs === 0 && peak <= 120e6,
+        note: `the floor of a one-process Node proxy for the same streams (errors ${floorErrors})`,
+      }),
+    );
   } finally {
     if (bare) await stopTracked(bare, 1000);
+    if (floor) await stopTracked(floor, 1000);
     if (proxy) await proxy.stop();
     killLeftovers(dir);
     rmSync(dir, { recursive: true, force: true });
