@@ -3,7 +3,6 @@
  * folder), the memory budget, the scheduler's controller on a ProcessRunner, metrics and the HTTP server; reloads
  * the catalog on demand (SIGHUP / file change, wired by the caller or `watch`); shuts down cleanly.
  */
-import { RpcChecker } from "./rpc.js";
 import { mkdirSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
@@ -35,6 +34,7 @@ import type { PeerConfig } from "../models/settings.js";
 import { resolvePeers, type PeerSpec } from "../peers/config.js";
 import { PeerClient } from "../peers/client.js";
 import { PeerRouter } from "./peer-router.js";
+import { RpcChecker } from "./rpc.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";

@@ -16,6 +16,21 @@ import { killQuietly, pidsWithArg, running, waitFor } from "../support/procs.js"
 import { freePort, startRpcWorker, type RpcWorker } from "../support/rpc-worker.js";
 import { writeTinyModel } from "../support/tiny-models.js";
 
+/** Waits (up to 60 s) for the llama-server on `port` to answer /health; whether it did. */
+function healthy(port: number): Promise<boolean> {
+  return waitFor(
+    async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    100,
+  );
+}
+
 let dir: string;
 let llamaServer: string;
 let model: string;
@@ -61,17 +76,7 @@ void describe("the RPC probe against the real rpc-server", { timeout: 120_000 },
     ls.stderr.on("data", (b: Buffer) => (log += b.toString()));
     ls.stdout.on("data", (b: Buffer) => (log += b.toString()));
     try {
-      const up = await waitFor(
-        async () => {
-          try {
-            return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-          } catch {
-            return false;
-          }
-        },
-        60_000,
-        100,
-      );
+      const up = await healthy(port);
       assert.ok(up, `llama-server --rpc did not come up: ${log.slice(-800)}`);
       assert.match(log, new RegExp(`RPC0\\[${w.endpoint.replace(/\./g, "\\.")}\\] model buffer size`));
       const t0 = Date.now();
@@ -170,17 +175,7 @@ void describe("gglib rpc-server", { timeout: 120_000 }, () => {
       const ls = spawn(llamaServer, ["-m", model, "--port", String(port), "-c", "256", "--rpc", endpoint], {
         stdio: "ignore",
       });
-      await waitFor(
-        async () => {
-          try {
-            return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-          } catch {
-            return false;
-          }
-        },
-        60_000,
-        100,
-      );
+      await healthy(port);
       await rude(endpoint);
       ls.kill("SIGKILL");
       await waitFor(() => ls.exitCode !== null || ls.signalCode !== null, 10_000);

@@ -6,8 +6,7 @@
  *   … rpc: [w.endpoint] …
  *   await w.stop();   // or w.kill() for a worker that disappears
  */
-import type { ChildProcess } from "node:child_process";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -67,19 +66,13 @@ export async function startRpcWorker(
   // in a namespace the test's own port check says nothing: pick a random high port there
   const port = opts.port ?? (opts.host?.ns ? 40_000 + Math.floor(Math.random() * 20_000) : await freePort(ip));
   const args = ["--host", ip, "--port", String(port), "--threads", String(opts.threads ?? 1)];
-  const child = opts.host
-    ? opts.host.spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
-  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
-  let exited = false;
-  child.on("exit", () => (exited = true));
+  const run = spawnCaptured(opts.host, bin, args);
+  const { child } = run;
   const endpoint = `${ip}:${port}`;
   let probe: WorkerProbe | undefined;
   const ok = await waitFor(
     async () => {
-      if (exited) return true;
+      if (run.exited()) return true;
       probe = await probeWorker(
         { host: ip, port, text: endpoint },
         { connectTimeoutMs: 1_000, answerTimeoutMs: 1_000 },
@@ -89,9 +82,11 @@ export async function startRpcWorker(
     15_000,
     100,
   );
-  if (!ok || exited || probe?.state !== "ready") {
+  if (!ok || run.exited() || probe?.state !== "ready") {
     child.kill("SIGKILL");
-    throw new Error(`rpc-server on ${endpoint} did not start (${probe?.state ?? "no probe"}): ${out.slice(-500)}`);
+    throw new Error(
+      `rpc-server on ${endpoint} did not start (${probe?.state ?? "no probe"}): ${run.out().slice(-500)}`,
+    );
   }
   const w: RpcWorker = {
     host: ip,
@@ -99,14 +94,14 @@ export async function startRpcWorker(
     endpoint,
     child,
     probe,
-    output: () => out,
+    output: run.out,
     kill: () => {
-      if (!exited) child.kill("SIGKILL");
+      if (!run.exited()) child.kill("SIGKILL");
     },
     stop: async () => {
-      if (!exited) child.kill("SIGTERM");
-      await waitFor(() => exited || child.pid === undefined || !running(child.pid), 5_000);
-      if (!exited) child.kill("SIGKILL");
+      if (!run.exited()) child.kill("SIGTERM");
+      await waitFor(() => run.exited() || child.pid === undefined || !running(child.pid), 5_000);
+      if (!run.exited()) child.kill("SIGKILL");
     },
   };
   return w;
@@ -128,20 +123,17 @@ async function startGglibRpcWorker(opts: { host?: TestHost; port?: number; threa
     "--json",
   ];
   const env = { ...process.env, GGLIB_LLAMA_SERVER: llamaServer };
-  const child = opts.host
-    ? opts.host.spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env })
-    : spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
-  let out = "";
-  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
-  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
-  let exited = false;
-  child.on("exit", () => (exited = true));
+  const run = spawnCaptured(opts.host, process.execPath, args, env);
+  const { child } = run;
   const endpoint = `${ip}:${port}`;
-  await waitFor(() => exited || out.includes('"event":"ready"'), 30_000, 50);
-  const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
-  if (!line || exited) {
+  await waitFor(() => run.exited() || run.out().includes('"event":"ready"'), 30_000, 50);
+  const line = run
+    .out()
+    .split("\n")
+    .find((l) => l.includes('"event":"ready"'));
+  if (!line || run.exited()) {
     child.kill("SIGKILL");
-    throw new Error(`gglib rpc-server on ${endpoint} did not start: ${out.slice(-800)}`);
+    throw new Error(`gglib rpc-server on ${endpoint} did not start: ${run.out().slice(-800)}`);
   }
   const ready = JSON.parse(line) as {
     pid: number;
@@ -156,7 +148,7 @@ async function startGglibRpcWorker(opts: { host?: TestHost; port?: number; threa
     endpoint,
     child,
     probe: { state: "ready", endpoint, version: ready.version, devices: ready.devices, freeBytes, totalBytes },
-    output: () => out,
+    output: run.out,
     kill: () => {
       try {
         process.kill(ready.pid, "SIGKILL");
@@ -165,9 +157,9 @@ async function startGglibRpcWorker(opts: { host?: TestHost; port?: number; threa
       }
     },
     stop: async () => {
-      if (!exited) child.kill("SIGTERM");
-      await waitFor(() => exited, 10_000);
-      if (!exited) child.kill("SIGKILL");
+      if (!run.exited()) child.kill("SIGTERM");
+      await waitFor(() => run.exited(), 10_000);
+      if (!run.exited()) child.kill("SIGKILL");
       try {
         process.kill(ready.pid, "SIGKILL");
       } catch {
@@ -175,4 +167,21 @@ async function startGglibRpcWorker(opts: { host?: TestHost; port?: number; threa
       }
     },
   };
+}
+
+/** Starts `cmd` on `host` (or here), its stdout and stderr kept together. */
+function spawnCaptured(
+  host: TestHost | undefined,
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): { child: ChildProcess; out: () => string; exited: () => boolean } {
+  const opts = { stdio: ["ignore", "pipe", "pipe"] as ("ignore" | "pipe")[], ...(env ? { env } : {}) };
+  const child = host ? host.spawn(cmd, args, opts) : spawn(cmd, args, opts);
+  let out = "";
+  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+  let exited = false;
+  child.on("exit", () => (exited = true));
+  return { child, out: () => out, exited: () => exited };
 }

@@ -310,8 +310,8 @@ export class ContextCache {
     if (!rt?.enabled || !rt.dir || !rt.key) return;
     const dir = rt.dir;
     try {
+      const saved = this.store.read(dir);
       if (!this.o.saveAll && served !== undefined && rt.seen.requests >= served) {
-        const saved = this.store.read(dir);
         const nothingSaved = !saved || saved.key !== rt.key || Object.keys(saved.slots).length === 0;
         if (nothingSaved && !slotWorthKeeping(rt.seen.maxTokens, rt.costs).keep) {
           const at = new Date(this.now()).toISOString();
@@ -320,7 +320,7 @@ export class ContextCache {
           return;
         }
       }
-      const m: Manifest = this.store.read(dir) ?? {
+      const m: Manifest = saved ?? {
         version: 1,
         model,
         modelPath: rt.identity!.files[0]!.path,
