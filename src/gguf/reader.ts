@@ -15,6 +15,7 @@
  * flagged.
  */
 import { open, stat } from "node:fs/promises";
+import { matmulLayout, type MatmulLayout } from "./matmul.js";
 import { isMmprojFile, shardPaths } from "./names.js";
 import {
   GGUF_DEFAULT_ALIGNMENT,
@@ -422,6 +423,11 @@ export interface ModelMetadata {
   outputBytes: number;
   /** Tensors outside blocks other than the above (e.g. rope factors). */
   otherBytes: number;
+  /**
+   * The matrix weights grouped by type and shape, and which of them sit at the file's ends: what llama.cpp's CPU
+   * backend may copy into AMX / CPU_REPACK buffers (src/models/repack.ts). Absent in registries written before.
+   */
+  matmul?: MatmulLayout;
 }
 
 export interface ReadModelOptions {
@@ -521,6 +527,8 @@ export function describeHeader(
     tokenEmbdBytes,
     outputBytes,
     otherBytes,
+    // the ends of the data matter for one file only (each shard is mapped on its own)
+    matmul: matmulLayout(tensors, { ends: where.files.length <= 1 }),
   };
   const set = <K extends keyof ModelMetadata>(k: K, v: ModelMetadata[K] | undefined) => {
     if (v !== undefined) m[k] = v;

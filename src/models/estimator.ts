@@ -17,11 +17,14 @@
  *           These terms were fitted to what llama-server prints for models of several widths (test/e2e/
  *           estimator-vs-llama.test.ts states the error against the real server);
  *   output  the logits of each slot: slots × n_vocab × 4 bytes (plus n_embd × 4 with --embeddings).
+ * On a CPU build, weights the CPU has kernels for are also copied into extra buffers (AMX, CPU_REPACK) beside the
+ * mapped file (src/models/repack.ts): counted when the CPU's features are given (`cpu`).
  * Sliding-window layers (Gemma, gpt-oss) are counted as full-context layers: the estimate stays on the safe side.
  */
 import type { KvCacheType } from "../core/config.js";
 import type { ModelMetadata } from "../gguf/reader.js";
 import type { MemorySnapshot } from "../system/types.js";
+import { planRepack, type CpuFeatures, type ExtraBufferType } from "./repack.js";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -87,6 +90,7 @@ export type EstimatorModel = Partial<
     | "expertCount"
     | "expertUsedCount"
     | "expertFeedForwardLength"
+    | "matmul"
   >
 >;
 
@@ -125,6 +129,13 @@ export interface EstimateMemoryInput {
   embeddings?: boolean;
   /** A multimodal projector file (loaded next to the model, on the GPU when there is one). */
   mmprojBytes?: number;
+  /**
+   * The CPU's features (src/system/types.ts SimdFlag names): a CPU-only llama-server copies some weights into
+   * AMX / CPU_REPACK buffers on CPUs that have the kernels for them (src/models/repack.ts). Unset: none counted.
+   */
+  cpu?: CpuFeatures;
+  /** llama-server maps the file (its default; `--no-mmap` = false). */
+  mmap?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -152,6 +163,11 @@ export interface MemoryEstimate {
   /** Split of the above by place. */
   gpu: { weights: number; kv: number; compute: number; mmproj: number };
   host: { weights: number; kv: number; compute: number; output: number; mmproj: number };
+  /**
+   * The weights' copies in the CPU's extra buffers (part of `host.weights`), per buffer type as llama-server names
+   * them; absent when none.
+   */
+  repack?: { bytes: number; buffers: Partial<Record<ExtraBufferType, number>> };
 }
 
 function padTo(n: number, m: number): number {
@@ -246,6 +262,10 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   const kvPerCell = kvBytesPerCellByLayer(meta, input.cacheTypeK, input.cacheTypeV);
   let gpuWeights = outputOnGpu ? outW : 0;
   let hostWeights = embdW + otherW + (outputOnGpu ? 0 : outW);
+  const gpuBackend = input.gpuBackend ?? g > 0;
+  // A CPU build copies some matrix weights into AMX / CPU_REPACK buffers (a GPU build's host buffer comes first).
+  const repack = !gpuBackend && input.cpu && meta.matmul ? planRepack(meta.matmul, input.cpu, input) : undefined;
+  if (repack) hostWeights += repack.deltaBytes;
   let gpuKv = 0;
   let hostKv = 0;
   for (let i = 0; i < layers; i++) {
@@ -266,7 +286,6 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   const cpuCompute = computeBufferBytes(meta, { nKv, ubatch, flashAttention: faOnCpu, parallel });
   let gpuCompute = 0;
   let hostCompute = cpuCompute;
-  const gpuBackend = input.gpuBackend ?? g > 0;
   if (gpuBackend) {
     // Measured on a CUDA build (H100): the GPU holds the compute buffer whatever -ngl is (with blocks on the CPU
     // it still runs the big batch matmuls, copying their weights over: two more n_embd rows per token), and the
@@ -310,6 +329,7 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
     hostBytes,
     gpu: { weights: gpuWeights, kv: gpuKv, compute: gpuCompute, mmproj: gpuMmproj },
     host: { weights: hostWeights, kv: hostKv, compute: hostCompute, output, mmproj: hostMmproj },
+    ...(repack && repack.extraBytes > 0 ? { repack: { bytes: repack.extraBytes, buffers: repack.buffers } } : {}),
   };
 }
 
@@ -564,8 +584,9 @@ const RPC_DEVICE_RE = /^RPC\d*\[([^\]]+)\]$/;
 /** Before llama.cpp named the model buffer: `llm_load_tensors:        CPU buffer size =  7.97 MiB`. */
 const OLD_MODEL_RE = /llm_load_tensors:\s+([A-Za-z][\w-]*)\s+buffer size\s*=\s*([\d.]+)\s*MiB/;
 
+/** The CPU backend's buffers: CPU, CPU_Mapped, CPU_REPACK, *_Host, and the extra AMX / KleidiAI ones. */
 function isHostBuffer(name: string): boolean {
-  return /^CPU/i.test(name) || /host/i.test(name);
+  return /^CPU/i.test(name) || /host/i.test(name) || /^(AMX|KLEIDIAI)/i.test(name);
 }
 
 /**

@@ -6,11 +6,14 @@
  *   model weights, KV cache, output buffer: within 2 % (they are exact formulas);
  *   compute buffer: within 25 % (an approximation of ggml's allocator peak);
  *   total: within 10 %.
+ * The estimate is given this CPU's features (/proc/cpuinfo), so the weights llama.cpp copies into AMX /
+ * CPU_REPACK buffers on this CPU are counted (src/models/repack.ts); each test prints the buffer types it saw, so
+ * a CPU kind with another buffer shows up by name.
  */
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +22,8 @@ import { tinyModelDocument, writeTinyModel, type TinyModelOptions } from "../sup
 import { GgufValue, writeGguf, type GgufTensor } from "../support/gguf-writer.js";
 import { readModelMetadata } from "../../src/gguf/reader.js";
 import { estimateMemory, parseLlamaMemoryLog, type EstimateMemoryInput } from "../../src/models/estimator.js";
+import { parseProcCpuinfo } from "../../src/system/parsers.js";
+import { GgmlType } from "../../src/gguf/types.js";
 
 const MIB = 1024 * 1024;
 
@@ -154,9 +159,64 @@ async function writeRealisticShape(dir: string, name: string): Promise<string> {
   return path;
 }
 
+/** Float values as Q4_0 blocks (32 values: an f16 scale, then 16 bytes of 4-bit values), nearest level. */
+function quantizeQ4_0(values: Float32Array): Uint8Array {
+  const blocks = values.length / 32;
+  const out = new Uint8Array(blocks * 18);
+  const view = new DataView(out.buffer);
+  for (let b = 0; b < blocks; b++) {
+    let max = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = values[b * 32 + i]!;
+      if (Math.abs(v) > Math.abs(max)) max = v;
+    }
+    const d = max / -8;
+    view.setUint16(b * 18, f16Bits(d), true);
+    const id = d === 0 ? 0 : 1 / d;
+    for (let j = 0; j < 16; j++) {
+      const q = (x: number) => Math.min(15, Math.max(0, Math.round(x * id + 8)));
+      out[b * 18 + 2 + j] = q(values[b * 32 + j]!) | (q(values[b * 32 + 16 + j]!) << 4);
+    }
+  }
+  return out;
+}
+
+function f16Bits(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign;
+  if (exp >= 31) return sign | 0x7c00;
+  return sign | (exp << 10) | ((u >>> 13) & 0x3ff);
+}
+
+/**
+ * A tiny model whose matrix weights are Q4_0 (the norms F32, the embedding F16): the type llama.cpp repacks on
+ * AVX2 and ARM (CPU_REPACK) and packs for AMX; 32 000 rows in the head, 256-wide blocks.
+ */
+async function writeQ4Model(dir: string, name: string): Promise<string> {
+  const embd = 256;
+  const doc = tinyModelDocument({ name, kind: "chat", embd, layers: 2, contextLength: 2048 });
+  const tensors = await Promise.all(
+    (doc.tensors ?? []).map(async (t): Promise<GgufTensor> => {
+      if (!("type" in t) || t.type === "F32" || t.name === "token_embd.weight") return t;
+      const raw = typeof t.data === "function" ? await t.data() : t.data;
+      const values = raw instanceof Float32Array ? raw : Float32Array.from(raw);
+      return { name: t.name, shape: t.shape, ggmlType: GgmlType.Q4_0, bytes: quantizeQ4_0(values) };
+    }),
+  );
+  const metadata = (doc.metadata as ReadonlyArray<readonly [string, GgufValue]>).map(([k, v]): [string, GgufValue] =>
+    k === "general.file_type" ? [k, GgufValue.u32(2)] : [k, v],
+  );
+  const path = join(dir, `${name}.gguf`);
+  await writeGguf(path, { metadata, tensors });
+  return path;
+}
+
 interface Case {
   label: string;
-  model: TinyModelOptions | "realistic";
+  model: TinyModelOptions | "realistic" | "q4_0";
   args: string[];
   estimate: Omit<EstimateMemoryInput, "metadata">;
 }
@@ -198,7 +258,16 @@ const CASES: Case[] = [
     args: ["-c", "8192"],
     estimate: { ctx: 8192 },
   },
+  {
+    label: "Q4_0 weights, embd 256, 2 layers, -c 2048 (repacked where the CPU has the kernels)",
+    model: "q4_0",
+    args: ["-c", "2048"],
+    estimate: { ctx: 2048 },
+  },
 ];
+
+/** This CPU's features as llama.cpp names them (what the proxy's system probe reads too). */
+const CPU = parseProcCpuinfo(readFileSync("/proc/cpuinfo", "utf8")).simd;
 
 const rel = (est: number, real: number) => (real === 0 ? (est === 0 ? 0 : Infinity) : (est - real) / real);
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
@@ -218,13 +287,36 @@ void describe("estimateMemory vs llama-server's reported buffers", () => {
   for (const c of CASES) {
     void test(c.label, async (t) => {
       const path =
-        c.model === "realistic" ? await writeRealisticShape(dir, "est-realistic") : await writeTinyModel(dir, c.model);
+        c.model === "realistic"
+          ? await writeRealisticShape(dir, "est-realistic")
+          : c.model === "q4_0"
+            ? await writeQ4Model(dir, "est-q4")
+            : await writeTinyModel(dir, c.model);
       t.after(() => rmSync(path, { force: true }));
       const meta = await readModelMetadata(path);
       const lines = await loadAndLog(bin, path, c.args);
       const real = parseLlamaMemoryLog(lines);
       assert.ok(real.modelBytes !== undefined, `no buffer lines in the log:\n${lines.slice(-15).join("\n")}`);
-      const est = estimateMemory({ metadata: meta, ...c.estimate });
+      const est = estimateMemory({ metadata: meta, cpu: CPU, ...c.estimate });
+      const seen = Object.keys(real.buffers).filter((k) => k.endsWith(" model"));
+      t.diagnostic(
+        `model buffers seen: ${seen.map((k) => `${k.slice(0, -6)} ${((real.buffers[k] ?? 0) / MIB).toFixed(2)} MiB`).join(", ")}; ` +
+          `estimated extra: ${
+            est.repack
+              ? Object.entries(est.repack.buffers)
+                  .map(([b, n]) => `${b} ${((n ?? 0) / MIB).toFixed(2)} MiB`)
+                  .join(", ")
+              : "none"
+          } ` +
+          `(CPU: ${CPU.join(" ")})`,
+      );
+      // every buffer type llama-server used is one the estimator knows: a new kind fails here by its name
+      const known = /^(CPU|CPU_Mapped|CPU_REPACK|AMX) model$/;
+      assert.deepEqual(
+        seen.filter((k) => !known.test(k)),
+        [],
+        "a model buffer type the estimator does not model (src/models/repack.ts)",
+      );
       const parts = {
         model: [est.weightsBytes, real.modelBytes ?? 0],
         kv: [est.kvBytes, real.kvBytes ?? 0],
