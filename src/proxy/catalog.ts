@@ -54,6 +54,8 @@ export interface CatalogInput {
   ttlS?: number;
   /** Extra args every model gets (e.g. `-lv 4` to measure buffers). */
   commonArgs?: readonly string[];
+  /** The CPU's features when models run on it (no GPU): its AMX / CPU_REPACK buffers count (src/models/repack.ts). */
+  cpu?: readonly string[];
 }
 
 export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
@@ -113,6 +115,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   if (s.ctx !== undefined) estInput.ctx = s.ctx;
   if (s.cacheTypeK) estInput.cacheTypeK = s.cacheTypeK;
   if (s.cacheTypeV) estInput.cacheTypeV = s.cacheTypeV;
+  if (input.cpu && !workers && !rpcError) estInput.cpu = input.cpu;
   // split across RPC workers: the layers -ngl offloads (all by default) go to the workers
   if (workers || rpcError) estInput.gpuLayers = s.gpuLayers ?? -1;
   const estimate = await estimateModel(estInput);

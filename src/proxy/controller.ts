@@ -102,6 +102,11 @@ export interface ModelStatusReport {
   inFlight: number;
   queued: number;
   estimatedBytes: number;
+  /**
+   * The part of the estimate that is weights copied into the CPU's extra buffers (AMX, CPU_REPACK), per buffer as
+   * llama-server names it; absent when this CPU repacks none of its weights.
+   */
+  repack?: { bytes: number; buffers: Record<string, number> };
   measuredBytes?: number;
   lastUsed?: string;
   ttlLeftS?: number;
@@ -464,6 +469,11 @@ export class ModelController {
       r.port = handle.port;
       r.uptimeS = Math.round((now - handle.startedAt) / 1000);
     }
+    if (pm?.estimate.repack)
+      r.repack = {
+        bytes: pm.estimate.repack.bytes,
+        buffers: { ...pm.estimate.repack.buffers },
+      };
     if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
     if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
     const ttl = this.scheduler.ttlOf(name);

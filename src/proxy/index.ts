@@ -20,7 +20,7 @@ import { defaultBudgetBytes } from "./context/budget.js";
 import { ContextCache, diskFreeBytes } from "./context/context-cache.js";
 import { ContextMetrics } from "./context/metrics.js";
 import { parseSize } from "../core/units.js";
-import { autoBudget } from "./memory.js";
+import { autoBudget, cpuFeaturesForEstimates } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer, type ProxyServerOptions } from "./server.js";
 import { ActivityLog } from "./activity.js";
@@ -165,7 +165,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const { runner, swept } = await createRunner(o, config?.loaded);
   const probe = o.probe ?? defaultSystemProbe();
   const budget = await memoryBudget(settings.budget, probe);
+  const cpu = await cpuFeaturesForEstimates(probe);
   const catalogInput = (): CatalogInput => ({
+    ...(cpu ? { cpu } : {}),
     config: config?.loaded,
     modelsDir: settings.modelsDir,
     ttlS: settings.ttlS,

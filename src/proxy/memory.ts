@@ -12,10 +12,13 @@ import {
   poolBudget,
   type PoolBudget,
 } from "../models/estimator.js";
+import type { ExtraBufferType } from "../models/repack.js";
 import { runCommand } from "../system/exec.js";
 import type { SystemProbe } from "../system/types.js";
 
 const MiB = 1024 * 1024;
+
+export { cpuFeaturesForEstimates } from "../system/probe.js";
 
 /**
  * The `auto` budget: the machine's memory read now, under the one budget policy `gglib models fit` uses
@@ -43,6 +46,8 @@ export interface EstimateInput {
    * `offloadBytes` is what goes to them, `hostBytes` what stays. Unset: no offload split is asked for.
    */
   gpuLayers?: number;
+  /** The CPU's features, for a model that runs on it: the weights its extra buffers copy count too. */
+  cpu?: readonly string[];
 }
 
 export interface Estimate {
@@ -55,6 +60,8 @@ export interface Estimate {
   hostBytes: number;
   /** On the offload devices (0 unless `gpuLayers` was given). */
   offloadBytes: number;
+  /** Weights copied into the CPU's extra buffers (AMX, CPU_REPACK), part of `weightsBytes`; absent when none. */
+  repack?: { bytes: number; buffers: Partial<Record<ExtraBufferType, number>> };
 }
 
 export function fileBytes(files: readonly string[]): number {
@@ -84,6 +91,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     ...(input.cacheTypeK ? { cacheTypeK: input.cacheTypeK } : {}),
     ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
     mmprojBytes: input.mmproj ? fileBytes([input.mmproj]) : 0,
+    ...(input.cpu ? { cpu: input.cpu } : {}),
     // RPC devices claim every op (ggml-rpc's supports_op), so llama.cpp's flash attention "auto" is on for them
     ...(input.gpuLayers !== undefined ? { gpuLayers: input.gpuLayers, gpuBackend: true, flashAttention: true } : {}),
   });
@@ -95,6 +103,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     ctx: e.ctx,
     hostBytes: input.gpuLayers !== undefined ? e.hostBytes : e.totalBytes,
     offloadBytes: input.gpuLayers !== undefined ? e.gpuBytes : 0,
+    ...(e.repack ? { repack: e.repack } : {}),
   };
 }
 

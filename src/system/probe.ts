@@ -364,6 +364,15 @@ export function pickAccelerator(gpus: readonly GpuDevice[]): Accelerator {
 
 let shared: DefaultSystemProbe | undefined;
 /** One probe per process, so every caller shares the cache. */
+/**
+ * The CPU's features when models run on it (no GPU found), for the estimate's extra CPU buffers (AMX,
+ * CPU_REPACK: src/models/repack.ts); undefined with a GPU (a GPU build uses none) or when the probe cannot tell.
+ */
+export async function cpuFeaturesForEstimates(probe: Pick<SystemProbe, "probe">): Promise<string[] | undefined> {
+  const info = await probe.probe().catch(() => undefined);
+  return info && info.gpus.length === 0 && info.cpu.simd.length > 0 ? [...info.cpu.simd] : undefined;
+}
+
 export function defaultSystemProbe(): DefaultSystemProbe {
   return (shared ??= new DefaultSystemProbe());
 }

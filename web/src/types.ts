@@ -21,6 +21,8 @@ export interface ModelStatus {
   inFlight: number;
   queued: number;
   estimatedBytes: number;
+  /** Weights copied into the CPU's extra buffers (AMX, CPU_REPACK), part of the estimate. */
+  repack?: { bytes: number; buffers: Record<string, number> };
   measuredBytes?: number;
   pinned: boolean;
   failures: number;

@@ -13,6 +13,9 @@ import { GgmlType } from "../../../src/gguf/types.js";
 import { estimateMemory, parseLlamaMemoryLog } from "../../../src/models/estimator.js";
 import { extraBufferOf, planRepack, type MatmulLayout } from "../../../src/models/repack.js";
 import { writeTinyModel } from "../../support/tiny-models.js";
+import { fitReport, formatFitReport } from "../../../src/cli/commands/models/fit.js";
+import { colors } from "../../../src/term/color.js";
+import type { SystemInfo } from "../../../src/system/types.js";
 
 const AMX_CPU = ["AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8"];
 const EPYC = ["AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16"];
@@ -204,6 +207,27 @@ void describe("estimateMemory with the CPU's features", () => {
       assert.deepEqual(estimateMemory({ metadata: meta, cpu: EPYC }).weightsBytes, plain.weightsBytes);
       // a GPU build never uses them
       assert.equal(estimateMemory({ metadata: meta, cpu: AMX_CPU, gpuBackend: true }).repack, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("`gglib models fit` counts and shows the AMX share on an AMX CPU without a GPU", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-repack-fit-"));
+    try {
+      const path = await writeTinyModel(dir, { name: "fitme", kind: "chat", layers: 2 });
+      const env = { ...process.env, GGLIB_DATA_DIR: join(dir, "data") };
+      const ram = { totalBytes: 16 * 1024 ** 3, availableBytes: 8 * 1024 ** 3, source: "proc-meminfo" as const };
+      const probeWith = (simd: string[]) => ({
+        probe: () => Promise.resolve({ cpu: { simd }, gpus: [] } as unknown as SystemInfo),
+        memory: () => Promise.resolve({ ram, gpus: [], takenAt: 0 }),
+      });
+      const amx = await fitReport(path, { env }, probeWith(AMX_CPU));
+      const epyc = await fitReport(path, { env }, probeWith(EPYC));
+      assert.ok((amx.advice.estimate.repack?.buffers.AMX ?? 0) > 0);
+      assert.equal(epyc.advice.estimate.repack, undefined);
+      assert.ok(amx.advice.estimate.weightsBytes > epyc.advice.estimate.weightsBytes);
+      assert.match(formatFitReport(amx, colors(process.stdout)), /incl\. AMX .* repacked for this CPU/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -300,6 +300,14 @@ function ModelCard(p: {
           </div>
           <span class="small">{bytes(m.estimatedBytes)}</span>
         </div>
+        {m.repack ? (
+          <div class="small muted repack" title="weights llama.cpp copies into this CPU's extra buffers">
+            incl. repacked weights:{" "}
+            {Object.entries(m.repack.buffers)
+              .map(([b, n]) => `${b} ${bytes(n)}`)
+              .join(" + ")}
+          </div>
+        ) : null}
         <div class="mem-row">
           <span class="small muted">measured</span>
           <div class="bar thin">

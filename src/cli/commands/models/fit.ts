@@ -13,8 +13,9 @@ import {
 } from "../../../models/estimator.js";
 import { launchDefaults, type LaunchDefaults } from "../../../models/launch-defaults.js";
 import { resolveModelRef } from "../../../models/resolve.js";
+import { describeRepack } from "../../../models/repack.js";
 import { serverConfigOf } from "../../../models/settings.js";
-import { DefaultSystemProbe } from "../../../system/probe.js";
+import { cpuFeaturesForEstimates, DefaultSystemProbe } from "../../../system/probe.js";
 import type { MemorySnapshot, SystemProbe } from "../../../system/types.js";
 import { addOptions, choiceOption, numberOption, readOptions, switchOption, type OptionTable } from "../../options.js";
 import { colors, type Colors } from "../../../term/color.js";
@@ -86,6 +87,7 @@ export async function fitReport(
   if (opts.cacheTypeV) explicit.cacheTypeV = opts.cacheTypeV;
   if (opts.gpuLayers !== undefined) explicit.gpuLayers = opts.gpuLayers;
   const memory = await probe.memory({ fresh: true });
+  const cpu = await cpuFeaturesForEstimates(probe);
   const budget = budgetFromSnapshot(memory, opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES);
   const launch = launchDefaults({
     metadata: meta,
@@ -105,6 +107,7 @@ export async function fitReport(
       embeddings: launch.capabilities.embedding.present,
       gpuLayers: gl === "all" ? -1 : typeof gl === "number" ? gl : undefined,
       ...(mmprojBytes !== undefined ? { mmprojBytes } : {}),
+      ...(cpu ? { cpu } : {}),
     },
     budget,
   );
@@ -167,7 +170,10 @@ export function formatFitReport(r: FitReport, c: Colors): string {
   out.push(c.bold(`Memory at ${e.ctx} tokens (${e.kvCells} KV cells):`));
   const row = (k: string, v: number, extra = "") =>
     out.push(`  ${k.padEnd(9)}${formatBytes(v).padStart(10)}${extra ? c.dim("  " + extra) : ""}`);
-  row("weights", e.weightsBytes, e.gpu.weights > 0 ? `${formatBytes(e.gpu.weights)} on the GPU` : "");
+  const repacked = e.repack
+    ? `incl. ${describeRepack(e.repack.buffers, formatBytes)} repacked for this CPU (beside the mapped file)`
+    : "";
+  row("weights", e.weightsBytes, e.gpu.weights > 0 ? `${formatBytes(e.gpu.weights)} on the GPU` : repacked);
   row("KV cache", e.kvBytes, `${formatBytes(e.kvBytesPerToken)} per token`);
   row("compute", e.computeBytes);
   row("output", e.outputBytes);
