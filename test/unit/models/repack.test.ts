@@ -212,6 +212,25 @@ void describe("estimateMemory with the CPU's features", () => {
     }
   });
 
+  test("the weights llama-server reported on an Intel Xeon with AMX (issue 21's log) are matched", async () => {
+    // AMX + CPU_Mapped model buffers as that machine's llama-server printed them (MiB, two decimals each)
+    const seen = [
+      { opts: { name: "est-chat", kind: "chat" as const }, mib: 0.2 },
+      { opts: { name: "est-think", kind: "think" as const, layers: 2 }, mib: 0.34 },
+      { opts: { name: "est-wide", kind: "chat" as const, embd: 256, layers: 4, contextLength: 8192 }, mib: 8.67 },
+    ];
+    const dir = mkdtempSync(join(tmpdir(), "gglib-repack-amx-"));
+    try {
+      for (const s of seen) {
+        const meta = await readModelMetadata(await writeTinyModel(dir, s.opts));
+        const est = estimateMemory({ metadata: meta, cpu: AMX_CPU }).weightsBytes / (1024 * 1024);
+        assert.ok(Math.abs(est - s.mib) <= 0.02 * s.mib + 0.006, `${s.opts.name}: ${est.toFixed(3)} vs ${s.mib} MiB`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("`gglib models fit` counts and shows the AMX share on an AMX CPU without a GPU", async () => {
     const dir = mkdtempSync(join(tmpdir(), "gglib-repack-fit-"));
     try {
