@@ -15,7 +15,8 @@ function decode(s: string): string {
 
 /**
  * Pure: whether a request path (as the client sent it, without the query) reaches a slot action of llama-server,
- * however it is spelled: percent-encoded, with doubled slashes or dot segments, in another case, in absolute form.
+ * however it is spelled: percent-encoded, with doubled slashes or dot segments, in another case, in absolute form,
+ * under an `--api-prefix`.
  */
 export function isSlotActionPath(path: string): boolean {
   let p = path.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, "");
@@ -26,7 +27,8 @@ export function isSlotActionPath(path: string): boolean {
     p = d;
   }
   p = posix.normalize(`/${p.replace(/\\/g, "/")}`).toLowerCase();
-  return p.startsWith("/slots/");
+  // anywhere in the path: a model's extraArgs may set llama-server's --api-prefix (`/x/slots/0`)
+  return p.includes("/slots/");
 }
 
 /** Throws the 403 for a slot action (see isSlotActionPath); anything else passes. */

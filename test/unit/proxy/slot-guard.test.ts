@@ -21,6 +21,7 @@ describe("slot actions on public routes (routes/slots.ts)", () => {
       "%2Fslots/0",
       "\\slots\\0",
       "http://127.0.0.1:8080/slots/0",
+      "/api-prefix/slots/0",
     ])
       assert.equal(isSlotActionPath(p), true, p);
   });
