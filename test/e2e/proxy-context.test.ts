@@ -82,6 +82,8 @@ async function chat(p: RunningProxy, model: string, messages: { role: string; co
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model, messages, max_tokens: 4, temperature: 0 }),
+    // a wedged llama-server (a FIFO restored before issue 26) fails the test instead of hanging it
+    signal: AbortSignal.timeout(60_000),
   });
   assert.equal(r.status, 200, await r.clone().text());
   const j = (await r.json()) as {
