@@ -56,7 +56,8 @@ export interface ControllerOptions extends SchedulerOptions {
  */
 export interface ModelHooks {
   prepare?(model: ProxyModel): Promise<ServerConfig>;
-  afterReady?(model: string, handle: ServerHandle): Promise<void>;
+  /** May ask for a fresh process before the first request (`restart`: why; e.g. a restore wedged llama-server). */
+  afterReady?(model: string, handle: ServerHandle): Promise<AfterReady | void>;
   /** `served`: the requests this process was given (so a hook can tell whether it saw the usage of all of them). */
   beforeStop?(model: string, handle: ServerHandle, reason: StopReason, served: number): Promise<void>;
   /** The process ended without a graceful stop (crash, hang, failed load). */
@@ -65,6 +66,11 @@ export interface ModelHooks {
   status?(model: string): Record<string, unknown> | undefined;
   /** A finished request's usage/timings as llama-server reported them. */
   observe?(model: string, usage: UsageStats): void;
+}
+
+/** What the post-ready step found: `restart` (the reason) when the process must not serve; at most once per load. */
+export interface AfterReady {
+  restart?: string;
 }
 
 export interface Lease {
@@ -153,6 +159,8 @@ interface ProcessRecord {
   fatal?: string;
   /** Requests dispatched to this process. */
   served: number;
+  /** The post-ready step asked for a fresh process once (never twice in one load). */
+  restarted?: boolean;
 }
 
 interface WaiterRec {
@@ -625,6 +633,13 @@ export class ModelController {
             throw new Error(isGglibError(e) && e.details.hint ? `${e.message} ${e.details.hint}` : errorMessage(e));
           })
         : Promise.resolve();
+    this.launch(rt, proc, checked);
+  }
+
+  /** prepare → runner.start → onStarted (or onStartFailed). */
+  private launch(rt: ModelRuntime, proc: ProcessRecord, checked: Promise<void> = Promise.resolve()): void {
+    const pm = rt.model;
+    const model = pm.name;
     const prepared = checked.then(() =>
       this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : pm.server,
     );
@@ -659,16 +674,38 @@ export class ModelController {
     // a stop aborts it and an exit is noticed below, and nothing is dispatched to it until loadSucceeded
     void this.hooks
       .afterReady(model, handle)
-      .catch(() => {})
-      .then(() => {
+      .catch(() => undefined)
+      .then((after) => {
         if (proc.abort.signal.aborted || rt.proc !== proc)
           return this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+        if (after?.restart && !proc.restarted) return this.restartBeforeReady(rt, proc, handle, after.restart);
         if (!this.runner.isRunning(handle)) {
           this.hooks.exited?.(model);
           return this.onStartFailed(rt, proc, new Error("llama-server exited right after loading"));
         }
         this.onReady(rt, proc, handle);
       });
+  }
+
+  /**
+   * The post-ready step found the process unfit to serve (a restore that never finished leaves llama-server's main
+   * loop busy or blocked): kill it and start a fresh one for the same load; the waiters keep waiting.
+   */
+  private restartBeforeReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle, why: string): void {
+    const model = rt.model.name;
+    proc.restarted = true;
+    const line = `llama-server for '${model}' is restarted before its first request: ${why}`;
+    this.opts.log(line);
+    this.appendLog(rt, `[gglib] ${line}`);
+    this.runner.stop(handle, { graceMs: HUNG_GRACE_MS }).then(
+      () => {
+        proc.handle = undefined;
+        if (proc.abort.signal.aborted || rt.proc !== proc)
+          return this.onStartFailed(rt, proc, new Error(`model '${model}' unloaded while loading`));
+        this.launch(rt, proc);
+      },
+      (e: unknown) => this.onStartFailed(rt, proc, e),
+    );
   }
 
   private onReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle): void {

@@ -9,6 +9,7 @@ import type { ProxyModel } from "../catalog.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import type { ProxyContext, RouteModule } from "./types.js";
 import { HOP_HEADER } from "../../peers/client.js";
+import { refuseSlotAction } from "./slots.js";
 
 export const openaiRoutes: RouteModule = {
   name: "openai",
@@ -34,6 +35,7 @@ async function modelRequest(
   query: URLSearchParams | undefined,
 ): Promise<void> {
   if (ctx.isClosing()) throw new HttpError(503, "shutting_down", "The proxy is shutting down.", 5);
+  refuseSlotAction(path);
   const method = req.method ?? "GET";
   let body: Buffer | null = null;
   let requested: string | undefined;

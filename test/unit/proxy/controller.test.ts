@@ -165,6 +165,25 @@ describe("controller: loads and requests", () => {
     assert.deepEqual(served, [3, 1]);
   });
 
+  test("a post-ready step that finds the process unfit (a wedged restore) gets a fresh one; the waiter is served by it", async () => {
+    let calls = 0;
+    const hooks = {
+      afterReady: async () => (++calls === 1 ? { restart: "the restore of slot 0 did not finish" } : {}),
+    };
+    const { runner, c, logged } = rig(["a"], { hooks });
+    const lease = await c.acquire("a");
+    assert.equal(runner.starts.length, 2, "started again");
+    assert.equal(runner.stops.length, 1, "the unfit process was stopped");
+    assert.notEqual(lease.handle.id, runner.stops[0]!.id, "the request went to the fresh process");
+    assert.ok(logged.some((l) => /restarted before its first request: the restore of slot 0/.test(l)));
+    lease.release();
+    // once per load: a step that asks again is not obeyed a second time (no restart loop)
+    const { runner: r2, c: c2 } = rig(["a"], { hooks: { afterReady: async () => ({ restart: "always" }) } });
+    (await c2.acquire("a")).release();
+    assert.equal(r2.starts.length, 2);
+    assert.equal(c2.state("a")?.status, "ready");
+  });
+
   test("a failed load answers its waiters with llama-server's reason (502) and backs off (503)", async () => {
     const { runner, c } = rig(["a"]);
     runner.startFailures.set("a", new Error("gguf_init_from_file: failed to open GGUF file"));
