@@ -5,6 +5,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,12 +169,8 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
 
   test("CORS is off by default (llama-server's own header is not passed on) and on when configured", async (t) => {
     const off = await rig(t, basic);
-    const r1 = await post(
-      off.url,
-      "/v1/chat/completions",
-      { model: "a", messages: [{ role: "user", content: "x" }] },
-      { origin: "http://evil.example" },
-    );
+    const r1 = await fetch(`${off.url}/props?model=a`, { headers: { origin: "http://evil.example" } });
+    assert.equal(r1.status, 200);
     assert.equal(r1.headers.get("access-control-allow-origin"), null);
     await r1.arrayBuffer();
     const on = await rig(t, basic, { corsOrigins: ["http://app.example"] });
@@ -186,6 +183,120 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
     });
     assert.equal(pre.status, 204);
     assert.match(pre.headers.get("access-control-allow-methods") ?? "", /POST/);
+  });
+
+  test("a web page of another origin acts for nobody, a rebound DNS name reads nothing; curl, SDKs, the dashboard and --cors origins work", async (t) => {
+    const { url, proxy, spawns } = await rig(t, basic);
+    const port = Number(new URL(url).port);
+    const send = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const length = { "content-length": String(Buffer.byteLength(body ?? "")) };
+        const r = httpRequest({ host: "127.0.0.1", port, method, path, headers: { ...length, ...headers } }, (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        r.on("error", reject);
+        r.end(body);
+      });
+    const page = { host: `127.0.0.1:${port}`, origin: "https://evil.example", "content-type": "text/plain" };
+    const load = JSON.stringify({ model: "a" });
+    // what a no-cors fetch from any web page sends: no preflight, text/plain, the page's Origin
+    const writes: [string, string, string][] = [
+      ["POST", "/models/load", load],
+      ["POST", "/models/unload", load],
+      ["POST", "/models/pin", JSON.stringify({ model: "a", pinned: true })],
+      ["POST", "/api/config/reload", ""],
+      ["POST", "/api/copy", JSON.stringify({ source: "a", destination: "b" })],
+      ["POST", "/api/pull", JSON.stringify({ model: "x/y" })],
+      ["POST", "/v1/chat/completions", JSON.stringify({ model: "a", messages: [] })],
+      ["POST", "/api/chat", JSON.stringify({ model: "a", messages: [] })],
+      ["POST", "/upstream/a/slots/0?action=erase", ""],
+      ["DELETE", "/api/delete", JSON.stringify({ model: "a" })],
+    ];
+    for (const [method, path, body] of writes) {
+      for (const headers of [page, { host: page.host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors" }]) {
+        const r = await send(method, path, headers, body);
+        assert.equal(r.status, 403, `${method} ${path} ${JSON.stringify(headers)}: ${r.text}`);
+        assert.match(r.text, /--cors/, path);
+      }
+    }
+    // the Ollama routes answer in Ollama's shape, the others in OpenAI's
+    const ollama = await send("POST", "/api/chat", page, "{}");
+    assert.equal(typeof (JSON.parse(ollama.text) as { error: unknown }).error, "string");
+    const openai = JSON.parse((await send("POST", "/models/load", page, load)).text) as { error: { code: string } };
+    assert.equal(openai.error.code, "forbidden_origin");
+    // a cross-site <img src> of a GET that would load a model
+    const img = await send("GET", "/props?model=a", {
+      host: page.host,
+      "sec-fetch-site": "cross-site",
+      "sec-fetch-mode": "no-cors",
+    });
+    assert.equal(img.status, 403);
+    // DNS rebinding: the page's name now points at 127.0.0.1, so it is "same-origin": its Host gives it away
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    for (const path of ["/api/status", "/api/logs/a", "/api/config", "/ui/", "/v1/models"]) {
+      const r = await send("GET", path, rebound);
+      assert.equal(r.status, 403, path);
+      assert.match(r.text, /DNS rebinding/);
+    }
+    assert.equal((await send("POST", "/models/load", rebound, load)).status, 403);
+    assert.equal(spawns(), 0, "nothing was loaded");
+    assert.equal(proxy.controller.state("a")?.status ?? "unloaded", "unloaded");
+
+    // curl and the SDKs (no Origin) and the proxy's own dashboard (same origin) work
+    assert.equal((await send("POST", "/models/load", { host: `localhost:${port}` }, load)).status, 200);
+    const own = { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, "sec-fetch-site": "same-origin" };
+    assert.equal((await send("POST", "/models/pin", own, JSON.stringify({ model: "a", pinned: true }))).status, 200);
+    assert.equal((await send("POST", "/models/unload", own, load)).status, 200);
+    const sdk = await post(url, "/v1/chat/completions", { model: "a", messages: [{ role: "user", content: "x" }] });
+    assert.equal(sdk.status, 200);
+    await sdk.arrayBuffer();
+    const viaName = await send("GET", "/api/status", { host: `localhost:${port}`, "sec-fetch-site": "none" });
+    assert.equal(viaName.status, 200);
+    // a link from another site to the dashboard is a navigation: served
+    const nav = await send("GET", "/ui/", {
+      host: page.host,
+      "sec-fetch-site": "cross-site",
+      "sec-fetch-mode": "navigate",
+    });
+    assert.notEqual(nav.status, 403);
+
+    // --cors lets the listed origin act; with a key, Host is not checked (a rebinding page has no key)
+    const cors = await rig(t, basic, { corsOrigins: ["https://app.example"], apiKeys: ["k"] });
+    const cport = Number(new URL(cors.url).port);
+    const app = { origin: "https://app.example", "sec-fetch-site": "cross-site", authorization: "Bearer k" };
+    const sendTo = (headers: Record<string, string>) =>
+      fetch(`${cors.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ model: "a", messages: [{ role: "user", content: "x" }] }),
+      });
+    const allowed = await sendTo(app);
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers.get("access-control-allow-origin"), "https://app.example");
+    await allowed.arrayBuffer();
+    const other = await sendTo({ ...app, origin: "https://evil.example" });
+    assert.equal(other.status, 403);
+    await other.arrayBuffer();
+    const named = await new Promise<number>((resolve, reject) => {
+      const r = httpRequest(
+        {
+          host: "127.0.0.1",
+          port: cport,
+          path: "/api/status",
+          headers: { host: "llm.example.com", authorization: "Bearer k" },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      r.on("error", reject);
+      r.end();
+    });
+    assert.equal(named, 200);
   });
 
   test("slow clients: a request whose headers never finish is cut at the headers timeout", async (t) => {

@@ -52,7 +52,10 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   }),
   apiKeys: listOption("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several"),
   insecure: switchOption("--insecure", "allow a non-loopback --host without an API key"),
-  corsOrigins: listOption("--cors <origin>", "allow this browser origin ('*' for any); repeat for several"),
+  corsOrigins: listOption(
+    "--cors <origin>",
+    "let web pages of this origin (e.g. http://localhost:3000; '*' for any) call the proxy; repeat for several. Without it, requests from other origins are refused (403) except GET",
+  ),
   defaultModel: textOption("--default-model <name>", "model used when a request names none"),
   drainTimeoutS: numberOption(
     "--drain-timeout <seconds>",
