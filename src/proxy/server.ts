@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
-import type { HttpError } from "../core/errors.js";
+import { HttpError } from "../core/errors.js";
 import type { ModelController } from "./controller.js";
 import { apiKeyAuth, unauthorized, type AuthCheck } from "./http/auth.js";
 import { answerPreflight, corsPolicy, type CorsPolicy } from "./http/cors.js";
@@ -151,6 +151,8 @@ export class ProxyServer {
     if (refused) throw refused;
     this.cors(req, res);
     if (method === "OPTIONS") return answerPreflight(res);
+    // "*" and absolute-form targets are not paths of this server (a client error, not llama-server's failure)
+    if (path.charCodeAt(0) !== 0x2f) throw badTarget(path);
     const route = this.table.match(method, path);
     if (!route) throw new Error(`no route for ${method} ${path} (the table has no catch-all)`);
     if (!route.open && !this.authorized(req)) throw unauthorized();
@@ -163,4 +165,12 @@ export class ProxyServer {
     const route = this.table.match(req.method ?? "GET", url.slice(0, url.indexOf("?") >>> 0));
     (route?.writeError ?? sendError)(res, e);
   }
+}
+
+function badTarget(target: string): HttpError {
+  return new HttpError(
+    400,
+    "bad_request_target",
+    `The request target '${target.slice(0, 200)}' is not a path; send a path that starts with '/', e.g. /v1/chat/completions.`,
+  );
 }

@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isGglibError } from "../../src/core/errors.js";
+import { Registry } from "../../src/models/registry.js";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/proxy/index.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../support/fake-llama.js";
@@ -297,6 +298,177 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
       r.end();
     });
     assert.equal(named, 200);
+  });
+
+  test("a body nested deeper than llama-server can parse is a 400 in each API's shape, before any model loads", async (t) => {
+    const { url, spawns } = await rig(t, basic);
+    const deep = (levels: number) =>
+      `{"model":"a","messages":[{"role":"user","content":"hi"}],"x":${"[".repeat(levels)}${"]".repeat(levels)}}`;
+    const chat = deep(200_000);
+    const paths = [
+      "/v1/chat/completions",
+      "/upstream/a/v1/chat/completions",
+      "/tokenize",
+      "/models/load",
+      "/models/pin",
+    ];
+    for (const path of paths) {
+      // the management routes take 64 KiB at most
+      const r = await post(url, path, path.startsWith("/models/") ? deep(1_000) : chat);
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(r.status, 400, path);
+      assert.equal(body.error.code, "json_too_deep", path);
+      assert.match(body.error.message, /more than 128 levels/);
+    }
+    // Ollama's /api/chat answered 500 "Maximum call stack size exceeded"
+    const ollama = await post(url, "/api/chat", chat);
+    assert.equal(ollama.status, 400);
+    assert.match(((await ollama.json()) as { error: string }).error, /more than 128 levels/);
+    assert.equal(spawns(), 0, "nothing was loaded or sent");
+    // 128 levels in all pass (the body's own object is the first)
+    const ok = await post(url, "/tokenize", `{"model":"a","content":"x","x":${"[".repeat(127)}${"]".repeat(127)}}`);
+    assert.equal(ok.status, 200, await ok.text());
+  });
+
+  test("non-UTF-8 JSON is the proxy's 400 (not llama-server's 500), in OpenAI's and Ollama's shapes", async (t) => {
+    const { url, spawns } = await rig(t, basic);
+    const latin1 = Buffer.concat([
+      Buffer.from('{"model":"a","messages":[{"role":"user","content":"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"}]}'),
+    ]);
+    const send = (path: string, body: Buffer, headers: Record<string, string> = {}) =>
+      fetch(`${url}${path}`, { method: "POST", body, headers });
+    const r1 = await send("/v1/chat/completions", latin1, { "content-type": "application/json" });
+    assert.equal(r1.status, 400, "not llama-server's 500");
+    assert.match(((await r1.json()) as { error: { message: string } }).error.message, /UTF-8/);
+    const r2 = await send("/api/chat", latin1);
+    assert.equal(r2.status, 400);
+    assert.match(((await r2.json()) as { error: string }).error, /UTF-8/);
+    assert.equal(spawns(), 0);
+  });
+
+  test("multipart to a JSON route is a 400 that says which content type to send; the audio route still takes it", async (t) => {
+    const { url, spawns } = await rig(t, basic);
+    const send = (path: string, body: FormData) => fetch(`${url}${path}`, { method: "POST", body });
+    const form = () => {
+      const f = new FormData();
+      f.set("model", "a");
+      f.set("messages", "hi");
+      return f;
+    };
+    for (const path of ["/v1/chat/completions?model=a", "/models/load", "/models/pin"]) {
+      const r = await send(path, form());
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(r.status, 400, path);
+      assert.equal(body.error.code, "unsupported_content_type", path);
+      assert.match(body.error.message, /Content-Type: application\/json.*not multipart\/form-data/, path);
+    }
+    const r3 = await send("/api/chat", form());
+    assert.equal(r3.status, 400);
+    assert.match(((await r3.json()) as { error: string }).error, /application\/json/);
+    assert.equal(spawns(), 0);
+    // the audio route takes multipart: it is passed on (the fake has no such endpoint; the error is not ours)
+    const audio = await send("/v1/audio/transcriptions?model=a", form());
+    assert.notEqual(((await audio.json()) as { error?: { code?: string } }).error?.code, "unsupported_content_type");
+  });
+
+  test("a request target that is not a path ('*') is the client's 400, not a 502 counted against llama-server", async (t) => {
+    const { url } = await rig(t, basic);
+    const port = Number(new URL(url).port);
+    const star = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const body = JSON.stringify({ model: "a", messages: [{ role: "user", content: "x" }] });
+      const r = httpRequest(
+        { host: "127.0.0.1", port, method: "POST", path: "*", headers: { "content-length": Buffer.byteLength(body) } },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      r.on("error", reject);
+      r.end(body);
+    });
+    assert.equal(star.status, 400, star.text);
+    assert.equal((JSON.parse(star.text) as { error: { code: string } }).error.code, "bad_request_target");
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.doesNotMatch(metrics, /upstream_failed|status="502"/);
+  });
+
+  test("a management body over its 64 KiB limit: the 413 says 64 KiB (not '0 MiB') and not to raise bodyLimit", async (t) => {
+    const { url } = await rig(t, basic);
+    const big = await post(url, "/models/load", { model: "a", pad: "x".repeat(70_000) });
+    assert.equal(big.status, 413);
+    const msg = ((await big.json()) as { error: { message: string } }).error.message;
+    assert.match(msg, /limit of 64 KiB for this route/);
+    assert.doesNotMatch(msg, /0 MiB|bodyLimit/);
+  });
+
+  test("an empty API key is refused at start (it would count as a key and protect nothing)", async (t) => {
+    await assert.rejects(
+      () => rig(t, basic, { host: "0.0.0.0", apiKeys: [""] }),
+      (e: unknown) => isGglibError(e, "invalid_config") && /API key is empty/.test(e.message),
+    );
+    await assert.rejects(() => rig(t, basic, { apiKeys: ["k", " "] }), /API key is empty/);
+  });
+
+  test("extraArgs that override the proxy's own flags (--host, --slot-save-path) are warned about at start", async (t) => {
+    const { proxy } = await rig(
+      t,
+      (p) =>
+        `models:\n  a:\n    path: ${JSON.stringify(p.a)}\n    extraArgs: ["--host", "0.0.0.0", "--slot-save-path=/tmp/x", "-c", "512"]\n`,
+    );
+    const w = proxy.report.warnings.join("\n");
+    assert.match(w, /a: extraArgs set --host, which the proxy sets itself/);
+    assert.match(w, /a: extraArgs set --slot-save-path/);
+    assert.doesNotMatch(w, /set -c\b/);
+  });
+
+  test("Ollama's copy keeps a name in use (409) unless told to overwrite; a config model's name never", async (t) => {
+    const modelsDir = mkdtempSync(join(tmpdir(), "gglib-proxy-copy-"));
+    t.after(() => rmSync(modelsDir, { recursive: true, force: true }));
+    const folderB = writeFakeModel(modelsDir, "b");
+    const registry = Registry.open({ dbPath: ":memory:" });
+    t.after(() => registry.close());
+    const { url, proxy } = await rig(t, basic, { modelsDir, registry });
+    const pathOf = (name: string) => proxy.controller.getModel(name)?.entry.path;
+    assert.equal(pathOf("b"), folderB);
+    const copy = (body: unknown) => post(url, "/api/copy", body);
+    const taken = await copy({ source: "a", destination: "b:latest" });
+    assert.equal(taken.status, 409);
+    assert.match(
+      ((await taken.json()) as { error: string }).error,
+      /already names the model "b:latest".*"overwrite": true/,
+    );
+    assert.equal(pathOf("b"), folderB, "b still runs its own file");
+    const cfg = await copy({ source: "a", destination: "e", overwrite: true });
+    assert.equal(cfg.status, 409, "a config model's name cannot be taken by a copy");
+    await cfg.arrayBuffer();
+    const fresh = await copy({ source: "a", destination: "a-copy" });
+    assert.equal(fresh.status, 200);
+    await fresh.arrayBuffer();
+    assert.equal(pathOf("a-copy"), pathOf("a"));
+    const again = await copy({ source: "e", destination: "a-copy" });
+    assert.equal(again.status, 409, "a registered name too");
+    await again.arrayBuffer();
+    const over = await copy({ source: "e", destination: "a-copy", overwrite: true });
+    assert.equal(over.status, 200, await over.text());
+    assert.equal(pathOf("a-copy"), pathOf("e"));
+    const overB = await copy({ source: "a", destination: "b", overwrite: true });
+    assert.equal(overB.status, 200);
+    await overB.arrayBuffer();
+    assert.equal(pathOf("b"), pathOf("a"), "asked explicitly: b runs a's file");
+  });
+
+  test("Ollama's pull with a reference that names no model is a 400 (not a 500), before any stream starts", async (t) => {
+    const modelsDir = mkdtempSync(join(tmpdir(), "gglib-proxy-pull-"));
+    t.after(() => rmSync(modelsDir, { recursive: true, force: true }));
+    const { url } = await rig(t, basic, { modelsDir });
+    for (const stream of [false, true]) {
+      const r = await post(url, "/api/pull", { model: "::bad ref::", stream });
+      assert.equal(r.status, 400, `stream ${stream}`);
+      assert.match(((await r.json()) as { error: string }).error, /is not a Hugging Face model reference/);
+    }
   });
 
   test("slow clients: a request whose headers never finish is cut at the headers timeout", async (t) => {
