@@ -110,6 +110,10 @@ Examples:
   curl localhost:8080/api/status           memory, pids, in-flight and queued requests per model
   curl localhost:8080/metrics              Prometheus metrics (never loads a model)
 
+Browsers: web pages of other origins may not call the proxy (403) unless --cors names them; without --api-key,
+only this machine's names are served (IP addresses, localhost, single-label and .local names, --host, the
+hostname), so a page cannot reach it through a DNS name pointed at 127.0.0.1 (DNS rebinding).
+
 Signals: SIGINT/SIGTERM drain requests, stop every llama-server and exit 0; SIGHUP reloads the config and
 rescans the models folder (the config file is also watched). Config schema: schema/gglib-config.schema.json.`,
     )
