@@ -321,6 +321,12 @@ describe("proxy HTTP surface on the fake llama-server", { timeout: 60_000 }, () 
       assert.match(body.error.message, /more than 128 levels/);
     }
     // Ollama's /api/chat answered 500 "Maximum call stack size exceeded"
+    // a content type llama-server does not read as a form is scanned too (its test: a case-sensitive prefix)
+    for (const type of ["multipart/mixed", "Multipart/Form-Data", "text/plain"]) {
+      const r = await post(url, "/upstream/a/v1/chat/completions", chat, { "content-type": type });
+      assert.equal(r.status, 400, type);
+      await r.arrayBuffer();
+    }
     const ollama = await post(url, "/api/chat", chat);
     assert.equal(ollama.status, 400);
     assert.match(((await ollama.json()) as { error: string }).error, /more than 128 levels/);

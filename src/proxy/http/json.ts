@@ -24,12 +24,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 /**
  * Reads a request body up to `limit` bytes; 413 beyond it (the rest is not read). Every body the proxy forwards
  * comes through here: one nested deeper than MAX_JSON_DEPTH is a 400 (llama-server's parser would overflow its
- * stack and crash the model for everyone); multipart bodies are not JSON (llama-server makes strings of their fields)
- * and are not scanned. `configurable`: the limit is the config's bodyLimit (the 413 says how to raise it).
+ * stack and crash the model for everyone); multipart/form-data bodies are not JSON (llama-server makes strings of
+ * their fields) and are not scanned. `configurable`: the limit is the config's bodyLimit (the 413 says how to raise it).
  */
 export async function readBody(req: IncomingMessage, limit: number, configurable = true): Promise<Buffer> {
   const body = await readBytes(req, limit, configurable);
-  if (!String(req.headers["content-type"] ?? "").startsWith("multipart/")) refuseDeepNesting(body);
+  // exactly llama-server's test (cpp-httplib: a case-sensitive prefix): any other body it parses as JSON
+  if (!String(req.headers["content-type"] ?? "").startsWith("multipart/form-data")) refuseDeepNesting(body);
   return body;
 }
 
