@@ -17,7 +17,7 @@
  *    forwarding, containers). With a key the page would need the key, so Host is not checked.
  *
  * Clients that are not browsers (curl, the OpenAI/Ollama SDKs, servers) send no `Origin` and no `Sec-Fetch-*`, and
- * are not affected by the Origin rule. `judgeOrigin` decides (pure); `originGuard` is the server's closure over it.
+ * are not affected by the Origin rule; nor are local apps (`app://`, `file://`, `tauri://`, VS Code webviews). `judgeOrigin` decides (pure); `originGuard` is the server's closure over it.
  */
 import { isIP } from "node:net";
 import type { IncomingMessage } from "node:http";
@@ -48,6 +48,13 @@ export type OriginRefusal =
   | { readonly reason: "foreign_origin"; readonly origin: string }
   | { readonly reason: "cross_site"; readonly method: string };
 
+/**
+ * Origins only local applications have (Electron/Tauri apps, VS Code webviews): no web page can send them, and such
+ * apps did not need CORS to use the proxy before (Ollama allows the same by default). Not "null": any page can
+ * send that from a sandboxed frame.
+ */
+const APP_SCHEMES = ["app:", "file:", "tauri:", "vscode-webview:", "vscode-file:"];
+
 /** Special-use domains no outside party can register (RFC 6761, 6762, 8375; ICANN's .internal). */
 const LOCAL_SUFFIXES = [".localhost", ".local", ".internal", ".lan", ".home.arpa"];
 
@@ -64,7 +71,8 @@ export function judgeOrigin(f: OriginFacts, p: OriginPolicy): OriginRefusal | un
       any ||
       p.corsOrigins.includes(f.origin) ||
       sameOrigin(f.origin, f.host) ||
-      sameOrigin(f.origin, f.forwardedHost)
+      sameOrigin(f.origin, f.forwardedHost) ||
+      isAppOrigin(f.origin)
     )
       return undefined;
     // a GET with a foreign Origin is a CORS-mode fetch: the browser withholds the answer unless CORS allows it; it
@@ -99,6 +107,11 @@ export function isOwnHost(host: string, ownNames: readonly string[]): boolean {
   if (!name.includes(".")) return true;
   if (LOCAL_SUFFIXES.some((s) => name.endsWith(s))) return true;
   return ownNames.some((n) => n.toLowerCase().replace(/\.$/, "") === name);
+}
+
+function isAppOrigin(origin: string): boolean {
+  const o = origin.toLowerCase();
+  return APP_SCHEMES.some((s) => o.startsWith(s));
 }
 
 /** Does the page's origin name the same host and port as the request's Host (default ports by the origin's scheme)? */

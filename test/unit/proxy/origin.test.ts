@@ -66,6 +66,19 @@ describe("Origin: state-changing requests from other origins", () => {
     assert.equal(judge({ origin: "not a url" }), "foreign_origin");
   });
 
+  test("local apps' origins (Electron, Tauri, VS Code webviews) pass; 'null' (any page's sandboxed frame) does not", () => {
+    for (const origin of [
+      "app://obsidian.md",
+      "file://",
+      "tauri://localhost",
+      "vscode-webview://abc",
+      "vscode-file://x",
+    ])
+      assert.equal(judge({ origin }), undefined, origin);
+    assert.equal(judge({ origin: "null" }), "foreign_origin");
+    assert.equal(judge({ origin: "chrome-extension://abcdef" }), "foreign_origin", "an extension: --cors");
+  });
+
   test("--cors lets the listed origins (or '*' all) through", () => {
     const cors: OriginPolicy = { ...NO_KEY, corsOrigins: ["http://localhost:3000"] };
     assert.equal(judge({ origin: "http://localhost:3000", secFetchSite: "same-site" }, cors), undefined);
