@@ -52,7 +52,10 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   }),
   apiKeys: listOption("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several"),
   insecure: switchOption("--insecure", "allow a non-loopback --host without an API key"),
-  corsOrigins: listOption("--cors <origin>", "allow this browser origin ('*' for any); repeat for several"),
+  corsOrigins: listOption(
+    "--cors <origin>",
+    "let web pages of this origin (e.g. http://localhost:3000; '*' for any) call the proxy; repeat for several. Without it, requests from other origins are refused (403) except GET",
+  ),
   defaultModel: textOption("--default-model <name>", "model used when a request names none"),
   drainTimeoutS: numberOption(
     "--drain-timeout <seconds>",
@@ -106,6 +109,10 @@ Examples:
   curl localhost:8080/v1/models            every model with its state (loaded/loading/unloaded/failed)
   curl localhost:8080/api/status           memory, pids, in-flight and queued requests per model
   curl localhost:8080/metrics              Prometheus metrics (never loads a model)
+
+Browsers: web pages of other origins may not call the proxy (403) unless --cors names them; without --api-key,
+only this machine's names are served (IP addresses, localhost, single-label and .local names, --host, the
+hostname), so a page cannot reach it through a DNS name pointed at 127.0.0.1 (DNS rebinding).
 
 Signals: SIGINT/SIGTERM drain requests, stop every llama-server and exit 0; SIGHUP reloads the config and
 rescans the models folder (the config file is also watched). Config schema: schema/gglib-config.schema.json.`,
