@@ -117,3 +117,31 @@ export interface PeerModelStatus {
   state: string;
   file: string | null;
 }
+
+/**
+ * The context cache's state for one model (`models[].context` of `/api/status`; see src/proxy/context/). The
+ * cache's own `ContextStatus` (context-cache.ts) must stay assignable to this: test/unit/web/status-shape.test.ts.
+ */
+export interface ContextStatus {
+  enabled: boolean;
+  /** Why it is off for this model, when it is. */
+  reason?: string;
+  savedSlots: number;
+  savedTokens: number;
+  bytesOnDisk: number;
+  lastSave?: {
+    at: string;
+    slots: number;
+    tokens: number;
+    bytes: number;
+    ms: number;
+    failures: number;
+    /** Slots not saved because prefilling them again is faster than a save and a restore. */
+    skipped?: number;
+    /** Nothing was worth saving: every request the process served was cheaper to prefill again (slots not read). */
+    cheap?: boolean;
+  };
+  lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
+  /** The last saved state thrown away because its identity changed, and why. */
+  lastDiscard?: { at: string; reason: string };
+}
