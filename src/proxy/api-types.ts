@@ -1,6 +1,9 @@
 /**
  * JSON shapes of the management API that the dashboard (web/) reads too: plain interfaces with no imports, so the
- * browser code type-checks against the same definitions the server writes.
+ * browser code type-checks against the same definitions the server writes. Not all of them live here yet: a
+ * model's `/api/status` entry (`ModelStatusReport`) and the `/api/events` events (`ProxyEvent`) are declared in
+ * controller.ts and copied in web/src/types.ts, and `ContextStatus` below copies context/context-cache.ts's;
+ * test/unit/web/status-shape.test.ts fails the typecheck when a copy reads a field the server does not write.
  */
 
 /** One finished request, as `/api/activity` lists it. */

@@ -35,7 +35,7 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   configPath: textOption("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`),
   modelsDir: textOption(
     "--models-dir <dir>",
-    "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file",
+    "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file (default: the config's modelsDir, else <data dir>/models when it exists)",
   ),
   host: textOption("--host <host>", "address to bind (default 127.0.0.1)"),
   port: numberOption("-p, --port <port>", "port (default 8080)", PORT),

@@ -3,22 +3,25 @@
 // states; at run time the model card's "saved context" row shows the context cache's state.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ModelStatusReport } from "../../../src/proxy/controller.js";
+import type { ModelStatusReport, ProxyEvent as ServerEvent } from "../../../src/proxy/controller.js";
 import type { ContextStatus as CacheContextStatus } from "../../../src/proxy/context/context-cache.js";
 import type { ModelStatus as SchedulerState } from "../../../src/proxy/scheduler.js";
 import { contextFacts } from "../../../web/src/context.js";
-import type { ContextStatus, ModelState, ModelStatus } from "../../../web/src/types.js";
+import type { ContextStatus, ModelState, ModelStatus, ProxyEvent } from "../../../web/src/types.js";
 
 type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 /** The page's fields that the server never writes (a renamed field lands here): must be none. */
 type UnwrittenFields = Exclude<keyof ModelStatus, keyof ModelStatusReport>;
+/** Events the page handles that the server never sends ("hello" is the event stream's first, routes/events.ts). */
+type UnsentEvents = Exclude<ProxyEvent["type"], ServerEvent["type"] | "hello">;
 
-test("every field of a model the dashboard reads is one /api/status writes, with the scheduler's states", () => {
+test("every field of a model and every event the dashboard reads is one the server writes; the same states", () => {
   const unwritten: Equal<UnwrittenFields, never> = true;
   const states: Equal<ModelState, SchedulerState> = true;
+  const events: Equal<UnsentEvents, never> = true;
   // the context cache writes at least what the card reads
   const context: CacheContextStatus extends ContextStatus ? true : false = true;
-  assert.deepEqual([unwritten, states, context], [true, true, true]);
+  assert.deepEqual([unwritten, states, events, context], [true, true, true, true]);
 });
 
 const base: ContextStatus = { enabled: true, savedSlots: 0, savedTokens: 0, bytesOnDisk: 0 };
