@@ -43,7 +43,9 @@ export const BUILD_STEPS: readonly BuildStep[] = [
   {
     title: "build the dashboard (esbuild → dist/ui)",
     produces: "ui/index.html",
-    run: async (dist) => void (await buildUi(join(dist, "ui"))),
+    run: async (dist) => {
+      await buildUi(join(dist, "ui"));
+    },
   },
 ];
 
