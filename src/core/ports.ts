@@ -17,7 +17,11 @@ export interface StopOptions {
   graceMs?: number;
 }
 
-/** The process machinery behind everything: start llama-server for a config, stop it, observe it. */
+/**
+ * The process machinery behind the runner, the controller and the proxy: start llama-server for a config, stop it,
+ * observe it. The orphan sweep and the binary's identity are not part of it: startProxy takes those from a
+ * `LlamaServerRunner` only (with another runner it skips the sweep and turns the context cache off).
+ */
 export interface ProcessRunner {
   start(config: ServerConfig, options?: StartOptions): Promise<ServerHandle>;
   stop(handle: ServerHandle | string, options?: StopOptions): Promise<void>;
