@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import { postJson, sseData, startProxyProcess } from "../support/proxy-harness.js";
-import { running, waitFor } from "../support/procs.js";
+import { running } from "../support/procs.js";
 
 const msgs = [{ role: "user", content: "hi" }];
 
