@@ -33,8 +33,8 @@ export const SPARE_CONNECTIONS = 2;
  * in its extra args; llama-server's auto otherwise). Each kept-alive connection holds one of llama-server's HTTP
  * threads (cpp-httplib: max(slots + 4, cores - 1) of them); unbounded, a burst of requests takes them all and its
  * `/health` waits seconds for a thread (measured: 7 s behind 150 connections). Capped at slots + 2, every slot
- * stays busy, two threads stay free for `/health` and the slot actions, and the rest of a burst waits in the
- * proxy's pool, in order.
+ * stays busy, two threads stay free (the health check's connection and the relay's side connection for GETs:
+ * /props, /slots, /metrics), and the rest of a burst waits in the proxy's pool, in order.
  */
 export function upstreamConnections(config: { parallel?: number; extraArgs?: readonly string[] } | undefined): number {
   let slots = config?.parallel;

@@ -35,8 +35,11 @@ export interface RelayRequest {
 }
 
 export class Relay {
-  /** One connection pool per llama-server process, keyed by origin; replaced when another process takes the port. */
-  private readonly pools = new Map<string, { id: string; pool: Dispatcher }>();
+  /**
+   * One connection pool per llama-server process, keyed by origin; replaced when another process takes the port.
+   * `side`: one connection for GET/HEAD (monitoring: /props, /slots, /metrics), never queued behind a burst.
+   */
+  private readonly pools = new Map<string, { id: string; pool: Dispatcher; side?: Dispatcher }>();
 
   constructor(
     private readonly controller: ModelController,
@@ -61,7 +64,11 @@ export class Relay {
 
   /** Closes every upstream pool (the server is closing). */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.pool.close().catch(() => {})));
+    await Promise.all(
+      [...this.pools.values()].flatMap((p) =>
+        [p.pool, ...(p.side ? [p.side] : [])].map((d) => d.close().catch(() => {})),
+      ),
+    );
     this.pools.clear();
   }
 
@@ -145,13 +152,26 @@ export class Relay {
    * used by routes that talk to llama-server themselves (Ollama's API translates each request).
    */
   dispatcherFor(handle: UpstreamHandle): Dispatcher {
+    return this.poolsFor(handle).pool;
+  }
+
+  /** The pools of this llama-server process (created on first use; an earlier process's are destroyed). */
+  private poolsFor(handle: UpstreamHandle): { id: string; pool: Dispatcher; side?: Dispatcher } {
     const cur = this.pools.get(handle.url);
-    if (cur?.id === handle.id) return cur.pool;
-    if (cur) void cur.pool.destroy().catch(() => {});
+    if (cur?.id === handle.id) return cur;
+    if (cur) for (const d of [cur.pool, cur.side]) void d?.destroy().catch(() => {});
     // bounded by the model's slots: the rest of a burst waits here, not on llama-server's HTTP threads
     const pool = createUpstreamPool(handle.url, upstreamConnections(this.controller.getModel(handle.model)?.server));
-    this.pools.set(handle.url, { id: handle.id, pool });
-    return pool;
+    const entry = { id: handle.id, pool };
+    this.pools.set(handle.url, entry);
+    return entry;
+  }
+
+  /** GET/HEAD requests (monitoring, cheap for llama-server) go on a side connection: not behind a queued burst. */
+  private dispatcherOf(handle: UpstreamHandle, method: string): Dispatcher {
+    const p = this.poolsFor(handle);
+    if (method !== "GET" && method !== "HEAD") return p.pool;
+    return (p.side ??= createUpstreamPool(handle.url, 1));
   }
 
   private async send(
@@ -169,7 +189,7 @@ export class Relay {
     const tForward = performance.now();
     const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), this.controller, lease);
     try {
-      f.start(this.dispatcherFor(lease.handle));
+      f.start(this.dispatcherOf(lease.handle, r.method));
     } catch (e) {
       lease.release();
       throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);

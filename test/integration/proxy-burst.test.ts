@@ -102,8 +102,17 @@ test(
         });
         return complete(r, stream);
       });
+      // monitoring GETs are not queued behind the burst: they have a connection of their own
+      await new Promise((r) => setTimeout(r, 2_000));
+      const tProps = Date.now();
+      const props = await fetch(`${p.url}/props?model=a`);
+      assert.equal(props.status, 200, await props.text());
+      const propsMs = Date.now() - tProps;
       const problems = (await Promise.all(runs)).filter((x) => x !== undefined);
-      t.diagnostic(`150 requests in ${Date.now() - t0} ms; peak sockets of llama-server ${peak} (idle ${base})`);
+      t.diagnostic(
+        `150 requests in ${Date.now() - t0} ms; peak sockets of llama-server ${peak} (idle ${base}); /props mid-burst ${propsMs} ms`,
+      );
+      assert.ok(propsMs < 2_000, `GET /props answered in ${propsMs} ms during the burst`);
       assert.deepEqual(problems, [], "every request answered in full");
     } finally {
       clearInterval(sampler);
