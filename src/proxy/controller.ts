@@ -259,10 +259,13 @@ export class ModelController {
     return this.scheduler.model(model)?.status === "ready";
   }
 
-  /** Whether `model` is ready on the same process (`instance`) a lease was taken on. */
+  /**
+   * Whether the process (`instance`) a lease was taken on still serves its requests: ready, or draining (evicted,
+   * but it stops only once its requests in flight, this one included, are done).
+   */
   isServing(model: string, instance: number): boolean {
     const m = this.scheduler.model(model);
-    return m?.status === "ready" && m.instance === instance;
+    return (m?.status === "ready" || m?.status === "draining") && m.instance === instance;
   }
 
   /**

@@ -245,6 +245,18 @@ describe("controller: processes that go away", () => {
     lease.release();
   });
 
+  test("a draining model still serves its leases (a request whose kept-alive socket closed may be resent)", async () => {
+    const { c } = rig(["a", "b"], { maxModels: 1 });
+    const lease = await c.acquire("a");
+    const b = c.acquire("b");
+    await settle();
+    assert.equal(c.state("a")?.status, "draining");
+    assert.ok(c.isServing("a", lease.instance), "its process serves the requests in flight until they are done");
+    lease.release();
+    (await b).release();
+    assert.ok(!c.isServing("a", lease.instance));
+  });
+
   test("what a lease receives is the process's progress, as the health monitor reads it", async () => {
     const { runner, c } = rig(["a"]);
     const lease = await c.acquire("a");
