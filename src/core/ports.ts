@@ -10,6 +10,12 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Load progress (0..1) from llama-server's child protocol, when the binary supports it. */
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * A counter that grows while the server makes progress on its requests (the proxy: bytes received from it on its
+   * open requests). The health monitor reads it: failed checks with progress in between are a busy server, not a
+   * hung one.
+   */
+  activity?: () => number;
 }
 
 export interface StopOptions {

@@ -12,6 +12,7 @@ import type { ProxyModel } from "./catalog.js";
 import type { Lease, ModelController } from "./controller.js";
 import { HttpError, isGglibError } from "../core/errors.js";
 import { connectionClosed } from "./forward.js";
+import type { UpstreamHandle } from "./relay.js";
 import type { RegisteredModel, Registry } from "../models/registry.js";
 import { multipartMessage, readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -70,7 +71,7 @@ export type PullFn = (
 export interface OllamaApiOptions {
   controller: ModelController;
   /** The proxy's connection pool of a llama-server process. */
-  dispatcherFor: (handle: { id: string; url: string }) => Dispatcher;
+  dispatcherFor: (handle: UpstreamHandle) => Dispatcher;
   metrics?: ProxyMetrics;
   bodyLimit?: number;
   /** Models run in VRAM (size_vram = size in /api/ps). */
@@ -438,6 +439,7 @@ export class OllamaApi {
         if (!this.o.controller.isServing(lease.model, lease.instance)) throw e;
         r = await send();
       }
+      lease.received(1); // an answer began: proof of progress for the hang rule
       return { status: r.statusCode, body: r.body, untrack };
     } catch (e) {
       untrack();
@@ -581,6 +583,7 @@ export class OllamaApi {
           };
           let ok = true;
           for await (const chunk of up.body) {
+            lease.received((chunk as Buffer).length);
             parser.push(chunk as Buffer, datas);
             for (const d of datas.splice(0)) if (ok) ok = handleData(d);
             if (!ok) break;

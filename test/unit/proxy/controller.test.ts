@@ -239,8 +239,50 @@ describe("controller: processes that go away", () => {
     runner.hang("a");
     assert.match(f.reason?.message ?? "", /stopped answering its health checks/);
     assert.equal(runner.stops.length, 1, "the hung process is stopped");
-    assert.equal(c.state("a")?.status, "unloaded");
+    assert.equal(c.state("a")?.status, "stopping", "until the process is gone");
     assert.ok(events.some((e) => e.type === "crash" && /hung/.test(e.reason)));
+    lease.release();
+    await settle();
+    assert.equal(c.state("a")?.status, "unloaded");
+  });
+
+  test("a hung server's room stays booked until its process is gone: no second llama-server beside it", async () => {
+    const { runner, c } = rig(["a", "b"], { maxModels: 1 });
+    await c.load("a");
+    runner.holdStops.add("a");
+    runner.hang("a");
+    const b = c.acquire("b");
+    await settle();
+    assert.equal(runner.starts.length, 1, "b does not start while the killed process of a is alive");
+    assert.equal(c.state("a")?.status, "stopping");
+    assert.equal(runner.heldStops.length, 1);
+    runner.heldStops[0]!();
+    const lease = await b;
+    assert.equal(lease.model, "b");
+    assert.equal(runner.starts.length, 2);
+    assert.equal(c.state("a")?.status, "unloaded");
+    lease.release();
+  });
+
+  test("a draining model still serves its leases (a request whose kept-alive socket closed may be resent)", async () => {
+    const { c } = rig(["a", "b"], { maxModels: 1 });
+    const lease = await c.acquire("a");
+    const b = c.acquire("b");
+    await settle();
+    assert.equal(c.state("a")?.status, "draining");
+    assert.ok(c.isServing("a", lease.instance), "its process serves the requests in flight until they are done");
+    lease.release();
+    (await b).release();
+    assert.ok(!c.isServing("a", lease.instance));
+  });
+
+  test("what a lease receives is the process's progress, as the health monitor reads it", async () => {
+    const { runner, c } = rig(["a"]);
+    const lease = await c.acquire("a");
+    assert.equal(runner.activity("a"), 0);
+    lease.received(1);
+    lease.received(512);
+    assert.equal(runner.activity("a"), 513);
     lease.release();
   });
 
