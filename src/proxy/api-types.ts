@@ -122,8 +122,8 @@ export interface PeerModelStatus {
 }
 
 /**
- * The context cache's state for one model (`models[].context` of `/api/status`; see src/proxy/context/). The
- * cache's own `ContextStatus` (context-cache.ts) must stay assignable to this: test/unit/web/status-shape.test.ts.
+ * The context cache's state for one model (`models[].context` of `/api/status`; see src/proxy/context/, which
+ * uses this definition).
  */
 export interface ContextStatus {
   enabled: boolean;

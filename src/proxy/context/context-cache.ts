@@ -13,6 +13,7 @@
  * (measured on 80fb11a: `n_saved: 0` for the others). The proxy passes `--no-cache-idle-slots` when the binary
  * knows it and the model's extraArgs do not choose either way.
  */
+import type { ContextStatus } from "../api-types.js";
 import { statSync, statfsSync } from "node:fs";
 import type { ServerConfig } from "../../core/config.js";
 import type { ServerHandle } from "../../core/handle.js";
@@ -71,30 +72,8 @@ export interface ContextEvent {
   at: number;
 }
 
-/** Per model, in /api/status. */
-export interface ContextStatus {
-  enabled: boolean;
-  /** Why it is off for this model, when it is. */
-  reason?: string;
-  savedSlots: number;
-  savedTokens: number;
-  bytesOnDisk: number;
-  lastSave?: {
-    at: string;
-    slots: number;
-    tokens: number;
-    bytes: number;
-    ms: number;
-    failures: number;
-    /** Slots not saved because prefilling them again is faster than a save and a restore. */
-    skipped?: number;
-    /** Nothing was worth saving: every request the process served was cheaper to prefill again (slots not read). */
-    cheap?: boolean;
-  };
-  lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
-  /** The last saved state thrown away because its identity changed, and why. */
-  lastDiscard?: { at: string; reason: string };
-}
+/** Per model, in /api/status: one definition, shared with the dashboard (src/proxy/api-types.ts). */
+export type { ContextStatus };
 
 interface Runtime {
   enabled: boolean;
