@@ -90,6 +90,8 @@ export interface AgentWiring {
   ctx: number;
   /** Arguments for the agent itself (after `--`). */
   args?: readonly string[];
+  /** The most tokens one answer may have (claude: CLAUDE_CODE_MAX_OUTPUT_TOKENS; opencode: the model's output limit). */
+  maxOutput?: number | undefined;
 }
 
 /** How to start the agent: the command line, the variables to set, the variables to remove. */
@@ -146,6 +148,7 @@ function claudeEnv(base: string, w: AgentWiring): Record<string, string> {
     DISABLE_TELEMETRY: "1",
     DISABLE_ERROR_REPORTING: "1",
     DISABLE_AUTOUPDATER: "1",
+    ...(w.maxOutput !== undefined ? { CLAUDE_CODE_MAX_OUTPUT_TOKENS: String(w.maxOutput) } : {}),
   };
 }
 
@@ -176,9 +179,9 @@ function codexArgs(base: string, w: AgentWiring): string[] {
 /** opencode's config (the JSON of OPENCODE_CONFIG_CONTENT). */
 export function opencodeConfig(
   base: string,
-  w: Pick<AgentWiring, "apiKey" | "model" | "ctx">,
+  w: Pick<AgentWiring, "apiKey" | "model" | "ctx" | "maxOutput">,
 ): Record<string, unknown> {
-  const output = Math.min(8_192, Math.max(256, Math.floor(w.ctx / 4)));
+  const output = w.maxOutput ?? Math.min(8_192, Math.max(256, Math.floor(w.ctx / 4)));
   return {
     $schema: "https://opencode.ai/config.json",
     provider: {

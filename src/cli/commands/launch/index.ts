@@ -31,6 +31,7 @@ interface LaunchFlags {
   url: string;
   ctx: number;
   apiKey: string;
+  maxOutput: number;
   modelsDir: string;
   config: string;
   printEnv: boolean;
@@ -53,6 +54,11 @@ const LAUNCH_OPTIONS: OptionTable<LaunchFlags> = {
     example: "65536",
   }),
   apiKey: textOption("--api-key <key>", "the proxy's API key, when it requires one (default $GGLIB_API_KEY)"),
+  maxOutput: numberOption(
+    "--max-output <tokens>",
+    "most tokens per answer (claude and opencode; codex leaves it to the model)",
+    { kind: "integer", min: 1, example: "4096" },
+  ),
   modelsDir: textOption("--models-dir <dir>", "models folder of the proxy started when none is running"),
   config: textOption("--config <file>", "config file of the proxy started when none is running"),
   printEnv: switchOption("--print-env", "print the variables and the command line (sh) instead of starting the agent"),
@@ -140,6 +146,7 @@ async function runLaunch(agent: AgentName, agentArgs: string[], f: Partial<Launc
       model: plan.model.name,
       ctx: plan.ctx,
       args: agentArgs,
+      maxOutput: f.maxOutput,
     });
     const facts = [
       plan.model.trained !== undefined ? `trained ${plan.model.trained}` : "",
