@@ -106,6 +106,9 @@ async function runLaunch(agent: AgentName, agentArgs: string[], f: Partial<Launc
   const say = (line: string) => {
     if (!f.quiet) process.stderr.write(line + "\n");
   };
+  // what needs no proxy is checked first: --ctx against the agent's floor
+  const early = planContext({ floor: info.floorTokens, requested: f.ctx });
+  if (!early.ok) throw new GglibError("invalid_config", `gglib launch ${agent}: ${early.message}`);
   const printOnly = f.printEnv === true || f.json === true;
   const bin = printOnly ? info.binary : await which(info.binary);
   if (!bin) {
