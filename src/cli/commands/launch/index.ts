@@ -120,9 +120,11 @@ async function runLaunch(agent: AgentName, agentArgs: string[], f: Partial<Launc
   let apiKey = f.apiKey ?? (process.env.GGLIB_API_KEY || undefined);
   const probe = await probeProxy(url, apiKey);
   if (probe.kind === "auth") {
-    throw new GglibError("invalid_config", `The gglib proxy at ${url} requires an API key.`, {
-      hint: "Pass it with --api-key KEY or GGLIB_API_KEY=KEY.",
-    });
+    throw new GglibError(
+      "invalid_config",
+      `The gglib proxy at ${url} ${apiKey ? "refused the API key given" : "requires an API key"}.`,
+      { hint: "Pass its key with --api-key KEY or GGLIB_API_KEY=KEY." },
+    );
   }
   if (probe.kind === "other") {
     throw new GglibError("not_running", `${url} answers HTTP ${probe.status} to /api/status: not a gglib proxy.`, {
