@@ -7,10 +7,12 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readModelMetadata } from "../../src/gguf/reader.js";
+import { estimateMemory } from "../../src/models/estimator.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../support/fake-llama.js";
 import { GGLIB_BIN, startProxyProcess } from "../support/proxy-harness.js";
 import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
@@ -136,6 +138,29 @@ describe("gglib launch (fake llama-server, no agent run)", { timeout: 120_000 },
     assert.equal(below.code, 1);
     assert.match(below.stderr, /--ctx 8192 is below the 32768 tokens this agent needs/);
     assert.deepEqual(pidsWithArg(dir), []);
+  });
+
+  test("the context is capped by what fits the memory budget (the proxy's estimator), and the model pinned to it", async (t) => {
+    const dir = folder(t);
+    const path = writeFakeModel(join(dir, "models"), "coder", { contextLength: 131072 });
+    const metadata = await readModelMetadata(path);
+    const bytesAt = (ctx: number) => estimateMemory({ metadata, fileBytes: statSync(path).size, ctx }).totalBytes;
+    const config = join(dir, "gglib.yaml");
+    writeFileSync(config, `memoryBudget: ${bytesAt(65536)}\n`);
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const args = ["launch", "codex", "--url", url, "--config", config, "--models-dir", join(dir, "models"), "--json"];
+    const r = await gglib(dir, args);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as LaunchJson & { fits: number; trained: number };
+    assert.deepEqual([j.ctx, j.fits, j.trained], [65536, 65536, 131072]);
+    assert.ok(j.args.includes("model_context_window=65536"));
+    writeFileSync(config, `memoryBudget: ${bytesAt(16384)}\n`);
+    const small = await gglib(dir, args);
+    assert.equal(small.code, 1);
+    assert.match(
+      small.stderr,
+      /cannot hold 32768 tokens \(trained on 131072 tokens, the memory budget holds at most 16384 tokens/,
+    );
   });
 
   test("a config model with a small ctx, and a running proxy with one, are refused with what to set", async (t) => {

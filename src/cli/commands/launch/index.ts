@@ -211,7 +211,10 @@ async function chooseModel(
   if (!pick.ok) throw new GglibError("model_not_found", `gglib launch ${agent}: ${pick.message}`);
   const model = facts.find((m) => m.name === pick.name)!;
   const fits = fitsContext(model, await budgetBytes(url, apiKey));
-  const plan = planContext({ floor, requested: f.ctx, configured: model.configured, trained: model.trained, fits });
+  // what the model runs with: its configured context (the trained one when none is set), but no more than fits
+  const effective =
+    model.configured !== undefined && fits !== undefined ? Math.min(model.configured, fits) : model.configured;
+  const plan = planContext({ floor, requested: f.ctx, configured: effective, trained: model.trained, fits });
   if (!plan.ok) {
     throw new GglibError("invalid_config", `gglib launch ${agent}: model '${model.name}': ${plan.message}`, {
       hint: f.model
@@ -219,7 +222,11 @@ async function chooseModel(
         : "Name a model that holds it with --model NAME.",
     });
   }
-  if (!plan.load) return { model, ctx: plan.ctx, fits };
+  if (!plan.load) {
+    // a proxy of ours is told the context that fits, so llama-server does not try the larger one
+    if (own && model.path && plan.ctx !== model.configured) await own.setContext(model.name, model.path, plan.ctx);
+    return { model, ctx: plan.ctx, fits };
+  }
   if (!own || !model.path) {
     throw new GglibError(
       "invalid_config",
