@@ -1,6 +1,7 @@
 /**
  * Which model an agent gets (pure): the one named with --model (by the one name rule, findModel), else the first
- * model that can hold the agent's floor: a loaded one before the others (no swap), in the proxy's order otherwise.
+ * model that can hold the agent's floor: one whose template takes tools (the agents work by tool calls) before one
+ * that does not, then a loaded one before the others (no swap), in the proxy's order otherwise.
  * None: an error that lists each model with the context it can hold.
  */
 import { findModel } from "../models/sources.js";
@@ -12,6 +13,8 @@ export interface ModelCandidate {
   trained?: number | undefined;
   /** Loaded (or loading) now. */
   loaded?: boolean;
+  /** Its chat template takes tools (undefined: not known). */
+  tools?: boolean | undefined;
 }
 
 export type ModelPick = { ok: true; name: string } | { ok: false; message: string };
@@ -31,8 +34,18 @@ export function pickModel(models: readonly ModelCandidate[], floor: number, requ
       : { ok: false, message: `no model '${requested}'; available: ${models.map((x) => x.name).join(", ")}` };
   }
   const holds = (m: ModelCandidate) => m.trained === undefined || m.trained >= floor;
-  const fit = models.filter((m) => holds(m) && m.trained !== undefined);
-  const best = fit.find((m) => m.loaded) ?? fit[0] ?? models.find((m) => holds(m) && m.loaded) ?? models.find(holds);
+  // known to hold the floor before unknown; with tools before without; loaded before not
+  const tiers = [
+    (m: ModelCandidate) => m.trained !== undefined && m.tools !== false,
+    (m: ModelCandidate) => m.trained !== undefined,
+    () => true,
+  ];
+  let best: ModelCandidate | undefined;
+  for (const tier of tiers) {
+    const group = models.filter((m) => holds(m) && tier(m));
+    best = group.find((m) => m.loaded) ?? group[0];
+    if (best) break;
+  }
   if (best) return { ok: true, name: best.name };
   const list = models.map((m) => `${m.name} (${m.trained} tokens)`).join(", ");
   return {

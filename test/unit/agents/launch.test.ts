@@ -152,6 +152,15 @@ describe("the model an agent gets", () => {
     assert.deepEqual(pickModel(models, 32768, "coder:latest"), { ok: true, name: "long" });
     assert.deepEqual(pickModel(models, 32768, "short"), { ok: true, name: "short" }, "named: checked later");
   });
+  test("a model whose template takes tools comes before one that does not", () => {
+    const withTools = [
+      { name: "plain", aliases: [], trained: 131072, loaded: true, tools: false },
+      { name: "tooled", aliases: [], trained: 65536, tools: true },
+    ];
+    assert.deepEqual(pickModel(withTools, 32768), { ok: true, name: "tooled" });
+    assert.deepEqual(pickModel(withTools.slice(0, 1), 32768), { ok: true, name: "plain" }, "still one that holds it");
+  });
+
   test("none that holds it, or no model: the reason, with the numbers", () => {
     const r = pickModel(models.slice(0, 1), 32768);
     assert.ok(!r.ok && /no model can hold the 32768 tokens .*short \(4096 tokens\)/.test(r.message));

@@ -6,6 +6,7 @@
 import { statSync } from "node:fs";
 import { GglibError } from "../../../core/errors.js";
 import { readModelMetadata, type ModelMetadata } from "../../../gguf/reader.js";
+import { detectCapabilities } from "../../../models/capabilities.js";
 import { estimateMemory } from "../../../models/estimator.js";
 import { largestFitting } from "../../../agents/context.js";
 
@@ -18,6 +19,8 @@ export interface ModelFacts {
   /** The context it was trained on (GGUF). */
   trained?: number | undefined;
   loaded: boolean;
+  /** Its chat template takes tools (undefined: the GGUF was not read). */
+  tools?: boolean | undefined;
   metadata?: ModelMetadata | undefined;
 }
 
@@ -55,6 +58,7 @@ export async function modelFacts(url: string, apiKey: string | undefined): Promi
         configured: m.meta?.ctx,
         trained: metadata?.contextLength,
         loaded: value === "loaded" || value === "loading",
+        tools: metadata ? detectCapabilities(metadata).tools.present : undefined,
         metadata,
       };
     }),

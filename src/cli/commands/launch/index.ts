@@ -161,6 +161,8 @@ async function runLaunch(agent: AgentName, agentArgs: string[], f: Partial<Launc
       `${c.green("●")} ${info.title} → ${c.bold(plan.model.name)}, context ${plan.ctx} tokens` +
         `${facts.length ? c.dim(` (${facts.join(", ")})`) : ""} via ${c.cyan(url)}${own ? c.dim(" (started for this session)") : ""}`,
     );
+    if (plan.model.tools === false)
+      say(c.yellow(`warning: ${plan.model.name}'s chat template takes no tools: the agent's tool calls will not work`));
     if (f.json) {
       const out = {
         agent,
