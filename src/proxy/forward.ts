@@ -371,7 +371,11 @@ export class Forward implements Dispatcher.DispatchHandler {
   }
 
   private failed(status: number, error: Error): ForwardResult {
-    return { status, completed: false, bytes: this.bytes, error, ttfbMs: this.ttfbMs };
+    const r: ForwardResult = { status, completed: false, bytes: this.bytes, error, ttfbMs: this.ttfbMs };
+    // a client that hangs up once it has read the answer's last event (Codex after `response.completed`) still
+    // got the usage that event carries
+    if (this.o.collectUsage && this.tailLen > 0) r.usage = parseUsage(usageText(this.head, this.tail));
+    return r;
   }
 
   private finish(r: ForwardResult): void {
