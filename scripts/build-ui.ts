@@ -1,6 +1,7 @@
 /**
  * Builds the dashboard (web/) into dist/ui: app.js (Preact + the views, one minified ES module), app.css,
- * index.html and favicon.svg. Part of `npm run build`; the proxy serves the result at /ui.
+ * index.html and favicon.svg. A step of scripts/build.ts (`npm run build`, `npm run setup`, `npm test`); the proxy
+ * serves the result at /ui.
  *
  *   npx tsx scripts/build-ui.ts [--out DIR]      prints the files and their gzipped sizes
  */

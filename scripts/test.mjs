@@ -39,10 +39,8 @@ if (!skipChecks) {
   step("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
   step("typecheck the dashboard (tsc -p web)", bin("tsc"), ["-p", "web/tsconfig.json", "--noEmit"]);
   step("typecheck the fake llama-server (tsc --checkJs)", bin("tsc"), ["-p", "test/support/fake-llama/tsconfig.json"]);
-  // from a clean dist: a file removed from src/ must not linger there (and be packed)
-  rmSync(join(root, "dist"), { recursive: true, force: true });
-  step("build (tsc)", bin("tsc"), ["-p", "tsconfig.build.json"]);
-  step("build the dashboard (esbuild → dist/ui)", process.execPath, ["--import", "tsx", "scripts/build-ui.ts"]);
+  // `npm run build`: from a clean dist, the compiled TypeScript and the dashboard (scripts/build.ts)
+  step("build (tsc → dist/src, esbuild → dist/ui)", process.execPath, ["--import", "tsx", "scripts/build.ts"]);
 }
 
 function findTests(dir) {

@@ -10,6 +10,12 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Load progress (0..1) from llama-server's child protocol, when the binary supports it. */
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * A counter that grows while the server makes progress on its requests (the proxy: bytes received from it on its
+   * open requests). The health monitor reads it: failed checks with progress in between are a busy server, not a
+   * hung one.
+   */
+  activity?: () => number;
 }
 
 export interface StopOptions {
@@ -17,7 +23,11 @@ export interface StopOptions {
   graceMs?: number;
 }
 
-/** The process machinery behind everything: start llama-server for a config, stop it, observe it. */
+/**
+ * The process machinery behind the runner, the controller and the proxy: start llama-server for a config, stop it,
+ * observe it. The orphan sweep and the binary's identity are not part of it: startProxy takes those from a
+ * `LlamaServerRunner` only (with another runner it skips the sweep and turns the context cache off).
+ */
 export interface ProcessRunner {
   start(config: ServerConfig, options?: StartOptions): Promise<ServerHandle>;
   stop(handle: ServerHandle | string, options?: StopOptions): Promise<void>;

@@ -114,6 +114,34 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
   return args;
 }
 
+/** Flags the launcher sets itself, and what goes wrong when extraArgs repeat them (llama-server takes the last). */
+const OWNED_FLAGS: Readonly<Record<string, string>> = {
+  "--host": "llama-server would listen there, reachable without the proxy's key, where the proxy does not look",
+  "--port": "the proxy would not find llama-server on the port it gave it",
+  "-m": "the model would not be the file this entry names",
+  "--model": "the model would not be the file this entry names",
+  "-a": "answers would not carry the model's name",
+  "--alias": "answers would not carry the model's name",
+  "--slot-save-path": "the context cache saves and restores conversations in its own folder, not there",
+  "--api-key": "llama-server would refuse the proxy's requests (the proxy sends no key to it)",
+  "--api-key-file": "llama-server would refuse the proxy's requests (the proxy sends no key to it)",
+};
+
+/**
+ * Pure: the flags of `extraArgs` that override ones the launcher sets (`--host 0.0.0.0`, `--slot-save-path=/x`),
+ * each with why that is a problem; empty when none.
+ */
+export function overriddenFlags(extraArgs: readonly unknown[] | undefined): { flag: string; why: string }[] {
+  const out: { flag: string; why: string }[] = [];
+  for (const a of extraArgs ?? []) {
+    if (typeof a !== "string") continue;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const why = Object.hasOwn(OWNED_FLAGS, flag) ? OWNED_FLAGS[flag] : undefined;
+    if (why && !out.some((o) => o.flag === flag)) out.push({ flag, why });
+  }
+  return out;
+}
+
 /** Environment for the child: ours, minus LLAMA_ARG_* leftovers that would silently change its settings. */
 export function childEnv(
   base: NodeJS.ProcessEnv,

@@ -6,7 +6,8 @@
  *   2. otherwise a name or alias, by the one matching rule (exact, alias, unique case-insensitive: findModel),
  *      over the sources merged by precedence: the config file's models, the registry, the models folder.
  * The config file is `--config`, else `<data dir>/config.yaml` when it exists; the models folder is the one given,
- * else the config's `modelsDir`, else `<data dir>/models` when it exists.
+ * else the config's `modelsDir`, else `<data dir>/models` when it exists (modelsFolder). `gglib proxy` takes its
+ * config file and models folder from modelSourceOptions too, so `gglib models list` shows what the proxy serves.
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
@@ -40,6 +41,8 @@ export interface ModelSourceOptions {
 
 export interface FoundSources {
   options: Omit<LoadModelSourcesOptions, "registry">;
+  /** The config file chosen (the one given, else the data dir's when it exists), whether it could be read or not. */
+  configPath: string | undefined;
   /** The places looked in, for "no models found" messages. */
   where: string[];
   warnings: string[];
@@ -52,8 +55,9 @@ export function modelSourceOptions(opts: ModelSourceOptions = {}): FoundSources 
   const warnings: string[] = [];
   const out: FoundSources["options"] = {};
   const cfgPath = opts.configPath ?? paths.configFile(env);
+  const chosen = opts.configPath !== undefined || existsSync(cfgPath);
   let loaded: LoadedConfig | undefined;
-  if (opts.configPath !== undefined || existsSync(cfgPath)) {
+  if (chosen) {
     try {
       loaded = loadConfigFile(cfgPath);
       where.push(cfgPath);
@@ -62,17 +66,28 @@ export function modelSourceOptions(opts: ModelSourceOptions = {}): FoundSources 
       warnings.push(`config ${cfgPath} skipped: ${(e as Error).message}`);
     }
   }
-  let modelsDir = opts.modelsDir !== undefined ? resolve(opts.modelsDir) : undefined;
-  if (loaded) {
-    out.config = { models: configModelsOf(loaded), baseDir: loaded.baseDir };
-    if (loaded.config.modelsDir) modelsDir ??= resolvePath(loaded.baseDir, loaded.config.modelsDir);
-  }
-  if (modelsDir === undefined && existsSync(paths.modelsDir(env))) modelsDir = paths.modelsDir(env);
+  if (loaded) out.config = { models: configModelsOf(loaded), baseDir: loaded.baseDir };
+  const modelsDir = modelsFolder(opts.modelsDir, loaded, env);
   if (modelsDir !== undefined) {
     out.modelsDir = modelsDir;
     where.push(modelsDir);
   }
-  return { options: out, where, warnings };
+  return { options: out, configPath: chosen ? cfgPath : undefined, where, warnings };
+}
+
+/**
+ * The models folder of every command: the one given (`--models-dir`), else the config file's `modelsDir`, else
+ * `<data dir>/models` when it exists; none when none of these is.
+ */
+export function modelsFolder(
+  given: string | undefined,
+  config: LoadedConfig | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (given !== undefined) return resolve(given);
+  if (config?.config.modelsDir) return resolvePath(config.baseDir, config.config.modelsDir);
+  const fallback = paths.modelsDir(env);
+  return existsSync(fallback) ? fallback : undefined;
 }
 
 /** Every model the commands know by name: the config file, the registry (when it exists), the models folder. */

@@ -1,6 +1,9 @@
 /**
  * JSON shapes of the management API that the dashboard (web/) reads too: plain interfaces with no imports, so the
- * browser code type-checks against the same definitions the server writes.
+ * browser code type-checks against the same definitions the server writes. Not all of them live here yet: a
+ * model's `/api/status` entry (`ModelStatusReport`) and the `/api/events` events (`ProxyEvent`) are declared in
+ * controller.ts and copied in web/src/types.ts, and `ContextStatus` below copies context/context-cache.ts's;
+ * test/unit/web/status-shape.test.ts fails the typecheck when a copy reads a field the server does not write.
  */
 
 /** One finished request, as `/api/activity` lists it. */
@@ -116,4 +119,32 @@ export interface PeerModelStatus {
   /** ready, loading, idle, failed or unknown (an OpenAI-compatible peer that does not say). */
   state: string;
   file: string | null;
+}
+
+/**
+ * The context cache's state for one model (`models[].context` of `/api/status`; see src/proxy/context/). The
+ * cache's own `ContextStatus` (context-cache.ts) must stay assignable to this: test/unit/web/status-shape.test.ts.
+ */
+export interface ContextStatus {
+  enabled: boolean;
+  /** Why it is off for this model, when it is. */
+  reason?: string;
+  savedSlots: number;
+  savedTokens: number;
+  bytesOnDisk: number;
+  lastSave?: {
+    at: string;
+    slots: number;
+    tokens: number;
+    bytes: number;
+    ms: number;
+    failures: number;
+    /** Slots not saved because prefilling them again is faster than a save and a restore. */
+    skipped?: number;
+    /** Nothing was worth saving: every request the process served was cheaper to prefill again (slots not read). */
+    cheap?: boolean;
+  };
+  lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
+  /** The last saved state thrown away because its identity changed, and why. */
+  lastDiscard?: { at: string; reason: string };
 }

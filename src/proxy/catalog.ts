@@ -12,6 +12,7 @@ import { resolveRpcGroups, serverConfigOf, type ProxyConfigFile } from "../model
 import { errorMessage } from "../core/errors.js";
 import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
+import { overriddenFlags } from "../llama/args.js";
 import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
@@ -66,7 +67,15 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
   if (configModels.length > 0) opts.config = { models: configModels, baseDir: input.config?.baseDir ?? process.cwd() };
   const sources = loadModelSources(opts);
   const models = await Promise.all(sources.models.map((entry) => toProxyModel(entry, input)));
-  return { models, clashes: sources.clashes, warnings: sources.warnings };
+  const warnings = [...sources.warnings];
+  for (const m of models) {
+    for (const o of overriddenFlags(m.entry.settings.extraArgs)) {
+      warnings.push(
+        `${m.name}: extraArgs set ${o.flag}, which the proxy sets itself; llama-server takes the last, so ${o.why}`,
+      );
+    }
+  }
+  return { models, clashes: sources.clashes, warnings };
 }
 
 async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<ProxyModel> {

@@ -56,7 +56,8 @@ export interface ControllerOptions extends SchedulerOptions {
  */
 export interface ModelHooks {
   prepare?(model: ProxyModel): Promise<ServerConfig>;
-  afterReady?(model: string, handle: ServerHandle): Promise<void>;
+  /** May ask for a fresh process before the first request (`restart`: why; e.g. a restore wedged llama-server). */
+  afterReady?(model: string, handle: ServerHandle): Promise<AfterReady | void>;
   /** `served`: the requests this process was given (so a hook can tell whether it saw the usage of all of them). */
   beforeStop?(model: string, handle: ServerHandle, reason: StopReason, served: number): Promise<void>;
   /** The process ended without a graceful stop (crash, hang, failed load). */
@@ -67,11 +68,21 @@ export interface ModelHooks {
   observe?(model: string, usage: UsageStats): void;
 }
 
+/** What the post-ready step found: `restart` (the reason) when the process must not serve; at most once per load. */
+export interface AfterReady {
+  restart?: string;
+}
+
 export interface Lease {
   readonly id: string;
   readonly model: string;
   readonly instance: number;
   readonly handle: ServerHandle;
+  /**
+   * Part of an answer came from the process (`bytes` of it; headers count as 1): proof that it makes progress, which
+   * the health monitor's hang rule reads (a busy server is not a hung one). Cheap: one addition.
+   */
+  received(bytes: number): void;
   /** The request is over (call exactly once; later calls do nothing). */
   release(): void;
 }
@@ -153,6 +164,10 @@ interface ProcessRecord {
   fatal?: string;
   /** Requests dispatched to this process. */
   served: number;
+  /** The post-ready step asked for a fresh process once (never twice in one load). */
+  restarted?: boolean;
+  /** What its requests received from it so far (answer bytes, 1 per headers): the hang rule's proof of progress. */
+  readonly progress: { received: number };
 }
 
 interface WaiterRec {
@@ -161,6 +176,15 @@ interface WaiterRec {
 }
 
 const MEMORY_LINE = /buffer size =/;
+/** The scheduler's stop reasons (a hung process is `stopping` too, with its crash as the reason: not an unload). */
+const STOP_REASONS: ReadonlySet<string> = new Set<StopReason>([
+  "evict",
+  "ttl",
+  "unload",
+  "reload",
+  "removed",
+  "shutdown",
+]);
 const MAX_MEMORY_LINES = 400;
 /** Grace before SIGKILL for a server that stopped answering its health checks, ms. */
 const HUNG_GRACE_MS = 1_000;
@@ -176,7 +200,12 @@ class ModelLease implements Lease {
     readonly model: string,
     readonly instance: number,
     readonly handle: ServerHandle,
+    private readonly progress: { received: number },
   ) {}
+
+  received(bytes: number): void {
+    this.progress.received += bytes;
+  }
 
   release(): void {
     if (this.released) return;
@@ -243,22 +272,34 @@ export class ModelController {
     return this.scheduler.model(model)?.status === "ready";
   }
 
-  /** Whether `model` is ready on the same process (`instance`) a lease was taken on. */
+  /**
+   * Whether the process (`instance`) a lease was taken on still serves its requests: ready, or draining (evicted,
+   * but it stops only once its requests in flight, this one included, are done).
+   */
   isServing(model: string, instance: number): boolean {
     const m = this.scheduler.model(model);
-    return m?.status === "ready" && m.instance === instance;
+    return (m?.status === "ready" || m?.status === "draining") && m.instance === instance;
   }
 
   /**
    * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
-   * `signal`: the client went away → leaves the queue.
+   * `signal`: the client went away → leaves the queue. `onWait`: called at once (before this returns) when the
+   * request is queued, i.e. it really has to wait; not when it is refused or dispatched at once.
    */
   async acquire(
     model: string,
-    opts: { signal?: AbortSignal; activity?: boolean; keepAliveMs?: number } = {},
+    opts: { signal?: AbortSignal; activity?: boolean; keepAliveMs?: number; onWait?: () => void } = {},
   ): Promise<Lease> {
     const id = `q${++seq}`;
-    const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true, opts.keepAliveMs);
+    const got = await this.wait(
+      id,
+      model,
+      "request",
+      opts.signal,
+      opts.activity ?? true,
+      opts.keepAliveMs,
+      opts.onWait,
+    );
     const lease = this.lease(id, model, got?.instance);
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
@@ -422,7 +463,7 @@ export class ModelController {
   private lease(id: string, model: string, instance: number | undefined): Lease | undefined {
     if (instance === undefined) return undefined;
     const proc = this.liveProc(model, instance);
-    return proc?.handle ? new ModelLease(this, id, model, instance, proc.handle) : undefined;
+    return proc?.handle ? new ModelLease(this, id, model, instance, proc.handle, proc.progress) : undefined;
   }
 
   /** The model's running process if it is `instance`. */
@@ -501,6 +542,7 @@ export class ModelController {
     signal: AbortSignal | undefined,
     activity: boolean,
     keepAliveMs?: number,
+    onWait?: () => void,
   ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
@@ -533,6 +575,8 @@ export class ModelController {
         ...(keepAliveMs !== undefined ? { keepAliveMs } : {}),
         now: this.now(),
       });
+      // still a waiter after the scheduler saw it: queued (not refused, not dispatched at once)
+      if (this.waiters.has(id)) onWait?.();
     });
   }
 
@@ -571,7 +615,8 @@ export class ModelController {
           ...(a.reason ? { reason: a.reason } : {}),
           at: this.now(),
         });
-        if (a.to === "stopping" && a.reason && this.metrics) this.metrics.unloaded(a.model, a.reason);
+        if (a.to === "stopping" && a.reason && STOP_REASONS.has(a.reason) && this.metrics)
+          this.metrics.unloaded(a.model, a.reason);
         break;
       case "forgotten":
         this.runtimes.delete(a.model);
@@ -612,6 +657,7 @@ export class ModelController {
       forwards: new Set(),
       memoryLines: [],
       served: 0,
+      progress: { received: 0 },
     };
     rt.proc = proc;
     rt.progress = 0;
@@ -625,6 +671,13 @@ export class ModelController {
             throw new Error(isGglibError(e) && e.details.hint ? `${e.message} ${e.details.hint}` : errorMessage(e));
           })
         : Promise.resolve();
+    this.launch(rt, proc, checked);
+  }
+
+  /** prepare → runner.start → onStarted (or onStartFailed). */
+  private launch(rt: ModelRuntime, proc: ProcessRecord, checked: Promise<void> = Promise.resolve()): void {
+    const pm = rt.model;
+    const model = pm.name;
     const prepared = checked.then(() =>
       this.hooks.prepare ? this.hooks.prepare(pm).catch(() => pm.server) : pm.server,
     );
@@ -633,6 +686,7 @@ export class ModelController {
         this.runner.start(server, {
           signal: proc.abort.signal,
           readyTimeoutMs: this.opts.loadTimeoutMs,
+          activity: () => proc.progress.received,
           onProgress: (p) => {
             rt.progress = p.value;
             this.emit({ type: "progress", model, value: p.value, stage: p.stage, at: this.now() });
@@ -659,16 +713,38 @@ export class ModelController {
     // a stop aborts it and an exit is noticed below, and nothing is dispatched to it until loadSucceeded
     void this.hooks
       .afterReady(model, handle)
-      .catch(() => {})
-      .then(() => {
+      .catch(() => undefined)
+      .then((after) => {
         if (proc.abort.signal.aborted || rt.proc !== proc)
           return this.stopProcess(rt, proc, this.opts.stopGraceMs, true);
+        if (after?.restart && !proc.restarted) return this.restartBeforeReady(rt, proc, handle, after.restart);
         if (!this.runner.isRunning(handle)) {
           this.hooks.exited?.(model);
           return this.onStartFailed(rt, proc, new Error("llama-server exited right after loading"));
         }
         this.onReady(rt, proc, handle);
       });
+  }
+
+  /**
+   * The post-ready step found the process unfit to serve (a restore that never finished leaves llama-server's main
+   * loop busy or blocked): kill it and start a fresh one for the same load; the waiters keep waiting.
+   */
+  private restartBeforeReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle, why: string): void {
+    const model = rt.model.name;
+    proc.restarted = true;
+    const line = `llama-server for '${model}' is restarted before its first request: ${why}`;
+    this.opts.log(line);
+    this.appendLog(rt, `[gglib] ${line}`);
+    this.runner.stop(handle, { graceMs: HUNG_GRACE_MS }).then(
+      () => {
+        proc.handle = undefined;
+        if (proc.abort.signal.aborted || rt.proc !== proc)
+          return this.onStartFailed(rt, proc, new Error(`model '${model}' unloaded while loading`));
+        this.launch(rt, proc);
+      },
+      (e: unknown) => this.onStartFailed(rt, proc, e),
+    );
   }
 
   private onReady(rt: ModelRuntime, proc: ProcessRecord, handle: ServerHandle): void {
@@ -833,8 +909,16 @@ export class ModelController {
     const reason = `stopped answering its health checks (${why}); it was killed and restarts on the next request`;
     this.died(rt, proc, reason, new Error(`llama-server for '${model}' ${reason}`));
     this.emit({ type: "crash", model, reason: `hung: ${why}`, at: this.now() });
-    this.stopProcess(rt, proc, HUNG_GRACE_MS, false);
-    this.feed({ type: "crashed", model, instance: proc.instance, reason: `hung: ${why}`, now: this.now() });
+    // its room stays booked (the scheduler's `stopping`) until the kill is done: `stopped` frees it
+    this.stopProcess(rt, proc, HUNG_GRACE_MS, true);
+    this.feed({
+      type: "crashed",
+      model,
+      instance: proc.instance,
+      reason: `hung: ${why}`,
+      alive: true,
+      now: this.now(),
+    });
   }
 
   /** A process is lost: remember why (for its broken requests), drop it, cut its open forwards. */

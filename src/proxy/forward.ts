@@ -23,12 +23,41 @@ const UPSTREAM_OPTIONS = {
   pipelining: 1,
 } as const;
 
+/** llama-server's slots when `--parallel` is not given (auto: 4, sharing one KV cache). */
+export const DEFAULT_SLOTS = 4;
+/** Connections to a llama-server beyond its slots: the next requests wait upstream, so a slot never idles. */
+export const SPARE_CONNECTIONS = 2;
+
 /**
- * Connections to one llama-server process. A pool per process (not per origin): a new llama-server on the port of
- * one that stopped must never be sent a request over a kept-alive socket of the old one ("other side closed").
+ * Pure: the most connections the proxy opens to one llama-server, from its slots (`--parallel`, in the config or
+ * in its extra args; llama-server's auto otherwise). Each kept-alive connection holds one of llama-server's HTTP
+ * threads (cpp-httplib: max(slots + 4, cores - 1) of them); unbounded, a burst of requests takes them all and its
+ * `/health` waits seconds for a thread (measured: 7 s behind 150 connections). Capped at slots + 2, every slot
+ * stays busy, two threads stay free (the health check's connection and the relay's side connection for GETs:
+ * /props, /slots, /metrics), and the rest of a burst waits in the proxy's pool, in order.
  */
-export function createUpstreamPool(origin: string): Pool {
-  return new Pool(origin, UPSTREAM_OPTIONS);
+export function upstreamConnections(config: { parallel?: number; extraArgs?: readonly string[] } | undefined): number {
+  let slots = config?.parallel;
+  const extra = config?.extraArgs ?? [];
+  for (let i = 0; i < extra.length; i++) {
+    const a = extra[i]!;
+    const eq = a.indexOf("=");
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    if (flag !== "-np" && flag !== "--parallel") continue;
+    const n = Number(eq > 0 ? a.slice(eq + 1) : extra[i + 1]);
+    if (Number.isInteger(n) && n > 0) slots = n; // the last one wins, as in llama-server
+  }
+  return (slots !== undefined && slots > 0 ? slots : DEFAULT_SLOTS) + SPARE_CONNECTIONS;
+}
+
+/**
+ * Connections to one llama-server process, at most `connections` of them (upstreamConnections()): requests beyond
+ * them wait in the pool's queue, first in first out. A pool per process (not per origin): a new llama-server on the
+ * port of one that stopped must never be sent a request over a kept-alive socket of the old one ("other side
+ * closed").
+ */
+export function createUpstreamPool(origin: string, connections?: number): Pool {
+  return new Pool(origin, connections !== undefined ? { ...UPSTREAM_OPTIONS, connections } : UPSTREAM_OPTIONS);
 }
 
 export interface UsageStats {

@@ -319,6 +319,12 @@ function resolveSettings(o: ProxyOptions, loaded: LoadedConfig | undefined): Set
 }
 
 function refuseOpenNetwork(s: Settings): void {
+  // an empty key (`--api-key ''`, an unset variable) would count as "a key is set" and protect nothing
+  if (s.apiKeys.some((k) => k.trim() === "")) {
+    throw new GglibError("invalid_config", "An API key is empty (--api-key '' or an unset variable?).", {
+      hint: 'Pass a non-empty key (--api-key "$GGLIB_KEY" with the variable set), or no --api-key at all.',
+    });
+  }
   if (LOOPBACK.has(s.host) || s.apiKeys.length > 0 || s.insecure) return;
   throw new GglibError(
     "invalid_config",

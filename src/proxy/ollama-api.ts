@@ -6,13 +6,15 @@
  * proxy's per-process connection pools. Errors are Ollama's `{"error":"…"}` with a fitting status.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { isUtf8 } from "node:buffer";
 import type { Dispatcher } from "undici";
 import type { ProxyModel } from "./catalog.js";
 import type { Lease, ModelController } from "./controller.js";
 import { HttpError, isGglibError } from "../core/errors.js";
 import { connectionClosed } from "./forward.js";
-import type { Registry } from "../models/registry.js";
-import { readBody } from "./http/json.js";
+import type { UpstreamHandle } from "./relay.js";
+import type { RegisteredModel, Registry } from "../models/registry.js";
+import { multipartMessage, readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { keepAliveToTtlMs, parseKeepAlive } from "../ollama/keep-alive.js";
 import { modelfile, modelInfo, parametersText } from "../ollama/model-info.js";
@@ -44,6 +46,7 @@ import {
   preciseNow,
 } from "../ollama/wire.js";
 import { readGgufHeader } from "../gguf/reader.js";
+import { parsePullRef } from "../hub/ref.js";
 
 /**
  * The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). 0.13.4 is
@@ -74,7 +77,7 @@ export type PullFn = (
 export interface OllamaApiOptions {
   controller: ModelController;
   /** The proxy's connection pool of a llama-server process. */
-  dispatcherFor: (handle: { id: string; url: string }) => Dispatcher;
+  dispatcherFor: (handle: UpstreamHandle) => Dispatcher;
   metrics?: ProxyMetrics;
   bodyLimit?: number;
   /** Models run in VRAM (size_vram = size in /api/ps). */
@@ -249,7 +252,10 @@ export class OllamaApi {
       if (e instanceof HttpError) throw new OllamaError(e.status, e.message);
       throw e;
     }
+    const type = req.headers["content-type"];
+    if (type?.toLowerCase().startsWith("multipart/")) throw new OllamaError(400, multipartMessage(type));
     if (buf.length === 0) throw new OllamaError(400, "missing request body");
+    if (!isUtf8(buf)) throw new OllamaError(400, "the request body is not valid UTF-8; send JSON as UTF-8 text");
     let v: unknown;
     try {
       v = JSON.parse(buf.toString("utf8"));
@@ -439,6 +445,7 @@ export class OllamaApi {
         if (!this.o.controller.isServing(lease.model, lease.instance)) throw e;
         r = await send();
       }
+      lease.received(1); // an answer began: proof of progress for the hang rule
       return { status: r.statusCode, body: r.body, untrack };
     } catch (e) {
       untrack();
@@ -582,6 +589,7 @@ export class OllamaApi {
           };
           let ok = true;
           for await (const chunk of up.body) {
+            lease.received((chunk as Buffer).length);
             parser.push(chunk as Buffer, datas);
             for (const d of datas.splice(0)) if (ok) ok = handleData(d);
             if (!ok) break;
@@ -754,6 +762,29 @@ export class OllamaApi {
     const registry = this.needRegistry("copy");
     const { model } = this.resolve({ model: src });
     const name = dest.replace(/:latest$/i, "");
+    // a name in use stays with its model unless the client says to replace it (a registry entry wins over a
+    // folder's or config's model of the same name: copying onto it silently changes what that name runs)
+    const key = name.toLowerCase();
+    const taken = this.o.controller
+      .catalog()
+      .find((m) => m.name.toLowerCase() === key || m.aliases.some((a) => a.toLowerCase() === key));
+    if (taken?.entry.source === "config") {
+      throw new OllamaError(
+        409,
+        `"${dest}" names the model "${ollamaListName(taken.name)}" of the config file, which wins over copies; ` +
+          "copy to a new name, or change that entry in the config file",
+      );
+    }
+    if (taken && body.overwrite !== true) {
+      throw new OllamaError(
+        409,
+        `"${dest}" already names the model "${ollamaListName(taken.name)}" (${taken.entry.path}); copy to a new ` +
+          `name, or send "overwrite": true to make "${name}" run ${model.entry.path} instead`,
+      );
+    }
+    const replaced = taken ? registry.get(name) : undefined;
+    const previous = replaced?.name.toLowerCase() === key ? replaced : undefined;
+    if (previous) registry.remove(previous.name);
     try {
       await registry.add({
         path: model.entry.path,
@@ -762,10 +793,26 @@ export class OllamaApi {
         settings: model.entry.settings,
       });
     } catch (e) {
+      if (previous) await this.restore(registry, previous);
       throw new OllamaError(isGglibError(e) ? 400 : 500, `cannot copy to "${dest}": ${(e as Error).message}`);
     }
     await this.o.reload?.();
     this.json(res, 200, { status: "success" });
+  }
+
+  /** Puts back a registry entry an overwriting copy removed before its add failed (best effort). */
+  private async restore(registry: Registry, m: RegisteredModel): Promise<void> {
+    try {
+      await registry.add({
+        path: m.path,
+        name: m.name,
+        aliases: m.aliases,
+        ...(m.mmproj ? { mmproj: m.mmproj } : {}),
+        settings: m.settings,
+      });
+    } catch (e) {
+      this.o.log?.(`ollama api: could not restore the registry entry ${m.name} (${m.path}): ${(e as Error).message}`);
+    }
   }
 
   /** DELETE /api/delete: unregisters a registered model (its files stay: gglib does not delete model files). */
@@ -809,12 +856,19 @@ export class OllamaApi {
       if (!res.writableFinished) abort.abort();
     });
     const hfRef = ref.replace(/^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\//i, "");
+    // a reference that cannot name a model is the client's error, told before any download or stream starts
+    try {
+      parsePullRef(hfRef);
+    } catch (e) {
+      if (isGglibError(e)) throw new OllamaError(400, e.details.hint ? `${e.message} ${e.details.hint}` : e.message);
+      throw e;
+    }
     if (stream) {
       res.writeHead(200, NDJSON_HEADERS);
       res.write(ndjsonLine({ status: "pulling manifest" }));
     }
     let last = "";
-    await this.o.pull(hfRef, {
+    await this.pullOrStatus(hfRef, {
       signal: abort.signal,
       onProgress: (p) => {
         if (!stream || res.destroyed || p.status === "success") return;
@@ -848,6 +902,17 @@ export class OllamaApi {
     res.write(ndjsonLine({ status: "verifying sha256 digest" }));
     res.write(ndjsonLine({ status: "writing manifest" }));
     res.end(ndjsonLine({ status: "success" }));
+  }
+
+  /** The pull, its errors with the status they deserve (the hub has no such repo or file: 404). */
+  private async pullOrStatus(ref: string, opts: Parameters<PullFn>[1]): Promise<{ name: string }> {
+    try {
+      return await this.o.pull!(ref, opts);
+    } catch (e) {
+      if (isGglibError(e, "hub_not_found")) throw new OllamaError(404, e.message);
+      if (isGglibError(e, "invalid_config")) throw new OllamaError(400, e.message);
+      throw e;
+    }
   }
 }
 

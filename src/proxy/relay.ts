@@ -6,14 +6,18 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { HttpError } from "../core/errors.js";
+import type { ServerHandle } from "../core/handle.js";
 import type { Lease, ModelController } from "./controller.js";
-import { createUpstreamPool, Forward, type ForwardOptions } from "./forward.js";
+import { createUpstreamPool, Forward, upstreamConnections, type ForwardOptions } from "./forward.js";
 import { sendError } from "./http/errors.js";
 import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { ActivityLog } from "./activity.js";
 import { describeNetError, notReached, type OpenRequest, type PeerClient } from "../peers/client.js";
+
+/** The process a pool is for: its id (a new process gets a new pool), its address and its model's catalog name. */
+export type UpstreamHandle = Pick<ServerHandle, "id" | "url" | "model">;
 
 /** One request for a model, as the routes parsed it. */
 export interface RelayRequest {
@@ -31,8 +35,11 @@ export interface RelayRequest {
 }
 
 export class Relay {
-  /** One connection pool per llama-server process, keyed by origin; replaced when another process takes the port. */
-  private readonly pools = new Map<string, { id: string; pool: Dispatcher }>();
+  /**
+   * One connection pool per llama-server process, keyed by origin; replaced when another process takes the port.
+   * `side`: one connection for GET/HEAD (monitoring: /props, /slots, /metrics), never queued behind a burst.
+   */
+  private readonly pools = new Map<string, { id: string; pool: Dispatcher; side?: Dispatcher }>();
 
   constructor(
     private readonly controller: ModelController,
@@ -57,7 +64,11 @@ export class Relay {
 
   /** Closes every upstream pool (the server is closing). */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.pool.close().catch(() => {})));
+    await Promise.all(
+      [...this.pools.values()].flatMap((p) =>
+        [p.pool, ...(p.side ? [p.side] : [])].map((d) => d.close().catch(() => {})),
+      ),
+    );
     this.pools.clear();
   }
 
@@ -75,14 +86,18 @@ export class Relay {
     let sseCommitted = false;
     let stopBeats: (() => void) | undefined;
     let lease: Lease;
+    // A stream that really has to wait is told at once that we are alive, and kept told while the model loads. One
+    // refused at once (queue full, backoff, stuck) is not committed: it gets the plain 503 + Retry-After.
+    const onWait = r.stream
+      ? () => {
+          if (res.headersSent || res.destroyed) return;
+          sseCommitted = true;
+          stopBeats = this.loadingComments(res, r.name);
+        }
+      : undefined;
     try {
-      if (!this.controller.isReady(r.name) && r.stream) {
-        // Tell the client at once that we are alive, and keep telling it while the model loads.
-        sseCommitted = true;
-        stopBeats = this.loadingComments(res, r.name);
-      }
       try {
-        lease = await this.controller.acquire(r.name, { signal: abort.signal, activity: r.activity });
+        lease = await this.controller.acquire(r.name, { signal: abort.signal, activity: r.activity, onWait });
       } finally {
         stopBeats?.();
       }
@@ -136,13 +151,27 @@ export class Relay {
    * The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. Also
    * used by routes that talk to llama-server themselves (Ollama's API translates each request).
    */
-  dispatcherFor(handle: { id: string; url: string }): Dispatcher {
+  dispatcherFor(handle: UpstreamHandle): Dispatcher {
+    return this.poolsFor(handle).pool;
+  }
+
+  /** The pools of this llama-server process (created on first use; an earlier process's are destroyed). */
+  private poolsFor(handle: UpstreamHandle): { id: string; pool: Dispatcher; side?: Dispatcher } {
     const cur = this.pools.get(handle.url);
-    if (cur?.id === handle.id) return cur.pool;
-    if (cur) void cur.pool.destroy().catch(() => {});
-    const pool = createUpstreamPool(handle.url);
-    this.pools.set(handle.url, { id: handle.id, pool });
-    return pool;
+    if (cur?.id === handle.id) return cur;
+    if (cur) for (const d of [cur.pool, cur.side]) void d?.destroy().catch(() => {});
+    // bounded by the model's slots: the rest of a burst waits here, not on llama-server's HTTP threads
+    const pool = createUpstreamPool(handle.url, upstreamConnections(this.controller.getModel(handle.model)?.server));
+    const entry = { id: handle.id, pool };
+    this.pools.set(handle.url, entry);
+    return entry;
+  }
+
+  /** GET/HEAD requests (monitoring, cheap for llama-server) go on a side connection: not behind a queued burst. */
+  private dispatcherOf(handle: UpstreamHandle, method: string): Dispatcher {
+    const p = this.poolsFor(handle);
+    if (method !== "GET" && method !== "HEAD") return p.pool;
+    return (p.side ??= createUpstreamPool(handle.url, 1));
   }
 
   private async send(
@@ -160,7 +189,7 @@ export class Relay {
     const tForward = performance.now();
     const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), this.controller, lease);
     try {
-      f.start(this.dispatcherFor(lease.handle));
+      f.start(this.dispatcherOf(lease.handle, r.method));
     } catch (e) {
       lease.release();
       throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
@@ -263,6 +292,21 @@ class ModelForward extends Forward {
 
   protected override explainFailure(err: Error): Promise<string> {
     return this.controller.explainFailure(this.lease.model, this.lease.instance, err);
+  }
+
+  // what arrives is the process's proof of progress for the hang rule (a busy server is not a hung one)
+  override onResponseStart(
+    c: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.lease.received(1);
+    super.onResponseStart(c, statusCode, headers);
+  }
+
+  override onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.lease.received(chunk.length);
+    super.onResponseData(c, chunk);
   }
 
   protected override mayResend(): boolean {

@@ -18,7 +18,9 @@
  *   idle, < 0 = never by TTL), which replaces the model's TTL until the model stops (pinned models ignore it);
  * - limits: `maxQueuePerModel` waiting requests per model, `queueTimeoutMs` per request → 503 with Retry-After;
  * - a failed load rejects its waiters with the reason and backs off (cooldown doubles per failure, bounded);
- * - a crash marks the model unloaded at once; the next request starts it again;
+ * - a crash marks the model unloaded at once; the next request starts it again; a hang (the process lives on
+ *   while it is killed) marks it stopping instead: its room stays booked until the process is gone (`stopped`), so
+ *   no other model starts beside a process that still holds its memory;
  * - a stop that failed (the process survived SIGKILL) leaves the model "stuck": its room stays counted, its
  *   requests are refused, and only the process's exit frees it.
  *
@@ -105,8 +107,11 @@ export type SchedulerEvent =
   | { type: "stopped"; model: string; instance: number; now: number }
   /** A stop we asked for failed: the process did not exit (e.g. it survived SIGKILL). */
   | { type: "stopFailed"; model: string; instance: number; reason: string; now: number }
-  /** The process exited without being asked to. */
-  | { type: "crashed"; model: string; instance: number; reason: string; now: number }
+  /**
+   * The process exited without being asked to, or (`alive`) it hung and is being killed: it still holds its room
+   * until `stopped` (or `stopFailed`) reports it gone.
+   */
+  | { type: "crashed"; model: string; instance: number; reason: string; alive?: boolean; now: number }
   | { type: "memoryMeasured"; model: string; instance: number; bytes: number; now: number }
   /** Management unload. */
   | { type: "unload"; model: string; now: number }
@@ -268,7 +273,7 @@ export class Scheduler {
         this.onStopFailed(event.model, event.instance, event.reason);
         break;
       case "crashed":
-        this.onCrashed(event.model, event.instance, event.reason, event.now);
+        this.onCrashed(event.model, event.instance, event.reason, event.alive === true, event.now);
         break;
       case "memoryMeasured": {
         const m = this.models.get(event.model);
@@ -463,7 +468,7 @@ export class Scheduler {
   private onStopFailed(name: string, instance: number, reason: string): void {
     const m = this.models.get(name);
     if (!m || m.instance !== instance) return;
-    // a hung server is marked gone at once (crashed) and its kill may fail later: it is stuck all the same
+    // a hung server being killed is stopping too: a kill that fails leaves it stuck all the same
     if (m.status !== "stopping" && m.status !== "unloaded") return;
     this.clearRunning(m);
     m.lastError = reason;
@@ -471,7 +476,7 @@ export class Scheduler {
     for (const w of this.takeWaiters(name)) this.reject(w, 503, this.stuckRejection(m), STUCK_RETRY_S);
   }
 
-  private onCrashed(name: string, instance: number, reason: string, now: number): void {
+  private onCrashed(name: string, instance: number, reason: string, alive: boolean, now: number): void {
     const m = this.models.get(name);
     if (!m || m.instance !== instance) return;
     if (m.status === "loading") return; // the start fails and reports loadFailed with the reason
@@ -483,6 +488,11 @@ export class Scheduler {
       m.lastError = reason;
     }
     m.lastUsed = Math.max(m.lastUsed, now);
+    if (alive) {
+      // its requests are over, its room is not: the process is still there until the runner reports it gone
+      this.setStatus(m, "stopping", reason);
+      return;
+    }
     this.setStatus(m, "unloaded", wasStopping ? undefined : reason);
     this.afterGone(m);
   }

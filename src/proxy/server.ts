@@ -1,14 +1,17 @@
 /**
  * The proxy's HTTP server: one OpenAI-compatible endpoint for every model, on node:http. It owns the socket
- * settings, CORS, the API key check and the route table; what each path does lives in routes/ (listed in
- * routes/index.ts), relaying to llama-server in relay.ts, the upstream hot path in forward.ts.
+ * settings, CORS, the Origin/Host check (http/origin.ts), the API key check and the route table; what each path
+ * does lives in routes/ (listed in routes/index.ts), relaying to llama-server in relay.ts, the upstream hot path in
+ * forward.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
-import type { HttpError } from "../core/errors.js";
+import { HttpError } from "../core/errors.js";
 import type { ModelController } from "./controller.js";
 import { apiKeyAuth, unauthorized, type AuthCheck } from "./http/auth.js";
 import { answerPreflight, corsPolicy, type CorsPolicy } from "./http/cors.js";
+import { originGuard, type OriginGuard } from "./http/origin.js";
 import { clientErrorResponse, safeHandler, sendError } from "./http/errors.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { Relay } from "./relay.js";
@@ -25,6 +28,8 @@ export interface ProxyServerOptions {
   port: number;
   apiKeys?: readonly string[];
   corsOrigins?: readonly string[];
+  /** Names besides the bound host that browsers may use for this proxy when no key is set (default: this machine's hostname). */
+  hostNames?: readonly string[];
   bodyLimit?: number;
   defaultModel?: string;
   /** Interval of `: loading …` comments while a stream waits, ms (≤ 5000). */
@@ -52,6 +57,7 @@ export class ProxyServer {
   private readonly table: RouteTable;
   private readonly authorized: AuthCheck;
   private readonly cors: CorsPolicy;
+  private readonly guard: OriginGuard;
   private closing = false;
 
   constructor(
@@ -61,6 +67,11 @@ export class ProxyServer {
   ) {
     this.authorized = apiKeyAuth(o.apiKeys ?? []);
     this.cors = corsPolicy(o.corsOrigins);
+    this.guard = originGuard({
+      corsOrigins: o.corsOrigins ?? [],
+      checkHost: (o.apiKeys ?? []).length === 0,
+      hostNames: [o.host, ...(o.hostNames ?? [hostname()])],
+    });
     const activity = o.activity ?? new ActivityLog();
     this.relay = new Relay(controller, metrics, o.keepAliveMs, activity);
     const ctx: ProxyContext = {
@@ -135,8 +146,13 @@ export class ProxyServer {
     const path = q >= 0 ? url.slice(0, q) : url;
     const query = q >= 0 ? new URLSearchParams(url.slice(q + 1)) : undefined;
     const method = req.method ?? "GET";
+    // a web page of another origin (or reaching the proxy by a rebound DNS name) acts for nobody
+    const refused = this.guard(req);
+    if (refused) throw refused;
     this.cors(req, res);
     if (method === "OPTIONS") return answerPreflight(res);
+    // "*" and absolute-form targets are not paths of this server (a client error, not llama-server's failure)
+    if (path.charCodeAt(0) !== 0x2f) throw badTarget(path);
     const route = this.table.match(method, path);
     if (!route) throw new Error(`no route for ${method} ${path} (the table has no catch-all)`);
     if (!route.open && !this.authorized(req)) throw unauthorized();
@@ -149,4 +165,12 @@ export class ProxyServer {
     const route = this.table.match(req.method ?? "GET", url.slice(0, url.indexOf("?") >>> 0));
     (route?.writeError ?? sendError)(res, e);
   }
+}
+
+function badTarget(target: string): HttpError {
+  return new HttpError(
+    400,
+    "bad_request_target",
+    `The request target '${target.slice(0, 200)}' is not a path; send a path that starts with '/', e.g. /v1/chat/completions.`,
+  );
 }

@@ -257,6 +257,7 @@ export class LlamaServerRunner implements ProcessRunner {
         },
         interval,
         { status: "healthy" },
+        { progress: options.activity },
       );
       entry.monitor.start();
     }

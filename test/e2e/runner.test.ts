@@ -229,7 +229,8 @@ describe("LlamaServerRunner on the real llama-server", () => {
     });
     try {
       process.kill(h.pid, "SIGSTOP");
-      assert.ok(await waitFor(() => seen.includes("unhealthy"), 8000), `saw ${seen.join(",")}`);
+      // three failed checks in a row (2 s timeout each, 200 ms apart) with no progress: ~7 s
+      assert.ok(await waitFor(() => seen.includes("unhealthy"), 15_000), `saw ${seen.join(",")}`);
       process.kill(h.pid, "SIGCONT");
       assert.ok(await waitFor(() => seen.at(-1) === "healthy", 8000), `saw ${seen.join(",")}`);
       const t = Date.now();

@@ -1,7 +1,8 @@
 /**
  * Chaos: a llama-server that hangs (SIGSTOP: alive, holding its port, answering nothing) under `gglib proxy`. The
- * runner's health monitor (every 5 s, 2 s timeout) must find it, requests to the model must not wait forever, the hung
- * process is killed and the next request starts a fresh one. (A bug found here, fixed in e643867.)
+ * runner's health monitor (every 5 s, 2 s timeout; a hang is three failed checks in a row, 1 s apart, with no progress
+ * on its requests: ~13-16 s) must find it, requests to the model must not wait forever, the hung process is killed and
+ * the next request starts a fresh one. (A bug found here, fixed in e643867.)
  * Separate from chaos-proxy.test.ts because it takes ~20 s.
  */
 import { test, type TestContext } from "node:test";
@@ -32,11 +33,11 @@ async function hungModel(t: TestContext): Promise<{ p: ProxyProcess; pid: number
 
 test(
   "the health monitor reports a SIGSTOPped llama-server as unhealthy (a health event on `gglib proxy --json`)",
-  { timeout: 30_000 },
+  { timeout: 45_000 },
   async (t) => {
     const { p } = await hungModel(t);
     const t0 = Date.now();
-    const seen = await waitFor(() => /"event":"health"[^\n]*"status":"unhealthy"/.test(p.stdout()), 15_000, 100);
+    const seen = await waitFor(() => /"event":"health"[^\n]*"status":"unhealthy"/.test(p.stdout()), 30_000, 100);
     t.diagnostic(`unhealthy reported after ${Date.now() - t0} ms`);
     assert.ok(seen, `a health event: ${p.stdout().slice(-1500)}`);
     const line = p
@@ -50,11 +51,11 @@ test(
 test(
   "a SIGSTOPped (hung) llama-server is found by the health monitor: requests to it do not hang forever",
   {
-    timeout: 45_000,
+    timeout: 60_000,
   },
   async (t) => {
     const { p, pid } = await hungModel(t);
-    // the runner's health monitor polls every 5 s with a 2 s timeout: give it three rounds
+    // the runner's health monitor polls every 5 s with a 2 s timeout and needs three failed checks 1 s apart
     const t0 = Date.now();
     let status = 0;
     let text = "";
@@ -64,7 +65,7 @@ test(
         "/v1/chat/completions",
         { model: "a", messages: msgs },
         {},
-        AbortSignal.timeout(20_000),
+        AbortSignal.timeout(30_000),
       );
       status = res.status;
       text = await res.text();
@@ -73,7 +74,7 @@ test(
     }
     assert.ok(
       status === 200 || status >= 500,
-      `an answer (from a restarted server) or a clear error within 20 s; got ${status}: ${text}`,
+      `an answer (from a restarted server) or a clear error within 30 s; got ${status}: ${text}`,
     );
     if (status !== 200) {
       const e = (JSON.parse(text) as { error: { message: unknown; type: unknown; code: unknown } }).error;

@@ -1,10 +1,12 @@
 // The dashboard (/ui) in a real Chromium (Debian's chromium, driven by playwright-core) against the proxy on the
-// fake llama-server: the models and their states, a load's progress, unload, a failed load's reason, a crash, the
-// activity and log views following live, the static shell's Content-Security-Policy, and with an API key set,
-// nothing but the shell before the key is given.
+// fake llama-server: the models and their states, a load's progress, the saved-context row, unload, a failed load's
+// reason, a crash, the activity and log views following live, the static shell's Content-Security-Policy, and with
+// an API key set, nothing but the shell before the key is given.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import { contextFacts } from "../../web/src/context.js";
+import type { StatusResponse } from "../../web/src/types.js";
 import { dashboardEnv } from "../support/dashboard.js";
 
 const BROKEN_REASON = "llama_model_load: error loading model: tensor 'blk.0.attn_q.weight' has wrong shape";
@@ -72,6 +74,16 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
     }, "partial");
     await expectText(() => stateOf(page, "slow").textContent(), "ready");
     assert.match((await card(page, "slow").textContent()) ?? "", /pid \/ port\d+ \/ \d+/);
+    // the context cache's state, from the field /api/status writes (models[].context)
+    const status = (await (await fetch(`${env.proxy.url}/api/status`)).json()) as StatusResponse;
+    const context = status.models.find((m) => m.name === "slow")?.context;
+    assert.ok(context, "the context cache reports on the loaded model");
+    const savedContext = () =>
+      card(page, "slow")
+        .getByTestId("saved-context")
+        .textContent({ timeout: 200 })
+        .catch(() => null);
+    await expectText(savedContext, contextFacts(context)[0]!);
 
     // unload
     await card(page, "slow").getByRole("button", { name: "Unload", exact: true }).click();

@@ -193,7 +193,8 @@ function cases(): Case[] {
       data: [
         req("POST", chat, Buffer.from([...Buffer.from('{"model":"a'), 0xff, 0xfe, ...Buffer.from('","messages":[]}')])),
       ],
-      status: [404],
+      // refused before the name is looked up: JSON must be UTF-8 (llama-server would answer 500)
+      status: [400],
     },
     {
       name: "body: invalid UTF-8 bytes",
@@ -202,6 +203,12 @@ function cases(): Case[] {
     },
     { name: "body: lone surrogate escape", data: [req("POST", chat, '{"model":"\\ud800"}')], status: [404] },
     { name: "body: deep nesting", data: [req("POST", chat, "[".repeat(200_000) + "]".repeat(200_000))], status: [400] },
+    {
+      // valid JSON that names a model: refused before it reaches llama-server, whose parser would overflow its stack
+      name: "body: deep nesting under a model",
+      data: [req("POST", chat, `{"model":"a","messages":[],"x":${"[".repeat(200_000)}${"]".repeat(200_000)}}`)],
+      status: [400],
+    },
     {
       name: "declared body over 32 MiB",
       data: [

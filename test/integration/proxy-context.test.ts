@@ -5,7 +5,7 @@
  */
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
@@ -253,10 +253,56 @@ describe("proxy context cache (fake llama-server)", { timeout: 60_000 }, () => {
     await chat(good, "a", turn1);
     await good.close(2_000);
     const hanging = await r.start({ contextRestoreTimeoutMs: 400 }, { restoreHang: true });
+    const seen = events(hanging);
     const t1 = Date.now();
     const again = await chat(hanging, "a", turn2);
     assert.equal(again.status, 200);
     assert.ok(Date.now() - t1 < 10_000, `the request waited ${Date.now() - t1} ms`);
+    // the restore never finished: llama-server may be wedged on it, so the request went to a fresh process
+    const failed = seen.find((e) => e.type === "context" && e.action === "restore_failed");
+    assert.match(failed?.type === "context" ? failed.detail : "", /did not finish .* llama-server restarted/);
+    assert.match((await (await fetch(`${hanging.url}/api/logs/a`)).text()) ?? "", /restarted before its first request/);
+    assert.equal((await contextOf(hanging, "a"))?.savedSlots, 0, "the file that wedged it is dropped");
+  });
+
+  test("slot actions on the public routes are refused (403, OpenAI's shape) and write nothing; GET /slots stays", async (t) => {
+    const r = rig(t);
+    const p = await r.start();
+    await chat(p, "a", turn1);
+    await chat(p, "b", [{ role: "user", content: "hi" }]); // a is saved
+    const folder = readdirSync(r.cacheDir).find((d) => d.startsWith("a-"))!;
+    const before = readdirSync(join(r.cacheDir, folder)).sort();
+    const manifestBefore = readFileSync(join(r.cacheDir, folder, "state.json"), "utf8");
+    const post = (path: string, body: unknown) =>
+      fetch(`${p.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const attempts: [string, unknown][] = [
+      ["/upstream/a/slots/0?action=save", { filename: "state.json" }],
+      ["/upstream/a/slots/0?action=save", { filename: "planted.bin" }],
+      ["/upstream/a/slots/0?action=restore", { filename: "slot-0.bin" }],
+      ["/upstream/a/slots/0?action=erase", {}],
+      ["/upstream/a//slots/0?action=save", { filename: "x.bin" }],
+      ["/upstream/a/%73lots/0?action=save", { filename: "x.bin" }],
+      ["/slots/0?action=save", { model: "a", filename: "state.json" }],
+      ["/slots/1?action=save", { model: "b", filename: "slot-1.bin" }],
+      ["//slots/0?action=save", { model: "a", filename: "x.bin" }],
+      ["/sl%6Fts/0?action=save", { model: "a", filename: "x.bin" }],
+    ];
+    for (const [path, body] of attempts) {
+      const res = await post(path, body);
+      assert.equal(res.status, 403, path);
+      const j = (await res.json()) as { error: { message: string; type: string; code: string } };
+      assert.equal(j.error.code, "slot_actions_reserved", path);
+      assert.match(j.error.message, /saves and restores each model's slots itself/);
+    }
+    assert.deepEqual(readdirSync(join(r.cacheDir, folder)).sort(), before, "no file written into the cache folder");
+    assert.equal(readFileSync(join(r.cacheDir, folder, "state.json"), "utf8"), manifestBefore, "state.json intact");
+    const list = await fetch(`${p.url}/slots?model=b`);
+    assert.equal(list.status, 200, "the listing stays");
+    assert.ok(Array.isArray(await list.json()));
   });
 
   test("a restore that is not reused (cache_n 0 on a longer prompt) twice turns the feature off for that model", async (t) => {

@@ -203,6 +203,18 @@ describe("peers: a gglib peer's events", { timeout: 60_000 }, () => {
   });
 });
 
+describe("peers: the dashboard's requests", { timeout: 60_000 }, () => {
+  test("a same-origin page's request routed to a peer is served there (the page's Origin stays at the front)", async (t) => {
+    const b = await startProxyProcess(t, { models: ["m"], args: ["--api-key", KEY_B] });
+    const proxy = await front(t, { peers: { b: { url: b.url, apiKey: KEY_B, pollInterval: 60 } } });
+    const page = { origin: proxy.url, "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors" };
+    const r = await postJson(proxy.url, "/v1/chat/completions", chat("m"), page);
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(((await r.json()) as { model: string }).model, "m");
+    assert.equal(chats(b, "m"), 1);
+  });
+});
+
 describe("peers: a host that stops answering (no FIN)", { timeout: 60_000 }, () => {
   test("a frozen peer's open stream is cut with a clear error; new requests go to the other host", async (t) => {
     const knobs = { loadMs: 50, tokens: -1, tokenIntervalMs: 15 };

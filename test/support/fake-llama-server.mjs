@@ -116,6 +116,9 @@
  *   FAKE_LLAMA_SLOT_ACTION_MS=0      delay of each slot save/restore, in ms.
  *   FAKE_LLAMA_CLOSE_ON_REUSE=0      the first N POSTs arriving on a connection that already served a request are
  *                                    met by closing it unanswered (a keep-alive close racing the reuse).
+ *   FAKE_LLAMA_BUSY_HEALTH_MS=0      while a generation is in flight, /health answers only after N ms (a busy server).
+ *   FAKE_LLAMA_HTTP_THREADS=0        cpp-httplib's fixed thread pool: /health waits until no more than N connections
+ *                                    are open, its own included (each open connection holds a thread).
  *   LLAMA_SERVER_ROUTER_PORT=P       router-child mode (see above).
  */
 // The code is split into modules under ./fake-llama/ (plain JavaScript, checked with // @ts-check), in the order

@@ -80,6 +80,12 @@ export interface FakeLlamaKnobs {
   /** FAKE_LLAMA_CLOSE_ON_REUSE: the first N POSTs that arrive on a connection that already served a request are met
    * by closing it unanswered (cpp-httplib's keep-alive wait ending just as the request came). */
   closeOnReuse?: number;
+  /** FAKE_LLAMA_BUSY_HEALTH_MS: while a generation is in flight, /health answers only after this many ms (a busy
+   * server whose HTTP threads are taken). */
+  busyHealthMs?: number;
+  /** FAKE_LLAMA_HTTP_THREADS: cpp-httplib's fixed thread pool, one thread per open connection for its whole life:
+   * a /health on a new connection waits until no more than this many connections are open (its own included). */
+  httpThreads?: number;
 }
 
 /** Every environment variable the fake reads (cleared by fakeLlamaEnv so tests do not leak knobs). */
@@ -114,6 +120,8 @@ export const FAKE_LLAMA_ENV_VARS = [
   "FAKE_LLAMA_SLOT_ACTION_MS",
   "FAKE_LLAMA_RESTORE_UNUSED",
   "FAKE_LLAMA_CLOSE_ON_REUSE",
+  "FAKE_LLAMA_BUSY_HEALTH_MS",
+  "FAKE_LLAMA_HTTP_THREADS",
 ] as const;
 
 /** `base` (default process.env) without any fake knob or LLAMA_ARG_* variable, plus the given knobs. */
@@ -158,6 +166,8 @@ export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv
   set("FAKE_LLAMA_SLOT_ACTION_MS", knobs.slotActionMs);
   if (knobs.restoreUnused) set("FAKE_LLAMA_RESTORE_UNUSED", true);
   set("FAKE_LLAMA_CLOSE_ON_REUSE", knobs.closeOnReuse);
+  set("FAKE_LLAMA_BUSY_HEALTH_MS", knobs.busyHealthMs);
+  set("FAKE_LLAMA_HTTP_THREADS", knobs.httpThreads);
   return env;
 }
 

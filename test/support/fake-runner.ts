@@ -14,6 +14,8 @@ interface Proc {
   /** A stop was asked for (its exit is expected). */
   stopping: boolean;
   logs: string[];
+  /** The start's options (the progress counter the health monitor would read: `activity`). */
+  options: StartOptions;
 }
 
 interface HeldStart {
@@ -40,6 +42,9 @@ export class FakeRunner implements ProcessRunner {
   readonly startFailures = new Map<string, Error>();
   /** Models whose stops fail the way a process stuck in the kernel does: it survives SIGKILL. */
   readonly stuckOnStop = new Set<string>();
+  /** Models whose stops take until the test calls one of `heldStops` (the process is dying: still alive until then). */
+  readonly holdStops = new Set<string>();
+  readonly heldStops: (() => void)[] = [];
   private readonly procs = new Map<string, Proc>();
   private readonly listeners = new Set<ServerEventListener>();
   private seq = 0;
@@ -61,7 +66,7 @@ export class FakeRunner implements ProcessRunner {
       url: `http://127.0.0.1:${port}`,
       startedAt: this.clock(),
     };
-    const proc: Proc = { handle, stopping: false, logs: [] };
+    const proc: Proc = { handle, stopping: false, logs: [], options };
     this.procs.set(handle.id, proc);
     this.emit({ type: "spawned", handle, at: this.clock() });
     return new Promise<ServerHandle>((resolve, reject) => {
@@ -102,6 +107,7 @@ export class FakeRunner implements ProcessRunner {
     proc.stopping = true;
     this.emit({ type: "stopping", handle: proc.handle, at: this.clock() });
     await Promise.resolve();
+    if (this.holdStops.has(proc.handle.model)) await new Promise<void>((r) => this.heldStops.push(r));
     if (this.stuckOnStop.has(proc.handle.model)) {
       throw new GglibError(
         "stop_failed",
@@ -122,6 +128,11 @@ export class FakeRunner implements ProcessRunner {
   hang(model: string, reason = "timed out after 5000 ms"): void {
     const proc = this.running(model);
     this.emit({ type: "health", handle: proc.handle, status: { status: "unhealthy", reason }, at: this.clock() });
+  }
+
+  /** What the health monitor of the model's running process would read as its progress (StartOptions.activity). */
+  activity(model: string): number | undefined {
+    return this.running(model).options.activity?.();
   }
 
   /** The process prints a line. */

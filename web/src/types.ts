@@ -1,6 +1,7 @@
 // the management API's JSON shapes shared with the server (no imports there: safe for the browser build)
 import type {
   ActivityRecord,
+  ContextStatus,
   EffectiveModel,
   PeerModelStatus,
   PeerStatus,
@@ -8,10 +9,31 @@ import type {
   RpcSplitStatus,
 } from "../../src/proxy/api-types.js";
 
-export type { ActivityRecord, EffectiveModel, PeerModelStatus, PeerStatus, ReloadRecord, RpcSplitStatus };
-/** Shapes of the management API the page reads (see src/proxy/README.md). */
+export type {
+  ActivityRecord,
+  ContextStatus,
+  EffectiveModel,
+  PeerModelStatus,
+  PeerStatus,
+  ReloadRecord,
+  RpcSplitStatus,
+};
+/**
+ * Shapes of the management API the page reads (see src/proxy/README.md). Each field must be one the server writes:
+ * test/unit/web/status-shape.test.ts checks these against the server's types.
+ */
 
-export type ModelState = "unloaded" | "pending" | "loading" | "ready" | "draining" | "stopping" | "failed";
+/** The scheduler's states (src/proxy/scheduler.ts `ModelStatus`; test/unit/web/status-shape.test.ts keeps them equal). */
+export type ModelState =
+  | "unloaded"
+  | "pending"
+  | "loading"
+  | "ready"
+  | "draining"
+  | "stopping"
+  | "failed"
+  /** Its stop failed: the process may still hold its memory; requests are refused until it exits. */
+  | "stuck";
 
 export interface ModelStatus {
   name: string;
@@ -35,8 +57,8 @@ export interface ModelStatus {
   ttlLeftS?: number;
   lastError?: string;
   progress?: number;
-  /** Saved KV context across swaps, when the proxy has that feature. */
-  savedContext?: Record<string, unknown> | null;
+  /** The context cache's state: KV context saved across swaps (absent when the cache is off). */
+  context?: ContextStatus;
   /** How a model with RPC workers is split between this host and them. */
   rpc?: RpcSplitStatus;
 }

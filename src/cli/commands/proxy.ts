@@ -4,6 +4,7 @@ import { GglibError } from "../../core/errors.js";
 import { paths } from "../../core/paths.js";
 import { PORT } from "../../core/units.js";
 import { Registry } from "../../models/registry.js";
+import { modelSourceOptions } from "../../models/resolve.js";
 import { startProxy, type ProxyOptions } from "../../proxy/index.js";
 import {
   addOptions,
@@ -34,7 +35,7 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   configPath: textOption("--config <file>", `YAML config (default: ${paths.configFile()} when it exists)`),
   modelsDir: textOption(
     "--models-dir <dir>",
-    "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file",
+    "folder of models: each *.gguf, or a subfolder with shards and/or an mmproj file (default: the config's modelsDir, else <data dir>/models when it exists)",
   ),
   host: textOption("--host <host>", "address to bind (default 127.0.0.1)"),
   port: numberOption("-p, --port <port>", "port (default 8080)", PORT),
@@ -52,7 +53,10 @@ const PROXY_OPTIONS: OptionTable<ProxyOptions> = {
   }),
   apiKeys: listOption("--api-key <key>", "require this key (Bearer or x-api-key); repeat for several"),
   insecure: switchOption("--insecure", "allow a non-loopback --host without an API key"),
-  corsOrigins: listOption("--cors <origin>", "allow this browser origin ('*' for any); repeat for several"),
+  corsOrigins: listOption(
+    "--cors <origin>",
+    "let web pages of this origin (e.g. http://localhost:3000; '*' for any) call the proxy; repeat for several. Without it, requests from other origins are refused (403) except GET",
+  ),
   defaultModel: textOption("--default-model <name>", "model used when a request names none"),
   drainTimeoutS: numberOption(
     "--drain-timeout <seconds>",
@@ -77,10 +81,20 @@ const OUTPUT_OPTIONS: OptionTable<OutputOptions> = {
   json: switchOption("--json", "print machine-readable JSON lines (ready, events) on stdout"),
 };
 
-/** Pure: parsed flags → startProxy options; the data dir's config file when --config is not given and it exists. */
-export function proxyOptions(parsed: Readonly<Record<string, unknown>>): ProxyOptions {
+/**
+ * Parsed flags → startProxy options. The config file and the models folder are chosen by the rule every command
+ * shares (src/models/resolve.ts modelSourceOptions): `--config`, else the data dir's config.yaml when it exists;
+ * `--models-dir`, else the config's modelsDir, else `<data dir>/models` when it exists. So the proxy serves what
+ * `gglib models list` lists. (A config file that cannot be read is left to startProxy, which says why.)
+ */
+export function proxyOptions(
+  parsed: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ProxyOptions {
   const r: ProxyOptions = readOptions(PROXY_OPTIONS, parsed);
-  if (!r.configPath && existsSync(paths.configFile())) r.configPath = paths.configFile();
+  const sources = modelSourceOptions({ env, configPath: r.configPath, modelsDir: r.modelsDir });
+  if (sources.configPath !== undefined) r.configPath = sources.configPath;
+  if (sources.options.modelsDir !== undefined) r.modelsDir = sources.options.modelsDir;
   if (r.apiKeys?.length === 0) delete r.apiKeys;
   if (r.corsOrigins?.length === 0) delete r.corsOrigins;
   return r;
@@ -107,6 +121,10 @@ Examples:
   curl localhost:8080/api/status           memory, pids, in-flight and queued requests per model
   curl localhost:8080/metrics              Prometheus metrics (never loads a model)
 
+Browsers: web pages of other origins may not call the proxy (403) unless --cors names them; without --api-key,
+only this machine's names are served (IP addresses, localhost, single-label and .local names, --host, the
+hostname), so a page cannot reach it through a DNS name pointed at 127.0.0.1 (DNS rebinding).
+
 Signals: SIGINT/SIGTERM drain requests, stop every llama-server and exit 0; SIGHUP reloads the config and
 rescans the models folder (the config file is also watched). Config schema: schema/gglib-config.schema.json.`,
     )
@@ -124,10 +142,6 @@ async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
     else process.stderr.write(c.dim(line) + "\n");
   };
   opts.log = say;
-  if (!opts.configPath && !opts.modelsDir) {
-    const def = paths.modelsDir();
-    if (existsSync(def)) opts.modelsDir = def;
-  }
   // models registered with `gglib models add` join the catalog (config entries win a name, then these, then the folder)
   let registry: Registry | undefined;
   if (existsSync(paths.registryDb())) {

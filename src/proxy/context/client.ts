@@ -48,6 +48,19 @@ export async function saveSlot(baseUrl: string, id: number, filename: string, ti
   }
 }
 
+/** The least time one restore gets, ms: a restore that takes longer has wedged llama-server (see restoreBoundMs). */
+export const RESTORE_MIN_MS = 5_000;
+/** The slowest read a restore is allowed beyond that, bytes per second (a slow disk still restores gigabytes). */
+export const RESTORE_MIN_BYTES_PER_S = 50 * 1024 * 1024;
+
+/**
+ * Pure: how long one restore of a `bytes`-byte file may take before llama-server is taken for wedged (a restore
+ * runs on its main loop: nothing else is served meanwhile), within the `leftMs` of the load's restore budget.
+ */
+export function restoreBoundMs(bytes: number, leftMs: number): number {
+  return Math.max(0, Math.min(leftMs, RESTORE_MIN_MS + (bytes / RESTORE_MIN_BYTES_PER_S) * 1000));
+}
+
 export async function restoreSlot(
   baseUrl: string,
   id: number,

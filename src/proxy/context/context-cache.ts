@@ -19,11 +19,11 @@ import type { ServerHandle } from "../../core/handle.js";
 import { readModelMetadata } from "../../gguf/reader.js";
 import type { LlamaCapabilities } from "../../llama/capabilities.js";
 import { fitsOnDisk, planEviction } from "./budget.js";
-import { restoreSlot, saveSlot, slotCount, slotUsage } from "./client.js";
+import { restoreBoundMs, restoreSlot, saveSlot, slotCount, slotUsage } from "./client.js";
 import { contextEligibility, type Eligibility } from "./eligibility.js";
 import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity } from "./identity.js";
 import type { ContextMetrics } from "./metrics.js";
-import { SlotStore, type Manifest } from "./store.js";
+import { SlotStore, type Manifest, type SavedSlot } from "./store.js";
 import { judgeReuse } from "./verify.js";
 import { runningEstimate, slotWorthKeeping, timedAction, type SlotCosts } from "./worth.js";
 
@@ -114,6 +114,13 @@ interface Runtime {
   costs: SlotCosts;
   /** The current process: the requests whose usage was seen, and the most tokens one of them held. */
   seen: { requests: number; maxTokens: number };
+  /** The slot files' checks, started by prepare() so they run while the model loads (by `<id>:<sha256>`). */
+  checks?: Map<string, Promise<string | undefined>>;
+}
+
+/** What afterReady() found: `restart` when llama-server must not serve (a restore that never finished). */
+export interface AfterRestore {
+  restart?: string;
 }
 
 /** What observe() reads of a finished request (llama-server's usage and timings). */
@@ -219,7 +226,7 @@ export class ContextCache {
       const key = identityKey(identity);
       const dir = this.store.modelDir(m.name, first);
       this.store.ensureDir(dir);
-      const saved = this.store.read(dir);
+      const { manifest: saved, rejected } = this.store.readChecked(dir);
       if (saved && saved.key !== key) {
         const why = identityDifferences(saved.identity, identity).join("; ") || "its identity changed";
         this.store.discard(dir);
@@ -229,6 +236,14 @@ export class ContextCache {
       }
       if (!saved || saved.key !== key) {
         this.store.write(dir, { version: 1, model: m.name, modelPath: first, key, identity, slots: {} });
+        delete rt.checks;
+      } else {
+        if (rejected.length > 0) {
+          // entries the store never writes (a foreign file name, no hash): dropped; their files are never opened
+          this.store.write(dir, saved);
+          for (const why of rejected) this.discarded(rt, m.name, `saved slot dropped: ${why}`);
+        }
+        rt.checks = this.startChecks(dir, key, saved);
       }
       rt.enabled = true;
       delete rt.reason;
@@ -244,19 +259,29 @@ export class ContextCache {
     }
   }
 
-  /** After the load, before the first request: restore the saved slots. Bounded; never throws. */
-  async afterReady(model: string, handle: ServerHandle): Promise<void> {
+  /**
+   * After the load, before the first request: restore the saved slots whose files are the ones saved (checked:
+   * regular file, size, hash; a mismatch drops the file, and the conversation is prefilled as usual). Bounded; never
+   * throws. A restore cut at its deadline leaves llama-server's main loop busy or blocked: its file is dropped and
+   * `restart` asks the controller for a fresh process.
+   */
+  async afterReady(model: string, handle: ServerHandle): Promise<AfterRestore | undefined> {
     const rt = this.models.get(model);
     this.running.add(model);
     if (rt) rt.seen = { requests: 0, maxTokens: 0 };
-    if (!rt?.enabled || !rt.dir || !rt.key) return;
+    const checks = rt?.checks;
+    if (rt) delete rt.checks;
+    if (!rt?.enabled || !rt.dir || !rt.key) return undefined;
+    const dir = rt.dir;
+    const key = rt.key;
+    let restart: string | undefined;
     try {
-      const m = this.store.read(rt.dir);
-      if (!m || m.key !== rt.key) return;
+      const m = this.store.read(dir);
+      if (!m || m.key !== key) return undefined;
       const ids = Object.keys(m.slots)
         .map(Number)
         .sort((a, b) => a - b);
-      if (ids.length === 0) return;
+      if (ids.length === 0) return undefined;
       const deadline = performance.now() + this.restoreTimeoutMs;
       const left = () => deadline - performance.now();
       const n = await slotCount(handle.url, Math.min(2_000, left()));
@@ -268,15 +293,37 @@ export class ContextCache {
         const s = m.slots[String(id)]!;
         if (n !== undefined && id >= n) continue;
         if (left() <= 0) break;
-        const r = await restoreSlot(handle.url, id, s.file, left());
+        const check = checks?.get(`${id}:${s.sha256}`) ?? this.checkSlot(dir, key, id, s, deadline);
+        const problem = await within(check, left());
+        if (problem === TIMED_OUT) {
+          this.metrics?.restores.inc({ model, result: "timeout" });
+          this.emit(model, "restore_failed", `slot ${id}: its file could not be checked in time; not restored`);
+          continue;
+        }
+        if (problem !== undefined) {
+          this.store.removeFile(dir, s.file);
+          delete m.slots[String(id)];
+          this.metrics?.restores.inc({ model, result: "failed" });
+          this.discarded(rt, model, `saved slot ${id} dropped, not restored: ${problem}`);
+          continue;
+        }
+        const bound = restoreBoundMs(s.bytes, left());
+        const r = await restoreSlot(handle.url, id, s.file, bound);
         if (!r.ok) {
           this.metrics?.restores.inc({ model, result: r.timedOut ? "timeout" : "failed" });
-          this.emit(model, "restore_failed", `slot ${id}: ${r.error}`);
-          if (!r.timedOut) {
-            // llama-server refused the file: it will not get better
-            this.store.removeFile(rt.dir, s.file);
-            delete m.slots[String(id)];
+          // refused (it will not get better) or wedged (never again): the file goes
+          this.store.removeFile(dir, s.file);
+          delete m.slots[String(id)];
+          if (r.timedOut) {
+            restart = `the restore of slot ${id} (${s.bytes} bytes) did not finish in ${Math.round(bound)} ms`;
+            this.emit(
+              model,
+              "restore_failed",
+              `slot ${id}: ${restart}; its file is dropped and llama-server restarted`,
+            );
+            break;
           }
+          this.emit(model, "restore_failed", `slot ${id}: ${r.error}`);
           continue;
         }
         rt.costs = timedAction(rt.costs, r.tokens, r.ms);
@@ -288,8 +335,8 @@ export class ContextCache {
         maxTokens = Math.max(maxTokens, r.tokens);
         ms += r.ms;
       }
-      this.store.write(rt.dir, m);
-      if (slots > 0) {
+      this.store.write(dir, m);
+      if (slots > 0 && !restart) {
         rt.lastRestore = { at: new Date(this.now()).toISOString(), slots, tokens, ms: round(ms) };
         rt.pending = { restoredTokens: maxTokens, left: 3 };
         this.emit(model, "restored", `restored ${tokens} tokens in ${slots} slot(s)`, { tokens, ms: round(ms) });
@@ -297,6 +344,42 @@ export class ContextCache {
     } catch (e) {
       this.emit(model, "restore_failed", (e as Error).message);
     }
+    return restart ? { restart } : undefined;
+  }
+
+  /** Checks of every saved slot's file, one after another, started now (while the model loads). Never rejects. */
+  private startChecks(dir: string, key: string, m: Manifest): Map<string, Promise<string | undefined>> {
+    const out = new Map<string, Promise<string | undefined>>();
+    let prev: Promise<unknown> = Promise.resolve();
+    for (const [k, s] of Object.entries(m.slots)) {
+      const p = prev.then(() => this.checkSlot(dir, key, Number(k), s));
+      out.set(`${k}:${s.sha256}`, p);
+      prev = p;
+    }
+    return out;
+  }
+
+  /** Why slot `id`'s file must not be restored, or undefined when it is the one saved. Never rejects. */
+  private async checkSlot(
+    dir: string,
+    key: string,
+    id: number,
+    s: SavedSlot,
+    deadline = Infinity,
+  ): Promise<string | undefined> {
+    try {
+      return await this.store.check(dir, key, id, s, deadline);
+    } catch (e) {
+      return `the file could not be read: ${(e as Error).message}`;
+    }
+  }
+
+  /** A saved state (or a part of it) thrown away: shown in the status, counted, an event. */
+  private discarded(rt: Runtime, model: string, why: string): void {
+    rt.lastDiscard = { at: new Date(this.now()).toISOString(), reason: why };
+    this.metrics?.discards.inc({ model });
+    this.log(`context cache: ${model}: ${why}`);
+    this.emit(model, "discarded", why);
   }
 
   /**
@@ -394,12 +477,24 @@ export class ContextCache {
           this.metrics?.saves.inc({ model, result: "empty" });
           continue;
         }
-        const size = this.store.commit(dir, tmp, id);
+        let sealed: { bytes: number; sha256: string };
+        try {
+          // hashed (bound to this identity and slot) and renamed into place
+          sealed = await this.store.seal(dir, tmp, id, rt.key, r.bytes, deadline);
+        } catch (e) {
+          this.store.removeFile(dir, tmp);
+          failures++;
+          this.metrics?.saves.inc({ model, result: "failed" });
+          this.emit(model, "save_failed", `slot ${id}: ${(e as Error).message}`);
+          continue;
+        }
+        const size = sealed.bytes;
         const at = this.now();
         m.slots[String(id)] = {
           file: this.store.finalName(id),
           tokens: r.tokens,
           bytes: size,
+          sha256: sealed.sha256,
           savedAt: at,
           lastUsedAt: at,
         };
@@ -565,6 +660,21 @@ export class ContextCache {
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
+
+const TIMED_OUT = Symbol("timed out");
+
+/** `p`, or TIMED_OUT when it has not settled within `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function freeBytes(dir: string): number | undefined {
   try {

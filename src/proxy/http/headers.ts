@@ -14,7 +14,7 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 
-/** Request headers never sent upstream: hop-by-hop ones, the client's credentials, and what we recompute. */
+/** Request headers never sent upstream: hop-by-hop ones, the client's credentials, what we recompute, the page's origin. */
 const DROP_REQUEST = new Set([
   ...HOP_BY_HOP,
   "proxy-authorization",
@@ -25,6 +25,13 @@ const DROP_REQUEST = new Set([
   "expect",
   // no compression between the proxy and llama-server: bytes pass through as they come
   "accept-encoding",
+  // the browser's word on which page sent it: judged here (http/origin.ts); upstream the proxy is the client (a
+  // peer would judge the page against its own host and refuse the dashboard's requests)
+  "origin",
+  "sec-fetch-site",
+  "sec-fetch-mode",
+  "sec-fetch-dest",
+  "sec-fetch-user",
 ]);
 
 /** Response headers not passed back: hop-by-hop ones and llama-server's own CORS (the proxy decides CORS). */

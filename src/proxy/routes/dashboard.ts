@@ -16,7 +16,7 @@ import { HttpError } from "../../core/errors.js";
 import type { SystemInfo, SystemProbe } from "../../system/types.js";
 import type { ActivityRecord, ReloadRecord } from "../api-types.js";
 import { effectiveModel, type EffectiveSettings } from "../effective-config.js";
-import { readBody, sendJson } from "../http/json.js";
+import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import { SSE_HEADERS } from "../http/sse.js";
 import type { ProxyLog } from "../proxy-log.js";
 import type { ProxyContext, Route, RouteModule } from "./types.js";
@@ -140,7 +140,7 @@ export function dashboardRoutes(d: DashboardContext): DashboardRoutes {
       method: "POST",
       path: "/models/pin",
       async handle(req, res) {
-        const body = jsonObject(await readBody(req, 64 * 1024));
+        const body = parseJsonBody(await readBody(req, 64 * 1024, false), req.headers["content-type"]);
         if (typeof body.model !== "string" || body.model === "")
           throw new HttpError(
             400,
@@ -177,16 +177,4 @@ function intParam(q: URLSearchParams | undefined, name: string, min: number, max
   if (!Number.isInteger(n) || n < min || n > max)
     throw new HttpError(400, "invalid_parameter", `?${name}= must be an integer from ${min} to ${max}.`);
   return n;
-}
-
-function jsonObject(body: Buffer): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(body.toString("utf8"));
-  } catch (e) {
-    throw new HttpError(400, "invalid_json", `The request body is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new HttpError(400, "invalid_json", "The request body must be a JSON object.");
-  return v as Record<string, unknown>;
 }

@@ -69,7 +69,7 @@ async function modelMetrics(ctx: ProxyContext, req: IncomingMessage, res: Server
 
 /** The model named by a management request's body `{"model"}`. */
 async function requestedModel(ctx: ProxyContext, req: IncomingMessage): Promise<string> {
-  const body = parseJsonBody(await readBody(req, MANAGEMENT_BODY_LIMIT));
+  const body = parseJsonBody(await readBody(req, MANAGEMENT_BODY_LIMIT, false), req.headers["content-type"]);
   if (typeof body.model !== "string" || body.model === "") {
     throw new HttpError(400, "model_missing", `Send {"model": "<name>"}. Available: ${ctx.names()}.`);
   }

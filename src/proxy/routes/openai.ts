@@ -9,6 +9,7 @@ import type { ProxyModel } from "../catalog.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import type { ProxyContext, RouteModule } from "./types.js";
 import { HOP_HEADER } from "../../peers/client.js";
+import { refuseSlotAction } from "./slots.js";
 
 export const openaiRoutes: RouteModule = {
   name: "openai",
@@ -16,7 +17,7 @@ export const openaiRoutes: RouteModule = {
     { method: "GET", path: "/v1/models", handle: (_req, res) => sendJson(res, 200, modelList(ctx)) },
     { method: "GET", path: "/models", handle: (_req, res) => sendJson(res, 200, modelList(ctx)) },
     {
-      // the catch-all: every path (also "*" and absolute-form URLs) that no other route takes
+      // the catch-all: every path that no other route takes (a target not starting with "/" is refused by the server)
       method: "*",
       path: "",
       prefix: true,
@@ -24,6 +25,9 @@ export const openaiRoutes: RouteModule = {
     },
   ],
 };
+
+/** llama-server's endpoints that take multipart bodies (an audio file). */
+const MULTIPART_PATH = /\/audio\/transcriptions$/;
 
 /** A request for a model: find the model, then relay it (waiting for a load when needed). */
 async function modelRequest(
@@ -34,6 +38,7 @@ async function modelRequest(
   query: URLSearchParams | undefined,
 ): Promise<void> {
   if (ctx.isClosing()) throw new HttpError(503, "shutting_down", "The proxy is shutting down.", 5);
+  refuseSlotAction(path);
   const method = req.method ?? "GET";
   let body: Buffer | null = null;
   let requested: string | undefined;
@@ -41,10 +46,11 @@ async function modelRequest(
   let json: Record<string, unknown> | undefined;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     body = await readBody(req, ctx.bodyLimit);
-    const ct = String(req.headers["content-type"] ?? "");
-    // like llama-server, read the body as JSON whatever the content type says (curl -d sends form-urlencoded)
-    if (!ct.startsWith("multipart/")) {
-      const parsed = parseJsonBody(body);
+    const ct = req.headers["content-type"];
+    // like llama-server, read the body as JSON whatever the content type says (curl -d sends form-urlencoded);
+    // multipart only where llama-server takes files (audio), else a 400 that says what to send
+    if (!MULTIPART_PATH.test(path) || !ct?.toLowerCase().startsWith("multipart/")) {
+      const parsed = parseJsonBody(body, ct);
       json = parsed;
       requested = typeof parsed.model === "string" && parsed.model !== "" ? parsed.model : undefined;
       stream = parsed.stream === true;

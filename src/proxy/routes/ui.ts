@@ -1,6 +1,6 @@
 /**
- * The dashboard's static shell at /ui: index.html, app.js, app.css from dist/ui (built by `npm run build`, shipped in
- * the npm package). Served without an API key (it holds no data: the page asks for the key and sends it with every
+ * The dashboard's static shell at /ui: index.html, app.js, app.css from dist/ui (built by `npm run build` and by
+ * `npm run setup`, shipped in the npm package). Served without an API key (it holds no data: the page asks for the key and sends it with every
  * API call), with a strict Content-Security-Policy: scripts, styles and connections to this origin only, no inline
  * script or style element, nothing external, no framing.
  */
@@ -91,7 +91,7 @@ export function uiRoutes(uiDir: string = defaultUiDir()): RouteModule {
       throw new HttpError(
         503,
         "ui_not_built",
-        `The dashboard is not built (no ${join(uiDir, "index.html")}). Run \`npm run build\` in the gglib-runtime checkout.`,
+        `The dashboard is not built (no ${join(uiDir, "index.html")}). Run \`npm run build\` (or \`npm run setup\`) in the gglib-runtime checkout.`,
       );
     }
     const a = name.includes("/") ? undefined : files.get(name);

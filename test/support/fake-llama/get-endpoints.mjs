@@ -2,7 +2,7 @@
 // GET endpoints
 import { opt } from "./args.mjs";
 import { NOT_FOUND_BODY, sendError, sendJson, sendRaw } from "./http.mjs";
-import { BUILD_INFO } from "./knobs.mjs";
+import { BUILD_INFO, K } from "./knobs.mjs";
 import { S } from "./state.mjs";
 
 export function modelEntry() {
@@ -202,11 +202,34 @@ export function metricsText() {
     .join("");
 }
 
+/**
+ * GET /health: at once, unless a load knob makes it wait: FAKE_LLAMA_BUSY_HEALTH_MS while a generation is in flight,
+ * FAKE_LLAMA_HTTP_THREADS until a thread is free (no more open connections than threads, this one included).
+ */
+function answerHealth(c, req) {
+  const send = () => sendJson(c, req, 200, '{"status":"ok"}');
+  if (K.busyHealthMs > 0 && S.inFlight.size > 0) {
+    setTimeout(send, K.busyHealthMs);
+    return;
+  }
+  if (K.httpThreads > 0 && S.conns.size > K.httpThreads) {
+    const poll = setInterval(() => {
+      if (c.closed) clearInterval(poll);
+      else if (S.conns.size <= K.httpThreads) {
+        clearInterval(poll);
+        send();
+      }
+    }, 20);
+    return;
+  }
+  send();
+}
+
 export function handleGet(c, req) {
   switch (req.path) {
     case "/health":
     case "/v1/health":
-      return sendJson(c, req, 200, '{"status":"ok"}');
+      return answerHealth(c, req);
     case "/models":
     case "/v1/models":
     case "/api/tags":

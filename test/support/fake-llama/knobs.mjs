@@ -54,5 +54,7 @@ export const K = {
   slotActionMs: intKnob("FAKE_LLAMA_SLOT_ACTION_MS", 0),
   closeOnReuse: intKnob("FAKE_LLAMA_CLOSE_ON_REUSE", 0),
   promptTokenMs: intKnob("FAKE_LLAMA_PROMPT_TOKEN_MS", 0),
+  busyHealthMs: intKnob("FAKE_LLAMA_BUSY_HEALTH_MS", 0),
+  httpThreads: intKnob("FAKE_LLAMA_HTTP_THREADS", 0),
 };
 if (K.ignoreSigterm) process.on("SIGTERM", () => {});

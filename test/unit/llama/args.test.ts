@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildServerArgs, childEnv, modelNameOf } from "../../../src/llama/args.js";
+import { buildServerArgs, childEnv, modelNameOf, overriddenFlags } from "../../../src/llama/args.js";
 import { GglibError } from "../../../src/core/errors.js";
 
 const base = { modelPath: "/m/tiny-a.gguf" };
@@ -148,5 +148,28 @@ describe("childEnv", () => {
     assert.equal(env.LLAMA_SERVER_ROUTER_PORT, "9001");
     assert.equal(env.FOO, "1");
     assert.equal(childEnv({ LLAMA_SERVER_ROUTER_PORT: "5" }, undefined).LLAMA_SERVER_ROUTER_PORT, undefined);
+  });
+});
+
+describe("overriddenFlags", () => {
+  test("the launcher's own flags in extraArgs (either form), once each, with why; others pass", () => {
+    const found = overriddenFlags([
+      "--host",
+      "0.0.0.0",
+      "--slot-save-path=/x",
+      "-c",
+      "512",
+      "--host",
+      "::",
+      "--port=1",
+    ]);
+    assert.deepEqual(
+      found.map((f) => f.flag),
+      ["--host", "--slot-save-path", "--port"],
+    );
+    assert.match(found[0]!.why, /without the proxy's key/);
+    assert.deepEqual(overriddenFlags(["-c", "512", "--jinja", "0.0.0.0"]), []);
+    assert.deepEqual(overriddenFlags(undefined), []);
+    assert.deepEqual(overriddenFlags(["constructor", "__proto__"]), []);
   });
 });

@@ -16,7 +16,10 @@ import { isGglibError } from "../../../src/core/errors.js";
 import { loadConfigFile } from "../../../src/models/config-file.js";
 import { Registry } from "../../../src/models/registry.js";
 import { knownModels, resolveModelRef } from "../../../src/models/resolve.js";
+import { proxyOptions } from "../../../src/cli/commands/proxy.js";
 import { buildCatalog } from "../../../src/proxy/catalog.js";
+import { startProxy } from "../../../src/proxy/index.js";
+import { FakeRunner } from "../../support/fake-runner.js";
 import type { MemorySnapshot, SystemProbe } from "../../../src/system/types.js";
 import { writeTinyModel } from "../../support/tiny-models.js";
 
@@ -130,5 +133,46 @@ void describe("one model resolver", () => {
       knownModels({ env }).models.map((m) => m.name),
       ["cfg", "reg", "dir-model"],
     );
+  });
+
+  void test("gglib proxy serves what gglib models list lists, with or without a modelsDir in the config file", async (t) => {
+    const { env, dir } = await dataDir(t);
+    /** The names `gglib proxy` (its flags → startProxy, on an in-memory runner) serves. */
+    const served = async (flags: Record<string, unknown>): Promise<string[]> => {
+      const registry = Registry.open({ dbPath: paths.registryDb(env) });
+      const proxy = await startProxy({
+        ...proxyOptions(flags, env),
+        port: 0,
+        runner: new FakeRunner(),
+        memoryBudget: "8GiB",
+        watchConfig: false,
+        registry,
+        probe,
+      });
+      try {
+        return proxy.report.models.map((m) => m.name);
+      } finally {
+        await proxy.close(1_000);
+        registry.close();
+      }
+    };
+    const listed = (o: { configPath?: string; modelsDir?: string } = {}) =>
+      knownModels({ env, ...o }).models.map((m) => m.name);
+
+    // the data dir's config.yaml names no modelsDir: <data dir>/models still counts, for both
+    assert.deepEqual(listed(), ["cfg", "reg", "dir-model"]);
+    assert.deepEqual(await served({}), listed());
+    assert.equal(proxyOptions({}, env).modelsDir, paths.modelsDir(env));
+    // --models-dir wins over the default folder
+    const other = join(dir, "other");
+    mkdirSync(other);
+    await writeTinyModel(other, { name: "other-model", kind: "chat" });
+    assert.deepEqual(await served({ modelsDir: other }), listed({ modelsDir: other }));
+    assert.ok(listed({ modelsDir: other }).includes("other-model"));
+    // a config naming its modelsDir: that folder, not <data dir>/models
+    writeFileSync(join(dir, "own.yaml"), "modelsDir: ./other\n");
+    const own = join(dir, "own.yaml");
+    assert.deepEqual(await served({ config: own }), listed({ configPath: own }));
+    assert.deepEqual(listed({ configPath: own }), ["reg", "other-model"]);
   });
 });

@@ -2,9 +2,21 @@
 // slot file store.
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import fc from "fast-check";
 import { defaultBudgetBytes, fitsOnDisk, planEviction, type StoredFile } from "../../../src/proxy/context/budget.js";
 import { contextEligibility } from "../../../src/proxy/context/eligibility.js";
@@ -15,6 +27,16 @@ import {
   type ContextIdentity,
 } from "../../../src/proxy/context/identity.js";
 import { SlotStore, type Manifest } from "../../../src/proxy/context/store.js";
+import {
+  checkEntry,
+  isSlotFileName,
+  pathInside,
+  slotDigest,
+  slotFileName,
+  slotFileProblem,
+  slotIdOfKey,
+} from "../../../src/proxy/context/integrity.js";
+import { RESTORE_MIN_MS, restoreBoundMs } from "../../../src/proxy/context/client.js";
 import { judgeReuse } from "../../../src/proxy/context/verify.js";
 import {
   SLOT_ACTION_FIXED_MS,
@@ -24,6 +46,8 @@ import {
   type SlotCosts,
 } from "../../../src/proxy/context/worth.js";
 import { buildServerArgs } from "../../../src/llama/args.js";
+
+const HASH = "ab".repeat(32);
 
 const base: ContextIdentity = {
   files: [{ path: "/m/a.gguf", size: 1000, mtimeMs: 1700000000000 }],
@@ -200,17 +224,20 @@ describe("context cache: slot file store", () => {
     assert.match(s.modelDir("a/b c", "/m/x.gguf"), /a_b_c-[0-9a-f]{8}$/);
   });
 
-  test("commit renames the temp file into place; the manifest is written atomically; LRU removal by key", (t) => {
+  test("seal hashes the temp file and renames it into place; the manifest is written atomically; LRU removal by key", async (t) => {
     const s = store(t);
     const dir = s.modelDir("a", "/m/a.gguf");
     s.ensureDir(dir);
     const tmp = s.tempName(0);
     writeFileSync(join(dir, tmp), Buffer.alloc(500));
-    const size = s.commit(dir, tmp, 0);
-    assert.equal(size, 500);
+    const sealed = await s.seal(dir, tmp, 0, "k1", 500);
+    assert.equal(sealed.bytes, 500);
+    assert.equal(sealed.sha256, slotDigest("k1", 0).update(Buffer.alloc(500)).digest("hex"));
     s.write(
       dir,
-      manifest("/m/a.gguf", { "0": { file: "slot-0.bin", tokens: 9, bytes: 500, savedAt: 1, lastUsedAt: 1 } }),
+      manifest("/m/a.gguf", {
+        "0": { file: "slot-0.bin", tokens: 9, bytes: 500, sha256: sealed.sha256, savedAt: 1, lastUsedAt: 1 },
+      }),
     );
     assert.deepEqual(readdirSync(dir).sort(), ["slot-0.bin", "state.json"]);
     assert.equal(s.read(dir)?.slots["0"]?.tokens, 9);
@@ -233,7 +260,9 @@ describe("context cache: slot file store", () => {
     writeFileSync(join(live, "old.bin"), "x");
     s.write(
       live,
-      manifest("/m/live.gguf", { "0": { file: "slot-0.bin", tokens: 1, bytes: 1, savedAt: 1, lastUsedAt: 1 } }),
+      manifest("/m/live.gguf", {
+        "0": { file: "slot-0.bin", tokens: 1, bytes: 1, sha256: HASH, savedAt: 1, lastUsedAt: 1 },
+      }),
     );
     s.write(gone, manifest("/m/gone.gguf"));
     s.sweep((p) => p === "/m/live.gguf");
@@ -291,4 +320,200 @@ describe("whether a slot is worth saving (worth.ts)", () => {
     assert.equal(runningEstimate(100, 200), 130);
     assert.equal(runningEstimate(100, 200, 1), 200);
   });
+});
+
+describe("context cache: slot file integrity (integrity.ts, pure)", () => {
+  test("names: only the store's own (slot-<id>.bin, slot-<id>.<pid>.<hex>.tmp) are slot files", () => {
+    assert.equal(slotFileName(0), "slot-0.bin");
+    assert.equal(slotFileName(12), "slot-12.bin");
+    assert.throws(() => slotFileName(-1), RangeError);
+    assert.throws(() => slotFileName(1.5), RangeError);
+    for (const ok of ["slot-0.bin", "slot-4095.bin", "slot-3.123.ab.tmp", "slot-0.9.deadbeef.tmp"])
+      assert.equal(isSlotFileName(ok), true, ok);
+    for (const bad of [
+      "state.json",
+      "../../../../x",
+      "slot-0.bin/../../x",
+      "/etc/passwd",
+      "slot-01.bin",
+      "slot--1.bin",
+      "slot-99999.bin",
+      "slot-0.bin.bak",
+      "slot-0.x.ab.tmp",
+      "slot-0.1.XY.tmp",
+      ".slot-0.bin",
+      "",
+    ])
+      assert.equal(isSlotFileName(bad), false, bad);
+  });
+
+  test("manifest keys: canonical slot ids only", () => {
+    assert.equal(slotIdOfKey("0"), 0);
+    assert.equal(slotIdOfKey("7"), 7);
+    for (const bad of ["01", "-1", "1e3", "1.0", " 1", "99999", "", "__proto__"])
+      assert.equal(slotIdOfKey(bad), undefined, bad);
+  });
+
+  test("path containment: a plain name stays inside the folder; separators, .. and absolute paths do not", () => {
+    assert.equal(pathInside("/c/m", "slot-0.bin"), "/c/m/slot-0.bin");
+    assert.equal(pathInside("/c/m/", "slot-0.bin"), "/c/m/slot-0.bin");
+    for (const bad of ["../../../../x", "..", ".", "", "/etc/passwd", "a/b", "a\\b", "x\0y", "../m/slot-0.bin"])
+      assert.equal(pathInside("/c/m", bad), undefined, JSON.stringify(bad));
+  });
+
+  test("a manifest entry is kept only as the store writes it: own file name, sizes, a hash", () => {
+    const good = { file: "slot-0.bin", tokens: 9, bytes: 500, sha256: HASH, savedAt: 1, lastUsedAt: 2 };
+    assert.deepEqual(checkEntry("0", good), { ok: true, slot: good });
+    const bad: [string, unknown, RegExp][] = [
+      ["0", { ...good, file: "../../../../x" }, /is not slot-0\.bin/],
+      ["0", { ...good, file: "state.json" }, /is not slot-0\.bin/],
+      ["0", { ...good, file: "slot-1.bin" }, /is not slot-0\.bin/],
+      ["01", good, /not a slot id/],
+      ["99999", { ...good, file: "slot-99999.bin" }, /not a slot id/],
+      ["0", { ...good, bytes: 0 }, /no valid size/],
+      ["0", { ...good, bytes: -5 }, /no valid size/],
+      ["0", { ...good, tokens: "9" }, /no valid size/],
+      ["0", { file: "slot-0.bin", tokens: 9, bytes: 500, savedAt: 1, lastUsedAt: 1 }, /no content hash/],
+      ["0", { ...good, sha256: "xyz" }, /no content hash/],
+      ["0", null, /not an entry/],
+    ];
+    for (const [k, v, why] of bad) {
+      const c = checkEntry(k, v);
+      assert.equal(c.ok, false, JSON.stringify(v));
+      assert.match(c.ok ? "" : c.reason, why);
+    }
+  });
+
+  test("a file is restored only when it is a regular file of the saved size and hash", () => {
+    const saved = { bytes: 100, sha256: HASH };
+    assert.equal(slotFileProblem(saved, { kind: "file", size: 100, sha256: HASH }), undefined);
+    assert.match(slotFileProblem(saved, { kind: "file", size: 50, sha256: HASH }) ?? "", /50 bytes, 100 were saved/);
+    assert.match(
+      slotFileProblem(saved, { kind: "file", size: 100, sha256: "cd".repeat(32) }) ?? "",
+      /does not match what was saved/,
+    );
+    assert.match(slotFileProblem(saved, { kind: "file", size: 100 }) ?? "", /could not be checked/);
+    assert.match(slotFileProblem(saved, { kind: "fifo" }) ?? "", /FIFO/);
+    assert.match(slotFileProblem(saved, { kind: "symlink" }) ?? "", /symbolic link/);
+    assert.match(slotFileProblem(saved, { kind: "directory" }) ?? "", /folder/);
+    assert.match(slotFileProblem(saved, { kind: "missing" }) ?? "", /missing/);
+  });
+
+  test("the hash binds the bytes to the identity and the slot: the same bytes under another key or slot differ", () => {
+    const bytes = Buffer.from("kv data");
+    const h = (key: string, id: number) => slotDigest(key, id).update(bytes).digest("hex");
+    assert.equal(h("k1", 0), h("k1", 0));
+    assert.notEqual(h("k1", 0), h("k2", 0));
+    assert.notEqual(h("k1", 0), h("k1", 1));
+  });
+
+  test("each restore is bounded: at least 5 s, plus the time to read the file at 50 MiB/s, within what is left", () => {
+    assert.equal(restoreBoundMs(0, 30_000), RESTORE_MIN_MS);
+    assert.equal(restoreBoundMs(500 * 1024 * 1024, 60_000), RESTORE_MIN_MS + 10_000);
+    assert.equal(restoreBoundMs(500 * 1024 * 1024, 3_000), 3_000);
+    assert.equal(restoreBoundMs(10, -5), 0);
+  });
+});
+
+describe("context cache: the store trusts no file", () => {
+  function setup(t: TestContext) {
+    const root = mkdtempSync(join(tmpdir(), "ctx-trust-"));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    const s = new SlotStore(root);
+    const dir = s.modelDir("a", "/m/a.gguf");
+    s.ensureDir(dir);
+    return { root, s, dir };
+  }
+  async function saved(s: SlotStore, dir: string, id: number, data: Buffer, key = "k1") {
+    const tmp = s.tempName(id);
+    writeFileSync(join(dir, tmp), data);
+    const { bytes, sha256 } = await s.seal(dir, tmp, id, key, data.length);
+    return { file: s.finalName(id), tokens: 10, bytes, sha256, savedAt: 1, lastUsedAt: 1 };
+  }
+  const data = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => (i * 31) & 0xff));
+
+  test("the file as saved passes; truncated, flipped, another model's or another slot's file fails", async (t) => {
+    const { s, dir } = setup(t);
+    const e = await saved(s, dir, 0, data);
+    assert.equal(await s.check(dir, "k1", 0, e), undefined);
+    assert.match((await s.check(dir, "k2", 0, e)) ?? "", /does not match/, "same bytes, another identity");
+    const path = join(dir, "slot-0.bin");
+    const flipped = Buffer.from(data);
+    for (let i = 1024; i < 1024 + 4096; i++) flipped[i] = flipped[i]! ^ 0xff;
+    writeFileSync(path, flipped);
+    assert.match((await s.check(dir, "k1", 0, e)) ?? "", /does not match/);
+    // another model's slot file of the same shape (same size), with its own valid entry in its own folder
+    const other = s.modelDir("b", "/m/b.gguf");
+    s.ensureDir(other);
+    const eb = await saved(s, other, 0, Buffer.from(data).reverse(), "kb");
+    writeFileSync(path, readFileSync(join(other, eb.file)));
+    assert.match((await s.check(dir, "k1", 0, e)) ?? "", /does not match/);
+    assert.match((await s.check(dir, "k1", 0, { ...eb })) ?? "", /does not match/, "even with its manifest entry");
+    writeFileSync(path, data);
+    truncateSync(path, data.length / 2);
+    assert.match((await s.check(dir, "k1", 0, e)) ?? "", /32768 bytes, 65536 were saved/);
+  });
+
+  test("a FIFO or a symbolic link in place of a slot file is refused without being opened", async (t) => {
+    const { s, dir } = setup(t);
+    const e = await saved(s, dir, 0, data);
+    const path = join(dir, "slot-0.bin");
+    rmSync(path);
+    execFileSync("mkfifo", [path]);
+    const t0 = Date.now();
+    assert.match((await s.check(dir, "k1", 0, e)) ?? "", /FIFO/);
+    assert.ok(Date.now() - t0 < 1_000, "no wait on the FIFO");
+    rmSync(path);
+    const target = join(dir, "..", "elsewhere.bin");
+    writeFileSync(target, data);
+    symlinkSync(target, path);
+    assert.match((await s.check(dir, "k1", 0, e)) ?? "", /symbolic link/);
+    // seal refuses a temp file that is not a regular file either
+    const tmp = s.tempName(1);
+    execFileSync("mkfifo", [join(dir, tmp)]);
+    await assert.rejects(s.seal(dir, tmp, 1, "k1"), /not a regular file \(fifo\)/);
+  });
+
+  test("a manifest entry naming a file outside the folder is dropped, and that file is never removed", (t) => {
+    const { s, dir } = setup(t);
+    const outside = mkdtempSync(join(tmpdir(), "ctx-outside-"));
+    t.after(() => rmSync(outside, { recursive: true, force: true }));
+    const victim = join(outside, "victim.txt");
+    writeFileSync(victim, "keep me");
+    const m = manifestFor(dir, {
+      "0": { file: relative(dir, victim), tokens: 1, bytes: 7, sha256: HASH, savedAt: 1, lastUsedAt: 1 },
+      "1": { file: victim, tokens: 1, bytes: 7, sha256: HASH, savedAt: 1, lastUsedAt: 1 },
+      "2": { file: "slot-2.bin", tokens: 1, bytes: 7, sha256: HASH, savedAt: 1, lastUsedAt: 1 },
+    });
+    writeFileSync(join(dir, "state.json"), JSON.stringify(m));
+    const read = s.readChecked(dir);
+    assert.deepEqual(Object.keys(read.manifest?.slots ?? {}), ["2"]);
+    assert.equal(read.rejected.length, 2);
+    // every way the store removes files
+    s.removeFile(dir, relative(dir, victim));
+    s.removeFile(dir, victim);
+    s.removeKeys([`${dir}\n0`, `${dir}\n1`, `${dir}\n2`]);
+    s.sweep(() => true);
+    assert.equal(readFileSync(victim, "utf8"), "keep me");
+  });
+
+  test("a model folder that is a symbolic link is refused, and its target is never emptied", (t) => {
+    const { root, s } = setup(t);
+    const outside = mkdtempSync(join(tmpdir(), "ctx-outside-"));
+    t.after(() => rmSync(outside, { recursive: true, force: true }));
+    writeFileSync(join(outside, "precious.txt"), "x");
+    writeFileSync(join(outside, "state.json"), JSON.stringify(manifestFor(outside, {})));
+    const linked = s.modelDir("l", "/m/l.gguf");
+    symlinkSync(outside, linked);
+    assert.throws(() => s.ensureDir(linked), /not a folder \(a symbolic link or a file\)/);
+    s.discard(linked);
+    s.sweep(() => true);
+    assert.deepEqual(readdirSync(outside).sort(), ["precious.txt", "state.json"]);
+    assert.equal(existsSync(linked), false, "the link itself is swept");
+    assert.ok(existsSync(root));
+  });
+
+  function manifestFor(dir: string, slots: Record<string, unknown>) {
+    return { version: 1, model: "a", modelPath: "/m/a.gguf", key: "k1", identity: base, slots, dir };
+  }
 });

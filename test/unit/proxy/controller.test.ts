@@ -165,6 +165,25 @@ describe("controller: loads and requests", () => {
     assert.deepEqual(served, [3, 1]);
   });
 
+  test("a post-ready step that finds the process unfit (a wedged restore) gets a fresh one; the waiter is served by it", async () => {
+    let calls = 0;
+    const hooks = {
+      afterReady: async () => (++calls === 1 ? { restart: "the restore of slot 0 did not finish" } : {}),
+    };
+    const { runner, c, logged } = rig(["a"], { hooks });
+    const lease = await c.acquire("a");
+    assert.equal(runner.starts.length, 2, "started again");
+    assert.equal(runner.stops.length, 1, "the unfit process was stopped");
+    assert.notEqual(lease.handle.id, runner.stops[0]!.id, "the request went to the fresh process");
+    assert.ok(logged.some((l) => /restarted before its first request: the restore of slot 0/.test(l)));
+    lease.release();
+    // once per load: a step that asks again is not obeyed a second time (no restart loop)
+    const { runner: r2, c: c2 } = rig(["a"], { hooks: { afterReady: async () => ({ restart: "always" }) } });
+    (await c2.acquire("a")).release();
+    assert.equal(r2.starts.length, 2);
+    assert.equal(c2.state("a")?.status, "ready");
+  });
+
   test("a failed load answers its waiters with llama-server's reason (502) and backs off (503)", async () => {
     const { runner, c } = rig(["a"]);
     runner.startFailures.set("a", new Error("gguf_init_from_file: failed to open GGUF file"));
@@ -220,8 +239,50 @@ describe("controller: processes that go away", () => {
     runner.hang("a");
     assert.match(f.reason?.message ?? "", /stopped answering its health checks/);
     assert.equal(runner.stops.length, 1, "the hung process is stopped");
-    assert.equal(c.state("a")?.status, "unloaded");
+    assert.equal(c.state("a")?.status, "stopping", "until the process is gone");
     assert.ok(events.some((e) => e.type === "crash" && /hung/.test(e.reason)));
+    lease.release();
+    await settle();
+    assert.equal(c.state("a")?.status, "unloaded");
+  });
+
+  test("a hung server's room stays booked until its process is gone: no second llama-server beside it", async () => {
+    const { runner, c } = rig(["a", "b"], { maxModels: 1 });
+    await c.load("a");
+    runner.holdStops.add("a");
+    runner.hang("a");
+    const b = c.acquire("b");
+    await settle();
+    assert.equal(runner.starts.length, 1, "b does not start while the killed process of a is alive");
+    assert.equal(c.state("a")?.status, "stopping");
+    assert.equal(runner.heldStops.length, 1);
+    runner.heldStops[0]!();
+    const lease = await b;
+    assert.equal(lease.model, "b");
+    assert.equal(runner.starts.length, 2);
+    assert.equal(c.state("a")?.status, "unloaded");
+    lease.release();
+  });
+
+  test("a draining model still serves its leases (a request whose kept-alive socket closed may be resent)", async () => {
+    const { c } = rig(["a", "b"], { maxModels: 1 });
+    const lease = await c.acquire("a");
+    const b = c.acquire("b");
+    await settle();
+    assert.equal(c.state("a")?.status, "draining");
+    assert.ok(c.isServing("a", lease.instance), "its process serves the requests in flight until they are done");
+    lease.release();
+    (await b).release();
+    assert.ok(!c.isServing("a", lease.instance));
+  });
+
+  test("what a lease receives is the process's progress, as the health monitor reads it", async () => {
+    const { runner, c } = rig(["a"]);
+    const lease = await c.acquire("a");
+    assert.equal(runner.activity("a"), 0);
+    lease.received(1);
+    lease.received(512);
+    assert.equal(runner.activity("a"), 513);
     lease.release();
   });
 

@@ -577,3 +577,72 @@ describe("scheduler: a stop that failed", () => {
     assert.equal(r.status("a"), "ready");
   });
 });
+
+describe("scheduler: a hung process keeps its room until it is gone", () => {
+  const hung = (r: ReturnType<typeof rig>, model: string) =>
+    r.s.handle({
+      type: "crashed",
+      model,
+      instance: r.s.model(model)!.instance,
+      reason: "hung: no answer within 2000 ms",
+      alive: true,
+      now: r.now,
+    });
+
+  test("with --max-models 1, the next model starts only when the killed process has exited", () => {
+    const r = rig([spec("a"), spec("b")], { maxModels: 1 });
+    r.req("a1", "a");
+    r.loaded("a");
+    const h = hung(r, "a");
+    assert.deepEqual(
+      of(h, "state").map((s) => [s.from, s.to]),
+      [["ready", "stopping"]],
+    );
+    assert.equal(r.s.model("a")!.inFlight, 0, "its requests are over (they were cut)");
+    assert.equal(r.s.model("a")!.crashes, 1);
+    assert.equal(r.s.usedBytes(), 1 * GB, "its room is still booked");
+    const b = r.req("b1", "b");
+    assert.equal(of(b, "start").length, 0, "nothing starts beside a process that is still alive");
+    assert.equal(of(b, "stop").length, 0, "no second stop: the kill is under way");
+    // a request for the hung model waits too, and starts it again once the room is free
+    assert.equal(of(r.req("a2", "a"), "start").length, 0);
+    const gone = r.stopped("a");
+    assert.deepEqual(
+      of(gone, "start").map((s) => s.model),
+      ["b"],
+      "the room is free: the first waiter's model starts",
+    );
+    assert.equal(r.status("a"), "unloaded");
+    r.done("a1"); // the cut request's completion is stale: ignored
+    assert.equal(r.s.model("a")!.inFlight, 0);
+  });
+
+  test("a kill that fails leaves it stuck, its room still counted", () => {
+    const r = rig([spec("a"), spec("b")], { maxModels: 1 });
+    r.req("a1", "a");
+    r.loaded("a");
+    hung(r, "a");
+    const f = r.s.handle({
+      type: "stopFailed",
+      model: "a",
+      instance: r.s.model("a")!.instance,
+      reason: "did not exit after SIGKILL",
+      now: r.now,
+    });
+    assert.deepEqual(
+      of(f, "state").map((s) => [s.from, s.to]),
+      [["stopping", "stuck"]],
+    );
+    assert.equal(of(r.req("b1", "b"), "start").length, 0);
+    assert.equal(r.s.usedBytes(), 1 * GB);
+  });
+
+  test("a crash whose process already exited frees the room at once (unchanged)", () => {
+    const r = rig([spec("a"), spec("b")], { maxModels: 1 });
+    r.req("a1", "a");
+    r.loaded("a");
+    r.crashed("a");
+    assert.equal(r.status("a"), "unloaded");
+    assert.equal(of(r.req("b1", "b"), "start").length, 1);
+  });
+});

@@ -11,6 +11,7 @@ import { safeHandler } from "../../../src/proxy/http/errors.js";
 import { RouteTable } from "../../../src/proxy/routes/table.js";
 import type { ProxyContext } from "../../../src/proxy/routes/types.js";
 import { defaultUiDir, UI_CSP, uiRoutes } from "../../../src/proxy/routes/ui.js";
+import { BUILD_STEPS } from "../../../scripts/build.js";
 
 async function serve(t: import("node:test").TestContext, dir: string) {
   // the module's routes in a table of their own (they read nothing of the proxy's context)
@@ -91,5 +92,19 @@ test("the proxy serves dist/ui of this package, and the package ships it", () =>
     scripts: Record<string, string>;
   };
   assert.ok(pkg.files.includes("dist/ui"));
-  assert.match(pkg.scripts.build!, /build-ui/);
+  assert.match(pkg.scripts.build!, /scripts\/build\.ts/);
+});
+
+test("the build's dashboard step writes the files /ui serves", async (t) => {
+  const dist = mkdtempSync(join(tmpdir(), "gglib-ui-build-"));
+  t.after(() => rmSync(dist, { recursive: true, force: true }));
+  const step = BUILD_STEPS.find((s) => s.produces === "ui/index.html");
+  assert.ok(step, "a build step writes the dashboard");
+  await step.run(dist);
+  const url = await serve(t, join(dist, "ui"));
+  const r = await fetch(`${url}/ui/`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type") ?? "", /text\/html/);
+  assert.match(await r.text(), /app\.js/);
+  assert.equal((await fetch(`${url}/ui/app.js`)).status, 200);
 });

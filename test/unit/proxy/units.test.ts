@@ -270,6 +270,10 @@ describe("proxy HTTP helpers", () => {
         "accept-encoding": "gzip",
         "content-type": "application/json",
         "x-request-id": "r1",
+        origin: "http://127.0.0.1:8080",
+        "sec-fetch-site": "same-origin",
+        "sec-fetch-mode": "cors",
+        "sec-fetch-dest": "empty",
       },
       12,
     );

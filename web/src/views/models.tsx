@@ -3,9 +3,10 @@ import { postJson } from "../api.js";
 import { bytes, duration, percent } from "../format.js";
 import type { ModelsState } from "../store.js";
 import { useTick } from "../store.js";
-import type { ModelStatus, PeerStatus } from "../types.js";
+import { contextFacts } from "../context.js";
+import type { ModelState, ModelStatus, PeerStatus } from "../types.js";
 
-const STATE_LABEL: Record<string, string> = {
+const STATE_LABEL: Record<ModelState, string> = {
   unloaded: "unloaded",
   pending: "waiting for room",
   loading: "loading",
@@ -13,6 +14,7 @@ const STATE_LABEL: Record<string, string> = {
   draining: "draining",
   stopping: "stopping",
   failed: "failed",
+  stuck: "stuck (stop failed)",
 };
 
 export function BudgetBar({ s }: { s: ModelsState }) {
@@ -212,7 +214,7 @@ function ModelCard(p: {
           <span class="small">{Math.round((m.progress ?? 0) * 100)}%</span>
         </div>
       ) : null}
-      {m.state === "failed" && m.lastError ? (
+      {(m.state === "failed" || m.state === "stuck") && m.lastError ? (
         <p class="error" data-testid="reason" role="alert">
           {m.lastError}
         </p>
@@ -281,14 +283,10 @@ function ModelCard(p: {
             </dd>
           </>
         ) : null}
-        {m.savedContext ? (
+        {m.context ? (
           <>
             <dt>saved context</dt>
-            <dd data-testid="saved-context">
-              {Object.entries(m.savedContext)
-                .map(([k, v]) => `${k}: ${typeof v === "number" && /bytes/i.test(k) ? bytes(v) : String(v)}`)
-                .join(" · ")}
-            </dd>
+            <dd data-testid="saved-context">{contextFacts(m.context).join(" · ")}</dd>
           </>
         ) : null}
       </dl>

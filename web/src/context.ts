@@ -1,0 +1,33 @@
+/** What a model card says about the model's saved KV context (`models[].context` of /api/status); pure. */
+import { bytes, ms } from "./format.js";
+import type { ContextStatus } from "./types.js";
+
+const count = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
+
+/** The facts to show, in order: what is saved now, then the last save, restore and discard. */
+export function contextFacts(c: ContextStatus): string[] {
+  if (!c.enabled) return [c.reason ? `off: ${c.reason}` : "off"];
+  const facts = [
+    c.savedSlots > 0
+      ? `${count(c.savedSlots, "slot")}, ${count(c.savedTokens, "token")}, ${bytes(c.bytesOnDisk)} on disk`
+      : "nothing saved",
+  ];
+  const s = c.lastSave;
+  if (s) {
+    if (s.cheap) facts.push("last stop: nothing worth saving");
+    else {
+      let f = `last save: ${count(s.tokens, "token")} in ${ms(s.ms)}`;
+      if (s.skipped) f += `, ${count(s.skipped, "slot")} not worth saving`;
+      if (s.failures) f += `, ${count(s.failures, "failure")}`;
+      facts.push(f);
+    }
+  }
+  const r = c.lastRestore;
+  if (r) {
+    let f = `last restore: ${count(r.tokens, "token")} in ${ms(r.ms)}`;
+    if (r.reusedTokens !== undefined) f += `, ${r.reusedTokens.toLocaleString("en")} reused`;
+    facts.push(f);
+  }
+  if (c.lastDiscard) facts.push(`discarded: ${c.lastDiscard.reason}`);
+  return facts;
+}
