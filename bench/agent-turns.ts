@@ -8,7 +8,12 @@
  * a real model; the answers are gibberish and always stop at the token limit (Claude Code reports that as an error
  * and retries: its exit code is 1).
  *
- *   npx tsx bench/agent-turns.ts [--turns 5] [--json]        (run alone; not part of all.ts)
+ * `--sessions N` runs N sessions of each agent side by side (each in its own folder and home, so each continues its
+ * own), turn by turn, on a 131,072-token model with llama-server's default 4 slots sharing one KV cache: whether
+ * each session keeps its own slot (its prefix reused) with N ≤ 4 sessions, and what happens with more.
+ *
+ *   npx tsx bench/agent-turns.ts [--turns 5] [--sessions 1] [--agents claude,codex,opencode] [--json]
+ *   (run alone; not part of all.ts)
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +27,10 @@ import { realLlamaServer } from "./swap.js";
 
 const TURNS = Number(process.argv[process.argv.indexOf("--turns") + 1]) || 5;
 const JSON_OUT = process.argv.includes("--json");
+const arg = (name: string): string | undefined =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+const SESSION_COUNT = Number(arg("--sessions")) || 1;
+const AGENTS_RUN = (arg("--agents") ?? "claude,codex,opencode").split(",");
 
 const SESSIONS: Record<string, (turn: number) => string[]> = {
   claude: (n) => (n === 1 ? ["-p", `turn ${n}: list the files`] : ["-p", "--continue", `turn ${n}: and now?`]),
@@ -42,14 +51,17 @@ interface Record_ {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-agents-"));
-  const home = join(dir, "home");
-  for (const d of ["models", "work", "home/.codex"]) mkdirSync(join(dir, d), { recursive: true });
-  spawnSync("git", ["init", "-q"], { cwd: join(dir, "work") });
+  mkdirSync(join(dir, "models"), { recursive: true });
+  for (let i = 0; i < SESSION_COUNT; i++) {
+    mkdirSync(join(dir, `home-${i}`, ".codex"), { recursive: true });
+    mkdirSync(join(dir, `work-${i}`), { recursive: true });
+    spawnSync("git", ["init", "-q"], { cwd: join(dir, `work-${i}`) });
+  }
   const template = readFileSync(join(ROOT, "test/fixtures/templates/chatml-tools.jinja"), "utf8");
   const model = await writeTinyModel(join(dir, "models"), {
     name: "agent",
     kind: "chat",
-    contextLength: 65536,
+    contextLength: SESSION_COUNT > 1 ? 131072 : 65536,
     chatTemplate: template,
   });
   const config = join(dir, "gglib.yaml");
@@ -58,48 +70,54 @@ async function main(): Promise<void> {
   if (!llama) throw new Error("no real llama-server: run `npm run rig:llama-server` or set GGLIB_BENCH_LLAMA_SERVER");
   const runner = new LlamaServerRunner({ binaryPath: llama, pidsDir: join(dir, "pids") });
   const proxy = await startProxy({ configPath: config, port: 0, runner, watchConfig: false, contextCache: 0 });
-  const env = {
-    ...process.env,
-    PATH: `${join(ROOT, "node_modules/.bin")}${delimiter}${process.env.PATH ?? ""}`,
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, ".config"),
-    XDG_DATA_HOME: join(home, ".local/share"),
-    XDG_CACHE_HOME: join(home, ".cache"),
-    XDG_STATE_HOME: join(home, ".local/state"),
-    CODEX_HOME: join(home, ".codex"),
-    GGLIB_DATA_DIR: join(dir, "data"),
-    NO_COLOR: "1",
+  const envOf = (i: number): NodeJS.ProcessEnv => {
+    const home = join(dir, `home-${i}`);
+    return {
+      ...process.env,
+      PATH: `${join(ROOT, "node_modules/.bin")}${delimiter}${process.env.PATH ?? ""}`,
+      HOME: home,
+      XDG_CONFIG_HOME: join(home, ".config"),
+      XDG_DATA_HOME: join(home, ".local/share"),
+      XDG_CACHE_HOME: join(home, ".cache"),
+      XDG_STATE_HOME: join(home, ".local/state"),
+      CODEX_HOME: join(home, ".codex"),
+      GGLIB_DATA_DIR: join(dir, "data"),
+      NO_COLOR: "1",
+    };
   };
   const turns: { agent: string; turn: number; exit: number | null; ms: number; from: number; to: number }[] = [];
   let seq = 0;
   try {
-    for (const [agent, args] of Object.entries(SESSIONS)) {
+    for (const [agent, args] of Object.entries(SESSIONS).filter(([a]) => AGENTS_RUN.includes(a))) {
       for (let n = 1; n <= TURNS; n++) {
         const t0 = Date.now();
-        // async: the proxy runs in this process and must keep serving while the agent runs
-        const code = await new Promise<number | null>((resolve) => {
-          const child = spawn(
-            process.execPath,
-            [
-              join(ROOT, "bin/gglib.js"),
-              "launch",
-              agent,
-              "--url",
-              proxy.url,
-              "--max-output",
-              "24",
-              "-q",
-              "--",
-              ...args(n),
-            ],
-            { cwd: join(dir, "work"), env, stdio: ["ignore", "ignore", "ignore"] },
-          );
-          const kill = setTimeout(() => child.kill("SIGKILL"), 300_000);
-          child.on("close", (c) => {
-            clearTimeout(kill);
-            resolve(c);
+        // async: the proxy runs in this process and must keep serving while the agents run
+        const one = (i: number) =>
+          new Promise<number | null>((resolve) => {
+            const child = spawn(
+              process.execPath,
+              [
+                join(ROOT, "bin/gglib.js"),
+                "launch",
+                agent,
+                "--url",
+                proxy.url,
+                "--max-output",
+                "24",
+                "-q",
+                "--",
+                ...args(n),
+              ],
+              { cwd: join(dir, `work-${i}`), env: envOf(i), stdio: ["ignore", "ignore", "ignore"] },
+            );
+            const kill = setTimeout(() => child.kill("SIGKILL"), 300_000);
+            child.on("close", (c) => {
+              clearTimeout(kill);
+              resolve(c);
+            });
           });
-        });
+        const codes = await Promise.all(Array.from({ length: SESSION_COUNT }, (_, i) => one(i)));
+        const code = codes.find((c) => c !== 0) ?? codes[0] ?? null;
         const all = ((await (await fetch(`${proxy.url}/api/activity`)).json()) as { records: Record_[] }).records;
         const last = Math.max(seq, ...all.map((x) => x.seq));
         turns.push({ agent, turn: n, exit: code, ms: Date.now() - t0, from: seq, to: last });
