@@ -163,6 +163,19 @@ describe("gglib launch (fake llama-server, no agent run)", { timeout: 120_000 },
     );
   });
 
+  test("parallel set: each conversation gets ctx / parallel (a KV cache per slot), and that is what the agent is told", async (t) => {
+    const dir = folder(t);
+    const path = writeFakeModel(join(dir, "models"), "coder", { contextLength: 131072 });
+    const config = join(dir, "gglib.yaml");
+    writeFileSync(config, `models:\n  coder:\n    path: ${JSON.stringify(path)}\n    ctx: 131072\n    parallel: 2\n`);
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const r = await gglib(dir, ["launch", "claude", "--url", url, "--config", config, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as LaunchJson;
+    assert.equal(j.ctx, 65536);
+    assert.equal(j.env.CLAUDE_CODE_AUTO_COMPACT_WINDOW, "65536");
+  });
+
   test("a config model with a small ctx, and a running proxy with one, are refused with what to set", async (t) => {
     const dir = folder(t);
     const path = writeFakeModel(join(dir, "models"), "coder", { contextLength: 65536 });

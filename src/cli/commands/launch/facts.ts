@@ -14,8 +14,13 @@ export interface ModelFacts {
   name: string;
   aliases: string[];
   path?: string | undefined;
-  /** The context the proxy runs it with (its estimate's ctx: the configured one, else the trained one). */
+  /**
+   * The context one conversation gets: the proxy's ctx for the model (the configured one, else the trained one),
+   * divided among its slots when `parallel` is set (each slot then has a KV cache of its own).
+   */
   configured?: number | undefined;
+  /** `parallel` when set in the model's settings (else llama-server's slots share one KV cache). */
+  parallel?: number | undefined;
   /** The context it was trained on (GGUF). */
   trained?: number | undefined;
   loaded: boolean;
@@ -29,7 +34,7 @@ interface ListedModel {
   aliases?: string[];
   location?: string;
   status?: { value?: string };
-  meta?: { path?: string; ctx?: number };
+  meta?: { path?: string; ctx?: number; parallel?: number | null };
 }
 
 async function getJson(url: string, apiKey: string | undefined): Promise<unknown> {
@@ -51,11 +56,13 @@ export async function modelFacts(url: string, apiKey: string | undefined): Promi
       const path = m.meta?.path;
       const metadata = path ? await readModelMetadata(path).catch(() => undefined) : undefined;
       const value = m.status?.value;
+      const parallel = m.meta?.parallel ?? undefined;
       return {
         name: m.id,
         aliases: m.aliases ?? [],
         path,
-        configured: m.meta?.ctx,
+        configured: m.meta?.ctx !== undefined ? Math.floor(m.meta.ctx / (parallel ?? 1)) : undefined,
+        parallel,
         trained: metadata?.contextLength,
         loaded: value === "loaded" || value === "loading",
         tools: metadata ? detectCapabilities(metadata).tools.present : undefined,
@@ -81,6 +88,9 @@ export function fitsContext(m: ModelFacts, budget: number | null): number | unde
     return undefined;
   }
   const metadata = m.metadata;
-  const bytesAt = (ctx: number) => estimateMemory({ metadata, fileBytes, ctx }).totalBytes;
+  // per conversation: with `parallel` set, each of its slots needs that much
+  const p = m.parallel ?? 1;
+  const bytesAt = (ctx: number) =>
+    estimateMemory({ metadata, fileBytes, ctx: ctx * p, ...(m.parallel ? { parallel: p } : {}) }).totalBytes;
   return largestFitting(bytesAt, budget, Math.min(256, m.trained), m.trained) ?? 1;
 }

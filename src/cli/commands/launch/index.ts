@@ -226,7 +226,8 @@ async function chooseModel(
   }
   if (!plan.load) {
     // a proxy of ours is told the context that fits, so llama-server does not try the larger one
-    if (own && model.path && plan.ctx !== model.configured) await own.setContext(model.name, model.path, plan.ctx);
+    if (own && model.path && plan.ctx !== model.configured)
+      await own.setContext(model.name, model.path, plan.ctx * (model.parallel ?? 1));
     return { model, ctx: plan.ctx, fits };
   }
   if (!own || !model.path) {
@@ -238,7 +239,7 @@ async function chooseModel(
       },
     );
   }
-  await own.setContext(model.name, model.path, plan.ctx);
+  await own.setContext(model.name, model.path, plan.ctx * (model.parallel ?? 1));
   const after = (await modelFacts(url, apiKey)).find((m) => m.name === model.name);
   if (after?.configured !== plan.ctx) {
     throw new GglibError(
