@@ -12,7 +12,11 @@
  * own), turn by turn, on a 131,072-token model with llama-server's default 4 slots sharing one KV cache: whether
  * each session keeps its own slot (its prefix reused) with N ≤ 4 sessions, and what happens with more.
  *
- *   npx tsx bench/agent-turns.ts [--turns 5] [--sessions 1] [--agents claude,codex,opencode] [--json]
+ * `--swap` puts a second model in the config, runs the proxy with `--max-models 1` and the context cache on, and
+ * asks that other model something between two turns: each turn after the first then finds the agent's model
+ * swapped out and back, its conversation restored from the saved KV cache (or not: the cached tokens say).
+ *
+ *   npx tsx bench/agent-turns.ts [--turns 5] [--sessions 1] [--agents claude,codex,opencode] [--swap] [--json]
  *   (run alone; not part of all.ts)
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -31,6 +35,7 @@ const arg = (name: string): string | undefined =>
   process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
 const SESSION_COUNT = Number(arg("--sessions")) || 1;
 const AGENTS_RUN = (arg("--agents") ?? "claude,codex,opencode").split(",");
+const SWAP = process.argv.includes("--swap");
 
 const SESSIONS: Record<string, (turn: number) => string[]> = {
   claude: (n) => (n === 1 ? ["-p", `turn ${n}: list the files`] : ["-p", "--continue", `turn ${n}: and now?`]),
@@ -43,6 +48,7 @@ const SESSIONS: Record<string, (turn: number) => string[]> = {
 
 interface Record_ {
   seq: number;
+  model: string | null;
   path: string;
   status: number;
   promptTokens: number | null;
@@ -65,11 +71,31 @@ async function main(): Promise<void> {
     chatTemplate: template,
   });
   const config = join(dir, "gglib.yaml");
-  writeFileSync(config, `models:\n  agent:\n    path: ${JSON.stringify(model)}\n    extraArgs: ["-n", "32"]\n`);
+  const other = SWAP ? await writeTinyModel(join(dir, "models"), { name: "other", kind: "chat", seed: 7 }) : undefined;
+  writeFileSync(
+    config,
+    `models:\n  agent:\n    path: ${JSON.stringify(model)}\n    extraArgs: ["-n", "32"]\n` +
+      (other ? `  other:\n    path: ${JSON.stringify(other)}\n` : ""),
+  );
   const llama = realLlamaServer();
   if (!llama) throw new Error("no real llama-server: run `npm run rig:llama-server` or set GGLIB_BENCH_LLAMA_SERVER");
   const runner = new LlamaServerRunner({ binaryPath: llama, pidsDir: join(dir, "pids") });
-  const proxy = await startProxy({ configPath: config, port: 0, runner, watchConfig: false, contextCache: 0 });
+  const proxy = await startProxy({
+    configPath: config,
+    port: 0,
+    runner,
+    watchConfig: false,
+    ...(SWAP ? { maxModels: 1, contextCacheDir: join(dir, "kv") } : { contextCache: 0 }),
+  });
+  /** The other model answers one short request: the agent's model is stopped (its slots saved) to make room. */
+  const swapAway = async (): Promise<void> => {
+    const r = await fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "other", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+    });
+    await r.text();
+  };
   const envOf = (i: number): NodeJS.ProcessEnv => {
     const home = join(dir, `home-${i}`);
     return {
@@ -90,6 +116,7 @@ async function main(): Promise<void> {
   try {
     for (const [agent, args] of Object.entries(SESSIONS).filter(([a]) => AGENTS_RUN.includes(a))) {
       for (let n = 1; n <= TURNS; n++) {
+        if (SWAP && n > 1) await swapAway();
         const t0 = Date.now();
         // async: the proxy runs in this process and must keep serving while the agents run
         const one = (i: number) =>
@@ -126,10 +153,16 @@ async function main(): Promise<void> {
       }
     }
     const records = ((await (await fetch(`${proxy.url}/api/activity`)).json()) as { records: Record_[] }).records;
+    if (SWAP) {
+      const st = (await (await fetch(`${proxy.url}/api/status`)).json()) as {
+        models: { name: string; context?: unknown }[];
+      };
+      log(`context cache of agent: ${JSON.stringify(st.models.find((m) => m.name === "agent")?.context)}`);
+    }
     const out = turns.map((t) => ({
       ...t,
       requests: records
-        .filter((x) => x.seq > t.from && x.seq <= t.to)
+        .filter((x) => x.seq > t.from && x.seq <= t.to && x.model !== "other")
         .map((x) => ({ path: x.path, status: x.status, prompt: x.promptTokens, cached: x.cachedTokens })),
     }));
     if (JSON_OUT) {
