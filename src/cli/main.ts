@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   llama: () => import("./commands/llama/index.js"),
   system: () => import("./commands/system.js"),
   "rpc-server": () => import("./commands/rpc-server.js"),
+  launch: () => import("./commands/launch/index.js"),
 };
 
 /** Pure: which command modules a command line needs (none for --version, all for help or an unknown word). */
@@ -56,6 +57,7 @@ Examples:
   gglib chat tiny-think                      talk to a model in the terminal
   gglib pull bartowski/Qwen3-4B-GGUF:Q4_K_M  download a model from Hugging Face
   gglib rpc-server --host 192.168.1.20       lend this machine's memory to a model split across hosts
+  gglib launch claude -- -p "hi"             a coding agent (claude, codex, opencode) on a local model
 
 Environment:
   GGLIB_LLAMA_SERVER   path of the llama-server binary to use

@@ -214,9 +214,23 @@ export function mergeModelEntries(entries: readonly ModelEntry[]): { models: Mod
 
 /**
  * Finds a model by what a user or a client typed: the exact name, else an alias, else a unique case-insensitive
- * match of either. The proxy's request routing and every command's model argument use this rule.
+ * match of either; failing all three, a name ending in `:latest` (any case) is tried again without it, because
+ * Ollama's `/api/tags` lists every model as `name:latest` and its clients (Codex's `--oss`) send that name to the
+ * OpenAI and Anthropic routes too. The proxy's request routing and every command's model argument use this rule.
  */
 export function findModel<M extends { name: string; aliases: readonly string[] }>(
+  models: readonly M[],
+  nameOrAlias: string,
+): M | undefined {
+  const hit = matchName(models, nameOrAlias);
+  if (hit || !LATEST_TAG.test(nameOrAlias)) return hit;
+  const bare = nameOrAlias.replace(LATEST_TAG, "");
+  return bare ? matchName(models, bare) : undefined;
+}
+
+const LATEST_TAG = /:latest$/i;
+
+function matchName<M extends { name: string; aliases: readonly string[] }>(
   models: readonly M[],
   nameOrAlias: string,
 ): M | undefined {

@@ -5,6 +5,7 @@
  * model's names win; a name two different peer models claim (through an alias) is a clash, reported, and then
  * only the qualified names reach them.
  */
+import { findModel } from "../models/sources.js";
 
 export interface NamedModel {
   name: string;
@@ -39,13 +40,9 @@ export function qualifiedName(host: string, model: string): string {
   return `${host}/${model}`;
 }
 
-/** Exact name, then alias, then a unique case-insensitive match (the rule of src/models/sources.ts findModel). */
+/** The one name rule on one host's models (src/models/sources.ts findModel). */
 function findOn(models: readonly NamedModel[], requested: string): NamedModel | undefined {
-  const exact = models.find((m) => m.name === requested) ?? models.find((m) => m.aliases.includes(requested));
-  if (exact) return exact;
-  const lower = requested.toLowerCase();
-  const hits = models.filter((m) => m.name.toLowerCase() === lower || m.aliases.some((a) => a.toLowerCase() === lower));
-  return hits.length === 1 ? hits[0] : undefined;
+  return findModel(models, requested);
 }
 
 /** `m` and every peer model that is the same one: the same name, or the same file. */

@@ -143,6 +143,8 @@ export class Forward implements Dispatcher.DispatchHandler {
   private errChunks: Buffer[] | undefined;
   private readonly tail: Buffer[] = [];
   private tailLen = 0;
+  /** The first chunk: a stream's first event may carry usage its end does not repeat (Anthropic's message_start). */
+  private head: Buffer | undefined;
   private settled = false;
   private corked = false;
   private readonly started = performance.now();
@@ -260,6 +262,7 @@ export class Forward implements Dispatcher.DispatchHandler {
     }
     this.bytes += chunk.length;
     if (this.o.collectUsage) {
+      this.head ??= chunk;
       const tail = this.tail;
       tail.push(chunk);
       this.tailLen += chunk.length;
@@ -285,7 +288,7 @@ export class Forward implements Dispatcher.DispatchHandler {
       return;
     }
     const r: ForwardResult = { status: this.status, completed: true, bytes: this.bytes, ttfbMs: this.ttfbMs };
-    if (this.o.collectUsage && this.tailLen > 0) r.usage = parseUsage(Buffer.concat(this.tail).toString("utf8"));
+    if (this.o.collectUsage && this.tailLen > 0) r.usage = parseUsage(usageText(this.head, this.tail));
     this.res.end();
     this.finish(r);
   }
@@ -397,7 +400,11 @@ export class Forward implements Dispatcher.DispatchHandler {
   }
 
   private failed(status: number, error: Error): ForwardResult {
-    return { status, completed: false, bytes: this.bytes, error, ttfbMs: this.ttfbMs };
+    const r: ForwardResult = { status, completed: false, bytes: this.bytes, error, ttfbMs: this.ttfbMs };
+    // a client that hangs up once it has read the answer's last event (Codex after `response.completed`) still
+    // got the usage that event carries
+    if (this.o.collectUsage && this.tailLen > 0) r.usage = parseUsage(usageText(this.head, this.tail));
+    return r;
   }
 
   private finish(r: ForwardResult): void {
@@ -420,7 +427,14 @@ const RE = {
   outputTokens: NUM("output_tokens"),
   cacheN: NUM("cache_n"),
   cachedTokens: NUM("cached_tokens"),
+  cacheReadInputTokens: NUM("cache_read_input_tokens"),
 };
+
+/** The text usage is read from: the tail, after the first chunk when that has left the tail (at most 16 KiB of it). */
+function usageText(head: Buffer | undefined, tail: readonly Buffer[]): string {
+  const end = Buffer.concat(tail).toString("utf8");
+  return head && tail[0] !== head ? `${head.subarray(0, 16_384).toString("utf8")}\n${end}` : end;
+}
 
 function last(re: RegExp, text: string): number | undefined {
   re.lastIndex = 0;
@@ -435,11 +449,21 @@ function last(re: RegExp, text: string): number | undefined {
 /** usage/timings from the end of a llama-server response (JSON or SSE). Cheap: only the last few KiB. */
 export function parseUsage(tail: string): UsageStats | undefined {
   const u: UsageStats = {};
-  const prompt = last(RE.promptTokens, tail) ?? last(RE.promptN, tail) ?? last(RE.inputTokens, tail);
+  // one definition on every API: prompt tokens count the cached ones too (OpenAI's usage does; llama-server's
+  // timings.prompt_n and Anthropic's input_tokens count only the tokens evaluated, the rest being cache_n /
+  // cache_read_input_tokens)
+  const cacheN = last(RE.cacheN, tail);
+  const cacheRead = last(RE.cacheReadInputTokens, tail);
+  const promptN = last(RE.promptN, tail);
+  const input = last(RE.inputTokens, tail);
+  const prompt =
+    last(RE.promptTokens, tail) ??
+    (promptN !== undefined ? promptN + (cacheN ?? 0) : undefined) ??
+    (input !== undefined ? input + (cacheRead ?? 0) : undefined);
   const completion = last(RE.completionTokens, tail) ?? last(RE.predictedN, tail) ?? last(RE.outputTokens, tail);
   const pps = last(RE.predictedPerSecond, tail);
   const prps = last(RE.promptPerSecond, tail);
-  const cached = last(RE.cacheN, tail) ?? last(RE.cachedTokens, tail);
+  const cached = cacheN ?? last(RE.cachedTokens, tail) ?? cacheRead;
   if (prompt !== undefined) u.promptTokens = prompt;
   if (completion !== undefined) u.completionTokens = completion;
   if (pps !== undefined) u.predictedPerSecond = pps;

@@ -48,8 +48,14 @@ import {
 import { readGgufHeader } from "../gguf/reader.js";
 import { parsePullRef } from "../hub/ref.js";
 
-/** The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). */
-export const OLLAMA_COMPAT_VERSION = "0.12.0";
+/**
+ * The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). 0.13.4 is
+ * the release from which clients count on Ollama's OpenAI-compatible `/v1/responses` (Codex's `--oss` refuses
+ * anything older, "Codex requires Ollama 0.13.4 or newer"); here it is llama-server's own `/v1/responses`, reached
+ * through the proxy's OpenAI routes under the names `/api/tags` lists (`agent:latest`). The native routes of that
+ * level are the ones in OLLAMA_ROUTES; what differs is listed in the README's Ollama table.
+ */
+export const OLLAMA_COMPAT_VERSION = "0.13.4";
 
 type Obj = Record<string, unknown>;
 
@@ -837,6 +843,8 @@ export class OllamaApi {
     const ref =
       typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
     if (!ref) throw new OllamaError(400, "model is required");
+    const have = resolveOllamaName(this.named(), ref);
+    if (have.ok) return this.pulled(res, have.name, body.stream !== false);
     if (!this.o.pull)
       throw new OllamaError(
         501,
@@ -876,6 +884,24 @@ export class OllamaApi {
     await this.o.reload?.();
     if (stream) res.end(ndjsonLine({ status: "success" }));
     else this.json(res, 200, { status: "success" });
+  }
+
+  /**
+   * A pull of a model that is already here answers as Ollama does for an up-to-date model (clients such as Codex
+   * pull whatever they do not see under the exact name they asked for): the manifest, the model's file as a layer
+   * already complete, verify, write, success. No download, no network.
+   */
+  private async pulled(res: ServerResponse, name: string, stream: boolean): Promise<void> {
+    const model = this.o.controller.getModel(name);
+    if (!stream || !model) return this.json(res, 200, { status: "success" });
+    const f = await this.facts.get(model);
+    const digest = f.digest.startsWith("sha256:") ? f.digest : `sha256:${f.digest}`;
+    res.writeHead(200, NDJSON_HEADERS);
+    res.write(ndjsonLine({ status: "pulling manifest" }));
+    res.write(ndjsonLine({ status: `pulling ${digest.slice(7, 19)}`, digest, total: f.size, completed: f.size }));
+    res.write(ndjsonLine({ status: "verifying sha256 digest" }));
+    res.write(ndjsonLine({ status: "writing manifest" }));
+    res.end(ndjsonLine({ status: "success" }));
   }
 
   /** The pull, its errors with the status they deserve (the hub has no such repo or file: 404). */

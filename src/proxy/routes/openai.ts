@@ -103,6 +103,7 @@ function modelList(ctx: ProxyContext): unknown {
         source: m.entry.source,
         estimated_bytes: m.estimate.bytes,
         ctx: m.estimate.ctx,
+        parallel: m.entry.settings.parallel ?? null, // set: one KV cache per slot of ctx / parallel tokens
         pinned: m.spec.pinned === true,
       },
       location: "local",

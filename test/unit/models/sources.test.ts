@@ -166,6 +166,16 @@ describe("merging sources", () => {
     assert.equal(findModel(models, "nope"), undefined);
   });
 
+  test("a name as Ollama's /api/tags lists it (`name:latest`) finds the model, after every other match", () => {
+    const models = [e("agent", "config", "/x/agent.gguf"), e("q:latest", "config", "/x/q.gguf", ["Alias"])];
+    assert.equal(findModel(models, "agent:latest")?.name, "agent");
+    assert.equal(findModel(models, "AGENT:Latest")?.name, "agent");
+    assert.equal(findModel(models, "alias:latest")?.name, "q:latest", "an alias, case-insensitive, then :latest");
+    assert.equal(findModel(models, "q:latest")?.name, "q:latest", "a name that has the tag itself matches first");
+    assert.equal(findModel(models, "agent:q8"), undefined, "only :latest is dropped");
+    assert.equal(findModel(models, ":latest"), undefined);
+  });
+
   test("the same file in two sources is a harmless duplicate", () => {
     const { models, clashes } = mergeModelEntries([e("m", "registry", "/x/m.gguf"), e("m", "models-dir", "/x/m.gguf")]);
     assert.equal(models.length, 1);
