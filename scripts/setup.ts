@@ -6,10 +6,10 @@
 //     and flags: one build per machine, not two); otherwise `gglib llama install`, which downloads the prebuilt
 //     release when online, and else builds llama.cpp from the source that the npm package node-llama-cpp ships
 //     (registry only; 10-20 min on 2 cores),
-//  3. a models folder (<data dir>/models); when it holds no model, two tiny demo models (random weights: they
+//  3. a models folder (<data dir>/models); when it holds no model, three tiny demo models (random weights: they
 //     answer gibberish, but fast) so the endpoint can be tried at once. Put real GGUF files there.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { paths } from "../src/core/paths.js";
@@ -21,6 +21,7 @@ import { rigBuildFor, rigInstallDir } from "../test/support/llama-server.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import { BUILD_STEPS, DIST_DIR } from "./build.js";
 
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const say = (s: string) => process.stdout.write(`setup: ${s}\n`);
 const gglib = (args: string[]) => spawnSync(process.execPath, ["bin/gglib.js", ...args], { stdio: "inherit" });
 
@@ -75,12 +76,21 @@ async function ensureModels(): Promise<void> {
   }
   await writeTinyModel(models, { name: "demo-chat", kind: "chat" });
   await writeTinyModel(models, { name: "demo-think", kind: "think", seed: 3 });
+  // a 64k context and a template that takes tools: what `gglib launch claude|codex|opencode` needs
+  await writeTinyModel(models, {
+    name: "demo-agent",
+    kind: "chat",
+    seed: 5,
+    contextLength: 65536,
+    chatTemplate: readFileSync(join(ROOT, "test/fixtures/templates/chatml-tools.jinja"), "utf8"),
+  });
   writeFileSync(
     join(models, "README.txt"),
-    "demo-chat.gguf and demo-think.gguf are tiny random-weight models written by `npm run setup` so the proxy\n" +
-      "has something to serve. They answer gibberish. Put real GGUF models in this folder and delete them.\n",
+    "demo-chat.gguf, demo-think.gguf and demo-agent.gguf are tiny random-weight models written by `npm run setup`\n" +
+      "so the proxy has something to serve (demo-agent: a 64k context and a tool template, for `gglib launch`).\n" +
+      "They answer gibberish. Put real GGUF models in this folder and delete them.\n",
   );
-  say(`wrote demo models demo-chat and demo-think into ${models}`);
+  say(`wrote demo models demo-chat, demo-think and demo-agent into ${models}`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
