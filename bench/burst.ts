@@ -1,0 +1,589 @@
+/**
+ * Bursts and the cost of issue 26's guards.
+ *
+ *   burst:    `gglib proxy` (its own process, so its RSS and open fds are its own) on the REAL llama-server with
+ *             tiny models: 300 concurrent chat requests (half streamed, max_tokens 24) (a) on one loaded model, sent
+ *             as its first health check goes out, (b) over three models with --max-models 1. Counted: answered (the
+ *             complete answer), refused (503 + Retry-After), cut (anything else: a 502, a 200 stream that ends in an
+ *             error or early, a reset, no answer); time to drain (first request sent → last answer read); peak
+ *             llama-server children (sampled every 25 ms); models killed (crash events on --json); the proxy's RSS
+ *             and open fds (/proc/<pid>/fd) before the burst, right after it drained and 5 s later.
+ *   hot path: the instant fake (FAKE_LLAMA_INSTANT) behind this checkout's proxy and behind the same proxy built
+ *             from the commit before issue 26's fixes (9d47877: no connection cap, no nesting scan, no Origin/Host
+ *             check), alternating: latency p50/p99 at 1 connection, req/s at 16, and req/s at 16 with a 64 KiB
+ *             body and a same-origin `Origin` header (the nesting scan reads every body byte, the Origin check runs
+ *             on every request). Only the ratios mean something. The baseline is a detached git worktree made in
+ *             the temp folder and built there (about a minute), removed at the end; or GGLIB_BENCH_BASELINE_DIR, a
+ *             built checkout of your own (GGLIB_BENCH_BASELINE_REV picks another commit).
+ *
+ *   npx tsx bench/burst.ts [--quick] [--json]
+ *   GGLIB_BENCH_BURST=100 npx tsx bench/burst.ts      a smaller burst (default 300)
+ */
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { Agent, request } from "undici";
+import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
+import { writeTinyModel } from "../test/support/tiny-models.js";
+import {
+  QUICK,
+  ROOT,
+  killLeftovers,
+  log,
+  median,
+  pidsWithArg,
+  procMem,
+  quantile,
+  row,
+  ensureBuilt,
+  machine,
+  markdownTable,
+  sleep,
+  spawnTracked,
+  spread,
+  stopTracked,
+  type Row,
+} from "./lib.js";
+import { realLlamaServer } from "./swap.js";
+
+const REQUESTS = Number(process.env.GGLIB_BENCH_BURST ?? 300);
+const MAX_TOKENS = 24;
+
+interface Proxy {
+  pid: number;
+  url: string;
+  /** Crash events (a declared hang included) printed on --json so far. */
+  crashes(): number;
+  stop(): Promise<void>;
+}
+
+/** True when <root>/bin/gglib.js runs the compiled dist/ (as new as every src/*.ts). */
+function compiled(root: string): boolean {
+  const main = join(root, "dist", "src", "cli", "main.js");
+  if (!existsSync(main)) return false;
+  const built = statSync(main).mtimeMs;
+  return readdirSync(join(root, "src"), { recursive: true }).every(
+    (f) => !String(f).endsWith(".ts") || statSync(join(root, "src", String(f))).mtimeMs <= built,
+  );
+}
+
+/** `node <root>/bin/gglib.js proxy <args> --port 0 --json`, once it printed its ready line. */
+async function startProxy(root: string, args: string[], env: NodeJS.ProcessEnv): Promise<Proxy> {
+  const child = spawnTracked(
+    process.execPath,
+    [join(root, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
+    {
+      cwd: root,
+      env,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
+  let out = "";
+  let crashes = 0;
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`gglib proxy did not start: ${out}${err}`)), 60_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split("\n");
+      out = lines.pop()!;
+      for (const l of lines) {
+        if (l.includes('"event":"crash"')) crashes++;
+        if (l.includes('"event":"ready"')) {
+          clearTimeout(t);
+          resolve((JSON.parse(l) as { url: string }).url);
+        }
+      }
+    });
+    child.once("exit", (c, s) => {
+      clearTimeout(t);
+      reject(new Error(`gglib proxy exited (${c ?? s}) before it was ready: ${out}${err}`));
+    });
+  }).catch(async (e: unknown) => {
+    await stopTracked(child, 2000);
+    throw e;
+  });
+  return { pid: child.pid!, url, crashes: () => crashes, stop: () => stopTracked(child, 15_000) };
+}
+
+function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `data:` payloads of an SSE text. */
+function sseData(text: string): string[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .flatMap((ev) => ev.split(/\r?\n/).filter((l) => l.startsWith("data:")))
+    .map((l) => l.slice(5).trim());
+}
+
+/** One request: "answered", "refused" (503 + Retry-After) or why it counts as cut. */
+async function one(agent: Agent, url: string, model: string, stream: boolean, i: number): Promise<string> {
+  try {
+    const r = await request(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model,
+        messages: [{ role: "user", content: `Hello number ${i}` }],
+        max_tokens: MAX_TOKENS,
+        stream,
+      }),
+      dispatcher: agent,
+      signal: AbortSignal.timeout(120_000),
+    });
+    const text = await r.body.text();
+    if (r.statusCode === 503) return Number(r.headers["retry-after"]) >= 1 ? "refused" : "503 without Retry-After";
+    if (r.statusCode !== 200) return `${r.statusCode}: ${text.slice(0, 160)}`;
+    if (stream) {
+      const events = sseData(text);
+      if (events.at(-1) !== "[DONE]") return "stream cut short";
+      const e = events.find((x) => x.includes('"error"'));
+      if (e) return `stream error after 200: ${e.slice(0, 160)}`;
+      return events.some((x) => x.includes('"finish_reason":"length"')) ? "answered" : "stream without its end";
+    }
+    const j = JSON.parse(text) as { model?: string; choices?: { finish_reason?: string }[] };
+    if (j.model !== model) return `answered by ${j.model}, asked ${model}`;
+    return j.choices?.[0]?.finish_reason === "length" ? "answered" : `incomplete: ${text.slice(0, 160)}`;
+  } catch (e) {
+    return `reset or no answer: ${(e as Error).message.slice(0, 160)}`;
+  }
+}
+
+interface BurstResult {
+  answered: number;
+  refused: number;
+  cut: number;
+  cuts: string[];
+  drainMs: number;
+  peakChildren: number;
+  peakRss: number;
+  before: { rss: number; fds: number };
+  after: { rss: number; fds: number };
+  idle: { rss: number; fds: number };
+  crashes: number;
+}
+
+async function burst(p: Proxy, dir: string, bin: string, models: string[]): Promise<BurstResult> {
+  const children = (): number =>
+    pidsWithArg(dir).filter((x) => {
+      try {
+        return readFileSync(`/proc/${x}/cmdline`, "utf8").includes(bin);
+      } catch {
+        return false;
+      }
+    }).length;
+  const snap = () => ({ rss: procMem(p.pid).rss, fds: fdCount(p.pid) });
+  const before = snap();
+  let peakChildren = children();
+  let peakRss = before.rss;
+  const sampler = setInterval(() => {
+    peakChildren = Math.max(peakChildren, children());
+    peakRss = Math.max(peakRss, procMem(p.pid).rss);
+  }, 25);
+  const agent = new Agent({ connections: REQUESTS + 8, headersTimeout: 120_000, bodyTimeout: 120_000 });
+  const t0 = performance.now();
+  let outcomes: string[];
+  try {
+    outcomes = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => one(agent, p.url, models[i % models.length]!, i % 2 === 0, i)),
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+  const drainMs = performance.now() - t0;
+  await agent.close();
+  const after = snap();
+  await sleep(5_000);
+  const idle = snap();
+  const cuts = outcomes.filter((o) => o !== "answered" && o !== "refused");
+  return {
+    answered: outcomes.filter((o) => o === "answered").length,
+    refused: outcomes.filter((o) => o === "refused").length,
+    cut: cuts.length,
+    cuts: [...new Set(cuts)].slice(0, 3),
+    drainMs,
+    peakChildren: Math.max(peakChildren, children()),
+    peakRss,
+    before,
+    after,
+    idle,
+    crashes: p.crashes(),
+  };
+}
+
+const MiB = (b: number): string => (b / 2 ** 20).toFixed(0);
+
+function burstRows(section: string, what: string, limit: number, r: BurstResult): Row[] {
+  const base = { section, reps: 1 };
+  return [
+    row({
+      ...base,
+      metric: `${what}: answered of ${REQUESTS} concurrent requests (half streamed, max_tokens ${MAX_TOKENS})`,
+      value: r.answered,
+      baseline: REQUESTS,
+      baselineName: "sent",
+      unit: "req",
+      note: `refused ${r.refused} (503 + Retry-After), cut ${r.cut}${r.cuts.length ? ` (${r.cuts.join("; ")})` : ""}; models killed ${r.crashes}`,
+    }),
+    row({
+      ...base,
+      metric: `${what}: time to drain (first sent → last answer read)`,
+      value: r.drainMs,
+      baseline: NaN,
+      baselineName: "none",
+      unit: "ms",
+    }),
+    row({
+      ...base,
+      metric: `${what}: peak llama-server children (sampled every 25 ms)`,
+      value: r.peakChildren,
+      baseline: limit,
+      baselineName: "limit",
+      unit: "proc",
+    }),
+    row({
+      ...base,
+      metric: `${what}: proxy RSS after the burst drained vs before`,
+      value: r.after.rss / 2 ** 20,
+      baseline: r.before.rss / 2 ** 20,
+      baselineName: "before",
+      unit: "MiB",
+      note: `peak ${MiB(r.peakRss)} MiB; 5 s later ${MiB(r.idle.rss)} MiB`,
+    }),
+    row({
+      ...base,
+      metric: `${what}: proxy open fds after the burst drained vs before`,
+      value: r.after.fds,
+      baseline: r.before.fds,
+      baselineName: "before",
+      unit: "fd",
+      note: `5 s later ${r.idle.fds}`,
+    }),
+  ];
+}
+
+async function bursts(section: string): Promise<Row[]> {
+  const bin = realLlamaServer();
+  if (!bin)
+    return [
+      row({
+        section,
+        metric: "bursts on the real llama-server",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "–",
+        unit: "",
+        reps: 0,
+        note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)",
+      }),
+    ];
+  const rows: Row[] = [];
+  const cases: [string, string[], string[]][] = [
+    ["one model", ["tiny-a"], []],
+    ["three models, --max-models 1", ["tiny-a", "tiny-b", "tiny-c"], ["--max-models", "1"]],
+  ];
+  for (const [what, models, args] of cases) {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-bench-burst-"));
+    let p: Proxy | undefined;
+    try {
+      mkdirSync(join(dir, "models"));
+      for (const [i, name] of models.entries())
+        await writeTinyModel(join(dir, "models"), { name, kind: "chat", seed: i + 1 });
+      p = await startProxy(ROOT, ["--models-dir", join(dir, "models"), ...args], {
+        ...process.env,
+        GGLIB_LLAMA_SERVER: bin,
+        GGLIB_DATA_DIR: join(dir, "data"),
+        GGLIB_CONTEXT_CACHE_DIR: join(dir, "kv-context"),
+        NO_COLOR: "1",
+      });
+      const warm = new Agent({ connections: 1 });
+      const first = await one(warm, p.url, "tiny-a", false, -1);
+      await warm.close();
+      if (first !== "answered") throw new Error(`the warm-up request was not answered: ${first}`);
+      // one model: the burst arrives as the first health check (5 s after ready) goes out, the moment that used
+      // to get a healthy model killed
+      if (models.length === 1) await sleep(4_500);
+      log(`[burst] ${what}: ${REQUESTS} concurrent requests…`);
+      const r = await burst(p, dir, bin, models);
+      log(
+        `[burst] ${what}: answered ${r.answered}, refused ${r.refused}, cut ${r.cut}, ${r.drainMs.toFixed(0)} ms, ` +
+          `peak children ${r.peakChildren}, killed ${r.crashes}`,
+      );
+      rows.push(...burstRows(section, what, 1, r));
+    } finally {
+      if (p) await p.stop();
+      killLeftovers(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+interface Load {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/** `connections` loops sending `body` back to back for `seconds` (as bench/run.ts's load()). */
+async function load(
+  url: string,
+  connections: number,
+  seconds: number,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Load> {
+  const agent = new Agent({ connections, pipelining: 1 });
+  const lat: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        try {
+          const r = await request(`${url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body,
+            dispatcher: agent,
+          });
+          await r.body.arrayBuffer();
+          if (r.statusCode !== 200) errors++;
+        } catch {
+          errors++;
+        }
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  await agent.close();
+  return { requests: lat.length, errors, rps: lat.length / elapsed, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+}
+
+/** The commit before issue 26's fixes (connection cap, hang rule, Origin/Host guard, nesting limit). */
+const BASELINE_REV = process.env.GGLIB_BENCH_BASELINE_REV ?? "9d47877";
+
+/**
+ * A built checkout of BASELINE_REV: GGLIB_BENCH_BASELINE_DIR when set, else a detached git worktree made in the
+ * temp folder (node_modules linked to this checkout's, `npm run build` there), removed again by `done()`.
+ */
+function baselineCheckout(): { dir?: string; note: string; done(): void } {
+  const given = process.env.GGLIB_BENCH_BASELINE_DIR;
+  if (given) return { dir: given, note: given, done: () => undefined };
+  const git = (args: string[], cwd = ROOT) =>
+    spawnSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+  if (git(["cat-file", "-e", `${BASELINE_REV}^{commit}`]).status !== 0)
+    return { note: `commit ${BASELINE_REV} is not in this repository`, done: () => undefined };
+  const dir = join(tmpdir(), `gglib-bench-base-${BASELINE_REV}-${process.pid}`);
+  const done = (): void => {
+    git(["worktree", "remove", "--force", dir]);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const add = git(["worktree", "add", "--detach", dir, BASELINE_REV]);
+  if (add.status !== 0) return { note: `git worktree add failed: ${add.stderr.slice(0, 200)}`, done };
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  log(`[burst] building ${BASELINE_REV} in ${dir} (the hot path's baseline)…`);
+  const b = spawnSync("npm", ["run", "build", "--silent"], { cwd: dir, stdio: "ignore", timeout: 300_000 });
+  return { dir, note: `git worktree of ${BASELINE_REV}${b.status === 0 ? "" : " (its build failed)"}`, done };
+}
+
+async function hotPath(section: string, quick: boolean): Promise<Row[]> {
+  const base = baselineCheckout();
+  try {
+    return await hotPathVs(section, quick, base.dir, base.note);
+  } finally {
+    base.done();
+  }
+}
+
+async function hotPathVs(
+  section: string,
+  quick: boolean,
+  baseDir: string | undefined,
+  baseName: string,
+): Promise<Row[]> {
+  const missing = !baseDir
+    ? baseName
+    : !compiled(baseDir)
+      ? `${baseDir} has no fresh dist/ (npm run build there)`
+      : !compiled(ROOT)
+        ? "this checkout's dist/ is stale (npm run build)"
+        : undefined;
+  if (missing)
+    return [
+      row({
+        section,
+        metric: "hot path vs the commit before issue 26",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "–",
+        unit: "",
+        reps: 0,
+        note: `NOT MEASURED: ${missing} (see bench/burst.ts)`,
+      }),
+    ];
+  const seconds = quick ? 2 : 4;
+  const rounds = quick ? 3 : 4;
+  const dir = mkdtempSync(join(tmpdir(), "gglib-bench-hot-"));
+  const proxies: Proxy[] = [];
+  try {
+    const instant = writeFakeModel(dir, "instant");
+    const cfg = join(dir, "hot.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "memoryBudget: 64GiB",
+        "maxQueue: 5000",
+        "models:",
+        `  instant: {path: ${JSON.stringify(instant)}, env: {FAKE_LLAMA_INSTANT: "1"}}`,
+      ].join("\n") + "\n",
+    );
+    const start = async (root: string, name: string): Promise<Proxy> => {
+      const p = await startProxy(root, ["--config", cfg], {
+        ...fakeLlamaEnv({ loadMs: 20 }),
+        GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
+        GGLIB_DATA_DIR: join(dir, `data-${name}`),
+        NO_COLOR: "1",
+      });
+      proxies.push(p);
+      const r = await fetch(`${p.url}/models/load`, { method: "POST", body: JSON.stringify({ model: "instant" }) });
+      if (r.status !== 200) throw new Error(`load instant (${name}): ${await r.text()}`);
+      return p;
+    };
+    const now = await start(ROOT, "now");
+    const before = await start(baseDir!, "before");
+    const small = JSON.stringify({ model: "instant", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+    const big = JSON.stringify({
+      model: "instant",
+      messages: Array.from({ length: 64 }, (_, i) => ({
+        role: i % 2 ? "assistant" : "user",
+        content: "x".repeat(1000),
+      })),
+      max_tokens: 4,
+    });
+    const kinds = [
+      { key: "lat", c: 1, body: small, origin: false },
+      { key: "thr", c: 16, body: small, origin: false },
+      { key: "big", c: 16, body: big, origin: true },
+    ] as const;
+    const res: Record<string, { now: Load[]; before: Load[] }> = {};
+    for (const k of kinds) res[k.key] = { now: [], before: [] };
+    for (const p of [now, before]) await load(p.url, 4, 1, small); // warm-up
+    log(`[burst] hot path: ${rounds} rounds × ${seconds} s per run, this checkout vs ${baseName}, alternating…`);
+    for (let round = 0; round < rounds; round++) {
+      const order: ["now" | "before", Proxy][] = [
+        ["now", now],
+        ["before", before],
+      ];
+      if (round % 2) order.reverse();
+      for (const k of kinds)
+        for (const [name, p] of order)
+          res[k.key]![name].push(await load(p.url, k.c, seconds, k.body, k.origin ? { origin: p.url } : {}));
+    }
+    const errors = Object.values(res)
+      .flatMap((x) => [...x.now, ...x.before])
+      .reduce((s, l) => s + l.errors, 0);
+    const mk = (metric: string, key: string, f: (l: Load) => number, unit: string, note?: string): Row => {
+      const a = res[key]!.now.map(f);
+      const b = res[key]!.before.map(f);
+      return row({
+        section,
+        metric,
+        value: median(a),
+        baseline: median(b),
+        baselineName: "before issue 26",
+        unit,
+        spread: spread(a),
+        baselineSpread: spread(b),
+        reps: rounds,
+        ...(note ? { note } : {}),
+      });
+    };
+    const baseNote = `instant fake; this checkout vs ${baseName}, alternating, ${seconds} s per run; errors ${errors}`;
+    return [
+      mk("latency p50 through the proxy (1 connection)", "lat", (l) => l.p50, "ms", baseNote),
+      mk("latency p99 through the proxy (1 connection)", "lat", (l) => l.p99, "ms"),
+      mk("requests/s through the proxy (16 connections)", "thr", (l) => l.rps, "req/s"),
+      mk(
+        "requests/s, 64 KiB body + same-origin Origin header (16 connections)",
+        "big",
+        (l) => l.rps,
+        "req/s",
+        "the nesting scan reads every body byte; the Origin check runs on every request",
+      ),
+    ];
+  } finally {
+    for (const p of proxies) await p.stop();
+    killLeftovers(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchBurst(opts: { quick?: boolean } = {}): Promise<Row[]> {
+  const quick = opts.quick ?? QUICK;
+  return [
+    ...(await bursts("7 bursts (real llama-server)")),
+    ...(await hotPath("7 hot path vs before issue 26", quick)),
+  ];
+}
+
+/** Run alone: the table on stdout and in bench/results/burst-latest.{md,json}, with the machine and its load. */
+async function main(): Promise<void> {
+  const at = new Date().toISOString();
+  const la0 = loadavg();
+  const build = ensureBuilt();
+  log(`[burst] ${build.note}`);
+  const rows = await benchBurst();
+  const la1 = loadavg();
+  const m = machine();
+  const command = `npx tsx bench/burst.ts${QUICK ? " --quick" : ""}${process.env.GGLIB_BENCH_BURST ? ` (GGLIB_BENCH_BURST=${REQUESTS})` : ""}`;
+  const md = [
+    `# bursts and the hot path (${at})`,
+    "",
+    `Command: \`${command}\`. Machine: ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}; ` +
+      `shared with other jobs: load average ${la0.map((x) => x.toFixed(2)).join(" / ")} at the start, ` +
+      `${la1.map((x) => x.toFixed(2)).join(" / ")} at the end (1/5/15 min; each row shows the 1-min value when it was measured).`,
+    "",
+    markdownTable(rows),
+    "",
+  ].join("\n");
+  const out = join(ROOT, "bench", "results");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, "burst-latest.md"), md);
+  writeFileSync(
+    join(out, "burst-latest.json"),
+    JSON.stringify({ at, command, machine: m, build, loadavgStart: la0, loadavgEnd: la1, rows }, null, 2) + "\n",
+  );
+  process.stdout.write(md + "\n");
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
+  main().catch((e: unknown) => {
+    process.stderr.write(`bench/burst.ts failed: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  });
