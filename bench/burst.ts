@@ -7,7 +7,8 @@
  *             complete answer), refused (503 + Retry-After), cut (anything else: a 502, a 200 stream that ends in an
  *             error or early, a reset, no answer); time to drain (first request sent → last answer read); peak
  *             llama-server children (sampled every 25 ms); models killed (crash events on --json); the proxy's RSS
- *             and open fds (/proc/<pid>/fd) before the burst, right after it drained and 5 s later.
+ *             and open fds (/proc/<pid>/fd) before the burst, right after it drained and 5 s later. Each burst is
+ *             then sent the same way through the proxy before issue 26 (the baseline below), for comparison.
  *   hot path: the instant fake (FAKE_LLAMA_INSTANT) behind this checkout's proxy and behind the same proxy built
  *             from the commit before issue 26's fixes (9d47877: no connection cap, no nesting scan, no Origin/Host
  *             check), alternating: latency p50/p99 at 1 connection, req/s at 16, and req/s at 16 with a 64 KiB
@@ -282,7 +283,50 @@ function burstRows(section: string, what: string, limit: number, r: BurstResult)
   ];
 }
 
-async function bursts(section: string): Promise<Row[]> {
+/** One burst case through the proxy of checkout `root`, from a fresh proxy and a fresh models folder. */
+async function burstCase(
+  root: string,
+  bin: string,
+  what: string,
+  models: string[],
+  args: string[],
+): Promise<BurstResult> {
+  const dir = mkdtempSync(join(tmpdir(), "gglib-bench-burst-"));
+  let p: Proxy | undefined;
+  try {
+    mkdirSync(join(dir, "models"));
+    for (const [i, name] of models.entries())
+      await writeTinyModel(join(dir, "models"), { name, kind: "chat", seed: i + 1 });
+    p = await startProxy(root, ["--models-dir", join(dir, "models"), ...args], {
+      ...process.env,
+      GGLIB_LLAMA_SERVER: bin,
+      GGLIB_DATA_DIR: join(dir, "data"),
+      GGLIB_CONTEXT_CACHE_DIR: join(dir, "kv-context"),
+      NO_COLOR: "1",
+    });
+    const warm = new Agent({ connections: 1 });
+    const first = await one(warm, p.url, "tiny-a", false, -1);
+    await warm.close();
+    if (first !== "answered") throw new Error(`the warm-up request was not answered: ${first}`);
+    // one model: the burst arrives as the first health check (5 s after ready) goes out, the moment that used
+    // to get a healthy model killed
+    if (models.length === 1) await sleep(4_500);
+    log(`[burst] ${what} (${root}): ${REQUESTS} concurrent requests…`);
+    const r = await burst(p, dir, bin, models);
+    log(
+      `[burst] ${what}: answered ${r.answered}, refused ${r.refused}, cut ${r.cut}, ${r.drainMs.toFixed(0)} ms, ` +
+        `peak children ${r.peakChildren}, killed ${r.crashes}`,
+    );
+    return r;
+  } finally {
+    if (p) await p.stop();
+    killLeftovers(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Each burst through this checkout, then (when there is one) through the baseline checkout for comparison. */
+async function bursts(section: string, base: { dir?: string; note: string }): Promise<Row[]> {
   const bin = realLlamaServer();
   if (!bin)
     return [
@@ -303,37 +347,27 @@ async function bursts(section: string): Promise<Row[]> {
     ["three models, --max-models 1", ["tiny-a", "tiny-b", "tiny-c"], ["--max-models", "1"]],
   ];
   for (const [what, models, args] of cases) {
-    const dir = mkdtempSync(join(tmpdir(), "gglib-bench-burst-"));
-    let p: Proxy | undefined;
+    rows.push(...burstRows(section, what, 1, await burstCase(ROOT, bin, what, models, args)));
+    if (!base.dir || !compiled(base.dir)) continue;
     try {
-      mkdirSync(join(dir, "models"));
-      for (const [i, name] of models.entries())
-        await writeTinyModel(join(dir, "models"), { name, kind: "chat", seed: i + 1 });
-      p = await startProxy(ROOT, ["--models-dir", join(dir, "models"), ...args], {
-        ...process.env,
-        GGLIB_LLAMA_SERVER: bin,
-        GGLIB_DATA_DIR: join(dir, "data"),
-        GGLIB_CONTEXT_CACHE_DIR: join(dir, "kv-context"),
-        NO_COLOR: "1",
-      });
-      const warm = new Agent({ connections: 1 });
-      const first = await one(warm, p.url, "tiny-a", false, -1);
-      await warm.close();
-      if (first !== "answered") throw new Error(`the warm-up request was not answered: ${first}`);
-      // one model: the burst arrives as the first health check (5 s after ready) goes out, the moment that used
-      // to get a healthy model killed
-      if (models.length === 1) await sleep(4_500);
-      log(`[burst] ${what}: ${REQUESTS} concurrent requests…`);
-      const r = await burst(p, dir, bin, models);
-      log(
-        `[burst] ${what}: answered ${r.answered}, refused ${r.refused}, cut ${r.cut}, ${r.drainMs.toFixed(0)} ms, ` +
-          `peak children ${r.peakChildren}, killed ${r.crashes}`,
+      const r = await burstCase(base.dir, bin, what, models, args);
+      rows.push(
+        row({
+          section,
+          metric: `${what}: the same burst through the proxy before issue 26: answered`,
+          value: r.answered,
+          baseline: REQUESTS,
+          baselineName: "sent",
+          unit: "req",
+          reps: 1,
+          note:
+            `${base.note}: refused ${r.refused}, cut ${r.cut}${r.cuts.length ? ` (${r.cuts.join("; ")})` : ""}, ` +
+            `models killed ${r.crashes}, peak children ${r.peakChildren}, drained in ${r.drainMs.toFixed(0)} ms, ` +
+            `RSS ${MiB(r.before.rss)} → ${MiB(r.after.rss)} MiB, fds ${r.before.fds} → ${r.after.fds}`,
+        }),
       );
-      rows.push(...burstRows(section, what, 1, r));
-    } finally {
-      if (p) await p.stop();
-      killLeftovers(dir);
-      rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      log(`[burst] ${what} before issue 26 failed: ${(e as Error).message}`);
     }
   }
   return rows;
@@ -412,15 +446,6 @@ function baselineCheckout(): { dir?: string; note: string; done(): void } {
   return { dir, note: `git worktree of ${BASELINE_REV}${b.status === 0 ? "" : " (its build failed)"}`, done };
 }
 
-async function hotPath(section: string, quick: boolean): Promise<Row[]> {
-  const base = baselineCheckout();
-  try {
-    return await hotPathVs(section, quick, base.dir, base.note);
-  } finally {
-    base.done();
-  }
-}
-
 async function hotPathVs(
   section: string,
   quick: boolean,
@@ -447,8 +472,8 @@ async function hotPathVs(
         note: `NOT MEASURED: ${missing} (see bench/burst.ts)`,
       }),
     ];
-  const seconds = quick ? 2 : 4;
-  const rounds = quick ? 3 : 4;
+  const seconds = quick ? 2 : 3;
+  const rounds = quick ? 3 : 8;
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-hot-"));
   const proxies: Proxy[] = [];
   try {
@@ -511,6 +536,9 @@ async function hotPathVs(
     const mk = (metric: string, key: string, f: (l: Load) => number, unit: string, note?: string): Row => {
       const a = res[key]!.now.map(f);
       const b = res[key]!.before.map(f);
+      // each round's two runs are back to back: their ratio is less moved by the machine's load than the medians
+      const paired = a.map((x, i) => x / b[i]!);
+      const pairs = `ratio per round ${paired.map((x) => x.toFixed(2)).join(", ")} (median ${median(paired).toFixed(2)})`;
       return row({
         section,
         metric,
@@ -521,7 +549,7 @@ async function hotPathVs(
         spread: spread(a),
         baselineSpread: spread(b),
         reps: rounds,
-        ...(note ? { note } : {}),
+        note: note ? `${pairs}; ${note}` : pairs,
       });
     };
     const baseNote = `instant fake; this checkout vs ${baseName}, alternating, ${seconds} s per run; errors ${errors}`;
@@ -546,10 +574,15 @@ async function hotPathVs(
 
 export async function benchBurst(opts: { quick?: boolean } = {}): Promise<Row[]> {
   const quick = opts.quick ?? QUICK;
-  return [
-    ...(await bursts("7 bursts (real llama-server)")),
-    ...(await hotPath("7 hot path vs before issue 26", quick)),
-  ];
+  const base = baselineCheckout();
+  try {
+    return [
+      ...(await bursts("7 bursts (real llama-server)", base)),
+      ...(await hotPathVs("7 hot path vs before issue 26", quick, base.dir, base.note)),
+    ];
+  } finally {
+    base.done();
+  }
 }
 
 /** Run alone: the table on stdout and in bench/results/burst-latest.{md,json}, with the machine and its load. */
