@@ -478,6 +478,7 @@ async function hotPathVs(
   const proxies: Proxy[] = [];
   try {
     const instant = writeFakeModel(dir, "instant");
+    const wide = writeFakeModel(dir, "wide");
     const cfg = join(dir, "hot.yaml");
     writeFileSync(
       cfg,
@@ -486,6 +487,8 @@ async function hotPathVs(
         "maxQueue: 5000",
         "models:",
         `  instant: {path: ${JSON.stringify(instant)}, env: {FAKE_LLAMA_INSTANT: "1"}}`,
+        // 16 slots: a connection cap of 18, above the load's 16 connections, so nothing waits in the proxy
+        `  wide: {path: ${JSON.stringify(wide)}, extraArgs: ["--parallel", "16"], env: {FAKE_LLAMA_INSTANT: "1"}}`,
       ].join("\n") + "\n",
     );
     const start = async (root: string, name: string): Promise<Proxy> => {
@@ -496,15 +499,19 @@ async function hotPathVs(
         NO_COLOR: "1",
       });
       proxies.push(p);
-      const r = await fetch(`${p.url}/models/load`, { method: "POST", body: JSON.stringify({ model: "instant" }) });
-      if (r.status !== 200) throw new Error(`load instant (${name}): ${await r.text()}`);
+      for (const model of ["instant", "wide"]) {
+        const r = await fetch(`${p.url}/models/load`, { method: "POST", body: JSON.stringify({ model }) });
+        if (r.status !== 200) throw new Error(`load ${model} (${name}): ${await r.text()}`);
+      }
       return p;
     };
     const now = await start(ROOT, "now");
     const before = await start(baseDir!, "before");
-    const small = JSON.stringify({ model: "instant", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+    const chat = (model: string) =>
+      JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+    const small = chat("instant");
     const big = JSON.stringify({
-      model: "instant",
+      model: "wide",
       messages: Array.from({ length: 64 }, (_, i) => ({
         role: i % 2 ? "assistant" : "user",
         content: "x".repeat(1000),
@@ -514,6 +521,7 @@ async function hotPathVs(
     const kinds = [
       { key: "lat", c: 1, body: small, origin: false },
       { key: "thr", c: 16, body: small, origin: false },
+      { key: "wide", c: 16, body: chat("wide"), origin: false },
       { key: "big", c: 16, body: big, origin: true },
     ] as const;
     const res: Record<string, { now: Load[]; before: Load[] }> = {};
@@ -556,9 +564,20 @@ async function hotPathVs(
     return [
       mk("latency p50 through the proxy (1 connection)", "lat", (l) => l.p50, "ms", baseNote),
       mk("latency p99 through the proxy (1 connection)", "lat", (l) => l.p99, "ms"),
-      mk("requests/s through the proxy (16 connections)", "thr", (l) => l.rps, "req/s"),
       mk(
-        "requests/s, 64 KiB body + same-origin Origin header (16 connections)",
+        "requests/s through the proxy (16 connections; model of 4 slots: at most 6 connections to it now)",
+        "thr",
+        (l) => l.rps,
+        "req/s",
+      ),
+      mk(
+        "requests/s through the proxy (16 connections; model of 16 slots: 18 connections allowed, none wait)",
+        "wide",
+        (l) => l.rps,
+        "req/s",
+      ),
+      mk(
+        "requests/s, 64 KiB body + same-origin Origin header (16 connections, model of 16 slots)",
         "big",
         (l) => l.rps,
         "req/s",
