@@ -170,10 +170,21 @@ async function one(agent: Agent, url: string, model: string, stream: boolean, i:
   }
 }
 
+/** "<count> × <reason>" per kind of cut, most frequent first; model names in quotes do not split a kind. */
+function groupCuts(cuts: string[]): string[] {
+  const kinds = new Map<string, number>();
+  for (const c of cuts) {
+    const k = c.replace(/'[^']*'/g, "'…'").slice(0, 140);
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  return [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`);
+}
+
 interface BurstResult {
   answered: number;
   refused: number;
   cut: number;
+  /** Why requests were cut, grouped (model names left out): "<count> × <reason>". */
   cuts: string[];
   drainMs: number;
   peakChildren: number;
@@ -221,7 +232,7 @@ async function burst(p: Proxy, dir: string, bin: string, models: string[]): Prom
     answered: outcomes.filter((o) => o === "answered").length,
     refused: outcomes.filter((o) => o === "refused").length,
     cut: cuts.length,
-    cuts: [...new Set(cuts)].slice(0, 3),
+    cuts: groupCuts(cuts),
     drainMs,
     peakChildren: Math.max(peakChildren, children()),
     peakRss,
