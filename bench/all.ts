@@ -4,7 +4,7 @@
  * Writes bench/results/all-latest.json and bench/results/all-latest.md (machine, command, load average, one table,
  * the targets met or not). Every process it starts is killed at the end, also on failure or Ctrl-C.
  *
- *   npx tsx bench/all.ts                  everything (about 6 minutes on 2 cores)
+ *   npx tsx bench/all.ts                  everything (about 6 minutes on 2 cores, and 5 more for burst.ts)
  *   npx tsx bench/all.ts --quick          shorter runs, fewer repetitions (about 3 minutes)
  *   npx tsx bench/all.ts --only nginx,swap    only these sections
  *                                         (run, nginx, streaming, swap, scale, context, burst)

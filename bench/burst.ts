@@ -365,7 +365,7 @@ async function bursts(section: string, base: { dir?: string; note: string }): Pr
       rows.push(
         row({
           section,
-          metric: `${what}: the same burst through the proxy before issue 26: answered`,
+          metric: `${what}: the same burst through the proxy of ${baseLabel()}: answered`,
           value: r.answered,
           baseline: REQUESTS,
           baselineName: "sent",
@@ -378,7 +378,7 @@ async function bursts(section: string, base: { dir?: string; note: string }): Pr
         }),
       );
     } catch (e) {
-      log(`[burst] ${what} before issue 26 failed: ${(e as Error).message}`);
+      log(`[burst] ${what} through ${baseLabel()} failed: ${(e as Error).message}`);
     }
   }
   return rows;
@@ -432,6 +432,12 @@ async function load(
 
 /** The commit before issue 26's fixes (connection cap, hang rule, Origin/Host guard, nesting limit). */
 const BASELINE_REV = process.env.GGLIB_BENCH_BASELINE_REV ?? "9d47877";
+
+/** What the baseline is called in the rows. */
+function baseLabel(): string {
+  if (process.env.GGLIB_BENCH_BASELINE_DIR) return "the baseline checkout";
+  return BASELINE_REV === "9d47877" ? "9d47877, before issue 26" : BASELINE_REV;
+}
 
 /**
  * A built checkout of BASELINE_REV: GGLIB_BENCH_BASELINE_DIR when set, else a detached git worktree made in the
@@ -563,7 +569,7 @@ async function hotPathVs(
         metric,
         value: median(a),
         baseline: median(b),
-        baselineName: "before issue 26",
+        baselineName: baseLabel(),
         unit,
         spread: spread(a),
         baselineSpread: spread(b),
@@ -608,7 +614,7 @@ export async function benchBurst(opts: { quick?: boolean } = {}): Promise<Row[]>
   try {
     return [
       ...(await bursts("7 bursts (real llama-server)", base)),
-      ...(await hotPathVs("7 hot path vs before issue 26", quick, base.dir, base.note)),
+      ...(await hotPathVs(`7 hot path vs ${baseLabel()}`, quick, base.dir, base.note)),
     ];
   } finally {
     base.done();
@@ -643,6 +649,7 @@ async function main(): Promise<void> {
     JSON.stringify({ at, command, machine: m, build, loadavgStart: la0, loadavgEnd: la1, rows }, null, 2) + "\n",
   );
   process.stdout.write(md + "\n");
+  if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1])
