@@ -630,7 +630,11 @@ async function main(): Promise<void> {
   const rows = await benchBurst();
   const la1 = loadavg();
   const m = machine();
-  const command = `npx tsx bench/burst.ts${QUICK ? " --quick" : ""}${process.env.GGLIB_BENCH_BURST ? ` (GGLIB_BENCH_BURST=${REQUESTS})` : ""}`;
+  const env = ["GGLIB_BENCH_BURST", "GGLIB_BENCH_BASELINE_REV", "GGLIB_BENCH_BASELINE_DIR"]
+    .filter((k) => process.env[k])
+    .map((k) => `${k}=${process.env[k]} `)
+    .join("");
+  const command = `${env}npx tsx bench/burst.ts${QUICK ? " --quick" : ""}`;
   const md = [
     `# bursts and the hot path (${at})`,
     "",
