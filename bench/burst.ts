@@ -9,125 +9,43 @@
  *             llama-server children (sampled every 25 ms); models killed (crash events on --json); the proxy's RSS
  *             and open fds (/proc/<pid>/fd) before the burst, right after it drained and 5 s later. Each burst is
  *             then sent the same way through the proxy before issue 26 (the baseline below), for comparison.
- *   hot path: the instant fake (FAKE_LLAMA_INSTANT) behind this checkout's proxy and behind the same proxy built
- *             from the commit before issue 26's fixes (9d47877: no connection cap, no nesting scan, no Origin/Host
- *             check), alternating: latency p50/p99 at 1 connection, req/s at 16, and req/s at 16 with a 64 KiB
- *             body and a same-origin `Origin` header (the nesting scan reads every body byte, the Origin check runs
- *             on every request). Only the ratios mean something. The baseline is a detached git worktree made in
- *             the temp folder and built there (about a minute), removed at the end; or GGLIB_BENCH_BASELINE_DIR, a
- *             built checkout of your own (GGLIB_BENCH_BASELINE_REV picks another commit).
+ *   hot path: bench/hot-path-vs.ts, the instant fake (FAKE_LLAMA_INSTANT) behind this checkout's proxy and behind
+ *             the same proxy built from the commit before issue 26's fixes (9d47877: no connection cap, no nesting
+ *             scan, no Origin/Host check), alternating: latency p50/p99 at 1 connection, req/s at 16 on a model of 4
+ *             slots and on one of 16, and req/s at 16 with a 64 KiB body and a same-origin `Origin` header. Only the
+ *             ratios mean something. The baseline (bench/checkout.ts) is a detached git worktree made in the temp
+ *             folder and built there (about a minute), removed at the end; or GGLIB_BENCH_BASELINE_DIR, a built
+ *             checkout of your own (GGLIB_BENCH_BASELINE_REV picks another commit).
  *
  *   npx tsx bench/burst.ts [--quick] [--json]
  *   GGLIB_BENCH_BURST=100 npx tsx bench/burst.ts      a smaller burst (default 300)
  */
-import { spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { Agent, request } from "undici";
-import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import {
   QUICK,
   ROOT,
+  ensureBuilt,
   killLeftovers,
   log,
-  median,
-  pidsWithArg,
-  procMem,
-  quantile,
-  row,
-  ensureBuilt,
   machine,
   markdownTable,
+  pidsWithArg,
+  procMem,
+  row,
   sleep,
-  spawnTracked,
-  spread,
-  stopTracked,
   type Row,
 } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
+import { baseLabel, baselineCheckout, compiled, fdCount, startProxy, type Proxy } from "./checkout.js";
+import { hotPathVs } from "./hot-path-vs.js";
 
 const REQUESTS = Number(process.env.GGLIB_BENCH_BURST ?? 300);
 const MAX_TOKENS = 24;
-
-interface Proxy {
-  pid: number;
-  url: string;
-  /** Crash events (a declared hang included) printed on --json so far. */
-  crashes(): number;
-  stop(): Promise<void>;
-}
-
-/** True when <root>/bin/gglib.js runs the compiled dist/ (as new as every src/*.ts). */
-function compiled(root: string): boolean {
-  const main = join(root, "dist", "src", "cli", "main.js");
-  if (!existsSync(main)) return false;
-  const built = statSync(main).mtimeMs;
-  return readdirSync(join(root, "src"), { recursive: true }).every(
-    (f) => !String(f).endsWith(".ts") || statSync(join(root, "src", String(f))).mtimeMs <= built,
-  );
-}
-
-/** `node <root>/bin/gglib.js proxy <args> --port 0 --json`, once it printed its ready line. */
-async function startProxy(root: string, args: string[], env: NodeJS.ProcessEnv): Promise<Proxy> {
-  const child = spawnTracked(
-    process.execPath,
-    [join(root, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
-    {
-      cwd: root,
-      env,
-      stdout: "pipe",
-      stderr: "pipe",
-    },
-  );
-  let out = "";
-  let crashes = 0;
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gglib proxy did not start: ${out}${err}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const lines = out.split("\n");
-      out = lines.pop()!;
-      for (const l of lines) {
-        if (l.includes('"event":"crash"')) crashes++;
-        if (l.includes('"event":"ready"')) {
-          clearTimeout(t);
-          resolve((JSON.parse(l) as { url: string }).url);
-        }
-      }
-    });
-    child.once("exit", (c, s) => {
-      clearTimeout(t);
-      reject(new Error(`gglib proxy exited (${c ?? s}) before it was ready: ${out}${err}`));
-    });
-  }).catch(async (e: unknown) => {
-    await stopTracked(child, 2000);
-    throw e;
-  });
-  return { pid: child.pid!, url, crashes: () => crashes, stop: () => stopTracked(child, 15_000) };
-}
-
-function fdCount(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return NaN;
-  }
-}
 
 /** `data:` payloads of an SSE text. */
 function sseData(text: string): string[] {
@@ -382,230 +300,6 @@ async function bursts(section: string, base: { dir?: string; note: string }): Pr
     }
   }
   return rows;
-}
-
-interface Load {
-  requests: number;
-  errors: number;
-  rps: number;
-  p50: number;
-  p99: number;
-}
-
-/** `connections` loops sending `body` back to back for `seconds` (as bench/run.ts's load()). */
-async function load(
-  url: string,
-  connections: number,
-  seconds: number,
-  body: string,
-  headers: Record<string, string> = {},
-): Promise<Load> {
-  const agent = new Agent({ connections, pipelining: 1 });
-  const lat: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const s = performance.now();
-        try {
-          const r = await request(`${url}/v1/chat/completions`, {
-            method: "POST",
-            headers: { "content-type": "application/json", ...headers },
-            body,
-            dispatcher: agent,
-          });
-          await r.body.arrayBuffer();
-          if (r.statusCode !== 200) errors++;
-        } catch {
-          errors++;
-        }
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - t0) / 1000;
-  await agent.close();
-  return { requests: lat.length, errors, rps: lat.length / elapsed, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
-}
-
-/** The commit before issue 26's fixes (connection cap, hang rule, Origin/Host guard, nesting limit). */
-const BASELINE_REV = process.env.GGLIB_BENCH_BASELINE_REV ?? "9d47877";
-
-/** What the baseline is called in the rows. */
-function baseLabel(): string {
-  if (process.env.GGLIB_BENCH_BASELINE_DIR) return "the baseline checkout";
-  return BASELINE_REV === "9d47877" ? "9d47877, before issue 26" : BASELINE_REV;
-}
-
-/**
- * A built checkout of BASELINE_REV: GGLIB_BENCH_BASELINE_DIR when set, else a detached git worktree made in the
- * temp folder (node_modules linked to this checkout's, `npm run build` there), removed again by `done()`.
- */
-function baselineCheckout(): { dir?: string; note: string; done(): void } {
-  const given = process.env.GGLIB_BENCH_BASELINE_DIR;
-  if (given) return { dir: given, note: given, done: () => undefined };
-  const git = (args: string[], cwd = ROOT) =>
-    spawnSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
-  if (git(["cat-file", "-e", `${BASELINE_REV}^{commit}`]).status !== 0)
-    return { note: `commit ${BASELINE_REV} is not in this repository`, done: () => undefined };
-  const dir = join(tmpdir(), `gglib-bench-base-${BASELINE_REV}-${process.pid}`);
-  const done = (): void => {
-    git(["worktree", "remove", "--force", dir]);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const add = git(["worktree", "add", "--detach", dir, BASELINE_REV]);
-  if (add.status !== 0) return { note: `git worktree add failed: ${add.stderr.slice(0, 200)}`, done };
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  log(`[burst] building ${BASELINE_REV} in ${dir} (the hot path's baseline)…`);
-  const b = spawnSync("npm", ["run", "build", "--silent"], { cwd: dir, stdio: "ignore", timeout: 300_000 });
-  return { dir, note: `git worktree of ${BASELINE_REV}${b.status === 0 ? "" : " (its build failed)"}`, done };
-}
-
-async function hotPathVs(
-  section: string,
-  quick: boolean,
-  baseDir: string | undefined,
-  baseName: string,
-): Promise<Row[]> {
-  const missing = !baseDir
-    ? baseName
-    : !compiled(baseDir)
-      ? `${baseDir} has no fresh dist/ (npm run build there)`
-      : !compiled(ROOT)
-        ? "this checkout's dist/ is stale (npm run build)"
-        : undefined;
-  if (missing)
-    return [
-      row({
-        section,
-        metric: "hot path vs the commit before issue 26",
-        value: NaN,
-        baseline: NaN,
-        baselineName: "–",
-        unit: "",
-        reps: 0,
-        note: `NOT MEASURED: ${missing} (see bench/burst.ts)`,
-      }),
-    ];
-  const seconds = quick ? 2 : 3;
-  const rounds = quick ? 3 : 8;
-  const dir = mkdtempSync(join(tmpdir(), "gglib-bench-hot-"));
-  const proxies: Proxy[] = [];
-  try {
-    const instant = writeFakeModel(dir, "instant");
-    const wide = writeFakeModel(dir, "wide");
-    const cfg = join(dir, "hot.yaml");
-    writeFileSync(
-      cfg,
-      [
-        "memoryBudget: 64GiB",
-        "maxQueue: 5000",
-        "models:",
-        `  instant: {path: ${JSON.stringify(instant)}, env: {FAKE_LLAMA_INSTANT: "1"}}`,
-        // 16 slots: a connection cap of 18, above the load's 16 connections, so nothing waits in the proxy
-        `  wide: {path: ${JSON.stringify(wide)}, extraArgs: ["--parallel", "16"], env: {FAKE_LLAMA_INSTANT: "1"}}`,
-      ].join("\n") + "\n",
-    );
-    const start = async (root: string, name: string): Promise<Proxy> => {
-      const p = await startProxy(root, ["--config", cfg], {
-        ...fakeLlamaEnv({ loadMs: 20 }),
-        GGLIB_LLAMA_SERVER: FAKE_LLAMA_SERVER,
-        GGLIB_DATA_DIR: join(dir, `data-${name}`),
-        NO_COLOR: "1",
-      });
-      proxies.push(p);
-      for (const model of ["instant", "wide"]) {
-        const r = await fetch(`${p.url}/models/load`, { method: "POST", body: JSON.stringify({ model }) });
-        if (r.status !== 200) throw new Error(`load ${model} (${name}): ${await r.text()}`);
-      }
-      return p;
-    };
-    const now = await start(ROOT, "now");
-    const before = await start(baseDir!, "before");
-    const chat = (model: string) =>
-      JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
-    const small = chat("instant");
-    const big = JSON.stringify({
-      model: "wide",
-      messages: Array.from({ length: 64 }, (_, i) => ({
-        role: i % 2 ? "assistant" : "user",
-        content: "x".repeat(1000),
-      })),
-      max_tokens: 4,
-    });
-    const kinds = [
-      { key: "lat", c: 1, body: small, origin: false },
-      { key: "thr", c: 16, body: small, origin: false },
-      { key: "wide", c: 16, body: chat("wide"), origin: false },
-      { key: "big", c: 16, body: big, origin: true },
-    ] as const;
-    const res: Record<string, { now: Load[]; before: Load[] }> = {};
-    for (const k of kinds) res[k.key] = { now: [], before: [] };
-    for (const p of [now, before]) await load(p.url, 4, 1, small); // warm-up
-    log(`[burst] hot path: ${rounds} rounds × ${seconds} s per run, this checkout vs ${baseName}, alternating…`);
-    for (let round = 0; round < rounds; round++) {
-      const order: ["now" | "before", Proxy][] = [
-        ["now", now],
-        ["before", before],
-      ];
-      if (round % 2) order.reverse();
-      for (const k of kinds)
-        for (const [name, p] of order)
-          res[k.key]![name].push(await load(p.url, k.c, seconds, k.body, k.origin ? { origin: p.url } : {}));
-    }
-    const errors = Object.values(res)
-      .flatMap((x) => [...x.now, ...x.before])
-      .reduce((s, l) => s + l.errors, 0);
-    const mk = (metric: string, key: string, f: (l: Load) => number, unit: string, note?: string): Row => {
-      const a = res[key]!.now.map(f);
-      const b = res[key]!.before.map(f);
-      // each round's two runs are back to back: their ratio is less moved by the machine's load than the medians
-      const paired = a.map((x, i) => x / b[i]!);
-      const pairs = `ratio per round ${paired.map((x) => x.toFixed(2)).join(", ")} (median ${median(paired).toFixed(2)})`;
-      return row({
-        section,
-        metric,
-        value: median(a),
-        baseline: median(b),
-        baselineName: baseLabel(),
-        unit,
-        spread: spread(a),
-        baselineSpread: spread(b),
-        reps: rounds,
-        note: note ? `${pairs}; ${note}` : pairs,
-      });
-    };
-    const baseNote = `instant fake; this checkout vs ${baseName}, alternating, ${seconds} s per run; errors ${errors}`;
-    return [
-      mk("latency p50 through the proxy (1 connection)", "lat", (l) => l.p50, "ms", baseNote),
-      mk("latency p99 through the proxy (1 connection)", "lat", (l) => l.p99, "ms"),
-      mk(
-        "requests/s through the proxy (16 connections; model of 4 slots: at most 6 connections to it now)",
-        "thr",
-        (l) => l.rps,
-        "req/s",
-      ),
-      mk(
-        "requests/s through the proxy (16 connections; model of 16 slots: 18 connections allowed, none wait)",
-        "wide",
-        (l) => l.rps,
-        "req/s",
-      ),
-      mk(
-        "requests/s, 64 KiB body + same-origin Origin header (16 connections, model of 16 slots)",
-        "big",
-        (l) => l.rps,
-        "req/s",
-        "the nesting scan reads every body byte; the Origin check runs on every request",
-      ),
-    ];
-  } finally {
-    for (const p of proxies) await p.stop();
-    killLeftovers(dir);
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 export async function benchBurst(opts: { quick?: boolean } = {}): Promise<Row[]> {
