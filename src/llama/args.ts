@@ -142,6 +142,29 @@ export function overriddenFlags(extraArgs: readonly unknown[] | undefined): { fl
   return out;
 }
 
+/**
+ * Flags a model behind the proxy must not get, and why: they change memory or state inside a running llama-server
+ * behind the scheduler's back.
+ */
+const REFUSED_BEHIND_PROXY: Readonly<Record<string, string>> = {
+  "--sleep-idle-seconds":
+    "it frees the weights and the KV cache inside a running llama-server: the context cache would lose the " +
+    "conversation unsaved and the memory budget would still count the memory. Use the model's `ttl` instead: the " +
+    "proxy saves the conversation first, then stops the process and gives its memory back",
+};
+
+/** Pure: the flags of `extraArgs` that a model behind the proxy may not have, each with why; empty when none. */
+export function refusedFlags(extraArgs: readonly unknown[] | undefined): { flag: string; why: string }[] {
+  const out: { flag: string; why: string }[] = [];
+  for (const a of extraArgs ?? []) {
+    if (typeof a !== "string") continue;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const why = Object.hasOwn(REFUSED_BEHIND_PROXY, flag) ? REFUSED_BEHIND_PROXY[flag] : undefined;
+    if (why && !out.some((o) => o.flag === flag)) out.push({ flag, why });
+  }
+  return out;
+}
+
 /** Environment for the child: ours, minus LLAMA_ARG_* leftovers that would silently change its settings. */
 export function childEnv(
   base: NodeJS.ProcessEnv,

@@ -9,10 +9,10 @@ import { readModelMetadata } from "../gguf/reader.js";
 import { configModelsOf, type LoadedConfig } from "../models/config-file.js";
 import { withDetectedSettings } from "../models/launch-defaults.js";
 import { resolveRpcGroups, serverConfigOf, type ProxyConfigFile } from "../models/settings.js";
-import { errorMessage } from "../core/errors.js";
+import { errorMessage, GglibError } from "../core/errors.js";
 import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
-import { overriddenFlags } from "../llama/args.js";
+import { overriddenFlags, refusedFlags } from "../llama/args.js";
 import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
@@ -66,6 +66,15 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
   if (input.registry) opts.registry = input.registry;
   if (configModels.length > 0) opts.config = { models: configModels, baseDir: input.config?.baseDir ?? process.cwd() };
   const sources = loadModelSources(opts);
+  for (const entry of sources.models) {
+    const refused = refusedFlags(entry.settings.extraArgs);
+    if (refused.length > 0)
+      throw new GglibError(
+        "invalid_config",
+        `Model '${entry.name}': extraArgs has ${refused.map((r) => r.flag).join(", ")}, which the proxy refuses: ${refused.map((r) => r.why).join("; ")}.`,
+        { hint: `Remove ${refused.map((r) => r.flag).join(", ")} from the extraArgs of '${entry.name}'.` },
+      );
+  }
   const models = await Promise.all(sources.models.map((entry) => toProxyModel(entry, input)));
   const warnings = [...sources.warnings];
   for (const m of models) {

@@ -1,6 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildServerArgs, childEnv, modelNameOf, overriddenFlags } from "../../../src/llama/args.js";
+import { buildServerArgs, childEnv, modelNameOf, overriddenFlags, refusedFlags } from "../../../src/llama/args.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildCatalog } from "../../../src/proxy/catalog.js";
+import { loadConfigFile } from "../../../src/models/config-file.js";
+import { writeTinyModel } from "../../support/tiny-models.js";
 import { GglibError } from "../../../src/core/errors.js";
 
 const base = { modelPath: "/m/tiny-a.gguf" };
@@ -171,5 +177,36 @@ describe("overriddenFlags", () => {
     assert.deepEqual(overriddenFlags(["-c", "512", "--jinja", "0.0.0.0"]), []);
     assert.deepEqual(overriddenFlags(undefined), []);
     assert.deepEqual(overriddenFlags(["constructor", "__proto__"]), []);
+  });
+});
+
+describe("refusedFlags: --sleep-idle-seconds behind the proxy", () => {
+  test("found in either form, with why; other flags pass", () => {
+    const found = refusedFlags(["-c", "512", "--sleep-idle-seconds=60"]);
+    assert.deepEqual(
+      found.map((f) => f.flag),
+      ["--sleep-idle-seconds"],
+    );
+    assert.match(found[0]!.why, /context cache would lose .* memory budget would still count/);
+    assert.deepEqual(refusedFlags(["--sleep-idle-seconds", "30", "--sleep-idle-seconds", "5"]).length, 1);
+    assert.deepEqual(refusedFlags(["-c", "512"]), []);
+    assert.deepEqual(refusedFlags(undefined), []);
+  });
+
+  test("the proxy's catalog refuses such a model with an error naming the model and the field", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gglib-sleep-"));
+    try {
+      const model = await writeTinyModel(dir, { name: "sleepy", kind: "chat" });
+      const cfg = join(dir, "config.yaml");
+      writeFileSync(cfg, `models:\n  sleepy: { path: ${model}, extraArgs: ["--sleep-idle-seconds", "60"] }\n`);
+      await assert.rejects(
+        buildCatalog({ config: loadConfigFile(cfg) }),
+        /Model 'sleepy': extraArgs has --sleep-idle-seconds, which the proxy refuses: .*Use the model's `ttl` instead/,
+      );
+      writeFileSync(cfg, `models:\n  sleepy: { path: ${model}, extraArgs: ["-c", "512"] }\n`);
+      assert.equal((await buildCatalog({ config: loadConfigFile(cfg) })).models.length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
