@@ -127,19 +127,27 @@ const OWNED_FLAGS: Readonly<Record<string, string>> = {
   "--api-key-file": "llama-server would refuse the proxy's requests (the proxy sends no key to it)",
 };
 
+/** The flags of `extraArgs` (`--x v` or `--x=v`) that `table` lists, once each, with the table's reason. */
+function flagsIn(
+  extraArgs: readonly unknown[] | undefined,
+  table: Readonly<Record<string, string>>,
+): { flag: string; why: string }[] {
+  const out: { flag: string; why: string }[] = [];
+  for (const a of extraArgs ?? []) {
+    if (typeof a !== "string") continue;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const why = Object.hasOwn(table, flag) ? table[flag] : undefined;
+    if (why && !out.some((o) => o.flag === flag)) out.push({ flag, why });
+  }
+  return out;
+}
+
 /**
  * Pure: the flags of `extraArgs` that override ones the launcher sets (`--host 0.0.0.0`, `--slot-save-path=/x`),
  * each with why that is a problem; empty when none.
  */
 export function overriddenFlags(extraArgs: readonly unknown[] | undefined): { flag: string; why: string }[] {
-  const out: { flag: string; why: string }[] = [];
-  for (const a of extraArgs ?? []) {
-    if (typeof a !== "string") continue;
-    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
-    const why = Object.hasOwn(OWNED_FLAGS, flag) ? OWNED_FLAGS[flag] : undefined;
-    if (why && !out.some((o) => o.flag === flag)) out.push({ flag, why });
-  }
-  return out;
+  return flagsIn(extraArgs, OWNED_FLAGS);
 }
 
 /**
@@ -155,14 +163,7 @@ const REFUSED_BEHIND_PROXY: Readonly<Record<string, string>> = {
 
 /** Pure: the flags of `extraArgs` that a model behind the proxy may not have, each with why; empty when none. */
 export function refusedFlags(extraArgs: readonly unknown[] | undefined): { flag: string; why: string }[] {
-  const out: { flag: string; why: string }[] = [];
-  for (const a of extraArgs ?? []) {
-    if (typeof a !== "string") continue;
-    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
-    const why = Object.hasOwn(REFUSED_BEHIND_PROXY, flag) ? REFUSED_BEHIND_PROXY[flag] : undefined;
-    if (why && !out.some((o) => o.flag === flag)) out.push({ flag, why });
-  }
-  return out;
+  return flagsIn(extraArgs, REFUSED_BEHIND_PROXY);
 }
 
 /** Environment for the child: ours, minus LLAMA_ARG_* leftovers that would silently change its settings. */
