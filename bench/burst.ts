@@ -29,6 +29,7 @@ import { writeTinyModel } from "../test/support/tiny-models.js";
 import {
   QUICK,
   ROOT,
+  compiledCliFresh,
   ensureBuilt,
   killLeftovers,
   log,
@@ -41,7 +42,7 @@ import {
   type Row,
 } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
-import { baseLabel, baselineCheckout, compiled, fdCount, startProxy, type Proxy } from "./checkout.js";
+import { baseLabel, baselineCheckout, fdCount, startProxy, type Proxy } from "./checkout.js";
 import { hotPathVs } from "./hot-path-vs.js";
 
 const REQUESTS = Number(process.env.GGLIB_BENCH_BURST ?? 300);
@@ -277,7 +278,7 @@ async function bursts(section: string, base: { dir?: string; note: string }): Pr
   ];
   for (const [what, models, args] of cases) {
     rows.push(...burstRows(section, what, 1, await burstCase(ROOT, bin, what, models, args)));
-    if (!base.dir || !compiled(base.dir)) continue;
+    if (!base.dir || !compiledCliFresh(base.dir)) continue;
     try {
       const r = await burstCase(base.dir, bin, what, models, args);
       rows.push(

@@ -4,10 +4,10 @@
  * before issue 26's fixes, made as a temporary git worktree and built there.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, log, spawnTracked, stopTracked } from "./lib.js";
+import { ROOT, log, startGglibProxy } from "./lib.js";
 
 export interface Proxy {
   pid: number;
@@ -17,55 +17,16 @@ export interface Proxy {
   stop(): Promise<void>;
 }
 
-/** True when <root>/bin/gglib.js runs the compiled dist/ (as new as every src/*.ts). */
-export function compiled(root: string): boolean {
-  const main = join(root, "dist", "src", "cli", "main.js");
-  if (!existsSync(main)) return false;
-  const built = statSync(main).mtimeMs;
-  return readdirSync(join(root, "src"), { recursive: true }).every(
-    (f) => !String(f).endsWith(".ts") || statSync(join(root, "src", String(f))).mtimeMs <= built,
-  );
-}
-
-/** `node <root>/bin/gglib.js proxy <args> --port 0 --json`, once it printed its ready line. */
+/** `node <root>/bin/gglib.js proxy <args> --port 0 --json`, once it printed its ready line; crash events counted. */
 export async function startProxy(root: string, args: string[], env: NodeJS.ProcessEnv): Promise<Proxy> {
-  const child = spawnTracked(
-    process.execPath,
-    [join(root, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
-    {
-      cwd: root,
-      env,
-      stdout: "pipe",
-      stderr: "pipe",
-    },
-  );
-  let out = "";
   let crashes = 0;
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gglib proxy did not start: ${out}${err}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const lines = out.split("\n");
-      out = lines.pop()!;
-      for (const l of lines) {
-        if (l.includes('"event":"crash"')) crashes++;
-        if (l.includes('"event":"ready"')) {
-          clearTimeout(t);
-          resolve((JSON.parse(l) as { url: string }).url);
-        }
-      }
-    });
-    child.once("exit", (c, s) => {
-      clearTimeout(t);
-      reject(new Error(`gglib proxy exited (${c ?? s}) before it was ready: ${out}${err}`));
-    });
-  }).catch(async (e: unknown) => {
-    await stopTracked(child, 2000);
-    throw e;
+  const p = await startGglibProxy(args, env, 60_000, undefined, {
+    root,
+    onLine: (l) => {
+      if (l.includes('"event":"crash"')) crashes++;
+    },
   });
-  return { pid: child.pid!, url, crashes: () => crashes, stop: () => stopTracked(child, 15_000) };
+  return { pid: p.pid, url: p.url, crashes: () => crashes, stop: () => p.stop() };
 }
 
 export function fdCount(pid: number): number {

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
-import { ROOT, killLeftovers, log, median, quantile, row, spread, type Row } from "./lib.js";
-import { baseLabel, compiled, startProxy, type Proxy } from "./checkout.js";
+import { ROOT, compiledCliFresh, killLeftovers, log, median, quantile, row, spread, type Row } from "./lib.js";
+import { baseLabel, startProxy, type Proxy } from "./checkout.js";
 
 interface Load {
   requests: number;
@@ -64,9 +64,9 @@ export async function hotPathVs(
 ): Promise<Row[]> {
   const missing = !baseDir
     ? baseName
-    : !compiled(baseDir)
+    : !compiledCliFresh(baseDir)
       ? `${baseDir} has no fresh dist/ (npm run build there)`
-      : !compiled(ROOT)
+      : !compiledCliFresh(ROOT)
         ? "this checkout's dist/ is stale (npm run build)"
         : undefined;
   if (missing)

@@ -255,13 +255,13 @@ export async function waitHttp(url: string, timeoutMs: number, stepMs = 5, exite
 // gglib proxy
 
 /** True when bin/gglib.js would run the compiled dist/ (it is at least as new as every src/*.ts). */
-export function compiledCliFresh(): boolean {
-  const compiled = join(ROOT, "dist", "src", "cli", "main.js");
+export function compiledCliFresh(root: string = ROOT): boolean {
+  const compiled = join(root, "dist", "src", "cli", "main.js");
   if (!existsSync(compiled)) return false;
   let newest = 0;
-  for (const f of readdirSync(join(ROOT, "src"), { recursive: true })) {
+  for (const f of readdirSync(join(root, "src"), { recursive: true })) {
     if (!String(f).endsWith(".ts")) continue;
-    newest = Math.max(newest, statSync(join(ROOT, "src", String(f))).mtimeMs);
+    newest = Math.max(newest, statSync(join(root, "src", String(f))).mtimeMs);
   }
   return statSync(compiled).mtimeMs >= newest;
 }
@@ -295,48 +295,67 @@ export interface ProxyHandle {
   stop(): Promise<void>;
 }
 
-/** Start `node bin/gglib.js proxy <args> --port 0 --json` and wait for its ready line. */
+/**
+ * Start `node <root>/bin/gglib.js proxy <args> --port 0 --json` (root: this checkout, or another one, run in its
+ * folder) and wait for its ready line; `onLine` sees every line it prints on stdout, then and after.
+ */
 export async function startGglibProxy(
   args: string[],
   env: NodeJS.ProcessEnv,
   timeoutMs = 60_000,
   /** Runs it elsewhere, e.g. on a test host of test/support/netns.ts (`host.argv`). */
   wrap?: (cmd: string, args: string[]) => [string, string[]],
+  opts: { root?: string; onLine?: (line: string) => void } = {},
 ): Promise<ProxyHandle> {
-  const runtime = compiledCliFresh() ? "compiled" : "tsx";
+  const root = opts.root ?? ROOT;
+  const runtime = compiledCliFresh(root) ? "compiled" : "tsx";
   const argv: [string, string[]] = [
     process.execPath,
-    [join(ROOT, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
+    [join(root, "bin", "gglib.js"), "proxy", ...args, "--port", "0", "--json"],
   ];
-  const child = spawnTracked(...(wrap ? wrap(...argv) : argv), { env, stdout: "pipe", stderr: "pipe" });
-  let out = "";
+  const child = spawnTracked(...(wrap ? wrap(...argv) : argv), {
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+    ...(opts.root ? { cwd: root } : {}),
+  });
+  // the output before the ready line (for the error), and the partial line being read
+  let seen = "";
+  let rest = "";
   let err = "";
   child.stderr!.on("data", (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
   });
   const url = await new Promise<string>((resolve, reject) => {
+    let ready = false;
     const t = setTimeout(
-      () => reject(new Error(`gglib proxy did not start in ${timeoutMs} ms: ${out}${err}`)),
+      () => reject(new Error(`gglib proxy did not start in ${timeoutMs} ms: ${seen}${rest}${err}`)),
       timeoutMs,
     );
+    // read to the end, so it never blocks on a full pipe
     child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        clearTimeout(t);
-        resolve((JSON.parse(line) as { url: string }).url);
+      rest += d.toString();
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        opts.onLine?.(line);
+        if (ready) continue;
+        seen = (seen + line + "\n").slice(-4000);
+        if (line.includes('"event":"ready"')) {
+          ready = true;
+          clearTimeout(t);
+          resolve((JSON.parse(line) as { url: string }).url);
+        }
       }
     });
     child.once("exit", (c, s) => {
       clearTimeout(t);
-      reject(new Error(`gglib proxy exited (${c ?? s}) before it was ready: ${out}${err}`));
+      reject(new Error(`gglib proxy exited (${c ?? s}) before it was ready: ${seen}${rest}${err}`));
     });
   }).catch(async (e: unknown) => {
     await stopTracked(child, 2000);
     throw e;
   });
-  // keep draining its output so it never blocks on a full pipe
-  child.stdout!.resume();
   return { child, pid: child.pid!, url, runtime, stop: () => stopTracked(child, 15_000) };
 }
 
