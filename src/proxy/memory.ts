@@ -18,8 +18,6 @@ import type { SystemProbe } from "../system/types.js";
 
 const MiB = 1024 * 1024;
 
-export { cpuFeaturesForEstimates } from "../system/probe.js";
-
 /**
  * The `auto` budget: the machine's memory read now, under the one budget policy `gglib models fit` uses
  * (src/models/estimator.ts budgetFromSnapshot), as one pool (poolBudget).
