@@ -14,7 +14,8 @@ import {
   translateGenerate,
   translateMessages,
 } from "../../../src/ollama/request.js";
-import { idiomFrame, OllamaTranslator, SseDataParser, ToolCallAccumulator } from "../../../src/ollama/response.js";
+import { idiomFrame, OllamaTranslator, ToolCallAccumulator } from "../../../src/ollama/response.js";
+import { NdjsonFromSse } from "../../../src/ollama/stream.js";
 import { quantOf } from "../../../src/gguf/names.js";
 import { ollamaListName, resolveOllamaName, type NamedModel } from "../../../src/ollama/names.js";
 import { parameterSize, modelInfo, capabilities } from "../../../src/ollama/model-info.js";
@@ -276,17 +277,13 @@ function translateSse(sse: string | Buffer, shape: "chat" | "generate", hideThin
   let tick = 0;
   const clock = () => t0 + 1000 + ++tick * 0.5;
   const tr = new OllamaTranslator({ model: "tiny-a", shape, hideThinking, timing: { startMs: t0, loadMs: 250 } });
-  const p = new SseDataParser();
-  const datas: string[] = [];
+  const frames = new NdjsonFromSse(tr);
   const buf = typeof sse === "string" ? Buffer.from(sse) : sse;
-  // in odd-sized pieces, to cross line and UTF-8 boundaries
-  for (let i = 0; i < buf.length; i += 7) p.push(buf.subarray(i, i + 7), datas);
-  p.end(datas);
   let out = "";
-  for (const d of datas) {
-    if (d === "[DONE]") continue;
-    for (const f of tr.chunk(JSON.parse(d), clock())) out += ndjsonLine(f);
-  }
+  // in odd-sized pieces, to cross line and UTF-8 boundaries
+  for (let i = 0; i < buf.length; i += 7) out += frames.push(buf.subarray(i, i + 7), clock);
+  out += frames.flush(clock);
+  if (frames.failed) return out;
   for (const f of tr.end(clock())) out += ndjsonLine(f);
   return out;
 }
