@@ -181,6 +181,12 @@ export class Relay {
         throw err;
       }
     }
+    if (res.destroyed) {
+      // the client left while the model loaded: nothing is sent
+      lease.release();
+      this.finish(r.name, r.method, r.clientPath, 499, t0, undefined, undefined);
+      return;
+    }
     const up = new LeaseUpstream(this.controller, lease, res, this.dispatcherFor(lease.handle));
     let failure: HttpError | undefined;
     try {
