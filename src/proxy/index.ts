@@ -775,7 +775,7 @@ function contextHooks(cache: ContextCache): ModelHooks {
     afterReady: (model, handle) => cache.afterReady(model, handle),
     beforeStop: (model, handle, _reason, served) => cache.beforeStop(model, handle, served),
     exited: (model) => cache.exited(model),
-    status: (model) => cache.status(model) as Record<string, unknown> | undefined,
+    status: (model) => cache.status(model),
     observe: (model, usage) => cache.observe(model, usage),
   };
 }
