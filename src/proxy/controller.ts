@@ -176,6 +176,10 @@ class ModelLease implements Lease {
 }
 
 export class ModelController {
+  /**
+   * The decisions. Read it through the query methods (`state`, `ttlInfo`, `usedBytes`, `status`); it is public only
+   * until the Ollama routes (ollama-api.ts, being moved onto the relay) read `ttlInfo` too, then it becomes private.
+   */
   readonly scheduler: Scheduler;
   private readonly runtimes = new Map<string, ModelRuntime>();
   private readonly waiters = new Map<string, WaiterRec>();
@@ -389,6 +393,19 @@ export class ModelController {
 
   state(model: string): Readonly<ModelState> | undefined {
     return this.scheduler.model(model);
+  }
+
+  /**
+   * The idle TTL that applies to a model now, ms (0: none; pinned models and a request's keep-alive count), and
+   * whether a request asked for it to stop as soon as it is idle (keep-alive 0).
+   */
+  ttlInfo(model: string): { ttlMs: number; stopsWhenIdle: boolean } {
+    return { ttlMs: this.scheduler.ttlOf(model), stopsWhenIdle: this.scheduler.stopsWhenIdle(model) };
+  }
+
+  /** Memory counted against the budget now (every model holding room: measured, or estimated until measured). */
+  usedBytes(): number {
+    return this.scheduler.usedBytes();
   }
 
   loadProgress(model: string): number | undefined {

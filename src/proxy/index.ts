@@ -7,10 +7,9 @@
  */
 import type { AddressInfo } from "node:net";
 import { GglibError } from "../core/errors.js";
-import type { ProcessRunner } from "../core/ports.js";
+import type { OrphanSweep, ProcessRunner } from "../core/ports.js";
 import { parseSize } from "../core/units.js";
 import { resolvePath, type LoadedConfig } from "../models/config-file.js";
-import type { SweepResult } from "../process/pidfile.js";
 import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-runner.js";
 import { cpuFeaturesForEstimates, defaultSystemProbe } from "../system/probe.js";
 import { ActivityLog } from "./activity.js";
@@ -169,7 +168,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 async function createRunner(
   o: ProxyOptions,
   loaded: LoadedConfig | undefined,
-): Promise<{ runner: ProcessRunner; swept: SweepResult | undefined }> {
+): Promise<{ runner: ProcessRunner; swept: OrphanSweep | undefined }> {
   let runner = o.runner;
   if (!runner) {
     const runnerOptions: RunnerOptions = { stopGraceMs: o.stopGraceMs ?? 10_000, ...(o.runnerOptions ?? {}) };
@@ -177,7 +176,7 @@ async function createRunner(
       runnerOptions.configuredBinary = resolvePath(loaded.baseDir, loaded.config.llamaServer);
     runner = new LlamaServerRunner(runnerOptions);
   }
-  return { runner, swept: runner instanceof LlamaServerRunner ? await runner.sweep() : undefined };
+  return { runner, swept: await runner.sweep() };
 }
 
 function createController(
@@ -245,7 +244,7 @@ function createServer(
     ...(o.requestTimeoutMs ? { requestTimeoutMs: o.requestTimeoutMs } : {}),
     info: () => ({
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
-      budget: { bytes: budget.bytes ?? null, source: budget.source, usedBytes: controller.scheduler.usedBytes() },
+      budget: { bytes: budget.bytes ?? null, source: budget.source, usedBytes: controller.usedBytes() },
       maxModels: s.maxModels ?? null,
     }),
     log,

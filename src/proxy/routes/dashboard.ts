@@ -34,7 +34,7 @@ export interface LlamaBinaryInfo {
 export interface DashboardContext {
   proxyLog: ProxyLog;
   probe: SystemProbe;
-  /** The llama-server binary (undefined when the runner is not a LlamaServerRunner). */
+  /** The llama-server binary the runner starts (its path, version, backend). */
   binary?: () => Promise<LlamaBinaryInfo>;
   settings: () => EffectiveSettings;
   reload: (trigger: string) => Promise<ReloadRecord>;

@@ -7,7 +7,6 @@ import { paths } from "../../core/paths.js";
 import type { ProcessRunner } from "../../core/ports.js";
 import { parseSize } from "../../core/units.js";
 import type { LoadedConfig } from "../../models/config-file.js";
-import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import { defaultBudgetBytes } from "../context/budget.js";
 import { ContextCache, diskFreeBytes } from "../context/context-cache.js";
 import { ContextMetrics } from "../context/metrics.js";
@@ -15,7 +14,7 @@ import type { ModelController, ModelHooks } from "../controller.js";
 import type { ProxyMetrics } from "../metrics.js";
 import type { ProxyOptions } from "./options.js";
 
-/** The context cache, unless turned off (0 / false) or the runner cannot say which llama-server it runs. */
+/** The context cache, unless turned off (0 / false) or its folder cannot be made or has no room. */
 export function contextCache(
   o: ProxyOptions,
   loaded: LoadedConfig | undefined,
@@ -25,7 +24,6 @@ export function contextCache(
   const setting = o.contextCache ?? loaded?.config.contextCache ?? "auto";
   if (setting === false || (setting !== "auto" && parseSize(setting) === 0))
     return { off: "turned off (contextCache: 0)" };
-  if (!(runner instanceof LlamaServerRunner)) return { off: "the process runner is not a LlamaServerRunner" };
   const root = o.contextCacheDir ?? paths.contextCacheDir();
   try {
     mkdirSync(root, { recursive: true });

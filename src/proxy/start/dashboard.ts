@@ -5,7 +5,6 @@
 import type { ProcessRunner } from "../../core/ports.js";
 import { parseSize } from "../../core/units.js";
 import type { PeerSpec } from "../../peers/config.js";
-import { LlamaServerRunner } from "../../runner/llama-server-runner.js";
 import type { SystemProbe } from "../../system/types.js";
 import type { ModelController } from "../controller.js";
 import type { EffectiveSettings } from "../effective-config.js";
@@ -63,19 +62,15 @@ export function createDashboard(
   return dashboardRoutes({
     proxyLog,
     probe: p.probe,
-    ...(runner instanceof LlamaServerRunner
-      ? {
-          binary: async () => {
-            const b = await runner.binaryInfo();
-            return {
-              path: b.path,
-              ...(b.caps.version ? { version: b.caps.version } : {}),
-              backend: b.caps.backend,
-              ...(b.caps.builtWith ? { builtWith: b.caps.builtWith } : {}),
-            };
-          },
-        }
-      : {}),
+    binary: async () => {
+      const b = await runner.binaryInfo();
+      return {
+        path: b.path,
+        ...(b.caps.version ? { version: b.caps.version } : {}),
+        backend: b.caps.backend,
+        ...(b.caps.builtWith ? { builtWith: b.caps.builtWith } : {}),
+      };
+    },
     settings: effective,
     reload: async (trigger) => {
       await p.reloads.reload(trigger).catch(() => {});

@@ -4,13 +4,12 @@
  */
 import { DEFAULT_HOST } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
-import type { ProcessRunner } from "../../core/ports.js";
+import type { OrphanSweep, ProcessRunner } from "../../core/ports.js";
 import { parseSize } from "../../core/units.js";
 import type { PullOptions } from "../../hub/pull.js";
 import { resolvePath, type LoadedConfig } from "../../models/config-file.js";
 import type { Registry } from "../../models/registry.js";
 import type { PeerConfig } from "../../models/settings.js";
-import type { SweepResult } from "../../process/pidfile.js";
 import type { RunnerOptions } from "../../runner/llama-server-runner.js";
 import type { SystemProbe } from "../../system/types.js";
 import type { Catalog } from "../catalog.js";
@@ -186,7 +185,7 @@ export function startReport(
   catalog: Catalog,
   s: Settings,
   budget: Budget,
-  swept: SweepResult | undefined,
+  swept: OrphanSweep | undefined,
   context: { cache?: ContextCache; off?: string },
 ): StartReport {
   const report: StartReport = {

@@ -27,7 +27,7 @@ export async function startPeers(
   );
   await Promise.all(clients.map((c) => c.start()));
   return new PeerRouter(clients, controller, () =>
-    budget.bytes === undefined ? undefined : Math.max(0, budget.bytes - controller.scheduler.usedBytes()),
+    budget.bytes === undefined ? undefined : Math.max(0, budget.bytes - controller.usedBytes()),
   );
 }
 
