@@ -60,8 +60,7 @@ export const ps: OllamaHandler = async (d, _req, res) => {
       const st = c.state(s.name);
       const expires = expiresAt({
         nowMs: now,
-        ttlMs: c.scheduler.ttlOf(s.name),
-        stopsWhenIdle: c.scheduler.stopsWhenIdle(s.name),
+        ...c.ttlInfo(s.name),
         inFlight: st?.inFlight ?? 0,
         lastUsedMs: st?.lastUsed,
       });
