@@ -58,7 +58,12 @@ export interface ExtraToken {
 export function archVocab(
   extra: readonly ExtraToken[],
   eosText?: string,
-  o: { bos?: string; chains?: readonly (readonly [string, string, number?])[] } = {},
+  o: {
+    bos?: string;
+    chains?: readonly (readonly [string, string, number?])[];
+    /** Tokens of the base vocabulary to silence as well. */
+    silence?: readonly string[];
+  } = {},
 ): ArchVocab {
   const base = tinyVocab();
   const tokens = [...base.tokens];
@@ -89,6 +94,7 @@ export function archVocab(
     if (i === undefined) throw new Error(`token ${text} is not in the vocabulary`);
     return i;
   };
+  for (const text of o.silence ?? []) silenced.add(id(text));
   const chains = (o.chains ?? []).map(([from, to, w]) => [id(from), id(to), w ?? CHAIN_WEIGHT] as const);
   const chainDims = new Map<number, number>();
   for (const [from] of chains) if (!chainDims.has(from)) chainDims.set(from, 1 + chainDims.size);

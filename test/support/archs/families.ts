@@ -28,12 +28,18 @@ const HEAD = 16;
 const W = "F16" as const;
 
 /**
- * The tool-call opener's weight on the bias dimension: it is sampled now and then and always followed by the
- * newline its call grammar expects, so a random model starts a call within a few dozen tokens when tools are on
- * (llama-server's grammar then writes a valid call); without tools the tag is plain text in the content. Measured
- * with the real llama-server (default sampling, 400 tokens, seed 1): 4.3 → 15–17 calls opened in the Qwen models,
- * 1 in granitehybrid; 4.45 → 45–48 and 12. The chosen weights open one about every 20–30 tokens.
+ * Tool calls in the `<tool_call>…</tool_call>` formats (Qwen, Granite). The opener's weight on the bias dimension:
+ * it is sampled now and then and always followed by the newline its call grammar expects, so a random model starts
+ * a call within a few dozen tokens when tools are on (llama-server's grammar then writes a valid call); without
+ * tools the tag is plain text in the content. Measured with the real llama-server (default sampling, 400 tokens,
+ * seed 1): 4.3 → 15–17 calls opened in the Qwen models, 1 in granitehybrid; 4.45 → 45–48 and 12. The chosen
+ * weights open one about every 20–30 tokens.
+ *
+ * The closer ends the answer: `<` and the `</…` pieces are silenced, so where the grammar asks for `</tool_call>`
+ * the closing token (a little less silenced) wins, and it chains into the end-of-turn token.
  */
+const TOOL_CALL_CLOSE_BIAS = -3.5;
+const LT_PIECES = ["<", "</", "</t", "</th", "</thi", "</thin", "</think"];
 const TOOL_CALL_BIAS = { qwen: 4.35, granite: 4.5 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -105,10 +111,16 @@ function granitehybrid(i: FamilyInput): GgufDocument {
       { text: "<|end_of_role|>" },
       { text: "<|end_of_text|>" },
       { text: "<tool_call>", type: TokenType.USER_DEFINED, bias: TOOL_CALL_BIAS.granite },
-      { text: "</tool_call>", type: TokenType.USER_DEFINED },
+      { text: "</tool_call>", type: TokenType.USER_DEFINED, bias: TOOL_CALL_CLOSE_BIAS },
     ],
     "<|end_of_text|>",
-    { chains: [["<tool_call>", "<0x0A>"]] },
+    {
+      chains: [
+        ["<tool_call>", "<0x0A>"],
+        ["</tool_call>", "<|end_of_text|>"],
+      ],
+      silence: LT_PIECES,
+    },
   );
   const t = new TensorSet(i.seed, W);
   const heads = 4;
@@ -187,12 +199,18 @@ function qwenVocab() {
       { text: "<think>", type: text },
       { text: "</think>", type: text },
       { text: "<tool_call>", type: text, bias: TOOL_CALL_BIAS.qwen },
-      { text: "</tool_call>", type: text },
+      { text: "</tool_call>", type: text, bias: TOOL_CALL_CLOSE_BIAS },
       { text: "<tool_response>", type: text },
       { text: "</tool_response>", type: text },
     ],
     "<|im_end|>",
-    { chains: [["<tool_call>", "<0x0A>"]] },
+    {
+      chains: [
+        ["<tool_call>", "<0x0A>"],
+        ["</tool_call>", "<|im_end|>"],
+      ],
+      silence: LT_PIECES,
+    },
   );
 }
 
@@ -359,6 +377,13 @@ export const HARMONY_TOKENS = [
   "<|endoftext|>",
 ] as const;
 
+/**
+ * `<|message|>` is sampled now and then where a grammar allows it: a tool call's header
+ * (`<|channel|>commentary to=functions.NAME …<|message|>`) lets the model add a constraint word of any length
+ * first, which a random model would otherwise never end.
+ */
+const HARMONY_MESSAGE_BIAS = Number(process.env.HMB ?? 4.2);
+
 function gptOss(i: FamilyInput): GgufDocument {
   const arch = "gpt-oss";
   // the header words are tokens of their own, so `<|start|>assistant` ends on `assistant`, which chains into
@@ -367,7 +392,7 @@ function gptOss(i: FamilyInput): GgufDocument {
   const word = TokenType.USER_DEFINED;
   const vocab = archVocab(
     [
-      ...HARMONY_TOKENS.map((text) => ({ text })),
+      ...HARMONY_TOKENS.map((text) => (text === "<|message|>" ? { text, bias: HARMONY_MESSAGE_BIAS } : { text })),
       { text: "assistant", type: word },
       { text: "final", type: word },
       { text: "analysis", type: word },
@@ -380,6 +405,8 @@ function gptOss(i: FamilyInput): GgufDocument {
         ["<|channel|>", "final"],
         // where a tool-call grammar forbids `final`: the commentary channel, where the call goes
         ["<|channel|>", "commentary", 10],
+        // …and its recipient: ` to=functions.NAME`, not a commentary message
+        ["commentary", "\u2581"],
         ["final", "<|message|>"],
       ],
     },
