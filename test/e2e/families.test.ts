@@ -16,7 +16,7 @@ import { Ollama } from "ollama";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
 import { ensureLlamaServer } from "../support/llama-server.js";
-import { FAMILIES, writeArchModel, type ArchFamily } from "../support/archs/index.js";
+import { FAMILIES, GPT_OSS_THOUGHT, writeArchModel, type ArchFamily } from "../support/archs/index.js";
 import { killQuietly, pidsWithArg } from "../support/procs.js";
 
 /** llama.cpp request fields the OpenAI types do not know; the client and the proxy pass them through. */
@@ -88,6 +88,11 @@ function validUtf8(s: string): boolean {
   return !s.includes("\uFFFD");
 }
 
+/** gpt-oss writes its analysis and the final channel's header (13 tokens) before any content. */
+function budget(family: ArchFamily, tokens: number): number {
+  return family === "gpt-oss" ? tokens + 16 : tokens;
+}
+
 /** Qwen3.5's template opens <think> in the generation prompt: plain chats turn thinking off. */
 function plain(family: ArchFamily): LlamaExtras {
   return family === "qwen35" ? { chat_template_kwargs: { enable_thinking: false } } : {};
@@ -109,7 +114,7 @@ describe("model families on the real llama-server through gglib proxy", { timeou
       const req: ChatCompletionCreateParamsNonStreaming & LlamaExtras = {
         model: family,
         messages: [{ role: "user", content: "Hello there" }],
-        max_tokens: 16,
+        max_tokens: budget(family, 16),
         seed: 42,
         ...plain(family),
       };
@@ -119,10 +124,15 @@ describe("model families on the real llama-server through gglib proxy", { timeou
       assert.ok(text.length > 0, `${family}: content ${JSON.stringify(r.choices[0]!.message)}`);
       assert.ok(validUtf8(text), text);
       assert.equal(r.choices[0]!.finish_reason, "length");
-      assert.equal(r.usage?.completion_tokens, 16);
+      assert.equal(r.usage?.completion_tokens, budget(family, 16));
       assert.deepEqual(ready(), [family], "--max-models 1: only this family runs");
 
-      const stream = await openai.chat.completions.create({ ...req, max_tokens: 12, seed: 7, stream: true });
+      const stream = await openai.chat.completions.create({
+        ...req,
+        max_tokens: budget(family, 12),
+        seed: 7,
+        stream: true,
+      });
       let streamed = "";
       let chunks = 0;
       let finish: string | null = null;
@@ -140,7 +150,7 @@ describe("model families on the real llama-server through gglib proxy", { timeou
       for (const seed of [1, 2, 3]) {
         const hot: ChatCompletionCreateParamsNonStreaming & LlamaExtras = {
           ...req,
-          max_tokens: 48,
+          max_tokens: budget(family, 48),
           seed,
           temperature: 2,
           top_p: 1,
@@ -189,7 +199,30 @@ describe("model families on the real llama-server through gglib proxy", { timeou
     assert.deepEqual(ready(), []);
   });
 
-  test("reasoning apart (OpenAI): Qwen3 <think> and gpt-oss harmony analysis → reasoning_content", async () => {
+  test("reasoning apart (OpenAI): gpt-oss harmony analysis → reasoning_content, the final channel → content", async () => {
+    // the tiny gpt-oss writes a whole harmony turn: `<|channel|>analysis<|message|>plan<|end|>` then the final channel
+    const req: ChatCompletionCreateParamsNonStreaming = {
+      model: "gpt-oss",
+      messages: [{ role: "user", content: "Why?" }],
+      max_tokens: 32,
+      seed: 4,
+    };
+    const r = await openai.chat.completions.create(req);
+    const msg = r.choices[0]!.message as { content: string | null; reasoning_content?: string };
+    assert.equal(msg.reasoning_content, GPT_OSS_THOUGHT, JSON.stringify(msg));
+    assert.ok((msg.content ?? "").length > 0 && !/<\|/.test(msg.content ?? ""), JSON.stringify(msg));
+    let reasoning = "";
+    let content = "";
+    for await (const c of await openai.chat.completions.create({ ...req, stream: true })) {
+      const d = (c.choices[0]?.delta ?? {}) as { content?: string | null; reasoning_content?: string };
+      reasoning += d.reasoning_content ?? "";
+      content += d.content ?? "";
+    }
+    assert.equal(reasoning, GPT_OSS_THOUGHT);
+    assert.equal(content, msg.content, "the stream carries the same answer");
+  });
+
+  test("reasoning apart (OpenAI): Qwen3 <think> and a grammar-written harmony turn → reasoning_content", async () => {
     // random weights never open a thinking block on their own: a grammar writes the exact text the model would
     const cases: [ArchFamily, string][] = [
       ["qwen3", 'root ::= "<think>" "plan it" "</think>" "the answer"'],
@@ -244,6 +277,16 @@ describe("model families on the real llama-server through gglib proxy", { timeou
     });
     assert.ok(plainAnswer.message.content.length > 0);
     assert.ok(!plainAnswer.message.thinking, JSON.stringify(plainAnswer.message));
+  });
+
+  test("reasoning apart (Ollama): gpt-oss harmony analysis → message.thinking, final → content", async () => {
+    const r = await ollama.chat({
+      model: "gpt-oss",
+      messages: [{ role: "user", content: "Why is the sky blue?" }],
+      options: { num_predict: 32, seed: 1 },
+    });
+    assert.equal(r.message.thinking, GPT_OSS_THOUGHT, JSON.stringify(r.message));
+    assert.ok(r.message.content.length > 0 && !/<\|/.test(r.message.content), JSON.stringify(r.message));
   });
 
   const weatherTool = {

@@ -179,7 +179,7 @@ const BIAS_DIM = 0;
 const BIAS_INPUT = 24;
 const BIAS_LOGIT = 4;
 /** Dimensions 1..CHAIN_DIMS carry chain flags; 0..CHAIN_DIMS are never written by a block. */
-const CHAIN_DIMS = 4;
+const CHAIN_DIMS = 14;
 const RESERVED_DIMS = CHAIN_DIMS + 1;
 /**
  * Weight of a chain's flag in its target's `output` row: beats the silencing bias and every other token. A second

@@ -35,11 +35,13 @@ const W = "F16" as const;
  * seed 1): 4.3 → 15–17 calls opened in the Qwen models, 1 in granitehybrid; 4.45 → 45–48 and 12. The chosen
  * weights open one about every 20–30 tokens.
  *
- * The closer ends the answer: `<` and the `</…` pieces are silenced, so where the grammar asks for `</tool_call>`
- * the closing token (a little less silenced) wins, and it chains into the end-of-turn token.
+ * The closer ends the answer: `<`, the `</…` pieces, `}` and `,` are silenced (a grammar still writes them where
+ * it must), so after a call the grammar's choices are whitespace, `,` and another call in the same block, or the
+ * closing tag; the closing token is a little less silenced than the rest and wins, a call's `}` chains into it
+ * where it may follow directly, and it chains into the end-of-turn token.
  */
 const TOOL_CALL_CLOSE_BIAS = -3.5;
-const LT_PIECES = ["<", "</", "</t", "</th", "</thi", "</thin", "</think"];
+const CALL_PUNCTUATION = ["<", "</", "</t", "</th", "</thi", "</thin", "</think", "}", ","];
 const TOOL_CALL_BIAS = { qwen: 4.35, granite: 4.5 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -117,9 +119,10 @@ function granitehybrid(i: FamilyInput): GgufDocument {
     {
       chains: [
         ["<tool_call>", "<0x0A>"],
+        ["}", "</tool_call>"],
         ["</tool_call>", "<|end_of_text|>"],
       ],
-      silence: LT_PIECES,
+      silence: CALL_PUNCTUATION,
     },
   );
   const t = new TensorSet(i.seed, W);
@@ -207,9 +210,10 @@ function qwenVocab() {
     {
       chains: [
         ["<tool_call>", "<0x0A>"],
+        ["}", "</tool_call>"],
         ["</tool_call>", "<|im_end|>"],
       ],
-      silence: LT_PIECES,
+      silence: CALL_PUNCTUATION,
     },
   );
 }
@@ -378,38 +382,62 @@ export const HARMONY_TOKENS = [
 ] as const;
 
 /**
- * `<|message|>` is sampled now and then where a grammar allows it: a tool call's header
- * (`<|channel|>commentary to=functions.NAME …<|message|>`) lets the model add a constraint word of any length
- * first, which a random model would otherwise never end.
+ * "<|mess" (the first half of `<|message|>`, see below) is sampled now and then where a grammar allows it: a tool
+ * call's header (`<|channel|>commentary to=functions.NAME …<|message|>`) lets the model add a constraint word of
+ * any length first, which a random model would otherwise never end.
  */
-const HARMONY_MESSAGE_BIAS = Number(process.env.HMB ?? 4.2);
+const HARMONY_MESSAGE_BIAS = 4.2;
+
+/**
+ * The harmony turn a real gpt-oss writes, as chains (common.ts): `<|start|>assistant` (the generation prompt) →
+ * `<|channel|>analysis<|message|>plan<|end|>` → `<|start|>assistant<|channel|>final<|message|>` → free text. The
+ * second header is spelled with other tokens (`assist` `ant` `<|chan` `nel|>` … `<|mess` `age|>`, the same text)
+ * so that its chains can differ from the first's; the free text never reaches `<|end|>` again. Where a tool-call
+ * grammar forbids `final`, the commentary channel and its recipient (` to=functions.NAME`) come next in line.
+ */
+const HARMONY_CHAINS: readonly (readonly [string, string, number?])[] = [
+  ["assistant", "<|channel|>"],
+  ["<|channel|>", "analysis"],
+  ["analysis", "<|message|>"],
+  ["<|message|>", "plan"],
+  ["plan", "<|end|>"],
+  ["<|end|>", "<|start|>"],
+  ["<|start|>", "assist"],
+  ["assist", "ant"],
+  ["ant", "<|chan"],
+  ["<|chan", "nel|>"],
+  ["nel|>", "final"],
+  ["nel|>", "commentary", 10],
+  ["commentary", "\u2581"],
+  ["final", "<|mess"],
+  ["<|mess", "age|>"],
+];
+
+/** What the tiny gpt-oss thinks before every answer (its analysis channel). */
+export const GPT_OSS_THOUGHT = "plan";
 
 function gptOss(i: FamilyInput): GgufDocument {
   const arch = "gpt-oss";
-  // the header words are tokens of their own, so `<|start|>assistant` ends on `assistant`, which chains into
-  // `<|channel|>final<|message|>`: the model answers in the final channel like a real gpt-oss does (the
-  // channel names still come out one character at a time where a grammar asks for them)
   const word = TokenType.USER_DEFINED;
   const vocab = archVocab(
     [
-      ...HARMONY_TOKENS.map((text) => (text === "<|message|>" ? { text, bias: HARMONY_MESSAGE_BIAS } : { text })),
-      { text: "assistant", type: word },
-      { text: "final", type: word },
-      { text: "analysis", type: word },
-      { text: "commentary", type: word },
+      ...HARMONY_TOKENS.map((text) => ({ text })),
+      ...[
+        "assistant",
+        "final",
+        "analysis",
+        "commentary",
+        GPT_OSS_THOUGHT,
+        "assist",
+        "ant",
+        "<|chan",
+        "nel|>",
+        "age|>",
+      ].map((text) => ({ text, type: word })),
+      { text: "<|mess", type: word, bias: HARMONY_MESSAGE_BIAS },
     ],
     "<|return|>",
-    {
-      chains: [
-        ["assistant", "<|channel|>"],
-        ["<|channel|>", "final"],
-        // where a tool-call grammar forbids `final`: the commentary channel, where the call goes
-        ["<|channel|>", "commentary", 10],
-        // …and its recipient: ` to=functions.NAME`, not a commentary message
-        ["commentary", "\u2581"],
-        ["final", "<|message|>"],
-      ],
-    },
+    { chains: HARMONY_CHAINS },
   );
   const t = new TensorSet(i.seed, W);
   const heads = 4;

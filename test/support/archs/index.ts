@@ -27,7 +27,7 @@ import { writeGguf, type GgufDocument } from "../gguf-writer.js";
 import { llamaTemplate } from "../llama-source.js";
 import { FAMILIES, type ArchFamily, type FamilySpec } from "./families.js";
 
-export { FAMILIES, type ArchFamily, type FamilySpec } from "./families.js";
+export { FAMILIES, GPT_OSS_THOUGHT, type ArchFamily, type FamilySpec } from "./families.js";
 
 export interface ArchModelOptions {
   family: ArchFamily;
