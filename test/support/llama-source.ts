@@ -4,7 +4,7 @@
  *
  *   const tpl = await llamaSourceFile("models/templates/Qwen-Qwen3-0.6B.jinja");
  *
- * The bundle is cloned once into <cache dir>/rig/src-<commit>.git (bare, about 40 MB; a few seconds) and files
+ * The bundle is cloned once into <cache dir>/rig/src-<commit>.git (bare, about 35 MB; ~10 s here) and files
  * are read with `git show`. GGLIB_TEST_LLAMA_SOURCE names a checked-out llama.cpp tree to read instead.
  */
 import { execFile } from "node:child_process";

@@ -7,8 +7,9 @@
  *
  * Dimensions 1..CHAIN_DIMS work the same way for "chains": token X's embedding sets its own dimension and the
  * `output` row of token Y weighs that dimension heavily, so X is always followed by Y (a bigram the random weights
- * cannot override). The harmony model uses it to open its final channel (`assistant` → `<|channel|>` → `final` →
- * `<|message|>`), the tool-calling models to follow `<tool_call>` with the newline their call grammar expects.
+ * cannot override; a second, lighter target is next in line where a grammar forbids the first). The harmony model
+ * uses them to write a whole turn (analysis, then the final channel), the tool-calling models to follow
+ * `<tool_call>` with the newline their call grammar expects and to end the turn after `</tool_call>`.
  *
  * A block keeps these dimensions untouched when every matrix that writes into the residual stream (attention
  * output, FFN / expert down projections, SSM out projections) has zero output rows there and a zero bias:

@@ -21,6 +21,13 @@
  *
  * Gemma 3's own template is not in that source; `gemma3` uses google-gemma-2-2b-it.jinja, the same turn format
  * (`<start_of_turn>user … <end_of_turn>`), which refuses a system message.
+ *
+ * How they behave: no model stops on its own (requests end at max_tokens, a stop string or a grammar) and none
+ * opens a `<think>` block (Qwen3.5's template opens it, so everything it writes there is thinking). `gpt-oss`
+ * writes a whole harmony turn: `<|channel|>analysis<|message|>plan<|end|>`, then the final channel. The Qwen and
+ * Granite models open a `<tool_call>` about every 20–30 tokens (plain text without tools; with tools llama-server's
+ * grammar writes the call) and end the turn after `</tool_call>`. See families.ts and common.ts for the weights
+ * that do this.
  */
 import { join } from "node:path";
 import { writeGguf, type GgufDocument } from "../gguf-writer.js";
