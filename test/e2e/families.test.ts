@@ -380,4 +380,14 @@ describe("model families on the real llama-server through gglib proxy", { timeou
     assert.ok(body.results.every((r) => Number.isFinite(r.relevance_score)));
     assert.equal(new Set(body.results.map((r) => r.relevance_score)).size, 3, "each document its own score");
   });
+
+  test("the dashboard's model cards (/api/config) show what each family serves", async () => {
+    const cfg = (await (await fetch(`${proxy.url}/api/config`)).json()) as {
+      models: { name: string; endpoints: string[] }[];
+    };
+    const endpoints = Object.fromEntries(cfg.models.map((m) => [m.name, m.endpoints]));
+    assert.deepEqual(endpoints["embed"], ["chat", "embeddings"]);
+    assert.deepEqual(endpoints["rerank"], ["chat", "embeddings", "rerank"], "started with --reranking");
+    for (const family of CHAT) assert.deepEqual(endpoints[family], ["chat"], family);
+  });
 });
