@@ -12,10 +12,8 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
-  readFileSync,
   readdirSync,
   rmSync,
-  writeFileSync,
   lstatSync,
   renameSync,
 } from "node:fs";
@@ -24,7 +22,7 @@ import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { cacheDir, paths } from "../../core/paths.js";
 import { run } from "../../process/exec.js";
-import { pidAlive } from "../../process/terminate/signals.js";
+import { withLock } from "../../process/lockfile.js";
 import {
   checkDependencies,
   detectBackend,
@@ -444,43 +442,13 @@ function swapIntoPlace(staging: string, target: string): void {
   rmSync(old, { recursive: true, force: true });
 }
 
-async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
-  const dir = paths.llamaDir(env) + ".lock";
-  mkdirSync(join(dir, ".."), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      mkdirSync(dir);
-      writeFileSync(join(dir, "pid"), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      let holder = 0;
-      try {
-        holder = Number(readFileSync(join(dir, "pid"), "utf8"));
-      } catch {
-        /* being written or gone */
-      }
-      if (holder && !pidAlive(holder)) {
-        rmSync(dir, { recursive: true, force: true });
-        continue;
-      }
-      if (attempt > 20 && !holder) {
-        rmSync(dir, { recursive: true, force: true });
-        continue;
-      }
-      if (holder) {
-        throw new GglibError("build_failed", `Another \`gglib llama install/update\` is running (pid ${holder}).`, {
-          hint: "Wait for it to finish, or stop it and run the command again.",
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** One `gglib llama install/update/uninstall` at a time (they replace the same folder). */
+function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
+  const held = ({ pid }: { pid: number }) =>
+    new GglibError("build_failed", `Another \`gglib llama install/update\` is running (pid ${pid}).`, {
+      hint: "Wait for it to finish, or stop it and run the command again.",
+    });
+  return withLock(paths.llamaDir(env) + ".lock", { held }, fn);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
