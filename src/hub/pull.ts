@@ -14,11 +14,12 @@
  * Used by `gglib pull` (src/cli/commands/pull.ts) and by the proxy's Ollama `POST /api/pull`.
  */
 import { readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
-import { takeLock, type ReleaseLock } from "../process/lockfile.js";
 import { dirname, join, resolve } from "node:path";
 import { GglibError, isGglibError } from "../core/errors.js";
+import { formatBytes, MiB } from "../core/units.js";
 import { budgetFromSnapshot, type EstimatorModel, type FitBudget } from "../models/estimator.js";
 import type { Registry } from "../models/registry.js";
+import { takeLock, type ReleaseLock } from "../process/lockfile.js";
 import type { SystemProbe } from "../system/types.js";
 import {
   hubError,
@@ -388,12 +389,11 @@ async function assertDiskSpace(dir: string, files: readonly Plan["files"][number
   } catch {
     return; // cannot tell: let the writes say
   }
-  const spare = 64 * 2 ** 20;
+  const spare = 64 * MiB;
   if (need + spare > free) {
-    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
     throw new GglibError(
       "download_failed",
-      `Not enough disk space in ${dir}: the pull needs ${gib(need)}, ${gib(free)} is free.`,
+      `Not enough disk space in ${dir}: the pull needs ${formatBytes(need)}, ${formatBytes(free)} is free.`,
       {
         hint: "Free some space, or pull into another disk with --models-dir (or pick a smaller quantization).",
       },

@@ -7,19 +7,11 @@
  * install never breaks the one already there; two installs at once are serialised by a lock.
  */
 import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  rmSync,
-  lstatSync,
-  renameSync,
-} from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, lstatSync, renameSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
+import { formatBytes } from "../../core/units.js";
 import { cacheDir, paths } from "../../core/paths.js";
 import { run } from "../../process/exec.js";
 import { withLock } from "../../process/lockfile.js";
@@ -380,13 +372,12 @@ async function fetchArchive(
   rep.step?.(`Downloading ${asset.name}`);
   await downloadAsset(asset, dest, {
     onProgress: (got, total) =>
-      rep.progress?.(total > 0 ? got / total : 0, total > 0 ? `${mib(got)}/${mib(total)} MiB` : `${mib(got)} MiB`),
+      rep.progress?.(
+        total > 0 ? got / total : 0,
+        total > 0 ? `${formatBytes(got)} / ${formatBytes(total)}` : formatBytes(got),
+      ),
     ...(signal ? { signal } : {}),
   });
-}
-
-function mib(n: number): string {
-  return (n / 1048576).toFixed(1);
 }
 
 /** chmod +x the regular files without an extension (and .so/.dylib untouched); symlinks are left alone. */
