@@ -13,7 +13,7 @@
  * (measured on 80fb11a: `n_saved: 0` for the others). The proxy passes `--no-cache-idle-slots` when the binary
  * knows it and the model's extraArgs do not choose either way.
  */
-import type { ContextStatus } from "../api-types.js";
+import type { ContextAction, ContextEvent, ContextStatus } from "../api-types.js";
 import { statSync, statfsSync } from "node:fs";
 import type { ServerConfig } from "../../core/config.js";
 import type { ServerHandle } from "../../core/handle.js";
@@ -59,19 +59,8 @@ export interface ContextCacheOptions {
   now?: () => number;
 }
 
-export type ContextAction =
-  "saved" | "save_failed" | "restored" | "restore_failed" | "reused" | "discarded" | "skipped" | "disabled" | "evicted";
-
-export interface ContextEvent {
-  type: "context";
-  model: string;
-  action: ContextAction;
-  detail: string;
-  tokens?: number;
-  bytes?: number;
-  ms?: number;
-  at: number;
-}
+/** What the cache did, as an event: one definition, shared with the dashboard (api-types.ts). */
+export type { ContextAction, ContextEvent };
 
 /** Per model, in /api/status: one definition, shared with the dashboard (src/proxy/api-types.ts). */
 export type { ContextStatus };

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError } from "../../core/errors.js";
+import type { ListedState, ModelList, ModelListEntry, ModelStatus } from "../api-types.js";
 import type { ProxyModel } from "../catalog.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import type { ProxyContext, RouteModule } from "./types.js";
@@ -80,12 +81,12 @@ async function modelRequest(
 }
 
 /** `/v1/models`: every model with its state in the shape clients of llama-server's router mode expect. */
-function modelList(ctx: ProxyContext): unknown {
+function modelList(ctx: ProxyContext): ModelList {
   const status = new Map(ctx.controller.status().map((s) => [s.name, s]));
-  const data = ctx.controller.catalog().map((m: ProxyModel) => {
+  const data = ctx.controller.catalog().map((m: ProxyModel): ModelListEntry => {
     const s = status.get(m.name);
     const state = s?.state ?? "unloaded";
-    const st: Record<string, unknown> = { value: listedState(state), state };
+    const st: ModelListEntry["status"] = { value: listedState(state), state };
     if ((state === "failed" || state === "stuck") && s?.lastError) {
       st.failed = true;
       st.error = s.lastError;
@@ -113,7 +114,7 @@ function modelList(ctx: ProxyContext): unknown {
 }
 
 /** The scheduler's state as /v1/models' `status.value`. */
-function listedState(state: string): string {
+function listedState(state: ModelStatus): ListedState {
   switch (state) {
     case "ready":
     case "draining":
