@@ -84,6 +84,7 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
     add("-fa", config.flashAttention);
   }
   if (config.parallel !== undefined) add("--parallel", int("parallel", config.parallel, 1, 256));
+  if (config.swaFull === true) add("--swa-full");
   if (config.cacheTypeK !== undefined) {
     if (!CACHE_TYPES.includes(config.cacheTypeK)) invalid("cacheTypeK", config.cacheTypeK, CACHE_TYPES.join(" | "));
     add("--cache-type-k", config.cacheTypeK);

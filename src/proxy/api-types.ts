@@ -129,6 +129,8 @@ export interface ContextStatus {
   enabled: boolean;
   /** Why it is off for this model, when it is. */
   reason?: string;
+  /** What limits reuse while it is on (a hybrid/recurrent model: only follow-ups that extend the saved tokens). */
+  caveat?: string;
   savedSlots: number;
   savedTokens: number;
   bytesOnDisk: number;

@@ -118,6 +118,8 @@ export interface ModelStatusReport {
    * llama-server names it; absent when this CPU repacks none of its weights.
    */
   repack?: { bytes: number; buffers: Record<string, number> };
+  /** A sliding-window model: whether it runs with `--swa-full`, its extra KV bytes and why (src/models/swa-full.ts). */
+  swaFull?: { on: boolean; extraBytes: number; by: string; reason: string };
   measuredBytes?: number;
   lastUsed?: string;
   ttlLeftS?: number;
@@ -515,6 +517,7 @@ export class ModelController {
         bytes: pm.estimate.repack.bytes,
         buffers: { ...pm.estimate.repack.buffers },
       };
+    if (pm?.swaFull) r.swaFull = { ...pm.swaFull };
     if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
     if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
     const ttl = this.scheduler.ttlOf(name);

@@ -20,6 +20,7 @@ import { defaultBudgetBytes } from "./context/budget.js";
 import { ContextCache, diskFreeBytes } from "./context/context-cache.js";
 import { ContextMetrics } from "./context/metrics.js";
 import { parseSize } from "../core/units.js";
+import type { SwaFullChoice } from "../models/swa-full.js";
 import { autoBudget } from "./memory.js";
 import { ProxyMetrics } from "./metrics.js";
 import { ProxyServer, type ProxyServerOptions } from "./server.js";
@@ -123,6 +124,8 @@ export interface StartReport {
     preload: boolean;
     /** A model split across RPC workers: its share here (counted against the budget) and on the workers. */
     rpc?: { workers: string[]; localBytes: number; remoteBytes: number };
+    /** A sliding-window model: `--swa-full` or not, its cost and why (src/models/swa-full.ts). */
+    swaFull?: SwaFullChoice;
   }>;
   clashes: string[];
   warnings: string[];
@@ -172,9 +175,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     modelsDir: settings.modelsDir,
     ttlS: settings.ttlS,
     ...(o.registry ? { registry: o.registry } : {}),
+    swaFull: { budgetBytes: budget.bytes, contextCache: context.cache !== undefined },
   });
-  const catalog = await buildCatalog(catalogInput());
   const context = contextCache(o, config?.loaded, runner, log);
+  const catalog = await buildCatalog(catalogInput());
   const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache);
   if (context.cache) {
     const cache = context.cache;
@@ -437,6 +441,7 @@ function startReport(
       ...(m.rpc
         ? { rpc: { workers: m.rpc.workers, localBytes: m.rpc.localBytes, remoteBytes: m.rpc.remoteBytes } }
         : {}),
+      ...(m.swaFull ? { swaFull: m.swaFull } : {}),
     })),
     clashes: catalog.clashes.map((c) => c.message),
     warnings: [...catalog.warnings],
@@ -771,7 +776,13 @@ function contextCache(
 function contextHooks(cache: ContextCache): ModelHooks {
   return {
     prepare: (pm) =>
-      cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
+      cache.prepare({
+        name: pm.name,
+        server: pm.server,
+        files: pm.entry.shards,
+        mmproj: pm.entry.mmproj,
+        swaFull: pm.swaFull,
+      }),
     afterReady: (model, handle) => cache.afterReady(model, handle),
     beforeStop: (model, handle, _reason, served) => cache.beforeStop(model, handle, served),
     exited: (model) => cache.exited(model),

@@ -161,7 +161,7 @@ export interface SwaEstimate {
   cells: number;
   /** `--swa-full` was counted: the sliding-window layers hold as many cells as the others. */
   full: boolean;
-  /** KV bytes `--swa-full` adds to this estimate (0 when `full`). */
+  /** KV bytes `--swa-full` adds over the window cache (counted in this estimate when `swaFull` was given). */
   fullExtraBytes: number;
 }
 
@@ -280,6 +280,11 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
       : padTo(Math.min(nKv, window * (unified ? parallel : 1) + Math.min(ubatch, kvCells)), LLAMA_DEFAULTS.kvPad)
     : nKv;
   const swaCells = unified ? swaPerStream : swaPerStream * streams;
+  /** The window cache without --swa-full, for what --swa-full costs. */
+  const swaWindowCells = swaFull
+    ? padTo(Math.min(nKv, window * (unified ? parallel : 1) + Math.min(ubatch, kvCells)), LLAMA_DEFAULTS.kvPad) *
+      (unified ? 1 : streams)
+    : swaCells;
   // Recurrent layers: one state per slot (llama_memory_recurrent, mem_size = max(1, n_seq_max)), f32.
   const recurrent = recurrentLayers(meta);
   const statePerLayer = recurrent ? (recurrentStateBytesPerLayer(meta) ?? 0) * parallel : 0;
@@ -327,7 +332,7 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   for (let i = 0; i < layers; i++) {
     const perCell = kvPerCell[i] ?? 0;
     const slides = swa?.[i] === true;
-    if (slides) swaExtra += Math.ceil(perCell * kvCells) - Math.ceil(perCell * swaCells);
+    if (slides) swaExtra += Math.ceil(perCell * kvCells) - Math.ceil(perCell * swaWindowCells);
     if (!slides || swaFull) kvPerToken += perCell;
     const state = recurrent?.[i] ? statePerLayer : 0;
     recurrentBytes += state;
@@ -386,7 +391,7 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
             layers: swa.filter(Boolean).length,
             cells: swaCells,
             full: swaFull || swaCells >= kvCells,
-            fullExtraBytes: swaFull ? 0 : Math.max(0, swaExtra),
+            fullExtraBytes: Math.max(0, swaExtra),
           },
         }
       : {}),

@@ -136,6 +136,15 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
   if (hasGpu && offload !== "full" && maxCtxFullGpu !== undefined) {
     messages.push(`With every layer on ${where}, up to ${maxCtxFullGpu} tokens fit.`);
   }
+  const swa = est.swa;
+  if (swa && !input.swaFull && swa.fullExtraBytes > 0) {
+    const withFull = estimateMemory({ ...input, ctx, gpuLayers: est.gpuLayers, swaFull: true });
+    messages.push(
+      `${swa.layers} of ${layers} layers use a ${swa.window}-token sliding window (${swa.cells} KV cells): --swa-full, ` +
+        `which the proxy's context cache needs to reuse a restored conversation, adds ${gb(swa.fullExtraBytes)}` +
+        (fits ? (fitsBudget(withFull, budget) ? " and still fits." : " and does not fit.") : "."),
+    );
+  }
   if (ctx > trained)
     messages.push(`${ctx} tokens is more than the ${trained} the model was trained on: quality drops past it.`);
   for (const [which, t] of [

@@ -172,7 +172,13 @@ void describe("estimateMemory with sliding-window and recurrent layers vs llama-
     near(e.kvBytes, 6.0, "KV");
     nearCompute(e.computeBytes, 17.14);
     assert.equal(e.kvBytes - base.kvBytes, base.swa?.fullExtraBytes);
-    assert.deepEqual(e.swa, { window: 128, layers: 5, cells: 8192, full: true, fullExtraBytes: 0 });
+    assert.deepEqual(e.swa, {
+      window: 128,
+      layers: 5,
+      cells: 8192,
+      full: true,
+      fullExtraBytes: 5 * 128 * (8192 - 1024),
+    });
   });
 
   void test("gemma3 -c 4096 -np 2 --no-kv-unified: 768 SWA cells per stream (pad256(128 + 512)); -c 1000: no saving", () => {
