@@ -200,6 +200,8 @@ export class ContextCache {
       const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
         return this.off(rt, m.server, "this llama-server has no --slot-save-path");
+      if (m.server.swaFull === true && !caps.flags.has("--swa-full"))
+        return this.off(rt, m.server, "sliding-window attention and this llama-server has no --swa-full");
       const identity: ContextIdentity = {
         files: (m.files.length > 0 ? m.files : [m.server.modelPath]).map((p) => {
           const st = statSync(p);
