@@ -35,7 +35,7 @@ export interface SwaFullInput {
 }
 
 const MIB = 1024 * 1024;
-const mib = (n: number) => `${(n / MIB).toFixed(1)} MiB`;
+const mib = (n: number) => (n >= 1024 * MIB ? `${(n / (1024 * MIB)).toFixed(1)} GiB` : `${(n / MIB).toFixed(1)} MiB`);
 
 /** llama.cpp reads boolean env values as true / 1 / on / enabled (common/arg.cpp). */
 function envOff(v: string | undefined): boolean {
