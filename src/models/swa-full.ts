@@ -2,7 +2,8 @@
  * Whether a sliding-window model runs with `--swa-full`. Without it llama-server keeps only the last window of
  * its sliding-window layers, so a slot restored from disk (the proxy's context cache) cannot be reused and every
  * follow-up after a swap is prefilled from the start (measured on the rig's gemma3: `cache_n` 0 without, the whole
- * prompt with). With it those layers keep the full context: more KV memory (the estimate's `swa.fullExtraBytes`).
+ * prompt with). With it those layers keep the full context: more KV memory, and a larger attention mask in the
+ * compute buffer (the estimate with `swaFull` minus the one without).
  *
  * Pure. The user's choice wins: `--swa-full` in the model's extraArgs or `swaFull: true` turn it on,
  * `swaFull: false` (or LLAMA_ARG_SWA_FULL=0 in its env) off. Otherwise it is on when the context cache is on and
@@ -13,7 +14,7 @@ import type { MemoryEstimate } from "./estimate/estimate.js";
 export interface SwaFullChoice {
   /** `--swa-full` is passed (or was set by the user). */
   on: boolean;
-  /** KV bytes `--swa-full` adds (the estimate's swa.fullExtraBytes), whether or not it is on. */
+  /** Bytes `--swa-full` adds to the model's need (KV cache and compute), whether or not it is on. */
   extraBytes: number;
   /** Who decided: the user's settings, the budget, or nobody needed to (context cache off, nothing to add). */
   by: "user" | "budget" | "default";
@@ -24,6 +25,8 @@ export interface SwaFullChoice {
 export interface SwaFullInput {
   /** The estimate without `--swa-full`. */
   estimate: Pick<MemoryEstimate, "swa" | "totalBytes">;
+  /** The model's whole need with `--swa-full` (default: the estimate plus the sliding-window layers' extra KV). */
+  fullBytes?: number | undefined;
   /** The model's `swaFull` setting. */
   setting?: boolean | undefined;
   extraArgs?: readonly string[] | undefined;
@@ -46,14 +49,14 @@ function envOff(v: string | undefined): boolean {
 export function chooseSwaFull(i: SwaFullInput): SwaFullChoice | undefined {
   const swa = i.estimate.swa;
   if (!swa) return undefined;
-  const extraBytes = swa.fullExtraBytes;
-  const cost = `+${mib(extraBytes)} of KV cache`;
+  const extraBytes = Math.max(0, (i.fullBytes ?? i.estimate.totalBytes + swa.fullExtraBytes) - i.estimate.totalBytes);
+  const cost = `+${mib(extraBytes)}`;
   if (i.extraArgs?.includes("--swa-full"))
     return { on: true, extraBytes, by: "user", reason: `--swa-full is in the model's extraArgs (${cost})` };
   if (i.setting === false || envOff(i.env?.LLAMA_ARG_SWA_FULL))
     return { on: false, extraBytes, by: "user", reason: "turned off by the model's settings (swaFull: false)" };
   if (i.setting === true) return { on: true, extraBytes, by: "user", reason: `swaFull: true (${cost})` };
-  if (extraBytes === 0)
+  if (swa.fullExtraBytes === 0)
     return { on: true, extraBytes, by: "default", reason: "the window cache already spans the whole context" };
   if (!i.contextCache)
     return { on: false, extraBytes, by: "default", reason: "the context cache is off: nothing to restore" };

@@ -147,10 +147,14 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   // the user's own --swa-full (extraArgs or swaFull: true) is counted whatever the proxy would choose
   if (server.swaFull === true || server.extraArgs?.includes("--swa-full")) estInput.swaFull = true;
   let estimate = await estimateModel(estInput);
+  const choose = input.swaFull && !workers && !rpcError && estimate.swa;
+  // the need with --swa-full: its KV cache and its larger attention mask
+  const full = choose && !estInput.swaFull ? await estimateModel({ ...estInput, swaFull: true }) : undefined;
   const swaFull =
-    input.swaFull && !workers && !rpcError
+    input.swaFull && choose
       ? chooseSwaFull({
           estimate: { totalBytes: estimate.bytes, ...(estimate.swa ? { swa: estimate.swa } : {}) },
+          fullBytes: full?.bytes,
           setting: s.swaFull,
           extraArgs: server.extraArgs,
           env: server.env,
@@ -158,9 +162,9 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
           contextCache: input.swaFull.contextCache,
         })
       : undefined;
-  if (swaFull?.on && !estInput.swaFull) {
+  if (swaFull?.on && full) {
     if (!server.extraArgs?.includes("--swa-full")) server.swaFull = true;
-    estimate = await estimateModel({ ...estInput, swaFull: true });
+    estimate = full;
   }
   let rpc: RpcPlan | undefined;
   if (workers || rpcError) {

@@ -141,7 +141,7 @@ export function adviseFit(input: FitInput, budget: FitBudget): FitAdvice {
     const withFull = estimateMemory({ ...input, ctx, gpuLayers: est.gpuLayers, swaFull: true });
     messages.push(
       `${swa.layers} of ${layers} layers use a ${swa.window}-token sliding window (${swa.cells} KV cells): --swa-full, ` +
-        `which the proxy's context cache needs to reuse a restored conversation, adds ${gb(swa.fullExtraBytes)}` +
+        `which the proxy's context cache needs to reuse a restored conversation, adds ${gb(withFull.totalBytes - est.totalBytes)}` +
         (fits ? (fitsBudget(withFull, budget) ? " and still fits." : " and does not fit.") : "."),
     );
   }

@@ -18,7 +18,7 @@ void describe("--swa-full: the user's choice, else the memory budget when the co
       { on: on?.on, by: on?.by, extra: on?.extraBytes },
       { on: true, by: "budget", extra: estimate.swa.fullExtraBytes },
     );
-    assert.match(on?.reason ?? "", /fits the memory budget: 16\.7 MiB of 20\.0 MiB \(\+4\.4 MiB of KV cache\)/);
+    assert.match(on?.reason ?? "", /fits the memory budget: 16\.7 MiB of 20\.0 MiB \(\+4\.4 MiB\)/);
     const off = chooseSwaFull({ estimate, budgetBytes: 16 * MIB, contextCache: true });
     assert.equal(off?.on, false);
     assert.match(off?.reason ?? "", /does not allow it: 16\.7 MiB with it, 16\.0 MiB budget/);
