@@ -51,6 +51,8 @@ export const ServerConfigSchema = z.object({
   cacheTypeV: KvCacheTypeSchema.optional(),
   /** `--embeddings`. */
   embeddings: z.boolean().optional(),
+  /** `--reranking`: a reranker (rank pooling) answers /v1/rerank, which `--embeddings` alone refuses. */
+  reranking: z.boolean().optional(),
   /** `--mlock`. */
   mlock: z.boolean().optional(),
   /** `--metrics` (default true: the proxy reads them). */

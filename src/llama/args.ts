@@ -96,6 +96,7 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
     add("--cache-type-v", config.cacheTypeV);
   }
   if (config.embeddings) add("--embeddings");
+  if (config.reranking) add("--reranking");
   if (config.mlock) add("--mlock");
   if (config.slotSavePath !== undefined) {
     if (!config.slotSavePath) invalid("slotSavePath", config.slotSavePath, "a folder");

@@ -5,9 +5,14 @@
  * token_embd and never written by a block, so column 0 of `output` acts as a per-token logit bias that keeps byte
  * and special tokens ~40 logits below the printable pieces).
  *
- * A block keeps dimension 0 untouched when every matrix that writes into the residual stream (attention output,
- * FFN / expert / shared-expert down projections, SSM out projections) has a zero output row 0 and a zero bias
- * there: `residual` matrices below do that.
+ * Dimensions 1..CHAIN_DIMS work the same way for "chains": token X's embedding sets its own dimension and the
+ * `output` row of token Y weighs that dimension heavily, so X is always followed by Y (a bigram the random weights
+ * cannot override). The harmony model uses it to open its final channel (`assistant` → `<|channel|>` → `final` →
+ * `<|message|>`), the tool-calling models to follow `<tool_call>` with the newline their call grammar expects.
+ *
+ * A block keeps these dimensions untouched when every matrix that writes into the residual stream (attention
+ * output, FFN / expert down projections, SSM out projections) has zero output rows there and a zero bias:
+ * `residual` matrices below do that.
  */
 import { GgufValue, type GgufTensor } from "../gguf-writer.js";
 import { tinyVocab } from "../tiny-models.js";
@@ -25,6 +30,12 @@ export interface ArchVocab {
   readonly unk: number;
   /** Ids the model never produces on its own (their `output` rows carry the negative bias only). */
   readonly silenced: ReadonlySet<number>;
+  /** Ids sampled now and then: their `output` rows carry only this weight on the bias dimension. */
+  readonly biased: ReadonlyMap<number, number>;
+  /** [from, to, weight]: `to` follows `from` (the heaviest allowed target wins; see CHAIN_WEIGHT). */
+  readonly chains: readonly (readonly [number, number, number])[];
+  /** The flag dimension of each chain's `from` token. */
+  readonly chainDims: ReadonlyMap<number, number>;
   readonly id: (text: string) => number;
 }
 
@@ -32,6 +43,11 @@ export interface ExtraToken {
   readonly text: string;
   /** CONTROL (default): special, rendered only when the server asks for special tokens. USER_DEFINED: plain text. */
   readonly type?: TokenType;
+  /**
+   * Instead of silencing it, give the token this weight on the bias dimension (the other printable tokens have
+   * BIAS_LOGIT = 4 plus a random spread): a little above 4 and a random model samples it now and then.
+   */
+  readonly bias?: number;
 }
 
 /**
@@ -39,23 +55,36 @@ export interface ExtraToken {
  * has keep their ids). Every special and extra token is silenced, and so is `</think>`: a random model never
  * opens or closes a block on its own, tests force those with a grammar.
  */
-export function archVocab(extra: readonly ExtraToken[], eosText?: string, bosText?: string): ArchVocab {
+export function archVocab(
+  extra: readonly ExtraToken[],
+  eosText?: string,
+  o: {
+    bos?: string;
+    chains?: readonly (readonly [string, string, number?])[];
+    /** Tokens of the base vocabulary to silence as well. */
+    silence?: readonly string[];
+  } = {},
+): ArchVocab {
   const base = tinyVocab();
   const tokens = [...base.tokens];
   const scores = [...base.scores];
   const types = [...base.types];
   const silenced = new Set(base.silenced);
   silenced.add(base.thinkEnd);
+  const biased = new Map<number, number>();
   const index = new Map(tokens.map((t, i) => [t, i]));
   for (const x of extra) {
     const have = index.get(x.text);
+    const at = have ?? tokens.length;
+    if (x.bias !== undefined) {
+      silenced.delete(at);
+      biased.set(at, x.bias);
+    } else silenced.add(at);
     if (have !== undefined) {
       types[have] = x.type ?? TokenType.CONTROL;
-      silenced.add(have);
       continue;
     }
     index.set(x.text, tokens.length);
-    silenced.add(tokens.length);
     tokens.push(x.text);
     scores.push(0);
     types.push(x.type ?? TokenType.CONTROL);
@@ -65,19 +94,27 @@ export function archVocab(extra: readonly ExtraToken[], eosText?: string, bosTex
     if (i === undefined) throw new Error(`token ${text} is not in the vocabulary`);
     return i;
   };
+  for (const text of o.silence ?? []) silenced.add(id(text));
+  const chains = (o.chains ?? []).map(([from, to, w]) => [id(from), id(to), w ?? CHAIN_WEIGHT] as const);
+  const chainDims = new Map<number, number>();
+  for (const [from] of chains) if (!chainDims.has(from)) chainDims.set(from, 1 + chainDims.size);
+  if (chainDims.size > CHAIN_DIMS) throw new Error(`at most ${CHAIN_DIMS} tokens can start chains`);
   return {
     tokens,
     scores,
     types,
-    bos: bosText ? id(bosText) : base.bos,
+    bos: o.bos ? id(o.bos) : base.bos,
     eos: eosText ? id(eosText) : base.eos,
     unk: base.unk,
     silenced,
+    biased,
+    chains,
+    chainDims,
     id,
   };
 }
 
-/** The SPM tokenizer keys for a vocabulary (every family uses the same "llama" tokenizer model). */
+/** The SPM tokenizer keys for a vocabulary (every family uses the same "llama" tokenizer model, no space prefix). */
 export function tokenizerMetadata(
   vocab: ArchVocab,
   template: string | undefined,
@@ -93,6 +130,9 @@ export function tokenizerMetadata(
     ["tokenizer.ggml.unknown_token_id", GgufValue.u32(vocab.unk)],
     ["tokenizer.ggml.add_bos_token", GgufValue.bool(true)],
     ["tokenizer.ggml.add_eos_token", GgufValue.bool(false)],
+    // no "▁" before the text that follows a special token: `<|im_start|>assistant` must tokenize to the same text
+    // (llama-server feeds the generation prompt's tokens to a tool-call grammar, which would reject " assistant")
+    ["tokenizer.ggml.add_space_prefix", GgufValue.bool(false)],
     ...extra.map(([k, v]): [string, GgufValue] => [k, v]),
   ];
   if (template !== undefined) out.push(["tokenizer.chat_template", GgufValue.string(template)]);
@@ -138,6 +178,15 @@ export function normals(n: number, std: number, seed: number, name: string): Flo
 const BIAS_DIM = 0;
 const BIAS_INPUT = 24;
 const BIAS_LOGIT = 4;
+/** Dimensions 1..CHAIN_DIMS carry chain flags; 0..CHAIN_DIMS are never written by a block. */
+const CHAIN_DIMS = 4;
+const RESERVED_DIMS = CHAIN_DIMS + 1;
+/**
+ * Weight of a chain's flag in its target's `output` row: beats the silencing bias and every other token. A second
+ * target of the same token with a smaller weight (above BIAS_LOGIT × 2) is next in line when a grammar forbids the
+ * first.
+ */
+export const CHAIN_WEIGHT = 16;
 
 /**
  * Collects the tensors of one model. Shapes are in ggml order (`[in, out]` for a matrix, `[in, out, n_expert]`
@@ -180,8 +229,8 @@ export class TensorSet {
   }
 
   /**
-   * A matrix (or stack of experts) whose output is added to the residual stream: shape `[in, n_embd, ...]`, row
-   * BIAS_DIM of every slice is zero.
+   * A matrix (or stack of experts) whose output is added to the residual stream: shape `[in, n_embd, ...]`, rows
+   * 0..CHAIN_DIMS of every slice are zero.
    */
   residual(name: string, shape: readonly number[], std = 1 / Math.sqrt(shape[0]!)): void {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -192,13 +241,13 @@ export class TensorSet {
       type: this.weightType,
       data: () => {
         const w = normals(n, std, this.seed, name);
-        for (let s = 0; s < n; s += cols * rows) w.fill(0, s + BIAS_DIM * cols, s + (BIAS_DIM + 1) * cols);
+        for (let s = 0; s < n; s += cols * rows) w.fill(0, s, s + RESERVED_DIMS * cols);
         return w;
       },
     });
   }
 
-  /** A bias added to the residual stream (`[n_embd, ...]`): random but zero at BIAS_DIM. */
+  /** A bias added to the residual stream (`[n_embd, ...]`): random but zero at 0..CHAIN_DIMS. */
   residualBias(name: string, shape: readonly number[], std = 0.02): void {
     const n = shape.reduce((a, b) => a * b, 1);
     const width = shape[0]!;
@@ -208,7 +257,7 @@ export class TensorSet {
       type: "F32",
       data: () => {
         const w = normals(n, std, this.seed, name);
-        for (let s = 0; s < n; s += width) w[s + BIAS_DIM] = 0;
+        for (let s = 0; s < n; s += width) w.fill(0, s, s + RESERVED_DIMS);
         return w;
       },
     });
@@ -228,7 +277,11 @@ export class TensorSet {
       type: this.weightType,
       data: () => {
         const w = normals(embd * nVocab, 1, seed, "token_embd.weight");
-        for (let t = 0; t < nVocab; t++) w[t * embd + BIAS_DIM] = BIAS_INPUT;
+        for (let t = 0; t < nVocab; t++) {
+          w.fill(0, t * embd, t * embd + RESERVED_DIMS);
+          w[t * embd + BIAS_DIM] = BIAS_INPUT;
+        }
+        for (const [from, dim] of vocab.chainDims) w[from * embd + dim] = BIAS_INPUT;
         return w;
       },
     });
@@ -242,9 +295,12 @@ export class TensorSet {
       data: () => {
         const w = normals(embd * nVocab, 0.3, seed, "output.weight");
         for (let t = 0; t < nVocab; t++) {
-          if (vocab.silenced.has(t)) w.fill(0, t * embd, (t + 1) * embd);
-          w[t * embd + BIAS_DIM] = vocab.silenced.has(t) ? -BIAS_LOGIT : BIAS_LOGIT;
+          const bias = vocab.biased.get(t);
+          if (vocab.silenced.has(t) || bias !== undefined) w.fill(0, t * embd, (t + 1) * embd);
+          w.fill(0, t * embd + 1, t * embd + RESERVED_DIMS);
+          w[t * embd + BIAS_DIM] = bias ?? (vocab.silenced.has(t) ? -BIAS_LOGIT : BIAS_LOGIT);
         }
+        for (const [from, to, weight] of vocab.chains) w[to * embd + vocab.chainDims.get(from)!] = weight;
         return w;
       },
     });

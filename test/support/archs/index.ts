@@ -43,7 +43,7 @@ export interface ArchModelOptions {
 
 /** The family's real chat template text (undefined for models without one: embedding and rerank). */
 export async function familyTemplate(family: ArchFamily): Promise<string | undefined> {
-  const file = FAMILIES[family].template;
+  const file = (FAMILIES[family] as FamilySpec).template;
   return file ? llamaTemplate(file) : undefined;
 }
 
