@@ -6,8 +6,9 @@
  *   model weights, KV cache, output buffer: within 2 % (they are exact formulas);
  *   compute buffer: within 25 % (an approximation of ggml's allocator peak);
  *   total: within 10 %.
- * The rig's other architectures (test/support/archs: gemma3's sliding-window layers, granitehybrid's Mamba-2
- * recurrent state) are held to 5 % on every part and the total (issue 22), with and without --swa-full.
+ * The rig's other architectures (test/support/archs: gemma3's and gpt-oss's sliding-window layers, granitehybrid's
+ * Mamba-2 and qwen35's Gated DeltaNet recurrent state, qwen3moe's experts) are held to 5 % on every part and the
+ * total (issue 22), with and without --swa-full.
  * The estimate is given this CPU's features (/proc/cpuinfo), so the weights llama.cpp copies into AMX /
  * CPU_REPACK buffers on this CPU are counted (src/models/repack.ts); each test prints the buffer types it saw, so
  * a CPU kind with another buffer shows up by name.
@@ -293,6 +294,34 @@ const CASES: Case[] = [
   {
     label: "granitehybrid: 4 Mamba-2 layers (RS) + 2 attention layers (KV), trained ctx 8192, 4 slots",
     model: { family: "granitehybrid" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "qwen35: Gated DeltaNet layers (RS) with attention every 4th layer, trained ctx 8192",
+    model: { family: "qwen35" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "gpt-oss: sliding window every other layer, MoE, attention sinks",
+    model: { family: "gpt-oss" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "qwen3moe: 8 experts, 2 used",
+    model: { family: "qwen3moe" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "qwen3: dense with q/k norms",
+    model: { family: "qwen3" },
     args: [],
     estimate: {},
     tolerance: 0.05,

@@ -122,6 +122,8 @@ export function recurrentLayers(meta: LayerMetadata): boolean[] | undefined {
   return Array.from({ length: n }, (_, i) => kv(i) === 0);
 }
 
+const GATED_DELTA_NET: ReadonlySet<string> = new Set(["qwen35", "qwen35moe", "qwen3next", "qwen4exp"]);
+
 /** Recurrent layers keep no KV cache except in falcon-h1, whose every layer has both. */
 export function attentionInRecurrentLayers(meta: LayerMetadata): boolean {
   return meta.architecture === "falcon-h1";
@@ -153,6 +155,8 @@ export function mambaPeakFloatsPerToken(
   const { ssmConvKernel: conv, ssmInnerSize: inner, ssmStateSize: state } = meta;
   if (conv === undefined || inner === undefined || state === undefined || !recurrentLayers(meta)?.some(Boolean))
     return undefined;
+  // Gated DeltaNet (Qwen3.5, Qwen3-Next) has the same state keys but another graph: not this fit
+  if (GATED_DELTA_NET.has(meta.architecture ?? "")) return undefined;
   const groups = meta.ssmGroupCount ?? 1;
   const heads = meta.ssmTimeStepRank ?? 0;
   const channels = inner + 2 * groups * state;

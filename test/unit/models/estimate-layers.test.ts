@@ -145,6 +145,11 @@ void describe("which layers slide or recur (llama.cpp's rules)", () => {
   void test("a Mamba-2 layer's state per sequence: (d_conv−1)·(d_inner + 2·n_group·d_state) + d_state·d_inner floats", () => {
     assert.equal(recurrentStateBytesPerLayer(GRANITE), (3 * (128 + 32) + 16 * 128) * 4);
     assert.equal(recurrentStateBytesPerLayer({ architecture: "rwkv7" }), undefined);
+    assert.equal(
+      mambaPeakFloatsPerToken({ ...GRANITE, architecture: "qwen35", blockCount: 4 }),
+      undefined,
+      "Gated DeltaNet has the same keys but not Mamba-2's graph",
+    );
     assert.equal(mambaPeakFloatsPerToken({ ...GRANITE, headCountKvPerLayer: undefined, headCountKv: 2 }), undefined);
   });
 });
