@@ -3,8 +3,9 @@
 // conversation plus one turn to A (its slot restored): llama-server's own timings.cache_n says what was reused.
 //   - gemma3 (sliding window 128): the proxy runs it with --swa-full (the budget allows it), so the restore is
 //     reused; with a budget too small for --swa-full it is skipped, with that reason in /api/status;
-//   - granitehybrid (Mamba-2 + attention): takes part with a caveat; a follow-up that extends every saved token
-//     reuses them all, a follow-up that drops the generated tail reuses none (no context checkpoints in a slot).
+//   - granitehybrid (Mamba-2 + attention): takes part with a caveat; a chat follow-up whose history renders every
+//     saved token again (prompt and answer) reuses them all, one whose last answer differs reuses none (a recurrent
+//     state cannot roll back to the prompt without llama.cpp's context checkpoints, which a slot file lacks).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -88,19 +89,6 @@ async function chat(p: RunningProxy, model: string, messages: Msg[]) {
   return { reply: j.choices[0]!.message.content, cacheN: j.timings.cache_n, promptN: j.timings.prompt_n };
 }
 
-/** A raw completion (no template): the follow-up's text extends the saved tokens exactly. */
-async function complete(p: RunningProxy, model: string, prompt: string) {
-  const r = await fetch(`${p.url}/v1/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt, max_tokens: 8, temperature: 0 }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  assert.equal(r.status, 200, await r.clone().text());
-  const j = (await r.json()) as { choices: { text: string }[]; timings: { cache_n: number; prompt_n: number } };
-  return { text: j.choices[0]!.text, cacheN: j.timings.cache_n, promptN: j.timings.prompt_n };
-}
-
 interface ModelStatus {
   name: string;
   estimatedBytes: number;
@@ -154,21 +142,30 @@ void describe("the context cache on sliding-window and hybrid models (real llama
 
   void test("granitehybrid: takes part with a caveat; a follow-up extending every saved token reuses them all", async (t) => {
     const p = await start(config(paths.granite), "8GiB");
-    const first = await complete(p, "a", LONG);
+    const turn1: Msg[] = [{ role: "user", content: LONG }];
+    const first = await chat(p, "a", turn1);
     const st = await statusOf(p, "a");
     assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
     assert.match(st?.context?.caveat ?? "", /extends every saved token/);
     assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
     await chat(p, "b", [{ role: "user", content: "hello" }]);
-    // the saved tokens are the prompt and the generated text: a follow-up that keeps both reuses them
-    const again = await complete(p, "a", `${LONG}${first.text} and then`);
+    // the saved tokens are the prompt and the generated answer; the template renders both again, then the new turn
+    const again = await chat(p, "a", [
+      ...turn1,
+      { role: "assistant", content: first.reply },
+      { role: "user", content: "and then?" },
+    ]);
     t.diagnostic(
       `granitehybrid: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`,
     );
     assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
-    // one that drops the generated text cannot roll the recurrent state back: prefilled again
+    // a history whose last answer differs from the tokens generated cannot roll the recurrent state back
     await chat(p, "b", [{ role: "user", content: "hello" }]);
-    const dropped = await complete(p, "a", `${LONG} and then`);
+    const dropped = await chat(p, "a", [
+      ...turn1,
+      { role: "assistant", content: "ok" },
+      { role: "user", content: "and then?" },
+    ]);
     t.diagnostic(`granitehybrid, generated tail dropped: cache_n ${dropped.cacheN}, prompt_n ${dropped.promptN}`);
     assert.equal(dropped.cacheN, 0);
     await close(p);
