@@ -33,6 +33,8 @@ const SETTING_KEYS: Record<string, SettableSetting> = {
   pin: "pinned",
   preload: "preload",
   rpc: "rpc",
+  "swa-full": "swaFull",
+  swafull: "swaFull",
 };
 
 export const SETTING_NAMES = [
@@ -46,6 +48,7 @@ export const SETTING_NAMES = [
   "pinned",
   "preload",
   "rpc",
+  "swa-full",
 ] as const;
 
 function settingError(key: string, value: string, expectedText: string, example: string): GglibError {
@@ -100,7 +103,8 @@ export function splitArgs(s: string): string[] {
 
 /**
  * Parses one `key=value` of `gglib models set`. An empty value unsets the key (returns value undefined).
- * Keys: ctx, gpu-layers (or all/auto = -1), jinja, reasoning-format, parallel, extra-args, ttl, pinned, preload.
+ * Keys: ctx, gpu-layers (or all/auto = -1), jinja, reasoning-format, parallel, extra-args, ttl, pinned, preload,
+ * swa-full.
  */
 export function parseSettingAssignment(assignment: string): {
   key: SettableSetting;
@@ -134,6 +138,7 @@ export function parseSettingAssignment(assignment: string): {
     case "jinja":
     case "pinned":
     case "preload":
+    case "swaFull":
       return { key, value: parseBool(rawKey, v) };
     case "reasoningFormat": {
       const f = v.trim() as ReasoningFormat;

@@ -36,6 +36,8 @@ export interface ContextModel {
   /** Every file of the model (shards in order). */
   files: readonly string[];
   mmproj?: string | undefined;
+  /** A sliding-window model's `--swa-full` choice (the catalog's, src/models/swa-full.ts): its reason when off. */
+  swaFull?: { on: boolean; reason: string } | undefined;
 }
 
 export interface ContextCacheOptions {
@@ -68,6 +70,8 @@ export type { ContextStatus };
 interface Runtime {
   enabled: boolean;
   reason?: string;
+  /** What limits reuse while it is on (hybrid/recurrent models: eligibility.ts). */
+  caveat?: string;
   dir?: string;
   key?: string;
   identity?: ContextIdentity;
@@ -98,6 +102,11 @@ export interface ObservedUsage {
   promptTokens?: number | undefined;
   completionTokens?: number | undefined;
   promptPerSecond?: number | undefined;
+}
+
+/** The server runs with `--swa-full` (the catalog's choice or the user's extraArgs). */
+function swaFullOn(m: ContextModel): boolean {
+  return m.server.swaFull === true || (m.server.extraArgs ?? []).includes("--swa-full");
 }
 
 /** Flags the user may set in extraArgs that decide the idle-slot behaviour themselves. */
@@ -176,9 +185,13 @@ export class ContextCache {
       const first = m.files[0] ?? m.server.modelPath;
       const el = await this.eligibility(first, m);
       if (!el.eligible) return this.off(rt, m.server, el.reason);
+      if (el.caveat) rt.caveat = el.caveat;
+      else delete rt.caveat;
       const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
         return this.off(rt, m.server, "this llama-server has no --slot-save-path");
+      if (m.server.swaFull === true && !caps.flags.has("--swa-full"))
+        return this.off(rt, m.server, "sliding-window attention and this llama-server has no --swa-full");
       const identity: ContextIdentity = {
         files: (m.files.length > 0 ? m.files : [m.server.modelPath]).map((p) => {
           const st = statSync(p);
@@ -509,7 +522,7 @@ export class ContextCache {
     let version: string;
     try {
       const st = statSync(first);
-      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}`;
+      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}\0${swaFullOn(m)}\0${m.swaFull?.reason ?? ""}`;
     } catch {
       return { eligible: false, reason: "the model's GGUF header could not be read" };
     }
@@ -517,7 +530,12 @@ export class ContextCache {
     if (known) return known;
     const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
     const el: Eligibility = meta
-      ? contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings })
+      ? contextEligibility(meta, {
+          mmproj: m.mmproj,
+          embeddings: m.server.embeddings,
+          swaFull: swaFullOn(m),
+          swaFullReason: m.swaFull?.reason,
+        })
       : { eligible: false, reason: "the model's GGUF header could not be read" };
     if (meta) this.eligibilityOf.set(version, el);
     return el;
@@ -591,6 +609,7 @@ export class ContextCache {
       bytesOnDisk: slots.reduce((a, x) => a + x.bytes, 0),
     };
     if (rt.reason) s.reason = rt.reason;
+    if (rt.caveat && rt.enabled) s.caveat = rt.caveat;
     if (rt.lastSave) s.lastSave = rt.lastSave;
     if (rt.lastRestore) s.lastRestore = rt.lastRestore;
     if (rt.lastDiscard) s.lastDiscard = rt.lastDiscard;
