@@ -51,6 +51,12 @@ export const ModelSettingsSchema = z.object({
   parallel: server.parallel.describe("Slots (--parallel)."),
   cacheTypeK: KvCacheTypeSchema.optional(),
   cacheTypeV: KvCacheTypeSchema.optional(),
+  swaFull: z
+    .boolean()
+    .optional()
+    .describe(
+      "--swa-full for sliding-window models (Gemma, gpt-oss): a full-size KV cache in those layers, which a restored context cache needs. Unset: the proxy turns it on when the context cache is on and the memory budget allows it.",
+    ),
   extraArgs: z.array(z.string()).optional().describe("Passed to llama-server last, verbatim."),
   env: z.record(z.string(), z.string()).optional().describe("Extra environment for this model's llama-server."),
   ttl: z
@@ -307,6 +313,7 @@ export function serverConfigOf(model: LaunchableModel, leadingArgs: readonly str
   if (s.parallel !== undefined) config.parallel = s.parallel;
   if (s.cacheTypeK !== undefined) config.cacheTypeK = s.cacheTypeK;
   if (s.cacheTypeV !== undefined) config.cacheTypeV = s.cacheTypeV;
+  if (s.swaFull === true) config.swaFull = true;
   if (s.env !== undefined) config.env = { ...s.env };
   // a group name is resolved by whoever has the config (resolveRpcGroups); only a list reaches the launch
   if (Array.isArray(s.rpc) && s.rpc.length > 0) config.rpc = [...s.rpc];

@@ -38,6 +38,8 @@ export interface ModelStatusReport {
    * llama-server names it; absent when this CPU repacks none of its weights.
    */
   repack?: { bytes: number; buffers: Record<string, number> };
+  /** A sliding-window model: whether it runs with `--swa-full`, its extra KV bytes and why (src/models/swa-full.ts). */
+  swaFull?: { on: boolean; extraBytes: number; by: string; reason: string };
   measuredBytes?: number;
   lastUsed?: string;
   ttlLeftS?: number;
@@ -290,6 +292,8 @@ export interface ContextStatus {
   enabled: boolean;
   /** Why it is off for this model, when it is. */
   reason?: string;
+  /** What limits reuse while it is on (a hybrid/recurrent model: only follow-ups that extend the saved tokens). */
+  caveat?: string;
   savedSlots: number;
   savedTokens: number;
   bytesOnDisk: number;

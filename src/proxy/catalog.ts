@@ -13,6 +13,7 @@ import { errorMessage, GglibError } from "../core/errors.js";
 import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
 import { overriddenFlags, refusedFlags } from "../llama/args.js";
+import { chooseSwaFull, type SwaFullChoice } from "../models/swa-full.js";
 import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
@@ -27,6 +28,8 @@ export interface ProxyModel {
   preload: boolean;
   /** Set when the model is split across RPC workers (its `rpc` setting). */
   rpc?: RpcPlan;
+  /** A sliding-window model: whether it runs with `--swa-full`, what that costs and why (src/models/swa-full.ts). */
+  swaFull?: SwaFullChoice;
 }
 
 /** A model's RPC workers and the planned split of its estimate (src/rpc/split.ts). */
@@ -57,6 +60,11 @@ export interface CatalogInput {
   commonArgs?: readonly string[];
   /** The CPU's features when models run on it (no GPU): its AMX / CPU_REPACK buffers count (src/models/repack.ts). */
   cpu?: readonly string[];
+  /**
+   * The memory budget and whether the context cache is on: a sliding-window model gets `--swa-full` when the cache
+   * is on and the model still fits with it (src/models/swa-full.ts). Unset: no model gets it from the proxy.
+   */
+  swaFull?: { budgetBytes: number | undefined; contextCache: boolean };
 }
 
 export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
@@ -136,7 +144,28 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   if (input.cpu && !workers && !rpcError) estInput.cpu = input.cpu;
   // split across RPC workers: the layers -ngl offloads (all by default) go to the workers
   if (workers || rpcError) estInput.gpuLayers = s.gpuLayers ?? -1;
-  const estimate = await estimateModel(estInput);
+  // the user's own --swa-full (extraArgs or swaFull: true) is counted whatever the proxy would choose
+  if (server.swaFull === true || server.extraArgs?.includes("--swa-full")) estInput.swaFull = true;
+  let estimate = await estimateModel(estInput);
+  const choose = input.swaFull && !workers && !rpcError && estimate.swa;
+  // the need with --swa-full: its KV cache and its larger attention mask
+  const full = choose && !estInput.swaFull ? await estimateModel({ ...estInput, swaFull: true }) : undefined;
+  const swaFull =
+    input.swaFull && choose
+      ? chooseSwaFull({
+          estimate: { totalBytes: estimate.bytes, ...(estimate.swa ? { swa: estimate.swa } : {}) },
+          fullBytes: full?.bytes,
+          setting: s.swaFull,
+          extraArgs: server.extraArgs,
+          env: server.env,
+          budgetBytes: input.swaFull.budgetBytes,
+          contextCache: input.swaFull.contextCache,
+        })
+      : undefined;
+  if (swaFull?.on && full) {
+    if (!server.extraArgs?.includes("--swa-full")) server.swaFull = true;
+    estimate = full;
+  }
   let rpc: RpcPlan | undefined;
   if (workers || rpcError) {
     const plan = planSplit({ hostBytes: estimate.hostBytes, gpuBytes: estimate.offloadBytes });
@@ -162,6 +191,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
     preload: s.preload === true,
   };
   if (rpc) pm.rpc = rpc;
+  if (swaFull) pm.swaFull = swaFull;
   return pm;
 }
 

@@ -39,7 +39,7 @@ export function redactServer(server: ServerConfig): ServerConfig {
 export function modelEndpoints(server: ServerConfig): string[] {
   const e = ["chat"];
   if (server.embeddings) e.push("embeddings");
-  if (server.extraArgs?.some((a) => a === "--reranking" || a === "--rerank")) e.push("rerank");
+  if (server.reranking || server.extraArgs?.some((a) => a === "--reranking" || a === "--rerank")) e.push("rerank");
   return e;
 }
 

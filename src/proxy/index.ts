@@ -100,9 +100,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     modelsDir: settings.modelsDir,
     ttlS: settings.ttlS,
     ...(o.registry ? { registry: o.registry } : {}),
+    swaFull: { budgetBytes: budget.bytes, contextCache: context.cache !== undefined },
   });
-  const catalog = await buildCatalog(catalogInput());
   const context = contextCache(o, config?.loaded, runner, log);
+  const catalog = await buildCatalog(catalogInput());
   const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache);
   if (context.cache) attachContextCache(context.cache, controller, metrics);
   const peers = await startPeers(peerSpecs, controller, budget, log);

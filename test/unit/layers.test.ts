@@ -18,7 +18,7 @@ const root = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
 /** Lower first. A folder may import only its own files and folders of a strictly lower level. */
 const LEVELS: Record<string, number> = {
   core: 0,
-  term: 0,
+  term: 1, // terminal output: colours, tables, numbers for people (core/units.ts formats bytes)
   process: 1,
   gguf: 1,
   system: 2,

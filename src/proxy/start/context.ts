@@ -48,7 +48,13 @@ export function contextCache(
 export function contextHooks(cache: ContextCache): ModelHooks {
   return {
     prepare: (pm) =>
-      cache.prepare({ name: pm.name, server: pm.server, files: pm.entry.shards, mmproj: pm.entry.mmproj }),
+      cache.prepare({
+        name: pm.name,
+        server: pm.server,
+        files: pm.entry.shards,
+        mmproj: pm.entry.mmproj,
+        swaFull: pm.swaFull,
+      }),
     afterReady: (model, handle) => cache.afterReady(model, handle),
     beforeStop: (model, handle, _reason, served) => cache.beforeStop(model, handle, served),
     exited: (model) => cache.exited(model),

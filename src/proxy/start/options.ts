@@ -2,6 +2,7 @@
  * What startProxy is given and what it reports: its options, the settings they come to (flags > config file >
  * defaults), the open-network check, the memory budget and the start report. Pure but for the budget's probe.
  */
+import type { SwaFullChoice } from "../../models/swa-full.js";
 import { DEFAULT_HOST } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
 import type { OrphanSweep, ProcessRunner } from "../../core/ports.js";
@@ -86,6 +87,8 @@ export interface StartReport {
     preload: boolean;
     /** A model split across RPC workers: its share here (counted against the budget) and on the workers. */
     rpc?: { workers: string[]; localBytes: number; remoteBytes: number };
+    /** A sliding-window model: `--swa-full` or not, its cost and why (src/models/swa-full.ts). */
+    swaFull?: SwaFullChoice;
   }>;
   clashes: string[];
   warnings: string[];
@@ -200,6 +203,7 @@ export function startReport(
       ...(m.rpc
         ? { rpc: { workers: m.rpc.workers, localBytes: m.rpc.localBytes, remoteBytes: m.rpc.remoteBytes } }
         : {}),
+      ...(m.swaFull ? { swaFull: m.swaFull } : {}),
     })),
     clashes: catalog.clashes.map((c) => c.message),
     warnings: [...catalog.warnings],
