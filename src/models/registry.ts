@@ -20,6 +20,8 @@ import { exampleOf, expected, readNumber, type NumberRule } from "../core/units.
 import { endpointProblem } from "../rpc/endpoint.js";
 import { cleanSettings, RPC_GROUP_NAME, type ModelSettings } from "./settings.js";
 import { resolveModelPath } from "./sources.js";
+import { PresetStore } from "./preset-store.js";
+import type { Preset } from "./presets.js";
 
 /** JSON-safe metadata as stored (whatever the GGUF reader returns, bigints turned into numbers/strings). */
 export type ModelMetadata = Record<string, unknown>;
@@ -170,6 +172,18 @@ export class Registry {
    */
   dataVersion(): number {
     return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
+  private presetStore: PresetStore | undefined;
+
+  /** The presets created over the API (src/models/preset-store.ts). */
+  get presets(): PresetStore {
+    return (this.presetStore ??= new PresetStore(this.db));
+  }
+
+  /** The stored presets (problems: a stored preset that no longer parses). */
+  listPresets(problems?: string[]): Preset[] {
+    return this.presets.list(problems);
   }
 
   /** All models, by name. */
