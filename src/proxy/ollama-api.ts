@@ -47,6 +47,9 @@ import {
 } from "../ollama/wire.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { parsePullRef } from "../hub/ref.js";
+// presets (ollama-presets.ts): /api/create, and preset names in tags/show/chat/generate/delete
+import { applyPreset, type Preset } from "../models/presets.js";
+import { createPreset, deletePreset, presetNamed, presetNames, presetShow, presetTags } from "./ollama-presets.js";
 
 /**
  * The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). 0.13.4 is
@@ -141,8 +144,6 @@ export function writeOllamaError(res: ServerResponse, e: HttpError): void {
 
 /** Ollama endpoints that have no meaning here: answered with a clear error. */
 const UNSUPPORTED: Readonly<Record<string, string>> = {
-  "/api/create":
-    "creating models from a Modelfile is not supported by gglib: put a GGUF in the models folder (or `gglib pull <user>/<repo>`), set its options in the gglib config",
   "/api/push": "pushing models to a registry is not supported by gglib",
   "/api/blobs": "blobs are an Ollama registry concept; gglib serves GGUF files from its models folder",
 };
@@ -187,6 +188,8 @@ export class OllamaApi {
           return await this.copy(res, await this.body(req));
         case "/api/delete":
           return await this.remove(res, await this.body(req));
+        case "/api/create": // presets (ollama-presets.ts)
+          return await createPreset(this.presetDeps(), await this.body(req), res);
         default:
           throw new OllamaError(501, UNSUPPORTED[path] ?? `${path} is not supported by gglib`);
       }
@@ -268,11 +271,22 @@ export class OllamaApi {
   }
 
   private named(): NamedModel[] {
-    return this.o.controller.catalog().map((m) => ({ name: m.name, aliases: m.aliases, path: m.entry.path }));
+    const catalog = this.o.controller.catalog();
+    // presets (ollama-presets.ts): their names resolve too
+    return [...catalog.map((m) => ({ name: m.name, aliases: m.aliases, path: m.entry.path })), ...presetNames(catalog)];
   }
 
-  /** The model a request names (`model`, or the deprecated `name`). */
-  private resolve(body: Obj): { requested: string; model: ProxyModel } {
+  // presets (ollama-presets.ts): what create and delete need
+  private presetDeps(): Parameters<typeof createPreset>[0] {
+    return {
+      catalog: () => this.o.controller.catalog(),
+      ...(this.o.registry ? { registry: this.o.registry } : {}),
+      ...(this.o.reload ? { reload: this.o.reload } : {}),
+    };
+  }
+
+  /** The model a request names (`model`, or the deprecated `name`); a preset's model, with the preset. */
+  private resolve(body: Obj): { requested: string; model: ProxyModel; preset?: Preset } {
     const requested =
       typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
     if (!requested) throw new OllamaError(400, "model is required");
@@ -286,9 +300,12 @@ export class OllamaApi {
           : `model "${requested}" not found; available: ${list}`,
       );
     }
-    const model = this.o.controller.getModel(r.name);
-    if (!model || !this.o.controller.state(r.name)) throw new OllamaError(404, `model "${requested}" not found`);
-    return { requested, model };
+    // presets (ollama-presets.ts): a preset runs on its model
+    const preset = this.o.controller.getModel(r.name) ? undefined : presetNamed(this.o.controller.catalog(), r.name);
+    const name = preset ? preset.model : r.name;
+    const model = this.o.controller.getModel(name);
+    if (!model || !this.o.controller.state(name)) throw new OllamaError(404, `model "${requested}" not found`);
+    return preset ? { requested, model, preset } : { requested, model };
   }
 
   // ---- listing -------------------------------------------------------------------------------------------
@@ -308,7 +325,7 @@ export class OllamaApi {
         };
       }),
     );
-    return { models };
+    return { models: [...models, ...presetTags(this.o.controller.catalog(), models)] }; // presets (ollama-presets.ts)
   }
 
   private async ps(): Promise<Obj> {
@@ -347,7 +364,8 @@ export class OllamaApi {
   }
 
   private async show(body: Obj): Promise<Obj> {
-    const { requested, model } = this.resolve(body);
+    const { requested, model, preset } = this.resolve(body);
+    if (preset) return presetShow(preset, await this.show({ ...body, model: model.name })); // presets
     const f = await this.facts.get(model);
     if (!f.metadata || !f.kv) throw new OllamaError(500, `cannot read ${model.entry.path}: ${f.error ?? "unknown"}`);
     let kv = f.kv;
@@ -509,9 +527,10 @@ export class OllamaApi {
 
   private async chat(req: IncomingMessage, res: ServerResponse, body: Obj): Promise<void> {
     const start = preciseNow();
-    const { requested, model } = this.resolve(body);
+    const { requested, model, preset } = this.resolve(body);
     const t = translateChat(body, model.name);
     if (!t.body) return this.idiom(req, res, "chat", requested, model.name, t);
+    if (preset) t.body = applyPreset(t.body, preset, model.name, "chat"); // presets (ollama-presets.ts)
     this.checkCapabilities(requested, await this.facts.get(model), t);
     await this.complete(req, res, model.name, t, "/v1/chat/completions", t.body, {
       requested,
@@ -522,9 +541,13 @@ export class OllamaApi {
 
   private async generate(req: IncomingMessage, res: ServerResponse, body: Obj): Promise<void> {
     const start = preciseNow();
-    const { requested, model } = this.resolve(body);
+    const { requested, model, preset } = this.resolve(body);
     const t: GenerateTranslation = translateGenerate(body, model.name);
     if (t.kind === "chat" && !t.body) return this.idiom(req, res, "generate", requested, model.name, t);
+    // presets (ollama-presets.ts): a chat-shaped generate gets the system prompt, a raw completion only `set`
+    if (preset && t.body) t.body = applyPreset(t.body, preset, model.name, t.kind === "chat" ? "chat" : "none");
+    if (preset?.system !== undefined && t.kind === "completion" && t.needsTemplate)
+      t.needsTemplate.system = presetSystem(preset, t.needsTemplate.system);
     if (t.kind === "chat") this.checkCapabilities(requested, await this.facts.get(model), t);
     const path = t.kind === "chat" ? "/v1/chat/completions" : "/completion";
     await this.complete(req, res, model.name, t, path, t.body!, { requested, shape: "generate", start });
@@ -817,7 +840,8 @@ export class OllamaApi {
 
   /** DELETE /api/delete: unregisters a registered model (its files stay: gglib does not delete model files). */
   private async remove(res: ServerResponse, body: Obj): Promise<void> {
-    const { requested, model } = this.resolve(body);
+    const { requested, model, preset } = this.resolve(body);
+    if (preset) return deletePreset(this.presetDeps(), preset).then(() => this.json(res, 200, { status: "success" }));
     if (model.entry.source !== "registry")
       throw new OllamaError(
         400,
@@ -914,6 +938,12 @@ export class OllamaApi {
       throw e;
     }
   }
+}
+
+/** presets (ollama-presets.ts): the system prompt of a templated generate with the preset's. */
+function presetSystem(preset: Preset, client: string | undefined): string {
+  if (!client || preset.systemMode === "replace") return preset.system ?? "";
+  return preset.systemMode === "default" ? client : `${preset.system}\n\n${client}`;
 }
 
 function normalize(v: number[]): number[] {
