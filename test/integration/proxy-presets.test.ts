@@ -223,6 +223,13 @@ describe("presets on the fake llama-server", { timeout: 60_000 }, () => {
     assert.equal(got[0]!.model, "b");
     assert.equal(got[0]!.contentType, type);
     assert.ok(Buffer.from(got[0]!.body!, "latin1").equals(bytes), "the body arrives byte for byte");
+    // any multipart request, whatever its path (llama-server's answer is its own)
+    const other = new FormData();
+    other.append("image", new Blob(["png"]), "x.png");
+    other.append("model", "a");
+    const r2 = await fetch(`${url}/v1/images/edits`, { method: "POST", body: other });
+    await r2.text();
+    assert.equal(received("/v1/images/edits")[0]?.model, "a");
     // no model field: the 400 says where to put it
     const none = new FormData();
     none.append("file", new Blob(["x"]), "a.wav");

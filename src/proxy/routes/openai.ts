@@ -1,7 +1,9 @@
 /**
  * The OpenAI-compatible model routes: `GET /v1/models` (and `/models`), and every other request routed to a model
- * by its JSON body's `model` (only `model` and `stream` are read; the original bytes are forwarded) or, for GET,
- * `?model=`, falling back to `defaultModel`. This is the table's catch-all (the empty prefix), so it is matched last.
+ * by its JSON body's `model` (only `model` and `stream` are read; the original bytes are forwarded), a multipart
+ * body's `model` form field (an audio file: http/multipart.ts scans for it; the bytes are forwarded) or, for GET,
+ * `?model=`, falling back to `defaultModel`. A request that names a preset (src/models/presets.ts) goes to its
+ * model with its body rewritten. This is the table's catch-all (the empty prefix), so it is matched last.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError } from "../../core/errors.js";
@@ -29,6 +31,10 @@ export const openaiRoutes: RouteModule = {
   ],
 };
 
+/** llama-server's endpoints that read only JSON: a multipart body sent to them is refused with what to send. */
+const JSON_ONLY_PATH =
+  /\/(chat\/completions|completions?|embeddings?|responses|messages|messages\/count_tokens|rerank|reranking|tokenize|detokenize|apply-template|infill)$/;
+
 /** A request for a model: find the model (or the preset), then relay it (waiting for a load when needed). */
 async function modelRequest(
   ctx: ProxyContext,
@@ -50,7 +56,7 @@ async function modelRequest(
     const ct = req.headers["content-type"];
     // like llama-server, read the body as JSON whatever the content type says (curl -d sends form-urlencoded);
     // a multipart body (an audio file) is routed by its `model` form field and forwarded as it came
-    if (ct?.toLowerCase().startsWith("multipart/")) {
+    if (ct?.toLowerCase().startsWith("multipart/") && !JSON_ONLY_PATH.test(path)) {
       multipart = true;
       const fields = formFields(body, ct);
       const model = fields.get("model");
