@@ -131,6 +131,8 @@ export interface ModelStatusReport {
   context?: Record<string, unknown>;
   /** How it is split between this host and its RPC workers (models with a `rpc` setting). */
   rpc?: RpcSplitStatus;
+  /** The presets that run on it (src/models/presets.ts), by name; absent when none. */
+  presets?: string[];
 }
 
 /** What the controller knows of one model beside the scheduler's state. */
@@ -494,6 +496,7 @@ export class ModelController {
     const r: ModelStatusReport = {
       name,
       aliases: pm?.aliases ?? [],
+      ...(pm?.presets ? { presets: pm.presets.map((p) => p.name) } : {}),
       path: pm?.entry.path ?? "",
       state: st.status,
       inFlight: st.inFlight,

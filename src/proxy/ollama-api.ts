@@ -1,7 +1,7 @@
 /**
  * Ollama's API on the proxy's port: the thin HTTP layer over the pure translation modules of src/ollama/: GET /api/version,
- * /api/tags, /api/ps; POST /api/show, /api/chat, /api/generate, /api/embed, /api/embeddings, /api/pull, /api/copy;
- * DELETE /api/delete; `GET /` answers "Ollama is running" like Ollama does. Models load through the proxy's
+ * /api/tags, /api/ps; POST /api/show, /api/chat, /api/generate, /api/embed, /api/embeddings, /api/pull, /api/copy,
+ * /api/create (a preset, ollama-presets.ts); DELETE /api/delete; `GET /` answers "Ollama is running" like Ollama does. Models load through the proxy's
  * controller (its scheduler: single flight, swaps, queues, memory), requests go to llama-server through the
  * proxy's per-process connection pools. Errors are Ollama's `{"error":"…"}` with a fitting status.
  */

@@ -38,6 +38,8 @@ export type ModelState =
 export interface ModelStatus {
   name: string;
   aliases: string[];
+  /** Presets that run on this model (its process), by name. */
+  presets?: string[];
   path: string;
   state: ModelState;
   inFlight: number;

@@ -1,6 +1,7 @@
 /**
  * Ollama's API (ollama-api.ts over src/ollama/): `/`, `/api/version`, `/api/tags`, `/api/ps`, `/api/show`,
- * `/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`, `/api/pull`, and clear 501s for the rest.
+ * `/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`, `/api/pull`, `/api/copy`, `/api/delete`,
+ * `/api/create` (a preset: ollama-presets.ts), and clear 501s for the rest.
  * Exact paths only (plus `/api/blobs/`), none shared with management's `/api/status`, events or logs. Errors in
  * Ollama's `{"error":"…"}` shape. `ollamaRoutes()` takes what only startProxy knows (gglib pull, catalog reload,
  * whether models sit in VRAM); the default module (in ROUTE_MODULES) has no pull.
