@@ -5,11 +5,11 @@
  *      12 turns, 3 tools, ~9 KiB), next to what every JSON request already costs (reading it: JSON.parse);
  *   2. through `gglib proxy` (this checkout, instant fake): a request naming the preset vs the same request naming
  *      its model, alternating rounds, latency p50 at 1 connection and req/s at 16;
- *   3. the hot path of requests that name a model: this checkout vs the commit it branched from (bench/hot-path-vs.ts,
- *      GGLIB_BENCH_BASELINE_REV=<commit>, e.g. the commit
- *      this branch started from; default 9d47877), alternating rounds, the ratio of each back-to-back pair.
+ *   3. the hot path of requests that name a model: this checkout vs another commit (bench/hot-path-vs.ts; set
+ *      GGLIB_BENCH_BASELINE_REV to the commit the presets branched from, else 9d47877), alternating rounds, the
+ *      ratio of each back-to-back pair.
  *
- *   npx tsx bench/presets.ts [--quick] [--json]      (runs `npm run build` first when dist/ is stale)
+ *   GGLIB_BENCH_BASELINE_REV=31e6b35 npx tsx bench/presets.ts [--quick] [--json]   (builds dist/ when stale)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
