@@ -113,6 +113,7 @@ describe("presets on the fake llama-server", { timeout: 60_000 }, () => {
     // an unknown name still gets the 404 that lists the models
     const miss = await client.chat.completions.create({ model: "nope", messages: [] }).catch((e: unknown) => e);
     assert.equal((miss as { status: number }).status, 404);
+    assert.match((miss as Error).message, /a, a-cold, b/, "the 404 names the presets too");
   });
 
   test("ollama create() / show() / list() / chat() / delete() on a preset kept in the registry", async (t) => {
