@@ -28,7 +28,7 @@ import type { EffectiveSettings } from "./effective-config.js";
 import { ProxyLog } from "./proxy-log.js";
 import { dashboardRoutes, type DashboardRoutes, type ReloadRecord } from "./routes/dashboard.js";
 import { ROUTE_MODULES } from "./routes/index.js";
-import { ollamaRoutes, type OllamaExtras } from "./routes/ollama.js";
+import { ollamaRoutes, type OllamaExtras } from "./routes/ollama/index.js";
 import { uiRoutes } from "./routes/ui.js";
 import type { PeerConfig } from "../models/settings.js";
 import { resolvePeers, type PeerSpec } from "../peers/config.js";

@@ -1,7 +1,8 @@
 /**
  * Presets over Ollama's API (the HTTP side of src/ollama/modelfile.ts): POST /api/create builds a preset (kept in
  * the registry), /api/show shows one as a Modelfile, DELETE /api/delete removes one, /api/tags lists them. Called
- * from ollama-api.ts; errors are HttpErrors (written in Ollama's shape there).
+ * from routes/ollama/ (common.ts, models.ts, chat.ts, manage.ts); errors are HttpErrors, written in Ollama's shape
+ * there.
  */
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";

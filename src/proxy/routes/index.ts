@@ -5,7 +5,7 @@
 import { eventRoutes } from "./events.js";
 import { logRoutes } from "./logs.js";
 import { managementRoutes } from "./management.js";
-import { ollamaRoutes } from "./ollama.js";
+import { ollamaRoutes } from "./ollama/index.js";
 import { openaiRoutes } from "./openai.js";
 import type { RouteModule } from "./types.js";
 import { upstreamRoutes } from "./upstream.js";
