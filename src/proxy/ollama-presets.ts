@@ -83,17 +83,34 @@ export async function deletePreset(deps: PresetApiDeps, preset: Preset): Promise
   await deps.reload?.();
 }
 
-/** POST /api/create: the request as a preset, saved in the registry; answered like Ollama (stream or not). */
-export async function createPreset(deps: PresetApiDeps, body: Obj, res: ServerResponse): Promise<void> {
-  const requested =
-    typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
-  if (!requested) throw new HttpError(400, "bad_request", "model is required (the name of the preset to create)");
+/** POST /api/copy of a preset: a preset of the registry with the same changes under the new name. */
+export async function copyPreset(deps: PresetApiDeps, preset: Preset, destination: string): Promise<void> {
+  const name = checkedName(destination);
+  refuseTakenName(deps.catalog(), name, destination);
+  const def: Partial<Preset> = { ...preset };
+  delete def.name;
+  delete def.source;
+  needRegistry(deps, "copy").presets.save(name, def as PresetDef);
+  await deps.reload?.();
+}
+
+/** A preset's name as given (without `:latest`), checked like a model's; 400 when it cannot be one. */
+function checkedName(requested: string): string {
   const name = requested.replace(/:latest$/i, "");
   try {
     validateModelName(name);
   } catch (e) {
     throw new HttpError(400, "bad_request", `${(e as Error).message} ${isGglibError(e) ? (e.details.hint ?? "") : ""}`);
   }
+  return name;
+}
+
+/** POST /api/create: the request as a preset, saved in the registry; answered like Ollama (stream or not). */
+export async function createPreset(deps: PresetApiDeps, body: Obj, res: ServerResponse): Promise<void> {
+  const requested =
+    typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
+  if (!requested) throw new HttpError(400, "bad_request", "model is required (the name of the preset to create)");
+  const name = checkedName(requested);
   let plan;
   try {
     plan = presetFromCreate(body);

@@ -156,6 +156,11 @@ describe("presets on the fake llama-server", { timeout: 60_000 }, () => {
     assert.match(over.modelfile, /^FROM a$/m);
     assert.match(over.modelfile, /^PARAMETER temperature 0\.9$/m);
     assert.match(over.modelfile, /^PARAMETER num_predict 33$/m);
+    // a copy of a preset is a preset with the same changes
+    await ollama.copy({ source: "coder", destination: "coder-2" });
+    assert.equal(registry.presets.get("coder-2")?.system, "You write code.");
+    assert.deepEqual(registry.presets.get("coder-2")?.set, registry.presets.get("coder")?.set);
+    await ollama.delete({ model: "coder-2" });
     await ollama.delete({ model: "coder" });
     await ollama.delete({ model: "coder-hot:latest" });
     assert.deepEqual(registry.listPresets(), []);

@@ -19,7 +19,7 @@ import {
   type OllamaHandler,
   type PullFn,
 } from "./common.js";
-import { createPreset, deletePreset, type PresetApiDeps } from "../../ollama-presets.js";
+import { copyPreset, createPreset, deletePreset, type PresetApiDeps } from "../../ollama-presets.js";
 
 /** An endpoint gglib does not offer: 501 with what to do instead. */
 export function unsupported(message: string): OllamaHandler {
@@ -64,7 +64,12 @@ export const copy: OllamaHandler = async (d, req, res) => {
   if (!src || !dest)
     throw new HttpError(400, "invalid_request", `send {"source": "<model>", "destination": "<new name>"}`);
   const registry = needRegistry(d, "copy");
-  const { model } = resolveModel(d, { model: src });
+  const { model, preset } = resolveModel(d, { model: src });
+  if (preset) {
+    // a preset's copy is a preset with the same changes (its model's files are not registered again)
+    await copyPreset(presetDeps(d), preset, dest);
+    return sendOllamaJson(res, 200, { status: "success" });
+  }
   const name = dest.replace(/:latest$/i, "");
   // a name in use stays with its model unless the client says to replace it (a registry entry wins over a
   // folder's or config's model of the same name: copying onto it silently changes what that name runs)
