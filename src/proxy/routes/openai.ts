@@ -131,7 +131,7 @@ function formFields(body: Buffer, contentType: string): Map<string, string> {
 /** `/v1/models`: every model with its state in the shape clients of llama-server's router mode expect. */
 function modelList(ctx: ProxyContext): unknown {
   const status = new Map(ctx.controller.status().map((s) => [s.name, s]));
-  const data: Record<string, unknown>[] = ctx.controller.catalog().map((m: ProxyModel) => {
+  const data = ctx.controller.catalog().map((m: ProxyModel) => {
     const s = status.get(m.name);
     const state = s?.state ?? "unloaded";
     const st: Record<string, unknown> = { value: listedState(state), state };
@@ -160,15 +160,13 @@ function modelList(ctx: ProxyContext): unknown {
   });
   // presets: listed under their own names, with their model's state (they run on its process)
   const byName = new Map(data.map((d) => [d.id, d]));
+  const presets: typeof data = [];
   for (const { preset, model } of presetsOf(ctx.controller.catalog())) {
     const base = byName.get(model.name)!;
-    const meta = {
-      ...(base.meta as object),
-      preset: { model: model.name, source: preset.source, ...presetSummary(preset) },
-    };
-    data.push({ ...base, id: preset.name, aliases: [], meta });
+    const meta = { ...base.meta, preset: { model: model.name, source: preset.source, ...presetSummary(preset) } };
+    presets.push({ ...base, id: preset.name, aliases: [], meta });
   }
-  return { object: "list", data: ctx.peers ? [...data, ...ctx.peers.modelEntries()] : data };
+  return { object: "list", data: [...data, ...presets, ...(ctx.peers ? ctx.peers.modelEntries() : [])] };
 }
 
 /** What a preset changes, for the model lists. */
