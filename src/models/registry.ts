@@ -17,6 +17,8 @@ import { paths } from "../core/paths.js";
 import { migrate, MIGRATIONS, SchemaTooNewError, schemaVersion, type Migration } from "./migrations/index.js";
 import { cleanSettings, type ModelSettings } from "./settings.js";
 import { resolveModelPath } from "./sources.js";
+import { PresetStore } from "./preset-store.js";
+import type { Preset } from "./presets.js";
 
 /** JSON-safe metadata as stored (whatever the GGUF reader returns, bigints turned into numbers/strings). */
 export type ModelMetadata = Record<string, unknown>;
@@ -167,6 +169,18 @@ export class Registry {
    */
   dataVersion(): number {
     return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
+  private presetStore: PresetStore | undefined;
+
+  /** The presets created over the API (src/models/preset-store.ts). */
+  get presets(): PresetStore {
+    return (this.presetStore ??= new PresetStore(this.db));
+  }
+
+  /** The stored presets (problems: a stored preset that no longer parses). */
+  listPresets(problems?: string[]): Preset[] {
+    return this.presets.list(problems);
   }
 
   /** All models, by name. */

@@ -36,6 +36,7 @@ import { KvCacheTypeSchema, ReasoningFormatSchema, ServerConfigSchema, type Serv
 import { GglibError } from "../core/errors.js";
 import { SIZE_PATTERN } from "../core/units.js";
 import { endpointProblem } from "../rpc/endpoint.js";
+import { PresetDefSchema, presetProblems } from "./presets.js";
 
 const server = ServerConfigSchema.shape;
 
@@ -216,6 +217,12 @@ export const ProxyConfigSchema = z
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),
+    presets: z
+      .record(z.string().regex(/^[^\s,]+$/, "a preset name has no spaces or commas"), PresetDefSchema)
+      .optional()
+      .describe(
+        "Variants of a model under their own names (sampling, thinking on/off, a system prompt): they run on the model's process; only the requests that name them are rewritten.",
+      ),
     peers: z
       .record(z.string(), PeerConfigSchema)
       .superRefine((peers, ctx) => {
@@ -234,6 +241,8 @@ export const ProxyConfigSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    for (const [name, p] of Object.entries(config.presets ?? {}))
+      for (const message of presetProblems(p)) ctx.addIssue({ code: "custom", path: ["presets", name], message });
     // RPC worker addresses and group names, with a message that says what is wrong where
     for (const [group, list] of Object.entries(config.rpcGroups ?? {}))
       list.forEach((ep, i) => {

@@ -40,6 +40,8 @@ export interface ModelStatusReport {
   repack?: { bytes: number; buffers: Record<string, number> };
   /** A sliding-window model: whether it runs with `--swa-full`, its extra KV bytes and why (src/models/swa-full.ts). */
   swaFull?: { on: boolean; extraBytes: number; by: string; reason: string };
+  /** The presets that run on it (src/models/presets.ts), by name; absent when none. */
+  presets?: string[];
   measuredBytes?: number;
   lastUsed?: string;
   ttlLeftS?: number;
@@ -128,6 +130,8 @@ export interface ModelListEntry {
     /** Set: one KV cache per slot of ctx / parallel tokens. */
     parallel: number | null;
     pinned: boolean;
+    /** A preset (src/models/presets.ts): the model it runs on, where it is defined, and what it changes. */
+    preset?: { model: string; source: string; [change: string]: unknown };
   };
   /** "local", or the peer's name. */
   location: string;

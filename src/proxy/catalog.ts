@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import type { ServerConfig } from "../core/config.js";
 import { readModelMetadata } from "../gguf/reader.js";
-import { configModelsOf, type LoadedConfig } from "../models/config-file.js";
+import { configModelsOf, configPresetsOf, type LoadedConfig } from "../models/config-file.js";
+import { presetProblems, type Preset } from "../models/presets.js";
 import { withDetectedSettings } from "../models/launch-defaults.js";
 import { resolveRpcGroups, serverConfigOf, type ProxyConfigFile } from "../models/settings.js";
 import { errorMessage, GglibError } from "../core/errors.js";
@@ -30,6 +31,8 @@ export interface ProxyModel {
   rpc?: RpcPlan;
   /** A sliding-window model: whether it runs with `--swa-full`, what that costs and why (src/models/swa-full.ts). */
   swaFull?: SwaFullChoice;
+  /** The presets that run on this model (src/models/presets.ts); absent when none. */
+  presets?: readonly Preset[];
 }
 
 /** A model's RPC workers and the planned split of its estimate (src/rpc/split.ts). */
@@ -52,8 +55,9 @@ export interface Catalog {
 export interface CatalogInput {
   config?: LoadedConfig;
   modelsDir?: string;
-  /** Models added with `gglib models add/scan` (between the config and the models folder in precedence). */
-  registry?: RegisteredModels;
+  /** Models added with `gglib models add/scan` (between the config and the models folder in precedence), and the
+   * presets created over the API. */
+  registry?: RegisteredModels & { listPresets?(problems?: string[]): Preset[] };
   /** Global TTL in seconds (for the spec's default). */
   ttlS?: number;
   /** Extra args every model gets (e.g. `-lv 4` to measure buffers). */
@@ -92,7 +96,51 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
       );
     }
   }
+  const presets = [
+    ...(input.config ? configPresetsOf(input.config) : []),
+    ...(input.registry?.listPresets?.(warnings) ?? []),
+  ];
+  attachPresets(models, presets, warnings);
   return { models, clashes: sources.clashes, warnings };
+}
+
+/**
+ * Puts each preset on the model it runs on. A preset is dropped, with a warning, when its model is not in the
+ * catalog, when its name is a model's name or alias, or when an earlier preset has it (the config file's come
+ * first, then the registry's).
+ */
+export function attachPresets(models: ProxyModel[], presets: readonly Preset[], warnings: string[]): void {
+  const taken = new Set<string>();
+  for (const m of models) for (const n of [m.name, ...m.aliases]) taken.add(n.toLowerCase());
+  const seen = new Map<string, Preset>();
+  const byModel = new Map<ProxyModel, Preset[]>();
+  for (const p of presets) {
+    const key = p.name.toLowerCase();
+    const problems = presetProblems(p);
+    if (problems.length > 0) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: ${problems.join("; ")}`);
+      continue;
+    }
+    if (taken.has(key)) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: a model has that name or alias; rename the preset`);
+      continue;
+    }
+    const first = seen.get(key);
+    if (first) {
+      warnings.push(
+        `preset ${p.name} (${p.source}) is not used: the ${first.source === "config" ? "config file" : "registry"} has a preset of that name, which wins`,
+      );
+      continue;
+    }
+    const base = findModel(models, p.model);
+    if (!base) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: its model "${p.model}" is not in the catalog`);
+      continue;
+    }
+    seen.set(key, p);
+    byModel.set(base, [...(byModel.get(base) ?? []), { ...p, model: base.name }]);
+  }
+  for (const [m, list] of byModel) m.presets = list;
 }
 
 async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<ProxyModel> {

@@ -469,6 +469,7 @@ export class ModelController {
     const r: ModelStatusReport = {
       name,
       aliases: pm?.aliases ?? [],
+      ...(pm?.presets ? { presets: pm.presets.map((p) => p.name) } : {}),
       path: pm?.entry.path ?? "",
       state: st.status,
       inFlight: st.inFlight,

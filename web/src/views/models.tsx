@@ -199,6 +199,11 @@ function ModelCard(p: {
         {p.here ? <span class="badge">this host</span> : null}
       </header>
       {m.aliases.length > 0 ? <p class="muted small">aka {m.aliases.join(", ")}</p> : null}
+      {m.presets?.length ? (
+        <p class="muted small" data-testid="presets">
+          presets: {m.presets.join(", ")}
+        </p>
+      ) : null}
       {m.state === "loading" || m.state === "pending" ? (
         <div class="progress" data-testid="progress">
           <div

@@ -29,15 +29,17 @@ import {
   type OllamaHandler,
   type Obj,
 } from "./common.js";
+import { applyPreset, type Preset } from "../../../models/presets.js";
 
 type Shape = "chat" | "generate";
 
 export const chat: OllamaHandler = async (d, req, res) => {
   const start = preciseNow();
   const body = await readOllamaBody(req, d.ctx.bodyLimit);
-  const { requested, model } = resolveModel(d, body);
+  const { requested, model, preset } = resolveModel(d, body);
   const t = translateChat(body, model.name);
   if (!t.body) return idiom(d, res, "chat", requested, model.name, t);
+  if (preset) t.body = applyPreset(t.body, preset, model.name, "chat");
   checkCapabilities(requested, await d.facts.get(model), t);
   await complete(d, req, res, model.name, t, "/v1/chat/completions", t.body, { requested, shape: "chat", start });
 };
@@ -45,13 +47,27 @@ export const chat: OllamaHandler = async (d, req, res) => {
 export const generate: OllamaHandler = async (d, req, res) => {
   const start = preciseNow();
   const body = await readOllamaBody(req, d.ctx.bodyLimit);
-  const { requested, model } = resolveModel(d, body);
+  const { requested, model, preset } = resolveModel(d, body);
   const t: GenerateTranslation = translateGenerate(body, model.name);
   if (t.kind === "chat" && !t.body) return idiom(d, res, "generate", requested, model.name, t);
+  if (preset) withPreset(t, preset, model.name);
   if (t.kind === "chat") checkCapabilities(requested, await d.facts.get(model), t);
   const path = t.kind === "chat" ? "/v1/chat/completions" : "/completion";
   await complete(d, req, res, model.name, t, path, t.body!, { requested, shape: "generate", start });
 };
+
+/** A preset's changes on a generate: a chat-shaped one gets the system prompt, a templated prompt its system. */
+function withPreset(t: GenerateTranslation, preset: Preset, model: string): void {
+  if (t.body) t.body = applyPreset(t.body, preset, model, t.kind === "chat" ? "chat" : "none");
+  if (preset.system === undefined || t.kind !== "completion" || !t.needsTemplate) return;
+  const client = t.needsTemplate.system;
+  t.needsTemplate.system =
+    !client || preset.systemMode === "replace"
+      ? preset.system
+      : preset.systemMode === "default"
+        ? client
+        : `${preset.system}\n\n${client}`;
+}
 
 function checkCapabilities(requested: string, f: ModelFacts, t: ChatTranslation): void {
   if (!f.metadata) return;

@@ -12,6 +12,8 @@ import { errorJson, goJson, ndjsonLine } from "../../../ollama/wire.js";
 import type { ProxyModel } from "../../catalog.js";
 import { multipartMessage, readBody } from "../../http/json.js";
 import type { ProxyContext } from "../types.js";
+import type { Preset } from "../../../models/presets.js";
+import { presetNamed, presetNames } from "../../ollama-presets.js";
 
 export type Obj = Record<string, unknown>;
 
@@ -117,12 +119,17 @@ export async function readOllamaBody(req: IncomingMessage, limit: number): Promi
   return v as Obj;
 }
 
+/** The catalog's models and presets (src/models/presets.ts) as names Ollama's resolver knows. */
 export function namedModels(d: OllamaDeps): NamedModel[] {
-  return d.ctx.controller.catalog().map((m) => ({ name: m.name, aliases: m.aliases, path: m.entry.path }));
+  const catalog = d.ctx.controller.catalog();
+  return [...catalog.map((m) => ({ name: m.name, aliases: m.aliases, path: m.entry.path })), ...presetNames(catalog)];
 }
 
-/** The model a request names (`model`, or the deprecated `name`): 400 when none, 404 (naming the models) when unknown. */
-export function resolveModel(d: OllamaDeps, body: Obj): { requested: string; model: ProxyModel } {
+/**
+ * The model a request names (`model`, or the deprecated `name`): 400 when none, 404 (naming the models) when
+ * unknown. A preset's name gives its model, with the preset (its changes are the caller's to apply).
+ */
+export function resolveModel(d: OllamaDeps, body: Obj): { requested: string; model: ProxyModel; preset?: Preset } {
   const requested =
     typeof body.model === "string" && body.model ? body.model : typeof body.name === "string" ? body.name : "";
   if (!requested) throw invalid("model is required");
@@ -132,8 +139,10 @@ export function resolveModel(d: OllamaDeps, body: Obj): { requested: string; mod
     if (r.reason === "ambiguous") throw invalid(`model "${requested}" matches several models; name one of: ${list}`);
     throw new HttpError(404, "model_not_found", `model "${requested}" not found; available: ${list}`);
   }
-  const model = d.ctx.controller.getModel(r.name);
-  if (!model || !d.ctx.controller.state(r.name))
-    throw new HttpError(404, "model_not_found", `model "${requested}" not found`);
-  return { requested, model };
+  const c = d.ctx.controller;
+  const preset = c.getModel(r.name) ? undefined : presetNamed(c.catalog(), r.name);
+  const name = preset ? preset.model : r.name;
+  const model = c.getModel(name);
+  if (!model || !c.state(name)) throw new HttpError(404, "model_not_found", `model "${requested}" not found`);
+  return preset ? { requested, model, preset } : { requested, model };
 }

@@ -2,7 +2,8 @@
  * Ollama's API on the proxy's port, one table entry per endpoint: `/` ("Ollama is running"), /api/version,
  * /api/tags, /api/ps, /api/show (models.ts); /api/chat, /api/generate (chat.ts) and /api/embed, /api/embeddings
  * (embed.ts), which reach llama-server through the relay's translated mode like every other model request;
- * /api/pull, /api/copy, /api/delete (manage.ts); clear 501s for the rest. The translation itself is pure, in
+ * /api/pull, /api/copy, /api/delete, /api/create (a preset: ../../ollama-presets.ts) (manage.ts); clear 501s for the
+ * rest. The translation itself is pure, in
  * src/ollama/. Exact paths only (plus `/api/blobs/`), none shared with management's `/api/status`, events or logs.
  * Errors are HttpErrors, written in Ollama's `{"error":"…"}` shape. `ollamaRoutes()` takes what only startProxy
  * knows (gglib pull, catalog reload, whether models sit in VRAM); the default module (in ROUTE_MODULES) has no pull.
@@ -12,7 +13,7 @@ import type { Route, RouteModule } from "../types.js";
 import { chat, generate } from "./chat.js";
 import { ollamaDeps, writeOllamaError, type OllamaDeps, type OllamaExtras, type OllamaHandler } from "./common.js";
 import { embed, embeddingsLegacy } from "./embed.js";
-import { copy, pull, remove, unsupported, UNSUPPORTED } from "./manage.js";
+import { copy, create, pull, remove, unsupported, UNSUPPORTED } from "./manage.js";
 import { ps, running, show, tags, version } from "./models.js";
 
 export { writeOllamaError, type OllamaExtras, type PullFn, type PullProgressLike } from "./common.js";
@@ -35,7 +36,7 @@ export const OLLAMA_ENDPOINTS: readonly (readonly [method: string, path: string,
   ["POST", "/api/pull", pull],
   ["POST", "/api/copy", copy],
   ["DELETE", "/api/delete", remove],
-  ["POST", "/api/create", unsupported(UNSUPPORTED.create)],
+  ["POST", "/api/create", create],
   ["POST", "/api/push", unsupported(UNSUPPORTED.push)],
   ["*", "/api/blobs/", unsupported(UNSUPPORTED.blobs)],
 ];

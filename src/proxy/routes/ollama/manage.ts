@@ -19,6 +19,7 @@ import {
   type OllamaHandler,
   type PullFn,
 } from "./common.js";
+import { copyPreset, createPreset, deletePreset, type PresetApiDeps } from "../../ollama-presets.js";
 
 /** An endpoint gglib does not offer: 501 with what to do instead. */
 export function unsupported(message: string): OllamaHandler {
@@ -27,9 +28,20 @@ export function unsupported(message: string): OllamaHandler {
   };
 }
 
+/** POST /api/create: a preset (src/proxy/ollama-presets.ts). */
+export const create: OllamaHandler = async (d, req, res) =>
+  createPreset(presetDeps(d), await readOllamaBody(req, d.ctx.bodyLimit), res);
+
+/** What the presets' create and delete need. */
+function presetDeps(d: OllamaDeps): PresetApiDeps {
+  return {
+    catalog: () => d.ctx.controller.catalog(),
+    ...(d.extras.registry ? { registry: d.extras.registry } : {}),
+    ...(d.extras.reload ? { reload: d.extras.reload } : {}),
+  };
+}
+
 export const UNSUPPORTED = {
-  create:
-    "creating models from a Modelfile is not supported by gglib: put a GGUF in the models folder (or `gglib pull <user>/<repo>`), set its options in the gglib config",
   push: "pushing models to a registry is not supported by gglib",
   blobs: "blobs are an Ollama registry concept; gglib serves GGUF files from its models folder",
 } as const;
@@ -52,7 +64,12 @@ export const copy: OllamaHandler = async (d, req, res) => {
   if (!src || !dest)
     throw new HttpError(400, "invalid_request", `send {"source": "<model>", "destination": "<new name>"}`);
   const registry = needRegistry(d, "copy");
-  const { model } = resolveModel(d, { model: src });
+  const { model, preset } = resolveModel(d, { model: src });
+  if (preset) {
+    // a preset's copy is a preset with the same changes (its model's files are not registered again)
+    await copyPreset(presetDeps(d), preset, dest);
+    return sendOllamaJson(res, 200, { status: "success" });
+  }
   const name = dest.replace(/:latest$/i, "");
   // a name in use stays with its model unless the client says to replace it (a registry entry wins over a
   // folder's or config's model of the same name: copying onto it silently changes what that name runs)
@@ -116,7 +133,11 @@ async function restore(d: OllamaDeps, registry: Registry, m: RegisteredModel): P
 /** DELETE /api/delete: unregisters a registered model (its files stay: gglib does not delete model files). */
 export const remove: OllamaHandler = async (d, req, res) => {
   const body = await readOllamaBody(req, d.ctx.bodyLimit);
-  const { requested, model } = resolveModel(d, body);
+  const { requested, model, preset } = resolveModel(d, body);
+  if (preset) {
+    await deletePreset(presetDeps(d), preset);
+    return sendOllamaJson(res, 200, { status: "success" });
+  }
   if (model.entry.source !== "registry")
     throw new HttpError(
       400,

@@ -9,7 +9,16 @@ import { expiresAt } from "../../../ollama/keep-alive.js";
 import { modelfile, modelInfo, parametersText } from "../../../ollama/model-info.js";
 import { ollamaListName } from "../../../ollama/names.js";
 import { goTime } from "../../../ollama/wire.js";
-import { readOllamaBody, resolveModel, sendOllamaJson, type OllamaHandler, type Obj } from "./common.js";
+import type { ProxyModel } from "../../catalog.js";
+import { presetShow, presetTags } from "../../ollama-presets.js";
+import {
+  readOllamaBody,
+  resolveModel,
+  sendOllamaJson,
+  type OllamaDeps,
+  type OllamaHandler,
+  type Obj,
+} from "./common.js";
 
 /**
  * The Ollama API level these endpoints follow (reported by /api/version; clients gate features on it). 0.13.4 is
@@ -45,7 +54,7 @@ export const tags: OllamaHandler = async (d, _req, res) => {
       };
     }),
   );
-  sendOllamaJson(res, 200, { models });
+  sendOllamaJson(res, 200, { models: [...models, ...presetTags(d.ctx.controller.catalog(), models)] });
 };
 
 export const ps: OllamaHandler = async (d, _req, res) => {
@@ -82,12 +91,19 @@ export const ps: OllamaHandler = async (d, _req, res) => {
 
 export const show: OllamaHandler = async (d, req, res) => {
   const body = await readOllamaBody(req, d.ctx.bodyLimit);
-  const { model } = resolveModel(d, body);
+  const { model, preset } = resolveModel(d, body);
+  const out = await showModel(d, model, body.verbose === true);
+  // a preset: its model's facts with its own Modelfile, parameters and system prompt
+  sendOllamaJson(res, 200, preset ? presetShow(preset, out) : out);
+};
+
+/** /api/show's answer for a model: its Modelfile, parameters, template and GGUF facts. */
+async function showModel(d: OllamaDeps, model: ProxyModel, verbose: boolean): Promise<Obj> {
   const f = await d.facts.get(model);
   if (!f.metadata || !f.kv)
     throw new HttpError(500, "unreadable_model", `cannot read ${model.entry.path}: ${f.error ?? "unknown"}`);
   let kv = f.kv;
-  if (body.verbose === true) {
+  if (verbose) {
     kv = (await readGgufHeader(model.entry.path, { maxArrayItems: Number.MAX_SAFE_INTEGER, tensors: false })).kv;
   }
   const template = f.metadata.chatTemplate ?? "";
@@ -102,11 +118,11 @@ export const show: OllamaHandler = async (d, req, res) => {
     parameters: parametersText({ ctx: model.estimate.ctx }),
     template,
     details: f.details,
-    model_info: modelInfo(kv, f.metadata, body.verbose === true),
+    model_info: modelInfo(kv, f.metadata, verbose),
     capabilities: f.capabilities,
     modified_at: goTime(f.modifiedMs),
   };
   const license = kv.get("general.license");
   if (typeof license === "string") out.license = license;
-  sendOllamaJson(res, 200, out);
-};
+  return out;
+}
