@@ -378,6 +378,29 @@ export class ModelController {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Resolves true once a model has no process (unloaded, failed, or gone from the catalog), false when `timeoutMs`
+   * passes first: a promise on its state events, not a polling loop.
+   */
+  whenSettled(model: string, timeoutMs: number): Promise<boolean> {
+    const settled = () => {
+      const st = this.state(model)?.status;
+      return st === undefined || st === "unloaded" || st === "failed";
+    };
+    if (settled()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        off();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(settled()), timeoutMs);
+      const off = this.on((e) => {
+        if (e.type === "state" && e.model === model && settled()) done(true);
+      });
+    });
+  }
+
   modelLogs(model: string, lines = 200): string[] {
     const l = this.runtimes.get(model)?.logs ?? [];
     return l.slice(Math.max(0, l.length - lines));

@@ -150,9 +150,7 @@ export const remove: OllamaHandler = async (d, req, res) => {
   if (st && st !== "unloaded" && st !== "failed") {
     // stop it first (its requests finish), so the reload drops it from the lists at once
     c.unload(model.name);
-    const deadline = Date.now() + 15_000;
-    const gone = () => ["unloaded", "failed", undefined].includes(c.state(model.name)?.status);
-    while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await c.whenSettled(model.name, 15_000);
   }
   registry.remove(model.name);
   await d.extras.reload?.();
