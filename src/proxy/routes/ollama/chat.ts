@@ -23,6 +23,7 @@ import type { LeaseUpstream, UpstreamAnswer } from "../../lease-upstream.js";
 import type { TranslatedSink } from "../../relay.js";
 import {
   readOllamaBody,
+  upstreamJson,
   resolveModel,
   sendOllamaJson,
   type OllamaDeps,
@@ -255,16 +256,7 @@ class BufferedAnswer extends Completion {
   protected async answer(a: UpstreamAnswer, up: LeaseUpstream, tr: OllamaTranslator): Promise<void> {
     const text = await a.body.text();
     up.received(text.length);
-    let j: unknown;
-    try {
-      j = JSON.parse(text);
-    } catch {
-      throw new HttpError(
-        502,
-        "upstream_failed",
-        `llama-server sent an answer that is not JSON: ${text.slice(0, 200)}`,
-      );
-    }
+    const j = upstreamJson(text);
     tr.chunk(j as Obj, preciseNow());
     const extra = await this.context(up, tr);
     sendOllamaJson(this.res, 200, tr.aggregate(preciseNow(), extra), this.headers);

@@ -146,3 +146,12 @@ export function resolveModel(d: OllamaDeps, body: Obj): { requested: string; mod
   if (!model || !c.state(name)) throw new HttpError(404, "model_not_found", `model "${requested}" not found`);
   return preset ? { requested, model, preset } : { requested, model };
 }
+
+/** llama-server's whole answer parsed, or a 502 saying it was not JSON (with its first 200 characters). */
+export function upstreamJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HttpError(502, "upstream_failed", `llama-server sent an answer that is not JSON: ${text.slice(0, 200)}`);
+  }
+}

@@ -17,7 +17,7 @@ import { preciseNow } from "../../../ollama/wire.js";
 import type { UsageStats } from "../../forward.js";
 import type { LeaseUpstream } from "../../lease-upstream.js";
 import type { TranslatedSink } from "../../relay.js";
-import { readOllamaBody, resolveModel, sendOllamaJson, type OllamaHandler } from "./common.js";
+import { readOllamaBody, resolveModel, sendOllamaJson, upstreamJson, type OllamaHandler } from "./common.js";
 
 export const embed: OllamaHandler = (d, req, res) => embeddings(d, req, res, false);
 export const embeddingsLegacy: OllamaHandler = (d, req, res) => embeddings(d, req, res, true);
@@ -68,16 +68,7 @@ class EmbedSink implements TranslatedSink {
     up.received(text.length);
     if (a.status >= 400)
       throw new HttpError(a.status, "upstream_error", embedErrorMessage(this.requested, errorOfText(text).message));
-    let j: unknown;
-    try {
-      j = JSON.parse(text);
-    } catch {
-      throw new HttpError(
-        502,
-        "upstream_failed",
-        `llama-server sent an answer that is not JSON: ${text.slice(0, 200)}`,
-      );
-    }
+    const j = upstreamJson(text);
     const { answer, promptTokens } = embedAnswer(j, this.r, {
       requested: this.requested,
       totalMs: preciseNow() - this.start,
