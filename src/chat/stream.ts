@@ -24,6 +24,8 @@ export interface StreamTimings {
   predictedN?: number;
   predictedMs?: number;
   predictedPerSecond?: number;
+  /** Prompt tokens reused from the slot's cache (llama-server's `cache_n`). */
+  cacheN?: number;
 }
 
 export type ChatStreamEvent =
@@ -70,6 +72,12 @@ export class ChatStreamParser {
 
   feed(text: string): ChatStreamEvent[] {
     this.sse.feed(text);
+    return this.take();
+  }
+
+  /** One SSE `data:` payload already split out of the stream (e.g. by a browser's reader). */
+  data(payload: string): ChatStreamEvent[] {
+    this.onData(payload);
     return this.take();
   }
 
@@ -195,6 +203,7 @@ function parseTimings(t: unknown): StreamTimings | undefined {
   if (typeof t.predicted_n === "number") out.predictedN = t.predicted_n;
   if (typeof t.predicted_ms === "number") out.predictedMs = t.predicted_ms;
   if (typeof t.predicted_per_second === "number") out.predictedPerSecond = t.predicted_per_second;
+  if (typeof t.cache_n === "number") out.cacheN = t.cache_n;
   return out;
 }
 

@@ -1,9 +1,9 @@
 /**
- * One streamed chat answer from /v1/chat/completions, folded from its SSE data payloads (pure): the thinking
- * (llama-server's `reasoning_content` deltas, or `<think>…</think>` left inline in the content) kept apart from the
- * answer, and the stats llama-server sends in its last chunk (`timings`, `usage`).
+ * One streamed chat answer from /v1/chat/completions as the playground shows it: the terminal chat's parser
+ * (src/chat/stream.ts: thinking from `reasoning_content` or inline `<think>` kept apart from the answer, errors,
+ * usage and timings) folded into one record, with the page's own first-token and total times.
  */
-import { ThinkSplitter } from "../../src/chat/think-splitter.js";
+import { ChatStreamParser, type ChatStreamEvent } from "../../src/chat/stream.js";
 
 export interface AnswerStats {
   promptTokens?: number;
@@ -25,25 +25,9 @@ export interface Answer {
   done: boolean;
 }
 
-interface Chunk {
-  choices?: Array<{
-    delta?: { content?: string | null; reasoning_content?: string | null };
-    finish_reason?: string | null;
-  }>;
-  timings?: {
-    prompt_n?: number;
-    predicted_n?: number;
-    predicted_per_second?: number;
-    prompt_ms?: number;
-    cache_n?: number;
-  };
-  usage?: { prompt_tokens?: number; completion_tokens?: number };
-  error?: { message?: string };
-}
-
 export class AnswerFolder {
   readonly answer: Answer = { thinking: "", content: "", stats: {}, done: false };
-  private readonly splitter = new ThinkSplitter();
+  private readonly parser = new ChatStreamParser();
   private readonly t0: number;
 
   constructor(private readonly now: () => number = () => performance.now()) {
@@ -52,64 +36,52 @@ export class AnswerFolder {
 
   /** One SSE `data:` payload. Returns true when something visible changed. */
   push(data: string): boolean {
-    const a = this.answer;
-    if (data === "[DONE]") {
-      this.finish();
-      return true;
-    }
-    let c: Chunk;
-    try {
-      c = JSON.parse(data) as Chunk;
-    } catch {
-      return false;
-    }
-    if (c.error) {
-      a.error = c.error.message ?? "the server reported an error";
-      return true;
-    }
     let changed = false;
-    for (const ch of c.choices ?? []) {
-      const r = ch.delta?.reasoning_content;
-      const t = ch.delta?.content;
-      if ((r || t) && a.stats.firstTokenMs === undefined) a.stats.firstTokenMs = Math.round(this.now() - this.t0);
-      if (r) {
-        a.thinking += r;
-        changed = true;
-      }
-      if (t) {
-        for (const p of this.splitter.push(t)) {
-          if (p.kind === "thinking") a.thinking += p.text;
-          else a.content += p.text;
-        }
-        changed = true;
-      }
-      if (ch.finish_reason) a.stats.finishReason = ch.finish_reason;
-    }
-    const tm = c.timings;
-    if (tm) {
-      if (tm.prompt_n !== undefined) a.stats.promptTokens = tm.prompt_n;
-      if (tm.predicted_n !== undefined) a.stats.generatedTokens = tm.predicted_n;
-      if (tm.predicted_per_second !== undefined) a.stats.tokensPerSecond = tm.predicted_per_second;
-      if (tm.prompt_ms !== undefined) a.stats.promptMs = tm.prompt_ms;
-      if (tm.cache_n !== undefined) a.stats.cachedTokens = tm.cache_n;
-      changed = true;
-    }
-    if (c.usage) {
-      a.stats.promptTokens ??= c.usage.prompt_tokens;
-      a.stats.generatedTokens ??= c.usage.completion_tokens;
-      changed = true;
-    }
+    for (const e of this.parser.data(data)) changed = this.fold(e) || changed;
+    if (this.parser.done) this.finish();
     return changed;
   }
 
   finish(): void {
     const a = this.answer;
     if (a.done) return;
-    for (const p of this.splitter.end()) {
-      if (p.kind === "thinking") a.thinking += p.text;
-      else a.content += p.text;
-    }
+    for (const e of this.parser.end()) this.fold(e);
     a.stats.totalMs = Math.round(this.now() - this.t0);
     a.done = true;
+  }
+
+  private fold(e: ChatStreamEvent): boolean {
+    const a = this.answer;
+    switch (e.type) {
+      case "thinking":
+      case "answer":
+        if (a.stats.firstTokenMs === undefined) a.stats.firstTokenMs = Math.round(this.now() - this.t0);
+        if (e.type === "thinking") a.thinking += e.text;
+        else a.content += e.text;
+        return true;
+      case "finish":
+        a.stats.finishReason = e.reason;
+        return false;
+      case "error":
+        a.error = e.message;
+        return true;
+      case "usage": {
+        const s = a.stats;
+        const t = e.timings;
+        if (t?.promptN !== undefined) s.promptTokens = t.promptN;
+        if (t?.predictedN !== undefined) s.generatedTokens = t.predictedN;
+        if (t?.predictedPerSecond !== undefined) s.tokensPerSecond = t.predictedPerSecond;
+        if (t?.promptMs !== undefined) s.promptMs = t.promptMs;
+        if (t?.cacheN !== undefined) s.cachedTokens = t.cacheN;
+        s.promptTokens ??= e.usage.promptTokens;
+        s.generatedTokens ??= e.usage.completionTokens;
+        s.cachedTokens ??= e.usage.cachedTokens;
+        return true;
+      }
+      case "done":
+        return true;
+      case "loading":
+        return false;
+    }
   }
 }

@@ -48,9 +48,10 @@ test("<think> left inline in the content is split out, across chunk boundaries",
   assert.equal(f.answer.content, "Hello!");
 });
 
-test("an error event is kept; garbage lines are ignored", () => {
+test("an error event is kept; an event that is not JSON is an error too (the terminal chat's rule)", () => {
   const f = new AnswerFolder(() => 0);
-  assert.equal(f.push("not json"), false);
+  assert.equal(f.push("not json"), true);
+  assert.match(f.answer.error ?? "", /not JSON: not json/);
   f.push(JSON.stringify({ error: { message: "llama-server for 'a' exited unexpectedly (signal SIGSEGV)" } }));
   f.push("[DONE]");
   assert.match(f.answer.error ?? "", /SIGSEGV/);
