@@ -158,6 +158,9 @@ export const PeerConfigSchema = z
 
 export type PeerConfig = z.infer<typeof PeerConfigSchema>;
 
+/** One store of `stores`: on (its default place), off, or the folder(s) to read. */
+const StoreSetting = z.union([z.boolean(), z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
 /** The config file. */
 export const ProxyConfigSchema = z
   .object({
@@ -168,6 +171,23 @@ export const ProxyConfigSchema = z
       .string()
       .optional()
       .describe("Folder scanned for models: each *.gguf, or a subfolder holding shards and/or mmproj."),
+    stores: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            ollama: StoreSetting,
+            lmstudio: StoreSetting,
+            hfCache: StoreSetting,
+            llamaCache: StoreSetting,
+          })
+          .partial()
+          .strict(),
+      ])
+      .optional()
+      .describe(
+        "Other tools' model stores served in place, read-only (all on by default): false for none, or per store (ollama, lmstudio, hfCache, llamaCache) false to skip it, or a folder (or list) to read instead of its default place.",
+      ),
     llamaServer: z.string().optional().describe("Path of the llama-server binary."),
     maxModels: z.number().int().positive().optional().describe("At most this many models resident at once."),
     memoryBudget: z

@@ -35,6 +35,8 @@ import { resolvePeers, type PeerSpec } from "../peers/config.js";
 import { PeerClient } from "../peers/client.js";
 import { PeerRouter } from "./peer-router.js";
 import { RpcChecker } from "./rpc.js";
+import { watchStores, type StoreWatcher } from "../models/stores/watch.js";
+import type { StoreSelection } from "../models/stores/index.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -53,6 +55,13 @@ export interface ProxyOptions {
   modelsDir?: string;
   /** Registered models (`gglib models add`); the CLI passes the user's registry when it exists. */
   registry?: Pick<Registry, "list">;
+  /**
+   * Other tools' model stores to serve in place, read-only (src/models/stores selectStores; the CLI passes every
+   * store at its default place less those turned off). None when absent. Watched for changes (debounced).
+   */
+  stores?: StoreSelection;
+  /** Quiet period of the stores' watch before a reload, ms (default 1000). */
+  storesDebounceMs?: number;
   host?: string;
   port?: number;
   maxModels?: number;
@@ -172,6 +181,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     modelsDir: settings.modelsDir,
     ttlS: settings.ttlS,
     ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.stores ? { stores: o.stores } : {}),
   });
   const catalog = await buildCatalog(catalogInput());
   const context = contextCache(o, config?.loaded, runner, log);
@@ -197,9 +207,38 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     report.clashes.push(...peers.clashes());
     for (const p of report.peers) if (!p.up) report.warnings.push(`peer ${p.name} is down: ${p.error ?? "?"}`);
   }
+  // a store that changes under us (a pull in Ollama) is picked up by a reload; its folders follow each reload
+  let storeWatch: StoreWatcher | undefined;
   const reloads = recordedReloads(
-    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep(), peersChanged(o, config)),
+    catalogReloader(
+      controller,
+      catalog,
+      config,
+      catalogInput,
+      (next) => {
+        context.cache?.sweep();
+        storeWatch?.update(next.stores?.watch ?? []);
+      },
+      peersChanged(o, config),
+    ),
   );
+  if (o.stores && catalog.stores) {
+    storeWatch = watchStores(
+      (stores) => {
+        reloads.reload(`store changed: ${stores.join(", ")}`).then(
+          (r) => {
+            if (r.added.length || r.removed.length || r.changed.length)
+              log(
+                `reload (${stores.join(", ")} changed): +${r.added.length} -${r.removed.length} ~${r.changed.length}`,
+              );
+          },
+          (e: unknown) => log(`reload after a store change failed: ${(e as Error).message}`),
+        );
+      },
+      { ...(o.storesDebounceMs !== undefined ? { debounceMs: o.storesDebounceMs } : {}), log },
+    );
+    storeWatch.update(catalog.stores.watch);
+  }
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, {
     controller,
@@ -240,6 +279,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     close(drainMs = 10_000) {
       closing ??= (async () => {
         stopWatching();
+        storeWatch?.close();
         dashboard.close();
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
@@ -574,7 +614,7 @@ function catalogReloader(
   initial: Catalog,
   config: ConfigFile | undefined,
   catalogInput: () => CatalogInput,
-  reloaded: () => void,
+  reloaded: (next: Catalog) => void,
   /** Warnings about what a reload does not apply (the peers). */
   notes: () => string[] = () => [],
 ): () => Promise<ReloadReport> {
@@ -586,7 +626,7 @@ function catalogReloader(
     const diff = diffCatalogs(current.models, next.models);
     controller.updateCatalog(next.models);
     current = next;
-    reloaded();
+    reloaded(next);
     for (const m of next.models) {
       if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
     }

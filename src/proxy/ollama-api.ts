@@ -14,6 +14,7 @@ import { HttpError, isGglibError } from "../core/errors.js";
 import { connectionClosed } from "./forward.js";
 import type { UpstreamHandle } from "./relay.js";
 import type { RegisteredModel, Registry } from "../models/registry.js";
+import { notOursMessage } from "../models/stores/index.js";
 import { multipartMessage, readBody } from "./http/json.js";
 import type { ProxyMetrics } from "./metrics.js";
 import { keepAliveToTtlMs, parseKeepAlive } from "../ollama/keep-alive.js";
@@ -305,6 +306,7 @@ export class OllamaApi {
           size: f.size,
           digest: f.digest,
           details: f.details,
+          source: m.entry.source, // gglib's: where the model lives (config, registry, models-dir, ollama, lmstudio…)
         };
       }),
     );
@@ -818,6 +820,8 @@ export class OllamaApi {
   /** DELETE /api/delete: unregisters a registered model (its files stay: gglib does not delete model files). */
   private async remove(res: ServerResponse, body: Obj): Promise<void> {
     const { requested, model } = this.resolve(body);
+    const notOurs = notOursMessage(model.entry); // another tool's store (src/models/stores): never changed
+    if (notOurs) throw new OllamaError(400, notOurs);
     if (model.entry.source !== "registry")
       throw new OllamaError(
         400,
