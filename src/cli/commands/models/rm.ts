@@ -19,7 +19,7 @@ export function register(models: Command): void {
           const e = findModel(loadModelSources(loadSourcesOptions({})).models, name);
           const notOurs = e ? notOursMessage(e) : undefined;
           if (notOurs) {
-            throw new GglibError("invalid_config", `Cannot remove ${notOurs}.`, {
+            throw new GglibError("invalid_config", `${notOurs}.`, {
               hint: "Or hide that tool's models from gglib: --skip-store, or `stores:` in the config file.",
             });
           }
