@@ -54,10 +54,15 @@ export function list(p: string): Listing {
     if (d.isDirectory()) out.dirs.push(d.name);
     else if (d.isFile()) out.files.push(d.name);
     else if (d.isSymbolicLink()) {
-      const full = join(p, d.name);
-      if (isDir(full)) out.dirs.push(d.name);
-      else if (isFile(full)) out.files.push(d.name);
-      else out.dangling.push(d.name);
+      let st;
+      try {
+        st = statSync(join(p, d.name)); // one stat per link (snapshot folders are all links)
+      } catch {
+        out.dangling.push(d.name);
+        continue;
+      }
+      if (st.isDirectory()) out.dirs.push(d.name);
+      else if (st.isFile()) out.files.push(d.name);
     }
   }
   out.dirs.sort();

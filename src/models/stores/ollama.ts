@@ -156,12 +156,19 @@ function modelOf(root: string, file: string, name: string, warnings: string[]): 
   return model;
 }
 
+/** Text layers by path: blobs are content-addressed, so a blob's text never changes (a rescan reads none again). */
+const textLayers = new Map<string, string | undefined>();
+
 /** Text layers are small (a template, a few params); anything past 1 MiB is not read. */
 function readSmall(path: string): string | undefined {
+  if (textLayers.has(path)) return textLayers.get(path);
+  let text: string | undefined;
   try {
-    if (statSync(path).size > 1024 * 1024) return undefined;
-    return readFileSync(path, "utf8");
+    if (statSync(path).size <= 1024 * 1024) text = readFileSync(path, "utf8");
   } catch {
-    return undefined;
+    return undefined; // missing now, maybe there later: not remembered
   }
+  if (textLayers.size > 4096) textLayers.clear();
+  textLayers.set(path, text);
+  return text;
 }
