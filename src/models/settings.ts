@@ -77,7 +77,7 @@ export const ModelConfigSchema = z
       .string()
       .min(1)
       .describe(
-        "A .gguf file (first shard of a split model) or a folder holding one model. Relative to the config file.",
+        "A .gguf file (first shard of a split model) or a folder holding one model, relative to the config file; or hf:<org>/<repo>[:<quant or file>], a model of the Hugging Face cache (or llama.cpp's) used in place.",
       ),
     aliases: z.array(z.string().min(1)).optional().describe("Other names that resolve to this model."),
     mmproj: z.string().optional().describe("Multimodal projector file (--mmproj)."),

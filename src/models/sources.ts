@@ -35,7 +35,9 @@ import { groupGgufPaths, modelStem, parseShardName } from "../gguf/names.js";
 import type { ModelSettings } from "./settings.js";
 import {
   foldSameFiles,
+  isHfRef,
   isStoreName,
+  resolveHfRef,
   scanStores,
   STORE_NAMES,
   type StoreInfo,
@@ -131,8 +133,9 @@ export function loadModelSources(opts: LoadModelSourcesOptions): ModelSources {
   if (opts.config) {
     const base = opts.config.baseDir ?? process.cwd();
     for (const c of opts.config.models) {
-      const p = isAbsolute(c.path) ? c.path : resolve(base, c.path);
-      const found = resolveModelPath(p);
+      const hf = isHfRef(c.path);
+      const p = hf || isAbsolute(c.path) ? c.path : resolve(base, c.path);
+      const found = hf ? hfModelFiles(c.path, opts.stores) : resolveModelPath(p);
       if (!found.ok) {
         warnings.push(`config model "${c.name}": ${found.reason}`);
         // keep it: the proxy reports a clear 404/500 when the model is requested, and the name stays reserved
@@ -222,6 +225,23 @@ export function loadModelSources(opts: LoadModelSourcesOptions): ModelSources {
     clashes: [...folded, ...merged.clashes],
     warnings,
     ...(storesRead ? { stores: storesRead } : {}),
+  };
+}
+
+/**
+ * A config entry's `hf:org/repo[:quant]` → the files of that model in the Hugging Face cache or llama.cpp's cache
+ * (the folders of those stores, when they are read), as resolveModelPath answers for a path.
+ */
+function hfModelFiles(
+  ref: string,
+  stores: StoreSelection | undefined,
+): { ok: true; files: FoundModel } | { ok: false; reason: string } {
+  const r = resolveHfRef(ref, [...(stores?.["hf-cache"] ?? []), ...(stores?.["llama-cache"] ?? [])]);
+  if (!r.ok) return r;
+  const m = r.model;
+  return {
+    ok: true,
+    files: { name: m.name, path: m.path, shards: m.shards, ...(m.mmproj ? { mmproj: m.mmproj } : {}) },
   };
 }
 

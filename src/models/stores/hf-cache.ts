@@ -30,6 +30,18 @@ export function scanHfCache(root: string, store: StoreName = "hf-cache"): StoreS
   return out;
 }
 
+/** The folder of a repo in a hub cache: `org/repo` → `<root>/models--org--repo`. */
+export function cacheFolderOf(root: string, repo: string): string {
+  return join(root, `models--${repo.split("/").join("--")}`);
+}
+
+/** One repo of a hub cache (empty when it is not there). */
+export function scanHfRepo(root: string, repo: string, store: StoreName = "hf-cache"): StoreScan {
+  const out: StoreScan = { models: [], watch: [], warnings: [] };
+  scanRepo(cacheFolderOf(root, repo), repo, root, store, out);
+  return out;
+}
+
 function scanRepo(dir: string, repo: string, root: string, store: StoreName, out: StoreScan): void {
   const snapshots = join(dir, "snapshots");
   const revs = list(snapshots).dirs;

@@ -15,6 +15,7 @@ import { STORE_NAMES, STORE_TOOLS, type StoreModel, type StoreName, type StoreSc
 
 export { STORE_NAMES, STORE_TOOLS, type StoreInfo, type StoreModel, type StoreName } from "./types.js";
 export { foldSameFiles, fileIdentity, type Folded } from "./dedupe.js";
+export { isHfRef, parseHfRef, resolveHfRef } from "./hf-ref.js";
 
 /** The stores to read and the folders of each (an enabled store with no folders reads nothing). */
 export type StoreSelection = Partial<Record<StoreName, string[]>>;

@@ -32,6 +32,8 @@ import { storeRoots, type LocationContext } from "../../../src/models/stores/loc
 import { ollamaModelName, parseOllamaManifest, scanOllama } from "../../../src/models/stores/ollama.js";
 import { repoOfCacheFolder, scanHfCache } from "../../../src/models/stores/hf-cache.js";
 import { nameRepoModels } from "../../../src/models/stores/repo-names.js";
+import { parseHfRef, resolveHfRef } from "../../../src/models/stores/hf-ref.js";
+import { configModelsOf, parseConfig } from "../../../src/models/config-file.js";
 import { scanLmStudio } from "../../../src/models/stores/lmstudio.js";
 import { scanLlamaCache } from "../../../src/models/stores/llama-cache.js";
 import { isRelevantChange, watchStores } from "../../../src/models/stores/watch.js";
@@ -423,6 +425,64 @@ describe("Hugging Face cache, LM Studio, llama.cpp's cache", () => {
     );
     assert.match(notOursMessage({ name: "o/r:Q4", source: "lmstudio", path: "/p" })!, /belongs to LM Studio/);
     assert.equal(notOursMessage({ name: "x", source: "registry", path: "/p" }), undefined);
+  });
+});
+
+describe("hf: models in the config file", () => {
+  test("hf:org/repo[:tag] names a model of the hub cache, used in place with the entry's own settings", async (t) => {
+    assert.deepEqual(parseHfRef("hf:org/Repo-GGUF:q4_k_m"), { repo: "org/Repo-GGUF", tag: "q4_k_m" });
+    assert.deepEqual(parseHfRef("hf:hf.co/org/Repo-GGUF"), { repo: "org/Repo-GGUF" });
+    assert.equal(parseHfRef("hf:nothing"), undefined);
+    const d = tmp(t);
+    const m = await tinies(join(d, "src"));
+    const hub = join(d, "hub");
+    const lc = join(d, "llama.cpp");
+    const snap = writeHfCacheRepo(hub, "org/Two-GGUF", { "Two-Q4_K_M.gguf": m.a, "Two-Q8_0.gguf": m.b });
+    writeHfCacheRepo(lc, "org/One-GGUF", { "One-F16.gguf": m.think });
+    const ok = resolveHfRef("hf:org/Two-GGUF:q8_0", [hub, lc]);
+    assert.equal(ok.ok && ok.model.path, join(snap, "Two-Q8_0.gguf"));
+    const one = resolveHfRef("hf:org/One-GGUF", [hub, lc]);
+    assert.equal(one.ok && one.model.name, "org/One-GGUF:F16");
+    const which = resolveHfRef("hf:org/Two-GGUF", [hub]);
+    assert.match(
+      !which.ok ? which.reason : "",
+      /holds 2 models .*; name one: hf:org\/Two-GGUF:Q4_K_M, hf:org\/Two-GGUF:Q8_0/,
+    );
+    const noTag = resolveHfRef("hf:org/Two-GGUF:IQ2_XS", [hub]);
+    assert.match(
+      !noTag.ok ? noTag.reason : "",
+      /has no "IQ2_XS" \(it has Q4_K_M, Q8_0\); fetch it with `hf download org\/Two-GGUF --include "\*IQ2_XS\*"`/,
+    );
+    const missing = resolveHfRef("hf:org/Absent-GGUF:Q4_K_M", [hub]);
+    assert.match(
+      !missing.ok ? missing.reason : "",
+      /org\/Absent-GGUF is not in the Hugging Face cache \(.*hub\); fetch it with/,
+    );
+
+    // through the config file: the path stays a reference, the settings apply, the store's own entry is its alias
+    const cfg = parseConfig(
+      [
+        "models:",
+        "  two:",
+        "    path: hf:org/Two-GGUF:Q8_0",
+        "    ctx: 4096",
+        "  gone:",
+        "    path: hf:org/Absent-GGUF",
+        "",
+      ].join("\n"),
+      join(d, "config.yaml"),
+    );
+    const models = configModelsOf(cfg);
+    assert.equal(models[0]!.path, "hf:org/Two-GGUF:Q8_0");
+    const s = loadModelSources({ config: { models, baseDir: d }, stores: { "hf-cache": [hub], "llama-cache": [lc] } });
+    const two = s.models.find((x) => x.name === "two")!;
+    assert.equal(two.path, join(snap, "Two-Q8_0.gguf"));
+    assert.deepEqual(two.settings, { ctx: 4096 });
+    assert.deepEqual(two.aliases, ["org/Two-GGUF:Q8_0"]);
+    assert.match(
+      s.warnings.join("\n"),
+      /config model "gone": hf:org\/Absent-GGUF: org\/Absent-GGUF is not in the Hugging Face cache/,
+    );
   });
 });
 
