@@ -2,8 +2,9 @@
  * A cheap watch on the stores: one recursive fs.watch per store folder (inotify on Linux, FSEvents on macOS; no
  * polling), events inside `blobs/` and partial downloads ignored (a pull writes its blob first and its manifest or
  * snapshot link last), and one call of `onChange` per quiet period (debounced), naming the stores that changed.
- * The set of folders follows each reload (`update`). A folder that cannot be watched (inotify limits) is logged
- * once; the store is still read at every reload.
+ * The set of folders follows each reload (`update`). A folder that cannot be watched (inotify limits, gone) is
+ * logged once and not tried again, so a failing watch never turns into a reload loop; the store is still read at
+ * every reload.
  */
 import { watch, type FSWatcher } from "node:fs";
 import type { StoreName } from "./types.js";
@@ -55,19 +56,21 @@ export function watchStores(
           watchers.delete(dir);
         }
       for (const [dir, store] of want) {
-        if (watchers.has(dir)) continue;
+        if (watchers.has(dir) || failed.has(dir)) continue;
         try {
           const w = watch(dir, { recursive: true, persistent: false }, (_event, file) => {
             if (isRelevantChange(file === null ? null : String(file))) fire(store);
           });
-          w.on("error", () => {
-            // the folder went away (a store removed): the next reload's update drops or re-adds it
+          w.on("error", (e: Error) => {
+            // inotify limits, or the folder went away: not watched again (re-adding could fail in a loop); the store
+            // is still read at every reload
             w.close();
             watchers.delete(dir);
-            fire(store);
+            if (!failed.has(dir))
+              o.log?.(`stopped watching ${store} folder ${dir} (${e.message}); it is read at each reload`);
+            failed.add(dir);
           });
           watchers.set(dir, w);
-          failed.delete(dir);
         } catch (e) {
           if (!failed.has(dir))
             o.log?.(`cannot watch ${store} folder ${dir} (${(e as Error).message}); it is read at each reload`);

@@ -496,6 +496,21 @@ describe("the stores' watch", () => {
     assert.equal(isRelevantChange(null), true);
   });
 
+  test("a folder that cannot be watched is logged once and not retried (no reload loop)", async (t) => {
+    const d = tmp(t);
+    const logs: string[] = [];
+    const calls: string[][] = [];
+    const w = watchStores((s) => calls.push(s), { debounceMs: 20, log: (l) => logs.push(l) });
+    t.after(() => w.close());
+    const gone = [{ store: "ollama" as const, dir: join(d, "not-there") }];
+    w.update(gone);
+    w.update(gone);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(logs.length, 1);
+    assert.match(logs[0]!, /cannot watch ollama folder .*not-there .*; it is read at each reload/);
+    assert.deepEqual(calls, []);
+  });
+
   test("a pull into a watched store: one debounced call naming the store", async (t) => {
     const d = tmp(t);
     const m = await tinies(join(d, "src"));
