@@ -85,7 +85,7 @@ void test("gglib models list/show/rm over Ollama's store and the HF cache", asyn
   const list = await gglib(env, "models", "list", "--json");
   assert.equal(list.code, 0, list.stderr);
   const j = JSON.parse(list.stdout) as {
-    models: { name: string; source: string; store?: { root: string; params?: unknown } }[];
+    models: { name: string; source: string; sizeBytes?: number; store?: { root: string; params?: unknown } }[];
     stores: { store: string; root: string }[];
   };
   assert.deepEqual(
@@ -96,6 +96,7 @@ void test("gglib models list/show/rm over Ollama's store and the HF cache", asyn
     ],
   );
   assert.deepEqual(j.models[0]!.store?.params, { temperature: 0.6 });
+  assert.equal(j.models[0]!.sizeBytes, statSync(a).size, "the blob's size");
   assert.deepEqual(j.stores, [
     { store: "ollama", root: ollama },
     { store: "hf-cache", root: hub },

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { modelTags } from "../../../models/registry.js";
 import { loadModelSources, type Clash, type ModelEntry } from "../../../models/sources.js";
 import { colors } from "../../../term/color.js";
@@ -41,9 +41,10 @@ Examples:
           const clashes = sources.clashes
             .filter((c) => c.winner.model === e.name && c.winner.source === e.source)
             .map((c) => c.message);
+          const size = r?.sizeBytes ?? (e.store ? filesSize(e.shards) : undefined);
           return {
             ...e,
-            ...(r?.sizeBytes !== undefined ? { sizeBytes: r.sizeBytes } : {}),
+            ...(size !== undefined ? { sizeBytes: size } : {}),
             ...(st ? { missing: st.missing } : { missing: !existsSync(e.path) }),
             ...(r?.metadata ? { metadata: r.metadata } : {}),
             ...(r?.metadataError ? { metadataError: r.metadataError } : {}),
@@ -125,4 +126,13 @@ function renderList(
   lines.push("", storesLine);
   for (const w of warnings) lines.push(c.dim(`warning: ${w}`));
   return lines.join("\n");
+}
+
+/** A store model's size on disk (its shards; links followed), or undefined when one cannot be read. */
+function filesSize(files: readonly string[]): number | undefined {
+  try {
+    return files.reduce((n, f) => n + statSync(f).size, 0);
+  } catch {
+    return undefined;
+  }
 }
