@@ -34,6 +34,7 @@ import { repoOfCacheFolder, scanHfCache } from "../../../src/models/stores/hf-ca
 import { nameRepoModels } from "../../../src/models/stores/repo-names.js";
 import { parseHfRef, resolveHfRef } from "../../../src/models/stores/hf-ref.js";
 import { configModelsOf, parseConfig } from "../../../src/models/config-file.js";
+import { resolveModelRef } from "../../../src/models/resolve.js";
 import { scanLmStudio } from "../../../src/models/stores/lmstudio.js";
 import { scanLlamaCache } from "../../../src/models/stores/llama-cache.js";
 import { isRelevantChange, watchStores } from "../../../src/models/stores/watch.js";
@@ -416,6 +417,19 @@ describe("Hugging Face cache, LM Studio, llama.cpp's cache", () => {
         ["b", []],
       ],
     );
+  });
+
+  test("a command's model argument: a store's name with a slash is a name, not a path", async (t) => {
+    const d = tmp(t);
+    const m = await tinies(join(d, "src"));
+    const hub = join(d, "hub");
+    const snap = writeHfCacheRepo(hub, "org/Tiny-GGUF", { "Tiny-Q4_K_M.gguf": m.a });
+    const env = { GGLIB_DATA_DIR: join(d, "data"), HF_HUB_CACHE: hub };
+    const r = resolveModelRef("org/Tiny-GGUF:Q4_K_M", { env, cwd: d });
+    assert.equal(r.source, "hf-cache");
+    assert.equal(r.entry.path, join(snap, "Tiny-Q4_K_M.gguf"));
+    assert.equal(resolveModelRef("org/tiny-gguf:q4_k_m", { env, cwd: d }).source, "hf-cache", "any case");
+    assert.equal(resolveModelRef(m.b, { env, cwd: d }).source, "path", "a real path stays a path");
   });
 
   test("what gglib says of removing another tool's model", () => {
