@@ -9,7 +9,7 @@ import { homedir, platform } from "node:os";
 import { scanHfCache } from "./hf-cache.js";
 import { scanLlamaCache } from "./llama-cache.js";
 import { scanLmStudio } from "./lmstudio.js";
-import { storeRoots, type LocationContext } from "./locations.js";
+import { hfHubCache, storeRoots, type LocationContext } from "./locations.js";
 import { scanOllama } from "./ollama.js";
 import { STORE_NAMES, STORE_TOOLS, type StoreModel, type StoreName, type StoreScan } from "./types.js";
 
@@ -103,6 +103,17 @@ export function selectStores(o: SelectStoresOptions = {}): StoreSelection {
     } else out[s] = defaults[s];
   }
   return out;
+}
+
+/** The Hugging Face hub cache folder (HF_HUB_CACHE, HF_HOME/hub, … ~/.cache/huggingface/hub): `gglib pull --hf-cache`. */
+export function defaultHubCache(env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+  return hfHubCache({
+    env,
+    home: env.HOME || (env === process.env ? homedir() : undefined),
+    platform: platform(),
+    readText: () => undefined,
+    exists: () => false,
+  });
 }
 
 export interface StoresScan {
