@@ -36,7 +36,8 @@ import { PeerClient } from "../peers/client.js";
 import { PeerRouter } from "./peer-router.js";
 import { RpcChecker } from "./rpc.js";
 import { watchStores, type StoreWatcher } from "../models/stores/watch.js";
-import type { StoreSelection } from "../models/stores/index.js";
+import { isHfRef, type StoreSelection } from "../models/stores/index.js";
+import { HfFetcher } from "./hf-fetch.js";
 
 export { ProxyServer } from "./server.js";
 export { ModelController } from "./controller.js";
@@ -62,6 +63,8 @@ export interface ProxyOptions {
   stores?: StoreSelection;
   /** Quiet period of the stores' watch before a reload, ms (default 1000). */
   storesDebounceMs?: number;
+  /** Waits between the tries of a failed `hf:` fetch, ms (default 30 s, 2 min, 10 min; then given up). */
+  hfRetryDelaysMs?: readonly number[];
   host?: string;
   port?: number;
   maxModels?: number;
@@ -209,6 +212,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   }
   // a store that changes under us (a pull in Ollama) is picked up by a reload; its folders follow each reload
   let storeWatch: StoreWatcher | undefined;
+  // config models `hf:<user>/<repo>[:<quant>]` not in the hub cache yet are fetched into it (hf-fetch.ts)
+  let hfFetcher: HfFetcher | undefined;
   const reloads = recordedReloads(
     catalogReloader(
       controller,
@@ -218,6 +223,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       (next) => {
         context.cache?.sweep();
         storeWatch?.update(next.stores?.watch ?? []);
+        hfFetcher?.want(missingHfModels(next));
       },
       peersChanged(o, config),
     ),
@@ -238,6 +244,27 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       { ...(o.storesDebounceMs !== undefined ? { debounceMs: o.storesDebounceMs } : {}), log },
     );
     storeWatch.update(catalog.stores.watch);
+  }
+  const hubCache = o.stores?.["hf-cache"]?.[0];
+  if (hubCache !== undefined) {
+    hfFetcher = new HfFetcher({
+      pull: async (ref, signal) =>
+        (await import("../hub/pull.js")).pullModel(ref, {
+          ...(o.pull ?? {}),
+          signal,
+          modelsDir: hubCache,
+          hfCache: true,
+          probe,
+        }),
+      fetched: (ref) => {
+        reloads
+          .reload(`fetched ${ref}`)
+          .catch((e: unknown) => log(`reload after fetching ${ref} failed: ${(e as Error).message}`));
+      },
+      log,
+      ...(o.hfRetryDelaysMs ? { retryDelaysMs: o.hfRetryDelaysMs } : {}),
+    });
+    hfFetcher.want(missingHfModels(catalog));
   }
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, {
@@ -280,6 +307,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       closing ??= (async () => {
         stopWatching();
         storeWatch?.close();
+        hfFetcher?.close();
         dashboard.close();
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
@@ -291,6 +319,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 }
 
 // ---- the steps ---------------------------------------------------------------------------------------------
+
+/** The config's `hf:` models whose files are not in the hub cache (their path is still the reference). */
+function missingHfModels(c: Catalog): string[] {
+  return c.models.filter((m) => m.entry.source === "config" && isHfRef(m.entry.path)).map((m) => m.entry.path);
+}
 
 /** The config file as last read, with the stamp of that read (a change made later counts as a change). */
 class ConfigFile {

@@ -465,12 +465,12 @@ describe("hf: models in the config file", () => {
     const noTag = resolveHfRef("hf:org/Two-GGUF:IQ2_XS", [hub]);
     assert.match(
       !noTag.ok ? noTag.reason : "",
-      /has no "IQ2_XS" \(it has Q4_K_M, Q8_0\); fetch it with `hf download org\/Two-GGUF --include "\*IQ2_XS\*"`/,
+      /has no "IQ2_XS" \(it has Q4_K_M, Q8_0\); gglib proxy fetches it into the cache, or run `gglib pull --hf-cache org\/Two-GGUF:IQ2_XS`/,
     );
     const missing = resolveHfRef("hf:org/Absent-GGUF:Q4_K_M", [hub]);
     assert.match(
       !missing.ok ? missing.reason : "",
-      /org\/Absent-GGUF is not in the Hugging Face cache \(.*hub\); fetch it with/,
+      /org\/Absent-GGUF is not in the Hugging Face cache \(.*hub\); gglib proxy fetches it/,
     );
 
     // through the config file: the path stays a reference, the settings apply, the store's own entry is its alias
