@@ -11,6 +11,7 @@ import { GglibError } from "../core/errors.js";
 import { ProxyConfigSchema, resolveRpcGroups, type ProxyConfigFile } from "./settings.js";
 import type { ConfigModel } from "./sources.js";
 import { isHfRef } from "./stores/hf-ref.js";
+import type { Preset } from "./presets.js";
 
 export interface LoadedConfig {
   config: ProxyConfigFile;
@@ -73,4 +74,9 @@ export function configModelsOf(loaded: LoadedConfig): ConfigModel[] {
     if (mmproj) c.mmproj = resolvePath(loaded.baseDir, mmproj);
     return c;
   });
+}
+
+/** The config file's presets (src/models/presets.ts). */
+export function configPresetsOf(loaded: LoadedConfig): Preset[] {
+  return Object.entries(loaded.config.presets ?? {}).map(([name, def]) => ({ ...def, name, source: "config" }));
 }

@@ -70,7 +70,7 @@ describe("controller: a stop that failed", () => {
     c.unload("a");
     await settle();
     assert.equal(c.state("a")?.status, "stuck", "a process that survived SIGKILL still holds its room");
-    assert.equal(c.scheduler.usedBytes(), 1 * GB);
+    assert.equal(c.usedBytes(), 1 * GB);
     // reported: event, status, the proxy's log and the model's log
     const toStuck = events.find((e) => e.type === "state" && e.model === "a" && e.to === "stuck");
     assert.ok(toStuck, "a state event to 'stuck'");
