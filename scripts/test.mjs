@@ -68,6 +68,8 @@ const needsLlama =
 const env = { ...process.env };
 // saved KV caches of the proxies the tests start stay inside this checkout (not in the user's cache dir)
 env.GGLIB_CONTEXT_CACHE_DIR ??= join(root, ".tmp", "kv-context");
+// never the user's Ollama / LM Studio / HF cache / llama.cpp cache: the store tests point each store at a temp dir
+env.GGLIB_STORES ??= "none";
 if (needsLlama && !env.GGLIB_TEST_LLAMA_SERVER) {
   const r = step(
     "real llama-server for the e2e tests (first run builds it: 10-20 min on 2 cores; then cached)",

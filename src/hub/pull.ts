@@ -13,12 +13,13 @@
  *
  * Used by `gglib pull` (src/cli/commands/pull.ts) and by the proxy's Ollama `POST /api/pull`.
  */
-import { readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { mkdir, readFile, rename, rm, stat, statfs, symlink, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
 import { GglibError, isGglibError } from "../core/errors.js";
 import { formatBytes, MiB } from "../core/units.js";
 import { budgetFromSnapshot, type EstimatorModel, type FitBudget } from "../models/estimator.js";
 import type { Registry } from "../models/registry.js";
+import { cacheFolderOf } from "../models/stores/hf-cache.js";
 import { takeLock, type ReleaseLock } from "../process/lockfile.js";
 import type { SystemProbe } from "../system/types.js";
 import {
@@ -95,6 +96,12 @@ export interface PullOptions {
   download?: Pick<DownloadOptions, "maxAttempts" | "retryDelayMs" | "stallMs" | "progressIntervalMs">;
   /** Resolve and choose only: no download, no registration. */
   dryRun?: boolean;
+  /**
+   * `modelsDir` is a Hugging Face hub cache: the files go into its layout (`models--<user>--<repo>/blobs/<sha256>`,
+   * `snapshots/<commit>/<path>` links, `refs/<branch>`), where huggingface_hub, llama.cpp and gglib's store
+   * discovery (src/models/stores) all find them. Never registered: the store lists them as `<user>/<repo>:<quant>`.
+   */
+  hfCache?: boolean;
 }
 
 export interface PulledFile {
@@ -146,6 +153,8 @@ interface Plan {
   dir: string;
   files: (PlannedFile & { dest: string })[];
   warnings: string[];
+  /** The revision asked for (a branch or tag is written to the hub cache's refs/). */
+  asked: string;
 }
 
 const MANIFEST = ".gglib-pull.json";
@@ -247,11 +256,12 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
       await writeManifest(plan, result.files);
     }
     if (reuse.some(Boolean)) await writeManifest(plan, result.files); // files re-hashed: next time, a stat
+    if (opts.hfCache) await linkSnapshot(plan, result);
   } finally {
     await unlock();
   }
 
-  if (opts.registry) {
+  if (opts.registry && !opts.hfCache) {
     emit({ phase: "register", status: `registering ${plan.name}` });
     const reg = await register(opts.registry, plan, result);
     result.name = reg.name;
@@ -260,6 +270,48 @@ export async function pullModel(ref: string, opts: PullOptions): Promise<PullRes
   }
   emit({ phase: "done", status: "success", overallCompleted: overallTotal, overallTotal });
   return result;
+}
+
+/** A file's blob in a hub cache: named by its SHA-256 (LFS) or git oid, as huggingface_hub names them. */
+function hfBlobPath(root: string, repo: string, f: RepoFile): string {
+  const id = f.sha256 ?? f.gitOid;
+  if (!id)
+    throw new GglibError(
+      "hub_not_found",
+      `The hub lists no hash for ${repo}/${f.path}: it cannot go into the hub cache.`,
+      {
+        hint: "Pull it into the models folder instead (without --hf-cache).",
+      },
+    );
+  return join(cacheFolderOf(root, repo), "blobs", id);
+}
+
+/**
+ * The hub cache's view of the pulled blobs: `snapshots/<commit>/<repo path>` relative links to them (replaced when
+ * there), and `refs/<branch>` = the commit when a branch or tag was asked for. The result then names the links.
+ */
+async function linkSnapshot(plan: Plan, result: PullResult): Promise<void> {
+  const snap = join(plan.dir, "snapshots", plan.revision);
+  const linkOf = new Map<string, string>();
+  for (const f of plan.files) {
+    const link = join(snap, ...f.file.path.split("/"));
+    await mkdir(dirname(link), { recursive: true });
+    await rm(link, { force: true });
+    await symlink(relative(dirname(link), f.dest), link);
+    linkOf.set(f.dest, link);
+  }
+  if (!/^[0-9a-f]{40}$/i.test(plan.asked) && !plan.asked.split("/").includes("..")) {
+    const ref = join(plan.dir, "refs", ...plan.asked.split("/"));
+    await mkdir(dirname(ref), { recursive: true });
+    await writeFile(ref, plan.revision);
+  }
+  result.dir = snap;
+  // the name the store discovery gives it (src/models/stores/repo-names.ts)
+  result.name = refAlias(plan.repo, plan.variant);
+  result.aliases = [];
+  result.modelPath = linkOf.get(result.modelPath) ?? result.modelPath;
+  if (result.mmproj) result.mmproj = linkOf.get(result.mmproj) ?? result.mmproj;
+  for (const p of result.files) p.path = linkOf.get(p.path) ?? p.path;
 }
 
 function pulled(f: Plan["files"][number], reused: boolean, transferred: number, resumedFrom: number): PulledFile {
@@ -325,10 +377,13 @@ async function makePlan(
   if (r.tag === undefined) aliases.push(r.repo);
   const planned = planFiles(r.repo, name, variant, mmproj);
   const root = resolve(opts.modelsDir);
-  const files = planned.map((f) => ({ ...f, dest: join(root, ...f.local.split("/")) }));
-  const dir = dirname(files[0]!.dest);
-  const plan: Plan = { repo: r.repo, revision, variant, reason, name, aliases, dir, files, warnings };
-  if (opts.registry) assertNameFree(opts.registry, plan);
+  const files = planned.map((f) => ({
+    ...f,
+    dest: opts.hfCache ? hfBlobPath(root, r.repo, f.file) : join(root, ...f.local.split("/")),
+  }));
+  const dir = opts.hfCache ? cacheFolderOf(root, r.repo) : dirname(files[0]!.dest);
+  const plan: Plan = { repo: r.repo, revision, variant, reason, name, aliases, dir, files, warnings, asked };
+  if (opts.registry && !opts.hfCache) assertNameFree(opts.registry, plan);
   return plan;
 }
 

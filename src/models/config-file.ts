@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { GglibError } from "../core/errors.js";
 import { ProxyConfigSchema, resolveRpcGroups, type ProxyConfigFile } from "./settings.js";
 import type { ConfigModel } from "./sources.js";
+import { isHfRef } from "./stores/hf-ref.js";
 import type { Preset } from "./presets.js";
 
 export interface LoadedConfig {
@@ -67,7 +68,8 @@ export function configModelsOf(loaded: LoadedConfig): ConfigModel[] {
     // an rpc group name becomes its list of workers here (the schema has checked that it exists)
     const rpc = resolveRpcGroups(settings.rpc, loaded.config.rpcGroups, name);
     if (rpc) settings.rpc = rpc;
-    const c: ConfigModel = { name, path: resolvePath(loaded.baseDir, path), settings };
+    // `hf:org/repo:Q4_K_M` names a model of the Hugging Face cache (src/models/stores/hf-ref.ts), not a path
+    const c: ConfigModel = { name, path: isHfRef(path) ? path : resolvePath(loaded.baseDir, path), settings };
     if (aliases) c.aliases = aliases;
     if (mmproj) c.mmproj = resolvePath(loaded.baseDir, mmproj);
     return c;

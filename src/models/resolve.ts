@@ -4,7 +4,10 @@
  *   1. a path (it ends in .gguf, has a slash, starts with a dot, or exists): the file (a shard: its whole set) or
  *      the one model a folder holds, named by its file stem or folder (src/models/sources.ts resolveModelPath);
  *   2. otherwise a name or alias, by the one matching rule (exact, alias, unique case-insensitive: findModel),
- *      over the sources merged by precedence: the config file's models, the registry, the models folder.
+ *      over the sources merged by precedence: the config file's models, the registry, the models folder, then the
+ *      other tools' stores (src/models/stores: every store at its tool's own place, less those the config's
+ *      `stores`, `--skip-store` or GGLIB_STORES turn off). A store name with a slash (`org/repo:Q4_K_M`) that is
+ *      no file or folder here is a name.
  * The config file is `--config`, else `<data dir>/config.yaml` when it exists; the models folder is the one given,
  * else the config's `modelsDir`, else `<data dir>/models` when it exists (modelsFolder). `gglib proxy` takes its
  * config file and models folder from modelSourceOptions too, so `gglib models list` shows what the proxy serves.
@@ -16,6 +19,7 @@ import { isGgufFile } from "../gguf/names.js";
 import { paths } from "../core/paths.js";
 import { configModelsOf, loadConfigFile, resolvePath, type LoadedConfig } from "./config-file.js";
 import { Registry } from "./registry.js";
+import { selectStores, type StoreName } from "./stores/index.js";
 import {
   findModel,
   loadModelSources,
@@ -37,6 +41,8 @@ export interface ModelSourceOptions {
    * noted in `warnings` and skipped (the chat and `serve` still find registered models).
    */
   strict?: boolean;
+  /** Stores turned off by a flag (`--skip-store`); "all" for none. */
+  skipStores?: readonly StoreName[] | "all";
 }
 
 export interface FoundSources {
@@ -72,6 +78,13 @@ export function modelSourceOptions(opts: ModelSourceOptions = {}): FoundSources 
     out.modelsDir = modelsDir;
     where.push(modelsDir);
   }
+  const stores = selectStores({
+    env,
+    ...(loaded?.config.stores !== undefined ? { config: loaded.config.stores } : {}),
+    ...(loaded ? { resolvePath: (p: string) => resolvePath(loaded.baseDir, p) } : {}),
+    ...(opts.skipStores ? { skip: opts.skipStores } : {}),
+  });
+  if (Object.keys(stores).length > 0) out.stores = stores;
   return { options: out, configPath: chosen ? cfgPath : undefined, where, warnings };
 }
 
@@ -120,6 +133,11 @@ export function looksLikePath(arg: string, cwd = process.cwd()): boolean {
   );
 }
 
+/** `org/repo:Q4_K_M`, `user/model:tag`: a store's name, not a path (nothing by that name exists here). */
+function storeStyleName(ref: string, cwd: string): boolean {
+  return /^[^./\\][^\\]*:[^/\\]+$/.test(ref) && !isGgufFile(ref) && !existsSync(resolve(cwd, ref));
+}
+
 export interface ResolveModelOptions extends ModelSourceOptions {
   cwd?: string;
 }
@@ -134,7 +152,7 @@ export interface ResolvedModel {
 /** A command's model argument → the model (see the header comment). Throws model_not_found with a hint. */
 export function resolveModelRef(ref: string, opts: ResolveModelOptions = {}): ResolvedModel {
   const cwd = opts.cwd ?? process.cwd();
-  if (looksLikePath(ref, cwd)) {
+  if (looksLikePath(ref, cwd) && !storeStyleName(ref, cwd)) {
     const p = resolve(cwd, ref);
     const found = resolveModelPath(p);
     if (!found.ok) {

@@ -84,7 +84,7 @@ export const ModelConfigSchema = z
       .string()
       .min(1)
       .describe(
-        "A .gguf file (first shard of a split model) or a folder holding one model. Relative to the config file.",
+        "A .gguf file (first shard of a split model) or a folder holding one model, relative to the config file; or hf:<org>/<repo>[:<quant or file>], a model of the Hugging Face cache (or llama.cpp's) used in place.",
       ),
     aliases: z.array(z.string().min(1)).optional().describe("Other names that resolve to this model."),
     mmproj: z.string().optional().describe("Multimodal projector file (--mmproj)."),
@@ -165,6 +165,9 @@ export const PeerConfigSchema = z
 
 export type PeerConfig = z.infer<typeof PeerConfigSchema>;
 
+/** One store of `stores`: on (its default place), off, or the folder(s) to read. */
+const StoreSetting = z.union([z.boolean(), z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
 /** The config file. */
 export const ProxyConfigSchema = z
   .object({
@@ -175,6 +178,23 @@ export const ProxyConfigSchema = z
       .string()
       .optional()
       .describe("Folder scanned for models: each *.gguf, or a subfolder holding shards and/or mmproj."),
+    stores: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            ollama: StoreSetting,
+            lmstudio: StoreSetting,
+            hfCache: StoreSetting,
+            llamaCache: StoreSetting,
+          })
+          .partial()
+          .strict(),
+      ])
+      .optional()
+      .describe(
+        "Other tools' model stores served in place, read-only (all on by default): false for none, or per store (ollama, lmstudio, hfCache, llamaCache) false to skip it, or a folder (or list) to read instead of its default place.",
+      ),
     llamaServer: z.string().optional().describe("Path of the llama-server binary."),
     maxModels: z.number().int().positive().optional().describe("At most this many models resident at once."),
     memoryBudget: z

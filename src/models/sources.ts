@@ -1,10 +1,14 @@
 /**
  * Where the proxy's models come from, merged into one list.
  *
- * Three sources, in this order of precedence (a higher one wins a name):
+ * These sources, in this order of precedence (a higher one wins a name):
  *   1. "config"     — entries of the config file (read by src/models/config-file.ts, passed in here);
  *   2. "registry"   — models added with `gglib models add/scan` (src/models/registry.ts, SQLite);
- *   3. "models-dir" — files found in `--models-dir` (no settings; named by file stem or folder).
+ *   3. "models-dir" — files found in `--models-dir` (no settings; named by file stem or folder);
+ *   4. the other tools' stores, read in place and never changed (src/models/stores/): "ollama", "lmstudio",
+ *      "hf-cache", "llama-cache" (no settings; named the store's way: `qwen3:8b`, `org/repo:Q4_K_M`). A store
+ *      model whose file an earlier entry already has (a link, a hard link, one blob behind two tags) is folded
+ *      into that entry: its names become aliases, and it is reported as a duplicate (a Clash with samePath).
  * Names and aliases share one namespace. When two entries claim the same name:
  *   - the claim of the higher-precedence source wins (within a source, the first entry in its order wins);
  *   - if a model's own name is taken, the whole model is left out; if only an alias is taken, just that alias is;
@@ -29,11 +33,23 @@ import { readdirSync, realpathSync, statSync, type Dirent } from "node:fs";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { groupGgufPaths, modelStem, parseShardName } from "../gguf/names.js";
 import type { ModelSettings } from "./settings.js";
+import {
+  foldSameFiles,
+  isHfRef,
+  isStoreName,
+  resolveHfRef,
+  scanStores,
+  STORE_NAMES,
+  type StoreInfo,
+  type StoreName,
+  type StoreSelection,
+  type StoresScan,
+} from "./stores/index.js";
 
-export type ModelSource = "config" | "registry" | "models-dir";
+export type ModelSource = "config" | "registry" | "models-dir" | StoreName;
 
 /** Precedence: lower index wins. */
-export const SOURCE_PRECEDENCE: readonly ModelSource[] = ["config", "registry", "models-dir"];
+export const SOURCE_PRECEDENCE: readonly ModelSource[] = ["config", "registry", "models-dir", ...STORE_NAMES];
 
 export interface ModelEntry {
   /** The name clients use. */
@@ -48,6 +64,8 @@ export interface ModelEntry {
   mmproj?: string;
   source: ModelSource;
   settings: ModelSettings;
+  /** A store model (source ollama, lmstudio, hf-cache, llama-cache): where it lives and what its store says. */
+  store?: StoreInfo;
 }
 
 /** One config entry as the proxy's config parser hands it over. Relative paths resolve against `baseDir`. */
@@ -91,6 +109,8 @@ export interface ModelSources {
   clashes: Clash[];
   /** Things skipped while scanning (incomplete shard sets, unreadable folders, missing config files). */
   warnings: string[];
+  /** The stores read: the folders found and the folders worth watching (absent when no store was selected). */
+  stores?: Pick<StoresScan, "found" | "watch">;
 }
 
 /** The models of the registry (`Registry.open()` is one; the type is structural to keep the layers one way). */
@@ -102,6 +122,8 @@ export interface LoadModelSourcesOptions {
   registry?: RegisteredModels;
   modelsDir?: string;
   config?: ModelsConfig;
+  /** The other tools' stores to read (src/models/stores selectStores); none when absent. */
+  stores?: StoreSelection;
 }
 
 /** Loads and merges all sources. Synchronous (stat/readdir only); never throws for a missing models dir. */
@@ -111,8 +133,9 @@ export function loadModelSources(opts: LoadModelSourcesOptions): ModelSources {
   if (opts.config) {
     const base = opts.config.baseDir ?? process.cwd();
     for (const c of opts.config.models) {
-      const p = isAbsolute(c.path) ? c.path : resolve(base, c.path);
-      const found = resolveModelPath(p);
+      const hf = isHfRef(c.path);
+      const p = hf || isAbsolute(c.path) ? c.path : resolve(base, c.path);
+      const found = hf ? hfModelFiles(c.path, opts.stores) : resolveModelPath(p);
       if (!found.ok) {
         warnings.push(`config model "${c.name}": ${found.reason}`);
         // keep it: the proxy reports a clear 404/500 when the model is requested, and the name stays reserved
@@ -167,8 +190,59 @@ export function loadModelSources(opts: LoadModelSourcesOptions): ModelSources {
       });
     }
   }
+  let storesRead: ModelSources["stores"];
+  let folded: Clash[] = [];
+  if (opts.stores) {
+    const scan = scanStores(opts.stores);
+    warnings.push(...scan.warnings);
+    storesRead = { found: scan.found, watch: scan.watch };
+    for (const m of scan.models) {
+      candidates.push({
+        name: m.name,
+        aliases: [...m.aliases],
+        path: m.path,
+        shards: m.shards,
+        ...(m.mmproj ? { mmproj: m.mmproj } : {}),
+        source: m.store,
+        settings: {},
+        store: m.info,
+      });
+    }
+    const f = foldSameFiles(candidates, (e) => isStoreName(e.source));
+    candidates.splice(0, candidates.length, ...f.entries);
+    folded = f.folded.map((x) => ({
+      name: x.name,
+      claimedAs: "name" as const,
+      winner: { source: x.into.source as ModelSource, model: x.into.name, path: x.into.path },
+      loser: { source: x.source as ModelSource, model: x.name, path: x.path },
+      samePath: true,
+      message: `"${x.name}" (${x.source}) is the same file as "${x.into.name}" (${x.into.source}); listed once, "${x.name}" is an alias`,
+    }));
+  }
   const merged = mergeModelEntries(candidates);
-  return { ...merged, warnings };
+  return {
+    models: merged.models,
+    clashes: [...folded, ...merged.clashes],
+    warnings,
+    ...(storesRead ? { stores: storesRead } : {}),
+  };
+}
+
+/**
+ * A config entry's `hf:org/repo[:quant]` → the files of that model in the Hugging Face cache or llama.cpp's cache
+ * (the folders of those stores, when they are read), as resolveModelPath answers for a path.
+ */
+function hfModelFiles(
+  ref: string,
+  stores: StoreSelection | undefined,
+): { ok: true; files: FoundModel } | { ok: false; reason: string } {
+  const r = resolveHfRef(ref, [...(stores?.["hf-cache"] ?? []), ...(stores?.["llama-cache"] ?? [])]);
+  if (!r.ok) return r;
+  const m = r.model;
+  return {
+    ok: true,
+    files: { name: m.name, path: m.path, shards: m.shards, ...(m.mmproj ? { mmproj: m.mmproj } : {}) },
+  };
 }
 
 /**

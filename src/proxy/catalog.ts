@@ -1,5 +1,6 @@
 /**
- * The proxy's models: entries from the config file and the models folder (src/models/sources.ts), each turned
+ * The proxy's models: entries from the config file, the registry, the models folder and the other tools' stores
+ * (src/models/sources.ts), each turned
  * into the ServerConfig that launches it, a scheduler spec (memory estimate, pin, TTL, fingerprint of the
  * settings that need a restart) and name resolution (exact name, then alias, then case-insensitive).
  */
@@ -15,7 +16,15 @@ import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
 import { overriddenFlags, refusedFlags } from "../llama/args.js";
 import { chooseSwaFull, type SwaFullChoice } from "../models/swa-full.js";
-import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
+import {
+  findModel,
+  loadModelSources,
+  type Clash,
+  type ModelEntry,
+  type ModelSources,
+  type RegisteredModels,
+} from "../models/sources.js";
+import type { StoreSelection } from "../models/stores/index.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
 
@@ -50,6 +59,8 @@ export interface Catalog {
   models: ProxyModel[];
   clashes: Clash[];
   warnings: string[];
+  /** The other tools' stores read (their folders, and those to watch); absent when none was selected. */
+  stores?: ModelSources["stores"];
 }
 
 export interface CatalogInput {
@@ -58,6 +69,8 @@ export interface CatalogInput {
   /** Models added with `gglib models add/scan` (between the config and the models folder in precedence), and the
    * presets created over the API. */
   registry?: RegisteredModels & { listPresets?(problems?: string[]): Preset[] };
+  /** The other tools' stores to serve in place (src/models/stores selectStores); none when absent. */
+  stores?: StoreSelection;
   /** Global TTL in seconds (for the spec's default). */
   ttlS?: number;
   /** Extra args every model gets (e.g. `-lv 4` to measure buffers). */
@@ -76,6 +89,7 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
   const opts: Parameters<typeof loadModelSources>[0] = {};
   if (input.modelsDir) opts.modelsDir = input.modelsDir;
   if (input.registry) opts.registry = input.registry;
+  if (input.stores) opts.stores = input.stores;
   if (configModels.length > 0) opts.config = { models: configModels, baseDir: input.config?.baseDir ?? process.cwd() };
   const sources = loadModelSources(opts);
   for (const entry of sources.models) {
@@ -101,7 +115,7 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
     ...(input.registry?.listPresets?.(warnings) ?? []),
   ];
   attachPresets(models, presets, warnings);
-  return { models, clashes: sources.clashes, warnings };
+  return { models, clashes: sources.clashes, warnings, ...(sources.stores ? { stores: sources.stores } : {}) };
 }
 
 /**

@@ -24,6 +24,9 @@ import { ROUTE_MODULES } from "./routes/index.js";
 import type { RouteModule } from "./routes/types.js";
 import { uiRoutes } from "./routes/ui.js";
 import { RpcChecker } from "./rpc.js";
+import { watchStores, type StoreWatcher } from "../models/stores/watch.js";
+import { isHfRef } from "../models/stores/index.js";
+import { HfFetcher } from "./hf-fetch.js";
 import { ProxyServer } from "./server.js";
 import { attachContextCache, contextCache, contextHooks } from "./start/context.js";
 import { reportPeers, startPeers } from "./start/peers.js";
@@ -100,6 +103,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     modelsDir: settings.modelsDir,
     ttlS: settings.ttlS,
     ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.stores ? { stores: o.stores } : {}),
     swaFull: { budgetBytes: budget.bytes, contextCache: context.cache !== undefined },
   });
   const context = contextCache(o, config?.loaded, runner, log);
@@ -110,9 +114,62 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   peers?.registerMetrics(metrics);
   const report = startReport(catalog, settings, budget, swept, context);
   if (peers) reportPeers(report, peers);
+  // a store that changes under us (a pull in Ollama) is picked up by a reload; its folders follow each reload
+  let storeWatch: StoreWatcher | undefined;
+  // config models `hf:<user>/<repo>[:<quant>]` not in the hub cache yet are fetched into it (hf-fetch.ts)
+  let hfFetcher: HfFetcher | undefined;
   const reloads = recordedReloads(
-    catalogReloader(controller, catalog, config, catalogInput, () => context.cache?.sweep(), peersChanged(o, config)),
+    catalogReloader(
+      controller,
+      catalog,
+      config,
+      catalogInput,
+      (next) => {
+        context.cache?.sweep();
+        storeWatch?.update(next.stores?.watch ?? []);
+        hfFetcher?.want(missingHfModels(next));
+      },
+      peersChanged(o, config),
+    ),
   );
+  if (o.stores && catalog.stores) {
+    storeWatch = watchStores(
+      (stores) => {
+        reloads.reload(`store changed: ${stores.join(", ")}`).then(
+          (r) => {
+            if (r.added.length || r.removed.length || r.changed.length)
+              log(
+                `reload (${stores.join(", ")} changed): +${r.added.length} -${r.removed.length} ~${r.changed.length}`,
+              );
+          },
+          (e: unknown) => log(`reload after a store change failed: ${(e as Error).message}`),
+        );
+      },
+      { ...(o.storesDebounceMs !== undefined ? { debounceMs: o.storesDebounceMs } : {}), log },
+    );
+    storeWatch.update(catalog.stores.watch);
+  }
+  const hubCache = o.stores?.["hf-cache"]?.[0];
+  if (hubCache !== undefined) {
+    hfFetcher = new HfFetcher({
+      pull: async (ref, signal) =>
+        (await import("../hub/pull.js")).pullModel(ref, {
+          ...(o.pull ?? {}),
+          signal,
+          modelsDir: hubCache,
+          hfCache: true,
+          probe,
+        }),
+      fetched: (ref) => {
+        reloads
+          .reload(`fetched ${ref}`)
+          .catch((e: unknown) => log(`reload after fetching ${ref} failed: ${(e as Error).message}`));
+      },
+      log,
+      ...(o.hfRetryDelaysMs ? { retryDelaysMs: o.hfRetryDelaysMs } : {}),
+    });
+    hfFetcher.want(missingHfModels(catalog));
+  }
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, {
     controller,
@@ -154,6 +211,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     close(drainMs = 10_000) {
       closing ??= (async () => {
         stopWatching();
+        storeWatch?.close();
+        hfFetcher?.close();
         dashboard.close();
         const serverClosed = server.close(drainMs + 1_000);
         await controller.shutdown(drainMs);
@@ -278,4 +337,9 @@ function preload(controller: ModelController, models: readonly ProxyModel[], log
       (e: unknown) => log(`preload of ${m.name} failed: ${(e as Error).message}`),
     );
   }
+}
+
+/** The config's `hf:` models whose files are not in the hub cache (their path is still the reference). */
+function missingHfModels(c: Catalog): string[] {
+  return c.models.filter((m) => m.entry.source === "config" && isHfRef(m.entry.path)).map((m) => m.entry.path);
 }

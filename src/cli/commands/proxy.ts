@@ -20,6 +20,7 @@ import {
 import { colors } from "../../term/color.js";
 import { formatBytes } from "../../term/format.js";
 import { signalGroup } from "../../process/terminate/signals.js";
+import { SKIP_STORE_FLAG, SKIP_STORE_HELP, skippedStores } from "../stores-flag.js";
 
 /** `auto`, or a size checked here (the proxy reads it again with the same parser). */
 function autoOrSizeOption(flags: string, description: string): OptionSpec<string | number> {
@@ -76,6 +77,11 @@ interface OutputOptions {
   json: boolean;
 }
 
+/** Flags that choose where models come from, beyond ProxyOptions' own. */
+const STORE_OPTIONS: OptionTable<{ skipStores: string[] }> = {
+  skipStores: listOption(SKIP_STORE_FLAG, SKIP_STORE_HELP),
+};
+
 const OUTPUT_OPTIONS: OptionTable<OutputOptions> = {
   verbose: switchOption("-v, --verbose", "print state changes and llama-server errors"),
   json: switchOption("--json", "print machine-readable JSON lines (ready, events) on stdout"),
@@ -92,9 +98,17 @@ export function proxyOptions(
   env: NodeJS.ProcessEnv = process.env,
 ): ProxyOptions {
   const r: ProxyOptions = readOptions(PROXY_OPTIONS, parsed);
-  const sources = modelSourceOptions({ env, configPath: r.configPath, modelsDir: r.modelsDir });
+  const skip = skippedStores(readOptions(STORE_OPTIONS, parsed).skipStores);
+  const sources = modelSourceOptions({
+    env,
+    configPath: r.configPath,
+    modelsDir: r.modelsDir,
+    ...(skip ? { skipStores: skip } : {}),
+  });
   if (sources.configPath !== undefined) r.configPath = sources.configPath;
   if (sources.options.modelsDir !== undefined) r.modelsDir = sources.options.modelsDir;
+  // the other tools' stores (Ollama, LM Studio, the HF cache, llama.cpp's cache), served in place
+  if (sources.options.stores) r.stores = sources.options.stores;
   if (r.apiKeys?.length === 0) delete r.apiKeys;
   if (r.corsOrigins?.length === 0) delete r.corsOrigins;
   return r;
@@ -106,7 +120,7 @@ export function register(program: Command): void {
     .description(
       "One OpenAI-compatible endpoint for all local models: loads on demand, swaps by memory, unloads when idle.",
     );
-  addOptions(addOptions(cmd, PROXY_OPTIONS), OUTPUT_OPTIONS)
+  addOptions(addOptions(addOptions(cmd, PROXY_OPTIONS), STORE_OPTIONS), OUTPUT_OPTIONS)
     .addHelpText(
       "after",
       `

@@ -5,6 +5,7 @@ import type { PullOptions, PullProgress, PullResult } from "../../hub/pull.js";
 import { colors } from "../../term/color.js";
 import { formatBytes, formatDuration } from "../../term/format.js";
 import { ProgressLine } from "../../term/progress.js";
+import { defaultHubCache } from "../../models/stores/index.js";
 
 /**
  * `gglib pull <user>/<repo>[:<quant or file>]`: a GGUF model from Hugging Face into the models folder, registered
@@ -22,6 +23,7 @@ interface PullCliOptions {
   register?: boolean;
   dryRun?: boolean;
   json?: boolean;
+  hfCache?: boolean;
 }
 
 /** `12.0 MiB / 80.0 MiB · 5.1 MiB/s · 13 s left` */
@@ -75,6 +77,10 @@ export function register(program: Command): void {
     .option("--hub-url <url>", "hub endpoint (default: HF_ENDPOINT, else https://huggingface.co)")
     .option("--token <token>", "access token for private and gated repos (default: HF_TOKEN)")
     .option("--no-register", "place the files only (the models-folder scan still finds them)")
+    .option(
+      "--hf-cache",
+      "into the Hugging Face cache (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub; or --models-dir) in its own layout, shared with other tools; not registered: listed as <user>/<repo>:<quant>",
+    )
     .option("--dry-run", "show what would be downloaded, then stop")
     .option("--json", "progress and the result as NDJSON on stdout")
     .addHelpText(
@@ -93,6 +99,7 @@ Examples:
   gglib pull user/repo:sub/dir/model-f16.gguf         a file
   HF_TOKEN=hf_… gglib pull meta-llama/…-GGUF          a gated repo (accept its terms on the hub first)
   gglib pull bartowski/Qwen3-4B-GGUF --dry-run --json
+  gglib pull bartowski/Qwen3-4B-GGUF:Q4_K_M --hf-cache   shared with huggingface_hub and llama.cpp
 
 Environment:
   HF_TOKEN       access token (private and gated repos)
@@ -115,12 +122,18 @@ async function runPull(ref: string, o: PullCliOptions): Promise<number> {
   let barFile: string | undefined;
   const err = colors(process.stderr);
   try {
-    if (o.register !== false && !o.dryRun) {
+    const hubCache = o.hfCache ? (o.modelsDir ?? defaultHubCache()) : undefined;
+    if (o.hfCache && hubCache === undefined)
+      throw new GglibError("invalid_config", "No Hugging Face cache folder: HOME is not set.", {
+        hint: "Set HF_HUB_CACHE (or HF_HOME), or pass --models-dir <hub cache folder>.",
+      });
+    if (o.register !== false && !o.dryRun && !o.hfCache) {
       const { Registry } = await import("../../models/registry.js");
       registry = Registry.open();
     }
     const opts: PullOptions = {
-      modelsDir: o.modelsDir ?? paths.modelsDir(),
+      modelsDir: hubCache ?? o.modelsDir ?? paths.modelsDir(),
+      ...(o.hfCache ? { hfCache: true } : {}),
       signal: ac.signal,
       onProgress: (p) => {
         if (json) {

@@ -2,6 +2,7 @@
  * What startProxy is given and what it reports: its options, the settings they come to (flags > config file >
  * defaults), the open-network check, the memory budget and the start report. Pure but for the budget's probe.
  */
+import type { StoreSelection } from "../../models/stores/index.js";
 import type { SwaFullChoice } from "../../models/swa-full.js";
 import { DEFAULT_HOST } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
@@ -25,6 +26,15 @@ export interface ProxyOptions {
   modelsDir?: string;
   /** Registered models (`gglib models add`); the CLI passes the user's registry when it exists. */
   registry?: Pick<Registry, "list">;
+  /**
+   * Other tools' model stores to serve in place, read-only (src/models/stores selectStores; the CLI passes every
+   * store at its default place less those turned off). None when absent. Watched for changes (debounced).
+   */
+  stores?: StoreSelection;
+  /** Quiet period of the stores' watch before a reload, ms (default 1000). */
+  storesDebounceMs?: number;
+  /** Waits between the tries of a failed `hf:` fetch, ms (default 30 s, 2 min, 10 min; then given up). */
+  hfRetryDelaysMs?: readonly number[];
   host?: string;
   port?: number;
   maxModels?: number;

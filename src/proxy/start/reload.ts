@@ -51,7 +51,7 @@ export function catalogReloader(
   initial: Catalog,
   config: ConfigFile | undefined,
   catalogInput: () => CatalogInput,
-  reloaded: () => void,
+  reloaded: (next: Catalog) => void,
   /** Warnings about what a reload does not apply (the peers). */
   notes: () => string[] = () => [],
 ): () => Promise<ReloadReport> {
@@ -63,7 +63,7 @@ export function catalogReloader(
     const diff = diffCatalogs(current.models, next.models);
     controller.updateCatalog(next.models);
     current = next;
-    reloaded();
+    reloaded(next);
     for (const m of next.models) {
       if (m.preload && diff.added.includes(m.name)) controller.load(m.name).catch(() => {});
     }

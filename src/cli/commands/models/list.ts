@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { modelTags } from "../../../models/capabilities.js";
 import { loadModelSources, type Clash, type ModelEntry } from "../../../models/sources.js";
 import { colors } from "../../../term/color.js";
@@ -7,23 +7,28 @@ import { formatBytes } from "../../../term/format.js";
 import { table } from "../../../term/text.js";
 import { out, metadataSummary, settingsText } from "./output.js";
 import { loadSourcesOptions, withRegistry, type SourceOpts } from "./sources.js";
+import { collectValues, SKIP_STORE_FLAG, SKIP_STORE_HELP } from "../../stores-flag.js";
 
 /** `gglib models list`: every model from every source, with name clashes. */
 export function register(models: Command): void {
   models
     .command("list")
     .alias("ls")
-    .description("List every model from the registry, the models dir and the proxy config, and flag name clashes")
+    .description(
+      "List every model from the registry, the models dir, the proxy config and other tools' stores (Ollama, LM Studio, the HF cache, llama.cpp's cache), and flag name clashes",
+    )
     .option("--json", "machine-readable output: { models, clashes, warnings }")
     .option("--models-dir <dir>", "models folder to include (default: the data dir's models/ if it exists)")
     .option("--config <file>", "proxy config to include (default: the data dir's config.yaml if it exists)")
+    .option(SKIP_STORE_FLAG, SKIP_STORE_HELP, collectValues)
     .option("--no-refresh", "do not re-read metadata of changed files")
     .addHelpText(
       "after",
       `
 Examples:
   gglib models list
-  gglib models list --models-dir ~/models --json | jq '.models[].name'`,
+  gglib models list --models-dir ~/models --json | jq '.models[].name'
+  gglib models list --skip-store lmstudio,hf-cache`,
     )
     .action(async (o: SourceOpts & { json?: boolean; refresh: boolean }) => {
       await withRegistry(async (reg) => {
@@ -36,9 +41,10 @@ Examples:
           const clashes = sources.clashes
             .filter((c) => c.winner.model === e.name && c.winner.source === e.source)
             .map((c) => c.message);
+          const size = r?.sizeBytes ?? (e.store ? filesSize(e.shards) : undefined);
           return {
             ...e,
-            ...(r?.sizeBytes !== undefined ? { sizeBytes: r.sizeBytes } : {}),
+            ...(size !== undefined ? { sizeBytes: size } : {}),
             ...(st ? { missing: st.missing } : { missing: !existsSync(e.path) }),
             ...(r?.metadata ? { metadata: r.metadata } : {}),
             ...(r?.metadataError ? { metadataError: r.metadataError } : {}),
@@ -49,8 +55,9 @@ Examples:
             ...(clashes.length ? { clashes } : {}),
           };
         });
-        out(o.json, { models: listed, clashes: sources.clashes, warnings: sources.warnings }, () =>
-          renderList(listed, sources.clashes, sources.warnings),
+        const stores = sources.stores?.found ?? [];
+        out(o.json, { models: listed, clashes: sources.clashes, warnings: sources.warnings, stores }, () =>
+          renderList(listed, sources.clashes, sources.warnings, stores),
         );
       });
     });
@@ -67,13 +74,22 @@ interface ListedModel extends ModelEntry {
   clashes?: string[];
 }
 
-function renderList(models: ListedModel[], clashes: Clash[], warnings: string[]): string {
+function renderList(
+  models: ListedModel[],
+  clashes: Clash[],
+  warnings: string[],
+  stores: readonly { store: string; root: string }[],
+): string {
   const c = colors(process.stdout);
+  const storesLine = stores.length
+    ? c.dim(`Stores read (in place, never changed): ${stores.map((s) => `${s.store} ${s.root}`).join(", ")}`)
+    : c.dim("No other tool's store found (Ollama, LM Studio, the HF cache, llama.cpp's cache).");
   if (models.length === 0) {
     return [
       "No models yet.",
       "  gglib models add <file.gguf>      register one",
       "  gglib models scan <dir>           register a folder of them",
+      storesLine,
       ...warnings.map((w) => c.dim(`  (${w})`)),
     ].join("\n");
   }
@@ -107,6 +123,16 @@ function renderList(models: ListedModel[], clashes: Clash[], warnings: string[])
         `Duplicates (same file in two sources, listed once): ${dups.map((d) => `${d.name} (${d.loser.source})`).join(", ")}`,
       ),
     );
+  lines.push("", storesLine);
   for (const w of warnings) lines.push(c.dim(`warning: ${w}`));
   return lines.join("\n");
+}
+
+/** A store model's size on disk (its shards; links followed), or undefined when one cannot be read. */
+function filesSize(files: readonly string[]): number | undefined {
+  try {
+    return files.reduce((n, f) => n + statSync(f).size, 0);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { GglibError } from "../../../core/errors.js";
 import { findModel, loadModelSources } from "../../../models/sources.js";
+import { notOursMessage } from "../../../models/stores/index.js";
 import { out } from "./output.js";
 import { loadSourcesOptions, withRegistry } from "./sources.js";
 
@@ -16,6 +17,12 @@ export function register(models: Command): void {
       await withRegistry(async (reg) => {
         if (!reg.get(name)) {
           const e = findModel(loadModelSources(loadSourcesOptions({})).models, name);
+          const notOurs = e ? notOursMessage(e) : undefined;
+          if (notOurs) {
+            throw new GglibError("invalid_config", `${notOurs}.`, {
+              hint: "Or hide that tool's models from gglib: --skip-store, or `stores:` in the config file.",
+            });
+          }
           if (e) {
             throw new GglibError(
               "model_not_found",

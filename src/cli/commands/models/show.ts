@@ -5,6 +5,8 @@ import { colors } from "../../../term/color.js";
 import { formatBytes } from "../../../term/format.js";
 import { out, settingsText, registeredJson } from "./output.js";
 import { loadSourcesOptions, withRegistry, type SourceOpts } from "./sources.js";
+import { collectValues, SKIP_STORE_FLAG, SKIP_STORE_HELP } from "../../stores-flag.js";
+import type { StoreInfo } from "../../../models/stores/index.js";
 
 /** `gglib models show <name>`: one model in full. */
 export function register(models: Command): void {
@@ -15,6 +17,7 @@ export function register(models: Command): void {
     .option("--json", "print as JSON")
     .option("--models-dir <dir>", "also look in this models folder")
     .option("--config <file>", "also look in this proxy config")
+    .option(SKIP_STORE_FLAG, SKIP_STORE_HELP, collectValues)
     .action(async (name: string, o: SourceOpts & { json?: boolean }) => {
       await withRegistry(async (reg) => {
         const r = reg.get(name);
@@ -33,7 +36,9 @@ export function register(models: Command): void {
             `${e!.name}  (${e!.source})`,
             `  path: ${e!.path}`,
             ...(e!.mmproj ? [`  mmproj: ${e!.mmproj}`] : []),
+            ...(e!.aliases.length ? [`  aliases: ${e!.aliases.join(", ")}`] : []),
             `  settings: ${settingsText(e!.settings) || "(defaults)"}`,
+            ...storeLines(e!.store),
           ].join("\n"),
         );
       });
@@ -69,4 +74,17 @@ function renderShow(m: RegisteredModel, missing: boolean): string {
     }
   }
   return lines.join("\n");
+}
+
+/** A store model's store, and what the store says about it (shown only: llama-server runs the GGUF's own template). */
+function storeLines(info: StoreInfo | undefined): string[] {
+  if (!info) return [];
+  const lines = [`  store:    ${info.root} (${info.ref}); read-only`];
+  if (info.params) lines.push(`  params:   ${JSON.stringify(info.params)} (the store's; not applied)`);
+  if (info.system) lines.push(`  system:   ${JSON.stringify(info.system.slice(0, 200))} (the store's; not applied)`);
+  if (info.template)
+    lines.push(
+      `  template: ${JSON.stringify(info.template.slice(0, 200))}${info.template.length > 200 ? "…" : ""} (the store's; the GGUF's own is used)`,
+    );
+  return lines;
 }

@@ -7,6 +7,7 @@ import type { ServerResponse } from "node:http";
 import { HttpError, isGglibError } from "../../../core/errors.js";
 import { parsePullRef } from "../../../hub/ref.js";
 import type { RegisteredModel, Registry } from "../../../models/registry.js";
+import { notOursMessage } from "../../../models/stores/index.js";
 import { ollamaListName, resolveOllamaName } from "../../../ollama/names.js";
 import { NDJSON_HEADERS, ndjsonLine } from "../../../ollama/wire.js";
 import {
@@ -138,6 +139,8 @@ export const remove: OllamaHandler = async (d, req, res) => {
     await deletePreset(presetDeps(d), preset);
     return sendOllamaJson(res, 200, { status: "success" });
   }
+  const notOurs = notOursMessage(model.entry); // another tool's store (src/models/stores): never changed
+  if (notOurs) throw new HttpError(400, "read_only_store", notOurs);
   if (model.entry.source !== "registry")
     throw new HttpError(
       400,

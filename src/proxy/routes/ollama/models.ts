@@ -51,6 +51,7 @@ export const tags: OllamaHandler = async (d, _req, res) => {
         size: f.size,
         digest: f.digest,
         details: f.details,
+        source: m.entry.source, // gglib's: where the model lives (config, registry, models-dir, ollama, lmstudio…)
       };
     }),
   );
