@@ -16,6 +16,7 @@ import type { UsageStats } from "./forward.js";
 import { rejectionError } from "./http/rejections.js";
 import { parseMemoryLog, parseMemorySplit, processGpuBytes, processRss } from "./memory.js";
 import { ggmlAbortMessage } from "../process/llama-log.js";
+import { LogBuffer } from "../process/log-buffer.js";
 import type { ContextStatus, ModelStatusReport, ProxyEvent } from "./api-types.js";
 import type { RpcChecker } from "./rpc.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -72,6 +73,10 @@ export interface AfterReady {
   restart?: string;
 }
 
+/**
+ * A reserved request on a ready model's process: everything its holder (the relay) needs until the request is
+ * over, so that it asks the lease, not the controller.
+ */
 export interface Lease {
   readonly id: string;
   readonly model: string;
@@ -82,8 +87,32 @@ export interface Lease {
    * the health monitor's hang rule reads (a busy server is not a hung one). Cheap: one addition.
    */
   received(bytes: number): void;
-  /** The request is over (call exactly once; later calls do nothing). */
-  release(): void;
+  /** Registers something open on the process (a forward), so that a forced stop or a crash cuts it first. */
+  track(open: Abortable): void;
+  untrack(open: Abortable): void;
+  /**
+   * Whether the process still serves its requests: the model is ready, or draining (evicted, but it stops only once
+   * its requests in flight, this one included, are done), on the same process. A broken connection may be resent.
+   */
+  isCurrent(): boolean;
+  /** Why a connection to the process broke: waits up to `waitMs` for its exit (or abort line) to say why. */
+  explainFailure(err: Error, waitMs?: number): Promise<string>;
+  /**
+   * The request is over (call exactly once; later calls do nothing): `usage`, what llama-server reported, goes to
+   * the model's hooks (the context cache) before the scheduler hears that the request is done.
+   */
+  release(usage?: UsageStats): void;
+}
+
+/** A request queued for a model that is not ready yet: what its holder may tell the client while it waits. */
+export interface PendingLease {
+  readonly model: string;
+  /** `room`: the model waits for room (others stop first, or it is stopping); `loading`: its process starts. */
+  readonly stage: "room" | "loading";
+  /** The load's progress, 0..1, while the process loads (undefined before the first report, or waiting for room). */
+  readonly progress: number | undefined;
+  /** Calls `listener` with each load progress report (0..1) of the model; returns the way to stop. */
+  onProgress(listener: (value: number) => void): () => void;
 }
 
 /** Something in flight on a model's process that a forced stop cuts first (an open forward). */
@@ -98,8 +127,12 @@ export type { ModelStatusReport, ProxyEvent };
 interface ModelRuntime {
   /** How to launch it (replaced on reload; kept for a removed model until it is forgotten). */
   model: ProxyModel;
-  /** The log ring for /api/logs, across its processes. */
-  readonly logs: string[];
+  /**
+   * The log ring for /api/logs, across its processes: the runner's own buffer (`ProcessRunner.logs`) is one
+   * process's and goes with it, while this one keeps a crashed or failed process's last lines beside its
+   * successor's, and the controller's own `[gglib]` lines (a failed stop, a restart before the first request).
+   */
+  readonly logs: LogBuffer;
   /** Load progress of the current (or last) start, 0..1. */
   progress?: number;
   /** Why its last process died unexpectedly: explains the broken connections of its requests. */
@@ -150,13 +183,23 @@ const MAX_MEMORY_LINES = 400;
 /** Grace before SIGKILL for a server that stopped answering its health checks, ms. */
 const HUNG_GRACE_MS = 1_000;
 
-let seq = 0;
+/** What a lease asks of its controller (one object per controller: a lease allocates no closures). */
+interface LeaseHost {
+  done(id: string, model: string, usage: UsageStats | undefined): void;
+  liveProc(model: string, instance: number): ProcessRecord | undefined;
+  forwardsOf(model: string): Set<Abortable> | undefined;
+  isServing(model: string, instance: number): boolean;
+  explainFailure(model: string, instance: number, err: Error, waitMs?: number): Promise<string>;
+  status(model: string): ModelState["status"] | undefined;
+  progress(model: string): number | undefined;
+  on(listener: (e: ProxyEvent) => void): () => void;
+}
 
 /** A reserved request on a ready model; releasing it tells the scheduler the request is over. */
 class ModelLease implements Lease {
   private released = false;
   constructor(
-    private readonly controller: ModelController,
+    private readonly host: LeaseHost,
     readonly id: string,
     readonly model: string,
     readonly instance: number,
@@ -168,10 +211,49 @@ class ModelLease implements Lease {
     this.progress.received += bytes;
   }
 
-  release(): void {
+  track(open: Abortable): void {
+    this.host.liveProc(this.model, this.instance)?.forwards.add(open);
+  }
+
+  untrack(open: Abortable): void {
+    this.host.forwardsOf(this.model)?.delete(open);
+  }
+
+  isCurrent(): boolean {
+    return this.host.isServing(this.model, this.instance);
+  }
+
+  explainFailure(err: Error, waitMs?: number): Promise<string> {
+    return this.host.explainFailure(this.model, this.instance, err, waitMs);
+  }
+
+  release(usage?: UsageStats): void {
     if (this.released) return;
     this.released = true;
-    this.controller.requestDone(this.id);
+    this.host.done(this.id, this.model, usage);
+  }
+}
+
+/** A queued request's view of its model while it waits (acquire's `onWait`). */
+class ModelWait implements PendingLease {
+  constructor(
+    private readonly host: LeaseHost,
+    readonly model: string,
+  ) {}
+
+  get stage(): "room" | "loading" {
+    const st = this.host.status(this.model);
+    return st === "pending" || st === "unloaded" || st === "draining" || st === "stopping" ? "room" : "loading";
+  }
+
+  get progress(): number | undefined {
+    return this.host.status(this.model) === "loading" ? this.host.progress(this.model) : undefined;
+  }
+
+  onProgress(listener: (value: number) => void): () => void {
+    return this.host.on((e) => {
+      if (e.type === "progress" && e.model === this.model) listener(e.value);
+    });
   }
 }
 
@@ -188,6 +270,29 @@ export class ModelController {
   private syncId: string | undefined;
   private syncInstance: number | undefined;
   private readonly unsubscribe: () => void;
+  /** The last request or load id handed out (`q…`, `l…`). */
+  private seq = 0;
+  /** Called when a process is lost or prints its abort line (explainFailure waits on it). */
+  private readonly processNews = new Set<() => void>();
+  /** Called when a request is over (shutdown's drain waits on it). */
+  private readonly releases = new Set<() => void>();
+  /** What leases and waits ask of the controller. */
+  private readonly host: LeaseHost = {
+    done: (id, model, usage) => {
+      if (usage && this.hooks.observe) this.hooks.observe(model, usage);
+      this.requestDone(id);
+    },
+    liveProc: (model, instance) => this.liveProc(model, instance),
+    forwardsOf: (model) => this.runtimes.get(model)?.proc?.forwards,
+    isServing: (model, instance) => {
+      const m = this.scheduler.model(model);
+      return (m?.status === "ready" || m?.status === "draining") && m.instance === instance;
+    },
+    explainFailure: (model, instance, err, waitMs) => this.explainFailure(model, instance, err, waitMs),
+    status: (model) => this.scheduler.model(model)?.status,
+    progress: (model) => this.runtimes.get(model)?.progress,
+    on: (listener) => this.on(listener),
+  };
   private readonly opts: Required<
     Pick<ControllerOptions, "loadTimeoutMs" | "stopGraceMs" | "measureRss" | "logLines" | "log">
   >;
@@ -211,7 +316,7 @@ export class ModelController {
       logLines: logLines ?? 500,
       log: log ?? (() => {}),
     };
-    for (const m of models) this.runtimes.set(m.name, { model: m, logs: [] });
+    for (const m of models) this.runtimes.set(m.name, { model: m, logs: new LogBuffer(this.opts.logLines) });
     this.scheduler = new Scheduler(
       models.map((m) => m.spec),
       schedulerOptions,
@@ -235,24 +340,21 @@ export class ModelController {
   }
 
   /**
-   * Whether the process (`instance`) a lease was taken on still serves its requests: ready, or draining (evicted,
-   * but it stops only once its requests in flight, this one included, are done).
-   */
-  isServing(model: string, instance: number): boolean {
-    const m = this.scheduler.model(model);
-    return (m?.status === "ready" || m?.status === "draining") && m.instance === instance;
-  }
-
-  /**
    * Waits until `model` is ready and reserves a request on it. Rejects with HttpError (404/503/502…).
    * `signal`: the client went away → leaves the queue. `onWait`: called at once (before this returns) when the
-   * request is queued, i.e. it really has to wait; not when it is refused or dispatched at once.
+   * request is queued, i.e. it really has to wait; not when it is refused or dispatched at once. It gets the model's
+   * stage and load progress to show meanwhile.
    */
   async acquire(
     model: string,
-    opts: { signal?: AbortSignal; activity?: boolean; keepAliveMs?: number; onWait?: () => void } = {},
+    opts: {
+      signal?: AbortSignal;
+      activity?: boolean;
+      keepAliveMs?: number;
+      onWait?: (pending: PendingLease) => void;
+    } = {},
   ): Promise<Lease> {
-    const id = `q${++seq}`;
+    const id = `q${++this.seq}`;
     const got = await this.wait(
       id,
       model,
@@ -282,7 +384,7 @@ export class ModelController {
    */
   tryAcquire(model: string, activity = true, keepAliveMs?: number): Lease | undefined {
     if (this.scheduler.model(model)?.status !== "ready") return undefined;
-    const id = `q${++seq}`;
+    const id = `q${++this.seq}`;
     this.syncId = id;
     this.syncInstance = undefined;
     this.feed({
@@ -308,7 +410,7 @@ export class ModelController {
 
   /** Loads a model (management API / preload); resolves once it is ready. */
   async load(model: string, signal?: AbortSignal, keepAliveMs?: number): Promise<void> {
-    await this.wait(`l${++seq}`, model, "load", signal, true, keepAliveMs);
+    await this.wait(`l${++this.seq}`, model, "load", signal, true, keepAliveMs);
   }
 
   /** Sets a model's TTL as a request would (Ollama's keep_alive; see the scheduler's `keepAlive` event). */
@@ -320,18 +422,11 @@ export class ModelController {
     this.feed({ type: "unload", model, now: this.now() });
   }
 
-  /** Registers an open forward on the lease's process, so a forced stop can abort it first. */
-  trackUpstream(lease: Lease, forward: Abortable): void {
-    const proc = this.liveProc(lease.model, lease.instance);
-    proc?.forwards.add(forward);
-  }
-
-  untrackUpstream(lease: Lease, forward: Abortable): void {
-    this.runtimes.get(lease.model)?.proc?.forwards.delete(forward);
-  }
-
-  /** Why a model's connection broke: waits up to `waitMs` for an exit to be seen. */
-  async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
+  /**
+   * Why a model's connection broke (Lease.explainFailure): waits up to `waitMs` for its exit to be seen, on the
+   * controller's news of lost processes and abort lines, not by polling.
+   */
+  private async explainFailure(model: string, instance: number, err: Error, waitMs = 300): Promise<string> {
     const deadline = this.now() + waitMs;
     // a model on RPC workers whose process lives on may be aborting (a lost worker): wait a little longer for its
     // abort line or its exit, which say why
@@ -343,9 +438,28 @@ export class ModelController {
       // it aborted and is still dying (printing a backtrace): its own last words say why
       const alive = rt?.proc?.instance === instance ? rt.proc : undefined;
       if (alive?.fatal && this.now() >= deadline) return `llama-server for '${model}' aborted: ${alive.fatal}`;
-      if (this.now() >= (alive ? patience : deadline)) return `${err.message} (model '${model}')`;
-      await new Promise((res) => setTimeout(res, 25));
+      const until = alive && !alive.fatal ? patience : deadline;
+      if (this.now() >= until) return `${err.message} (model '${model}')`;
+      await this.news(this.processNews, until - this.now());
     }
+  }
+
+  /** Resolves at the next call of `watchers`' members, or after `ms`. */
+  private news(watchers: Set<() => void>, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        watchers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      watchers.add(done);
+    });
+  }
+
+  /** Tells whoever waits in `watchers` (each is called once, then removed by itself). */
+  private tell(watchers: Set<() => void>): void {
+    if (watchers.size > 0) for (const w of [...watchers]) w();
   }
 
   /** Replace the catalog (hot reload). Unchanged running models keep running and keep their requests. */
@@ -356,16 +470,11 @@ export class ModelController {
     for (const m of models) {
       const rt = this.runtimes.get(m.name);
       if (rt) rt.model = m;
-      else this.runtimes.set(m.name, { model: m, logs: [] });
+      else this.runtimes.set(m.name, { model: m, logs: new LogBuffer(this.opts.logLines) });
     }
     this.feed({ type: "catalog", models: models.map((m) => m.spec), now: this.now() });
     for (const name of [...this.runtimes.keys()])
       if (!next.has(name) && !this.scheduler.model(name)) this.runtimes.delete(name);
-  }
-
-  /** A finished request's usage (for the hooks: the context cache verifies reuse from it). */
-  observeUsage(model: string, usage: UsageStats | undefined): void {
-    if (usage && this.hooks.observe) this.hooks.observe(model, usage);
   }
 
   /** Sends an event of a feature beside the controller (the context cache) to /api/events listeners. */
@@ -402,8 +511,7 @@ export class ModelController {
   }
 
   modelLogs(model: string, lines = 200): string[] {
-    const l = this.runtimes.get(model)?.logs ?? [];
-    return l.slice(Math.max(0, l.length - lines));
+    return this.runtimes.get(model)?.logs.tail(lines) ?? [];
   }
 
   status(): ModelStatusReport[] {
@@ -428,18 +536,15 @@ export class ModelController {
     return this.scheduler.usedBytes();
   }
 
-  loadProgress(model: string): number | undefined {
-    return this.runtimes.get(model)?.progress;
-  }
-
   /**
    * Drain and stop everything: waiters get 503, requests in flight may finish until `drainMs`, then their
    * upstreams are aborted and every process is stopped.
    */
   async shutdown(drainMs: number): Promise<void> {
     this.feed({ type: "shutdown", now: this.now() });
+    // waits on the releases of the requests in flight, up to the drain's deadline
     const deadline = this.now() + drainMs;
-    while (this.now() < deadline && this.anyInFlight()) await new Promise((r) => setTimeout(r, 50));
+    while (this.now() < deadline && this.anyInFlight()) await this.news(this.releases, deadline - this.now());
     const closing = new Error("the proxy is shutting down");
     for (const rt of this.runtimes.values()) {
       if (rt.proc?.phase === "running") for (const f of rt.proc.forwards) f.abort(closing);
@@ -452,8 +557,9 @@ export class ModelController {
   }
 
   /** A dispatched request is over (Lease.release). */
-  requestDone(id: string): void {
+  private requestDone(id: string): void {
     this.feed({ type: "requestDone", id, now: this.now() });
+    this.tell(this.releases);
   }
 
   // ---- queries on the records ----------------------------------------------------------------------------
@@ -461,7 +567,7 @@ export class ModelController {
   private lease(id: string, model: string, instance: number | undefined): Lease | undefined {
     if (instance === undefined) return undefined;
     const proc = this.liveProc(model, instance);
-    return proc?.handle ? new ModelLease(this, id, model, instance, proc.handle, proc.progress) : undefined;
+    return proc?.handle ? new ModelLease(this.host, id, model, instance, proc.handle, proc.progress) : undefined;
   }
 
   /** The model's running process if it is `instance`. */
@@ -542,7 +648,7 @@ export class ModelController {
     signal: AbortSignal | undefined,
     activity: boolean,
     keepAliveMs?: number,
-    onWait?: () => void,
+    onWait?: (pending: PendingLease) => void,
   ) {
     return new Promise<{ instance: number } | undefined>((resolve, reject) => {
       if (signal?.aborted) {
@@ -576,7 +682,7 @@ export class ModelController {
         now: this.now(),
       });
       // still a waiter after the scheduler saw it: queued (not refused, not dispatched at once)
-      if (this.waiters.has(id)) onWait?.();
+      if (this.waiters.has(id)) onWait?.(new ModelWait(this.host, model));
     });
   }
 
@@ -861,7 +967,10 @@ export class ModelController {
           proc.memoryLines.push(e.line);
         if (proc && proc.fatal === undefined) {
           const abort = ggmlAbortMessage(e.line);
-          if (abort) proc.fatal = abort;
+          if (abort) {
+            proc.fatal = abort;
+            this.tell(this.processNews);
+          }
         }
         break;
       }
@@ -883,6 +992,7 @@ export class ModelController {
   private onExited(handle: ServerHandle, expected: boolean, how: string, at: number): void {
     const found = this.procOf(handle);
     if (!found) return;
+    this.tell(this.processNews);
     const { rt, proc } = found;
     const model = rt.model.name;
     if (proc.phase === "stuck") {
@@ -928,14 +1038,14 @@ export class ModelController {
     for (const f of proc.forwards) f.abort(cut);
     this.metrics?.crashed(rt.model.name);
     this.hooks.exited?.(rt.model.name);
+    this.tell(this.processNews);
+    this.tell(this.releases); // its requests end now (shutdown's drain counts them no more)
   }
 
   // ---- logs, events, the timer -----------------------------------------------------------------------------
 
   private appendLog(rt: ModelRuntime, line: string): void {
-    const l = rt.logs;
-    l.push(line);
-    if (l.length > this.opts.logLines) l.splice(0, l.length - this.opts.logLines);
+    rt.logs.push(line);
     if (this.listeners.size > 0) this.emit({ type: "log", model: rt.model.name, line });
   }
 

@@ -8,7 +8,7 @@ import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { HttpError } from "../core/errors.js";
 import { errorOfText } from "../core/upstream-error.js";
-import type { Abortable, Lease, ModelController } from "./controller.js";
+import type { Abortable, Lease } from "./controller.js";
 import { freshConnection, mayResendRequest } from "./forward.js";
 
 export interface UpstreamAnswer {
@@ -22,13 +22,12 @@ export class LeaseUpstream implements Abortable {
   firstAnswerAt: number | undefined;
 
   constructor(
-    private readonly controller: ModelController,
     private readonly lease: Lease,
     private readonly res: ServerResponse,
     private readonly pool: Dispatcher,
   ) {
     res.on("close", this.onClientClose);
-    controller.trackUpstream(lease, this);
+    lease.track(this);
   }
 
   abort(reason: Error): void {
@@ -57,7 +56,7 @@ export class LeaseUpstream implements Abortable {
       try {
         r = await this.pool.request(opts);
       } catch (e) {
-        const serving = () => this.controller.isServing(this.lease.model, this.lease.instance);
+        const serving = () => this.lease.isCurrent();
         const state = { resent: false, aborted: this.cut.signal.aborted, answered: false };
         if (!mayResendRequest(e as Error, state, serving)) throw e;
         const client = freshConnection(this.lease.handle.url);
@@ -89,14 +88,14 @@ export class LeaseUpstream implements Abortable {
   async failure(e: Error): Promise<HttpError> {
     if (e instanceof HttpError) return e;
     if (this.res.destroyed) return new HttpError(499, "client_closed", "the client went away");
-    const why = await this.controller.explainFailure(this.lease.model, this.lease.instance, e);
+    const why = await this.lease.explainFailure(e);
     return new HttpError(502, "upstream_failed", `the request to llama-server failed: ${why}`);
   }
 
   /** The request is over: no longer cut by a forced stop or the client's leaving. */
   close(): void {
     this.res.off("close", this.onClientClose);
-    this.controller.untrackUpstream(this.lease, this);
+    this.lease.untrack(this);
   }
 
   private readonly onClientClose = (): void => {

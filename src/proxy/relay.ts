@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { HttpError } from "../core/errors.js";
 import type { ServerHandle } from "../core/handle.js";
-import type { Lease, ModelController } from "./controller.js";
+import type { Lease, ModelController, PendingLease } from "./controller.js";
 import { createUpstreamPool, Forward, upstreamConnections, type ForwardOptions, type UsageStats } from "./forward.js";
 import { LeaseUpstream } from "./lease-upstream.js";
 import { asHttpError, sendError } from "./http/errors.js";
@@ -109,10 +109,10 @@ export class Relay {
     // A stream that really has to wait is told at once that we are alive, and kept told while the model loads. One
     // refused at once (queue full, backoff, stuck) is not committed: it gets the plain 503 + Retry-After.
     const onWait = r.stream
-      ? () => {
+      ? (pending: PendingLease) => {
           if (res.headersSent || res.destroyed) return;
           sseCommitted = true;
-          stopBeats = this.loadingComments(res, r.name);
+          stopBeats = this.loadingComments(res, pending);
         }
       : undefined;
     try {
@@ -138,7 +138,7 @@ export class Relay {
     name: string,
     activity: boolean,
     keepAliveMs: number | undefined,
-    onWait?: () => void,
+    onWait?: (pending: PendingLease) => void,
   ): Promise<Lease> {
     const abort = new AbortController();
     const onClose = () => {
@@ -187,26 +187,28 @@ export class Relay {
       this.finish(r.name, r.method, r.clientPath, 499, t0, undefined, undefined);
       return;
     }
-    const up = new LeaseUpstream(this.controller, lease, res, this.dispatcherFor(lease.handle));
+    const up = new LeaseUpstream(lease, res, this.dispatcherFor(lease.handle));
     let failure: HttpError | undefined;
+    let usage: UsageStats | undefined;
     try {
       await sink.run(up, performance.now() - t0);
     } catch (e) {
       failure = await up.failure(e as Error);
     } finally {
       up.close();
-      lease.release();
+      usage = sink.usage();
+      lease.release(usage);
     }
     const gone = res.destroyed && !res.writableFinished;
     const status = gone ? 499 : (failure?.status ?? 200);
     const ttfbS = up.firstAnswerAt !== undefined ? (up.firstAnswerAt - t0) / 1000 : undefined;
-    this.finish(r.name, r.method, r.clientPath, status, t0, ttfbS, sink.usage());
+    this.finish(r.name, r.method, r.clientPath, status, t0, ttfbS, usage);
     if (!failure) return;
     if (gone || failure.status === 499) return void res.destroy();
     throw failure;
   }
 
-  /** The end of every request: the metrics, the usage to the controller's hooks, the /api/activity entry. */
+  /** The end of every request: the metrics and the /api/activity entry (its usage went with `lease.release`). */
   private finish(
     name: string,
     method: string,
@@ -217,34 +219,29 @@ export class Relay {
     usage: UsageStats | undefined,
   ): void {
     this.metrics.request(name, status, (performance.now() - t0) / 1000, ttfbS, usage);
-    this.controller.observeUsage(name, usage);
     this.recent?.record(name, method, clientPath, status, t0, ttfbS, usage);
   }
 
   /** Commits `200 text/event-stream` and writes `: loading <model> N%` comments until the returned stop is called. */
-  private loadingComments(res: ServerResponse, name: string): () => void {
+  private loadingComments(res: ServerResponse, pending: PendingLease): () => void {
     res.writeHead(200, SSE_HEADERS);
     res.flushHeaders();
+    const name = pending.model;
     let lastPct = -1;
     const beat = () => {
       if (res.destroyed || res.writableEnded) return;
-      const p = this.controller.loadProgress(name);
-      const st = this.controller.state(name)?.status ?? "loading";
-      const what =
-        st === "pending" || st === "unloaded" || st === "draining" || st === "stopping"
-          ? "waiting for room to load"
-          : "loading";
-      res.write(`: ${what} ${name}${p !== undefined && st === "loading" ? ` ${Math.round(p * 100)}%` : ""}\n\n`);
+      const p = pending.progress;
+      const what = pending.stage === "room" ? "waiting for room to load" : "loading";
+      res.write(`: ${what} ${name}${p !== undefined ? ` ${Math.round(p * 100)}%` : ""}\n\n`);
     };
     beat();
     const heartbeat = setInterval(beat, Math.min(this.keepAliveMs, 5_000));
-    const unlisten = this.controller.on((e) => {
-      if (e.type === "progress" && e.model === name && !res.destroyed && !res.writableEnded) {
-        const pct = Math.round(e.value * 100);
-        if (pct !== lastPct) {
-          lastPct = pct;
-          res.write(`: loading ${name} ${pct}%\n\n`);
-        }
+    const unlisten = pending.onProgress((value) => {
+      if (res.destroyed || res.writableEnded) return;
+      const pct = Math.round(value * 100);
+      if (pct !== lastPct) {
+        lastPct = pct;
+        res.write(`: loading ${name} ${pct}%\n\n`);
       }
     });
     return () => {
@@ -290,17 +287,17 @@ export class Relay {
       return;
     }
     const tForward = performance.now();
-    const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), this.controller, lease);
+    const f = new ModelForward(res, this.forwardOptions(req, r, lease, sseCommitted), lease);
     try {
       f.start(this.dispatcherOf(lease.handle, r.method));
     } catch (e) {
       lease.release();
       throw new HttpError(400, "bad_request", `The request cannot be forwarded: ${(e as Error).message}`);
     }
-    this.controller.trackUpstream(lease, f);
+    lease.track(f);
     const result = await f.done;
-    this.controller.untrackUpstream(lease, f);
-    lease.release();
+    lease.untrack(f);
+    lease.release(result.usage);
     const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
     this.finish(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
@@ -385,14 +382,13 @@ class ModelForward extends Forward {
   constructor(
     res: ServerResponse,
     o: ForwardOptions,
-    private readonly controller: ModelController,
     private readonly lease: Lease,
   ) {
     super(res, o);
   }
 
   protected override explainFailure(err: Error): Promise<string> {
-    return this.controller.explainFailure(this.lease.model, this.lease.instance, err);
+    return this.lease.explainFailure(err);
   }
 
   // what arrives is the process's proof of progress for the hang rule (a busy server is not a hung one)
@@ -411,7 +407,7 @@ class ModelForward extends Forward {
   }
 
   protected override mayResend(): boolean {
-    return this.controller.isServing(this.lease.model, this.lease.instance);
+    return this.lease.isCurrent();
   }
 }
 

@@ -7,7 +7,12 @@ import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { HttpError } from "../../../src/core/errors.js";
 import type { ProxyModel } from "../../../src/proxy/catalog.js";
-import { ModelController, type ControllerOptions, type ProxyEvent } from "../../../src/proxy/controller.js";
+import {
+  ModelController,
+  type ControllerOptions,
+  type PendingLease,
+  type ProxyEvent,
+} from "../../../src/proxy/controller.js";
 import { FakeRunner } from "../../support/fake-runner.js";
 
 const GB = 1024 ** 3;
@@ -216,13 +221,13 @@ describe("controller: processes that go away", () => {
     const { runner, c, events } = rig(["a"]);
     const lease = await c.acquire("a");
     const f = forward();
-    c.trackUpstream(lease, f);
+    lease.track(f);
     runner.crash("a", "SIGSEGV");
     assert.match(f.reason?.message ?? "", /exited \(signal SIGSEGV\)/);
     assert.equal(c.state("a")?.status, "unloaded");
     assert.ok(events.some((e) => e.type === "crash" && e.model === "a"));
     assert.equal(
-      await c.explainFailure("a", lease.instance, new Error("other side closed"), 0),
+      await lease.explainFailure(new Error("other side closed"), 0),
       "llama-server for 'a' exited unexpectedly (signal SIGSEGV)",
     );
     lease.release();
@@ -235,7 +240,7 @@ describe("controller: processes that go away", () => {
     const { runner, c, events } = rig(["a"]);
     const lease = await c.acquire("a");
     const f = forward();
-    c.trackUpstream(lease, f);
+    lease.track(f);
     runner.hang("a");
     assert.match(f.reason?.message ?? "", /stopped answering its health checks/);
     assert.equal(runner.stops.length, 1, "the hung process is stopped");
@@ -270,10 +275,10 @@ describe("controller: processes that go away", () => {
     const b = c.acquire("b");
     await settle();
     assert.equal(c.state("a")?.status, "draining");
-    assert.ok(c.isServing("a", lease.instance), "its process serves the requests in flight until they are done");
+    assert.ok(lease.isCurrent(), "its process serves the requests in flight until they are done");
     lease.release();
     (await b).release();
-    assert.ok(!c.isServing("a", lease.instance));
+    assert.ok(!lease.isCurrent());
   });
 
   test("what a lease receives is the process's progress, as the health monitor reads it", async () => {
@@ -307,11 +312,104 @@ describe("controller: processes that go away", () => {
     const la = await c.acquire("a");
     await c.load("b");
     const f = forward();
-    c.trackUpstream(la, f);
+    la.track(f);
     await c.shutdown(50);
     open.splice(open.indexOf(c), 1);
     assert.match(f.reason?.message ?? "", /shutting down/);
     assert.equal(runner.listRunning().length, 0);
+  });
+});
+
+describe("controller: what a lease and a wait carry", () => {
+  test("a waiting request sees its model's stage and load progress; it never asks the controller", async () => {
+    const { runner, c } = rig(["a", "b"], { maxModels: 1 });
+    runner.holdStarts.add("b");
+    const la = await c.acquire("a");
+    const seen: { stage: string; progress: number | undefined }[] = [];
+    const reports: number[] = [];
+    let stop: (() => void) | undefined;
+    let pending: PendingLease | undefined;
+    const b = c.acquire("b", {
+      onWait: (p) => {
+        assert.equal(p.model, "b");
+        pending = p;
+        seen.push({ stage: p.stage, progress: p.progress });
+        stop = p.onProgress((v) => reports.push(v));
+      },
+    });
+    await settle();
+    assert.deepEqual(seen, [{ stage: "room", progress: undefined }], "a holds the room: b waits for it");
+    la.release();
+    await settle();
+    const held = runner.held[0]!;
+    held.options.onProgress?.({ value: 0.5, stage: "tensors", stages: ["tensors"] });
+    assert.deepEqual(reports, [0.5]);
+    assert.deepEqual({ stage: pending?.stage, progress: pending?.progress }, { stage: "loading", progress: 0.5 });
+    stop?.();
+    held.options.onProgress?.({ value: 0.75, stage: "tensors", stages: ["tensors"] });
+    assert.deepEqual(reports, [0.5], "a stopped listener hears no more");
+    held.ready();
+    (await b).release();
+  });
+
+  test("release(usage) gives the usage to the hooks before the request counts as done, once", async () => {
+    const order: string[] = [];
+    const { c } = rig(["a"], {
+      hooks: { observe: (m, u) => order.push(`observe ${m} ${u.promptTokens}`) },
+    });
+    c.on((e) => {
+      if (e.type === "state" && e.to === "stopping") order.push("stopping");
+    });
+    const lease = await c.acquire("a", { keepAliveMs: 0 });
+    lease.release({ promptTokens: 7 });
+    lease.release({ promptTokens: 8 });
+    await settle();
+    assert.deepEqual(order.slice(0, 2), ["observe a 7", "stopping"]);
+    assert.equal(order.filter((l) => l.startsWith("observe")).length, 1);
+  });
+
+  test("explainFailure waits on the exit itself, not a poll: a crash during the wait answers at once", async () => {
+    const { runner, c } = rig(["a"]);
+    const lease = await c.acquire("a");
+    const t0 = performance.now();
+    const why = lease.explainFailure(new Error("other side closed"), 10_000);
+    await settle();
+    runner.crash("a", "SIGSEGV");
+    assert.equal(await why, "llama-server for 'a' exited unexpectedly (signal SIGSEGV)");
+    assert.ok(performance.now() - t0 < 2_000, "answered when the exit came, long before the deadline");
+    lease.release();
+  });
+
+  test("explainFailure with no exit answers with the error at its deadline", async () => {
+    const { c } = rig(["a"]);
+    const lease = await c.acquire("a");
+    const t0 = performance.now();
+    assert.equal(await lease.explainFailure(new Error("socket hang up"), 60), "socket hang up (model 'a')");
+    assert.ok(performance.now() - t0 >= 55);
+    lease.release();
+  });
+
+  test("shutdown's drain ends when the last request is released, not at its deadline", async () => {
+    const { c } = rig(["a"]);
+    const lease = await c.acquire("a");
+    const t0 = performance.now();
+    setTimeout(() => lease.release(), 30);
+    await c.shutdown(10_000);
+    open.splice(open.indexOf(c), 1);
+    const took = performance.now() - t0;
+    assert.ok(took >= 25 && took < 2_000, `drained in ${took} ms`);
+  });
+
+  test("the model's log keeps its last logLines lines across processes, with the controller's own lines", async () => {
+    const { runner, c } = rig(["a"], { logLines: 3 });
+    await c.load("a");
+    for (const l of ["one", "two", "three", "four"]) runner.print("a", l);
+    assert.deepEqual(c.modelLogs("a"), ["two", "three", "four"]);
+    assert.deepEqual(c.modelLogs("a", 2), ["three", "four"]);
+    runner.crash("a");
+    await c.load("a");
+    runner.print("a", "five");
+    assert.deepEqual(c.modelLogs("a"), ["three", "four", "five"], "the crashed process's last lines stay");
   });
 });
 

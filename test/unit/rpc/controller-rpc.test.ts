@@ -136,7 +136,7 @@ void describe("controller: an RPC model", () => {
     );
     runner.crash("big", "SIGABRT");
     await settle();
-    const why = await c.explainFailure("big", lease.instance, new Error("socket hang up"));
+    const why = await lease.explainFailure(new Error("socket hang up"));
     assert.equal(
       why,
       "llama-server for 'big' exited unexpectedly (signal SIGABRT): Remote RPC server crashed or returned malformed response",
