@@ -4,7 +4,8 @@
  * then either forward the bytes on the pool of that process (`relay`: OpenAI, Anthropic, `/upstream`) or let the
  * route translate (`relayTranslated`: Ollama's API, whose sink calls llama-server through a LeaseUpstream and
  * writes its own answer); both resend by Forward's rule. At the end the same bookkeeping for all: the lease
- * released, the metrics, the usage to the controller's hooks (the context cache), the /api/activity entry.
+ * released with the request's usage (for the controller's hooks: the context cache), the metrics, the
+ * /api/activity entry. Past the lease, the relay asks the lease, not the controller (Lease, PendingLease).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
