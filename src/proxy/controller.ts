@@ -510,8 +510,9 @@ export class ModelController {
     });
   }
 
+  /** The model's last `lines` log lines, oldest first (its processes' and the controller's own). */
   modelLogs(model: string, lines = 200): string[] {
-    return this.runtimes.get(model)?.logs.tail(lines) ?? [];
+    return this.runtimes.get(model)?.logs.tail(Math.max(0, Math.floor(lines) || 0)) ?? [];
   }
 
   status(): ModelStatusReport[] {

@@ -406,6 +406,8 @@ describe("controller: what a lease and a wait carry", () => {
     for (const l of ["one", "two", "three", "four"]) runner.print("a", l);
     assert.deepEqual(c.modelLogs("a"), ["two", "three", "four"]);
     assert.deepEqual(c.modelLogs("a", 2), ["three", "four"]);
+    assert.deepEqual(c.modelLogs("a", 2.5), ["three", "four"], "a count from a query string may be fractional");
+    assert.deepEqual(c.modelLogs("a", Number.NaN), []);
     runner.crash("a");
     await c.load("a");
     runner.print("a", "five");
