@@ -392,6 +392,7 @@ export async function benchAgentSession(
 const later = (xs: TurnResult[]) => xs.filter((x) => x.turn > 1 && !x.afterSwap);
 const swapped = (xs: TurnResult[]) => xs.filter((x) => x.afterSwap);
 const ms = (xs: TurnResult[]) => xs.map((x) => x.firstTokenMs);
+const sum = (xs: TurnResult[]) => (ms(xs).reduce((a, b) => a + b, 0) / 1000).toFixed(1);
 const reusedShare = (xs: TurnResult[]) =>
   median(xs.map((x) => (x.cachedTokens ?? 0) / Math.max(1, x.promptTokens ?? 1)) ?? NaN);
 
@@ -410,7 +411,7 @@ function shapeRows(s: ShapeResult, turns: number): Row[] {
       spread: spread(ms(later(gglib))),
       baselineSpread: spread(ms(later(direct))),
       reps: later(gglib).length,
-      note: `prompt reused per turn (median): gglib ${reuse(later(gglib))}, direct ${reuse(later(direct))}; turn 1: gglib ${gglib[0]?.firstTokenMs.toFixed(0)} ms, direct ${direct[0]?.firstTokenMs.toFixed(0)} ms`,
+      note: `prompt reused per turn (median): gglib ${reuse(later(gglib))}, direct ${reuse(later(direct))}; sum over turns 2–${turns}: gglib ${sum(later(gglib))} s, direct ${sum(later(direct))} s, router ${sum(later(router))} s; turn 1: gglib ${gglib[0]?.firstTokenMs.toFixed(0)} ms, direct ${direct[0]?.firstTokenMs.toFixed(0)} ms`,
     }),
     row({
       section: SECTION,
