@@ -24,7 +24,7 @@
  *   (also section "8 agent session" of bench/all.ts; results in bench/results/agent-session-latest.{md,json})
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { AGENTS, agentLaunch, childEnv, type AgentName } from "../src/agents/agents.js";
@@ -140,7 +140,12 @@ export async function recordFirstRequest(agent: AgentName, dir: string, timeoutM
     },
     launch,
   );
-  const child = spawnTracked(join(ROOT, "node_modules/.bin", AGENTS[agent].binary), launch.args, { env, cwd: work });
+  const binary = join(ROOT, "node_modules/.bin", AGENTS[agent].binary);
+  if (!existsSync(binary)) {
+    await new Promise<void>((r) => server.close(() => r()));
+    throw new Error(`no ${binary}: the devDependency ${AGENTS[agent].npmPackage} is not installed (npm ci)`);
+  }
+  const child = spawnTracked(binary, launch.args, { env, cwd: work });
   try {
     return await Promise.race([
       got,
@@ -343,7 +348,26 @@ export async function benchAgentSession(
     for (const agent of agents) {
       const shape = AGENT_SHAPE[agent];
       log(`[agent-session] recording ${AGENTS[agent].title}'s first ${SHAPE_PATH[shape]} request…`);
-      const first = replayable(shape, await recordFirstRequest(agent, dir), "agent", MAX_TOKENS);
+      let recorded: Json;
+      try {
+        recorded = await recordFirstRequest(agent, dir);
+      } catch (e) {
+        log(`[agent-session] ${agent}: NOT MEASURED: ${(e as Error).message}`);
+        rows.push(
+          row({
+            section: SECTION,
+            metric: `${AGENTS[agent].title} (${SHAPE_PATH[shape]}) session`,
+            value: NaN,
+            baseline: NaN,
+            baselineName: "direct llama-server",
+            unit: "ms",
+            reps: 0,
+            note: `NOT MEASURED: its first request could not be recorded: ${(e as Error).message}`,
+          }),
+        );
+        continue;
+      }
+      const first = replayable(shape, recorded, "agent", MAX_TOKENS);
       const bodies = sessionBodies(shape, first, turns + swaps);
       const g = await gglib();
       open.add(g);
@@ -473,6 +497,7 @@ export async function benchSessions(agent: AgentName, n: number, turns = 3): Pro
   try {
     const shape = AGENT_SHAPE[agent];
     const template = readFileSync(join(ROOT, "test/fixtures/templates/chatml-tools.jinja"), "utf8");
+    mkdirSync(join(dir, "models"));
     const path = await writeTinyModel(join(dir, "models"), {
       name: "agent",
       kind: "chat",
@@ -496,17 +521,20 @@ export async function benchSessions(agent: AgentName, n: number, turns = 3): Pro
     const lines = [
       `### ${n} ${AGENTS[agent].title} sessions side by side (${SHAPE_PATH[shape]}, 4 slots): new tokens evaluated per request`,
       "",
-      "| turn | new tokens (prompt − cached), per session | first-token ms (median) |",
+      "| turn | tokens evaluated (prompt − cached), per session (of them, the previous prompt again) | first-token ms (median) |",
       "|---|---|---|",
     ];
+    let prev: StreamedTurn[] = [];
     for (let t = 0; t < turns; t++) {
       log(`[agent-session] ${n} sessions, turn ${t + 1}…`);
       const rs = await Promise.all(sessions.map((s) => streamTurn(proxy!.url, shape, s[t]!)));
       const bad = rs.find((r) => r.status !== 200);
       if (bad) throw new Error(`HTTP ${bad.status}: ${bad.text}`);
-      lines.push(
-        `| ${t + 1} | ${rs.map((r) => (r.promptTokens ?? 0) - (r.cachedTokens ?? 0)).join(", ")} | ${median(rs.map((r) => r.firstTokenMs)).toFixed(0)} |`,
-      );
+      // evaluated = prompt − cached; in brackets, how much of the session's previous prompt was evaluated again
+      const cell = (r: StreamedTurn, i: number) =>
+        `${(r.promptTokens ?? 0) - (r.cachedTokens ?? 0)}${t === 0 ? "" : ` (${(prev[i]?.promptTokens ?? 0) - (r.cachedTokens ?? 0)})`}`;
+      lines.push(`| ${t + 1} | ${rs.map(cell).join(", ")} | ${median(rs.map((r) => r.firstTokenMs)).toFixed(0)} |`);
+      prev = rs;
     }
     return lines.join("\n") + "\n";
   } finally {
