@@ -12,7 +12,7 @@
  *
  * One tiny random-weight model (test/support/tiny-models.ts, 65,536 tokens of context, one slot, a template that
  * takes tools; one character is about one token, so prompts are ~2.5× longer than on a real model: 20–35k tokens,
- * prefilled in 5–15 s on 2 cores) run with the same llama-server flags by all three: gglib's own, read from its
+ * prefilled in 14–53 s on 2 busy cores) run with the same llama-server flags by all three: gglib's own, read from its
  * llama-server's command line. gglib: `--max-models 1`, context cache on; router: `--models-max 1`; the swap is a
  * one-token request for a second tiny model.
  *
