@@ -3,6 +3,7 @@
 export * from "../models/settings.js";
 export * from "../models/config-file.js";
 export * from "../models/registry.js";
+export * from "../models/settings-assign.js";
 export * from "../models/sources.js";
 export * from "../models/resolve.js";
 export * from "../models/capabilities.js";

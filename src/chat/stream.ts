@@ -1,4 +1,5 @@
 import { createParser, type EventSourceParser } from "eventsource-parser";
+import { errorOfJson } from "../core/upstream-error.js";
 import { ThinkSplitter, type SplitPiece } from "./think-splitter.js";
 
 /**
@@ -166,14 +167,14 @@ export class ChatStreamParser {
 
 /** `{"error":{"message","type","code"}}` (OpenAI, llama-server) or `{"error":"text"}`. */
 export function parseErrorBody(obj: unknown): Extract<ChatStreamEvent, { type: "error" }> | undefined {
-  if (!isRecord(obj) || obj.error === undefined || obj.error === null) return undefined;
-  const e = obj.error;
-  if (typeof e === "string") return { type: "error", message: e };
-  if (!isRecord(e)) return { type: "error", message: JSON.stringify(e) };
-  const message = str(e.message) ?? JSON.stringify(e);
-  const code = typeof e.code === "number" ? e.code : undefined;
-  const errorType = str(e.type);
-  return { type: "error", message, ...(code !== undefined ? { code } : {}), ...(errorType ? { errorType } : {}) };
+  const e = errorOfJson(obj);
+  if (!e) return undefined;
+  return {
+    type: "error",
+    message: e.message,
+    ...(e.code !== undefined ? { code: e.code } : {}),
+    ...(e.type ? { errorType: e.type } : {}),
+  };
 }
 
 function parseUsage(u: unknown): StreamUsage | undefined {

@@ -51,6 +51,8 @@ export const ServerConfigSchema = z.object({
   cacheTypeV: KvCacheTypeSchema.optional(),
   /** `--embeddings`. */
   embeddings: z.boolean().optional(),
+  /** `--reranking`: a reranker (rank pooling) answers /v1/rerank, which `--embeddings` alone refuses. */
+  reranking: z.boolean().optional(),
   /** `--mlock`. */
   mlock: z.boolean().optional(),
   /** `--metrics` (default true: the proxy reads them). */
@@ -59,6 +61,8 @@ export const ServerConfigSchema = z.object({
   slotSavePath: z.string().optional(),
   /** false: `--no-cache-idle-slots` (idle slots keep their KV cache); true: `--cache-idle-slots`. */
   cacheIdleSlots: z.boolean().optional(),
+  /** `--swa-full`: sliding-window layers keep a full-size KV cache (a restored context cache needs it). */
+  swaFull: z.boolean().optional(),
   /** `--rpc`: RPC workers (`host:port`, each running llama.cpp's rpc-server) that hold the offloaded layers. */
   rpc: z.array(z.string()).readonly().optional(),
   /** Passed last, verbatim. */

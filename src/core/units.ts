@@ -2,10 +2,23 @@
  * Numbers as people write them, parsed by one set of rules for every command-line option, `models set key=value`
  * and the config file: counts and ports (integers in a range), sizes (`24GiB`, `512 MiB`, `8G`, bytes) and
  * durations in seconds (`90`, `90s`, `5m`, `1h`, `0.5`). Callers word the error around `expected(rule)`.
+ * And the one way gglib writes a byte size for people: `formatBytes`.
  */
 
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** A byte size for people, in binary units: 512 B, 12.0 KiB, 320 MiB, 1.5 GiB, 2.0 TiB (3 significant digits). */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
 
 /** A size: bytes, or a number with K/M/G/T (binary units, with or without "i" and "B"). */
 export const SIZE_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)([iI]?[bB]?)\s*$/;

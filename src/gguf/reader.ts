@@ -397,6 +397,23 @@ export interface ModelMetadata {
   valueLength?: number;
   /** Sliding-window size of SWA models (their SWA layers keep a bounded KV cache). */
   slidingWindow?: number;
+  /** `attention.sliding_window_pattern` as a number: every n-th layer is global (src/models/estimate/layers.ts). */
+  slidingWindowPattern?: number;
+  /** `attention.sliding_window_pattern` as an array: per layer, true for a sliding-window layer. */
+  slidingWindowLayers?: boolean[];
+  /** `attention.recurrent_layers` (Qwen3.5): per layer, true for a recurrent (Gated DeltaNet) layer. */
+  recurrentLayers?: boolean[];
+  /** `full_attention_interval` (Qwen3.5): every n-th layer is attention, the others recurrent. */
+  fullAttentionInterval?: number;
+  /** Per layer, when the file stores `feed_forward_length` as an array (0 = no feed-forward in that block). */
+  feedForwardLengthPerLayer?: number[];
+  /** `ssm.conv_kernel`, `ssm.inner_size`, `ssm.state_size`, `ssm.group_count`: the recurrent state's shape. */
+  ssmConvKernel?: number;
+  ssmInnerSize?: number;
+  ssmStateSize?: number;
+  ssmGroupCount?: number;
+  /** `ssm.time_step_rank`: Mamba-2's head count. */
+  ssmTimeStepRank?: number;
   expertCount?: number;
   expertUsedCount?: number;
   /** Hidden width of one expert's FFN (MoE models). */
@@ -452,6 +469,17 @@ function numOrArray(v: GgufReadValue | undefined): { max?: number; perLayer?: nu
   }
   const n = num(v);
   return n !== undefined ? { max: n } : {};
+}
+
+function bools(v: GgufReadValue | undefined): boolean[] | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const out: boolean[] = [];
+  for (const x of v) {
+    if (typeof x === "boolean") out.push(x);
+    else if (num(x) !== undefined) out.push(num(x) !== 0);
+    else return undefined;
+  }
+  return out;
 }
 
 async function fileSize(path: string): Promise<number> {
@@ -547,7 +575,9 @@ export function describeHeader(
   set("contextLength", num(a("context_length")));
   set("blockCount", num(a("block_count")));
   set("embeddingLength", num(a("embedding_length")));
-  set("feedForwardLength", numOrArray(a("feed_forward_length")).max);
+  const ffn = numOrArray(a("feed_forward_length"));
+  set("feedForwardLength", ffn.max);
+  if (ffn.perLayer && ffn.perLayer.length > 1) set("feedForwardLengthPerLayer", ffn.perLayer);
   set("headCount", numOrArray(a("attention.head_count")).max);
   const kvHeads = numOrArray(a("attention.head_count_kv"));
   set("headCountKv", kvHeads.max);
@@ -555,6 +585,16 @@ export function describeHeader(
   set("keyLength", num(a("attention.key_length")));
   set("valueLength", num(a("attention.value_length")));
   set("slidingWindow", num(a("attention.sliding_window")));
+  const swaPattern = a("attention.sliding_window_pattern");
+  set("slidingWindowPattern", num(swaPattern));
+  set("slidingWindowLayers", bools(swaPattern));
+  set("recurrentLayers", bools(a("attention.recurrent_layers")));
+  set("fullAttentionInterval", num(a("full_attention_interval")));
+  set("ssmConvKernel", num(a("ssm.conv_kernel")));
+  set("ssmInnerSize", num(a("ssm.inner_size")));
+  set("ssmStateSize", num(a("ssm.state_size")));
+  set("ssmGroupCount", num(a("ssm.group_count")));
+  set("ssmTimeStepRank", num(a("ssm.time_step_rank")));
   set("expertCount", num(a("expert_count")));
   set("expertUsedCount", num(a("expert_used_count")));
   set("expertFeedForwardLength", num(a("expert_feed_forward_length")));

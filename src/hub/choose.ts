@@ -4,6 +4,7 @@
  * architecture (read from one GGUF header on the hub) and each variant's file size. Pure: the caller passes the
  * budget (from the system probe) and the architecture.
  */
+import { formatBytes } from "../core/units.js";
 import { adviseFit, type EstimatorModel, type FitBudget } from "../models/estimator.js";
 import type { Variant } from "./files.js";
 import { variantTag } from "./files.js";
@@ -86,10 +87,6 @@ export function chooseDefault(
   }
   const considered = variants.map((v) => fitOf(v, arch, budget, mmprojBytes));
   const ok = considered.find((c) => c.fits);
-  const gib = (n: number | undefined) => {
-    const b = n ?? 0;
-    return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${Math.max(1, Math.round(b / 2 ** 20))} MiB`;
-  };
   if (ok) {
     const tag = variantTag(ok.variant);
     const where = ok.offload === "full" ? "on the GPU" : ok.offload === "partial" ? "GPU + RAM" : "in RAM";
@@ -97,7 +94,7 @@ export function chooseDefault(
     const skipped = better.length > 0 ? `; ${better.join(", ")} would not fit` : "";
     return {
       variant: ok.variant,
-      reason: `${tag}: fits this machine (${gib(ok.needBytes)} ${where} at ${CHOICE_CTX} tokens)${skipped}`,
+      reason: `${tag}: fits this machine (${formatBytes(ok.needBytes ?? 0)} ${where} at ${CHOICE_CTX} tokens)${skipped}`,
       fits: true,
       considered,
     };
@@ -105,7 +102,7 @@ export function chooseDefault(
   const smallest = [...considered].sort((a, b) => a.variant.totalBytes - b.variant.totalBytes)[0]!;
   return {
     variant: smallest.variant,
-    reason: `${variantTag(smallest.variant)}: the smallest; no quantization fits this machine (it needs ${gib(smallest.needBytes)} at ${CHOICE_CTX} tokens)`,
+    reason: `${variantTag(smallest.variant)}: the smallest; no quantization fits this machine (it needs ${formatBytes(smallest.needBytes ?? 0)} at ${CHOICE_CTX} tokens)`,
     fits: false,
     considered,
   };

@@ -13,11 +13,13 @@
  *
  * Used by `gglib pull` (src/cli/commands/pull.ts) and by the proxy's Ollama `POST /api/pull`.
  */
-import { open, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { GglibError, isGglibError } from "../core/errors.js";
+import { formatBytes, MiB } from "../core/units.js";
 import { budgetFromSnapshot, type EstimatorModel, type FitBudget } from "../models/estimator.js";
 import type { Registry } from "../models/registry.js";
+import { takeLock, type ReleaseLock } from "../process/lockfile.js";
 import type { SystemProbe } from "../system/types.js";
 import {
   hubError,
@@ -387,12 +389,11 @@ async function assertDiskSpace(dir: string, files: readonly Plan["files"][number
   } catch {
     return; // cannot tell: let the writes say
   }
-  const spare = 64 * 2 ** 20;
+  const spare = 64 * MiB;
   if (need + spare > free) {
-    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
     throw new GglibError(
       "download_failed",
-      `Not enough disk space in ${dir}: the pull needs ${gib(need)}, ${gib(free)} is free.`,
+      `Not enough disk space in ${dir}: the pull needs ${formatBytes(need)}, ${formatBytes(free)} is free.`,
       {
         hint: "Free some space, or pull into another disk with --models-dir (or pick a smaller quantization).",
       },
@@ -512,42 +513,17 @@ async function writeManifest(plan: Plan, files: PulledFile[]): Promise<void> {
 }
 
 /** One pull per model folder at a time (a second one would write the same part files). */
-async function lock(dir: string): Promise<() => Promise<void>> {
-  const { mkdir } = await import("node:fs/promises");
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, ".gglib-pull.lock");
-  for (let i = 0; i < 2; i++) {
-    try {
-      const fh = await open(path, "wx");
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(path, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const pid = Number(await readFile(path, "utf8").catch(() => ""));
-      if (pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new GglibError("invalid_config", `Another pull into ${dir} is running (pid ${pid}).`, {
-          hint: "Wait for it to finish (or stop it); the next pull picks up where it left off.",
-        });
-      }
-      if (pid === process.pid) {
-        throw new GglibError("invalid_config", `A pull into ${dir} is already running in this process.`, {
-          hint: "Wait for it to finish.",
-        });
-      }
-      await rm(path, { force: true }); // left by a process that died
-    }
-  }
-  throw new GglibError("internal", `Cannot take the pull lock ${path}.`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+function lock(dir: string): Promise<ReleaseLock> {
+  return takeLock(join(dir, ".gglib-pull.lock"), {
+    held: ({ pid, ours }) =>
+      ours
+        ? new GglibError("invalid_config", `A pull into ${dir} is already running in this process.`, {
+            hint: "Wait for it to finish.",
+          })
+        : new GglibError("invalid_config", `Another pull into ${dir} is running (pid ${pid}).`, {
+            hint: "Wait for it to finish (or stop it); the next pull picks up where it left off.",
+          }),
+  });
 }
 
 async function register(reg: Registry, plan: Plan, result: PullResult): Promise<{ name: string; aliases: string[] }> {

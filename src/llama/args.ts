@@ -84,6 +84,9 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
     add("-fa", config.flashAttention);
   }
   if (config.parallel !== undefined) add("--parallel", int("parallel", config.parallel, 1, 256));
+  // the proxy turns it on by itself (src/models/swa-full.ts): a binary from before --swa-full runs without it, and
+  // the context cache, which needs it, skips the model with that reason
+  if (config.swaFull === true && (!caps || caps.flags.has("--swa-full"))) add("--swa-full");
   if (config.cacheTypeK !== undefined) {
     if (!CACHE_TYPES.includes(config.cacheTypeK)) invalid("cacheTypeK", config.cacheTypeK, CACHE_TYPES.join(" | "));
     add("--cache-type-k", config.cacheTypeK);
@@ -93,6 +96,7 @@ export function buildServerArgs(config: ServerConfig, port: number, caps?: ArgCa
     add("--cache-type-v", config.cacheTypeV);
   }
   if (config.embeddings) add("--embeddings");
+  if (config.reranking) add("--reranking");
   if (config.mlock) add("--mlock");
   if (config.slotSavePath !== undefined) {
     if (!config.slotSavePath) invalid("slotSavePath", config.slotSavePath, "a folder");

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { access, stat } from "node:fs/promises";
 import { GglibError } from "../core/errors.js";
 import { paths } from "../core/paths.js";
-import { isExecutable, which } from "../process/which.js";
+import { isExecutable, pathCandidates, which } from "../process/which.js";
 
 export type BinarySource = "env" | "configured" | "installed" | "path";
 
@@ -48,6 +48,37 @@ export async function resolveLlamaServer(
       hint: INSTALL_HINT,
     },
   );
+}
+
+/** llama-cli: GGLIB_LLAMA_CLI → next to the llama-server in use → the gglib install → PATH. */
+export async function resolveLlamaCli(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const exe = process.platform === "win32" ? "llama-cli.exe" : "llama-cli";
+  const looked: string[] = [];
+  if (env.GGLIB_LLAMA_CLI) {
+    if (await isExecutable(env.GGLIB_LLAMA_CLI)) return env.GGLIB_LLAMA_CLI;
+    throw new GglibError(
+      "binary_not_executable",
+      `GGLIB_LLAMA_CLI points at ${env.GGLIB_LLAMA_CLI}, which is not an executable file.`,
+      {
+        hint: "Fix or unset GGLIB_LLAMA_CLI.",
+      },
+    );
+  }
+  const candidates: string[] = [];
+  try {
+    candidates.push(join(dirname((await resolveLlamaServer({ env })).path), exe));
+  } catch {
+    // no llama-server either: keep looking
+  }
+  candidates.push(join(paths.llamaDir(env), "bin", exe));
+  candidates.push(...pathCandidates("llama-cli", env));
+  for (const c of candidates) {
+    looked.push(c);
+    if (await isExecutable(c)) return c;
+  }
+  throw new GglibError("binary_not_found", "llama-cli was not found.", {
+    hint: `Looked in: ${looked.slice(0, 4).join(", ")}${looked.length > 4 ? ", and PATH" : ""}. Install llama.cpp with \`gglib llama install\`, or set GGLIB_LLAMA_CLI.`,
+  });
 }
 
 async function checkExecutable(p: string, what: string, binary = "llama-server", hint = INSTALL_HINT): Promise<void> {

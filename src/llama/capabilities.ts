@@ -1,25 +1,12 @@
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GglibError } from "../core/errors.js";
+import type { LlamaCapabilities } from "../core/ports.js";
 import { paths } from "../core/paths.js";
 import { run } from "../process/exec.js";
 
-/** What a llama-server binary can do, read from its `--version` and `--help`. */
-export interface LlamaCapabilities {
-  binaryPath: string;
-  /** `0.4.0-dev (build 1, commit 80fb11a)` */
-  version?: string;
-  build?: number;
-  commit?: string;
-  /** "built with GNU 12.2.0 for Linux x86_64" */
-  builtWith?: string;
-  /** Backends named in the version text or help (cpu, cuda, vulkan, metal, ...), best effort. */
-  backend: string;
-  /** Every flag spelling that --help lists, e.g. "-c", "--ctx-size", "--no-jinja". */
-  flags: Set<string>;
-  /** Router mode and its child protocol (LLAMA_SERVER_ROUTER_PORT). */
-  childProtocol: boolean;
-}
+/** What a llama-server binary can do: defined with the runner port (core/ports.ts), probed here. */
+export type { LlamaCapabilities };
 
 /** Pure: the flag spellings in llama-server's --help text. */
 export function parseHelpFlags(help: string): Set<string> {

@@ -154,3 +154,11 @@ export function detectCapabilities(meta: CapabilityInput): ModelCapabilities {
   if (audio.present) tags.push("audio");
   return { reasoning, tools, embedding, reranker, vision, audio, tags };
 }
+
+/** Capability tags of a registered model (from its metadata; an mmproj makes it multimodal). */
+export function modelTags(m: { metadata?: Readonly<Record<string, unknown>>; mmproj?: string }): string[] {
+  const caps = m.metadata?.capabilities as { tags?: unknown } | undefined;
+  const tags = Array.isArray(caps?.tags) ? caps.tags.filter((t): t is string => typeof t === "string") : [];
+  if (m.mmproj && !tags.includes("vision") && !tags.includes("audio")) tags.push("vision");
+  return tags;
+}

@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { GglibError } from "../core/errors.js";
 import { ProxyConfigSchema, resolveRpcGroups, type ProxyConfigFile } from "./settings.js";
 import type { ConfigModel } from "./sources.js";
+import type { Preset } from "./presets.js";
 
 export interface LoadedConfig {
   config: ProxyConfigFile;
@@ -71,4 +72,9 @@ export function configModelsOf(loaded: LoadedConfig): ConfigModel[] {
     if (mmproj) c.mmproj = resolvePath(loaded.baseDir, mmproj);
     return c;
   });
+}
+
+/** The config file's presets (src/models/presets.ts). */
+export function configPresetsOf(loaded: LoadedConfig): Preset[] {
+  return Object.entries(loaded.config.presets ?? {}).map(([name, def]) => ({ ...def, name, source: "config" }));
 }

@@ -4,7 +4,8 @@
  *
  * - a reasoning model gets `--reasoning-format deepseek` (thinking lands in `reasoning_content`);
  * - a tool-capable model gets jinja on (tool calls need the model's own template);
- * - an embedding model gets `--embeddings`;
+ * - an embedding model gets `--embeddings`, a reranker (rank pooling) `--reranking` too (llama-server's /v1/rerank
+ *   refuses a server started without it);
  * - the context defaults to the largest that fits the memory budget, capped by the trained context;
  * - GPU layers are set only when the model fits partly on the GPU (llama.cpp's default offloads everything).
  *
@@ -18,7 +19,7 @@ import { adviseFit, type EstimatorModel, type FitAdvice, type FitBudget } from "
 
 export type ChoiceSource = "explicit" | "detected" | "default";
 
-export type LaunchSetting = "reasoningFormat" | "jinja" | "embeddings" | "contextSize" | "gpuLayers";
+export type LaunchSetting = "reasoningFormat" | "jinja" | "embeddings" | "reranking" | "contextSize" | "gpuLayers";
 
 export interface LaunchChoice {
   setting: LaunchSetting;
@@ -97,6 +98,11 @@ export function launchDefaults(input: LaunchDefaultsInput): LaunchDefaults {
   else if (caps.embedding.present)
     decide("embeddings", true, "detected", `embedding model: ${caps.embedding.evidence}`);
   else decide("embeddings", undefined, "default", "not an embedding model: off");
+
+  // Reranking (decided only for a reranker or when set, so other models' choices stay as they were).
+  if (has("reranking")) decide("reranking", explicit.reranking, "explicit", "given explicitly");
+  else if (caps.reranker.present)
+    decide("reranking", true, "detected", `reranker: ${caps.reranker.evidence}; /v1/rerank needs --reranking`);
 
   // Context and GPU layers, from the memory budget.
   let fit: FitAdvice | undefined;
@@ -183,7 +189,7 @@ export interface DetectedSettings {
 
 /**
  * The settings a model calls for where `config` leaves them unset (reasoning → deepseek + Jinja, tools → Jinja,
- * embeddings → --embeddings), added to it.
+ * embeddings → --embeddings, a reranker → --reranking), added to it.
  */
 export function withDetectedSettings(
   config: ServerConfig,

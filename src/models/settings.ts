@@ -36,6 +36,7 @@ import { KvCacheTypeSchema, ReasoningFormatSchema, ServerConfigSchema, type Serv
 import { GglibError } from "../core/errors.js";
 import { SIZE_PATTERN } from "../core/units.js";
 import { endpointProblem } from "../rpc/endpoint.js";
+import { PresetDefSchema, presetProblems } from "./presets.js";
 
 const server = ServerConfigSchema.shape;
 
@@ -51,6 +52,12 @@ export const ModelSettingsSchema = z.object({
   parallel: server.parallel.describe("Slots (--parallel)."),
   cacheTypeK: KvCacheTypeSchema.optional(),
   cacheTypeV: KvCacheTypeSchema.optional(),
+  swaFull: z
+    .boolean()
+    .optional()
+    .describe(
+      "--swa-full for sliding-window models (Gemma, gpt-oss): a full-size KV cache in those layers, which a restored context cache needs. Unset: the proxy turns it on when the context cache is on and the memory budget allows it.",
+    ),
   extraArgs: z.array(z.string()).optional().describe("Passed to llama-server last, verbatim."),
   env: z.record(z.string(), z.string()).optional().describe("Extra environment for this model's llama-server."),
   ttl: z
@@ -210,6 +217,12 @@ export const ProxyConfigSchema = z
     models: z
       .record(z.string().regex(/^[^\s,]+$/, "a model name has no spaces or commas"), ModelConfigSchema)
       .optional(),
+    presets: z
+      .record(z.string().regex(/^[^\s,]+$/, "a preset name has no spaces or commas"), PresetDefSchema)
+      .optional()
+      .describe(
+        "Variants of a model under their own names (sampling, thinking on/off, a system prompt): they run on the model's process; only the requests that name them are rewritten.",
+      ),
     peers: z
       .record(z.string(), PeerConfigSchema)
       .superRefine((peers, ctx) => {
@@ -228,6 +241,8 @@ export const ProxyConfigSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    for (const [name, p] of Object.entries(config.presets ?? {}))
+      for (const message of presetProblems(p)) ctx.addIssue({ code: "custom", path: ["presets", name], message });
     // RPC worker addresses and group names, with a message that says what is wrong where
     for (const [group, list] of Object.entries(config.rpcGroups ?? {}))
       list.forEach((ep, i) => {
@@ -307,6 +322,7 @@ export function serverConfigOf(model: LaunchableModel, leadingArgs: readonly str
   if (s.parallel !== undefined) config.parallel = s.parallel;
   if (s.cacheTypeK !== undefined) config.cacheTypeK = s.cacheTypeK;
   if (s.cacheTypeV !== undefined) config.cacheTypeV = s.cacheTypeV;
+  if (s.swaFull === true) config.swaFull = true;
   if (s.env !== undefined) config.env = { ...s.env };
   // a group name is resolved by whoever has the config (resolveRpcGroups); only a list reaches the launch
   if (Array.isArray(s.rpc) && s.rpc.length > 0) config.rpc = [...s.rpc];

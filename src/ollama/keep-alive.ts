@@ -5,6 +5,8 @@
  * Mapped onto the scheduler's per-request TTL (src/proxy/scheduler.ts `keepAliveMs`: < 0 never, 0 at once).
  */
 
+import { foreverFrom } from "./wire.js";
+
 export type KeepAlive = { kind: "default" } | { kind: "forever" } | { kind: "ms"; ms: number };
 
 export class KeepAliveError extends Error {
@@ -58,4 +60,21 @@ export function keepAliveToTtlMs(k: KeepAlive): number | undefined {
   if (k.kind === "default") return undefined;
   if (k.kind === "forever") return -1;
   return k.ms;
+}
+
+/**
+ * `/api/ps`'s `expires_at` for a loaded model (epoch ms): now when it stops as soon as it is idle and nothing runs;
+ * `ttlMs` after its last use (or from now while requests run); Ollama's far future when it never expires.
+ */
+export function expiresAt(o: {
+  nowMs: number;
+  /** The model's TTL now (≤ 0: none). */
+  ttlMs: number;
+  stopsWhenIdle: boolean;
+  inFlight: number;
+  lastUsedMs: number | undefined;
+}): number {
+  if (o.stopsWhenIdle && o.inFlight === 0) return o.nowMs;
+  if (o.ttlMs <= 0) return foreverFrom(o.nowMs);
+  return o.inFlight > 0 ? o.nowMs + o.ttlMs : (o.lastUsedMs ?? o.nowMs) + o.ttlMs;
 }

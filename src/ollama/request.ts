@@ -3,18 +3,17 @@
  * (`/v1/chat/completions`: templating, images, tools, reasoning and JSON grammars all happen in llama-server);
  * `/api/generate` with `raw`, `template` or `context` becomes a raw completion (`/completion`), the only form that
  * takes a prompt verbatim or as tokens. Every field is validated; what cannot be honoured is an OllamaRequestError
- * (a 400 in Ollama's `{"error"}` shape), never silently dropped.
+ * (an HttpError, 400, written in Ollama's `{"error"}` shape), never silently dropped.
  */
+import { HttpError } from "../core/errors.js";
 import { mapOptions, OptionsError } from "./options.js";
 import { parseKeepAlive, KeepAliveError, type KeepAlive } from "./keep-alive.js";
 
-export class OllamaRequestError extends Error {
+/** A request Ollama's API cannot honour: an HttpError (400 unless told), written in Ollama's `{"error"}` shape. */
+export class OllamaRequestError extends HttpError {
   override name = "OllamaRequestError";
-  constructor(
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
+  constructor(message: string, status = 400) {
+    super(status, "invalid_request", message);
   }
 }
 

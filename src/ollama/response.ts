@@ -26,11 +26,17 @@ export interface Timing {
   loadMs: number;
 }
 
+/** What llama-server reported of a request (its `usage` and `timings`): Ollama's stats, and the proxy's usage. */
 export interface UpstreamStats {
+  /** Every token of the prompt, the cached ones included. */
   promptTokens?: number;
   promptMs?: number;
   completionTokens?: number;
   predictedMs?: number;
+  /** Prompt tokens reused from the cache (timings.cache_n, usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens?: number;
+  promptPerSecond?: number;
+  predictedPerSecond?: number;
 }
 
 /** Reads `usage` and `timings` of a chunk or a whole response into `into`. */
@@ -39,11 +45,16 @@ export function collectStats(into: UpstreamStats, o: Obj): void {
   if (isObj(u)) {
     into.promptTokens = num(u.prompt_tokens) ?? into.promptTokens;
     into.completionTokens = num(u.completion_tokens) ?? into.completionTokens;
+    const d = u.prompt_tokens_details;
+    if (isObj(d)) into.cachedTokens = num(d.cached_tokens) ?? into.cachedTokens;
   }
   const t = o.timings;
   if (isObj(t)) {
     into.promptMs = num(t.prompt_ms) ?? into.promptMs;
     into.predictedMs = num(t.predicted_ms) ?? into.predictedMs;
+    into.cachedTokens = num(t.cache_n) ?? into.cachedTokens;
+    into.promptPerSecond = num(t.prompt_per_second) ?? into.promptPerSecond;
+    into.predictedPerSecond = num(t.predicted_per_second) ?? into.predictedPerSecond;
     if (into.completionTokens === undefined) into.completionTokens = num(t.predicted_n);
     if (into.promptTokens === undefined) {
       const p = num(t.prompt_n);
@@ -277,49 +288,4 @@ export function idiomFrame(shape: "chat" | "generate", model: string, nowMs: num
       done: true,
     };
   return { model, created_at: goTime(nowMs), response: "", done: true, done_reason: reason };
-}
-
-/** Incremental SSE parser: bytes in, `data:` payloads out (comments and other fields ignored). */
-export class SseDataParser {
-  private buf = "";
-  private data: string[] = [];
-  private readonly decoder = new TextDecoder();
-
-  push(chunk: Uint8Array, out: string[]): void {
-    this.buf += this.decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = this.buf.indexOf("\n")) >= 0) {
-      let line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      if (line === "") {
-        if (this.data.length > 0) out.push(this.data.join("\n"));
-        this.data = [];
-      } else if (line.startsWith("data:")) {
-        this.data.push(line.slice(line[5] === " " ? 6 : 5));
-      }
-    }
-  }
-
-  end(out: string[]): void {
-    this.buf += this.decoder.decode();
-    if (this.buf) this.push(new TextEncoder().encode("\n\n"), out);
-    else if (this.data.length > 0) out.push(this.data.join("\n"));
-    this.data = [];
-  }
-}
-
-/** The message of an upstream error body (`{"error":{"message"}}`, `{"error":"…"}` or text). */
-export function upstreamErrorMessage(text: string): string {
-  try {
-    const j = JSON.parse(text) as unknown;
-    if (isObj(j)) {
-      if (typeof j.error === "string") return j.error;
-      if (isObj(j.error) && typeof j.error.message === "string") return j.error.message;
-      if (typeof j.message === "string") return j.message;
-    }
-  } catch {
-    // not JSON
-  }
-  return text.trim().slice(0, 2000) || "llama-server answered with an error and no message";
 }

@@ -5,6 +5,7 @@
  * backoff (the poll interval doubled each time, at most 30 s). The peer's key goes only to this peer's origin.
  */
 import { Pool, type Dispatcher } from "undici";
+import { SseDataReader } from "../core/sse.js";
 import { offered, type PeerKind, type PeerSpec } from "./config.js";
 import { parseGglibStatus, parseOpenAiModels, type HostModelState, type PeerSnapshot } from "./discovery.js";
 
@@ -30,8 +31,17 @@ export interface OpenRequest {
 /** The peer gave no answer at all (no connection, a reset, a timeout): as opposed to an HTTP error answer. */
 class NoAnswer extends Error {}
 const DISCOVERY_BODY_LIMIT = 8 * 1024 * 1024;
-/** A state change or a crash on a gglib peer's /api/events: its status is read again at once. */
-const STATE_EVENT = /^data: \{"type":"(state|crash)"/m;
+/** A state change or a crash on a gglib peer's /api/events (an event's data): its status is read again at once. */
+function changesState(data: string): boolean {
+  // most events are progress and logs: only those that can name a state are parsed
+  if (!data.includes('"state"') && !data.includes('"crash"')) return false;
+  try {
+    const type = (JSON.parse(data) as { type?: unknown } | null)?.type;
+    return type === "state" || type === "crash";
+  } catch {
+    return false;
+  }
+}
 
 export interface PeerState {
   up: boolean;
@@ -244,14 +254,9 @@ export class PeerClient {
         await res.body.dump().catch(() => {});
         return;
       }
-      let buf = "";
+      const reader = new SseDataReader({ maxBufferChars: DISCOVERY_BODY_LIMIT });
       for await (const chunk of res.body) {
-        buf += (chunk as Buffer).toString("utf8");
-        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-          if (STATE_EVENT.test(buf.slice(0, i))) this.soon();
-          buf = buf.slice(i + 2);
-        }
-        if (buf.length > DISCOVERY_BODY_LIMIT) buf = "";
+        for (const data of reader.push(chunk as Buffer)) if (changesState(data)) this.soon();
       }
     } catch {
       // closed, reset or aborted: the caller checks the peer again

@@ -1,10 +1,177 @@
 /**
- * JSON shapes of the management API that the dashboard (web/) reads too: plain interfaces with no imports, so the
- * browser code type-checks against the same definitions the server writes. Not all of them live here yet: a
- * model's `/api/status` entry (`ModelStatusReport`) and the `/api/events` events (`ProxyEvent`) are declared in
- * controller.ts and copied in web/src/types.ts, and `ContextStatus` below copies context/context-cache.ts's;
- * test/unit/web/status-shape.test.ts fails the typecheck when a copy reads a field the server does not write.
+ * JSON shapes of the management API that the dashboard (web/) reads too: plain types with no imports, so the browser
+ * code imports these very definitions (web/tsconfig.json type-checks web/ against them) and a field renamed here
+ * breaks the web typecheck rather than the page. The server's writers use them too: scheduler.ts (`ModelStatus`),
+ * controller.ts (`ModelStatusReport`, `ProxyEvent`), context/ (`ContextStatus`, `ContextEvent`), routes/ (the
+ * `/api/status`, `/api/events` and `/v1/models` bodies), effective-config.ts (`EffectiveSettings`).
  */
+
+/** A model's state in the scheduler (scheduler.ts), in `/api/status`, `/v1/models` and the events. */
+export type ModelStatus =
+  | "unloaded"
+  /** Chosen to load; waiting for the models it evicts to drain and stop. Holds its room. */
+  | "pending"
+  | "loading"
+  | "ready"
+  /** Ready but being evicted/unloaded: no new requests; stops when its requests in flight are done. */
+  | "draining"
+  | "stopping"
+  /** The last load failed; until `cooldownUntil` requests are refused with the reason. */
+  | "failed"
+  /** Its stop failed: the process may still hold its memory. Refuses requests; the process's exit frees it. */
+  | "stuck";
+
+/** One model as `/api/status` (`models[]`) and the event stream's `hello` report it. */
+export interface ModelStatusReport {
+  name: string;
+  aliases: string[];
+  path: string;
+  state: ModelStatus;
+  pid?: number;
+  port?: number;
+  uptimeS?: number;
+  inFlight: number;
+  queued: number;
+  estimatedBytes: number;
+  /**
+   * The part of the estimate that is weights copied into the CPU's extra buffers (AMX, CPU_REPACK), per buffer as
+   * llama-server names it; absent when this CPU repacks none of its weights.
+   */
+  repack?: { bytes: number; buffers: Record<string, number> };
+  /** A sliding-window model: whether it runs with `--swa-full`, its extra KV bytes and why (src/models/swa-full.ts). */
+  swaFull?: { on: boolean; extraBytes: number; by: string; reason: string };
+  /** The presets that run on it (src/models/presets.ts), by name; absent when none. */
+  presets?: string[];
+  measuredBytes?: number;
+  lastUsed?: string;
+  ttlLeftS?: number;
+  pinned: boolean;
+  failures: number;
+  lastError?: string;
+  loads: number;
+  crashes: number;
+  progress?: number;
+  /** The context cache's state for this model (src/proxy/context/; absent when the cache is off). */
+  context?: ContextStatus;
+  /** How it is split between this host and its RPC workers (models with a `rpc` setting). */
+  rpc?: RpcSplitStatus;
+}
+
+/** The proxy-wide part of `/api/status` (ProxyServerOptions.info). */
+export interface ProxyInfo {
+  uptimeS?: number;
+  budget?: { bytes: number | null; source: string; usedBytes: number };
+  maxModels?: number | null;
+}
+
+/** `GET /api/status`. */
+export interface StatusReport extends ProxyInfo {
+  models: ModelStatusReport[];
+  /** Other hosts this proxy routes to (only when peers are configured). */
+  peers?: PeerStatus[];
+  /** Names that do not reach every model they name (only when peers are configured). */
+  nameClashes?: string[];
+}
+
+/** What the context cache did (saved, restored, discarded…), as an event. */
+export type ContextAction =
+  "saved" | "save_failed" | "restored" | "restore_failed" | "reused" | "discarded" | "skipped" | "disabled" | "evicted";
+
+export interface ContextEvent {
+  type: "context";
+  model: string;
+  action: ContextAction;
+  detail: string;
+  tokens?: number;
+  bytes?: number;
+  ms?: number;
+  at: number;
+}
+
+/** The controller's events (`ModelController.on`); `/api/events` sends all but `log` (those go to log followers). */
+export type ProxyEvent =
+  | { type: "state"; model: string; from: ModelStatus; to: ModelStatus; reason?: string; at: number }
+  | { type: "progress"; model: string; value: number; stage: string; at: number }
+  | { type: "health"; model: string; status: string; at: number }
+  | { type: "crash"; model: string; reason: string; at: number }
+  | { type: "log"; model: string; line: string }
+  /** A peer (src/peers/) went up or down, or its models or their states changed. */
+  | { type: "peer"; peer: string; up: boolean; models: number; at: number }
+  | ContextEvent;
+
+/** What `GET /api/events` sends: a `hello` with every model's status first, then the controller's events. */
+export type EventStreamMessage = { type: "hello"; models: ModelStatusReport[] } | Exclude<ProxyEvent, { type: "log" }>;
+
+/** A model's state as `/v1/models` says it to clients of llama-server's router mode (`status.value`). */
+export type ListedState = "loaded" | "loading" | "failed" | "unloading" | "unloaded";
+
+/** One model of `GET /v1/models`: this host's (`location: "local"`, with `meta`) or a peer's. */
+export interface ModelListEntry {
+  id: string;
+  object: "model";
+  /** Epoch seconds: when its process started (now when it is not running; a peer's: when it was last seen). */
+  created: number;
+  owned_by: string;
+  aliases: string[];
+  status: {
+    value: ListedState;
+    /** The scheduler's state (a `ModelStatus`); a peer's model: what the peer said (`PeerModelStatus.state`). */
+    state: string;
+    failed?: boolean;
+    error?: string;
+    progress?: number;
+  };
+  /** This host's models only. */
+  meta?: {
+    path: string;
+    source: string;
+    estimated_bytes: number;
+    ctx: number;
+    /** Set: one KV cache per slot of ctx / parallel tokens. */
+    parallel: number | null;
+    pinned: boolean;
+    /** A preset (src/models/presets.ts): the model it runs on, where it is defined, and what it changes. */
+    preset?: { model: string; source: string; [change: string]: unknown };
+  };
+  /** "local", or the peer's name. */
+  location: string;
+}
+
+/** `GET /v1/models`. */
+export interface ModelList {
+  object: "list";
+  data: ModelListEntry[];
+}
+
+/** The settings in effect, as `/api/config` shows them (effective-config.ts; secrets counted, never shown). */
+export interface EffectiveSettings {
+  configPath: string | null;
+  modelsDir: string | null;
+  host: string;
+  port: number;
+  apiKeys: number;
+  insecure: boolean;
+  corsOrigins: string[];
+  defaultModel: string | null;
+  maxModels: number | null;
+  memoryBudget: { setting: string; bytes: number | null; source: string };
+  ttlS: number;
+  drainTimeoutS: number | null;
+  queueTimeoutS: number | null;
+  loadTimeoutS: number | null;
+  maxQueue: number | null;
+  bodyLimitBytes: number | null;
+  llamaServer: string | null;
+  /** The peers, one line each: name → URL (kind, whether a key is set; the key itself never). */
+  peers: string[];
+}
+
+/** `GET /api/config`. */
+export interface ConfigReport<Server = Record<string, unknown>> {
+  settings: EffectiveSettings;
+  models: EffectiveModel<Server>[];
+  lastReload: ReloadRecord | null;
+}
 
 /** One finished request, as `/api/activity` lists it. */
 export interface ActivityRecord {
@@ -129,6 +296,8 @@ export interface ContextStatus {
   enabled: boolean;
   /** Why it is off for this model, when it is. */
   reason?: string;
+  /** What limits reuse while it is on (a hybrid/recurrent model: only follow-ups that extend the saved tokens). */
+  caveat?: string;
   savedSlots: number;
   savedTokens: number;
   bytesOnDisk: number;

@@ -6,13 +6,15 @@
 import { createHash } from "node:crypto";
 import type { ServerConfig } from "../core/config.js";
 import { readModelMetadata } from "../gguf/reader.js";
-import { configModelsOf, type LoadedConfig } from "../models/config-file.js";
+import { configModelsOf, configPresetsOf, type LoadedConfig } from "../models/config-file.js";
+import { presetProblems, type Preset } from "../models/presets.js";
 import { withDetectedSettings } from "../models/launch-defaults.js";
 import { resolveRpcGroups, serverConfigOf, type ProxyConfigFile } from "../models/settings.js";
 import { errorMessage, GglibError } from "../core/errors.js";
 import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
 import { overriddenFlags, refusedFlags } from "../llama/args.js";
+import { chooseSwaFull, type SwaFullChoice } from "../models/swa-full.js";
 import { findModel, loadModelSources, type Clash, type ModelEntry, type RegisteredModels } from "../models/sources.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
@@ -27,6 +29,10 @@ export interface ProxyModel {
   preload: boolean;
   /** Set when the model is split across RPC workers (its `rpc` setting). */
   rpc?: RpcPlan;
+  /** A sliding-window model: whether it runs with `--swa-full`, what that costs and why (src/models/swa-full.ts). */
+  swaFull?: SwaFullChoice;
+  /** The presets that run on this model (src/models/presets.ts); absent when none. */
+  presets?: readonly Preset[];
 }
 
 /** A model's RPC workers and the planned split of its estimate (src/rpc/split.ts). */
@@ -49,14 +55,20 @@ export interface Catalog {
 export interface CatalogInput {
   config?: LoadedConfig;
   modelsDir?: string;
-  /** Models added with `gglib models add/scan` (between the config and the models folder in precedence). */
-  registry?: RegisteredModels;
+  /** Models added with `gglib models add/scan` (between the config and the models folder in precedence), and the
+   * presets created over the API. */
+  registry?: RegisteredModels & { listPresets?(problems?: string[]): Preset[] };
   /** Global TTL in seconds (for the spec's default). */
   ttlS?: number;
   /** Extra args every model gets (e.g. `-lv 4` to measure buffers). */
   commonArgs?: readonly string[];
   /** The CPU's features when models run on it (no GPU): its AMX / CPU_REPACK buffers count (src/models/repack.ts). */
   cpu?: readonly string[];
+  /**
+   * The memory budget and whether the context cache is on: a sliding-window model gets `--swa-full` when the cache
+   * is on and the model still fits with it (src/models/swa-full.ts). Unset: no model gets it from the proxy.
+   */
+  swaFull?: { budgetBytes: number | undefined; contextCache: boolean };
 }
 
 export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
@@ -84,7 +96,51 @@ export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
       );
     }
   }
+  const presets = [
+    ...(input.config ? configPresetsOf(input.config) : []),
+    ...(input.registry?.listPresets?.(warnings) ?? []),
+  ];
+  attachPresets(models, presets, warnings);
   return { models, clashes: sources.clashes, warnings };
+}
+
+/**
+ * Puts each preset on the model it runs on. A preset is dropped, with a warning, when its model is not in the
+ * catalog, when its name is a model's name or alias, or when an earlier preset has it (the config file's come
+ * first, then the registry's).
+ */
+export function attachPresets(models: ProxyModel[], presets: readonly Preset[], warnings: string[]): void {
+  const taken = new Set<string>();
+  for (const m of models) for (const n of [m.name, ...m.aliases]) taken.add(n.toLowerCase());
+  const seen = new Map<string, Preset>();
+  const byModel = new Map<ProxyModel, Preset[]>();
+  for (const p of presets) {
+    const key = p.name.toLowerCase();
+    const problems = presetProblems(p);
+    if (problems.length > 0) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: ${problems.join("; ")}`);
+      continue;
+    }
+    if (taken.has(key)) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: a model has that name or alias; rename the preset`);
+      continue;
+    }
+    const first = seen.get(key);
+    if (first) {
+      warnings.push(
+        `preset ${p.name} (${p.source}) is not used: the ${first.source === "config" ? "config file" : "registry"} has a preset of that name, which wins`,
+      );
+      continue;
+    }
+    const base = findModel(models, p.model);
+    if (!base) {
+      warnings.push(`preset ${p.name} (${p.source}) is not used: its model "${p.model}" is not in the catalog`);
+      continue;
+    }
+    seen.set(key, p);
+    byModel.set(base, [...(byModel.get(base) ?? []), { ...p, model: base.name }]);
+  }
+  for (const [m, list] of byModel) m.presets = list;
 }
 
 async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<ProxyModel> {
@@ -136,7 +192,28 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   if (input.cpu && !workers && !rpcError) estInput.cpu = input.cpu;
   // split across RPC workers: the layers -ngl offloads (all by default) go to the workers
   if (workers || rpcError) estInput.gpuLayers = s.gpuLayers ?? -1;
-  const estimate = await estimateModel(estInput);
+  // the user's own --swa-full (extraArgs or swaFull: true) is counted whatever the proxy would choose
+  if (server.swaFull === true || server.extraArgs?.includes("--swa-full")) estInput.swaFull = true;
+  let estimate = await estimateModel(estInput);
+  const choose = input.swaFull && !workers && !rpcError && estimate.swa;
+  // the need with --swa-full: its KV cache and its larger attention mask
+  const full = choose && !estInput.swaFull ? await estimateModel({ ...estInput, swaFull: true }) : undefined;
+  const swaFull =
+    input.swaFull && choose
+      ? chooseSwaFull({
+          estimate: { totalBytes: estimate.bytes, ...(estimate.swa ? { swa: estimate.swa } : {}) },
+          fullBytes: full?.bytes,
+          setting: s.swaFull,
+          extraArgs: server.extraArgs,
+          env: server.env,
+          budgetBytes: input.swaFull.budgetBytes,
+          contextCache: input.swaFull.contextCache,
+        })
+      : undefined;
+  if (swaFull?.on && full) {
+    if (!server.extraArgs?.includes("--swa-full")) server.swaFull = true;
+    estimate = full;
+  }
   let rpc: RpcPlan | undefined;
   if (workers || rpcError) {
     const plan = planSplit({ hostBytes: estimate.hostBytes, gpuBytes: estimate.offloadBytes });
@@ -162,6 +239,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
     preload: s.preload === true,
   };
   if (rpc) pm.rpc = rpc;
+  if (swaFull) pm.swaFull = swaFull;
   return pm;
 }
 

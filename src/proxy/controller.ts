@@ -12,12 +12,11 @@ import type { ServerEvent } from "../core/events.js";
 import type { ServerHandle } from "../core/handle.js";
 import type { ProcessRunner } from "../core/ports.js";
 import type { ProxyModel } from "./catalog.js";
-import type { ContextEvent } from "./context/context-cache.js";
 import type { UsageStats } from "./forward.js";
 import { rejectionError } from "./http/rejections.js";
 import { parseMemoryLog, parseMemorySplit, processGpuBytes, processRss } from "./memory.js";
 import { ggmlAbortMessage } from "../process/llama-log.js";
-import type { RpcSplitStatus } from "./api-types.js";
+import type { ContextStatus, ModelStatusReport, ProxyEvent } from "./api-types.js";
 import type { RpcChecker } from "./rpc.js";
 import type { ProxyMetrics } from "./metrics.js";
 import {
@@ -62,8 +61,8 @@ export interface ModelHooks {
   beforeStop?(model: string, handle: ServerHandle, reason: StopReason, served: number): Promise<void>;
   /** The process ended without a graceful stop (crash, hang, failed load). */
   exited?(model: string): void;
-  /** Extra per-model fields for /api/status. */
-  status?(model: string): Record<string, unknown> | undefined;
+  /** The model's `context` field of /api/status (the context cache's state). */
+  status?(model: string): ContextStatus | undefined;
   /** A finished request's usage/timings as llama-server reported them. */
   observe?(model: string, usage: UsageStats): void;
 }
@@ -92,46 +91,8 @@ export interface Abortable {
   abort(reason: Error): void;
 }
 
-export type ProxyEvent =
-  | { type: "state"; model: string; from: string; to: string; reason?: string; at: number }
-  | { type: "progress"; model: string; value: number; stage: string; at: number }
-  | { type: "health"; model: string; status: string; at: number }
-  | { type: "crash"; model: string; reason: string; at: number }
-  | { type: "log"; model: string; line: string }
-  /** A peer (src/peers/) went up or down, or its models or their states changed. */
-  | { type: "peer"; peer: string; up: boolean; models: number; at: number }
-  | ContextEvent;
-
-export interface ModelStatusReport {
-  name: string;
-  aliases: string[];
-  path: string;
-  state: string;
-  pid?: number;
-  port?: number;
-  uptimeS?: number;
-  inFlight: number;
-  queued: number;
-  estimatedBytes: number;
-  /**
-   * The part of the estimate that is weights copied into the CPU's extra buffers (AMX, CPU_REPACK), per buffer as
-   * llama-server names it; absent when this CPU repacks none of its weights.
-   */
-  repack?: { bytes: number; buffers: Record<string, number> };
-  measuredBytes?: number;
-  lastUsed?: string;
-  ttlLeftS?: number;
-  pinned: boolean;
-  failures: number;
-  lastError?: string;
-  loads: number;
-  crashes: number;
-  progress?: number;
-  /** The context cache's state for this model (src/proxy/context/). */
-  context?: Record<string, unknown>;
-  /** How it is split between this host and its RPC workers (models with a `rpc` setting). */
-  rpc?: RpcSplitStatus;
-}
+/** The wire shapes the controller writes: one definition, shared with the dashboard (api-types.ts). */
+export type { ModelStatusReport, ProxyEvent };
 
 /** What the controller knows of one model beside the scheduler's state. */
 interface ModelRuntime {
@@ -215,7 +176,8 @@ class ModelLease implements Lease {
 }
 
 export class ModelController {
-  readonly scheduler: Scheduler;
+  /** The decisions; others read them through the query methods (`state`, `ttlInfo`, `usedBytes`, `status`). */
+  private readonly scheduler: Scheduler;
   private readonly runtimes = new Map<string, ModelRuntime>();
   private readonly waiters = new Map<string, WaiterRec>();
   private readonly listeners = new Set<(e: ProxyEvent) => void>();
@@ -416,6 +378,29 @@ export class ModelController {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Resolves true once a model has no process (unloaded, failed, or gone from the catalog), false when `timeoutMs`
+   * passes first: a promise on its state events, not a polling loop.
+   */
+  whenSettled(model: string, timeoutMs: number): Promise<boolean> {
+    const settled = () => {
+      const st = this.state(model)?.status;
+      return st === undefined || st === "unloaded" || st === "failed";
+    };
+    if (settled()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        off();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(settled()), timeoutMs);
+      const off = this.on((e) => {
+        if (e.type === "state" && e.model === model && settled()) done(true);
+      });
+    });
+  }
+
   modelLogs(model: string, lines = 200): string[] {
     const l = this.runtimes.get(model)?.logs ?? [];
     return l.slice(Math.max(0, l.length - lines));
@@ -428,6 +413,19 @@ export class ModelController {
 
   state(model: string): Readonly<ModelState> | undefined {
     return this.scheduler.model(model);
+  }
+
+  /**
+   * The idle TTL that applies to a model now, ms (0: none; pinned models and a request's keep-alive count), and
+   * whether a request asked for it to stop as soon as it is idle (keep-alive 0).
+   */
+  ttlInfo(model: string): { ttlMs: number; stopsWhenIdle: boolean } {
+    return { ttlMs: this.scheduler.ttlOf(model), stopsWhenIdle: this.scheduler.stopsWhenIdle(model) };
+  }
+
+  /** Memory counted against the budget now (every model holding room: measured, or estimated until measured). */
+  usedBytes(): number {
+    return this.scheduler.usedBytes();
   }
 
   loadProgress(model: string): number | undefined {
@@ -494,6 +492,7 @@ export class ModelController {
     const r: ModelStatusReport = {
       name,
       aliases: pm?.aliases ?? [],
+      ...(pm?.presets ? { presets: pm.presets.map((p) => p.name) } : {}),
       path: pm?.entry.path ?? "",
       state: st.status,
       inFlight: st.inFlight,
@@ -515,6 +514,7 @@ export class ModelController {
         bytes: pm.estimate.repack.bytes,
         buffers: { ...pm.estimate.repack.buffers },
       };
+    if (pm?.swaFull) r.swaFull = { ...pm.swaFull };
     if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
     if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();
     const ttl = this.scheduler.ttlOf(name);

@@ -6,32 +6,13 @@
  */
 import type { ServerConfig } from "../core/config.js";
 import type { ProxyModel } from "./catalog.js";
-import type { EffectiveModel as ApiEffectiveModel } from "./api-types.js";
+import type { EffectiveModel as ApiEffectiveModel, EffectiveSettings } from "./api-types.js";
 
 export const REDACTED = "<redacted>";
 const SECRET_NAME = /key|token|secret|passw|auth|cred/i;
 
-export interface EffectiveSettings {
-  configPath: string | null;
-  modelsDir: string | null;
-  host: string;
-  port: number;
-  apiKeys: number;
-  insecure: boolean;
-  corsOrigins: string[];
-  defaultModel: string | null;
-  maxModels: number | null;
-  memoryBudget: { setting: string; bytes: number | null; source: string };
-  ttlS: number;
-  drainTimeoutS: number | null;
-  queueTimeoutS: number | null;
-  loadTimeoutS: number | null;
-  maxQueue: number | null;
-  bodyLimitBytes: number | null;
-  llamaServer: string | null;
-  /** The peers, one line each: name → URL (kind, whether a key is set; the key itself never). */
-  peers: string[];
-}
+/** The settings in effect: one definition, shared with the dashboard (api-types.ts). */
+export type { EffectiveSettings };
 
 /** A model of the effective config, with its launch settings typed. */
 export type EffectiveModel = ApiEffectiveModel<ServerConfig>;
@@ -58,7 +39,7 @@ export function redactServer(server: ServerConfig): ServerConfig {
 export function modelEndpoints(server: ServerConfig): string[] {
   const e = ["chat"];
   if (server.embeddings) e.push("embeddings");
-  if (server.extraArgs?.some((a) => a === "--reranking" || a === "--rerank")) e.push("rerank");
+  if (server.reranking || server.extraArgs?.some((a) => a === "--reranking" || a === "--rerank")) e.push("rerank");
   return e;
 }
 

@@ -3,7 +3,7 @@
  * load progress, health, crashes); `/api/logs/{model}?follow=1` followers get only their model's log lines.
  */
 import type { ServerResponse } from "node:http";
-import type { ProxyEvent } from "./controller.js";
+import type { ProxyEvent } from "./api-types.js";
 import { SSE_HEADERS } from "./http/sse.js";
 
 const PING_MS = 15_000;

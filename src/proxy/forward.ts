@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { Client, Pool, type Dispatcher } from "undici";
+import { errorOfText } from "../core/upstream-error.js";
 import { errorBody } from "./http/errors.js";
 import { downstreamResponseHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
@@ -113,6 +114,26 @@ const TAIL_BYTES = 8192;
 export function connectionClosed(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+/**
+ * The resend rule, for every request the proxy sends to llama-server (forwarded here, or translated through
+ * Relay.relayTranslated): one that llama-server's side closed before any byte of an answer came, and before
+ * anything of it was written to the client, is sent once more on a fresh connection (`freshConnection`), unless it
+ * was resent already, was aborted (by the proxy or because the client left), or `serving` says no (the model is
+ * no longer ready on the process the request was meant for).
+ */
+export function mayResendRequest(
+  err: Error,
+  s: { resent: boolean; aborted: boolean; answered: boolean },
+  serving: () => boolean,
+): boolean {
+  return !s.resent && !s.aborted && !s.answered && connectionClosed(err) && serving();
+}
+
+/** A connection of its own for a resend (the pool's other idle sockets may be as stale); close it after use. */
+export function freshConnection(origin: string): Client {
+  return new Client(origin, UPSTREAM_OPTIONS);
 }
 
 /** Ends one tick's corked writes (a module function: the hot path allocates no closure for it). */
@@ -323,23 +344,15 @@ export class Forward implements Dispatcher.DispatchHandler {
   // ---- the one resend ------------------------------------------------------------------------------------
 
   private shouldResend(err: Error): boolean {
-    return (
-      !this.resent &&
-      !this.aborted &&
-      this.status === 0 &&
-      this.bytes === 0 &&
-      this.errChunks === undefined &&
-      this.agent !== undefined &&
-      connectionClosed(err) &&
-      this.mayResend()
-    );
+    const answered = this.status !== 0 || this.bytes !== 0 || this.errChunks !== undefined || this.agent === undefined;
+    return mayResendRequest(err, { resent: this.resent, aborted: this.aborted, answered }, () => this.mayResend());
   }
 
   /** Sends the request again on a connection of its own (the pool's other idle sockets may be as stale). */
   private resend(): void {
     this.resent = true;
     this.ctrl = undefined;
-    const client = new Client(this.o.origin, UPSTREAM_OPTIONS);
+    const client = freshConnection(this.o.origin);
     try {
       this.dispatchOn(client);
     } catch (e) {
@@ -387,16 +400,8 @@ export class Forward implements Dispatcher.DispatchHandler {
 
   /** llama-server's error response as an SSE error event (our stream headers were already sent). */
   private upstreamErrorEvent(text: string): string {
-    let message = text.slice(0, 2000);
-    let code = "upstream_error";
-    try {
-      const j = JSON.parse(text) as { error?: { message?: string; type?: string } };
-      if (j.error?.message) message = j.error.message;
-      if (j.error?.type) code = j.error.type;
-    } catch {
-      // not JSON: keep the text
-    }
-    return sseErrorEvent(this.o.clientPath, this.status, code, message);
+    const e = errorOfText(text, `${this.upstreamName()} answered ${this.status} with no message`);
+    return sseErrorEvent(this.o.clientPath, this.status, e.type ?? "upstream_error", e.message);
   }
 
   private failed(status: number, error: Error): ForwardResult {

@@ -11,6 +11,7 @@ import {
   parseLlamaMemoryLog,
   poolBudget,
   type PoolBudget,
+  type SwaEstimate,
 } from "../models/estimator.js";
 import type { ExtraBufferType } from "../models/repack.js";
 import { runCommand } from "../system/exec.js";
@@ -46,6 +47,8 @@ export interface EstimateInput {
   gpuLayers?: number;
   /** The CPU's features, for a model that runs on it: the weights its extra buffers copy count too. */
   cpu?: readonly string[];
+  /** `--swa-full` (sliding-window layers at full size). */
+  swaFull?: boolean;
 }
 
 export interface Estimate {
@@ -60,6 +63,8 @@ export interface Estimate {
   offloadBytes: number;
   /** Weights copied into the CPU's extra buffers (AMX, CPU_REPACK), part of `weightsBytes`; absent when none. */
   repack?: { bytes: number; buffers: Partial<Record<ExtraBufferType, number>> };
+  /** A sliding-window model: its window cache and what `--swa-full` adds (src/models/estimate/estimate.ts). */
+  swa?: SwaEstimate;
 }
 
 export function fileBytes(files: readonly string[]): number {
@@ -90,6 +95,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     ...(input.cacheTypeV ? { cacheTypeV: input.cacheTypeV } : {}),
     mmprojBytes: input.mmproj ? fileBytes([input.mmproj]) : 0,
     ...(input.cpu ? { cpu: input.cpu } : {}),
+    ...(input.swaFull ? { swaFull: true } : {}),
     // RPC devices claim every op (ggml-rpc's supports_op), so llama.cpp's flash attention "auto" is on for them
     ...(input.gpuLayers !== undefined ? { gpuLayers: input.gpuLayers, gpuBackend: true, flashAttention: true } : {}),
   });
@@ -102,6 +108,7 @@ export async function estimateModel(input: EstimateInput): Promise<Estimate> {
     hostBytes: input.gpuLayers !== undefined ? e.hostBytes : e.totalBytes,
     offloadBytes: input.gpuLayers !== undefined ? e.gpuBytes : 0,
     ...(e.repack ? { repack: e.repack } : {}),
+    ...(e.swa ? { swa: e.swa } : {}),
   };
 }
 

@@ -15,7 +15,7 @@ import { fileName, hostState } from "../peers/discovery.js";
 import type { ModelController } from "./controller.js";
 import type { ProxyMetrics } from "./metrics.js";
 import type { Relay, RelayRequest } from "./relay.js";
-import type { PeerStatus } from "./api-types.js";
+import type { ListedState, ModelListEntry, PeerStatus } from "./api-types.js";
 
 /** A model request as the routes parsed it, before its name is resolved. */
 export interface RoutedRequest extends Omit<RelayRequest, "name"> {
@@ -143,9 +143,9 @@ export class PeerRouter {
   }
 
   /** /v1/models entries of the peers' models: qualified ids, where they live, the unqualified name when it reaches them. */
-  modelEntries(): Record<string, unknown>[] {
+  modelEntries(): ModelListEntry[] {
     const hosts = this.hosts();
-    const out: Record<string, unknown>[] = [];
+    const out: ModelListEntry[] = [];
     for (const p of this.peers) {
       for (const m of p.models()) {
         const r = resolveAcross(hosts, m.name);
@@ -253,6 +253,6 @@ export class PeerRouter {
   }
 }
 
-function listed(state: string): string {
+function listed(state: string): ListedState {
   return state === "ready" ? "loaded" : state === "loading" ? "loading" : state === "failed" ? "failed" : "unloaded";
 }

@@ -1,15 +1,19 @@
 /**
- * Relaying a client's request to a model's llama-server: take a lease on the model (at once when it is ready,
- * else wait for it, telling a streaming client with SSE comments that the load goes on), forward the request on
- * the pool of that process, release the lease, count the request in the metrics.
+ * The one way a client's request reaches a model's llama-server, for every API: take a lease on the model (at once
+ * when it is ready, else wait for it, telling a streaming OpenAI client with SSE comments that the load goes on),
+ * then either forward the bytes on the pool of that process (`relay`: OpenAI, Anthropic, `/upstream`) or let the
+ * route translate (`relayTranslated`: Ollama's API, whose sink calls llama-server through a LeaseUpstream and
+ * writes its own answer); both resend by Forward's rule. At the end the same bookkeeping for all: the lease
+ * released, the metrics, the usage to the controller's hooks (the context cache), the /api/activity entry.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { HttpError } from "../core/errors.js";
 import type { ServerHandle } from "../core/handle.js";
 import type { Lease, ModelController } from "./controller.js";
-import { createUpstreamPool, Forward, upstreamConnections, type ForwardOptions } from "./forward.js";
-import { sendError } from "./http/errors.js";
+import { createUpstreamPool, Forward, upstreamConnections, type ForwardOptions, type UsageStats } from "./forward.js";
+import { LeaseUpstream } from "./lease-upstream.js";
+import { asHttpError, sendError } from "./http/errors.js";
 import { upstreamRequestHeaders } from "./http/headers.js";
 import { SSE_HEADERS, sseErrorEvent } from "./http/sse.js";
 import type { ProxyMetrics } from "./metrics.js";
@@ -32,6 +36,27 @@ export interface RelayRequest {
   stream: boolean;
   /** Counts as use of the model for its idle TTL. */
   activity: boolean;
+}
+
+/** A request whose answer its route translates (Ollama's API): what the waiting and the bookkeeping need. */
+export interface TranslatedRequest {
+  /** The model's catalog name. */
+  name: string;
+  /** The client's method and path (/api/activity). */
+  method: string;
+  clientPath: string;
+  /** The request's own TTL for the model (Ollama's keep_alive: the scheduler's `keepAliveMs`). */
+  keepAliveMs?: number;
+}
+
+/**
+ * The route's side of a translated request. `run` calls llama-server through `up` and writes the client's answer
+ * (an NDJSON stream, or one buffered object); it throws HttpError for an error answer, which the relay counts and
+ * rethrows for the route's error writer. `usage` is what llama-server reported, read once the request is over.
+ */
+export interface TranslatedSink {
+  run(up: LeaseUpstream, waitedMs: number): Promise<void>;
+  usage(): UsageStats | undefined;
 }
 
 export class Relay {
@@ -78,11 +103,6 @@ export class Relay {
     r: RelayRequest,
     t0: number,
   ): Promise<{ lease: Lease; sseCommitted: boolean } | undefined> {
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.on("close", onClose);
     let sseCommitted = false;
     let stopBeats: (() => void) | undefined;
     let lease: Lease;
@@ -97,22 +117,108 @@ export class Relay {
       : undefined;
     try {
       try {
-        lease = await this.controller.acquire(r.name, { signal: abort.signal, activity: r.activity, onWait });
+        lease = await this.waitLease(res, r.name, r.activity, undefined, onWait);
       } finally {
         stopBeats?.();
       }
     } catch (e) {
-      res.off("close", onClose);
-      const err = e instanceof HttpError ? e : new HttpError(500, "internal_error", String(e));
-      this.metrics.request(r.name, err.status, (performance.now() - t0) / 1000, undefined, undefined);
-      this.recent?.record(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
+      const err = asHttpError(e);
+      this.finish(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
       if (err.status === 499) return undefined; // the client is gone
       if (sseCommitted) res.end(sseErrorEvent(r.clientPath, err.status, err.code, err.message));
       else sendError(res, err);
       return undefined;
     }
-    res.off("close", onClose);
     return { lease, sseCommitted };
+  }
+
+  /** Waits until the model is ready and leases it; the client's leaving ends the wait. Rejects with HttpError. */
+  private async waitLease(
+    res: ServerResponse,
+    name: string,
+    activity: boolean,
+    keepAliveMs: number | undefined,
+    onWait?: () => void,
+  ): Promise<Lease> {
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.on("close", onClose);
+    try {
+      return await this.controller.acquire(name, {
+        signal: abort.signal,
+        activity,
+        ...(keepAliveMs !== undefined ? { keepAliveMs } : {}),
+        ...(onWait ? { onWait } : {}),
+      });
+    } finally {
+      res.off("close", onClose);
+    }
+  }
+
+  /**
+   * A request its route translates (Ollama's API): the lease (at once, or after the wait; no SSE comments: the
+   * route's answer has not begun), then the sink's exchange with llama-server, then the bookkeeping every request
+   * gets. Rejects with the HttpError the route's error writer answers (after the sink's answer began, it ends
+   * that answer); a client that left gets nothing more.
+   */
+  async relayTranslated(
+    _req: IncomingMessage,
+    res: ServerResponse,
+    r: TranslatedRequest,
+    sink: TranslatedSink,
+  ): Promise<void> {
+    const t0 = performance.now();
+    let lease = this.controller.tryAcquire(r.name, true, r.keepAliveMs);
+    if (!lease) {
+      try {
+        lease = await this.waitLease(res, r.name, true, r.keepAliveMs);
+      } catch (e) {
+        const err = asHttpError(e);
+        this.finish(r.name, r.method, r.clientPath, err.status, t0, undefined, undefined);
+        if (err.status === 499) return void res.destroy();
+        throw err;
+      }
+    }
+    if (res.destroyed) {
+      // the client left while the model loaded: nothing is sent
+      lease.release();
+      this.finish(r.name, r.method, r.clientPath, 499, t0, undefined, undefined);
+      return;
+    }
+    const up = new LeaseUpstream(this.controller, lease, res, this.dispatcherFor(lease.handle));
+    let failure: HttpError | undefined;
+    try {
+      await sink.run(up, performance.now() - t0);
+    } catch (e) {
+      failure = await up.failure(e as Error);
+    } finally {
+      up.close();
+      lease.release();
+    }
+    const gone = res.destroyed && !res.writableFinished;
+    const status = gone ? 499 : (failure?.status ?? 200);
+    const ttfbS = up.firstAnswerAt !== undefined ? (up.firstAnswerAt - t0) / 1000 : undefined;
+    this.finish(r.name, r.method, r.clientPath, status, t0, ttfbS, sink.usage());
+    if (!failure) return;
+    if (gone || failure.status === 499) return void res.destroy();
+    throw failure;
+  }
+
+  /** The end of every request: the metrics, the usage to the controller's hooks, the /api/activity entry. */
+  private finish(
+    name: string,
+    method: string,
+    clientPath: string,
+    status: number,
+    t0: number,
+    ttfbS: number | undefined,
+    usage: UsageStats | undefined,
+  ): void {
+    this.metrics.request(name, status, (performance.now() - t0) / 1000, ttfbS, usage);
+    this.controller.observeUsage(name, usage);
+    this.recent?.record(name, method, clientPath, status, t0, ttfbS, usage);
   }
 
   /** Commits `200 text/event-stream` and writes `: loading <model> N%` comments until the returned stop is called. */
@@ -147,10 +253,7 @@ export class Relay {
     };
   }
 
-  /**
-   * The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. Also
-   * used by routes that talk to llama-server themselves (Ollama's API translates each request).
-   */
+  /** The pool of this llama-server process; a pool left by an earlier process on the same port is destroyed. */
   dispatcherFor(handle: UpstreamHandle): Dispatcher {
     return this.poolsFor(handle).pool;
   }
@@ -200,9 +303,7 @@ export class Relay {
     lease.release();
     const status = result.completed ? result.status : res.headersSent ? result.status || 499 : 499;
     const ttfbS = result.ttfbMs !== undefined ? (tForward - t0 + result.ttfbMs) / 1000 : undefined;
-    this.metrics.request(r.name, status, (performance.now() - t0) / 1000, ttfbS, result.usage);
-    this.controller.observeUsage(r.name, result.usage);
-    this.recent?.record(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
+    this.finish(r.name, r.method, r.clientPath, status, t0, ttfbS, result.usage);
   }
 
   /**

@@ -27,21 +27,11 @@
  * Which models to evict is the policy in eviction.ts. Rejections carry a code and its data; the words a client
  * reads are written by the HTTP layer (http/rejections.ts).
  */
+import type { ModelStatus } from "./api-types.js";
 import { fits, isFreeing, planRoom } from "./eviction.js";
 
-export type ModelStatus =
-  | "unloaded"
-  /** Chosen to load; waiting for the models it evicts to drain and stop. Holds its room. */
-  | "pending"
-  | "loading"
-  | "ready"
-  /** Ready but being evicted/unloaded: no new requests; stops when its requests in flight are done. */
-  | "draining"
-  | "stopping"
-  /** The last load failed; until `cooldownUntil` requests are refused with the reason. */
-  | "failed"
-  /** Its stop failed: the process may still hold its memory. Refuses requests; the process's exit frees it. */
-  | "stuck";
+/** A model's state: one definition, shared with the dashboard (api-types.ts). */
+export type { ModelStatus };
 
 /** What the scheduler needs to know about a model (from the catalog). */
 export interface ModelSpec {

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import { HttpError } from "../core/errors.js";
+import type { ProxyInfo } from "./api-types.js";
 import type { ModelController } from "./controller.js";
 import { apiKeyAuth, unauthorized, type AuthCheck } from "./http/auth.js";
 import { answerPreflight, corsPolicy, type CorsPolicy } from "./http/cors.js";
@@ -38,7 +39,7 @@ export interface ProxyServerOptions {
   requestTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
   /** Extra status for /api/status. */
-  info?: () => Record<string, unknown>;
+  info?: () => ProxyInfo;
   log?: (line: string) => void;
   /** The route modules (default: routes/index.ts's ROUTE_MODULES). */
   routes?: readonly RouteModule[];

@@ -9,10 +9,11 @@
  * output buffer and its own compute buffer. (A main host with its own GPU shares the offloaded layers between that
  * GPU and the workers; this plan counts them all as remote, so it under-counts the local part there.)
  */
+import { formatBytes, GiB } from "../core/units.js";
 import type { WorkerProbe } from "./probe.js";
 
 /** llama.cpp's `--fit` leaves this much free on every device (`--fit-target`, default 1024 MiB). */
-export const FIT_MARGIN_BYTES = 1024 * 1024 * 1024;
+export const FIT_MARGIN_BYTES = GiB;
 
 /** A model's memory by place, as the plan sees it. */
 export interface SplitPlan {
@@ -37,12 +38,6 @@ export interface WorkerShare {
 
 export type WorkerCheck =
   { ok: true; shares: WorkerShare[] } | { ok: false; message: string; hint: string; shares?: WorkerShare[] };
-
-const GiB = 1024 * 1024 * 1024;
-const MiB = 1024 * 1024;
-export function formatBytes(n: number): string {
-  return n >= GiB ? `${(n / GiB).toFixed(1)} GiB` : `${Math.max(0, n / MiB).toFixed(n >= 10 * MiB ? 0 : 1)} MiB`;
-}
 
 /**
  * `remoteBytes` shared among the workers in proportion to their free memory (llama.cpp's default split), each

@@ -3,9 +3,8 @@
  * (test/fixtures/system/). Each tolerates warnings around the payload and returns empty results, not errors,
  * on text it does not recognise.
  */
+import { MiB } from "../core/units.js";
 import type { GpuDevice, SimdFlag } from "./types.js";
-
-const MIB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Linux /proc
@@ -122,7 +121,7 @@ function mibField(v: string | undefined): number | undefined {
   const t = v.trim();
   // "[N/A]", "[Not Supported]", "[Insufficient Permissions]" on some boards (unified-memory Grace parts, MIG).
   if (!/^\d+(\.\d+)?$/.test(t)) return undefined;
-  return Math.round(Number(t) * MIB);
+  return Math.round(Number(t) * MiB);
 }
 
 /**
@@ -376,7 +375,7 @@ export function parseSysctl(text: string): SysctlReading {
   const physical = num("hw.physicalcpu");
   if (physical !== undefined) r.physicalCores = physical;
   const wired = num("iogpu.wired_limit_mb");
-  if (wired !== undefined && wired > 0) r.wiredLimitBytes = wired * MIB;
+  if (wired !== undefined && wired > 0) r.wiredLimitBytes = wired * MiB;
   return r;
 }
 
@@ -386,7 +385,7 @@ export function parseSysctl(text: string): SysctlReading {
  */
 export function appleGpuShareBytes(totalRamBytes: number, wiredLimitBytes?: number): number {
   if (wiredLimitBytes !== undefined && wiredLimitBytes > 0) return Math.min(wiredLimitBytes, totalRamBytes);
-  const fraction = totalRamBytes > 36 * 1024 * MIB ? 0.75 : 2 / 3;
+  const fraction = totalRamBytes > 36 * 1024 * MiB ? 0.75 : 2 / 3;
   return Math.floor(totalRamBytes * fraction);
 }
 

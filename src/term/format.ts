@@ -1,16 +1,7 @@
 /** Numbers for people: byte sizes, durations, counts. */
 
-/** Human-readable byte size: 1.5 GiB, 320 MiB, 12 KiB. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
+/** Byte sizes: one formatter for every command (src/core/units.ts). */
+export { formatBytes } from "../core/units.js";
 
 /** Duration: 850 ms, 3.4 s, 2 min 5 s. */
 export function formatDuration(ms: number): string {

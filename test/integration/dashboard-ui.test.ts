@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { contextFacts } from "../../web/src/context.js";
-import type { StatusResponse } from "../../web/src/types.js";
+import type { StatusReport } from "../../src/proxy/api-types.js";
 import { dashboardEnv } from "../support/dashboard.js";
 
 const BROKEN_REASON = "llama_model_load: error loading model: tensor 'blk.0.attn_q.weight' has wrong shape";
@@ -75,7 +75,7 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
     await expectText(() => stateOf(page, "slow").textContent(), "ready");
     assert.match((await card(page, "slow").textContent()) ?? "", /pid \/ port\d+ \/ \d+/);
     // the context cache's state, from the field /api/status writes (models[].context)
-    const status = (await (await fetch(`${env.proxy.url}/api/status`)).json()) as StatusResponse;
+    const status = (await (await fetch(`${env.proxy.url}/api/status`)).json()) as StatusReport;
     const context = status.models.find((m) => m.name === "slow")?.context;
     assert.ok(context, "the context cache reports on the loaded model");
     const savedContext = () =>

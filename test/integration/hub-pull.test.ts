@@ -446,7 +446,7 @@ describe("errors a user sees", () => {
       "test-user/huge-GGUF",
       {},
       "download_failed",
-      /Not enough disk space in .*: the pull needs 1048576\.00 GiB/,
+      /Not enough disk space in .*: the pull needs 1024 TiB, [\d.]+ [KMGT]?i?B is free\./,
     );
     assert.equal(hub.requests.filter((q) => q.server === "files").length, 0);
   });

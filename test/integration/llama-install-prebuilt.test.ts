@@ -9,13 +9,10 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlink
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import {
-  installLlama,
-  llamaStatus,
-  updateLlama,
-  uninstallLlama,
-  type InstallReporter,
-} from "../../src/llama/install/install.js";
+import { installLlama, type InstallReporter } from "../../src/llama/install/install.js";
+import { llamaStatus } from "../../src/llama/install/status.js";
+import { uninstallLlama } from "../../src/llama/install/uninstall.js";
+import { updateLlama } from "../../src/llama/install/update.js";
 import { isGglibError } from "../../src/core/errors.js";
 import {
   assetName,

@@ -9,7 +9,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { installLlama, llamaStatus, updateLlama, type InstallReporter } from "../../src/llama/install/install.js";
+import { installLlama, type InstallReporter } from "../../src/llama/install/install.js";
+import { llamaStatus } from "../../src/llama/install/status.js";
+import { updateLlama } from "../../src/llama/install/update.js";
 import { isGglibError } from "../../src/core/errors.js";
 import { setFakeLlamaVersion as setVersion, writeFakeLlamaProject } from "../support/fake-llama-project.js";
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy } from "../../src/proxy/index.js";
-import { OLLAMA_COMPAT_VERSION } from "../../src/proxy/ollama-api.js";
+import { OLLAMA_COMPAT_VERSION } from "../../src/proxy/routes/ollama/index.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../support/fake-llama.js";
 import { killQuietly, pidsWithArg } from "../support/procs.js";
 

@@ -367,7 +367,7 @@ describe("gglib proxy command on the fake llama-server", { timeout: 60_000 }, ()
     assert.equal((await fetch(`${url}/metrics`)).status, 200);
     process.kill(-child.pid!, "SIGKILL");
     // the process group is gone with the kill; llama-servers are in their own groups and must die with the proxy
-    await new Promise((r) => setTimeout(r, 2_000));
+    await waitFor(() => llamas.every((p) => !running(p)), 2_000);
     const left = llamas.filter((p) => running(p));
     assert.deepEqual(left, [], "no llama-server left 2 s after SIGKILL of the proxy");
   });

@@ -101,6 +101,8 @@
  *   FAKE_LLAMA_STATS_FILE=path       append one JSON line per request received:
  *                                    {"pid","model","method","path","stream","t"}. Several processes can
  *                                    share one file. /__fake/* requests are not recorded.
+ *   FAKE_LLAMA_STATS_BODIES=1        the stats lines also carry the request's body as received ("body", latin1,
+ *                                    so binary bytes survive) and its "contentType".
  *   FAKE_LLAMA_N_CTX_TRAIN=2048      the model's training context, when the GGUF header does not say.
  *   FAKE_LLAMA_MODEL_MB / FAKE_LLAMA_KV_MB / FAKE_LLAMA_COMPUTE_MB
  *                                    override the buffer sizes printed at -lv 4 (MiB).

@@ -53,6 +53,8 @@ export interface FakeLlamaKnobs {
   rssMb?: number;
   /** FAKE_LLAMA_STATS_FILE: append one JSON line (FakeStatsLine) per request received. */
   statsFile?: string;
+  /** FAKE_LLAMA_STATS_BODIES=1: the stats lines carry each request's body as received (latin1) and content type. */
+  statsBodies?: boolean;
   /** FAKE_LLAMA_N_CTX_TRAIN: the model's training context when the GGUF does not say (default 2048). */
   nCtxTrain?: number;
   /** FAKE_LLAMA_MODEL_MB / FAKE_LLAMA_KV_MB / FAKE_LLAMA_COMPUTE_MB: buffer sizes in the -lv 4 log lines. */
@@ -152,6 +154,7 @@ export function fakeLlamaEnv(knobs: FakeLlamaKnobs = {}, base: NodeJS.ProcessEnv
   if (knobs.instant) set("FAKE_LLAMA_INSTANT", true);
   set("FAKE_LLAMA_RSS_MB", knobs.rssMb);
   set("FAKE_LLAMA_STATS_FILE", knobs.statsFile);
+  if (knobs.statsBodies) set("FAKE_LLAMA_STATS_BODIES", "1");
   set("FAKE_LLAMA_N_CTX_TRAIN", knobs.nCtxTrain);
   set("FAKE_LLAMA_MODEL_MB", knobs.modelMb);
   set("FAKE_LLAMA_KV_MB", knobs.kvMb);
@@ -180,6 +183,9 @@ export interface FakeStatsLine {
   stream: boolean;
   /** Date.now() when the request arrived. */
   t: number;
+  /** The body as received, latin1 (with the statsBodies knob). */
+  body?: string;
+  contentType?: string | null;
 }
 
 export function readFakeStats(file: string): FakeStatsLine[] {

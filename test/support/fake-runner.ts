@@ -1,16 +1,26 @@
 /**
- * An in-memory ProcessRunner (src/core/ports.ts) for unit tests of the proxy's controller: no processes, no
- * ports. Every start and stop is recorded; a test decides how each one ends (ready at once or held open, failed,
- * a stop that survives SIGKILL) and makes the "processes" crash, hang, print log lines or finally exit.
+ * An in-memory ProcessRunner (src/core/ports.ts) for tests of the proxy's controller and of startProxy: no
+ * processes. Every start and stop is recorded; a test decides how each one ends (ready at once or held open,
+ * failed, a stop that survives SIGKILL) and makes the "processes" crash, hang, print log lines or finally exit.
+ * Its "processes" answer no HTTP unless the test gives each one an upstream (`upstream`: an in-process server
+ * standing in for llama-server); the binary it reports (`binary`) and its orphan sweep (`orphans`) are the test's.
  */
 import { GglibError } from "../../src/core/errors.js";
 import type { ServerConfig } from "../../src/core/config.js";
 import type { ServerEvent, ServerEventListener } from "../../src/core/events.js";
 import type { ServerHandle, ServerHealth } from "../../src/core/handle.js";
-import type { ProcessRunner, StartOptions, StopOptions } from "../../src/core/ports.js";
+import { fileURLToPath } from "node:url";
+import type { OrphanSweep, ProcessRunner, RunnerBinary, StartOptions, StopOptions } from "../../src/core/ports.js";
+
+/** What answers a fake process's HTTP (its handle's url); closed when the process exits. */
+export interface FakeUpstream {
+  url: string;
+  close(): void;
+}
 
 interface Proc {
   handle: ServerHandle;
+  upstream?: FakeUpstream;
   /** A stop was asked for (its exit is expected). */
   stopping: boolean;
   logs: string[];
@@ -45,6 +55,18 @@ export class FakeRunner implements ProcessRunner {
   /** Models whose stops take until the test calls one of `heldStops` (the process is dying: still alive until then). */
   readonly holdStops = new Set<string>();
   readonly heldStops: (() => void)[] = [];
+  /** Serves each started process's HTTP (called before the start, with its config); none: nothing answers. */
+  upstream?: (config: ServerConfig) => Promise<FakeUpstream>;
+  /**
+   * The binary binaryInfo() reports: by default an existing file (this one) that lists no flags, so the context
+   * cache turns itself off for every model ("no --slot-save-path"); a test that wants the cache sets the flags.
+   */
+  binary: RunnerBinary = {
+    path: fileURLToPath(import.meta.url),
+    caps: { binaryPath: fileURLToPath(import.meta.url), backend: "cpu", flags: new Set(), childProtocol: false },
+  };
+  /** What sweep() reports (an earlier run's orphans it ended); undefined: nothing to sweep. */
+  orphans: OrphanSweep | undefined;
   private readonly procs = new Map<string, Proc>();
   private readonly listeners = new Set<ServerEventListener>();
   private seq = 0;
@@ -54,8 +76,21 @@ export class FakeRunner implements ProcessRunner {
 
   start(config: ServerConfig, options: StartOptions = {}): Promise<ServerHandle> {
     this.starts.push(config);
+    if (!this.upstream) return this.launch(config, options);
+    return this.upstream(config).then((u) => this.launch(config, options, u));
+  }
+
+  async sweep(): Promise<OrphanSweep | undefined> {
+    return this.orphans;
+  }
+
+  async binaryInfo(): Promise<RunnerBinary> {
+    return this.binary;
+  }
+
+  private launch(config: ServerConfig, options: StartOptions, upstream?: FakeUpstream): Promise<ServerHandle> {
     const model = config.modelName ?? config.modelPath;
-    const port = ++this.port;
+    const port = upstream ? Number(new URL(upstream.url).port) : ++this.port;
     const handle: ServerHandle = {
       id: `${model}@${port}#${++this.seq}`,
       model,
@@ -63,10 +98,10 @@ export class FakeRunner implements ProcessRunner {
       // above Linux's largest pid_max (2^22): never a real process whose RSS the controller would measure
       pid: FAKE_PID_BASE + this.seq,
       port,
-      url: `http://127.0.0.1:${port}`,
+      url: upstream?.url ?? `http://127.0.0.1:${port}`,
       startedAt: this.clock(),
     };
-    const proc: Proc = { handle, stopping: false, logs: [], options };
+    const proc: Proc = { handle, stopping: false, logs: [], options, ...(upstream ? { upstream } : {}) };
     this.procs.set(handle.id, proc);
     this.emit({ type: "spawned", handle, at: this.clock() });
     return new Promise<ServerHandle>((resolve, reject) => {
@@ -75,6 +110,7 @@ export class FakeRunner implements ProcessRunner {
         if (settled) return;
         settled = true;
         this.procs.delete(handle.id);
+        upstream?.close();
         reject(error);
       };
       const ready = (evenIfAborted = false) => {
@@ -188,6 +224,7 @@ export class FakeRunner implements ProcessRunner {
 
   private exit(proc: Proc, exitCode: number | null, signal: string | null): void {
     if (!this.procs.delete(proc.handle.id)) return;
+    proc.upstream?.close();
     this.emit({ type: "exited", handle: proc.handle, exitCode, signal, expected: proc.stopping, at: this.clock() });
   }
 

@@ -18,7 +18,7 @@ const root = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
 /** Lower first. A folder may import only its own files and folders of a strictly lower level. */
 const LEVELS: Record<string, number> = {
   core: 0,
-  term: 0,
+  term: 1, // terminal output: colours, tables, numbers for people (core/units.ts formats bytes)
   process: 1,
   gguf: 1,
   system: 2,
@@ -29,7 +29,7 @@ const LEVELS: Record<string, number> = {
   hub: 4, // Hugging Face downloads: models, gguf, system below; the proxy (Ollama /api/pull) and the CLI above
   peers: 4, // other hosts (issue 13): peer config, names across hosts, placement, the peer client; the proxy forwards
   agents: 4, // coding agents (gglib launch): each agent's settings, the model and context they get (pure)
-  ollama: 4, // Ollama's API: pure translation; the HTTP side is src/proxy/ollama-api.ts + routes/ollama.ts
+  ollama: 4, // Ollama's API: pure translation; the HTTP side is src/proxy/routes/ollama/ (over the relay)
   chat: 5,
   proxy: 5,
   cli: 6,

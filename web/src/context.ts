@@ -1,6 +1,6 @@
 /** What a model card says about the model's saved KV context (`models[].context` of /api/status); pure. */
 import { bytes, ms } from "./format.js";
-import type { ContextStatus } from "./types.js";
+import type { ContextStatus } from "../../src/proxy/api-types.js";
 
 const count = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
 

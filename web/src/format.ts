@@ -1,15 +1,10 @@
 /** Small formatting helpers for the dashboard (pure). */
+import { formatBytes } from "../../src/core/units.js";
 
+/** A byte size, or "–" when there is none: the server's one byte formatter (src/core/units.ts). */
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  return formatBytes(n);
 }
 
 export function duration(s: number | null | undefined): string {

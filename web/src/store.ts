@@ -5,10 +5,16 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { follow, getJson } from "./api.js";
-import type { ModelListEntry, ModelStatus, ProxyEvent, StatusResponse } from "./types.js";
+import type {
+  EventStreamMessage,
+  ModelList,
+  ModelListEntry,
+  ModelStatusReport,
+  StatusReport,
+} from "../../src/proxy/api-types.js";
 
 export interface ModelsState {
-  status?: StatusResponse;
+  status?: StatusReport;
   sources: Map<string, ModelListEntry["meta"]>;
   /** performance.now() when `status` was read: uptime/TTL are counted on from it. */
   readAt: number;
@@ -29,8 +35,8 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
     const refresh = async () => {
       try {
         const [status, list] = await Promise.all([
-          getJson<StatusResponse>("/api/status", ac.signal),
-          getJson<{ data: ModelListEntry[] }>("/v1/models", ac.signal),
+          getJson<StatusReport>("/api/status", ac.signal),
+          getJson<ModelList>("/v1/models", ac.signal),
         ]);
         set((p) => ({
           ...p,
@@ -56,9 +62,9 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
     follow(
       "/api/events",
       (data) => {
-        let e: ProxyEvent;
+        let e: EventStreamMessage;
         try {
-          e = JSON.parse(data) as ProxyEvent;
+          e = JSON.parse(data) as EventStreamMessage;
         } catch {
           return;
         }
@@ -66,7 +72,7 @@ export function useModels(enabled: boolean): [ModelsState, () => void] {
         if (e.type === "progress") {
           set((p) => {
             if (!p.status) return p;
-            const models = p.status.models.map((m): ModelStatus =>
+            const models = p.status.models.map((m): ModelStatusReport =>
               m.name === e.model ? { ...m, progress: e.value } : m,
             );
             return { ...p, status: { ...p.status, models } };

@@ -1,11 +1,8 @@
 import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import type { ServerConfig } from "../../core/config.js";
 import { GglibError } from "../../core/errors.js";
-import { paths } from "../../core/paths.js";
-import { resolveLlamaServer } from "../../llama/binary.js";
-import { isExecutable, pathCandidates } from "../../process/which.js";
+import { resolveLlamaCli } from "../../llama/binary.js";
 import { resolveModelArg } from "../../chat/backend.js";
 import { DEFAULT_CHAT_URL, runChat, type ChatSessionOptions } from "../../chat/session.js";
 import {
@@ -116,37 +113,6 @@ A line ending with \\ continues on the next line; """ opens a block closed by ""
         quiet: flags.quiet === true,
       });
     });
-}
-
-/** llama-cli: GGLIB_LLAMA_CLI → next to the llama-server in use → the gglib install → PATH. */
-export async function resolveLlamaCli(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const exe = process.platform === "win32" ? "llama-cli.exe" : "llama-cli";
-  const looked: string[] = [];
-  if (env.GGLIB_LLAMA_CLI) {
-    if (await isExecutable(env.GGLIB_LLAMA_CLI)) return env.GGLIB_LLAMA_CLI;
-    throw new GglibError(
-      "binary_not_executable",
-      `GGLIB_LLAMA_CLI points at ${env.GGLIB_LLAMA_CLI}, which is not an executable file.`,
-      {
-        hint: "Fix or unset GGLIB_LLAMA_CLI.",
-      },
-    );
-  }
-  const candidates: string[] = [];
-  try {
-    candidates.push(join(dirname((await resolveLlamaServer({ env })).path), exe));
-  } catch {
-    // no llama-server either: keep looking
-  }
-  candidates.push(join(paths.llamaDir(env), "bin", exe));
-  candidates.push(...pathCandidates("llama-cli", env));
-  for (const c of candidates) {
-    looked.push(c);
-    if (await isExecutable(c)) return c;
-  }
-  throw new GglibError("binary_not_found", "llama-cli was not found.", {
-    hint: `Looked in: ${looked.slice(0, 4).join(", ")}${looked.length > 4 ? ", and PATH" : ""}. Install llama.cpp with \`gglib llama install\`, or set GGLIB_LLAMA_CLI.`,
-  });
 }
 
 /** Argument list for llama-cli from the model's settings (no --interactive-first: newer builds reject it). */

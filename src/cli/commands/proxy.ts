@@ -177,6 +177,7 @@ async function runProxy(opts: ProxyOptions, o: OutputOptions): Promise<number> {
       out.write(
         `  ${cc.bold(m.name)}${m.aliases.length ? cc.dim(` (${m.aliases.join(", ")})`) : ""}  ${size(m)}  ${cc.dim(m.source)}${flags ? `  ${flags}` : ""}\n`,
       );
+      if (m.swaFull) out.write(cc.dim(`    --swa-full ${m.swaFull.on ? "on" : "off"}: ${m.swaFull.reason}\n`));
     }
     for (const p of r.peers)
       out.write(

@@ -1,5 +1,5 @@
 /**
- * `gglib llama install / status / update / uninstall`, as a library.
+ * `gglib llama install`, as a library (status.ts, update.ts and uninstall.ts beside it do the other subcommands).
  *
  * Install flow: pick the backend (detected or asked) → prebuilt download from llama.cpp's GitHub releases, or a
  * source build (`--source` folder | git bundle | git URL, via source-build.ts) after a build-tool check → verify
@@ -7,24 +7,13 @@
  * install never breaks the one already there; two installs at once are serialised by a lock.
  */
 import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-  lstatSync,
-  renameSync,
-} from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, lstatSync, renameSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { GglibError } from "../../core/errors.js";
+import { formatBytes } from "../../core/units.js";
 import { cacheDir, paths } from "../../core/paths.js";
 import { run } from "../../process/exec.js";
-import { pidAlive } from "../../process/terminate/signals.js";
 import {
   checkDependencies,
   detectBackend,
@@ -45,6 +34,7 @@ import {
   SOURCE_HINT,
   type Release,
 } from "./prebuilt.js";
+import { withInstallLock } from "./install-lock.js";
 import { commitFromVersion, readInstallRecord, writeInstallRecord, type InstallRecord } from "./record.js";
 import {
   RPC_SERVER_TARGETS,
@@ -382,13 +372,12 @@ async function fetchArchive(
   rep.step?.(`Downloading ${asset.name}`);
   await downloadAsset(asset, dest, {
     onProgress: (got, total) =>
-      rep.progress?.(total > 0 ? got / total : 0, total > 0 ? `${mib(got)}/${mib(total)} MiB` : `${mib(got)} MiB`),
+      rep.progress?.(
+        total > 0 ? got / total : 0,
+        total > 0 ? `${formatBytes(got)} / ${formatBytes(total)}` : formatBytes(got),
+      ),
     ...(signal ? { signal } : {}),
   });
-}
-
-function mib(n: number): string {
-  return (n / 1048576).toFixed(1);
 }
 
 /** chmod +x the regular files without an extension (and .so/.dylib untouched); symlinks are left alone. */
@@ -442,214 +431,4 @@ function swapIntoPlace(staging: string, target: string): void {
     throw e;
   }
   rmSync(old, { recursive: true, force: true });
-}
-
-async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
-  const dir = paths.llamaDir(env) + ".lock";
-  mkdirSync(join(dir, ".."), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      mkdirSync(dir);
-      writeFileSync(join(dir, "pid"), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      let holder = 0;
-      try {
-        holder = Number(readFileSync(join(dir, "pid"), "utf8"));
-      } catch {
-        /* being written or gone */
-      }
-      if (holder && !pidAlive(holder)) {
-        rmSync(dir, { recursive: true, force: true });
-        continue;
-      }
-      if (attempt > 20 && !holder) {
-        rmSync(dir, { recursive: true, force: true });
-        continue;
-      }
-      if (holder) {
-        throw new GglibError("build_failed", `Another \`gglib llama install/update\` is running (pid ${holder}).`, {
-          hint: "Wait for it to finish, or stop it and run the command again.",
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// status / update / uninstall
-
-export interface LlamaStatus {
-  installed: boolean;
-  dir: string;
-  binaryPath: string;
-  record?: InstallRecord;
-  /** `--version` ran and exited 0. */
-  healthy: boolean;
-  versionText?: string;
-  /** Why it is not healthy. */
-  problem?: string;
-  /** GGLIB_LLAMA_SERVER is set: gglib runs that binary instead. */
-  override?: string;
-}
-
-export async function llamaStatus(env: NodeJS.ProcessEnv = process.env): Promise<LlamaStatus> {
-  const dir = paths.llamaDir(env);
-  const record = readInstallRecord(paths.llamaInstallRecord(env));
-  const binaryPath = record?.binaryPath ?? paths.llamaServerBinary(env);
-  const base = {
-    dir,
-    binaryPath,
-    ...(record ? { record } : {}),
-    ...(env.GGLIB_LLAMA_SERVER ? { override: env.GGLIB_LLAMA_SERVER } : {}),
-  };
-  if (!existsSync(binaryPath)) {
-    return {
-      ...base,
-      installed: false,
-      healthy: false,
-      problem: record ? `the install record exists but ${binaryPath} is gone` : "llama.cpp is not installed",
-    };
-  }
-  try {
-    const r = await run(binaryPath, ["--version"], { env, timeoutMs: 30_000 });
-    const text = (r.stderr + "\n" + r.stdout).trim();
-    if (r.code === 0) return { ...base, installed: true, healthy: true, versionText: text };
-    return {
-      ...base,
-      installed: true,
-      healthy: false,
-      versionText: text,
-      problem: `\`--version\` exited ${r.code ?? r.signal}`,
-    };
-  } catch (e) {
-    return { ...base, installed: true, healthy: false, problem: `cannot run it: ${(e as Error).message}` };
-  }
-}
-
-export interface UpdateOptions extends Omit<InstallOptions, "source" | "version" | "backend"> {
-  /** Rebuild/redownload even when nothing changed. */
-  force?: boolean;
-}
-
-/** Updates the install from where it came: the latest release, or its source again (a git URL is re-cloned). */
-export async function updateLlama(opts: UpdateOptions = {}): Promise<InstallResult> {
-  const env = opts.env ?? process.env;
-  const rep = opts.reporter ?? {};
-  const record = readInstallRecord(paths.llamaInstallRecord(env));
-  if (!record) {
-    throw new GglibError("binary_not_found", "llama.cpp is not installed, so there is nothing to update.", {
-      hint: "Install it with `gglib llama install` (or `--source <dir|bundle|git URL>` offline).",
-    });
-  }
-  if (record.installType === "prebuilt") {
-    if (!opts.force) {
-      rep.step?.("Looking up the latest llama.cpp release");
-      const latest = await fetchRelease({ env, ...(opts.signal ? { signal: opts.signal } : {}) });
-      if (latest.tag_name === record.tag) {
-        rep.info?.(`Already up to date: ${record.tag}.`);
-        return { changed: false, record };
-      }
-      rep.info?.(`Updating ${record.tag ?? record.version} → ${latest.tag_name}`);
-    }
-    return installLlama({ ...opts, backend: record.backend, force: true });
-  }
-  if (record.sourceKind === "url" && !opts.force) {
-    const head = await remoteHead(record.source, record.tag);
-    if (head && head === record.commit) {
-      rep.info?.(`Already up to date: ${record.commit.slice(0, 12)} is the newest commit of ${record.source}.`);
-      return { changed: false, record };
-    }
-  }
-  if (record.sourceKind === "bundle" && !opts.force) {
-    const head = await bundleHead(record.source);
-    if (head && head === record.commit) {
-      rep.info?.(`Already up to date: the bundle's HEAD is the installed ${record.commit.slice(0, 12)}.`);
-      return { changed: false, record };
-    }
-  }
-  if (record.sourceKind !== "dir" && record.sourceKind !== "url" && !existsSync(record.source)) {
-    throw new GglibError("build_failed", `The source of this install (${record.source}) is gone.`, {
-      hint: "Install again from a new source: gglib llama install --source <dir|bundle|git URL> --force",
-    });
-  }
-  return installLlama({
-    ...opts,
-    source: record.source,
-    backend: record.backend,
-    ...(record.tag ? { version: record.tag } : {}),
-    // keep the user's extra flags (those after ours)
-    cmakeFlags: record.cmakeFlags.filter((f) => !DEFAULT_FLAG_NAMES.some((n) => f.startsWith(n))),
-    force: true,
-  });
-}
-
-const DEFAULT_FLAG_NAMES = [
-  "-DCMAKE_BUILD_TYPE=",
-  "-DBUILD_SHARED_LIBS=",
-  "-DLLAMA_CURL=",
-  "-DLLAMA_OPENSSL=",
-  "-DLLAMA_BUILD_TESTS=",
-  "-DLLAMA_BUILD_EXAMPLES=",
-  "-DLLAMA_USE_PREBUILT_UI=",
-  "-DLLAMA_BUILD_UI=",
-  "-DGGML_CUDA=",
-  "-DGGML_VULKAN=",
-  "-DGGML_METAL=",
-];
-
-async function remoteHead(url: string, ref?: string): Promise<string | undefined> {
-  try {
-    const r = await run("git", ["ls-remote", url, ref ?? "HEAD"], { timeoutMs: 30_000 });
-    return r.code === 0 ? r.stdout.split(/\s/)[0] || undefined : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function bundleHead(bundle: string): Promise<string | undefined> {
-  try {
-    const r = await run("git", ["bundle", "list-heads", bundle], { timeoutMs: 30_000 });
-    if (r.code !== 0) return undefined;
-    const lines = r.stdout.trim().split("\n");
-    const head = lines.find((l) => l.endsWith(" HEAD")) ?? lines[0];
-    return head?.split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
-
-export interface UninstallResult {
-  removed: boolean;
-  dir: string;
-  /** Build trees and downloads removed too (purge). */
-  purged: string[];
-}
-
-export async function uninstallLlama(
-  opts: { env?: NodeJS.ProcessEnv; purge?: boolean } = {},
-): Promise<UninstallResult> {
-  const env = opts.env ?? process.env;
-  const dir = paths.llamaDir(env);
-  const removed = existsSync(dir);
-  await withInstallLock(env, async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-  const purged: string[] = [];
-  if (opts.purge) {
-    for (const p of [join(cacheDir(env), "llama-build"), join(cacheDir(env), "llama-downloads")]) {
-      if (existsSync(p)) {
-        await rm(p, { recursive: true, force: true });
-        purged.push(p);
-      }
-    }
-  }
-  return { removed, dir, purged };
 }

@@ -40,6 +40,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: "presets (a name over a model plus request changes, src/models/presets.ts)",
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE presets (
+          name        TEXT PRIMARY KEY COLLATE NOCASE,
+          definition  TEXT NOT NULL,                  -- JSON PresetDef
+          created_at  TEXT NOT NULL,
+          updated_at  TEXT NOT NULL
+        );
+      `);
+    },
+  },
 ];
 
 export class SchemaTooNewError extends Error {

@@ -2,6 +2,7 @@
  * The disk budget of saved KV caches: pure rules. Files are removed least recently used first (saved or restored)
  * until the total fits; the default budget is a share of the free disk.
  */
+import { GiB } from "../../core/units.js";
 
 export interface StoredFile {
   /** Unique: model folder + slot. */
@@ -25,15 +26,13 @@ export function planEviction(files: readonly StoredFile[], budgetBytes: number):
   return out;
 }
 
-const GIB = 1024 ** 3;
-
 /** Pure: the default budget from the free space of the cache's disk: a quarter of it, at most 32 GiB. */
 export function defaultBudgetBytes(freeBytes: number): number {
   if (!Number.isFinite(freeBytes) || freeBytes <= 0) return 0;
-  return Math.floor(Math.min(freeBytes / 4, 32 * GIB));
+  return Math.floor(Math.min(freeBytes / 4, 32 * GiB));
 }
 
 /** Pure: whether a save of about `bytes` leaves the disk at least `reserveBytes` free. */
-export function fitsOnDisk(freeBytes: number, bytes: number, reserveBytes = GIB): boolean {
+export function fitsOnDisk(freeBytes: number, bytes: number, reserveBytes = GiB): boolean {
   return freeBytes - bytes >= reserveBytes;
 }

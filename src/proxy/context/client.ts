@@ -2,6 +2,7 @@
  * llama-server's slot actions (`POST /slots/{id}?action=save|restore`) and slot count, each with a deadline. Never
  * throws: a failure or a timeout is a result, so a stop or a request is never held up or failed by a save.
  */
+import { errorOfJson, errorOfText } from "../../core/upstream-error.js";
 
 export type SlotResult =
   { ok: true; tokens: number; bytes: number; ms: number } | { ok: false; error: string; timedOut: boolean };
@@ -30,8 +31,8 @@ async function post(url: string, body: unknown, timeoutMs: number): Promise<{ st
 }
 
 function errorText(status: number, json: unknown): string {
-  const msg = (json as { error?: { message?: unknown } } | undefined)?.error?.message;
-  return `HTTP ${status}${typeof msg === "string" ? `: ${msg}` : ""}`;
+  const msg = (typeof json === "string" ? errorOfText(json, "") : errorOfJson(json))?.message;
+  return `HTTP ${status}${msg ? `: ${msg}` : ""}`;
 }
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);

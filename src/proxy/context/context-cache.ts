@@ -13,7 +13,7 @@
  * (measured on 80fb11a: `n_saved: 0` for the others). The proxy passes `--no-cache-idle-slots` when the binary
  * knows it and the model's extraArgs do not choose either way.
  */
-import type { ContextStatus } from "../api-types.js";
+import type { ContextAction, ContextEvent, ContextStatus } from "../api-types.js";
 import { statSync, statfsSync } from "node:fs";
 import type { ServerConfig } from "../../core/config.js";
 import type { ServerHandle } from "../../core/handle.js";
@@ -26,7 +26,8 @@ import { cacheSettingsOf, identityDifferences, identityKey, type ContextIdentity
 import type { ContextMetrics } from "./metrics.js";
 import { SlotStore, type Manifest, type SavedSlot } from "./store.js";
 import { judgeReuse } from "./verify.js";
-import { runningEstimate, slotWorthKeeping, timedAction, type SlotCosts } from "./worth.js";
+import { planSave, skipWholeSave } from "./save-plan.js";
+import { runningEstimate, timedAction, type SlotCosts } from "./worth.js";
 
 /** What the cache needs to know about a model (a slice of the proxy's catalog entry). */
 export interface ContextModel {
@@ -35,6 +36,8 @@ export interface ContextModel {
   /** Every file of the model (shards in order). */
   files: readonly string[];
   mmproj?: string | undefined;
+  /** A sliding-window model's `--swa-full` choice (the catalog's, src/models/swa-full.ts): its reason when off. */
+  swaFull?: { on: boolean; reason: string } | undefined;
 }
 
 export interface ContextCacheOptions {
@@ -58,19 +61,8 @@ export interface ContextCacheOptions {
   now?: () => number;
 }
 
-export type ContextAction =
-  "saved" | "save_failed" | "restored" | "restore_failed" | "reused" | "discarded" | "skipped" | "disabled" | "evicted";
-
-export interface ContextEvent {
-  type: "context";
-  model: string;
-  action: ContextAction;
-  detail: string;
-  tokens?: number;
-  bytes?: number;
-  ms?: number;
-  at: number;
-}
+/** What the cache did, as an event: one definition, shared with the dashboard (api-types.ts). */
+export type { ContextAction, ContextEvent };
 
 /** Per model, in /api/status: one definition, shared with the dashboard (src/proxy/api-types.ts). */
 export type { ContextStatus };
@@ -78,6 +70,8 @@ export type { ContextStatus };
 interface Runtime {
   enabled: boolean;
   reason?: string;
+  /** What limits reuse while it is on (hybrid/recurrent models: eligibility.ts). */
+  caveat?: string;
   dir?: string;
   key?: string;
   identity?: ContextIdentity;
@@ -108,6 +102,11 @@ export interface ObservedUsage {
   promptTokens?: number | undefined;
   completionTokens?: number | undefined;
   promptPerSecond?: number | undefined;
+}
+
+/** The server runs with `--swa-full` (the catalog's choice or the user's extraArgs). */
+function swaFullOn(m: ContextModel): boolean {
+  return m.server.swaFull === true || (m.server.extraArgs ?? []).includes("--swa-full");
 }
 
 /** Flags the user may set in extraArgs that decide the idle-slot behaviour themselves. */
@@ -186,9 +185,13 @@ export class ContextCache {
       const first = m.files[0] ?? m.server.modelPath;
       const el = await this.eligibility(first, m);
       if (!el.eligible) return this.off(rt, m.server, el.reason);
+      if (el.caveat) rt.caveat = el.caveat;
+      else delete rt.caveat;
       const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
         return this.off(rt, m.server, "this llama-server has no --slot-save-path");
+      if (m.server.swaFull === true && !caps.flags.has("--swa-full"))
+        return this.off(rt, m.server, "sliding-window attention and this llama-server has no --swa-full");
       const identity: ContextIdentity = {
         files: (m.files.length > 0 ? m.files : [m.server.modelPath]).map((p) => {
           const st = statSync(p);
@@ -373,14 +376,12 @@ export class ContextCache {
     const dir = rt.dir;
     try {
       const saved = this.store.read(dir);
-      if (!this.o.saveAll && served !== undefined && rt.seen.requests >= served) {
-        const nothingSaved = !saved || saved.key !== rt.key || Object.keys(saved.slots).length === 0;
-        if (nothingSaved && !slotWorthKeeping(rt.seen.maxTokens, rt.costs).keep) {
-          const at = new Date(this.now()).toISOString();
-          rt.lastSave = { at, slots: 0, tokens: 0, bytes: 0, ms: 0, failures: 0, cheap: true };
-          if (served > 0) this.metrics?.saves.inc({ model, result: "not_worth" });
-          return;
-        }
+      const saveAll = this.o.saveAll === true;
+      if (skipWholeSave({ saveAll, served, seen: rt.seen, saved, key: rt.key, costs: rt.costs })) {
+        const at = new Date(this.now()).toISOString();
+        rt.lastSave = { at, slots: 0, tokens: 0, bytes: 0, ms: 0, failures: 0, cheap: true };
+        if ((served ?? 0) > 0) this.metrics?.saves.inc({ model, result: "not_worth" });
+        return;
       }
       const m: Manifest = saved ?? {
         version: 1,
@@ -407,84 +408,26 @@ export class ContextCache {
       let failures = 0;
       let ms = 0;
       let skipped = 0;
-      for (let id = 0; id < n; id++) {
-        // never used by this process: it holds nothing new (and what was saved for it before still describes it)
-        if (usage && !usage.used.has(id)) continue;
-        const held = usage?.tokens.get(id);
-        if (!this.o.saveAll && held !== undefined && held > 0) {
-          const v = slotWorthKeeping(held, rt.costs);
-          if (!v.keep) {
-            // prefilled again faster than saved and restored; what was saved for it before describes it no more
-            skipped++;
-            const previous = m.slots[String(id)];
-            if (previous) {
-              this.store.removeFile(dir, previous.file);
-              delete m.slots[String(id)];
-            }
-            this.metrics?.saves.inc({ model, result: "not_worth" });
-            continue;
-          }
-        }
-        if (left() <= 0) {
-          failures++;
-          this.metrics?.saves.inc({ model, result: "timeout" });
+      for (const step of planSave({ count: n, usage, costs: rt.costs, saveAll })) {
+        if (step.action === "drop") {
+          // prefilled again faster than saved and restored; what was saved for it before describes it no more
+          skipped++;
+          this.forgetSlot(dir, m, step.id);
+          this.metrics?.saves.inc({ model, result: "not_worth" });
           continue;
         }
-        const free = freeBytes(dir);
-        const previous = m.slots[String(id)];
-        if (free !== undefined && !fitsOnDisk(free, previous?.bytes ?? 0)) {
+        const r = await this.saveOne(model, rt, handle.url, m, step.id, deadline);
+        if (r === "disk_full") {
           failures++;
-          this.emit(model, "save_failed", `slot ${id}: less than 1 GiB free on the cache's disk`);
           break;
         }
-        const tmp = this.store.tempName(id);
-        const r = await saveSlot(handle.url, id, tmp, left());
-        if (!r.ok) {
-          this.store.removeFile(dir, tmp);
-          failures++;
-          this.metrics?.saves.inc({ model, result: r.timedOut ? "timeout" : "failed" });
-          this.emit(model, "save_failed", `slot ${id}: ${r.error}`);
-          continue;
+        if (r === "failed") failures++;
+        else if (r !== "empty") {
+          slots++;
+          tokens += r.tokens;
+          bytes += r.bytes;
+          ms += r.ms;
         }
-        if (r.tokens === 0) {
-          // nothing in this slot now: what was saved for it before no longer describes this process
-          this.store.removeFile(dir, tmp);
-          if (previous) {
-            this.store.removeFile(dir, previous.file);
-            delete m.slots[String(id)];
-          }
-          this.metrics?.saves.inc({ model, result: "empty" });
-          continue;
-        }
-        let sealed: { bytes: number; sha256: string };
-        try {
-          // hashed (bound to this identity and slot) and renamed into place
-          sealed = await this.store.seal(dir, tmp, id, rt.key, r.bytes, deadline);
-        } catch (e) {
-          this.store.removeFile(dir, tmp);
-          failures++;
-          this.metrics?.saves.inc({ model, result: "failed" });
-          this.emit(model, "save_failed", `slot ${id}: ${(e as Error).message}`);
-          continue;
-        }
-        const size = sealed.bytes;
-        const at = this.now();
-        m.slots[String(id)] = {
-          file: this.store.finalName(id),
-          tokens: r.tokens,
-          bytes: size,
-          sha256: sealed.sha256,
-          savedAt: at,
-          lastUsedAt: at,
-        };
-        rt.costs = timedAction(rt.costs, r.tokens, r.ms);
-        this.metrics?.saves.inc({ model, result: "ok" });
-        this.metrics?.savedTokens.inc({ model }, r.tokens);
-        this.metrics?.writtenBytes.inc({ model }, size);
-        slots++;
-        tokens += r.tokens;
-        bytes += size;
-        ms += r.ms;
       }
       this.store.write(dir, m);
       rt.lastSave = { at: new Date(this.now()).toISOString(), slots, tokens, bytes, ms: round(ms), failures };
@@ -498,6 +441,80 @@ export class ContextCache {
   }
 
   /**
+   * Saves slot `id` into `m` (one step of a plan): the request, the file sealed into place, the manifest entry,
+   * the measured cost, the metrics. "empty": it held nothing (what was saved for it before goes); "disk_full": no
+   * room, so no later slot is tried either.
+   */
+  private async saveOne(
+    model: string,
+    rt: Runtime,
+    url: string,
+    m: Manifest,
+    id: number,
+    deadline: number,
+  ): Promise<{ tokens: number; bytes: number; ms: number } | "empty" | "failed" | "disk_full"> {
+    const dir = rt.dir!;
+    const left = () => deadline - performance.now();
+    if (left() <= 0) {
+      this.metrics?.saves.inc({ model, result: "timeout" });
+      return "failed";
+    }
+    const free = freeBytes(dir);
+    const previous = m.slots[String(id)];
+    if (free !== undefined && !fitsOnDisk(free, previous?.bytes ?? 0)) {
+      this.emit(model, "save_failed", `slot ${id}: less than 1 GiB free on the cache's disk`);
+      return "disk_full";
+    }
+    const tmp = this.store.tempName(id);
+    const r = await saveSlot(url, id, tmp, left());
+    if (!r.ok) {
+      this.store.removeFile(dir, tmp);
+      this.metrics?.saves.inc({ model, result: r.timedOut ? "timeout" : "failed" });
+      this.emit(model, "save_failed", `slot ${id}: ${r.error}`);
+      return "failed";
+    }
+    if (r.tokens === 0) {
+      // nothing in this slot now: what was saved for it before no longer describes this process
+      this.store.removeFile(dir, tmp);
+      this.forgetSlot(dir, m, id);
+      this.metrics?.saves.inc({ model, result: "empty" });
+      return "empty";
+    }
+    let sealed: { bytes: number; sha256: string };
+    try {
+      // hashed (bound to this identity and slot) and renamed into place
+      sealed = await this.store.seal(dir, tmp, id, rt.key!, r.bytes, deadline);
+    } catch (e) {
+      this.store.removeFile(dir, tmp);
+      this.metrics?.saves.inc({ model, result: "failed" });
+      this.emit(model, "save_failed", `slot ${id}: ${(e as Error).message}`);
+      return "failed";
+    }
+    const at = this.now();
+    m.slots[String(id)] = {
+      file: this.store.finalName(id),
+      tokens: r.tokens,
+      bytes: sealed.bytes,
+      sha256: sealed.sha256,
+      savedAt: at,
+      lastUsedAt: at,
+    };
+    rt.costs = timedAction(rt.costs, r.tokens, r.ms);
+    this.metrics?.saves.inc({ model, result: "ok" });
+    this.metrics?.savedTokens.inc({ model }, r.tokens);
+    this.metrics?.writtenBytes.inc({ model }, sealed.bytes);
+    return { tokens: r.tokens, bytes: sealed.bytes, ms: r.ms };
+  }
+
+  /** What was saved for slot `id` (its file and its manifest entry) goes. */
+  private forgetSlot(dir: string, m: Manifest, id: number): void {
+    const previous = m.slots[String(id)];
+    if (!previous) return;
+    this.store.removeFile(dir, previous.file);
+    delete m.slots[String(id)];
+  }
+
+  /**
    * Whether the model takes part, from its GGUF header: read once per file version (path, size, mtime), not at
    * every start (a large vocabulary makes the header megabytes, and a start is on a swap's path).
    */
@@ -505,7 +522,7 @@ export class ContextCache {
     let version: string;
     try {
       const st = statSync(first);
-      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}`;
+      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}\0${swaFullOn(m)}\0${m.swaFull?.reason ?? ""}`;
     } catch {
       return { eligible: false, reason: "the model's GGUF header could not be read" };
     }
@@ -513,7 +530,12 @@ export class ContextCache {
     if (known) return known;
     const meta = await readModelMetadata(first, { chatTemplate: false }).catch(() => undefined);
     const el: Eligibility = meta
-      ? contextEligibility(meta, { mmproj: m.mmproj, embeddings: m.server.embeddings })
+      ? contextEligibility(meta, {
+          mmproj: m.mmproj,
+          embeddings: m.server.embeddings,
+          swaFull: swaFullOn(m),
+          swaFullReason: m.swaFull?.reason,
+        })
       : { eligible: false, reason: "the model's GGUF header could not be read" };
     if (meta) this.eligibilityOf.set(version, el);
     return el;
@@ -587,6 +609,7 @@ export class ContextCache {
       bytesOnDisk: slots.reduce((a, x) => a + x.bytes, 0),
     };
     if (rt.reason) s.reason = rt.reason;
+    if (rt.caveat && rt.enabled) s.caveat = rt.caveat;
     if (rt.lastSave) s.lastSave = rt.lastSave;
     if (rt.lastRestore) s.lastRestore = rt.lastRestore;
     if (rt.lastDiscard) s.lastDiscard = rt.lastDiscard;

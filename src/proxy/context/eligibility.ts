@@ -1,37 +1,37 @@
 /**
- * Which models a restored KV cache helps, from GGUF metadata. llama.cpp restores the state of sliding-window,
- * hybrid and recurrent models but does not reuse it for the next prompt (#25913, #28194), and a slot file holds no
- * image or audio state (#21133): such models are skipped, with the reason shown in /api/status.
+ * Which models a restored KV cache helps, from GGUF metadata and the launch flags. A slot file holds no image or
+ * audio state (llama.cpp #21133): multimodal models are skipped, with the reason shown in /api/status. Measured on
+ * the rig's llama-server (80fb11a) with its tiny gemma3 and granitehybrid models (a 4,682-token prompt, slot saved,
+ * server restarted, slot restored, a follow-up sent):
+ *   - sliding-window models reuse nothing without `--swa-full` (the window cache keeps only the last window) and
+ *     the whole prompt with it: they take part when they run with `--swa-full` (the catalog turns it on when the
+ *     memory budget allows, src/models/swa-full.ts), and are skipped with that choice's reason otherwise;
+ *   - hybrid and recurrent models (Mamba-2, Gated DeltaNet) reuse every saved token when the follow-up extends them
+ *     (4,689 of 4,689) and none when it drops some (a chat template that re-renders the last answer differently, a
+ *     thinking model's `<think>` removed from history): a recurrent state cannot roll back without llama.cpp's
+ *     context checkpoints, which a slot file does not hold (upstream PR #20819). They take part with that caveat;
+ *     a model whose follow-ups miss twice is turned off by the reuse check (verify.ts).
  */
 import type { ModelMetadata } from "../../gguf/reader.js";
+import { HYBRID_ARCHS, RECURRENT_ARCHS } from "../../models/estimate/layers.js";
 
-export type Eligibility = { eligible: true } | { eligible: false; reason: string };
+export type Eligibility = { eligible: true; caveat?: string } | { eligible: false; reason: string };
 
-/** Architectures whose memory is recurrent (Mamba, RWKV) or hybrid (attention mixed with recurrent layers). */
-const RECURRENT_OR_HYBRID = new Set([
-  "mamba",
-  "mamba2",
-  "rwkv6",
-  "rwkv6qwen2",
-  "rwkv7",
-  "arwkv7",
-  "jamba",
-  "falcon-h1",
-  "granitehybrid",
-  "lfm2",
-  "lfm2moe",
-  "nemotron_h",
-  "plamo2",
-  "qwen3next",
-  "kimi-linear",
-]);
+export interface EligibilityOptions {
+  mmproj?: string | undefined;
+  embeddings?: boolean | undefined;
+  /** The server runs with `--swa-full`. */
+  swaFull?: boolean | undefined;
+  /** Why it does not (the catalog's choice), for the skip reason. */
+  swaFullReason?: string | undefined;
+}
 
 export function contextEligibility(
   meta: Pick<
     ModelMetadata,
     "architecture" | "slidingWindow" | "headCountKvPerLayer" | "isMmproj" | "causalAttention" | "poolingType"
   >,
-  opts: { mmproj?: string | undefined; embeddings?: boolean | undefined } = {},
+  opts: EligibilityOptions = {},
 ): Eligibility {
   if (meta.isMmproj) return { eligible: false, reason: "a multimodal projector, not a model" };
   if (opts.mmproj)
@@ -41,15 +41,24 @@ export function contextEligibility(
     };
   if (opts.embeddings || meta.causalAttention === false || (meta.poolingType !== undefined && meta.poolingType > 0))
     return { eligible: false, reason: "an embedding or reranking model: it keeps no conversation to restore" };
-  if (RECURRENT_OR_HYBRID.has(meta.architecture) || meta.headCountKvPerLayer?.some((n) => n === 0))
+  if (meta.slidingWindow !== undefined && meta.slidingWindow > 0 && !opts.swaFull)
     return {
       eligible: false,
-      reason: `hybrid/recurrent memory (${meta.architecture}): llama.cpp does not reuse a restored cache (#28194)`,
+      reason:
+        `sliding-window attention (window ${meta.slidingWindow}) without --swa-full: a restored cache is not reused` +
+        (opts.swaFullReason ? ` (--swa-full not used: ${opts.swaFullReason})` : ""),
     };
-  if (meta.slidingWindow !== undefined && meta.slidingWindow > 0)
+  if (
+    RECURRENT_ARCHS.has(meta.architecture) ||
+    HYBRID_ARCHS.has(meta.architecture) ||
+    meta.headCountKvPerLayer?.some((n) => n === 0)
+  )
     return {
-      eligible: false,
-      reason: `sliding-window attention (window ${meta.slidingWindow}): llama.cpp does not reuse a restored cache (#25913)`,
+      eligible: true,
+      caveat:
+        `hybrid/recurrent memory (${meta.architecture}): a restored state is reused only by a follow-up that extends ` +
+        "every saved token; one that drops some (a thinking model's <think> left out of history) prefills again, " +
+        "since the slot file holds no context checkpoints (llama.cpp PR #20819)",
     };
   return { eligible: true };
 }

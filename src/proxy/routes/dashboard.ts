@@ -14,7 +14,8 @@
 import type { ServerResponse } from "node:http";
 import { HttpError } from "../../core/errors.js";
 import type { SystemInfo, SystemProbe } from "../../system/types.js";
-import type { ActivityRecord, ReloadRecord } from "../api-types.js";
+import type { ActivityRecord, ConfigReport, ReloadRecord } from "../api-types.js";
+import type { ServerConfig } from "../../core/config.js";
 import { effectiveModel, type EffectiveSettings } from "../effective-config.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
 import { SSE_HEADERS } from "../http/sse.js";
@@ -33,7 +34,7 @@ export interface LlamaBinaryInfo {
 export interface DashboardContext {
   proxyLog: ProxyLog;
   probe: SystemProbe;
-  /** The llama-server binary (undefined when the runner is not a LlamaServerRunner). */
+  /** The llama-server binary the runner starts (its path, version, backend). */
   binary?: () => Promise<LlamaBinaryInfo>;
   settings: () => EffectiveSettings;
   reload: (trigger: string) => Promise<ReloadRecord>;
@@ -111,7 +112,7 @@ export function dashboardRoutes(d: DashboardContext): DashboardRoutes {
           settings: d.settings(),
           models: ctx.controller.catalog().map(effectiveModel),
           lastReload: d.lastReload() ?? null,
-        });
+        } satisfies ConfigReport<ServerConfig>);
       },
     },
     {

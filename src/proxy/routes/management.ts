@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError } from "../../core/errors.js";
 import { parseJsonBody, readBody, sendJson } from "../http/json.js";
+import type { StatusReport } from "../api-types.js";
 import type { ProxyContext, Route, RouteModule } from "./types.js";
 
 const MANAGEMENT_BODY_LIMIT = 64 * 1024;
@@ -25,7 +26,7 @@ export const managementRoutes: RouteModule = {
             ...ctx.info(),
             models: ctx.controller.status(),
             ...(ctx.peers ? { peers: ctx.peers.status(), nameClashes: ctx.peers.clashes() } : {}),
-          }),
+          } satisfies StatusReport),
       },
       {
         method: "GET",

@@ -3,9 +3,9 @@ import { HttpError } from "../../core/errors.js";
 import { resolveModelName } from "../catalog.js";
 import type { ModelController } from "../controller.js";
 
-/** The catalog's names for an error message. */
+/** The catalog's names for an error message (with its presets, src/models/presets.ts). */
 export function availableNames(controller: ModelController): string {
-  const n = controller.catalog().map((m) => m.name);
+  const n = controller.catalog().flatMap((m) => [m.name, ...(m.presets ?? []).map((p) => p.name)]);
   return n.length > 0 ? n.join(", ") : "(none: add models to --models-dir or the config)";
 }
 

@@ -3,6 +3,7 @@
  * handler). Modules are listed in routes/index.ts; the server matches a request against them in table.ts.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ProxyInfo } from "../api-types.js";
 import type { ModelController } from "../controller.js";
 import type { ErrorWriter } from "../http/errors.js";
 import type { ProxyMetrics } from "../metrics.js";
@@ -24,7 +25,7 @@ export interface ProxyContext {
   readonly bodyLimit: number;
   readonly defaultModel: string | undefined;
   /** Extra fields of /api/status (uptime, budget). */
-  readonly info: () => Record<string, unknown>;
+  readonly info: () => ProxyInfo;
   /** The server is closing: new model requests get 503. */
   isClosing(): boolean;
   /** The catalog name for a requested name or alias; 404 naming the available models when there is none. */

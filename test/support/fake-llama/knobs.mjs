@@ -40,6 +40,7 @@ export const K = {
   instant: ENV.FAKE_LLAMA_INSTANT === "1",
   rssMb: intKnob("FAKE_LLAMA_RSS_MB", 0),
   statsFile: ENV.FAKE_LLAMA_STATS_FILE || "",
+  statsBodies: ENV.FAKE_LLAMA_STATS_BODIES === "1",
   nCtxTrain: intKnob("FAKE_LLAMA_N_CTX_TRAIN", 2048),
   modelMb: ENV.FAKE_LLAMA_MODEL_MB,
   kvMb: ENV.FAKE_LLAMA_KV_MB,

@@ -70,6 +70,10 @@ export function recordStats(req, stream) {
         path: req.path,
         stream,
         t: Date.now(),
+        // the body as received (FAKE_LLAMA_STATS_BODIES=1): what a rewrite in the proxy sent
+        ...(K.statsBodies
+          ? { body: req.body.toString("latin1"), contentType: req.headers["content-type"] ?? null }
+          : {}),
       }) + "\n",
     );
   } catch {

@@ -363,6 +363,28 @@ describe("ChatRenderer in a pipe", () => {
     assert.equal(err.text, "");
   });
 
+  test("--json on a terminal: stdout gets only the JSON object (loading is on stderr)", () => {
+    const out = new FakeTerminal();
+    const err = new FakeTerminal();
+    const r = new ChatRenderer({
+      out,
+      err,
+      live: true,
+      color: true,
+      markdown: true,
+      think: "show",
+      json: true,
+      stats: true,
+    });
+    const t = r.startTurn("tiny");
+    t.event({ type: "loading", model: "tiny", fraction: 0.5 });
+    t.event(think("hm"));
+    t.event(answer("4"));
+    t.end();
+    assert.equal(JSON.parse(out.written).answer, "4");
+    assert.match(err.written, /loading tiny 50%/);
+  });
+
   test("loading progress goes to stderr in coarse steps", () => {
     const { out, err, r } = plain();
     const t = r.startTurn("m");

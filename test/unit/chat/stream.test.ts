@@ -1,8 +1,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import fc from "fast-check";
 import { ChatStreamParser, type ChatStreamEvent } from "../../../src/chat/stream.js";
 import { ThinkSplitter, promptOpensThinking } from "../../../src/chat/think-splitter.js";
+import { cuts, RUNS, splitAt, tricky } from "../../support/fuzz.js";
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/chat/${name}.sse`, import.meta.url), "utf8");
 
@@ -209,5 +211,66 @@ describe("ThinkSplitter", () => {
     assert.equal(promptOpensThinking("<|im_start|>assistant\n<think>\n"), true);
     assert.equal(promptOpensThinking("<|im_start|>assistant\n"), false);
     assert.equal(promptOpensThinking("<|im_start|>assistant\n<think>\n\n</think>\n\n"), false);
+  });
+});
+
+/** Adjacent thinking/answer texts merged (how they are split into events is not part of the contract). */
+function normalize(events: ChatStreamEvent[]): ChatStreamEvent[] {
+  const out: ChatStreamEvent[] = [];
+  for (const e of events) {
+    const last = out[out.length - 1];
+    if ((e.type === "thinking" || e.type === "answer") && last && last.type === e.type)
+      out[out.length - 1] = { type: e.type, text: last.text + e.text };
+    else out.push(e);
+  }
+  return out;
+}
+
+/** One SSE event of a chat stream, as llama-server or the proxy writes it. */
+const sseEvent: fc.Arbitrary<string> = fc.oneof(
+  tricky.map(
+    (t) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: t } }], object: "chat.completion.chunk" })}\n\n`,
+  ),
+  tricky.map(
+    (t) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { reasoning_content: t } }], object: "chat.completion.chunk" })}\n\n`,
+  ),
+  fc
+    .constantFrom("stop", "length")
+    .map((r) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: r }] })}\n\n`),
+  fc
+    .record({ p: fc.nat(999), c: fc.nat(999) })
+    .map(
+      ({ p, c }) =>
+        `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: p, completion_tokens: c }, timings: { predicted_per_second: 12.5 } })}\n\n`,
+    ),
+  fc.integer({ min: 0, max: 100 }).map((n) => `: loading some-model ${n}%\n\n`),
+  fc.constant(": waiting for room to load some-model\n\n"),
+  tricky.map((m) => `data: ${JSON.stringify({ error: { message: m, type: "server_error", code: 500 } })}\n\n`),
+  fc.constant("data: [DONE]\n\n"),
+  fc.constant("event: ping\ndata: {}\r\n\r\n"),
+);
+
+describe("chat stream parser (properties)", () => {
+  test("ChatStreamParser: the same SSE bytes split anywhere (inside UTF-8 sequences too) give the same events", () => {
+    const stream = fc.array(sseEvent, { minLength: 1, maxLength: 12 }).map((evs) => Buffer.from(evs.join(""), "utf8"));
+    fc.assert(
+      fc.property(
+        stream.chain((bytes) => fc.tuple(fc.constant(bytes), cuts(bytes.length), fc.boolean())),
+        ([bytes, at, forcedOpen]) => {
+          const whole = new ChatStreamParser({ forcedOpen });
+          const expected = normalize([...whole.feed(bytes.toString("utf8")), ...whole.end()]);
+          const split = new ChatStreamParser({ forcedOpen });
+          const dec = new TextDecoder();
+          const got: ChatStreamEvent[] = [];
+          for (const piece of splitAt(bytes, at)) got.push(...split.feed(dec.decode(piece, { stream: true })));
+          got.push(...split.feed(dec.decode()), ...split.end());
+          assert.deepEqual(normalize(got), expected);
+          assert.equal(split.done, whole.done);
+        },
+      ),
+      { numRuns: RUNS },
+    );
   });
 });

@@ -32,6 +32,7 @@ describe("buildServerArgs", () => {
     ["parallel", { parallel: 2 }, ["--parallel", "2"]],
     ["cache types", { cacheTypeK: "q8_0", cacheTypeV: "q4_0" }, ["--cache-type-k", "q8_0", "--cache-type-v", "q4_0"]],
     ["embeddings", { embeddings: true }, ["--embeddings"]],
+    ["reranking", { embeddings: true, reranking: true }, ["--embeddings", "--reranking"]],
     ["mlock", { mlock: true }, ["--mlock"]],
   ];
   for (const [name, extra, tail] of cases) {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveLlamaServer } from "../../../src/llama/binary.js";
+import { resolveLlamaCli, resolveLlamaServer } from "../../../src/llama/binary.js";
 import { GglibError } from "../../../src/core/errors.js";
 
 let dir: string;
@@ -62,6 +62,39 @@ describe("resolveLlamaServer", () => {
         assert.ok(e instanceof GglibError && e.kind === "binary_not_found");
         assert.match(e.message, /looked in/);
         assert.match(e.details.hint ?? "", /gglib llama install/);
+        return true;
+      },
+    );
+  });
+});
+
+describe("resolveLlamaCli", () => {
+  test("order: GGLIB_LLAMA_CLI → beside the llama-server in use → the data-dir install → PATH", async () => {
+    const root = join(dir, "cli");
+    const fromEnv = exe(join(root, "env", "llama-cli"));
+    const server = exe(join(root, "server", "llama-server"));
+    const beside = exe(join(root, "server", "llama-cli"));
+    const data = join(root, "data");
+    const installed = exe(join(data, "llama", "bin", "llama-cli"));
+    const onPath = exe(join(root, "path", "llama-cli"));
+    const env = { GGLIB_DATA_DIR: data, PATH: join(root, "path") };
+    assert.equal(await resolveLlamaCli({ ...env, GGLIB_LLAMA_CLI: fromEnv }), fromEnv);
+    assert.equal(await resolveLlamaCli({ ...env, GGLIB_LLAMA_SERVER: server }), beside);
+    assert.equal(await resolveLlamaCli(env), installed, "the installed llama-server has no llama-cli beside it");
+    assert.equal(await resolveLlamaCli({ GGLIB_DATA_DIR: join(root, "empty"), PATH: join(root, "path") }), onPath);
+  });
+
+  test("a broken GGLIB_LLAMA_CLI is an error; nothing found says where it looked", async () => {
+    await assert.rejects(
+      resolveLlamaCli({ GGLIB_LLAMA_CLI: join(dir, "no-such-cli"), PATH: "" }),
+      (e: unknown) =>
+        e instanceof GglibError && e.kind === "binary_not_executable" && /GGLIB_LLAMA_CLI/.test(e.message),
+    );
+    await assert.rejects(
+      resolveLlamaCli({ GGLIB_DATA_DIR: join(dir, "none"), PATH: join(dir, "none-bin") }),
+      (e: unknown) => {
+        assert.ok(e instanceof GglibError && e.kind === "binary_not_found");
+        assert.match(e.details.hint ?? "", /Looked in: .*gglib llama install.*GGLIB_LLAMA_CLI/);
         return true;
       },
     );

@@ -126,6 +126,25 @@ void describe("launchDefaults", () => {
     assert.match(d.choices.find((c) => c.setting === "embeddings")!.reason, /pooling type 2 \(cls\)/);
   });
 
+  void test("a reranker (rank pooling) gets --reranking as well: /v1/rerank refuses a server without it", () => {
+    const meta = {
+      architecture: "bert",
+      isMmproj: false,
+      poolingType: 4,
+      contextLength: 512,
+      blockCount: 12,
+      embeddingLength: 384,
+      headCount: 12,
+      vocabSize: 30522,
+      totalBytes: 45e6,
+    };
+    const d = launchDefaults({ metadata: meta });
+    assert.deepEqual(d.config, { embeddings: true, reranking: true });
+    assert.match(d.choices.find((c) => c.setting === "reranking")!.reason, /pooling type 4 \(rank\)/);
+    const off = launchDefaults({ metadata: meta, explicit: { reranking: false } });
+    assert.equal(off.config.reranking, false, "an explicit setting wins");
+  });
+
   void test("context defaults to what fits, capped by the trained context", () => {
     const plenty = launchDefaults({ metadata: CHAT_META, budget: { hostBytes: 64 * GIB } });
     assert.equal(plenty.config.contextSize, 40960);

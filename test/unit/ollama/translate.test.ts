@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { goJson, goTime, ndjsonLine } from "../../../src/ollama/wire.js";
-import { parseGoDuration, parseKeepAlive, keepAliveToTtlMs } from "../../../src/ollama/keep-alive.js";
+import { expiresAt, parseGoDuration, parseKeepAlive, keepAliveToTtlMs } from "../../../src/ollama/keep-alive.js";
 import { mapOptions } from "../../../src/ollama/options.js";
 import {
   OllamaRequestError,
@@ -14,7 +14,9 @@ import {
   translateGenerate,
   translateMessages,
 } from "../../../src/ollama/request.js";
-import { idiomFrame, OllamaTranslator, SseDataParser, ToolCallAccumulator } from "../../../src/ollama/response.js";
+import { idiomFrame, OllamaTranslator, ToolCallAccumulator } from "../../../src/ollama/response.js";
+import { NdjsonFromSse } from "../../../src/ollama/stream.js";
+import { embedAnswer, emptyEmbedAnswer, normalize, parseEmbedRequest } from "../../../src/ollama/embed.js";
 import { quantOf } from "../../../src/gguf/names.js";
 import { ollamaListName, resolveOllamaName, type NamedModel } from "../../../src/ollama/names.js";
 import { parameterSize, modelInfo, capabilities } from "../../../src/ollama/model-info.js";
@@ -276,17 +278,13 @@ function translateSse(sse: string | Buffer, shape: "chat" | "generate", hideThin
   let tick = 0;
   const clock = () => t0 + 1000 + ++tick * 0.5;
   const tr = new OllamaTranslator({ model: "tiny-a", shape, hideThinking, timing: { startMs: t0, loadMs: 250 } });
-  const p = new SseDataParser();
-  const datas: string[] = [];
+  const frames = new NdjsonFromSse(tr);
   const buf = typeof sse === "string" ? Buffer.from(sse) : sse;
-  // in odd-sized pieces, to cross line and UTF-8 boundaries
-  for (let i = 0; i < buf.length; i += 7) p.push(buf.subarray(i, i + 7), datas);
-  p.end(datas);
   let out = "";
-  for (const d of datas) {
-    if (d === "[DONE]") continue;
-    for (const f of tr.chunk(JSON.parse(d), clock())) out += ndjsonLine(f);
-  }
+  // in odd-sized pieces, to cross line and UTF-8 boundaries
+  for (let i = 0; i < buf.length; i += 7) out += frames.push(buf.subarray(i, i + 7), clock);
+  out += frames.flush(clock);
+  if (frames.failed) return out;
   for (const f of tr.end(clock())) out += ndjsonLine(f);
   return out;
 }
@@ -514,5 +512,45 @@ describe("GGUF → details, model_info, capabilities", () => {
       ["completion", "tools", "insert", "thinking", "vision"],
     );
     assert.deepEqual(capabilities({ ...(base as object), poolingType: 1 } as never, {}), ["embedding"]);
+  });
+});
+
+describe("embeddings and /api/ps expiry (pure)", () => {
+  test("embed: validation, the empty answers, shaping (sorted, truncated and re-normalized) and the usage", () => {
+    assert.throws(() => parseEmbedRequest({ input: [1] }, false), /"input" must be a string or an array/);
+    assert.throws(() => parseEmbedRequest({ prompt: 5 }, true), /"prompt" must be a string/);
+    assert.throws(() => parseEmbedRequest({ input: "x", dimensions: 0 }, false), /positive integer/);
+    assert.throws(() => parseEmbedRequest({ input: "x", keep_alive: "soon" }, false), OllamaRequestError);
+    assert.deepEqual(emptyEmbedAnswer(parseEmbedRequest({ input: [] }, false), "m"), { model: "m", embeddings: [] });
+    assert.deepEqual(emptyEmbedAnswer(parseEmbedRequest({ prompt: "" }, true), "m"), { embedding: [] });
+    const r = parseEmbedRequest({ input: ["a", "b"], dimensions: 2, keep_alive: "5m" }, false);
+    assert.equal(r.ttlMs, 300_000);
+    const up = {
+      data: [
+        { index: 1, embedding: [0, 3, 9] },
+        { index: 0, embedding: [3, 4, 9] },
+      ],
+      usage: { prompt_tokens: 4 },
+    };
+    const { answer, promptTokens } = embedAnswer(up, r, { requested: "m", totalMs: 2, loadMs: 0 });
+    assert.deepEqual(answer, {
+      model: "m",
+      embeddings: [
+        [0.6, 0.8],
+        [0, 1],
+      ],
+      total_duration: 2_000_000,
+      prompt_eval_count: 4,
+    });
+    assert.equal(promptTokens, 4);
+    assert.deepEqual(normalize([0, 0]), [0, 0]);
+  });
+
+  test("expires_at: now when it stops as soon as idle, ttl after the last use, from now while busy, forever", () => {
+    const base = { nowMs: 1000, ttlMs: 500, stopsWhenIdle: false, inFlight: 0, lastUsedMs: 800 };
+    assert.equal(expiresAt(base), 1300);
+    assert.equal(expiresAt({ ...base, inFlight: 1 }), 1500);
+    assert.equal(expiresAt({ ...base, stopsWhenIdle: true }), 1000);
+    assert.ok(expiresAt({ ...base, ttlMs: 0 }) > 1e12);
   });
 });

@@ -173,13 +173,16 @@ describe("context cache: disk budget", () => {
 describe("context cache: eligibility from GGUF metadata", () => {
   const llama = { architecture: "llama", isMmproj: false };
   test("a plain decoder takes part", () => assert.deepEqual(contextEligibility(llama), { eligible: true }));
-  test("sliding window, hybrid, recurrent, mmproj and embedding models are skipped with a reason", () => {
+  test("sliding window without --swa-full, mmproj and embedding models are skipped with a reason", () => {
     const cases: [Parameters<typeof contextEligibility>, RegExp][] = [
-      [[{ ...llama, architecture: "gemma3", slidingWindow: 1024 }], /sliding-window.*1024.*#25913/],
-      [[{ ...llama, architecture: "mamba2" }], /recurrent.*mamba2.*#28194/],
-      [[{ ...llama, architecture: "rwkv7" }], /recurrent/],
-      [[{ ...llama, architecture: "granitehybrid" }], /hybrid/],
-      [[{ ...llama, architecture: "newhybrid", headCountKvPerLayer: [8, 0, 8, 0] }], /hybrid/],
+      [[{ ...llama, architecture: "gemma3", slidingWindow: 1024 }], /sliding-window.*1024.*without --swa-full/],
+      [
+        [
+          { ...llama, architecture: "gemma3", slidingWindow: 1024 },
+          { swaFullReason: "the memory budget does not allow it" },
+        ],
+        /without --swa-full.*memory budget does not allow it/,
+      ],
       [[llama, { mmproj: "/m/mmproj.gguf" }], /multimodal.*#21133/],
       [[{ ...llama, isMmproj: true }], /projector/],
       [[{ ...llama, poolingType: 1 }], /embedding/],
@@ -190,6 +193,27 @@ describe("context cache: eligibility from GGUF metadata", () => {
       assert.equal(r.eligible, false, re.source);
       if (!r.eligible) assert.match(r.reason, re);
     }
+  });
+  test("a sliding-window model with --swa-full takes part; hybrid and recurrent ones take part with a caveat", () => {
+    assert.deepEqual(contextEligibility({ ...llama, architecture: "gemma3", slidingWindow: 1024 }, { swaFull: true }), {
+      eligible: true,
+    });
+    for (const meta of [
+      { ...llama, architecture: "mamba2" },
+      { ...llama, architecture: "rwkv7" },
+      { ...llama, architecture: "granitehybrid" },
+      { ...llama, architecture: "qwen35" },
+      { ...llama, architecture: "newhybrid", headCountKvPerLayer: [8, 0, 8, 0] },
+    ]) {
+      const r = contextEligibility(meta);
+      assert.equal(r.eligible, true, meta.architecture);
+      if (r.eligible) assert.match(r.caveat ?? "", /extends every saved token.*#20819/, meta.architecture);
+    }
+    // a multimodal hybrid stays off: the caveat never hides a reason
+    assert.equal(
+      contextEligibility({ ...llama, architecture: "qwen35" }, { mmproj: "/m/mmproj.gguf" }).eligible,
+      false,
+    );
   });
 });
 

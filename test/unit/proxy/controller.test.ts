@@ -70,7 +70,7 @@ describe("controller: a stop that failed", () => {
     c.unload("a");
     await settle();
     assert.equal(c.state("a")?.status, "stuck", "a process that survived SIGKILL still holds its room");
-    assert.equal(c.scheduler.usedBytes(), 1 * GB);
+    assert.equal(c.usedBytes(), 1 * GB);
     // reported: event, status, the proxy's log and the model's log
     const toStuck = events.find((e) => e.type === "state" && e.model === "a" && e.to === "stuck");
     assert.ok(toStuck, "a state event to 'stuck'");
@@ -316,6 +316,22 @@ describe("controller: processes that go away", () => {
 });
 
 describe("controller: catalog and clock", () => {
+  test("whenSettled resolves when the unloaded model's process is gone, and says false when it outlasts the wait", async () => {
+    const { c } = rig(["a", "b"]);
+    assert.equal(await c.whenSettled("a", 10), true, "a model that never ran is settled");
+    await c.load("a");
+    assert.equal(await c.whenSettled("a", 20), false, "a running model does not settle by itself");
+    const lease = c.tryAcquire("a");
+    assert.ok(lease);
+    c.unload("a");
+    const settled = c.whenSettled("a", 5_000);
+    await settle();
+    assert.notEqual(c.state("a")?.status, "unloaded", "its request holds it in draining");
+    lease.release();
+    assert.equal(await settled, true);
+    assert.equal(c.state("a")?.status, "unloaded");
+  });
+
   test("a model removed from the catalog while running is stopped, then forgotten", async () => {
     const { c } = rig(["a", "b"]);
     await c.load("a");

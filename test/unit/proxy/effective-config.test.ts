@@ -30,4 +30,9 @@ test("endpoints a model supports follow its launch settings", () => {
     "embeddings",
     "rerank",
   ]);
+  assert.deepEqual(modelEndpoints({ modelPath: "x", embeddings: true, reranking: true }), [
+    "chat",
+    "embeddings",
+    "rerank",
+  ]);
 });

@@ -1,7 +1,10 @@
 /** Usage read from llama-server's answers on every API shape: one definition of prompt tokens (cached included). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { parseUsage } from "../../../src/proxy/forward.js";
+
+const FIXTURES = new URL("../../fixtures/llama-server/", import.meta.url);
 
 // the shapes as llama-server 80fb11a answers them (recorded on the tiny model: a 30-token prompt asked twice)
 test("Anthropic /v1/messages: input_tokens + cache_read_input_tokens = the prompt; cached = cache_read", () => {
@@ -35,4 +38,20 @@ test("timings only (a stream without usage): prompt_n is what was evaluated, cac
     predictedPerSecond: 50,
     promptPerSecond: 100,
   });
+});
+
+test("usage and timings are read from the tail of a stream and of a JSON body (fixtures)", () => {
+  const stream = readFileSync(new URL("03-chat-stream-include-usage.raw", FIXTURES), "utf8");
+  assert.deepEqual(parseUsage(stream.slice(-4000)), {
+    promptTokens: 50,
+    completionTokens: 16,
+    predictedPerSecond: 1572.3270440251574,
+    promptPerSecond: 1222.4938875305625,
+    // the recorded timings' cache_n: the prompt's tokens reused from the slot's cache
+    cachedTokens: 49,
+  });
+  const plain = readFileSync(new URL("03-chat-stream.raw", FIXTURES), "utf8");
+  const u = parseUsage(plain.slice(-4000))!;
+  assert.ok(u.completionTokens! > 0 && u.predictedPerSecond! > 0, "timings only (no usage) still count");
+  assert.equal(parseUsage("data: [DONE]"), undefined);
 });

@@ -11,7 +11,7 @@ import { GglibError } from "../../../src/core/errors.js";
 import { buildServerArgs } from "../../../src/llama/args.js";
 import { configModelsOf, loadConfigFile, parseConfig } from "../../../src/models/config-file.js";
 import { parseLlamaMemoryLog } from "../../../src/models/estimator.js";
-import { parseSettingAssignment } from "../../../src/models/registry.js";
+import { parseSettingAssignment } from "../../../src/models/settings-assign.js";
 import { resolveRpcGroups, serverConfigOf } from "../../../src/models/settings.js";
 import { failureReason, ggmlAbortMessage } from "../../../src/process/llama-log.js";
 import { buildCatalog } from "../../../src/proxy/catalog.js";

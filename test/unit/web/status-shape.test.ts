@@ -1,27 +1,37 @@
-// The dashboard reads /api/status with its own types (web/src/types.ts). Here they are held to what the server
-// writes: at compile time (tsc in npm test) every field the page reads is one the server writes, with the same
-// states; at run time the model card's "saved context" row shows the context cache's state.
+// The dashboard reads the management API with the server's own types (src/proxy/api-types.ts), so the web typecheck
+// (tsc -p web/tsconfig.json in npm test) fails when the page reads a field the server does not write. Here: that
+// file stays importable by the browser build (no imports), web/ keeps no copies of its shapes, and the model card's
+// "saved context" row says what the context cache's state holds.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ModelStatusReport, ProxyEvent as ServerEvent } from "../../../src/proxy/controller.js";
-import type { ContextStatus as CacheContextStatus } from "../../../src/proxy/context/context-cache.js";
-import type { ModelStatus as SchedulerState } from "../../../src/proxy/scheduler.js";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ContextStatus } from "../../../src/proxy/api-types.js";
 import { contextFacts } from "../../../web/src/context.js";
-import type { ContextStatus, ModelState, ModelStatus, ProxyEvent } from "../../../web/src/types.js";
 
-type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-/** The page's fields that the server never writes (a renamed field lands here): must be none. */
-type UnwrittenFields = Exclude<keyof ModelStatus, keyof ModelStatusReport>;
-/** Events the page handles that the server never sends ("hello" is the event stream's first, routes/events.ts). */
-type UnsentEvents = Exclude<ProxyEvent["type"], ServerEvent["type"] | "hello">;
+const root = join(fileURLToPath(new URL(".", import.meta.url)), "../../..");
+const apiTypes = readFileSync(join(root, "src/proxy/api-types.ts"), "utf8");
 
-test("every field of a model and every event the dashboard reads is one the server writes; the same states", () => {
-  const unwritten: Equal<UnwrittenFields, never> = true;
-  const states: Equal<ModelState, SchedulerState> = true;
-  const events: Equal<UnsentEvents, never> = true;
-  // the context cache writes at least what the card reads
-  const context: CacheContextStatus extends ContextStatus ? true : false = true;
-  assert.deepEqual([unwritten, states, events, context], [true, true, true, true]);
+test("api-types.ts imports nothing: the browser build takes it as it is", () => {
+  assert.deepEqual(apiTypes.match(/^\s*(import|export .* from)\b.*$/gm) ?? [], []);
+});
+
+test("web/ declares none of the API's shapes again: it imports them from api-types.ts", () => {
+  const exported = new Set([...apiTypes.matchAll(/^export (?:interface|type) (\w+)/gm)].map((m) => m[1]!));
+  assert.ok(exported.has("ModelStatusReport") && exported.has("ProxyEvent") && exported.has("ModelListEntry"));
+  // the names the server uses and the ones the page's copies had (ModelState, StatusResponse, ConfigResponse)
+  const copied = new Set([...exported, "ModelState", "StatusResponse", "ConfigResponse"]);
+  const files = readdirSync(join(root, "web/src"), { recursive: true, encoding: "utf8" }).filter((f) =>
+    /\.tsx?$/.test(f),
+  );
+  const copies = files.flatMap((f) =>
+    [...readFileSync(join(root, "web/src", f), "utf8").matchAll(/^\s*(?:export )?(?:interface|type) (\w+)/gm)]
+      .map((m) => m[1]!)
+      .filter((name) => copied.has(name))
+      .map((name) => `${f}: ${name}`),
+  );
+  assert.deepEqual(copies, []);
 });
 
 const base: ContextStatus = { enabled: true, savedSlots: 0, savedTokens: 0, bytesOnDisk: 0 };

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { follow } from "../api.js";
 import { clock, ms, num } from "../format.js";
-import type { ActivityRecord } from "../types.js";
+import type { ActivityRecord } from "../../../src/proxy/api-types.js";
 
 const KEEP = 1000;
 

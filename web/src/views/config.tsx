@@ -1,13 +1,13 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, getJson, postJson } from "../api.js";
 import { bytes } from "../format.js";
-import type { ConfigResponse, ReloadRecord } from "../types.js";
+import type { ConfigReport, ReloadRecord } from "../../../src/proxy/api-types.js";
 
 export function ConfigView() {
-  const [c, set] = useState<ConfigResponse | undefined>();
+  const [c, set] = useState<ConfigReport | undefined>();
   const [err, setErr] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
-  const read = () => getJson<ConfigResponse>("/api/config").then(set, (e: Error) => setErr(e.message));
+  const read = () => getJson<ConfigReport>("/api/config").then(set, (e: Error) => setErr(e.message));
   useEffect(() => void read(), []);
   const reload = async () => {
     setBusy(true);

@@ -4,9 +4,9 @@ import { bytes, duration, percent } from "../format.js";
 import type { ModelsState } from "../store.js";
 import { useTick } from "../store.js";
 import { contextFacts } from "../context.js";
-import type { ModelState, ModelStatus, PeerStatus } from "../types.js";
+import type { ModelStatus, ModelStatusReport, PeerStatus } from "../../../src/proxy/api-types.js";
 
-const STATE_LABEL: Record<ModelState, string> = {
+const STATE_LABEL: Record<ModelStatus, string> = {
   unloaded: "unloaded",
   pending: "waiting for room",
   loading: "loading",
@@ -161,7 +161,7 @@ function PeersView({ peers, clashes }: { peers: PeerStatus[]; clashes: string[] 
 function ModelCard(p: {
   /** Peers are configured: say that this model lives on this host. */
   here: boolean;
-  m: ModelStatus;
+  m: ModelStatusReport;
   source: string | undefined;
   ctx: number | undefined;
   crash: { reason: string; at: number } | undefined;
@@ -199,6 +199,11 @@ function ModelCard(p: {
         {p.here ? <span class="badge">this host</span> : null}
       </header>
       {m.aliases.length > 0 ? <p class="muted small">aka {m.aliases.join(", ")}</p> : null}
+      {m.presets?.length ? (
+        <p class="muted small" data-testid="presets">
+          presets: {m.presets.join(", ")}
+        </p>
+      ) : null}
       {m.state === "loading" || m.state === "pending" ? (
         <div class="progress" data-testid="progress">
           <div

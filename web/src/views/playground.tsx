@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { getJson, postJson, readSse, request } from "../api.js";
 import { AnswerFolder, type Answer } from "../chat.js";
 import { ms, num } from "../format.js";
-import type { ConfigResponse } from "../types.js";
+import type { ConfigReport } from "../../../src/proxy/api-types.js";
 
 interface Turn {
   role: "user" | "assistant";
@@ -22,7 +22,7 @@ export function PlaygroundView({ models }: { models: string[] }) {
     if (!model && models.length > 0) setModel(models[0]!);
   }, [models, model]);
   useEffect(() => {
-    getJson<ConfigResponse>("/api/config").then(
+    getJson<ConfigReport>("/api/config").then(
       (c) => setEndpoints(new Map(c.models.map((m) => [m.name, m.endpoints]))),
       () => {},
     );

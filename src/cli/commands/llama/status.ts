@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { llamaStatus, type LlamaStatus } from "../../../llama/install/install.js";
+import { llamaStatus, type LlamaStatus } from "../../../llama/install/status.js";
 import { colors } from "../../../term/color.js";
 import { formatDuration } from "../../../term/format.js";
 

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { createInterface } from "node:readline/promises";
 import { GglibError } from "../../../core/errors.js";
 import { paths } from "../../../core/paths.js";
-import { uninstallLlama } from "../../../llama/install/install.js";
+import { uninstallLlama } from "../../../llama/install/uninstall.js";
 
 /** `gglib llama uninstall`: remove the llama.cpp gglib installed. */
 export function register(llama: Command): void {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { updateLlama } from "../../../llama/install/install.js";
+import { updateLlama } from "../../../llama/install/update.js";
 import { jobsOption, runInstall } from "./reporter.js";
 
 /** `gglib llama update`: update llama.cpp from where it came. */

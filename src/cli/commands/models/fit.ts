@@ -174,7 +174,10 @@ export function formatFitReport(r: FitReport, c: Colors): string {
     ? `incl. ${describeRepack(e.repack.buffers, formatBytes)} repacked for this CPU (beside the mapped file)`
     : "";
   row("weights", e.weightsBytes, e.gpu.weights > 0 ? `${formatBytes(e.gpu.weights)} on the GPU` : repacked);
-  row("KV cache", e.kvBytes, `${formatBytes(e.kvBytesPerToken)} per token`);
+  const kvNotes = [`${formatBytes(e.kvBytesPerToken)} per token`];
+  if (e.swa) kvNotes.push(`${e.swa.layers} sliding-window layers at ${e.swa.cells} cells`);
+  if (e.recurrentBytes > 0) kvNotes.push(`incl. ${formatBytes(e.recurrentBytes)} recurrent state`);
+  row("KV cache", e.kvBytes, kvNotes.join(" · "));
   row("compute", e.computeBytes);
   row("output", e.outputBytes);
   if (e.mmprojBytes > 0) row("mmproj", e.mmprojBytes);

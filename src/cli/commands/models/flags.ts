@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { REASONING_FORMATS } from "../../../core/config.js";
 import { GglibError } from "../../../core/errors.js";
-import type { SettableSetting } from "../../../models/registry.js";
+import type { SettableSetting } from "../../../models/settings-assign.js";
 import type { ModelSettings } from "../../../models/settings.js";
 import { choiceOption, numberOption, readOptions, switchOption, type OptionTable } from "../../options.js";
 

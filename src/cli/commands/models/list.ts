@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
-import { modelTags } from "../../../models/registry.js";
+import { modelTags } from "../../../models/capabilities.js";
 import { loadModelSources, type Clash, type ModelEntry } from "../../../models/sources.js";
 import { colors } from "../../../term/color.js";
 import { formatBytes } from "../../../term/format.js";

@@ -51,6 +51,7 @@ export function settingsText(s: ModelSettings): string {
   if (s.ttl !== undefined) parts.push(`ttl=${s.ttl}s`);
   if (s.pinned) parts.push("pinned");
   if (s.preload) parts.push("preload");
+  if (s.swaFull !== undefined) parts.push(`swa-full=${s.swaFull}`);
   if (s.extraArgs?.length) parts.push(`extra-args=${JSON.stringify(s.extraArgs.join(" "))}`);
   if (s.rpc !== undefined) parts.push(`rpc=${Array.isArray(s.rpc) ? s.rpc.join(",") : s.rpc}`);
   return parts.join(" ");

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { GglibError } from "../../../core/errors.js";
-import { parseSettingAssignment, SETTING_NAMES, type UpdateModelInput } from "../../../models/registry.js";
+import type { UpdateModelInput } from "../../../models/registry.js";
+import { parseSettingAssignment, SETTING_NAMES } from "../../../models/settings-assign.js";
 import { collect } from "./flags.js";
 import { out, settingsText, registeredJson } from "./output.js";
 import { withRegistry } from "./sources.js";

@@ -1,0 +1,79 @@
+/**
+ * Whether a sliding-window model runs with `--swa-full`. Without it llama-server keeps only the last window of
+ * its sliding-window layers, so a slot restored from disk (the proxy's context cache) cannot be reused and every
+ * follow-up after a swap is prefilled from the start (measured on the rig's gemma3: `cache_n` 0 without, the whole
+ * prompt with). With it those layers keep the full context: more KV memory, and a larger attention mask in the
+ * compute buffer (the estimate with `swaFull` minus the one without).
+ *
+ * Pure. The user's choice wins: `--swa-full` in the model's extraArgs or `swaFull: true` turn it on,
+ * `swaFull: false` (or LLAMA_ARG_SWA_FULL=0 in its env) off. Otherwise it is on when the context cache is on and
+ * the model with the full cache still fits the memory budget (or there is no budget).
+ */
+import type { MemoryEstimate } from "./estimate/estimate.js";
+
+export interface SwaFullChoice {
+  /** `--swa-full` is passed (or was set by the user). */
+  on: boolean;
+  /** Bytes `--swa-full` adds to the model's need (KV cache and compute), whether or not it is on. */
+  extraBytes: number;
+  /** Who decided: the user's settings, the budget, or nobody needed to (context cache off, nothing to add). */
+  by: "user" | "budget" | "default";
+  /** Why, in words (the start report, /api/status, the context cache's skip reason). */
+  reason: string;
+}
+
+export interface SwaFullInput {
+  /** The estimate without `--swa-full`. */
+  estimate: Pick<MemoryEstimate, "swa" | "totalBytes">;
+  /** The model's whole need with `--swa-full` (default: the estimate plus the sliding-window layers' extra KV). */
+  fullBytes?: number | undefined;
+  /** The model's `swaFull` setting. */
+  setting?: boolean | undefined;
+  extraArgs?: readonly string[] | undefined;
+  env?: Readonly<Record<string, string>> | undefined;
+  /** The memory budget the model must fit in (undefined: no limit). */
+  budgetBytes?: number | undefined;
+  /** The context cache is on (the reason to pay for the full cache). */
+  contextCache: boolean;
+}
+
+const MIB = 1024 * 1024;
+const mib = (n: number) => (n >= 1024 * MIB ? `${(n / (1024 * MIB)).toFixed(1)} GiB` : `${(n / MIB).toFixed(1)} MiB`);
+
+/** llama.cpp reads boolean env values as true / 1 / on / enabled (common/arg.cpp). */
+function envOff(v: string | undefined): boolean {
+  return v !== undefined && !["1", "true", "on", "enabled"].includes(v.trim().toLowerCase());
+}
+
+/** Undefined for a model without sliding-window layers (or whose layout the estimator does not know). */
+export function chooseSwaFull(i: SwaFullInput): SwaFullChoice | undefined {
+  const swa = i.estimate.swa;
+  if (!swa) return undefined;
+  const extraBytes = Math.max(0, (i.fullBytes ?? i.estimate.totalBytes + swa.fullExtraBytes) - i.estimate.totalBytes);
+  const cost = `+${mib(extraBytes)}`;
+  if (i.extraArgs?.includes("--swa-full"))
+    return { on: true, extraBytes, by: "user", reason: `--swa-full is in the model's extraArgs (${cost})` };
+  if (i.setting === false || envOff(i.env?.LLAMA_ARG_SWA_FULL))
+    return { on: false, extraBytes, by: "user", reason: "turned off by the model's settings (swaFull: false)" };
+  if (i.setting === true) return { on: true, extraBytes, by: "user", reason: `swaFull: true (${cost})` };
+  if (swa.fullExtraBytes === 0)
+    return { on: true, extraBytes, by: "default", reason: "the window cache already spans the whole context" };
+  if (!i.contextCache)
+    return { on: false, extraBytes, by: "default", reason: "the context cache is off: nothing to restore" };
+  const need = i.estimate.totalBytes + extraBytes;
+  if (i.budgetBytes === undefined)
+    return { on: true, extraBytes, by: "budget", reason: `no memory budget: on for the context cache (${cost})` };
+  if (need <= i.budgetBytes)
+    return {
+      on: true,
+      extraBytes,
+      by: "budget",
+      reason: `fits the memory budget: ${mib(need)} of ${mib(i.budgetBytes)} (${cost})`,
+    };
+  return {
+    on: false,
+    extraBytes,
+    by: "budget",
+    reason: `the memory budget does not allow it: ${mib(need)} with it, ${mib(i.budgetBytes)} budget`,
+  };
+}
