@@ -26,7 +26,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, join, relative } from "node:path";
 import { AGENTS, agentLaunch, childEnv, type AgentName } from "../src/agents/agents.js";
 import { LlamaServerRunner } from "../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../src/proxy/index.js";
@@ -579,7 +579,11 @@ runStandalone(import.meta.url, "agent session: gglib vs direct llama-server vs l
     ...(arg("--swaps") ? { swaps: Number(arg("--swaps")) } : {}),
     onShape: (s) => process.stderr.write(turnTable(s) + "\n"),
   });
-  const md = writeAgentSessionResults(rows, shapes, `npx tsx ${process.argv.slice(1).join(" ")}`);
+  const md = writeAgentSessionResults(
+    rows,
+    shapes,
+    `npx tsx ${[relative(ROOT, process.argv[1]!), ...process.argv.slice(2)].join(" ")}`,
+  );
   process.stdout.write(md + "\n");
   return rows;
 });
