@@ -44,8 +44,8 @@ import {
 } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
 
-const SECTION_EST = "8a estimator per family";
-const SECTION_CTX = "8b context cache per family";
+const SECTION_EST = "9a estimator per family";
+const SECTION_CTX = "9b context cache per family";
 const MIB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------------
