@@ -132,6 +132,11 @@ export interface ModelListEntry {
     pinned: boolean;
     /** A preset (src/models/presets.ts): the model it runs on, where it is defined, and what it changes. */
     preset?: { model: string; source: string; [change: string]: unknown };
+    /**
+     * A config `hf:` model not in the Hugging Face cache yet: fetched on the first request or load;
+     * `estimated_bytes` means nothing until then.
+     */
+    download?: { ref: string; downloaded: false; estimate: "unknown until downloaded" };
   };
   /** "local", or the peer's name. */
   location: string;

@@ -46,6 +46,12 @@ export interface ControllerOptions extends SchedulerOptions {
    * words; the split goes into `/api/status` (rpc.ts).
    */
   rpc?: Pick<RpcChecker, "preflight" | "status">;
+  /**
+   * The load's first stage for a model whose files must be fetched first (a config `hf:` model not in the cache,
+   * src/proxy/hf-fetch.ts): the fetch to wait for (shared by every waiter; it resolves once the catalog has the
+   * files), or undefined when there is none. Rejects with the HttpError its waiters get.
+   */
+  download?: (model: ProxyModel, onProgress: (value: number) => void) => Promise<void> | undefined;
 }
 
 /**
@@ -193,6 +199,7 @@ export class ModelController {
   >;
   private readonly hooks: ModelHooks;
   private readonly rpc: ControllerOptions["rpc"];
+  private readonly download: ControllerOptions["download"];
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -201,9 +208,11 @@ export class ModelController {
     private readonly metrics?: ProxyMetrics,
     private readonly now: () => number = Date.now,
   ) {
-    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, rpc, ...schedulerOptions } = options;
+    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, rpc, download, ...schedulerOptions } =
+      options;
     this.hooks = hooks ?? {};
     this.rpc = rpc;
+    this.download = download;
     this.opts = {
       loadTimeoutMs: loadTimeoutMs ?? 300_000,
       stopGraceMs: stopGraceMs ?? 10_000,
@@ -253,15 +262,15 @@ export class ModelController {
     opts: { signal?: AbortSignal; activity?: boolean; keepAliveMs?: number; onWait?: () => void } = {},
   ): Promise<Lease> {
     const id = `q${++seq}`;
-    const got = await this.wait(
-      id,
-      model,
-      "request",
-      opts.signal,
-      opts.activity ?? true,
-      opts.keepAliveMs,
-      opts.onWait,
-    );
+    // onWait at most once: for the download stage, else for the scheduler's queue
+    let waited = false;
+    const onWait = () => {
+      if (waited) return;
+      waited = true;
+      opts.onWait?.();
+    };
+    await this.fetchFirst(model, opts.signal, onWait);
+    const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true, opts.keepAliveMs, onWait);
     const lease = this.lease(id, model, got?.instance);
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
@@ -308,6 +317,7 @@ export class ModelController {
 
   /** Loads a model (management API / preload); resolves once it is ready. */
   async load(model: string, signal?: AbortSignal, keepAliveMs?: number): Promise<void> {
+    await this.fetchFirst(model, signal);
     await this.wait(`l${++seq}`, model, "load", signal, true, keepAliveMs);
   }
 
@@ -534,6 +544,31 @@ export class ModelController {
   }
 
   // ---- feeding the scheduler and performing its actions ----------------------------------------------------
+
+  /**
+   * The load's download stage (the `download` option): a model whose files must be fetched first waits for the
+   * fetch (shared with the other waiters; no room is booked meanwhile), its progress published as the load's
+   * (`progress` events with stage "download", loadProgress()). Rejects with the fetch's HttpError, or 499 when the
+   * client goes away (the fetch goes on for the others).
+   */
+  private async fetchFirst(model: string, signal?: AbortSignal, onWait?: () => void): Promise<void> {
+    const rt = this.download ? this.runtimes.get(model) : undefined;
+    if (!rt || !this.download || this.scheduler.model(model)?.status === "ready") return;
+    const fetching = this.download(rt.model, (value) => {
+      const cur = this.runtimes.get(model);
+      if (cur) cur.progress = value;
+      this.emit({ type: "progress", model, value, stage: "download", at: this.now() });
+    });
+    if (!fetching) return;
+    if (signal?.aborted) throw new HttpError(499, "client_closed", "The client went away.");
+    onWait?.();
+    if (!signal) return fetching;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(new HttpError(499, "client_closed", "The client went away."));
+      signal.addEventListener("abort", onAbort, { once: true });
+      fetching.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
 
   private wait(
     id: string,
