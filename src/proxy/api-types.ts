@@ -51,6 +51,11 @@ export interface ModelStatusReport {
   loads: number;
   crashes: number;
   progress?: number;
+  /**
+   * "download": its files are being fetched (a config `hf:` model's first use; `state` reads "loading" meanwhile,
+   * and "failed" with `lastError` after a failed fetch until the next try).
+   */
+  stage?: "download";
   /** The context cache's state for this model (src/proxy/context/; absent when the cache is off). */
   context?: ContextStatus;
   /** How it is split between this host and its RPC workers (models with a `rpc` setting). */

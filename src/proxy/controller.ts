@@ -200,6 +200,9 @@ export class ModelController {
   private readonly hooks: ModelHooks;
   private readonly rpc: ControllerOptions["rpc"];
   private readonly download: ControllerOptions["download"];
+  /** Models whose download stage is under way, and why the last one failed (until a try succeeds). */
+  private readonly downloading = new Set<string>();
+  private readonly downloadErrors = new Map<string, string>();
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -533,6 +536,16 @@ export class ModelController {
     if (st.lastError) r.lastError = st.lastError;
     const p = rt?.progress;
     if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
+    // the download stage, before the scheduler sees the load
+    const idle = st.status === "unloaded" || st.status === "failed";
+    if (idle && this.downloading.has(name)) {
+      r.state = "loading";
+      r.stage = "download";
+      r.progress = p ?? 0;
+    } else if (st.status === "unloaded" && this.downloadErrors.has(name)) {
+      r.state = "failed";
+      r.lastError = this.downloadErrors.get(name)!;
+    }
     const ctx = this.hooks.status?.(name);
     if (ctx) r.context = ctx;
     if (pm?.rpc && this.rpc) {
@@ -560,6 +573,25 @@ export class ModelController {
       this.emit({ type: "progress", model, value, stage: "download", at: this.now() });
     });
     if (!fetching) return;
+    if (!this.downloading.has(model)) {
+      // the first waiter of this download: the dashboard re-reads the status (state "loading", stage "download")
+      this.downloading.add(model);
+      rt.progress = 0;
+      const from = this.scheduler.model(model)?.status ?? "unloaded";
+      this.emit({ type: "state", model, from, to: "loading", reason: "downloading its files", at: this.now() });
+      fetching.then(
+        () => {
+          this.downloading.delete(model);
+          this.downloadErrors.delete(model);
+        },
+        (e: unknown) => {
+          this.downloading.delete(model);
+          const reason = errorMessage(e);
+          this.downloadErrors.set(model, reason);
+          this.emit({ type: "state", model, from: "loading", to: "failed", reason, at: this.now() });
+        },
+      );
+    }
     if (signal?.aborted) throw new HttpError(499, "client_closed", "The client went away.");
     onWait?.();
     if (!signal) return fetching;

@@ -125,6 +125,10 @@ void test("hf: models of the config are fetched on first use, shared by their wa
   t.after(off);
   hub.faults.throttle = Math.max(2_000, Math.ceil(q8.length / 1.5)); // about 1.5 s for the file
   const [a, b] = await Promise.all([chat(proxy.url, "tiny"), chat(proxy.url, "tiny")]);
+  // meanwhile /api/status says it is loading, at the download stage (the dashboard's progress bar)
+  const during = proxy.controller.status().find((s) => s.name === "tiny");
+  assert.equal(during?.state, "loading");
+  assert.equal(during?.stage, "download");
   const [ta, tb] = await Promise.all([a.text(), b.text()]);
   hub.faults.throttle = undefined;
   for (const [res, text] of [
@@ -171,6 +175,9 @@ void test("hf: models of the config are fetched on first use, shared by their wa
   }
   const tried = absentHits();
   assert.ok(tried > 0);
+  const failedStatus = proxy.controller.status().find((s) => s.name === "absent");
+  assert.equal(failedStatus?.state, "failed");
+  assert.match(failedStatus?.lastError ?? "", /Absent-GGUF:Q4_K_M from the Hugging Face hub failed/);
   assert.equal(logs.filter((l) => /Absent-GGUF:Q4_K_M: .*fetching/.test(l)).length, 1, logs.join("\n"));
   // within the cooldown: a 503 with the cause and Retry-After, and nothing asked of the hub
   const nonStream = () =>
