@@ -18,6 +18,7 @@ import type { MemorySnapshot, SystemProbe } from "../../src/system/types.js";
 import { encodeGguf } from "../support/gguf-writer.js";
 import { startFakeHub } from "../support/fake-hub.js";
 import { FakeRunner, type FakeUpstream } from "../support/fake-runner.js";
+import { waitFor } from "../support/procs.js";
 import { tinyModelDocument } from "../support/tiny-models.js";
 
 const GIB = 1024 ** 3;
@@ -206,4 +207,65 @@ void test("hf: models of the config are fetched on first use, shared by their wa
   const ok = await chat(proxy.url, "tiny");
   assert.equal(ok.status, 200);
   await ok.text();
+});
+
+void test("hf: models: `preload: true` fetches and loads at start; POST /models/load fetches on demand", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "gglib-hf-preload-"));
+  const q8 = await encodeGguf(tinyModelDocument({ name: "tiny-q8", kind: "chat", seed: 2 }));
+  const q4 = await encodeGguf(tinyModelDocument({ name: "tiny-q4", kind: "chat", seed: 3 }));
+  const hub = await startFakeHub({
+    repos: [
+      { id: "test-user/Tiny-GGUF", sha: "d".repeat(40), files: [{ path: "Tiny-Q8_0.gguf", content: q8 }] },
+      { id: "test-user/Other-GGUF", sha: "e".repeat(40), files: [{ path: "Other-Q4_K_M.gguf", content: q4 }] },
+    ],
+  });
+  t.after(async () => {
+    await hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const cache = join(dir, "hub");
+  mkdirSync(cache);
+  const config = join(dir, "config.yaml");
+  writeFileSync(
+    config,
+    [
+      "models:",
+      "  early:",
+      "    path: hf:test-user/Tiny-GGUF:Q8_0",
+      "    preload: true",
+      "  later:",
+      "    path: hf:test-user/Other-GGUF:Q4_K_M",
+      "",
+    ].join("\n"),
+  );
+  const logs: string[] = [];
+  const runner = new FakeRunner();
+  const proxy = await startProxy({
+    configPath: config,
+    watchConfig: false,
+    port: 0,
+    memoryBudget: "8GiB",
+    runner,
+    probe,
+    stores: { "hf-cache": [cache] },
+    pull: { hubUrl: hub.url, env: {} },
+    storesDebounceMs: 50,
+    log: (l) => logs.push(l),
+  });
+  t.after(() => proxy.close(1_000));
+  const early = join(cache, "models--test-user--Tiny-GGUF", "snapshots", "d".repeat(40), "Tiny-Q8_0.gguf");
+  assert.ok(await waitFor(() => proxy.controller.isReady("early"), 10_000, 50), logs.join("\n"));
+  assert.equal(runner.starts[0]!.modelPath, early);
+  assert.ok(!hub.requests.some((r) => r.path.includes("Other-GGUF")), "only the preloaded model is fetched at start");
+  const res = await fetch(`${proxy.url}/models/load`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "later" }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  assert.ok(proxy.controller.isReady("later"));
+  assert.equal(
+    runner.starts.at(-1)!.modelPath,
+    join(cache, "models--test-user--Other-GGUF", "snapshots", "e".repeat(40), "Other-Q4_K_M.gguf"),
+  );
 });

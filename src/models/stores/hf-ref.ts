@@ -2,7 +2,7 @@
  * `path: hf:<org>/<repo>[:<quant or file>]` in the config file: a model of the Hugging Face cache (or of llama.cpp's
  * cache, which has the same layout) named by its repo, served in place with the entry's own settings. The tag is
  * a quantization label (any case: `q4_k_m`), a file stem or a file path in the repo; without one, the repo's only
- * model. A repo not in the cache is a warning that says how to fetch it; the proxy fetches it itself
+ * model. A repo not in the cache is a warning that says how to fetch it; the proxy fetches it on first use
  * (src/proxy/hf-fetch.ts, through gglib pull's downloader into the cache layout).
  */
 import { basename } from "node:path";
