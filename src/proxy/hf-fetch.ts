@@ -77,8 +77,8 @@ export class HfFetcher {
   constructor(private readonly o: HfFetcherOptions) {}
 
   /**
-   * The fetch a load of `ref` (for model `model`) must wait for, or undefined when there is none to wait for
-   * (fetched already). Rejects (or throws) an HttpError: 502 when the fetch failed, 503 during its cooldown.
+   * The fetch a load of `ref` (for model `model`, whose catalog entry still lacks the files) must wait for. Rejects
+   * (or throws) an HttpError: 502 when the fetch failed or left no file for the reference, 503 during its cooldown.
    */
   fetch(ref: string, model: string, onProgress: (value: number) => void): Promise<void> | undefined {
     if (this.closed) throw new HttpError(503, "shutting_down", "The proxy is shutting down.");
@@ -87,7 +87,13 @@ export class HfFetcher {
     const what = `${parsed.repo}${parsed.tag ? `:${parsed.tag}` : ""}`;
     const now = (this.o.now ?? Date.now)();
     const step = hfFetchStep(this.states.get(ref), now);
-    if (step.action === "none") return undefined;
+    if (step.action === "none")
+      // fetched, and the catalog still has no file for it (a tag that names no file of the repo)
+      throw new HttpError(
+        502,
+        "model_download_failed",
+        `Model '${model}': ${what} was fetched from the Hugging Face hub, but the cache still has no model for ${ref}; check the quant or file name (the reload's warnings say what the repo has).`,
+      );
     if (step.action === "refuse") {
       const s = Math.max(1, Math.ceil(step.retryAfterMs / 1000));
       throw new HttpError(
@@ -127,13 +133,17 @@ export class HfFetcher {
       .pull(what, abort.signal, progress)
       .then(
         async () => {
-          state.running = false;
+          this.o.log(`${ref}: fetched`);
+          // done once the catalog has it: a request meanwhile still shares this fetch
+          try {
+            await this.o.fetched(ref);
+          } finally {
+            state.running = false;
+          }
           state.done = true;
           state.failures = 0;
           state.lastError = undefined;
           state.retryAt = undefined;
-          this.o.log(`${ref}: fetched`);
-          await this.o.fetched(ref);
         },
         (e: unknown) => {
           state.running = false;

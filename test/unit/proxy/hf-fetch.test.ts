@@ -52,10 +52,12 @@ void test("HfFetcher: one pull per reference for all its waiters, progress to ea
   assert.deepEqual(seenA, [0.25, 0.5]);
   assert.deepEqual(seenB, [0.25, 0.5]); // a late waiter gets the progress so far at once
   assert.deepEqual(fetched, ["hf:u/r:Q4_K_M"]);
-  assert.equal(
-    f.fetch("hf:u/r:Q4_K_M", "m", () => {}),
-    undefined,
-  ); // fetched: nothing more to wait for
+  // asked again once fetched: the catalog still lacks it (a tag naming no file of the repo), said so, not refetched
+  assert.throws(
+    () => f.fetch("hf:u/r:Q4_K_M", "m", () => {}),
+    (e: unknown) => e instanceof HttpError && e.status === 502 && /cache still has no model/.test(e.message),
+  );
+  assert.equal(pulls.length, 1);
 
   // a failing reference
   const c = f.fetch("hf:u/gone", "g", () => {})!;
