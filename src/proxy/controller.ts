@@ -445,6 +445,11 @@ export class ModelController {
     return this.runtimes.get(model)?.progress;
   }
 
+  /** Whether the model's files are being fetched (its load's download stage, before the scheduler sees it). */
+  isDownloading(model: string): boolean {
+    return this.downloading.has(model);
+  }
+
   /**
    * Drain and stop everything: waiters get 503, requests in flight may finish until `drainMs`, then their
    * upstreams are aborted and every process is stopped.

@@ -138,6 +138,7 @@ void test("hf: models of the config are fetched on first use, shared by their wa
   ] as const) {
     assert.equal(res.status, 200, text);
     assert.match(text, /: loading tiny \d+%/, text);
+    assert.doesNotMatch(text, /waiting for room/, text); // the download is the load's first stage
     assert.match(text, /"content":"hi"/, text);
     assert.match(text, /data: \[DONE\]/, text);
   }
