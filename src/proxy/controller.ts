@@ -572,13 +572,16 @@ export class ModelController {
   private async fetchFirst(model: string, signal?: AbortSignal, onWait?: () => void): Promise<void> {
     const rt = this.download ? this.runtimes.get(model) : undefined;
     if (!rt || !this.download || this.scheduler.model(model)?.status === "ready") return;
+    // the first waiter of a download publishes its progress (once per step, whoever waits)
+    const first = !this.downloading.has(model);
     const fetching = this.download(rt.model, (value) => {
+      if (!first) return;
       const cur = this.runtimes.get(model);
       if (cur) cur.progress = value;
       this.emit({ type: "progress", model, value, stage: "download", at: this.now() });
     });
     if (!fetching) return;
-    if (!this.downloading.has(model)) {
+    if (first) {
       // the first waiter of this download: the dashboard re-reads the status (state "loading", stage "download")
       this.downloading.add(model);
       rt.progress = 0;

@@ -157,6 +157,8 @@ void test("hf: models of the config are fetched on first use, shared by their wa
   );
   assert.ok(downloads.length >= 2, JSON.stringify(events));
   assert.equal(downloads.at(-1)!.value, 1);
+  // one event per step, however many wait
+  assert.equal(new Set(downloads.map((e) => e.value)).size, downloads.length, JSON.stringify(downloads));
   // the load runs the cached file (llama-server gets the snapshot link) with the entry's settings
   const link = join(cache, "models--test-user--Tiny-GGUF", "snapshots", "d".repeat(40), "Tiny-Q8_0.gguf");
   assert.equal(runner.starts.length, 1);
