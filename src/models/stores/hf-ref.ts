@@ -29,7 +29,7 @@ export function resolveHfRef(
 ): { ok: true; model: StoreModel } | { ok: false; reason: string } {
   const r = parseHfRef(ref);
   if (!r) return { ok: false, reason: `"${ref}" is not hf:<org>/<repo>[:<quant or file>]` };
-  const fetch = `gglib proxy fetches it into the cache, or run \`gglib pull --hf-cache ${r.repo}${r.tag ? `:${r.tag}` : ""}\``;
+  const fetch = `gglib proxy fetches it into the cache on first use, or run \`gglib pull --hf-cache ${r.repo}${r.tag ? `:${r.tag}` : ""}\``;
   if (roots.length === 0)
     return { ok: false, reason: `${ref}: the Hugging Face cache is not read (stores: hfCache is off)` };
   for (const root of roots) {
