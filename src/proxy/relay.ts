@@ -229,7 +229,8 @@ export class Relay {
     const beat = () => {
       if (res.destroyed || res.writableEnded) return;
       const p = this.controller.loadProgress(name);
-      const st = this.controller.state(name)?.status ?? "loading";
+      // its files being fetched (a config hf: model's first use) is the load's first stage
+      const st = this.controller.isDownloading(name) ? "loading" : (this.controller.state(name)?.status ?? "loading");
       const what =
         st === "pending" || st === "unloaded" || st === "draining" || st === "stopping"
           ? "waiting for room to load"
