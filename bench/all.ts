@@ -1,18 +1,19 @@
 /**
  * The whole benchmark: bench/run.ts (proxy vs direct, cold load, 1,000 streams; run as its own process) and then
- * bench/nginx.ts, streaming.ts, swap.ts, scale.ts, context.ts, burst.ts and stores.ts in this process, one after
- * the other.
+ * bench/nginx.ts, streaming.ts, swap.ts, scale.ts, context.ts, burst.ts, stores.ts, agent-session.ts and
+ * families.ts in this process, one after the other.
  * Writes bench/results/all-latest.json and bench/results/all-latest.md (machine, command, load average, one table,
  * the targets met or not). Every process it starts is killed at the end, also on failure or Ctrl-C.
  *
  *   npx tsx bench/all.ts                  everything (about 6 minutes on 2 cores, and 5 more for burst.ts)
  *   npx tsx bench/all.ts --quick          shorter runs, fewer repetitions (about 3 minutes)
  *   npx tsx bench/all.ts --only nginx,swap    only these sections
- *                                         (run, nginx, streaming, swap, scale, context, burst, stores)
+ *                                         (run, nginx, streaming, swap, scale, context, burst, stores, agent,
+ *                                         families)
  *
  * Needs root for apt-get (nginx-light, wrk, tcpdump, hyperfine when missing; each section says plainly when it
- * could not measure something) and the rig's real llama-server (npm run rig:llama-server) for sections 2b, 3, 6
- * and 7; section 7 builds the commit before issue 26 in a temporary git worktree as its hot-path baseline.
+ * could not measure something) and the rig's real llama-server (npm run rig:llama-server) for sections 2b, 3, 6,
+ * 7, 8 and 9; section 7 builds the commit before issue 26 in a temporary git worktree as its hot-path baseline.
  */
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -25,6 +26,8 @@ import { benchScale } from "./scale.js";
 import { benchContext } from "./context.js";
 import { benchBurst } from "./burst.js";
 import { benchStores } from "./stores.js";
+import { benchAgentSession, writeAgentSessionResults } from "./agent-session.js";
+import { benchFamilies } from "./families.js";
 
 interface Section {
   name: string;
@@ -137,6 +140,15 @@ async function main(): Promise<void> {
     ["context", () => benchContext({ quick })],
     ["burst", () => benchBurst({ quick })],
     ["stores", () => benchStores({ quick })],
+    [
+      "agent",
+      async () => {
+        const r = await benchAgentSession({ quick });
+        writeAgentSessionResults(r.rows, r.shapes, `npx tsx bench/all.ts${quick ? " --quick" : ""} --only agent`);
+        return r.rows;
+      },
+    ],
+    ["families", () => benchFamilies({ quick })],
   ];
   for (const [name, fn] of steps) {
     if (!want(name)) continue;

@@ -7,9 +7,11 @@
  *  - claude (Claude Code, npm @anthropic-ai/claude-code): Anthropic's Messages API at `/v1/messages`.
  *    ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN (sent as `Authorization: Bearer`; ANTHROPIC_API_KEY is cleared so a
  *    real key never leaves for the proxy and no "use this key?" prompt appears), ANTHROPIC_MODEL and every model
- *    slot (opus, sonnet, haiku, the small/fast one, subagents) = the model, CLAUDE_CODE_AUTO_COMPACT_WINDOW and
- *    CLAUDE_CODE_MAX_CONTEXT_TOKENS = the context (so it compacts in time instead of assuming a window of 1M for a
- *    model it does not know), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_TELEMETRY, DISABLE_ERROR_REPORTING,
+ *    slot (opus, sonnet, haiku, the small/fast one, subagents) = the model, CLAUDE_CODE_MAX_CONTEXT_TOKENS = the
+ *    context (for a model name it does not know, Claude Code 2.1.328 takes this as the model's window, compacts
+ *    within it and stops warning that it assumes 1M; `/context` shows it). Not CLAUDE_CODE_AUTO_COMPACT_WINDOW: it
+ *    reads any value under 100k as 100k (and warns), and the compact window is the smaller of it and the model's
+ *    window anyway. CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_TELEMETRY, DISABLE_ERROR_REPORTING,
  *    DISABLE_AUTOUPDATER, and CLAUDE_CODE_ATTRIBUTION_HEADER=0 (the attribution block changes between requests and
  *    would break the reuse of the prompt's prefix in llama-server).
  *  - codex (OpenAI Codex CLI, npm @openai/codex): the Responses API at `/v1/responses`, through a provider given
@@ -141,7 +143,7 @@ function claudeEnv(base: string, w: AgentWiring): Record<string, string> {
     ANTHROPIC_DEFAULT_HAIKU_MODEL: w.model,
     ANTHROPIC_SMALL_FAST_MODEL: w.model,
     CLAUDE_CODE_SUBAGENT_MODEL: w.model,
-    CLAUDE_CODE_AUTO_COMPACT_WINDOW: ctx,
+    // the model's window; CLAUDE_CODE_AUTO_COMPACT_WINDOW would be read as at least 100k (see above)
     CLAUDE_CODE_MAX_CONTEXT_TOKENS: ctx,
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     CLAUDE_CODE_ATTRIBUTION_HEADER: "0",

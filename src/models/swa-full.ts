@@ -10,6 +10,7 @@
  * the model with the full cache still fits the memory budget (or there is no budget).
  */
 import type { MemoryEstimate } from "./estimate/estimate.js";
+import { formatBytes } from "../core/units.js";
 
 export interface SwaFullChoice {
   /** `--swa-full` is passed (or was set by the user). */
@@ -37,9 +38,6 @@ export interface SwaFullInput {
   contextCache: boolean;
 }
 
-const MIB = 1024 * 1024;
-const mib = (n: number) => (n >= 1024 * MIB ? `${(n / (1024 * MIB)).toFixed(1)} GiB` : `${(n / MIB).toFixed(1)} MiB`);
-
 /** llama.cpp reads boolean env values as true / 1 / on / enabled (common/arg.cpp). */
 function envOff(v: string | undefined): boolean {
   return v !== undefined && !["1", "true", "on", "enabled"].includes(v.trim().toLowerCase());
@@ -50,7 +48,7 @@ export function chooseSwaFull(i: SwaFullInput): SwaFullChoice | undefined {
   const swa = i.estimate.swa;
   if (!swa) return undefined;
   const extraBytes = Math.max(0, (i.fullBytes ?? i.estimate.totalBytes + swa.fullExtraBytes) - i.estimate.totalBytes);
-  const cost = `+${mib(extraBytes)}`;
+  const cost = `+${formatBytes(extraBytes)}`;
   if (i.extraArgs?.includes("--swa-full"))
     return { on: true, extraBytes, by: "user", reason: `--swa-full is in the model's extraArgs (${cost})` };
   if (i.setting === false || envOff(i.env?.LLAMA_ARG_SWA_FULL))
@@ -68,12 +66,12 @@ export function chooseSwaFull(i: SwaFullInput): SwaFullChoice | undefined {
       on: true,
       extraBytes,
       by: "budget",
-      reason: `fits the memory budget: ${mib(need)} of ${mib(i.budgetBytes)} (${cost})`,
+      reason: `fits the memory budget: ${formatBytes(need)} of ${formatBytes(i.budgetBytes)} (${cost})`,
     };
   return {
     on: false,
     extraBytes,
     by: "budget",
-    reason: `the memory budget does not allow it: ${mib(need)} with it, ${mib(i.budgetBytes)} budget`,
+    reason: `the memory budget does not allow it: ${formatBytes(need)} with it, ${formatBytes(i.budgetBytes)} budget`,
   };
 }

@@ -51,6 +51,11 @@ export interface ModelStatusReport {
   loads: number;
   crashes: number;
   progress?: number;
+  /**
+   * "download": its files are being fetched (a config `hf:` model's first use; `state` reads "loading" meanwhile,
+   * and "failed" with `lastError` after a failed fetch until the next try).
+   */
+  stage?: "download";
   /** The context cache's state for this model (src/proxy/context/; absent when the cache is off). */
   context?: ContextStatus;
   /** How it is split between this host and its RPC workers (models with a `rpc` setting). */
@@ -132,6 +137,11 @@ export interface ModelListEntry {
     pinned: boolean;
     /** A preset (src/models/presets.ts): the model it runs on, where it is defined, and what it changes. */
     preset?: { model: string; source: string; [change: string]: unknown };
+    /**
+     * A config `hf:` model not in the Hugging Face cache yet: fetched on the first request or load;
+     * `estimated_bytes` means nothing until then.
+     */
+    download?: { ref: string; downloaded: false; estimate: "unknown until downloaded" };
   };
   /** "local", or the peer's name. */
   location: string;

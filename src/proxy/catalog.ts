@@ -24,7 +24,7 @@ import {
   type ModelSources,
   type RegisteredModels,
 } from "../models/sources.js";
-import type { StoreSelection } from "../models/stores/index.js";
+import { isHfRef, type StoreSelection } from "../models/stores/index.js";
 import { estimateModel, type Estimate } from "./memory.js";
 import type { ModelSpec } from "./scheduler.js";
 
@@ -42,6 +42,11 @@ export interface ProxyModel {
   swaFull?: SwaFullChoice;
   /** The presets that run on this model (src/models/presets.ts); absent when none. */
   presets?: readonly Preset[];
+  /**
+   * A config `hf:` model whose files are not in the Hugging Face cache yet: fetched on first use (hf-fetch.ts);
+   * its estimate is unknown until then.
+   */
+  download?: { ref: string };
 }
 
 /** A model's RPC workers and the planned split of its estimate (src/rpc/split.ts). */
@@ -254,6 +259,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   };
   if (rpc) pm.rpc = rpc;
   if (swaFull) pm.swaFull = swaFull;
+  if (entry.source === "config" && isHfRef(entry.path)) pm.download = { ref: entry.path };
   return pm;
 }
 

@@ -47,6 +47,12 @@ export interface ControllerOptions extends SchedulerOptions {
    * words; the split goes into `/api/status` (rpc.ts).
    */
   rpc?: Pick<RpcChecker, "preflight" | "status">;
+  /**
+   * The load's first stage for a model whose files must be fetched first (a config `hf:` model not in the cache,
+   * src/proxy/hf-fetch.ts): the fetch to wait for (shared by every waiter; it resolves once the catalog has the
+   * files), or undefined when there is none. Rejects with the HttpError its waiters get.
+   */
+  download?: (model: ProxyModel, onProgress: (value: number) => void) => Promise<void> | undefined;
 }
 
 /**
@@ -191,6 +197,7 @@ interface LeaseHost {
   isServing(model: string, instance: number): boolean;
   explainFailure(model: string, instance: number, err: Error, waitMs?: number): Promise<string>;
   status(model: string): ModelState["status"] | undefined;
+  downloading(model: string): boolean;
   progress(model: string): number | undefined;
   on(listener: (e: ProxyEvent) => void): () => void;
 }
@@ -242,12 +249,17 @@ class ModelWait implements PendingLease {
   ) {}
 
   get stage(): "room" | "loading" {
-    const st = this.host.status(this.model);
+    const st = this.status();
     return st === "pending" || st === "unloaded" || st === "draining" || st === "stopping" ? "room" : "loading";
   }
 
   get progress(): number | undefined {
-    return this.host.status(this.model) === "loading" ? this.host.progress(this.model) : undefined;
+    return this.status() === "loading" ? this.host.progress(this.model) : undefined;
+  }
+
+  /** Its files being fetched (a config `hf:` model's first use) is the load's first stage. */
+  private status(): ModelState["status"] | undefined {
+    return this.host.downloading(this.model) ? "loading" : this.host.status(this.model);
   }
 
   onProgress(listener: (value: number) => void): () => void {
@@ -290,6 +302,7 @@ export class ModelController {
     },
     explainFailure: (model, instance, err, waitMs) => this.explainFailure(model, instance, err, waitMs),
     status: (model) => this.scheduler.model(model)?.status,
+    downloading: (model) => this.downloading.has(model),
     progress: (model) => this.runtimes.get(model)?.progress,
     on: (listener) => this.on(listener),
   };
@@ -298,6 +311,10 @@ export class ModelController {
   >;
   private readonly hooks: ModelHooks;
   private readonly rpc: ControllerOptions["rpc"];
+  private readonly download: ControllerOptions["download"];
+  /** Models whose download stage is under way, and why the last one failed (until a try succeeds). */
+  private readonly downloading = new Set<string>();
+  private readonly downloadErrors = new Map<string, string>();
 
   constructor(
     private readonly runner: ProcessRunner,
@@ -306,9 +323,11 @@ export class ModelController {
     private readonly metrics?: ProxyMetrics,
     private readonly now: () => number = Date.now,
   ) {
-    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, rpc, ...schedulerOptions } = options;
+    const { loadTimeoutMs, stopGraceMs, measureRss, logLines, log, hooks, rpc, download, ...schedulerOptions } =
+      options;
     this.hooks = hooks ?? {};
     this.rpc = rpc;
+    this.download = download;
     this.opts = {
       loadTimeoutMs: loadTimeoutMs ?? 300_000,
       stopGraceMs: stopGraceMs ?? 10_000,
@@ -355,15 +374,15 @@ export class ModelController {
     } = {},
   ): Promise<Lease> {
     const id = `q${++this.seq}`;
-    const got = await this.wait(
-      id,
-      model,
-      "request",
-      opts.signal,
-      opts.activity ?? true,
-      opts.keepAliveMs,
-      opts.onWait,
-    );
+    // onWait at most once: for the download stage, else for the scheduler's queue
+    let waited = false;
+    const onWait = (pending: PendingLease) => {
+      if (waited) return;
+      waited = true;
+      opts.onWait?.(pending);
+    };
+    await this.fetchFirst(model, opts.signal, onWait);
+    const got = await this.wait(id, model, "request", opts.signal, opts.activity ?? true, opts.keepAliveMs, onWait);
     const lease = this.lease(id, model, got?.instance);
     if (!lease) {
       // the model went away between dispatch and now (cannot happen synchronously, kept for safety)
@@ -410,6 +429,7 @@ export class ModelController {
 
   /** Loads a model (management API / preload); resolves once it is ready. */
   async load(model: string, signal?: AbortSignal, keepAliveMs?: number): Promise<void> {
+    await this.fetchFirst(model, signal);
     await this.wait(`l${++this.seq}`, model, "load", signal, true, keepAliveMs);
   }
 
@@ -630,6 +650,16 @@ export class ModelController {
     if (st.lastError) r.lastError = st.lastError;
     const p = rt?.progress;
     if (p !== undefined && (st.status === "loading" || st.status === "pending")) r.progress = p;
+    // the download stage, before the scheduler sees the load
+    const idle = st.status === "unloaded" || st.status === "failed";
+    if (idle && this.downloading.has(name)) {
+      r.state = "loading";
+      r.stage = "download";
+      r.progress = p ?? 0;
+    } else if (st.status === "unloaded" && this.downloadErrors.has(name)) {
+      r.state = "failed";
+      r.lastError = this.downloadErrors.get(name)!;
+    }
     const ctx = this.hooks.status?.(name);
     if (ctx) r.context = ctx;
     if (pm?.rpc && this.rpc) {
@@ -641,6 +671,57 @@ export class ModelController {
   }
 
   // ---- feeding the scheduler and performing its actions ----------------------------------------------------
+
+  /**
+   * The load's download stage (the `download` option): a model whose files must be fetched first waits for the
+   * fetch (shared with the other waiters; no room is booked meanwhile), its progress published as the load's
+   * (`progress` events with stage "download", the `PendingLease`'s progress). Rejects with the fetch's HttpError, or 499 when the
+   * client goes away (the fetch goes on for the others).
+   */
+  private async fetchFirst(
+    model: string,
+    signal?: AbortSignal,
+    onWait?: (pending: PendingLease) => void,
+  ): Promise<void> {
+    const rt = this.download ? this.runtimes.get(model) : undefined;
+    if (!rt || !this.download || this.scheduler.model(model)?.status === "ready") return;
+    // the first waiter of a download publishes its progress (once per step, whoever waits)
+    const first = !this.downloading.has(model);
+    const fetching = this.download(rt.model, (value) => {
+      if (!first) return;
+      const cur = this.runtimes.get(model);
+      if (cur) cur.progress = value;
+      this.emit({ type: "progress", model, value, stage: "download", at: this.now() });
+    });
+    if (!fetching) return;
+    if (first) {
+      // the first waiter of this download: the dashboard re-reads the status (state "loading", stage "download")
+      this.downloading.add(model);
+      rt.progress = 0;
+      const from = this.scheduler.model(model)?.status ?? "unloaded";
+      this.emit({ type: "state", model, from, to: "loading", reason: "downloading its files", at: this.now() });
+      fetching.then(
+        () => {
+          this.downloading.delete(model);
+          this.downloadErrors.delete(model);
+        },
+        (e: unknown) => {
+          this.downloading.delete(model);
+          const reason = errorMessage(e);
+          this.downloadErrors.set(model, reason);
+          this.emit({ type: "state", model, from: "loading", to: "failed", reason, at: this.now() });
+        },
+      );
+    }
+    if (signal?.aborted) throw new HttpError(499, "client_closed", "The client went away.");
+    onWait?.(new ModelWait(this.host, model));
+    if (!signal) return fetching;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(new HttpError(499, "client_closed", "The client went away."));
+      signal.addEventListener("abort", onAbort, { once: true });
+      fetching.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
 
   private wait(
     id: string,

@@ -14,7 +14,7 @@ import { LlamaServerRunner, type RunnerOptions } from "../runner/llama-server-ru
 import { cpuFeaturesForEstimates, defaultSystemProbe } from "../system/probe.js";
 import { ActivityLog } from "./activity.js";
 import { buildCatalog, type Catalog, type CatalogInput, type ProxyModel } from "./catalog.js";
-import { ModelController } from "./controller.js";
+import { ModelController, type ControllerOptions } from "./controller.js";
 import type { ContextCache } from "./context/context-cache.js";
 import { ProxyMetrics } from "./metrics.js";
 import type { PeerRouter } from "./peer-router.js";
@@ -25,7 +25,6 @@ import type { RouteModule } from "./routes/types.js";
 import { uiRoutes } from "./routes/ui.js";
 import { RpcChecker } from "./rpc.js";
 import { watchStores, type StoreWatcher } from "../models/stores/watch.js";
-import { isHfRef } from "../models/stores/index.js";
 import { HfFetcher } from "./hf-fetch.js";
 import { ProxyServer } from "./server.js";
 import { attachContextCache, contextCache, contextHooks } from "./start/context.js";
@@ -108,7 +107,32 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   });
   const context = contextCache(o, config?.loaded, runner, log);
   const catalog = await buildCatalog(catalogInput());
-  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache);
+  // config models `hf:<user>/<repo>[:<quant>]` not in the hub cache yet are fetched on first use, as the first
+  // stage of their load (hf-fetch.ts), then the catalog is reloaded
+  const hubCache = o.stores?.["hf-cache"]?.[0];
+  const hfFetcher =
+    hubCache === undefined
+      ? undefined
+      : new HfFetcher({
+          pull: async (ref, signal, onProgress) =>
+            (await import("../hub/pull.js")).pullModel(ref, {
+              ...(o.pull ?? {}),
+              signal,
+              modelsDir: hubCache,
+              hfCache: true,
+              probe,
+              onProgress: (p) => {
+                if (p.overallTotal) onProgress((p.overallCompleted ?? 0) / p.overallTotal);
+              },
+            }),
+          fetched: (ref) => reloads.reload(`fetched ${ref}`),
+          log,
+          ...(o.hfRetryDelaysMs ? { retryDelaysMs: o.hfRetryDelaysMs } : {}),
+        });
+  const download: ControllerOptions["download"] = hfFetcher
+    ? (m, onProgress) => (m.download ? hfFetcher.fetch(m.download.ref, m.name, onProgress) : undefined)
+    : undefined;
+  const { controller, metrics } = createController(runner, catalog, settings, budget, o, log, context.cache, download);
   if (context.cache) attachContextCache(context.cache, controller, metrics);
   const peers = await startPeers(peerSpecs, controller, budget, log);
   peers?.registerMetrics(metrics);
@@ -116,8 +140,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   if (peers) reportPeers(report, peers);
   // a store that changes under us (a pull in Ollama) is picked up by a reload; its folders follow each reload
   let storeWatch: StoreWatcher | undefined;
-  // config models `hf:<user>/<repo>[:<quant>]` not in the hub cache yet are fetched into it (hf-fetch.ts)
-  let hfFetcher: HfFetcher | undefined;
   const reloads = recordedReloads(
     catalogReloader(
       controller,
@@ -127,7 +149,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       (next) => {
         context.cache?.sweep();
         storeWatch?.update(next.stores?.watch ?? []);
-        hfFetcher?.want(missingHfModels(next));
       },
       peersChanged(o, config),
     ),
@@ -148,27 +169,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       { ...(o.storesDebounceMs !== undefined ? { debounceMs: o.storesDebounceMs } : {}), log },
     );
     storeWatch.update(catalog.stores.watch);
-  }
-  const hubCache = o.stores?.["hf-cache"]?.[0];
-  if (hubCache !== undefined) {
-    hfFetcher = new HfFetcher({
-      pull: async (ref, signal) =>
-        (await import("../hub/pull.js")).pullModel(ref, {
-          ...(o.pull ?? {}),
-          signal,
-          modelsDir: hubCache,
-          hfCache: true,
-          probe,
-        }),
-      fetched: (ref) => {
-        reloads
-          .reload(`fetched ${ref}`)
-          .catch((e: unknown) => log(`reload after fetching ${ref} failed: ${(e as Error).message}`));
-      },
-      log,
-      ...(o.hfRetryDelaysMs ? { retryDelaysMs: o.hfRetryDelaysMs } : {}),
-    });
-    hfFetcher.want(missingHfModels(catalog));
   }
   const listening: { port?: number } = {};
   const dashboard = createDashboard(o, {
@@ -247,6 +247,7 @@ function createController(
   o: ProxyOptions,
   log: (line: string) => void,
   context: ContextCache | undefined,
+  download: ControllerOptions["download"],
 ): { controller: ModelController; metrics: ProxyMetrics } {
   const metrics: ProxyMetrics = new ProxyMetrics({
     // read only when /metrics is scraped, after the controller exists
@@ -275,6 +276,7 @@ function createController(
       log,
       ...(context ? { hooks: contextHooks(context) } : {}),
       rpc: new RpcChecker(),
+      ...(download ? { download } : {}),
     },
     metrics,
   );
@@ -337,9 +339,4 @@ function preload(controller: ModelController, models: readonly ProxyModel[], log
       (e: unknown) => log(`preload of ${m.name} failed: ${(e as Error).message}`),
     );
   }
-}
-
-/** The config's `hf:` models whose files are not in the hub cache (their path is still the reference). */
-function missingHfModels(c: Catalog): string[] {
-  return c.models.filter((m) => m.entry.source === "config" && isHfRef(m.entry.path)).map((m) => m.entry.path);
 }

@@ -175,6 +175,8 @@ describe("gglib launch with the real agents (e2e)", { timeout: 20 * 60_000 }, ()
     // the tiny model never ends an answer, so Claude Code reports the output limit: that is an answer read back
     assert.ok(r.code === 0 || (r.code === 1 && /exceeded the 24 output token maximum/.test(r.stdout)), show(r));
     assert.match(r.stderr, /Claude Code → agent, context 65536 tokens/);
+    // the model's window is taken from CLAUDE_CODE_MAX_CONTEXT_TOKENS: no 1M assumed, no 100k minimum applied
+    assert.doesNotMatch(r.stdout + r.stderr, /assumes a context window|100k minimum/, show(r));
     const seen = (await activity(since)).filter((a) => a.path.startsWith("/v1/messages") && a.method === "POST");
     assert.ok(seen.length >= 1, show(r));
     assert.ok(

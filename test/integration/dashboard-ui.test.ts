@@ -1,13 +1,16 @@
 // The dashboard (/ui) in a real Chromium (Debian's chromium, driven by playwright-core) against the proxy on the
-// fake llama-server: the models and their states, a load's progress, the saved-context row, unload, a failed load's
-// reason, a crash, the activity and log views following live, the static shell's Content-Security-Policy, and with
-// an API key set, nothing but the shell before the key is given.
+// fake llama-server: the models and their states, a load's progress, the saved-context row, a sliding-window
+// model's --swa-full choice and a hybrid model's context caveat, unload, a failed load's reason, a crash, the
+// activity and log views following live, the static shell's Content-Security-Policy, and with an API key set,
+// nothing but the shell before the key is given.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { contextFacts } from "../../web/src/context.js";
+import { join } from "node:path";
+import { contextFacts, swaFullFact } from "../../web/src/context.js";
 import type { StatusReport } from "../../src/proxy/api-types.js";
 import { dashboardEnv } from "../support/dashboard.js";
+import { writeArchModel } from "../support/archs/index.js";
 
 const BROKEN_REASON = "llama_model_load: error loading model: tensor 'blk.0.attn_q.weight' has wrong shape";
 
@@ -111,6 +114,50 @@ describe("dashboard in Chromium, proxy on the fake llama-server", { timeout: 120
     await card(page, "alpha").getByRole("button", { name: "Unpin", exact: true }).click();
     await expectText(async () => String(env.proxy.controller.state("alpha")?.spec.pinned), "false");
     assert.deepEqual(errors, []);
+  });
+
+  test("model cards: a sliding-window model's --swa-full choice and cost, a hybrid model's context caveat", async (t) => {
+    // the rig's real GGUF layouts (the proxy reads their headers); the fake llama-server runs them
+    const env = await dashboardEnv(t, {
+      config: { maxModels: 2, models: { g3: { path: "./models/g3.gguf" }, gh: { path: "./models/gh.gguf" } } },
+      prepare: async (dir) => {
+        await writeArchModel(join(dir, "models"), { family: "gemma3", name: "g3" });
+        await writeArchModel(join(dir, "models"), { family: "granitehybrid", name: "gh" });
+      },
+    });
+    const page = await env.page();
+    await page.goto(`${env.proxy.url}/ui/`);
+    const r = await fetch(`${env.proxy.url}/models/load`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gh" }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    const status = (await (await fetch(`${env.proxy.url}/api/status`)).json()) as StatusReport;
+    const g3 = status.models.find((m) => m.name === "g3");
+    assert.ok(g3?.swaFull, "a sliding-window model reports its --swa-full choice");
+    assert.equal(g3.swaFull.on, true, g3.swaFull.reason);
+    assert.ok(g3.swaFull.extraBytes > 0);
+    const shown = await expectText(
+      () =>
+        card(page, "g3")
+          .getByTestId("swa-full")
+          .textContent({ timeout: 200 })
+          .catch(() => null),
+      swaFullFact(g3.swaFull),
+    );
+    assert.match(shown, /^on \(\+[\d.]+ [KM]iB\): fits the memory budget/);
+    assert.equal(await card(page, "gh").getByTestId("swa-full").count(), 0, "no --swa-full row without SWA layers");
+    const caveat = status.models.find((m) => m.name === "gh")?.context?.caveat;
+    assert.match(caveat ?? "", /extends every saved token/);
+    await expectText(
+      () =>
+        card(page, "gh")
+          .getByTestId("context-caveat")
+          .textContent({ timeout: 200 })
+          .catch(() => null),
+      caveat!,
+    );
   });
 
   test("activity and logs follow live; machine and config views read the API", async (t) => {

@@ -173,7 +173,7 @@ describe("gglib launch (fake llama-server, no agent run)", { timeout: 120_000 },
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as LaunchJson;
     assert.equal(j.ctx, 65536);
-    assert.equal(j.env.CLAUDE_CODE_AUTO_COMPACT_WINDOW, "65536");
+    assert.equal(j.env.CLAUDE_CODE_MAX_CONTEXT_TOKENS, "65536");
   });
 
   test("a config model with a small ctx, and a running proxy with one, are refused with what to set", async (t) => {

@@ -1,6 +1,6 @@
 /** What a model card says about the model's saved KV context (`models[].context` of /api/status); pure. */
 import { bytes, ms } from "./format.js";
-import type { ContextStatus } from "../../src/proxy/api-types.js";
+import type { ContextStatus, ModelStatusReport } from "../../src/proxy/api-types.js";
 
 const count = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
 
@@ -30,4 +30,13 @@ export function contextFacts(c: ContextStatus): string[] {
   }
   if (c.lastDiscard) facts.push(`discarded: ${c.lastDiscard.reason}`);
   return facts;
+}
+
+/**
+ * What a sliding-window model's card says about `--swa-full` (`models[].swaFull`): on or off, what it costs (the
+ * extra KV and compute memory, paid only when on) and why (src/models/swa-full.ts).
+ */
+export function swaFullFact(s: NonNullable<ModelStatusReport["swaFull"]>): string {
+  const cost = s.on ? `+${bytes(s.extraBytes)}` : `would cost +${bytes(s.extraBytes)}`;
+  return `${s.on ? "on" : "off"} (${cost}): ${s.reason}`;
 }

@@ -34,6 +34,7 @@ import {
   attentionInRecurrentLayers,
   mambaPeakFloatsPerToken,
   recurrentLayers,
+  NO_MEMORY_ARCHS,
   recurrentStateBytesPerLayer,
   swaLayers,
   type LayerMetadata,
@@ -219,9 +220,10 @@ export function kvBytesPerCellByLayer(
   const dk = meta.keyLength ?? headDim;
   const dv = meta.valueLength ?? headDim;
   const recurrent = attentionInRecurrentLayers(meta) ? undefined : recurrentLayers(meta);
+  const none = meta.architecture !== undefined && NO_MEMORY_ARCHS.has(meta.architecture);
   const out: number[] = [];
   for (let i = 0; i < layers; i++) {
-    if (recurrent?.[i]) {
+    if (none || recurrent?.[i]) {
       out.push(0);
       continue;
     }

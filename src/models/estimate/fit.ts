@@ -11,20 +11,7 @@ import {
   type MemoryEstimate,
 } from "./estimate.js";
 import type { FitBudget } from "./budget.js";
-
-const MIB = 1024 * 1024;
-const GIB = 1024 * MIB;
-
-/** `1.5 GiB`, `300 MiB`, `12 KiB`: for messages. */
-function formatBytes(n: number): string {
-  return n >= GIB
-    ? `${(n / GIB).toFixed(1)} GiB`
-    : n >= 10 * MIB
-      ? `${Math.round(n / MIB)} MiB`
-      : n >= MIB
-        ? `${(n / MIB).toFixed(1)} MiB`
-        : `${Math.max(0, Math.round(n / 1024))} KiB`;
-}
+import { formatBytes } from "../../core/units.js";
 
 export type FitInput = Omit<EstimateMemoryInput, "gpuLayers"> & {
   /** Fixed `-ngl`; undefined = choose the most that fit. */

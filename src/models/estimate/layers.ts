@@ -58,6 +58,27 @@ export const RECURRENT_ARCHS: ReadonlySet<string> = new Set([
   "arwkv7",
 ]);
 
+/**
+ * Architectures llama.cpp gives no memory at all (llama_model::create_memory returns none: encoders, diffusion
+ * models): no KV cache and no recurrent state, whatever the context.
+ */
+export const NO_MEMORY_ARCHS: ReadonlySet<string> = new Set([
+  "bert",
+  "jina-bert-v2",
+  "jina-bert-v3",
+  "nomic-bert",
+  "nomic-bert-moe",
+  "neo-bert",
+  "eurobert",
+  "wavtokenizer-dec",
+  "modern-bert",
+  "gemma-embedding",
+  "dream",
+  "llada",
+  "llada-moe",
+  "rnd1",
+]);
+
 /** llama.cpp's llm_arch_is_hybrid: attention layers mixed with recurrent ones. */
 export const HYBRID_ARCHS: ReadonlySet<string> = new Set([
   "jamba",

@@ -2,7 +2,7 @@
  * `path: hf:<org>/<repo>[:<quant or file>]` in the config file: a model of the Hugging Face cache (or of llama.cpp's
  * cache, which has the same layout) named by its repo, served in place with the entry's own settings. The tag is
  * a quantization label (any case: `q4_k_m`), a file stem or a file path in the repo; without one, the repo's only
- * model. A repo not in the cache is a warning that says how to fetch it; the proxy fetches it itself
+ * model. A repo not in the cache is a warning that says how to fetch it; the proxy fetches it on first use
  * (src/proxy/hf-fetch.ts, through gglib pull's downloader into the cache layout).
  */
 import { basename } from "node:path";
@@ -29,7 +29,7 @@ export function resolveHfRef(
 ): { ok: true; model: StoreModel } | { ok: false; reason: string } {
   const r = parseHfRef(ref);
   if (!r) return { ok: false, reason: `"${ref}" is not hf:<org>/<repo>[:<quant or file>]` };
-  const fetch = `gglib proxy fetches it into the cache, or run \`gglib pull --hf-cache ${r.repo}${r.tag ? `:${r.tag}` : ""}\``;
+  const fetch = `gglib proxy fetches it into the cache on first use, or run \`gglib pull --hf-cache ${r.repo}${r.tag ? `:${r.tag}` : ""}\``;
   if (roots.length === 0)
     return { ok: false, reason: `${ref}: the Hugging Face cache is not read (stores: hfCache is off)` };
   for (const root of roots) {

@@ -155,6 +155,9 @@ function modelList(ctx: ProxyContext): ModelList {
         ctx: m.estimate.ctx,
         parallel: m.entry.settings.parallel ?? null, // set: one KV cache per slot of ctx / parallel tokens
         pinned: m.spec.pinned === true,
+        ...(m.download
+          ? { download: { ref: m.download.ref, downloaded: false, estimate: "unknown until downloaded" } as const }
+          : {}),
       },
       location: "local",
     };

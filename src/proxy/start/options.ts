@@ -33,7 +33,10 @@ export interface ProxyOptions {
   stores?: StoreSelection;
   /** Quiet period of the stores' watch before a reload, ms (default 1000). */
   storesDebounceMs?: number;
-  /** Waits between the tries of a failed `hf:` fetch, ms (default 30 s, 2 min, 10 min; then given up). */
+  /**
+   * Cooldowns after a failed `hf:` fetch, ms (default 30 s, 2 min, 10 min, the last repeating): the first request
+   * after one tries again.
+   */
   hfRetryDelaysMs?: readonly number[];
   host?: string;
   port?: number;

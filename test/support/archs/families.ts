@@ -11,6 +11,17 @@ export interface FamilyInput {
   readonly seed: number;
   readonly contextLength: number;
   readonly template: string | undefined;
+  /** Embedding width (default 64; gemma3 and granitehybrid only, for benchmarks that need a slower prefill). */
+  readonly embd?: number | undefined;
+  /** Layer count (default: the family's; gemma3 and granitehybrid only). */
+  readonly layers?: number | undefined;
+}
+
+/** Width-derived sizes: 16-wide heads, as many as the width holds (4 at the default 64), half of them for K/V. */
+function widths(i: FamilyInput): { embd: number; heads: number; kvHeads: number; ffn: number } {
+  const embd = i.embd ?? EMBD;
+  const heads = Math.max(4, Math.floor(embd / HEAD));
+  return { embd, heads, kvHeads: heads / 2, ffn: 2 * embd };
 }
 
 export interface FamilySpec {
@@ -55,11 +66,10 @@ function gemma3(i: FamilyInput): GgufDocument {
   const arch = "gemma3";
   const vocab = archVocab([{ text: "<start_of_turn>" }, { text: "<end_of_turn>" }], "<end_of_turn>");
   const t = new TensorSet(i.seed, W);
-  const heads = 4;
-  const kvHeads = 2;
-  const ffn = 128;
+  const { embd: EMBD, heads, kvHeads, ffn } = widths(i);
+  const layers = i.layers ?? GEMMA3_LAYERS;
   t.head(EMBD, vocab);
-  for (let l = 0; l < GEMMA3_LAYERS; l++) {
+  for (let l = 0; l < layers; l++) {
     const b = `blk.${l}.`;
     t.fill(`${b}attn_norm.weight`, [EMBD], 1);
     t.matrix(`${b}attn_q.weight`, [EMBD, heads * HEAD]);
@@ -81,7 +91,7 @@ function gemma3(i: FamilyInput): GgufDocument {
       ...archKeys(arch, {
         context_length: GgufValue.u32(i.contextLength),
         embedding_length: GgufValue.u32(EMBD),
-        block_count: GgufValue.u32(GEMMA3_LAYERS),
+        block_count: GgufValue.u32(layers),
         feed_forward_length: GgufValue.u32(ffn),
         "attention.head_count": GgufValue.u32(heads),
         "attention.head_count_kv": GgufValue.u32(kvHeads),
@@ -126,19 +136,18 @@ function granitehybrid(i: FamilyInput): GgufDocument {
     },
   );
   const t = new TensorSet(i.seed, W);
-  const heads = 4;
-  const kvHeads = 2;
-  const ffn = 128;
+  const { embd: EMBD, heads, kvHeads, ffn } = widths(i);
+  const layers = i.layers ?? GRANITE_LAYERS;
   const dConv = 4;
   const dInner = 2 * EMBD;
   const dState = 16;
   const nGroup = 1;
-  const ssmHeads = 8;
+  const ssmHeads = Math.max(8, dInner / 16);
   const dInProj = 2 * dInner + 2 * nGroup * dState + ssmHeads;
   const convChannels = dInner + 2 * nGroup * dState;
   const isAttn = (l: number) => l % GRANITE_ATTN_EVERY === GRANITE_ATTN_EVERY - 1;
   t.head(EMBD, vocab);
-  for (let l = 0; l < GRANITE_LAYERS; l++) {
+  for (let l = 0; l < layers; l++) {
     const b = `blk.${l}.`;
     t.fill(`${b}attn_norm.weight`, [EMBD], 1);
     if (isAttn(l)) {
@@ -162,14 +171,14 @@ function granitehybrid(i: FamilyInput): GgufDocument {
     t.matrix(`${b}ffn_up.weight`, [EMBD, ffn]);
     t.residual(`${b}ffn_down.weight`, [ffn, EMBD]);
   }
-  const kvPerLayer = Array.from({ length: GRANITE_LAYERS }, (_, l) => (isAttn(l) ? kvHeads : 0));
+  const kvPerLayer = Array.from({ length: layers }, (_, l) => (isAttn(l) ? kvHeads : 0));
   return {
     metadata: [
       ...generalKeys(arch, i.name, W),
       ...archKeys(arch, {
         context_length: GgufValue.u32(i.contextLength),
         embedding_length: GgufValue.u32(EMBD),
-        block_count: GgufValue.u32(GRANITE_LAYERS),
+        block_count: GgufValue.u32(layers),
         feed_forward_length: GgufValue.u32(ffn),
         "attention.head_count": GgufValue.u32(heads),
         "attention.head_count_kv": GgufValue.array("u32", kvPerLayer),

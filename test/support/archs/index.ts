@@ -5,6 +5,7 @@
  *
  *   const path = await writeArchModel(dir, { family: "gemma3", name: "g3" });
  *   const hybrid = await writeArchModel(dir, { family: "granitehybrid", name: "gh", seed: 2 });
+ *   const wide = await writeArchModel(dir, { family: "gemma3", embd: 384, layers: 12 }); // for benchmarks
  *
  * Tensor names, shapes and metadata keys follow the rig's llama.cpp (src/llama-arch.cpp, src/models/<arch>.cpp):
  *
@@ -46,6 +47,9 @@ export interface ArchModelOptions {
   contextLength?: number;
   /** Jinja chat template text instead of the family's real one. */
   chatTemplate?: string;
+  /** Embedding width (default 64) and layer count, to make a slower model: gemma3 and granitehybrid only. */
+  embd?: number;
+  layers?: number;
 }
 
 /** The family's real chat template text (undefined for models without one: embedding and rerank). */
@@ -62,6 +66,8 @@ export async function archModelDocument(o: ArchModelOptions): Promise<GgufDocume
     seed: o.seed ?? 1,
     contextLength: o.contextLength ?? 8192,
     template,
+    embd: o.embd,
+    layers: o.layers,
   });
 }
 

@@ -32,8 +32,11 @@ describe("each agent's settings", () => {
       "CLAUDE_CODE_SUBAGENT_MODEL",
     ])
       assert.equal(l.env[k], "qwen:latest", k);
-    assert.equal(l.env.CLAUDE_CODE_AUTO_COMPACT_WINDOW, "32768");
+    // Claude Code 2.1.328 takes CLAUDE_CODE_MAX_CONTEXT_TOKENS as an unknown model's window (and compacts within
+    // it); CLAUDE_CODE_AUTO_COMPACT_WINDOW under 100k would be read as 100k, past the model's context
     assert.equal(l.env.CLAUDE_CODE_MAX_CONTEXT_TOKENS, "32768");
+    assert.equal(l.env.CLAUDE_CODE_AUTO_COMPACT_WINDOW, undefined);
+    assert.equal(agentLaunch("claude", { ...wiring, ctx: 65536 }).env.CLAUDE_CODE_MAX_CONTEXT_TOKENS, "65536");
     assert.equal(l.env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, "1");
     assert.equal(l.env.DISABLE_TELEMETRY, "1");
     assert.equal(l.env.CLAUDE_CODE_ATTRIBUTION_HEADER, "0");

@@ -228,3 +228,29 @@ void describe("parseLlamaMemoryLog with two caches", () => {
     assert.deepEqual(parseLlamaMemoryLog([...load, ...load]), m);
   });
 });
+
+describe("models llama.cpp gives no memory (encoders)", () => {
+  test("a bert-family model has no KV cache at any context; a llama of the same shape has one", () => {
+    const shape = {
+      blockCount: 4,
+      embeddingLength: 64,
+      feedForwardLength: 128,
+      headCount: 4,
+      headCountKv: 4,
+      vocabSize: 420,
+      contextLength: 512,
+      layerBytes: [50_000, 50_000, 50_000, 50_000],
+      tokenEmbdBytes: 53_760,
+      outputBytes: 0,
+      otherBytes: 0,
+      tensorBytes: 253_760,
+    };
+    for (const architecture of ["bert", "nomic-bert", "jina-bert-v2", "modern-bert", "gemma-embedding"]) {
+      const e = estimateMemory({ metadata: { ...shape, architecture }, fileBytes: 260_000, ctx: 512 });
+      assert.equal(e.kvBytes, 0, architecture);
+      assert.equal(e.kvBytesPerToken, 0, architecture);
+    }
+    const llama = estimateMemory({ metadata: { ...shape, architecture: "llama" }, fileBytes: 260_000, ctx: 512 });
+    assert.ok(llama.kvBytes > 0);
+  });
+});

@@ -465,7 +465,7 @@ describe("hf: models in the config file", () => {
     const noTag = resolveHfRef("hf:org/Two-GGUF:IQ2_XS", [hub]);
     assert.match(
       !noTag.ok ? noTag.reason : "",
-      /has no "IQ2_XS" \(it has Q4_K_M, Q8_0\); gglib proxy fetches it into the cache, or run `gglib pull --hf-cache org\/Two-GGUF:IQ2_XS`/,
+      /has no "IQ2_XS" \(it has Q4_K_M, Q8_0\); gglib proxy fetches it into the cache on first use, or run `gglib pull --hf-cache org\/Two-GGUF:IQ2_XS`/,
     );
     const missing = resolveHfRef("hf:org/Absent-GGUF:Q4_K_M", [hub]);
     assert.match(

@@ -3,7 +3,7 @@ import { postJson } from "../api.js";
 import { bytes, duration, percent } from "../format.js";
 import type { ModelsState } from "../store.js";
 import { useTick } from "../store.js";
-import { contextFacts } from "../context.js";
+import { contextFacts, swaFullFact } from "../context.js";
 import type { ModelStatus, ModelStatusReport, PeerStatus } from "../../../src/proxy/api-types.js";
 
 const STATE_LABEL: Record<ModelStatus, string> = {
@@ -288,10 +288,25 @@ function ModelCard(p: {
             </dd>
           </>
         ) : null}
+        {m.swaFull ? (
+          <>
+            <dt>--swa-full</dt>
+            <dd data-testid="swa-full" title="the full sliding-window cache, so a restored context is reused">
+              {swaFullFact(m.swaFull)}
+            </dd>
+          </>
+        ) : null}
         {m.context ? (
           <>
             <dt>saved context</dt>
-            <dd data-testid="saved-context">{contextFacts(m.context).join(" · ")}</dd>
+            <dd data-testid="saved-context">
+              {contextFacts(m.context).join(" · ")}
+              {m.context.enabled && m.context.caveat ? (
+                <div class="small muted" data-testid="context-caveat">
+                  {m.context.caveat}
+                </div>
+              ) : null}
+            </dd>
           </>
         ) : null}
       </dl>

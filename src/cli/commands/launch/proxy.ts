@@ -125,14 +125,17 @@ export async function startOwnProxy(o: OwnProxyOptions): Promise<OwnProxy> {
     proxy,
     async setContext(model, path, ctx) {
       const existing = registry?.list().find((m) => m.name === model);
-      const shards = existing?.shards ?? [path];
+      // a models-folder model keeps what the catalog found beside it (its projector, its shards)
+      const served = proxy.controller.catalog().find((m) => m.name === model)?.entry;
+      const shards = existing?.shards ?? served?.shards ?? [path];
+      const mmproj = existing?.mmproj ?? served?.mmproj;
       overrides.set(model, {
         id: -1,
         name: model,
         aliases: existing?.aliases ?? [],
         path,
         shards,
-        ...(existing?.mmproj ? { mmproj: existing.mmproj } : {}),
+        ...(mmproj ? { mmproj } : {}),
         settings: { ...(existing?.settings ?? {}), ctx },
         addedAt: now,
         updatedAt: now,

@@ -1,0 +1,387 @@
+/**
+ * The model families of issue 22 (test/support/archs), on the real llama-server:
+ *
+ * (a) The memory estimator per family: each tiny model is started at `-lv 4` (defaults: trained context 8192,
+ *     4 slots; gemma3 also with `--swa-full`), its buffer lines read with parseLlamaMemoryLog, and every part of
+ *     estimateMemory set against them: weights, KV (llama-server's KV buffers), RS (the recurrent state), compute,
+ *     total. Printed as one table (stderr and the returned rows' notes).
+ * (b) The context cache's follow-up time to first token after A → B → A through the proxy with `--max-models 1`,
+ *     against the same run with `contextCache: 0` (the whole conversation prefilled again; without the context
+ *     cache the proxy does not pass `--swa-full` either), on a sliding-window model (gemma3, window 128) and a
+ *     hybrid one (granitehybrid: Mamba-2 layers, attention every third), generated 384 wide and 12 deep so that
+ *     prefilling the ~3,000-token prompt takes seconds on this CPU. The follow-up is the conversation plus one
+ *     turn, the first answer rendered again as generated: the case a hybrid model can reuse (a recurrent state
+ *     cannot roll back to a shorter prefix, see README "Model families").
+ *
+ *   npx tsx bench/families.ts [--quick] [--json]
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LlamaServerRunner } from "../src/runner/llama-server-runner.js";
+import { startProxy, type RunningProxy } from "../src/proxy/index.js";
+import { readModelMetadata } from "../src/gguf/reader.js";
+import { estimateMemory, parseLlamaMemoryLog } from "../src/models/estimator.js";
+import { parseProcCpuinfo } from "../src/system/parsers.js";
+import { writeArchModel, type ArchFamily } from "../test/support/archs/index.js";
+import { writeTinyModel } from "../test/support/tiny-models.js";
+import {
+  QUICK,
+  ROOT,
+  fmt,
+  freePort,
+  killLeftovers,
+  log,
+  machine,
+  markdownTable,
+  median,
+  row,
+  runStandalone,
+  spawnTracked,
+  spread,
+  stopTracked,
+  type Row,
+} from "./lib.js";
+import { realLlamaServer } from "./swap.js";
+
+const SECTION_EST = "9a estimator per family";
+const SECTION_CTX = "9b context cache per family";
+const MIB = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+// (a) the estimator
+
+interface EstCase {
+  label: string;
+  family: ArchFamily;
+  args: string[];
+  swaFull?: boolean;
+  embeddings?: boolean;
+}
+
+const EST_CASES: EstCase[] = [
+  { label: "gemma3", family: "gemma3", args: [] },
+  { label: "gemma3 --swa-full", family: "gemma3", args: ["--swa-full"], swaFull: true },
+  { label: "granitehybrid", family: "granitehybrid", args: [] },
+  { label: "qwen3", family: "qwen3", args: [] },
+  { label: "qwen3moe", family: "qwen3moe", args: [] },
+  { label: "qwen35", family: "qwen35", args: [] },
+  { label: "gpt-oss", family: "gpt-oss", args: [] },
+  { label: "embed (bert)", family: "embed", args: ["--embedding"], embeddings: true },
+  { label: "rerank (bert)", family: "rerank", args: ["--reranking"], embeddings: true },
+];
+
+/** llama-server at -lv 4 until "model loaded" (or its exit); its log lines. */
+async function loadLog(bin: string, model: string, args: string[]): Promise<string[]> {
+  const port = await freePort();
+  const child = spawnTracked(
+    bin,
+    ["-m", model, "--host", "127.0.0.1", "--port", String(port), "-lv", "4", "--no-warmup", ...args],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const lines: string[] = [];
+  try {
+    await new Promise<void>((resolve) => {
+      let rest = "";
+      const timer = setTimeout(resolve, 60_000);
+      const onData = (chunk: Buffer): void => {
+        rest += chunk.toString("utf8");
+        let i;
+        while ((i = rest.indexOf("\n")) >= 0) {
+          const line = rest.slice(0, i);
+          rest = rest.slice(i + 1);
+          lines.push(line);
+          if (/model loaded|exiting due to/.test(line)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", onData);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } finally {
+    await stopTracked(child, 5_000);
+  }
+  return lines;
+}
+
+const pct = (e: number, r: number): string =>
+  Math.abs(e - r) <= 0.006 * MIB ? "±0" : r === 0 ? "∞" : `${e >= r ? "+" : ""}${(((e - r) / r) * 100).toFixed(1)} %`;
+const mib = (n: number): string => (n / MIB).toFixed(2);
+
+async function benchEstimator(bin: string, dir: string): Promise<{ rows: Row[]; table: string[] }> {
+  const cpu = parseProcCpuinfo(readFileSync("/proc/cpuinfo", "utf8")).simd;
+  const rows: Row[] = [];
+  const table = [
+    "| family | weights est / real MiB | KV | RS | compute | total | total error |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const c of EST_CASES) {
+    const path = await writeArchModel(dir, { family: c.family, name: `est-${c.family}` });
+    const meta = await readModelMetadata(path);
+    const real = parseLlamaMemoryLog(await loadLog(bin, path, c.args));
+    if (real.modelBytes === undefined) {
+      table.push(`| ${c.label} | no buffer lines in llama-server's log | | | | | |`);
+      continue;
+    }
+    const est = estimateMemory({
+      metadata: meta,
+      cpu,
+      ...(c.swaFull ? { swaFull: true } : {}),
+      ...(c.embeddings ? { embeddings: true } : {}),
+    });
+    const realRs = Object.entries(real.buffers).reduce((s, [k, v]) => s + (k.endsWith(" RS") ? v : 0), 0);
+    const realKv = (real.kvBytes ?? 0) - realRs;
+    const parts: [number, number][] = [
+      [est.weightsBytes, real.modelBytes],
+      [est.kvBytes - est.recurrentBytes, realKv],
+      [est.recurrentBytes, realRs],
+      [est.computeBytes, real.computeBytes ?? 0],
+      [est.totalBytes, real.totalBytes ?? 0],
+    ];
+    const cell = ([e, r]: [number, number]): string => `${mib(e)} / ${mib(r)} (${pct(e, r)})`;
+    table.push(`| ${c.label} | ${parts.map(cell).join(" | ")} | ${pct(est.totalBytes, real.totalBytes ?? 0)} |`);
+    const [w, kv, rs, comp, tot] = parts;
+    rows.push(
+      row({
+        section: SECTION_EST,
+        metric: `${c.label}: estimated total`,
+        value: tot![0] / MIB,
+        baseline: tot![1] / MIB,
+        baselineName: "llama-server's buffers",
+        unit: "MiB",
+        reps: 1,
+        target: "within ±5 %",
+        met: Math.abs(tot![0] - tot![1]) <= 0.05 * tot![1] + 0.006 * MIB,
+        note: `weights ${pct(...w!)}, KV ${pct(...kv!)}, RS ${pct(...rs!)}, compute ${pct(...comp!)}`,
+      }),
+    );
+    rmSync(path, { force: true });
+  }
+  log(`[families] estimator vs llama-server (-lv 4, defaults: trained ctx 8192, 4 slots)\n${table.join("\n")}`);
+  return { rows, table };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// (b) the context cache
+
+/** ~3,000 prompt tokens in the rig's byte-level vocabularies. */
+const PROMPT = Array.from({ length: 180 }, (_, i) => `note ${i} on the plan`).join(", ");
+
+type Turn = { role: string; content: string };
+
+/** ms to the first SSE event that carries generated text (or the end), the text and the final timings. */
+async function timeToFirstToken(url: string, model: string, messages: Turn[]) {
+  const t0 = performance.now();
+  const r = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, messages, max_tokens: 4, temperature: 0, stream: true }),
+    signal: AbortSignal.timeout(180_000),
+  });
+  if (r.status !== 200 || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+  let ttft: number | undefined;
+  let all = "";
+  const dec = new TextDecoder();
+  for await (const chunk of r.body) {
+    all += dec.decode(chunk as Uint8Array, { stream: true });
+    if (ttft === undefined && /"content":"[^"]/.test(all)) ttft = performance.now() - t0;
+  }
+  let text = "";
+  for (const m of all.matchAll(/"content":"((?:[^"\\]|\\.)*)"/g)) text += JSON.parse(`"${m[1]}"`) as string;
+  const cacheN = Number(/"cache_n":(\d+)/.exec(all)?.[1] ?? NaN);
+  const promptN = Number(/"prompt_n":(\d+)/.exec(all)?.[1] ?? NaN);
+  return { ttft: ttft ?? performance.now() - t0, text, cacheN, promptN };
+}
+
+interface StatusModel {
+  name: string;
+  swaFull?: { on: boolean; extraBytes: number; reason: string };
+  context?: { enabled: boolean; reason?: string; caveat?: string; lastRestore?: { ms: number } };
+}
+async function statusOf(p: RunningProxy, model: string): Promise<StatusModel | undefined> {
+  const st = (await (await fetch(`${p.url}/api/status`)).json()) as { models: StatusModel[] };
+  return st.models.find((m) => m.name === model);
+}
+
+const WIDE = { embd: 384, layers: 12 } as const;
+
+async function benchContextFamily(
+  bin: string,
+  dir: string,
+  family: "gemma3" | "granitehybrid",
+  reps: number,
+): Promise<Row[]> {
+  const models = join(dir, `models-${family}`);
+  mkdirSync(models, { recursive: true });
+  log(`[families] writing a ${WIDE.layers}-layer × ${WIDE.embd}-wide ${family} model…`);
+  const big = await writeArchModel(models, { family, name: `wide-${family}`, ...WIDE });
+  const small = await writeTinyModel(models, { name: "tiny-b", kind: "chat", seed: 2 });
+  const cfg = join(dir, `gglib-${family}.yaml`);
+  writeFileSync(
+    cfg,
+    [
+      "maxModels: 1",
+      "models:",
+      `  a: {path: ${JSON.stringify(big)}, ctx: 8192, parallel: 1}`,
+      `  b: {path: ${JSON.stringify(small)}}`,
+    ].join("\n") + "\n",
+  );
+  const open = new Set<RunningProxy>();
+  const start = async (contextCache: 0 | "auto"): Promise<RunningProxy> => {
+    const runner = new LlamaServerRunner({
+      binaryPath: bin,
+      pidsDir: join(dir, "pids"),
+      basePort: 19300 + Math.floor(Math.random() * 300),
+    });
+    const p = await startProxy({
+      configPath: cfg,
+      port: 0,
+      memoryBudget: "64GiB",
+      watchConfig: false,
+      contextCache,
+      contextCacheDir: join(dir, `kv-${family}`),
+      contextSaveTimeoutMs: 120_000,
+      contextRestoreTimeoutMs: 120_000,
+      loadTimeoutS: 300,
+      runner,
+    });
+    open.add(p);
+    return p;
+  };
+  const withRestore: number[] = [];
+  const without: number[] = [];
+  const firstPrefill: number[] = [];
+  let promptTokens = 0;
+  let reused = 0;
+  let followTokens = 0;
+  let how = "";
+  try {
+    for (let i = 0; i < reps; i++) {
+      // the same conversation both times: the first answer comes from the run with the context cache
+      const turn1: Turn[] = [{ role: "user", content: `run ${i}: ${PROMPT}` }];
+      let answer = "";
+      for (const mode of ["auto", 0] as const) {
+        rmSync(join(dir, `kv-${family}`), { recursive: true, force: true });
+        const p = await start(mode);
+        const label = `${family}, ${mode === 0 ? "without" : "with"} the context cache, rep ${i + 1}/${reps}`;
+        log(`[families] ${label}: first turn…`);
+        // without the cache nothing of the first turn survives the swap: a short request loads A just the same
+        const first = await timeToFirstToken(p.url, "a", mode === 0 ? [{ role: "user", content: "hi" }] : turn1);
+        if (mode !== 0) {
+          answer = first.text;
+          promptTokens = first.promptN;
+          firstPrefill.push(first.ttft);
+        }
+        await timeToFirstToken(p.url, "b", [{ role: "user", content: "hello" }]); // A is evicted (and saved)
+        const follow = await timeToFirstToken(p.url, "a", [
+          ...turn1,
+          { role: "assistant", content: answer },
+          { role: "user", content: "and then?" },
+        ]);
+        log(
+          `[families] ${label}: first turn ${first.ttft.toFixed(0)} ms (${first.promptN} tokens), ` +
+            `follow-up ${follow.ttft.toFixed(0)} ms (cache_n ${follow.cacheN}, prompt_n ${follow.promptN})`,
+        );
+        if (mode === 0) without.push(follow.ttft);
+        else {
+          withRestore.push(follow.ttft);
+          reused = follow.cacheN;
+          followTokens = follow.cacheN + follow.promptN;
+          const st = await statusOf(p, "a");
+          how = [
+            st?.swaFull ? `--swa-full ${st.swaFull.on ? "on" : "off"} (${st.swaFull.reason})` : "",
+            st?.context?.caveat ? `caveat: ${st.context.caveat}` : "",
+            st?.context?.enabled === false ? `skipped: ${st.context.reason ?? ""}` : "",
+          ]
+            .filter(Boolean)
+            .join("; ");
+        }
+        open.delete(p);
+        await p.close(10_000);
+      }
+    }
+  } finally {
+    for (const p of open) await p.close(2_000).catch(() => {});
+  }
+  const ratio = median(without) / median(withRestore);
+  return [
+    row({
+      section: SECTION_CTX,
+      metric: `${family} (${WIDE.layers} × ${WIDE.embd}): follow-up TTFT after A→B→A (prompt ${promptTokens} tokens, incl. reload)`,
+      value: median(withRestore),
+      baseline: median(without),
+      baselineName: "without the context cache (contextCache: 0)",
+      unit: "ms",
+      spread: spread(withRestore),
+      baselineSpread: spread(without),
+      reps,
+      target: "≥5× faster",
+      met: ratio >= 5,
+      note: `${ratio.toFixed(1)}× faster; first turn (the whole prompt prefilled) ${median(firstPrefill).toFixed(0)} ms; cache_n ${reused} of the follow-up's ${followTokens} tokens came from the restored cache${how ? `; ${how}` : ""}`,
+    }),
+  ];
+}
+
+export async function benchFamilies(opts: { quick?: boolean } = {}): Promise<Row[]> {
+  const quick = opts.quick ?? QUICK;
+  const bin = realLlamaServer();
+  if (!bin)
+    return [
+      row({
+        section: SECTION_EST,
+        metric: "estimator per family, context cache per family",
+        value: NaN,
+        baseline: NaN,
+        baselineName: "–",
+        unit: "",
+        reps: 0,
+        note: "NOT MEASURED: no real llama-server (npm run rig:llama-server builds one, or set GGLIB_BENCH_LLAMA_SERVER)",
+      }),
+    ];
+  const dir = mkdtempSync(join(tmpdir(), "gglib-bench-families-"));
+  const t0 = performance.now();
+  try {
+    const est = await benchEstimator(bin, dir);
+    const rows = [...est.rows];
+    for (const family of ["gemma3", "granitehybrid"] as const)
+      rows.push(...(await benchContextFamily(bin, dir, family, quick ? 1 : 2)));
+    writeResults(est.table, rows, quick, (performance.now() - t0) / 1000);
+    return rows;
+  } finally {
+    killLeftovers(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** bench/results/families-latest.md: the machine, the estimator table and the rows. */
+function writeResults(table: string[], rows: Row[], quick: boolean, seconds: number): void {
+  const m = machine();
+  const out = join(ROOT, "bench", "results");
+  mkdirSync(out, { recursive: true });
+  const md = [
+    `# Model families (${new Date().toISOString()})`,
+    "",
+    `Command: \`npx tsx bench/families.ts${quick ? " --quick" : ""}\` (${fmt(seconds)} s). Machine: ${m.cpus} × ${m.cpuModel}, ` +
+      `Node ${m.node}; load average ${rows.at(-1)?.loadavg.toFixed(2) ?? "–"} at the end.`,
+    "",
+    "## Estimator vs llama-server's buffers (MiB, estimated / reported (error))",
+    "",
+    ...table,
+    "",
+    "## Rows",
+    "",
+    markdownTable(rows),
+    "",
+  ].join("\n");
+  writeFileSync(join(out, "families-latest.md"), md);
+}
+
+runStandalone(import.meta.url, "model families: estimator error and context-cache follow-up TTFT", () =>
+  benchFamilies(),
+);
