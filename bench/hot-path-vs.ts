@@ -5,56 +5,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
-import { ROOT, compiledCliFresh, killLeftovers, log, median, quantile, row, spread, type Row } from "./lib.js";
+import {
+  ROOT,
+  chatLoad as load,
+  compiledCliFresh,
+  killLeftovers,
+  log,
+  median,
+  row,
+  spread,
+  type ChatLoad,
+  type Row,
+} from "./lib.js";
 import { baseLabel, startProxy, type Proxy } from "./checkout.js";
-
-interface Load {
-  requests: number;
-  errors: number;
-  rps: number;
-  p50: number;
-  p99: number;
-}
-
-/** `connections` loops sending `body` back to back for `seconds` (as bench/run.ts's load()). */
-async function load(
-  url: string,
-  connections: number,
-  seconds: number,
-  body: string,
-  headers: Record<string, string> = {},
-): Promise<Load> {
-  const agent = new Agent({ connections, pipelining: 1 });
-  const lat: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const s = performance.now();
-        try {
-          const r = await request(`${url}/v1/chat/completions`, {
-            method: "POST",
-            headers: { "content-type": "application/json", ...headers },
-            body,
-            dispatcher: agent,
-          });
-          await r.body.arrayBuffer();
-          if (r.statusCode !== 200) errors++;
-        } catch {
-          errors++;
-        }
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - t0) / 1000;
-  await agent.close();
-  return { requests: lat.length, errors, rps: lat.length / elapsed, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
-}
 
 export async function hotPathVs(
   section: string,
@@ -134,7 +98,7 @@ export async function hotPathVs(
       { key: "wide", c: 16, body: chat("wide"), origin: false },
       { key: "big", c: 16, body: big, origin: true },
     ] as const;
-    const res: Record<string, { now: Load[]; before: Load[] }> = {};
+    const res: Record<string, { now: ChatLoad[]; before: ChatLoad[] }> = {};
     for (const k of kinds) res[k.key] = { now: [], before: [] };
     for (const p of [now, before]) await load(p.url, 4, 1, small); // warm-up
     log(`[burst] hot path: ${rounds} rounds × ${seconds} s per run, this checkout vs ${baseName}, alternating…`);
@@ -151,7 +115,7 @@ export async function hotPathVs(
     const errors = Object.values(res)
       .flatMap((x) => [...x.now, ...x.before])
       .reduce((s, l) => s + l.errors, 0);
-    const mk = (metric: string, key: string, f: (l: Load) => number, unit: string, note?: string): Row => {
+    const mk = (metric: string, key: string, f: (l: ChatLoad) => number, unit: string, note?: string): Row => {
       const a = res[key]!.now.map(f);
       const b = res[key]!.before.map(f);
       // each round's two runs are back to back: their ratio is less moved by the machine's load than the medians

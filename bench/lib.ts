@@ -11,6 +11,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
+import { Agent, request } from "undici";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const QUICK = process.argv.includes("--quick") || process.env.GGLIB_BENCH_QUICK === "1";
@@ -434,4 +435,54 @@ export function runStandalone(metaUrl: string, name: string, fn: () => Promise<R
         process.exitCode = 1;
       });
   }
+}
+
+/** What `chatLoad` saw: requests answered, errors (a non-200 or a failed request), throughput, latency (ms). */
+export interface ChatLoad {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/**
+ * `connections` loops posting `body` to `<url>/v1/chat/completions` back to back for `seconds`, on one undici
+ * pool; every whole answer's latency is kept.
+ */
+export async function chatLoad(
+  url: string,
+  connections: number,
+  seconds: number,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<ChatLoad> {
+  const agent = new Agent({ connections, pipelining: 1 });
+  const lat: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        try {
+          const r = await request(`${url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body,
+            dispatcher: agent,
+          });
+          await r.body.arrayBuffer();
+          if (r.statusCode !== 200) errors++;
+        } catch {
+          errors++;
+        }
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  await agent.close();
+  return { requests: lat.length, errors, rps: lat.length / elapsed, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
 }

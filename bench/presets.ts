@@ -14,7 +14,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, request } from "undici";
 import type { Preset } from "../src/models/presets.js";
 import { findPreset, presetRequest } from "../src/proxy/presets.js";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
@@ -24,11 +23,12 @@ import {
   log,
   median,
   QUICK,
-  quantile,
   ROOT,
   row,
   runStandalone,
   spread,
+  chatLoad as load,
+  type ChatLoad,
   type Row,
 } from "./lib.js";
 import { baseLabel, baselineCheckout, startProxy } from "./checkout.js";
@@ -109,43 +109,6 @@ function rewriteRows(): Row[] {
   ];
 }
 
-interface Load {
-  rps: number;
-  p50: number;
-  errors: number;
-}
-
-async function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
-  const agent = new Agent({ connections, pipelining: 1 });
-  const lat: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const s = performance.now();
-        try {
-          const r = await request(`${url}/v1/chat/completions`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body,
-            dispatcher: agent,
-          });
-          await r.body.arrayBuffer();
-          if (r.statusCode !== 200) errors++;
-        } catch {
-          errors++;
-        }
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - t0) / 1000;
-  await agent.close();
-  return { rps: lat.length / elapsed, p50: quantile(lat, 0.5), errors };
-}
-
 async function throughProxyRows(): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-presets-"));
   try {
@@ -176,7 +139,10 @@ async function throughProxyRows(): Promise<Row[]> {
       await load(p.url, 4, 1, viaPreset);
       const seconds = QUICK ? 2 : 3;
       const rounds = QUICK ? 3 : 6;
-      const res = { lat: { m: [] as Load[], p: [] as Load[] }, thr: { m: [] as Load[], p: [] as Load[] } };
+      const res = {
+        lat: { m: [] as ChatLoad[], p: [] as ChatLoad[] },
+        thr: { m: [] as ChatLoad[], p: [] as ChatLoad[] },
+      };
       log(`[presets] through the proxy: ${rounds} rounds × ${seconds} s, model vs preset, alternating…`);
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 ? (["p", "m"] as const) : (["m", "p"] as const);
@@ -187,7 +153,7 @@ async function throughProxyRows(): Promise<Row[]> {
           for (const k of order) res[key][k].push(await load(p.url, c, seconds, k === "p" ? viaPreset : viaModel));
       }
       const errors = [...res.lat.m, ...res.lat.p, ...res.thr.m, ...res.thr.p].reduce((s, l) => s + l.errors, 0);
-      const mk = (metric: string, key: "lat" | "thr", f: (l: Load) => number, unit: string, note?: string): Row => {
+      const mk = (metric: string, key: "lat" | "thr", f: (l: ChatLoad) => number, unit: string, note?: string): Row => {
         const a = res[key].p.map(f);
         const b = res[key].m.map(f);
         const paired = a.map((x, i) => x / b[i]!);

@@ -24,7 +24,7 @@ import { Agent, request } from "undici";
 import { FAKE_LLAMA_SERVER, fakeLlamaEnv, writeFakeModel } from "../test/support/fake-llama.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
 import { findFreePort } from "../src/process/ports.js";
-import { ensureBuilt, waitHttp } from "./lib.js";
+import { chatLoad, ensureBuilt, waitHttp, type ChatLoad } from "./lib.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -101,48 +101,10 @@ async function stopProxy(child: ChildProcess): Promise<void> {
   if (child.exitCode === null) child.kill("SIGKILL");
 }
 
-interface LoadResult {
-  requests: number;
-  errors: number;
-  rps: number;
-  p50: number;
-  p99: number;
-}
-
+const INSTANT_BODY = JSON.stringify({ model: "instant", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
 /** `connections` loops sending the instant chat request back to back for `seconds`; latency per request in ms. */
-async function load(url: string, connections: number, seconds: number): Promise<LoadResult> {
-  const agent = new Agent({ connections, pipelining: 1 });
-  const body = JSON.stringify({ model: "instant", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
-  const lat: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const s = performance.now();
-        try {
-          const r = await request(`${url}/v1/chat/completions`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body,
-            dispatcher: agent,
-          });
-          await r.body.arrayBuffer();
-          if (r.statusCode !== 200) errors++;
-        } catch {
-          errors++;
-        }
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - t0) / 1000;
-  await agent.close();
-  lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
-  return { requests: lat.length, errors, rps: lat.length / elapsed, p50: q(0.5), p99: q(0.99) };
-}
+const load = (url: string, connections: number, seconds: number): Promise<ChatLoad> =>
+  chatLoad(url, connections, seconds, INSTANT_BODY);
 
 async function streams(
   url: string,
@@ -274,8 +236,8 @@ async function hotPath(
       log(`latency and throughput: ${SECONDS}s per run, 2 rounds…`);
       await load(url, 4, 1);
       await load(direct("instant"), 4, 1); // warm-up
-      const lat = { proxy: [] as LoadResult[], direct: [] as LoadResult[] };
-      const thr = { proxy: [] as LoadResult[], direct: [] as LoadResult[] };
+      const lat = { proxy: [] as ChatLoad[], direct: [] as ChatLoad[] };
+      const thr = { proxy: [] as ChatLoad[], direct: [] as ChatLoad[] };
       const proxyCpu: number[] = [];
       for (let round = 0; round < 2; round++) {
         lat.direct.push(await load(direct("instant"), 1, SECONDS));
@@ -286,7 +248,7 @@ async function hotPath(
         thr.proxy.push(tp);
         thr.direct.push(await load(direct("instant"), 16, SECONDS));
       }
-      const avg = (rs: LoadResult[], f: (r: LoadResult) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
+      const avg = (rs: ChatLoad[], f: (r: ChatLoad) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
       const p50p = avg(lat.proxy, (r) => r.p50);
       const p50d = avg(lat.direct, (r) => r.p50);
       const p99p = avg(lat.proxy, (r) => r.p99);

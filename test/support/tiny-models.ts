@@ -179,7 +179,8 @@ function prng(seed: number): () => number {
   };
 }
 
-function normals(n: number, std: number, seed: number, name: string): Float32Array {
+/** Deterministic normal(0, std) weights for one tensor (its name picks the stream). */
+export function normals(n: number, std: number, seed: number, name: string): Float32Array {
   const rand = prng(hash32(`${seed}:${name}`));
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {

@@ -16,7 +16,7 @@
  * `residual` matrices below do that.
  */
 import { GgufValue, type GgufTensor } from "../gguf-writer.js";
-import { tinyVocab } from "../tiny-models.js";
+import { normals, tinyVocab } from "../tiny-models.js";
 import { TokenType } from "../../../src/gguf/types.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,40 +141,9 @@ export function tokenizerMetadata(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Deterministic weights
+// Deterministic weights: the llama generator's (tiny-models.ts), re-exported for the families
 
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function normals(n: number, std: number, seed: number, name: string): Float32Array {
-  const rand = prng(hash32(`${seed}:${name}`));
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u1 = 1 - rand();
-    const u2 = rand();
-    const r = Math.sqrt(-2 * Math.log(u1)) * std;
-    out[i] = r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
-  }
-  return out;
-}
+export { normals };
 
 const BIAS_DIM = 0;
 const BIAS_INPUT = 24;
