@@ -54,6 +54,7 @@ import {
   stopTracked,
   waitHttp,
   type Row,
+  startCachedProxy,
 } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
 
@@ -295,22 +296,13 @@ export async function benchAgentSession(
 
     const gglib = async (): Promise<Target & { proxy: RunningProxy }> => {
       rmSync(join(dir, "kv"), { recursive: true, force: true });
-      const runner = new LlamaServerRunner({
-        binaryPath: bin,
-        pidsDir: join(dir, "pids"),
-        basePort: 19500 + Math.floor(Math.random() * 300),
-      });
-      const proxy = await startProxy({
+      const proxy = await startCachedProxy({
+        bin,
+        dir,
         configPath: cfg,
-        port: 0,
-        runner,
-        watchConfig: false,
-        memoryBudget: "64GiB",
+        basePort: 19500,
         maxModels: 1,
         contextCacheDir: join(dir, "kv"),
-        contextSaveTimeoutMs: 120_000,
-        contextRestoreTimeoutMs: 120_000,
-        loadTimeoutS: 300,
       });
       return {
         name: "gglib",

@@ -11,10 +11,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LlamaServerRunner } from "../src/runner/llama-server-runner.js";
-import { startProxy, type RunningProxy } from "../src/proxy/index.js";
+import type { RunningProxy } from "../src/proxy/index.js";
 import { writeTinyModel } from "../test/support/tiny-models.js";
-import { QUICK, killLeftovers, log, median, row, runStandalone, spread, type Row } from "./lib.js";
+import { QUICK, killLeftovers, log, median, row, runStandalone, spread, startCachedProxy, type Row } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
 
 const SECTION = "6 context cache (KV saved at a swap)";
@@ -105,22 +104,13 @@ export async function benchContext(opts: { quick?: boolean } = {}): Promise<Row[
       ].join("\n") + "\n",
     );
     const start = async (contextCache: 0 | "auto"): Promise<RunningProxy> => {
-      const runner = new LlamaServerRunner({
-        binaryPath: bin,
-        pidsDir: join(dir, "pids"),
-        basePort: 19000 + Math.floor(Math.random() * 300),
-      });
-      const p = await startProxy({
+      const p = await startCachedProxy({
+        bin,
+        dir,
         configPath: cfg,
-        port: 0,
-        memoryBudget: "64GiB",
-        watchConfig: false,
+        basePort: 19000,
         contextCache,
         contextCacheDir: join(dir, "kv-context"),
-        contextSaveTimeoutMs: 120_000,
-        contextRestoreTimeoutMs: 120_000,
-        loadTimeoutS: 300,
-        runner,
       });
       open.add(p);
       return p;

@@ -18,8 +18,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LlamaServerRunner } from "../src/runner/llama-server-runner.js";
-import { startProxy, type RunningProxy } from "../src/proxy/index.js";
+import type { RunningProxy } from "../src/proxy/index.js";
 import { readModelMetadata } from "../src/gguf/reader.js";
 import { estimateMemory, parseLlamaMemoryLog } from "../src/models/estimator.js";
 import { parseProcCpuinfo } from "../src/system/parsers.js";
@@ -41,6 +40,7 @@ import {
   spread,
   stopTracked,
   type Row,
+  startCachedProxy,
 } from "./lib.js";
 import { realLlamaServer } from "./swap.js";
 
@@ -234,22 +234,13 @@ async function benchContextFamily(
   );
   const open = new Set<RunningProxy>();
   const start = async (contextCache: 0 | "auto"): Promise<RunningProxy> => {
-    const runner = new LlamaServerRunner({
-      binaryPath: bin,
-      pidsDir: join(dir, "pids"),
-      basePort: 19300 + Math.floor(Math.random() * 300),
-    });
-    const p = await startProxy({
+    const p = await startCachedProxy({
+      bin,
+      dir,
       configPath: cfg,
-      port: 0,
-      memoryBudget: "64GiB",
-      watchConfig: false,
+      basePort: 19300,
       contextCache,
       contextCacheDir: join(dir, `kv-${family}`),
-      contextSaveTimeoutMs: 120_000,
-      contextRestoreTimeoutMs: 120_000,
-      loadTimeoutS: 300,
-      runner,
     });
     open.add(p);
     return p;

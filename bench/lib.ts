@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import { Agent, request } from "undici";
+import { startProxy, type RunningProxy } from "../src/proxy/index.js";
+import { LlamaServerRunner } from "../src/runner/llama-server-runner.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const QUICK = process.argv.includes("--quick") || process.env.GGLIB_BENCH_QUICK === "1";
@@ -485,4 +487,38 @@ export async function chatLoad(
   const elapsed = (performance.now() - t0) / 1000;
   await agent.close();
   return { requests: lat.length, errors, rps: lat.length / elapsed, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+}
+
+/**
+ * An in-process `startProxy` on the real llama-server with its context cache (the benches of the cache: context.ts,
+ * families.ts, agent-session.ts): ports from `basePort` + a random offset, a generous memory budget, no config
+ * watch, two-minute save/restore bounds and a five-minute load bound (the wide models prefill for seconds).
+ */
+export function startCachedProxy(o: {
+  bin: string;
+  dir: string;
+  configPath: string;
+  basePort: number;
+  contextCacheDir: string;
+  contextCache?: 0 | "auto";
+  maxModels?: number;
+}): Promise<RunningProxy> {
+  const runner = new LlamaServerRunner({
+    binaryPath: o.bin,
+    pidsDir: join(o.dir, "pids"),
+    basePort: o.basePort + Math.floor(Math.random() * 300),
+  });
+  return startProxy({
+    configPath: o.configPath,
+    port: 0,
+    memoryBudget: "64GiB",
+    watchConfig: false,
+    ...(o.contextCache !== undefined ? { contextCache: o.contextCache } : {}),
+    ...(o.maxModels !== undefined ? { maxModels: o.maxModels } : {}),
+    contextCacheDir: o.contextCacheDir,
+    contextSaveTimeoutMs: 120_000,
+    contextRestoreTimeoutMs: 120_000,
+    loadTimeoutS: 300,
+    runner,
+  });
 }
