@@ -1,22 +1,8 @@
-import { StderrLoading } from "./turn-plain.js";
-import { TurnRenderer, type TurnOutcome, type TurnResult } from "./turn.js";
+import { StderrLoadingTurn } from "./turn-plain.js";
+import type { TurnOutcome, TurnResult } from "./turn.js";
 
 /** --json: one JSON object per answer on stdout, when it ends; loading on stderr, nothing else while it streams. */
-export class JsonTurn extends TurnRenderer {
-  private readonly loadingLine = new StderrLoading(this.o.err);
-
-  protected showLoading(model: string, pct: number): void {
-    this.loadingLine.progress(model, pct);
-  }
-
-  protected showLoadingNote(text: string): void {
-    this.loadingLine.note(text);
-  }
-
-  protected clearLoading(): void {
-    this.loadingLine.clear();
-  }
-
+export class JsonTurn extends StderrLoadingTurn {
   protected showThinking(): void {}
 
   protected foldThinking(): void {}

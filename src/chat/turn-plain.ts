@@ -1,12 +1,8 @@
 import { formatStats, TurnRenderer, type TermOut, type TurnOutcome, type TurnResult } from "./turn.js";
 
-/**
- * Plain (stdout is a pipe or a file): the answer goes to stdout as it arrives, nothing else; thinking goes to stderr
- * only with `think: "show"`, stats to stderr only with `stats: true`, loading to stderr (StderrLoading).
- */
-export class PlainTurn extends TurnRenderer {
+/** A renderer whose loading progress is one line on stderr (plain and --json: stdout holds only the answer). */
+export abstract class StderrLoadingTurn extends TurnRenderer {
   private readonly loadingLine = new StderrLoading(this.o.err);
-  private thinkingOpen = false;
 
   protected showLoading(model: string, pct: number): void {
     this.loadingLine.progress(model, pct);
@@ -19,6 +15,14 @@ export class PlainTurn extends TurnRenderer {
   protected clearLoading(): void {
     this.loadingLine.clear();
   }
+}
+
+/**
+ * Plain (stdout is a pipe or a file): the answer goes to stdout as it arrives, nothing else; thinking goes to stderr
+ * only with `think: "show"`, stats to stderr only with `stats: true`, loading to stderr (StderrLoading).
+ */
+export class PlainTurn extends StderrLoadingTurn {
+  private thinkingOpen = false;
 
   protected showThinking(text: string): void {
     if (this.o.think !== "show") return;
