@@ -7,8 +7,8 @@
  *   compute buffer: within 25 % (an approximation of ggml's allocator peak);
  *   total: within 10 %.
  * The rig's other architectures (test/support/archs: gemma3's and gpt-oss's sliding-window layers, granitehybrid's
- * Mamba-2 and qwen35's Gated DeltaNet recurrent state, qwen3moe's experts) are held to 5 % on every part and the
- * total (issue 22), with and without --swa-full.
+ * Mamba-2 and qwen35's Gated DeltaNet recurrent state, qwen3moe's experts, the BERT embedding and reranker models
+ * without memory) are held to 5 % on every part and the total (issue 22), with and without --swa-full.
  * The estimate is given this CPU's features (/proc/cpuinfo), so the weights llama.cpp copies into AMX /
  * CPU_REPACK buffers on this CPU are counted (src/models/repack.ts); each test prints the buffer types it saw, so
  * a CPU kind with another buffer shows up by name.
@@ -324,6 +324,27 @@ const CASES: Case[] = [
     model: { family: "qwen3" },
     args: [],
     estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "embed (bert, mean pooling) --embedding: no KV, attention over the ubatch's own tokens",
+    model: { family: "embed" },
+    args: ["--embedding"],
+    estimate: { embeddings: true },
+    tolerance: 0.05,
+  },
+  {
+    label: "rerank (bert, rank pooling) --reranking -c 8192 -ub 2048: the compute buffer follows the ubatch, not -c",
+    model: { family: "rerank" },
+    args: ["--reranking", "-c", "8192", "-ub", "2048"],
+    estimate: { ctx: 8192, ubatch: 2048, embeddings: true },
+    tolerance: 0.05,
+  },
+  {
+    label: "embed --embedding -fa off -c 2048 -ub 1024 -np 2 (n_head score matrices over the ubatch)",
+    model: { family: "embed" },
+    args: ["--embedding", "-fa", "off", "-c", "2048", "-ub", "1024", "-np", "2"],
+    estimate: { ctx: 2048, ubatch: 1024, parallel: 2, flashAttention: false, embeddings: true },
     tolerance: 0.05,
   },
   {

@@ -20,7 +20,10 @@
  *                ubatch × n_kv × n_head × 4 + …   (no flash attention),   attention scores
  *                slots × n_vocab × 4 + … )                                 logits
  *           These terms were fitted to what llama-server prints for models of several widths (test/e2e/
- *           estimator-vs-llama.test.ts states the error against the real server);
+ *           estimator-vs-llama.test.ts states the error against the real server).
+ *           A model without memory (BERT and the other encoders of NO_MEMORY_ARCHS) attends over the ubatch's own
+ *           tokens instead: min(ctx, ubatch) of them, n_kv = that many, nothing grows with the context, and a
+ *           BERT-graph model has its own terms (no logits): src/models/estimate/encoder.ts;
  *   output  the logits of each slot: slots × n_vocab × 4 bytes (plus n_embd × 4 with --embeddings).
  * On a CPU build, weights the CPU has kernels for are also copied into extra buffers (AMX, CPU_REPACK) beside the
  * mapped file (src/models/repack.ts): counted when the CPU's features are given (`cpu`).
@@ -30,6 +33,7 @@
 import type { KvCacheType } from "../../core/config.js";
 import type { ModelMetadata } from "../../gguf/reader.js";
 import { planRepack, type CpuFeatures, type ExtraBufferType } from "../repack.js";
+import { bertComputeBytes, encoderTokens } from "./encoder.js";
 import {
   attentionInRecurrentLayers,
   mambaPeakFloatsPerToken,
@@ -102,6 +106,7 @@ export type EstimatorModel = Partial<
     | "expertUsedCount"
     | "expertFeedForwardLength"
     | "matmul"
+    | "poolingType"
   >
 > &
   LayerMetadata;
@@ -352,8 +357,16 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   const hd = headDim(meta);
   const faOnGpu = input.flashAttention ?? (hd !== undefined && GPU_FLASH_ATTN_HEAD_DIMS.has(meta.keyLength ?? hd));
   const faOnCpu = input.flashAttention ?? true;
-  const nKvSwa = swa ? swaPerStream : undefined;
-  const cpuCompute = computeBufferBytes(meta, { nKv, nKvSwa, ubatch, flashAttention: faOnCpu, parallel });
+  // A model without memory (encoders: BERT…) reserves its graph for min(n_ctx, n_ubatch) tokens and attends over
+  // them alone, whatever the context (src/models/estimate/encoder.ts); the others attend over the KV cells.
+  const noMemory = meta.architecture !== undefined && NO_MEMORY_ARCHS.has(meta.architecture);
+  const tokens = noMemory ? encoderTokens(kvCells, ubatch) : ubatch;
+  const maskKv = noMemory ? tokens : nKv;
+  const nKvSwa = swa ? (noMemory ? tokens : swaPerStream) : undefined;
+  const compute = (flashAttention: boolean): number =>
+    bertComputeBytes(meta, { tokens, flashAttention, parallel }) ??
+    computeBufferBytes(meta, { nKv: maskKv, nKvSwa, ubatch: tokens, flashAttention, parallel });
+  const cpuCompute = compute(faOnCpu);
   let gpuCompute = 0;
   let hostCompute = cpuCompute;
   if (gpuBackend) {
@@ -362,15 +375,13 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
     // host keeps a staging buffer for the inputs, the attention mask among them.
     const full = gpuBlocks === layers && outputOnGpu;
     if (gpuBlocks > 0) {
-      gpuCompute =
-        computeBufferBytes(meta, { nKv, nKvSwa, ubatch, flashAttention: faOnGpu, parallel }) +
-        (full ? 0 : 2 * E * ubatch * 4);
-      hostCompute = (nKv + (nKvSwa ?? 0)) * ubatch * (faOnGpu ? 2 : 4) + 2 * E * ubatch * 4;
+      gpuCompute = compute(faOnGpu) + (full ? 0 : 2 * E * tokens * 4);
+      hostCompute = (maskKv + (nKvSwa ?? 0)) * tokens * (faOnGpu ? 2 : 4) + 2 * E * tokens * 4;
     } else {
       // No block on the GPU: attention runs on the CPU; the GPU only takes the batch matmuls.
       const F = meta.feedForwardLength ?? 4 * E;
-      gpuCompute = ubatch * 4 * (3 * F + 6 * E) + (faOnGpu ? nKv * ubatch * 2 : 0);
-      hostCompute = (nKv + (nKvSwa ?? 0)) * ubatch * (faOnCpu ? 2 : 4) + 2 * E * ubatch * 4;
+      gpuCompute = tokens * 4 * (3 * F + 6 * E) + (faOnGpu ? maskKv * tokens * 2 : 0);
+      hostCompute = (maskKv + (nKvSwa ?? 0)) * tokens * (faOnCpu ? 2 : 4) + 2 * E * tokens * 4;
     }
   }
   const output = parallel * ((meta.vocabSize ?? 32000) + (input.embeddings ? E : 0)) * 4;
