@@ -15,12 +15,20 @@
  *     has no output head, only the pooled embedding: no logits term. Its inputs hold three int32 per token (token
  *     ids, positions, output ids) and, for mean pooling, an n_tokens × n_seqs F32 averaging matrix
  *     (build_inp_mean).
- * What the allocator makes of one BERT block (src/models/bert.cpp, measured): the peak of live activations per
- * token is max(5.5 · n_embd, w + 3 · n_embd) floats with flash attention (the attention with K and V cast to F16;
- * the feed-forward), max(6 · n_embd, w + 2 · n_embd) without (Q, K, V, V made contiguous, the output, the residual;
- * the residual, up and down), w being the feed-forward's live width: n_ff for BERT's up → GELU → down, 2 · n_ff
- * where a gate is live beside up (nomic-bert, jina-bert-v2). Measured on the rig's llama-server (CPU) for n_embd
- * 64 and 128, n_ff 128–512, 1–4 blocks, 1 and 4 heads, 256–8192 tokens: within 0.3 floats per token.
+ * What ggml's allocator (ggml/src/ggml-alloc.c) keeps live at the peak of one BERT block (src/models/bert.cpp), in
+ * floats per token:
+ *   - n_embd for the vector-embeddings input (build_inp_embd's `inp_embd`): ggml_build_forward_select puts it in
+ *     the graph beside the token path, graph inputs are allocated before any node and a tensor is freed only after
+ *     its last consumer, so with none it holds its place through the whole graph;
+ *   - the attention: with flash attention 4.5 · n_embd (the block's input kept for the residual, Q, K, V, and K's
+ *     F16 copy: build_attn_mha casts K and V to F16 when there is no cache); without it 5 · n_embd plus the n_head
+ *     score matrices (measured; the live set we count there is one n_embd lower: the allocator's placement around
+ *     the score matrices);
+ *   - the feed-forward: w + 2 · n_embd (the residual, up, down), w being its live width: n_ff for BERT's
+ *     up → GELU → down, 2 · n_ff where a gate is live beside up (LLM_FFN_PAR: nomic-bert, jina-bert-v2).
+ * Checked against the rig's llama-server (CPU) for n_embd 64 and 128, n_ff 128–1024, 1–4 blocks, 1 and 4 heads,
+ * 256–8192 tokens, with and without flash attention: within 0.3 floats per token (test/unit/models/
+ * estimate-encoder.test.ts).
  * Other no-memory architectures (other encoders, diffusion models) keep the general terms (estimate.ts) over the
  * same n_tokens.
  */
@@ -70,8 +78,9 @@ export function bertComputeBytes(
   const w = GATED_FFN.has(arch) ? 2 * F : F;
   const mask = T * T * (opts.flashAttention ? 2 : 4);
   const inputs = T * (3 * 4 + (meta.poolingType === POOLING_MEAN ? opts.parallel * 4 : 0));
-  const activations = opts.flashAttention
-    ? 4 * T * Math.max(5.5 * E, w + 3 * E)
-    : Math.max(4 * T * 6 * E + H * T * T * 4, 4 * T * (w + 2 * E));
+  const embdInput = 4 * T * E;
+  const attention = opts.flashAttention ? 4 * T * 4.5 * E : 4 * T * 5 * E + H * T * T * 4;
+  const feedForward = 4 * T * (w + 2 * E);
+  const activations = embdInput + Math.max(attention, feedForward);
   return mask + inputs + activations;
 }

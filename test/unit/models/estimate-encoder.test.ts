@@ -6,8 +6,14 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { estimateMemory, NO_MEMORY_ARCHS, type EstimatorModel } from "../../../src/models/estimator.js";
-import { BERT_GRAPH_ARCHS, bertComputeBytes, encoderTokens } from "../../../src/models/estimate/encoder.js";
+import {
+  BERT_GRAPH_ARCHS,
+  bertComputeBytes,
+  encoderTokens,
+  estimateMemory,
+  NO_MEMORY_ARCHS,
+  type EstimatorModel,
+} from "../../../src/models/estimator.js";
 
 const MIB = 1024 * 1024;
 /** The log rounds to 0.01 MiB. */
@@ -65,6 +71,9 @@ const MEASURED: Measured[] = [
       [128, 512, 2, 4, 512, false, 6.51],
       [128, 512, 2, 4, 1024, false, 23.01],
       [64, 512, 2, 4, 1024, false, 21.51],
+      // the feed-forward's peak above the attention's, without and with flash attention
+      [64, 1024, 2, 1, 512, false, 3.38],
+      [64, 1024, 2, 1, 512, true, 2.88],
     ] as const
   ).map(([E, F, L, H, T, fa, mib]) => ({
     args: `--reranking, n_embd ${E}, n_ff ${F}, ${L} blocks, ${H} heads, -c ${T} -b ${T} -ub ${T}${fa ? "" : " -fa off"}`,
