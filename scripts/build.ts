@@ -6,7 +6,7 @@
  *   npx tsx scripts/build.ts
  */
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { cpSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +40,15 @@ export const BUILD_STEPS: readonly BuildStep[] = [
   // from an empty dist/: a file removed from src/ must not linger there (and be packed)
   { title: "clean dist/", run: (dist) => Promise.resolve(rmSync(dist, { recursive: true, force: true })) },
   { title: "compile the TypeScript (tsc → dist/src)", produces: "src/cli/main.js", run: compile },
+  {
+    // our llama.cpp source patches (src/llama/install/patches.ts reads them beside its compiled module)
+    title: "copy the llama.cpp patches (→ dist/src/llama/install/patches)",
+    produces: "src/llama/install/patches/slot-checkpoints.patch",
+    run: (dist) =>
+      Promise.resolve(
+        cpSync(join(root, "src/llama/install/patches"), join(dist, "src/llama/install/patches"), { recursive: true }),
+      ),
+  },
   {
     title: "build the dashboard (esbuild → dist/ui)",
     produces: "ui/index.html",

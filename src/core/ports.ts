@@ -38,6 +38,11 @@ export interface LlamaCapabilities {
   flags: Set<string>;
   /** Router mode and its child protocol (LLAMA_SERVER_ROUTER_PORT). */
   childProtocol: boolean;
+  /**
+   * Slot files keep the context checkpoints (our llama.cpp patch, src/llama/install/patches.ts), so a restored
+   * hybrid/recurrent model can roll back to an earlier prefix. Absent: no (an unpatched or prebuilt llama-server).
+   */
+  slotCheckpoints?: boolean;
 }
 
 /** The llama-server binary a runner starts: where it is and what it can do. */

@@ -1,9 +1,11 @@
+import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GglibError } from "../core/errors.js";
 import type { LlamaCapabilities } from "../core/ports.js";
 import { paths } from "../core/paths.js";
 import { run } from "../process/exec.js";
+import { SLOT_CHECKPOINTS_TAG } from "./install/patches.js";
 
 /** What a llama-server binary can do: defined with the runner port (core/ports.ts), probed here. */
 export type { LlamaCapabilities };
@@ -46,11 +48,12 @@ interface CacheFile {
     backend: string;
     flags: string[];
     childProtocol: boolean;
+    slotCheckpoints?: boolean;
   };
 }
 
 /** Bump when the parsing changes, so cached probes are redone. */
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3;
 const memo = new Map<string, Promise<LlamaCapabilities>>();
 
 /**
@@ -81,9 +84,10 @@ async function probeUncached(binaryPath: string, key: string, cacheFile: string 
     const c = cached[key];
     if (c) return { binaryPath, ...c, flags: new Set(c.flags) };
   }
-  const [v, h] = await Promise.all([
+  const [v, h, slotCheckpoints] = await Promise.all([
     run(binaryPath, ["--version"], { timeoutMs: 20_000 }),
     run(binaryPath, ["--help"], { timeoutMs: 20_000 }),
+    fileContains(binaryPath, SLOT_CHECKPOINTS_TAG),
   ]).catch((e: unknown) => {
     throw new GglibError("binary_not_executable", `Could not run ${binaryPath}: ${(e as Error).message}`, {
       binaryPath,
@@ -110,6 +114,7 @@ async function probeUncached(binaryPath: string, key: string, cacheFile: string 
     flags,
     // the router (`--models-dir`) and its child protocol arrived together
     childProtocol: flags.has("--models-dir"),
+    slotCheckpoints,
   };
   if (cacheFile) {
     const cached = await readCache(cacheFile);
@@ -121,6 +126,7 @@ async function probeUncached(binaryPath: string, key: string, cacheFile: string 
       backend: caps.backend,
       flags: [...flags],
       childProtocol: caps.childProtocol,
+      slotCheckpoints: caps.slotCheckpoints ?? false,
     };
     await mkdir(dirname(cacheFile), { recursive: true }).catch(() => undefined);
     const tmp = `${cacheFile}.${process.pid}.tmp`;
@@ -137,4 +143,19 @@ async function readCache(file: string): Promise<CacheFile> {
   } catch {
     return {};
   }
+}
+
+/**
+ * Does the file hold `needle` (ASCII)? Read in chunks, with the needle's length less one carried over, so a match
+ * across two chunks is found. A binary's string table is searched this way (~20 ms for a 10 MB llama-server).
+ */
+export async function fileContains(file: string, needle: string): Promise<boolean> {
+  const want = Buffer.from(needle, "latin1");
+  let tail = Buffer.alloc(0);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const buf = Buffer.concat([tail, chunk as Buffer]);
+    if (buf.includes(want)) return true;
+    tail = buf.subarray(Math.max(0, buf.length - (want.length - 1)));
+  }
+  return false;
 }

@@ -3,9 +3,11 @@
 // conversation plus one turn to A (its slot restored): llama-server's own timings.cache_n says what was reused.
 //   - gemma3 (sliding window 128): the proxy runs it with --swa-full (the budget allows it), so the restore is
 //     reused; with a budget too small for --swa-full it is skipped, with that reason in /api/status;
-//   - granitehybrid (Mamba-2 + attention): takes part with a caveat; a chat follow-up whose history renders every
-//     saved token again (prompt and answer) reuses them all, one whose last answer differs reuses none (a recurrent
-//     state cannot roll back to the prompt without llama.cpp's context checkpoints, which a slot file lacks).
+//   - granitehybrid (Mamba-2 + attention) and qwen35 (Gated DeltaNet + attention): the rig's llama-server carries
+//     our slot-checkpoints patch (src/llama/install/patches.ts), found in the binary, so they take part with no
+//     caveat; a follow-up whose history renders every saved token again reuses them all, and one whose last answer
+//     differs (qwen35's template drops the earlier <think>) rolls back to the checkpoint llama.cpp made 4 tokens
+//     before the old prompt's end, restored from the slot file. Without the patch that follow-up reused nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,6 +17,7 @@ import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
 import { readModelMetadata } from "../../src/gguf/reader.js";
 import { estimateMemory } from "../../src/models/estimator.js";
+import { probeCapabilities } from "../../src/llama/capabilities.js";
 import { ensureLlamaServer } from "../support/llama-server.js";
 import { writeTinyModel } from "../support/tiny-models.js";
 import { writeArchModel } from "../support/archs/index.js";
@@ -22,7 +25,7 @@ import { killQuietly, pidsWithArg } from "../support/procs.js";
 
 let dir: string;
 let bin: string;
-let paths: { gemma: string; granite: string; other: string };
+let paths: { gemma: string; granite: string; qwen35: string; other: string };
 const open = new Set<RunningProxy>();
 
 async function start(config: string, memoryBudget: string | number): Promise<RunningProxy> {
@@ -59,6 +62,7 @@ before(async () => {
   paths = {
     gemma: await writeArchModel(join(dir, "models"), { family: "gemma3", name: "g3" }),
     granite: await writeArchModel(join(dir, "models"), { family: "granitehybrid", name: "gh" }),
+    qwen35: await writeArchModel(join(dir, "models"), { family: "qwen35", name: "q35" }),
     other: await writeTinyModel(join(dir, "models"), { name: "tiny-b", kind: "chat", seed: 5 }),
   };
 });
@@ -140,7 +144,12 @@ void describe("the context cache on sliding-window and hybrid models (real llama
     await close(p);
   });
 
-  void test("granitehybrid: takes part with a caveat; a follow-up extending every saved token reuses them all", async (t) => {
+  void test("the rig's llama-server keeps context checkpoints in its slot files (our patch, found in the binary)", async () => {
+    const caps = await probeCapabilities(bin, { cacheFile: null });
+    assert.equal(caps.slotCheckpoints, true);
+  });
+
+  void test("granitehybrid: takes part; a follow-up extending every saved token reuses them all, one that drops the answer rolls back", async (t) => {
     const p = await start(config(paths.granite), "8GiB");
     const turn1: Msg[] = [{ role: "user", content: LONG }];
     // one token: the slot then holds exactly the rendered prompt, so the follow-up extends every saved token
@@ -149,7 +158,7 @@ void describe("the context cache on sliding-window and hybrid models (real llama
     const first = await chat(p, "a", turn1, 1);
     const st = await statusOf(p, "a");
     assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
-    assert.match(st?.context?.caveat ?? "", /extends every saved token/);
+    assert.equal(st?.context?.caveat, undefined, "no caveat with the slot-checkpoints patch");
     assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
     await chat(p, "b", [{ role: "user", content: "hello" }]);
     // the saved tokens are the prompt and the generated answer; the template renders both again, then the new turn
@@ -162,7 +171,8 @@ void describe("the context cache on sliding-window and hybrid models (real llama
       `granitehybrid: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`,
     );
     assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
-    // a history whose last answer differs from the tokens generated cannot roll the recurrent state back
+    // a history whose last answer differs from the tokens generated: the recurrent state rolls back to the
+    // checkpoint saved with the slot (before the patch: cache_n 0)
     await chat(p, "b", [{ role: "user", content: "hello" }]);
     const dropped = await chat(p, "a", [
       ...turn1,
@@ -170,7 +180,27 @@ void describe("the context cache on sliding-window and hybrid models (real llama
       { role: "user", content: "and then?" },
     ]);
     t.diagnostic(`granitehybrid, generated tail dropped: cache_n ${dropped.cacheN}, prompt_n ${dropped.promptN}`);
-    assert.equal(dropped.cacheN, 0);
+    assert.ok(dropped.cacheN >= 0.9 * first.promptN, `cache_n ${dropped.cacheN} of ${first.promptN}`);
+    await close(p);
+  });
+
+  void test("qwen35: a chat follow-up whose template re-renders the thinking answer rolls back to a saved checkpoint", async (t) => {
+    const p = await start(config(paths.qwen35), "8GiB");
+    const turn1: Msg[] = [{ role: "user", content: LONG }];
+    const first = await chat(p, "a", turn1, 8);
+    const st = await statusOf(p, "a");
+    assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
+    assert.equal(st?.context?.caveat, undefined);
+    assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
+    await chat(p, "b", [{ role: "user", content: "hello" }]);
+    // the answer as a client sends it back: content only, the <think> part left out by the client and the template
+    const again = await chat(p, "a", [
+      ...turn1,
+      { role: "assistant", content: first.reply },
+      { role: "user", content: "and then?" },
+    ]);
+    t.diagnostic(`qwen35: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`);
+    assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
     await close(p);
   });
 });

@@ -21,21 +21,34 @@ import {
   type InstallRecord,
 } from "../../src/llama/install/record.js";
 import { RPC_SERVER_TARGETS, buildFromSource, cmakeFlagsFor } from "../../src/llama/install/source-build.js";
+import { LLAMA_PATCHES, patchId } from "../../src/llama/install/patches.js";
+import { createHash } from "node:crypto";
 import { pidAlive } from "../../src/process/terminate/signals.js";
 import { isExecutable } from "../../src/process/which.js";
 
 export const RIG_PACKAGE = LLAMA_SOURCE_PACKAGE;
 /** HEAD of the bundle in node-llama-cpp@3.21.1 (llama.cpp v0.4.0). */
 export const RIG_COMMIT = "80fb11ac73e66d89eae2c6a91d8a77428fa733ed";
-/** What the rig builds; an install with the same identity is the same binary. */
-export const RIG_BUILD: BuildIdentity = { commit: RIG_COMMIT, backend: "cpu", cmakeFlags: cmakeFlagsFor("cpu") };
+/** What the rig builds, our patches included (src/llama/install/patches.ts); the same identity is the same binary. */
+export const RIG_BUILD: BuildIdentity = {
+  commit: RIG_COMMIT,
+  backend: "cpu",
+  cmakeFlags: cmakeFlagsFor("cpu"),
+  patches: LLAMA_PATCHES.map((p) => patchId(p)),
+};
+
+/** A patched build gets its own folder (a hash of the patch ids), so a patch change builds again. */
+const RIG_PATCH_SUFFIX =
+  RIG_BUILD.patches.length > 0
+    ? `-p${createHash("sha256").update(RIG_BUILD.patches.join(",")).digest("hex").slice(0, 8)}`
+    : "";
 
 export function rigDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cacheDir(env), "rig");
 }
 
 export function rigInstallDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(rigDir(env), `llama.cpp-${RIG_COMMIT.slice(0, 12)}-cpu`);
+  return join(rigDir(env), `llama.cpp-${RIG_COMMIT.slice(0, 12)}-cpu${RIG_PATCH_SUFFIX}`);
 }
 
 async function withLock<T>(lockDir: string, fn: () => Promise<T>, log: (s: string) => void): Promise<T> {
@@ -85,6 +98,7 @@ export function rigRecord(env: NodeJS.ProcessEnv = process.env): InstallRecord {
       commit: RIG_COMMIT,
       backend: RIG_BUILD.backend,
       cmakeFlags: [...RIG_BUILD.cmakeFlags],
+      ...(RIG_BUILD.patches.length > 0 ? { patches: [...RIG_BUILD.patches] } : {}),
       source: RIG_PACKAGE,
       sourceKind: "bundle",
       binaryPath: join(rigInstallDir(env), "bin", "llama-server"),
@@ -120,7 +134,8 @@ export async function rigBuildFor(
 ): Promise<InstallRecord | undefined> {
   if (!(await hasRigBinaries(join(rigInstallDir(env), "bin")))) return undefined;
   const record = rigRecord(env);
-  return isSameBuild(record, { commit: RIG_COMMIT, backend, cmakeFlags: cmakeFlagsFor(backend) }) ? record : undefined;
+  const want = { commit: RIG_COMMIT, backend, cmakeFlags: cmakeFlagsFor(backend), patches: RIG_BUILD.patches };
+  return isSameBuild(record, want) ? record : undefined;
 }
 
 export interface EnsureOptions {
@@ -167,12 +182,14 @@ export async function ensureLlamaServer(opts: EnsureOptions = {}): Promise<strin
         },
       });
       if (res.commit !== RIG_COMMIT) log(`note: the bundle's commit is ${res.commit}, expected ${RIG_COMMIT}`);
+      for (const p of res.patches.skipped) log(`note: patch ${p.name} not applied: ${p.reason}`);
       log(`built ${res.binaryPath} (${res.version ?? "unknown version"}) in ${(res.durationMs / 1000).toFixed(0)} s`);
       await writeInstallRecord(join(rigInstallDir(), "install.json"), {
         ...rigRecord(),
         version: res.version ?? `commit ${res.commit.slice(0, 7)}`,
         commit: res.commit,
         cmakeFlags: res.cmakeFlags,
+        ...(res.patches.applied.length > 0 ? { patches: res.patches.applied } : {}),
         source: bundle,
         installedAt: new Date().toISOString(),
         durationMs: res.durationMs,

@@ -192,6 +192,7 @@ async function sourceInstall(
       onStage: (s) => rep.step?.(stageNames[s]),
       onProgress: (f, line) => rep.progress?.(f, progressDetail(line)),
     });
+    for (const p of res.patches.skipped) rep.info?.(`patch ${p.name} not applied: ${p.reason}`);
     const versionText = await verifyBinary(join(staging, "bin", exeName()), logFile);
     const finalBinary = paths.llamaServerBinary(env);
     const record: InstallRecord = {
@@ -202,6 +203,7 @@ async function sourceInstall(
       commit: res.commit !== "unknown" ? res.commit : (commitFromVersion(versionText) ?? "unknown"),
       backend,
       cmakeFlags: res.cmakeFlags,
+      ...(res.patches.applied.length > 0 ? { patches: res.patches.applied } : {}),
       source,
       sourceKind: kind,
       binaryPath: finalBinary,

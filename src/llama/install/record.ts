@@ -23,6 +23,8 @@ export interface InstallRecord {
   backend: Backend;
   /** cmake -D flags used (empty for prebuilt). */
   cmakeFlags: string[];
+  /** Our source patches applied (patches.ts ids, `name@hash`); absent or empty: none. */
+  patches?: string[];
   /** What was installed from: a folder, a bundle, a git URL, or the release asset URL. */
   source: string;
   sourceKind: InstallSourceKind;
@@ -55,6 +57,7 @@ export function readInstallRecord(file: string): InstallRecord | undefined {
       commit: String(r.commit ?? "unknown"),
       backend: r.backend,
       cmakeFlags: Array.isArray(r.cmakeFlags) ? r.cmakeFlags.map(String) : [],
+      ...(Array.isArray(r.patches) && r.patches.length > 0 ? { patches: r.patches.map(String) } : {}),
       source: String(r.source ?? ""),
       sourceKind: r.sourceKind ?? "dir",
       ...(r.asset ? { asset: String(r.asset) } : {}),
@@ -80,16 +83,18 @@ export function commitFromVersion(text: string | undefined): string | undefined 
   return text ? /commit\s+([0-9a-f]{7,40})/i.exec(text)?.[1] : undefined;
 }
 
-/** What makes two llama.cpp builds the same binary: the commit, the backend and the cmake flags. */
+/** What makes two llama.cpp builds the same binary: the commit, the backend, the cmake flags and our patches. */
 export interface BuildIdentity {
   commit: string;
   backend: Backend;
   cmakeFlags: readonly string[];
+  /** patches.ts ids applied, in order (empty: none). */
+  patches: readonly string[];
 }
 
 /**
  * Pure: is the install `record` a source build of `want`? Commits match when one is a prefix of the other (a
- * record may carry only the short sha from `--version`); flags must be the same, in the same order.
+ * record may carry only the short sha from `--version`); flags and patches must be the same, in the same order.
  */
 export function isSameBuild(record: InstallRecord, want: BuildIdentity): boolean {
   const a = record.commit.toLowerCase();
@@ -101,6 +106,11 @@ export function isSameBuild(record: InstallRecord, want: BuildIdentity): boolean
     commitMatches &&
     record.backend === want.backend &&
     record.cmakeFlags.length === want.cmakeFlags.length &&
-    record.cmakeFlags.every((f, i) => f === want.cmakeFlags[i])
+    record.cmakeFlags.every((f, i) => f === want.cmakeFlags[i]) &&
+    sameList(record.patches ?? [], want.patches)
   );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

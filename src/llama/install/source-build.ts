@@ -4,6 +4,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { GglibError } from "../../core/errors.js";
 import { run } from "../../process/exec.js";
+import { applyPatches, type PatchOutcome, type SourcePatch } from "./patches.js";
 
 /**
  * Builds llama.cpp's llama-server (and optionally llama-cli) from source with cmake: from a folder, a git bundle
@@ -28,6 +29,8 @@ export interface SourceBuildOptions {
   optionalTargets?: readonly string[];
   /** Extra -D flags, appended after ours. */
   cmakeFlags?: readonly string[];
+  /** Our patches to apply to a tree we clone (default: every one in patches.ts); a source folder is built as is. */
+  patches?: readonly SourcePatch[];
   /** Parallel build jobs (default: the number of cores). */
   jobs?: number;
   /** 0..1 from cmake's `[ NN%]` lines, with the line. */
@@ -47,6 +50,8 @@ export interface SourceBuildResult {
   commit: string;
   version?: string;
   cmakeFlags: string[];
+  /** Our patches applied (ids, patches.ts) and the ones left out with why. */
+  patches: PatchOutcome;
   durationMs: number;
   logFile: string;
 }
@@ -147,6 +152,11 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
     let commit = "unknown";
     const rev = await run("git", ["-C", srcDir, "rev-parse", "HEAD"]).catch(() => undefined);
     if (rev && rev.code === 0) commit = rev.stdout.trim();
+    const patches = await applyPatches(srcDir, {
+      owned: kind !== "dir",
+      ...(opts.patches ? { patches: opts.patches } : {}),
+      log: logLine,
+    });
 
     for (const t of opts.optionalTargets ?? []) if (!targets.includes(t) && definesTarget(srcDir, t)) targets.push(t);
     const buildDir = join(opts.workDir, `build-${opts.backend}`);
@@ -212,6 +222,7 @@ export async function buildFromSource(opts: SourceBuildOptions): Promise<SourceB
       commit,
       version,
       cmakeFlags: flags,
+      patches,
       durationMs: Date.now() - t0,
       logFile: opts.logFile,
     };

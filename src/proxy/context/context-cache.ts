@@ -183,11 +183,11 @@ export class ContextCache {
       if (extra.includes("--slot-save-path"))
         return this.off(rt, m.server, "--slot-save-path is set in the model's extraArgs");
       const first = m.files[0] ?? m.server.modelPath;
-      const el = await this.eligibility(first, m);
+      const { path: binary, caps } = await this.o.binaryInfo();
+      const el = await this.eligibility(first, m, caps.slotCheckpoints === true);
       if (!el.eligible) return this.off(rt, m.server, el.reason);
       if (el.caveat) rt.caveat = el.caveat;
       else delete rt.caveat;
-      const { path: binary, caps } = await this.o.binaryInfo();
       if (!caps.flags.has("--slot-save-path"))
         return this.off(rt, m.server, "this llama-server has no --slot-save-path");
       if (m.server.swaFull === true && !caps.flags.has("--swa-full"))
@@ -518,11 +518,11 @@ export class ContextCache {
    * Whether the model takes part, from its GGUF header: read once per file version (path, size, mtime), not at
    * every start (a large vocabulary makes the header megabytes, and a start is on a swap's path).
    */
-  private async eligibility(first: string, m: ContextModel): Promise<Eligibility> {
+  private async eligibility(first: string, m: ContextModel, slotCheckpoints: boolean): Promise<Eligibility> {
     let version: string;
     try {
       const st = statSync(first);
-      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}\0${swaFullOn(m)}\0${m.swaFull?.reason ?? ""}`;
+      version = `${first}\0${st.size}\0${st.mtimeMs}\0${m.mmproj ?? ""}\0${m.server.embeddings === true}\0${swaFullOn(m)}\0${m.swaFull?.reason ?? ""}\0${slotCheckpoints}`;
     } catch {
       return { eligible: false, reason: "the model's GGUF header could not be read" };
     }
@@ -535,6 +535,7 @@ export class ContextCache {
           embeddings: m.server.embeddings,
           swaFull: swaFullOn(m),
           swaFullReason: m.swaFull?.reason,
+          slotCheckpoints,
         })
       : { eligible: false, reason: "the model's GGUF header could not be read" };
     if (meta) this.eligibilityOf.set(version, el);

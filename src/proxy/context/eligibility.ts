@@ -9,8 +9,12 @@
  *   - hybrid and recurrent models (Mamba-2, Gated DeltaNet) reuse every saved token when the follow-up extends them
  *     (4,689 of 4,689) and none when it drops some (a chat template that re-renders the last answer differently, a
  *     thinking model's `<think>` removed from history): a recurrent state cannot roll back without llama.cpp's
- *     context checkpoints, which a slot file does not hold (upstream PR #20819). They take part with that caveat;
- *     a model whose follow-ups miss twice is turned off by the reuse check (verify.ts).
+ *     context checkpoints, which a plain llama.cpp slot file does not hold (upstream PR #20819). With our llama.cpp
+ *     patch (src/llama/install/patches.ts, found in the binary: capabilities.ts `slotCheckpoints`) the slot file
+ *     keeps them and a restored model rolls back to the last checkpoint before the first changed token, as the live
+ *     server does (llama.cpp makes one at the start of the last user message, and 4 and 4+ubatch tokens before the
+ *     prompt's end): they take part with no caveat. Without it they take part with that caveat; a model whose
+ *     follow-ups miss twice is turned off by the reuse check (verify.ts).
  */
 import type { ModelMetadata } from "../../gguf/reader.js";
 import { HYBRID_ARCHS, RECURRENT_ARCHS } from "../../models/estimate/layers.js";
@@ -24,6 +28,8 @@ export interface EligibilityOptions {
   swaFull?: boolean | undefined;
   /** Why it does not (the catalog's choice), for the skip reason. */
   swaFullReason?: string | undefined;
+  /** The llama-server keeps context checkpoints in slot files (our patch). */
+  slotCheckpoints?: boolean | undefined;
 }
 
 export function contextEligibility(
@@ -52,13 +58,16 @@ export function contextEligibility(
     RECURRENT_ARCHS.has(meta.architecture) ||
     HYBRID_ARCHS.has(meta.architecture) ||
     meta.headCountKvPerLayer?.some((n) => n === 0)
-  )
+  ) {
+    if (opts.slotCheckpoints) return { eligible: true };
     return {
       eligible: true,
       caveat:
         `hybrid/recurrent memory (${meta.architecture}): a restored state is reused only by a follow-up that extends ` +
         "every saved token; one that drops some (a thinking model's <think> left out of history) prefills again, " +
-        "since the slot file holds no context checkpoints (llama.cpp PR #20819)",
+        "since this llama-server's slot files hold no context checkpoints (llama.cpp PR #20819; `gglib llama install " +
+        "--source` builds one that does)",
     };
+  }
   return { eligible: true };
 }

@@ -208,6 +208,8 @@ describe("context cache: eligibility from GGUF metadata", () => {
       const r = contextEligibility(meta);
       assert.equal(r.eligible, true, meta.architecture);
       if (r.eligible) assert.match(r.caveat ?? "", /extends every saved token.*#20819/, meta.architecture);
+      // a llama-server whose slot files keep the context checkpoints (our patch) rolls back after a restore
+      assert.deepEqual(contextEligibility(meta, { slotCheckpoints: true }), { eligible: true }, meta.architecture);
     }
     // a multimodal hybrid stays off: the caveat never hides a reason
     assert.equal(

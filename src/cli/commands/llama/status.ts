@@ -45,6 +45,7 @@ function renderStatus(s: LlamaStatus): string {
         `  installed: ${r.installedAt}${r.durationMs !== undefined ? ` (took ${formatDuration(r.durationMs)})` : ""}`,
       );
       if (r.cmakeFlags.length) lines.push(`  cmake:     ${r.cmakeFlags.join(" ")}`);
+      if (r.patches?.length) lines.push(`  patches:   ${r.patches.join(", ")} (gglib's, src/llama/install/patches.ts)`);
       if (r.logFile) lines.push(`  build log: ${r.logFile}`);
     } else {
       lines.push(c.yellow("  no install record (installed by hand?)"));

@@ -20,7 +20,7 @@ const record = (over: Partial<InstallRecord> = {}): InstallRecord => ({
   installedAt: "2026-01-01T00:00:00.000Z",
   ...over,
 });
-const want = { commit: COMMIT, backend: "cpu" as const, cmakeFlags: cmakeFlagsFor("cpu") };
+const want = { commit: COMMIT, backend: "cpu" as const, cmakeFlags: cmakeFlagsFor("cpu"), patches: [] };
 
 test("the same commit, backend and cmake flags from source is the same build", () => {
   assert.equal(isSameBuild(record(), want), true);
@@ -35,6 +35,18 @@ test("another commit, backend, flag set or a prebuilt is not", () => {
   assert.equal(isSameBuild(record({ cmakeFlags: [...cmakeFlagsFor("cpu"), "-DGGML_NATIVE=OFF"] }), want), false);
   assert.equal(isSameBuild(record({ cmakeFlags: [...cmakeFlagsFor("cpu")].reverse() }), want), false);
   assert.equal(isSameBuild(record({ installType: "prebuilt", cmakeFlags: [] }), { ...want, cmakeFlags: [] }), false);
+});
+
+test("our source patches are part of a build's identity", () => {
+  const patched = { ...want, patches: ["slot-checkpoints@0123abcd"] };
+  assert.equal(isSameBuild(record({ patches: ["slot-checkpoints@0123abcd"] }), patched), true);
+  assert.equal(isSameBuild(record(), patched), false, "an unpatched build of the same commit is another binary");
+  assert.equal(isSameBuild(record({ patches: ["slot-checkpoints@0123abcd"] }), want), false);
+  assert.equal(
+    isSameBuild(record({ patches: ["slot-checkpoints@ffffffff"] }), patched),
+    false,
+    "a changed patch is another build",
+  );
 });
 
 test("a source tree's optional targets are found in its CMakeLists", (t) => {
