@@ -7,11 +7,16 @@
  *     total. Printed as one table (stderr and the returned rows' notes).
  * (b) The context cache's follow-up time to first token after A → B → A through the proxy with `--max-models 1`,
  *     against the same run with `contextCache: 0` (the whole conversation prefilled again; without the context
- *     cache the proxy does not pass `--swa-full` either), on a sliding-window model (gemma3, window 128) and a
- *     hybrid one (granitehybrid: Mamba-2 layers, attention every third), generated 384 wide and 12 deep so that
- *     prefilling the ~3,000-token prompt takes seconds on this CPU. The follow-up is the conversation plus one
- *     turn, the first answer rendered again as generated: the case a hybrid model can reuse (a recurrent state
- *     cannot roll back to a shorter prefix, see README "Model families").
+ *     cache the proxy does not pass `--swa-full` either), on models generated 384 wide and 12 deep so that
+ *     prefilling the ~3,000-token prompt takes seconds on this CPU (CTX_CASES): the sliding-window gemma3 (window
+ *     128) and gpt-oss (every other layer, MoE, sinks, harmony), run with `--swa-full`; the hybrids granitehybrid
+ *     (Mamba-2, attention every third layer) and qwen35 (Gated DeltaNet, attention every fourth). The follow-up is
+ *     the conversation plus one turn with the first answer as generated, the case a hybrid model can reuse (a
+ *     recurrent state cannot roll back to a shorter prefix, see README "Model families"). It goes through the
+ *     chat template for gemma3, granitehybrid (whose template renders the answer back unchanged) and gpt-oss
+ *     (harmony moves the earlier answer to the final channel; an attention cache rolls back to the common
+ *     prefix), and through /completion with token ids for qwen35, whose template drops the `<think>` of earlier
+ *     answers from history (a chat follow-up there: the commented case in CTX_CASES).
  *
  *   npx tsx bench/families.ts [--quick] [--json] [--cases gpt-oss,qwen35]   (--cases: those (b) cases only)
  */
@@ -277,11 +282,12 @@ const CTX_CASES: readonly CtxCase[] = [
     followUp: "extend",
     what: "Gated DeltaNet hybrid; /completion, the follow-up extends every saved token",
   },
-  // a chat follow-up whose history the template re-renders (<think> of the earlier answer dropped):
-  // { label: "qwen35 (chat, re-rendered)", family: "qwen35", followUp: "chat", what: "Gated DeltaNet hybrid; ..." },
+  // A chat follow-up whose history the template re-renders (Qwen3.5 drops the <think> of the earlier answer): on
+  // the rig's unpatched llama-server it reuses nothing after a restore (no context checkpoints in the slot file).
+  // { label: "qwen35 (chat)", family: "qwen35", followUp: "chat", what: "Gated DeltaNet hybrid; history re-rendered" },
 ];
 
-/** `--cases gpt-oss,qwen35`: only the (b) cases of those families (and no (a)). */
+/** `--cases gpt-oss,qwen35`: only the (b) cases of those families (no (a), no results file). */
 const CASES_ARG = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf("--cases"));
 const caseFilter = (cases: readonly CtxCase[]): readonly CtxCase[] =>
   CASES_ARG ? cases.filter((c) => CASES_ARG.split(",").includes(c.family)) : cases;
@@ -382,6 +388,7 @@ async function benchContextFamily(bin: string, dir: string, c: CtxCase, reps: nu
           const st = await statusOf(p, "a");
           how = [
             st?.swaFull ? `--swa-full ${st.swaFull.on ? "on" : "off"} (${st.swaFull.reason})` : "",
+            st?.context?.lastRestore ? `restore ${st.context.lastRestore.ms.toFixed(0)} ms` : "",
             st?.context?.caveat ? `caveat: ${st.context.caveat}` : "",
             st?.context?.enabled === false ? `skipped: ${st.context.reason ?? ""}` : "",
           ]
@@ -436,7 +443,7 @@ export async function benchFamilies(opts: { quick?: boolean } = {}): Promise<Row
     const est = CASES_ARG ? { rows: [], table: [] } : await benchEstimator(bin, dir);
     const rows = [...est.rows];
     for (const c of caseFilter(CTX_CASES)) rows.push(...(await benchContextFamily(bin, dir, c, quick ? 1 : 2)));
-    writeResults(est.table, rows, quick, (performance.now() - t0) / 1000);
+    if (!CASES_ARG) writeResults(est.table, rows, quick, (performance.now() - t0) / 1000);
     return rows;
   } finally {
     killLeftovers(dir);
