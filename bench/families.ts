@@ -7,13 +7,18 @@
  *     total. Printed as one table (stderr and the returned rows' notes).
  * (b) The context cache's follow-up time to first token after A → B → A through the proxy with `--max-models 1`,
  *     against the same run with `contextCache: 0` (the whole conversation prefilled again; without the context
- *     cache the proxy does not pass `--swa-full` either), on a sliding-window model (gemma3, window 128) and a
- *     hybrid one (granitehybrid: Mamba-2 layers, attention every third), generated 384 wide and 12 deep so that
- *     prefilling the ~3,000-token prompt takes seconds on this CPU. The follow-up is the conversation plus one
- *     turn, the first answer rendered again as generated: the case a hybrid model can reuse (a recurrent state
- *     cannot roll back to a shorter prefix, see README "Model families").
+ *     cache the proxy does not pass `--swa-full` either), on models generated 384 wide and 12 deep so that
+ *     prefilling the ~3,000-token prompt takes seconds on this CPU (CTX_CASES): the sliding-window gemma3 (window
+ *     128) and gpt-oss (every other layer, MoE, sinks, harmony), run with `--swa-full`; the hybrids granitehybrid
+ *     (Mamba-2, attention every third layer) and qwen35 (Gated DeltaNet, attention every fourth). The follow-up is
+ *     the conversation plus one turn with the first answer as generated, the case a hybrid model can reuse (a
+ *     recurrent state cannot roll back to a shorter prefix, see README "Model families"). It goes through the
+ *     chat template for gemma3, granitehybrid (whose template renders the answer back unchanged) and gpt-oss
+ *     (harmony moves the earlier answer to the final channel; an attention cache rolls back to the common
+ *     prefix), and through /completion with token ids for qwen35, whose template drops the `<think>` of earlier
+ *     answers from history (a chat follow-up there: the commented case in CTX_CASES).
  *
- *   npx tsx bench/families.ts [--quick] [--json]
+ *   npx tsx bench/families.ts [--quick] [--json] [--cases gpt-oss,qwen35]   (--cases: those (b) cases only)
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -175,13 +180,22 @@ const PROMPT = Array.from({ length: 180 }, (_, i) => `note ${i} on the plan`).jo
 
 type Turn = { role: string; content: string };
 
+interface Streamed {
+  ttft: number;
+  text: string;
+  /** The generated token ids (the raw path asks for them). */
+  tokens: number[];
+  cacheN: number;
+  promptN: number;
+}
+
 /** ms to the first SSE event that carries generated text (or the end), the text and the final timings. */
-async function timeToFirstToken(url: string, model: string, messages: Turn[]) {
+async function streamTimed(url: string, path: string, body: object): Promise<Streamed> {
   const t0 = performance.now();
-  const r = await fetch(`${url}/v1/chat/completions`, {
+  const r = await fetch(`${url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages, max_tokens: 4, temperature: 0, stream: true }),
+    body: JSON.stringify({ ...body, stream: true }),
     signal: AbortSignal.timeout(180_000),
   });
   if (r.status !== 200 || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
@@ -194,9 +208,38 @@ async function timeToFirstToken(url: string, model: string, messages: Turn[]) {
   }
   let text = "";
   for (const m of all.matchAll(/"content":"((?:[^"\\]|\\.)*)"/g)) text += JSON.parse(`"${m[1]}"`) as string;
+  const tokens = [...all.matchAll(/"tokens":\[([\d,]*)\]/g)].flatMap((m) => (m[1] ? m[1].split(",").map(Number) : []));
   const cacheN = Number(/"cache_n":(\d+)/.exec(all)?.[1] ?? NaN);
   const promptN = Number(/"prompt_n":(\d+)/.exec(all)?.[1] ?? NaN);
-  return { ttft: ttft ?? performance.now() - t0, text, cacheN, promptN };
+  return { ttft: ttft ?? performance.now() - t0, text, tokens, cacheN, promptN };
+}
+
+const timeChat = (url: string, model: string, messages: Turn[]): Promise<Streamed> =>
+  streamTimed(url, "/v1/chat/completions", { model, messages, max_tokens: 4, temperature: 0 });
+
+const timeRaw = (url: string, model: string, prompt: number[] | string): Promise<Streamed> =>
+  streamTimed(url, "/completion", { model, prompt, n_predict: 4, temperature: 0, return_tokens: true });
+
+async function postJson<T>(url: string, path: string, body: object): Promise<T> {
+  const r = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(180_000),
+  });
+  if (r.status !== 200) throw new Error(`${path}: HTTP ${r.status}: ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+/** The model's own tokens of `content` (special tokens parsed), through the proxy: A must be loaded already. */
+async function tokenize(url: string, model: string, content: string, addSpecial: boolean): Promise<number[]> {
+  const r = await postJson<{ tokens: number[] }>(url, "/tokenize", {
+    model,
+    content,
+    add_special: addSpecial,
+    parse_special: true,
+  });
+  return r.tokens;
 }
 
 interface StatusModel {
@@ -211,18 +254,56 @@ async function statusOf(p: RunningProxy, model: string): Promise<StatusModel | u
 
 const WIDE = { embd: 384, layers: 12 } as const;
 
-async function benchContextFamily(
-  bin: string,
-  dir: string,
-  family: "gemma3" | "granitehybrid",
-  reps: number,
-): Promise<Row[]> {
-  const models = join(dir, `models-${family}`);
+/**
+ * One case of (b): a family and how its follow-up is sent.
+ *   - `chat`: /v1/chat/completions, the conversation plus one turn with the first answer in history as generated;
+ *     the family's template renders the history (gpt-oss's harmony template writes the earlier answer to the final
+ *     channel, Qwen3.5's drops the `<think>` of earlier answers: what a chat client gets);
+ *   - `extend`: /completion with token ids, the first turn's prompt (the template's rendering), the generated
+ *     tokens as they were and the next turn's tokens: a follow-up that extends every saved token, as a client
+ *     that keeps the history as generated would send it (the case a hybrid model can reuse without context
+ *     checkpoints, for a template that re-renders history).
+ */
+interface CtxCase {
+  label: string;
+  family: "gemma3" | "granitehybrid" | "gpt-oss" | "qwen35";
+  followUp: "chat" | "extend";
+  /** What the row says about the case. */
+  what: string;
+}
+
+const CTX_CASES: readonly CtxCase[] = [
+  { label: "gemma3", family: "gemma3", followUp: "chat", what: "sliding window" },
+  { label: "granitehybrid", family: "granitehybrid", followUp: "chat", what: "Mamba-2 hybrid" },
+  { label: "gpt-oss", family: "gpt-oss", followUp: "chat", what: "sliding window, MoE, sinks, harmony" },
+  {
+    label: "qwen35 (extend)",
+    family: "qwen35",
+    followUp: "extend",
+    what: "Gated DeltaNet hybrid; /completion, the follow-up extends every saved token",
+  },
+  // A chat follow-up whose history the template re-renders (Qwen3.5 drops the <think> of the earlier answer): on
+  // the rig's unpatched llama-server it reuses nothing after a restore (no context checkpoints in the slot file).
+  // { label: "qwen35 (chat)", family: "qwen35", followUp: "chat", what: "Gated DeltaNet hybrid; history re-rendered" },
+];
+
+/** `--cases gpt-oss,qwen35`: only the (b) cases of those families (no (a), no results file). */
+const CASES_ARG = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf("--cases"));
+const caseFilter = (cases: readonly CtxCase[]): readonly CtxCase[] =>
+  CASES_ARG ? cases.filter((c) => CASES_ARG.split(",").includes(c.family)) : cases;
+
+/** The next turn after an answer, in Qwen's chat format (the tokens a chat client would append). */
+const QWEN_NEXT_TURN = "<|im_end|>\n<|im_start|>user\nand then?<|im_end|>\n<|im_start|>assistant\n<think>\n";
+
+async function benchContextFamily(bin: string, dir: string, c: CtxCase, reps: number): Promise<Row[]> {
+  const { family } = c;
+  const key = c.label.replace(/[^a-z0-9]+/gi, "-");
+  const models = join(dir, `models-${key}`);
   mkdirSync(models, { recursive: true });
   log(`[families] writing a ${WIDE.layers}-layer × ${WIDE.embd}-wide ${family} model…`);
   const big = await writeArchModel(models, { family, name: `wide-${family}`, ...WIDE });
   const small = await writeTinyModel(models, { name: "tiny-b", kind: "chat", seed: 2 });
-  const cfg = join(dir, `gglib-${family}.yaml`);
+  const cfg = join(dir, `gglib-${key}.yaml`);
   writeFileSync(
     cfg,
     [
@@ -232,6 +313,7 @@ async function benchContextFamily(
       `  b: {path: ${JSON.stringify(small)}}`,
     ].join("\n") + "\n",
   );
+  const kvDir = join(dir, `kv-${key}`);
   const open = new Set<RunningProxy>();
   const start = async (contextCache: 0 | "auto"): Promise<RunningProxy> => {
     const p = await startCachedProxy({
@@ -240,7 +322,7 @@ async function benchContextFamily(
       configPath: cfg,
       basePort: 19300,
       contextCache,
-      contextCacheDir: join(dir, `kv-${family}`),
+      contextCacheDir: kvDir,
     });
     open.add(p);
     return p;
@@ -256,37 +338,57 @@ async function benchContextFamily(
     for (let i = 0; i < reps; i++) {
       // the same conversation both times: the first answer comes from the run with the context cache
       const turn1: Turn[] = [{ role: "user", content: `run ${i}: ${PROMPT}` }];
-      let answer = "";
+      let follow: (p: RunningProxy) => Promise<Streamed> = () => Promise.reject(new Error("no first turn"));
       for (const mode of ["auto", 0] as const) {
-        rmSync(join(dir, `kv-${family}`), { recursive: true, force: true });
+        rmSync(kvDir, { recursive: true, force: true });
         const p = await start(mode);
-        const label = `${family}, ${mode === 0 ? "without" : "with"} the context cache, rep ${i + 1}/${reps}`;
+        const label = `${c.label}, ${mode === 0 ? "without" : "with"} the context cache, rep ${i + 1}/${reps}`;
         log(`[families] ${label}: first turn…`);
-        // without the cache nothing of the first turn survives the swap: a short request loads A just the same
-        const first = await timeToFirstToken(p.url, "a", mode === 0 ? [{ role: "user", content: "hi" }] : turn1);
+        let first: Streamed;
+        if (mode === 0) {
+          // without the cache nothing of the first turn survives the swap: a short request loads A just the same
+          first =
+            c.followUp === "chat"
+              ? await timeChat(p.url, "a", [{ role: "user", content: "hi" }])
+              : await timeRaw(p.url, "a", "hi");
+        } else if (c.followUp === "chat") {
+          first = await timeChat(p.url, "a", turn1);
+          const history: Turn[] = [
+            ...turn1,
+            { role: "assistant", content: first.text },
+            { role: "user", content: "and then?" },
+          ];
+          follow = (q) => timeChat(q.url, "a", history);
+        } else {
+          // the template's rendering of the first turn, as tokens; all asked of A before the swap (no extra load)
+          const { prompt } = await postJson<{ prompt: string }>(p.url, "/apply-template", {
+            model: "a",
+            messages: turn1,
+          });
+          const prompt1 = await tokenize(p.url, "a", prompt, true);
+          first = await timeRaw(p.url, "a", prompt1);
+          const next = [...prompt1, ...first.tokens, ...(await tokenize(p.url, "a", QWEN_NEXT_TURN, false))];
+          follow = (q) => timeRaw(q.url, "a", next);
+        }
         if (mode !== 0) {
-          answer = first.text;
           promptTokens = first.promptN;
           firstPrefill.push(first.ttft);
         }
-        await timeToFirstToken(p.url, "b", [{ role: "user", content: "hello" }]); // A is evicted (and saved)
-        const follow = await timeToFirstToken(p.url, "a", [
-          ...turn1,
-          { role: "assistant", content: answer },
-          { role: "user", content: "and then?" },
-        ]);
+        await timeChat(p.url, "b", [{ role: "user", content: "hello" }]); // A is evicted (and saved)
+        const f = await follow(p);
         log(
           `[families] ${label}: first turn ${first.ttft.toFixed(0)} ms (${first.promptN} tokens), ` +
-            `follow-up ${follow.ttft.toFixed(0)} ms (cache_n ${follow.cacheN}, prompt_n ${follow.promptN})`,
+            `follow-up ${f.ttft.toFixed(0)} ms (cache_n ${f.cacheN}, prompt_n ${f.promptN})`,
         );
-        if (mode === 0) without.push(follow.ttft);
+        if (mode === 0) without.push(f.ttft);
         else {
-          withRestore.push(follow.ttft);
-          reused = follow.cacheN;
-          followTokens = follow.cacheN + follow.promptN;
+          withRestore.push(f.ttft);
+          reused = f.cacheN;
+          followTokens = f.cacheN + f.promptN;
           const st = await statusOf(p, "a");
           how = [
             st?.swaFull ? `--swa-full ${st.swaFull.on ? "on" : "off"} (${st.swaFull.reason})` : "",
+            st?.context?.lastRestore ? `restore ${st.context.lastRestore.ms.toFixed(0)} ms` : "",
             st?.context?.caveat ? `caveat: ${st.context.caveat}` : "",
             st?.context?.enabled === false ? `skipped: ${st.context.reason ?? ""}` : "",
           ]
@@ -304,7 +406,7 @@ async function benchContextFamily(
   return [
     row({
       section: SECTION_CTX,
-      metric: `${family} (${WIDE.layers} × ${WIDE.embd}): follow-up TTFT after A→B→A (prompt ${promptTokens} tokens, incl. reload)`,
+      metric: `${c.label} (${WIDE.layers} × ${WIDE.embd}, ${c.what}): follow-up TTFT after A→B→A (prompt ${promptTokens} tokens, incl. reload)`,
       value: median(withRestore),
       baseline: median(without),
       baselineName: "without the context cache (contextCache: 0)",
@@ -338,11 +440,10 @@ export async function benchFamilies(opts: { quick?: boolean } = {}): Promise<Row
   const dir = mkdtempSync(join(tmpdir(), "gglib-bench-families-"));
   const t0 = performance.now();
   try {
-    const est = await benchEstimator(bin, dir);
+    const est = CASES_ARG ? { rows: [], table: [] } : await benchEstimator(bin, dir);
     const rows = [...est.rows];
-    for (const family of ["gemma3", "granitehybrid"] as const)
-      rows.push(...(await benchContextFamily(bin, dir, family, quick ? 1 : 2)));
-    writeResults(est.table, rows, quick, (performance.now() - t0) / 1000);
+    for (const c of caseFilter(CTX_CASES)) rows.push(...(await benchContextFamily(bin, dir, c, quick ? 1 : 2)));
+    if (!CASES_ARG) writeResults(est.table, rows, quick, (performance.now() - t0) / 1000);
     return rows;
   } finally {
     killLeftovers(dir);

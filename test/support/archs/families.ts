@@ -11,9 +11,12 @@ export interface FamilyInput {
   readonly seed: number;
   readonly contextLength: number;
   readonly template: string | undefined;
-  /** Embedding width (default 64; gemma3 and granitehybrid only, for benchmarks that need a slower prefill). */
+  /**
+   * Embedding width (default 64; gemma3, granitehybrid, qwen35 and gpt-oss only, for benchmarks that need a slower
+   * prefill).
+   */
   readonly embd?: number | undefined;
-  /** Layer count (default: the family's; gemma3 and granitehybrid only). */
+  /** Layer count (default: the family's; the same families). */
   readonly layers?: number | undefined;
 }
 
@@ -302,18 +305,17 @@ function qwen35(i: FamilyInput): GgufDocument {
   const arch = "qwen35";
   const vocab = qwenVocab();
   const t = new TensorSet(i.seed, W);
-  const heads = 4;
-  const kvHeads = 2;
-  const ffn = 128;
+  const { embd: EMBD, heads, kvHeads, ffn } = widths(i);
+  const layers = i.layers ?? QWEN35_LAYERS;
   const dConv = 4;
   const dState = 16; // head_k_dim = head_v_dim
-  const kHeads = 2; // ssm.group_count
-  const vHeads = 4; // ssm.time_step_rank
+  const kHeads = kvHeads; // ssm.group_count (2 at the default width)
+  const vHeads = heads; // ssm.time_step_rank (4)
   const keyDim = dState * kHeads;
   const valueDim = dState * vHeads; // ssm.inner_size
   const isRecurrent = (l: number) => (l + 1) % QWEN35_FULL_EVERY !== 0;
   t.head(EMBD, vocab);
-  for (let l = 0; l < QWEN35_LAYERS; l++) {
+  for (let l = 0; l < layers; l++) {
     const b = `blk.${l}.`;
     t.fill(`${b}attn_norm.weight`, [EMBD], 1);
     t.fill(`${b}post_attention_norm.weight`, [EMBD], 1);
@@ -346,7 +348,7 @@ function qwen35(i: FamilyInput): GgufDocument {
       ...archKeys(arch, {
         context_length: GgufValue.u32(i.contextLength),
         embedding_length: GgufValue.u32(EMBD),
-        block_count: GgufValue.u32(QWEN35_LAYERS),
+        block_count: GgufValue.u32(layers),
         feed_forward_length: GgufValue.u32(ffn),
         "attention.head_count": GgufValue.u32(heads),
         "attention.head_count_kv": GgufValue.u32(kvHeads),
@@ -449,11 +451,11 @@ function gptOss(i: FamilyInput): GgufDocument {
     { chains: HARMONY_CHAINS },
   );
   const t = new TensorSet(i.seed, W);
-  const heads = 4;
-  const kvHeads = 2;
-  const ffnExp = 32;
+  const { embd: EMBD, heads, kvHeads, ffn } = widths(i);
+  const layers = i.layers ?? GPT_OSS_LAYERS;
+  const ffnExp = ffn / 4; // 32 at the default width
   t.head(EMBD, vocab);
-  for (let l = 0; l < GPT_OSS_LAYERS; l++) {
+  for (let l = 0; l < layers; l++) {
     const b = `blk.${l}.`;
     t.fill(`${b}attn_norm.weight`, [EMBD], 1);
     t.matrix(`${b}attn_q.weight`, [EMBD, heads * HEAD]);
@@ -481,7 +483,7 @@ function gptOss(i: FamilyInput): GgufDocument {
       ...archKeys(arch, {
         context_length: GgufValue.u32(i.contextLength),
         embedding_length: GgufValue.u32(EMBD),
-        block_count: GgufValue.u32(GPT_OSS_LAYERS),
+        block_count: GgufValue.u32(layers),
         feed_forward_length: GgufValue.u32(ffnExp),
         expert_count: GgufValue.u32(GPT_OSS_EXPERTS),
         expert_used_count: GgufValue.u32(GPT_OSS_USED),

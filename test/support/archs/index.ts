@@ -47,7 +47,7 @@ export interface ArchModelOptions {
   contextLength?: number;
   /** Jinja chat template text instead of the family's real one. */
   chatTemplate?: string;
-  /** Embedding width (default 64) and layer count, to make a slower model: gemma3 and granitehybrid only. */
+  /** Embedding width (default 64) and layer count, to make a slower model: gemma3, granitehybrid, qwen35, gpt-oss. */
   embd?: number;
   layers?: number;
 }
