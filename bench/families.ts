@@ -16,7 +16,8 @@
  *     chat template for gemma3, granitehybrid (whose template renders the answer back unchanged) and gpt-oss
  *     (harmony moves the earlier answer to the final channel; an attention cache rolls back to the common
  *     prefix), and through /completion with token ids for qwen35, whose template drops the `<think>` of earlier
- *     answers from history (a chat follow-up there: the commented case in CTX_CASES).
+ *     answers from history; and qwen35 through the chat template too, which rolls back to a context checkpoint
+ *     kept in the slot file (our llama.cpp patch, src/llama/install/patches.ts).
  *
  *   npx tsx bench/families.ts [--quick] [--json] [--cases gpt-oss,qwen35]   (--cases: those (b) cases only)
  */
@@ -282,9 +283,15 @@ const CTX_CASES: readonly CtxCase[] = [
     followUp: "extend",
     what: "Gated DeltaNet hybrid; /completion, the follow-up extends every saved token",
   },
-  // A chat follow-up whose history the template re-renders (Qwen3.5 drops the <think> of the earlier answer): on
-  // the rig's unpatched llama-server it reuses nothing after a restore (no context checkpoints in the slot file).
-  // { label: "qwen35 (chat)", family: "qwen35", followUp: "chat", what: "Gated DeltaNet hybrid; history re-rendered" },
+  // a chat follow-up whose history the template re-renders (Qwen3.5 drops the <think> of the earlier answer): the
+  // restored state rolls back to a context checkpoint kept in the slot file (our llama.cpp patch, patches.ts); an
+  // unpatched llama-server reuses nothing here
+  {
+    label: "qwen35 (chat)",
+    family: "qwen35",
+    followUp: "chat",
+    what: "Gated DeltaNet hybrid; history re-rendered by the template (needs the slot-checkpoints patch)",
+  },
 ];
 
 /** `--cases gpt-oss,qwen35`: only the (b) cases of those families (no (a), no results file). */

@@ -323,7 +323,16 @@ export interface ContextStatus {
     /** Nothing was worth saving: every request the process served was cheaper to prefill again (slots not read). */
     cheap?: boolean;
   };
-  lastRestore?: { at: string; slots: number; tokens: number; ms: number; reusedTokens?: number; verified?: boolean };
+  lastRestore?: {
+    at: string;
+    slots: number;
+    tokens: number;
+    ms: number;
+    reusedTokens?: number;
+    verified?: boolean;
+    /** Context checkpoints restored with the slots (a llama-server with gglib's slot-checkpoints patch). */
+    checkpoints?: number;
+  };
   /** The last saved state thrown away because its identity changed, and why. */
   lastDiscard?: { at: string; reason: string };
 }

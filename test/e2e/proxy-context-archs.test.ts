@@ -97,7 +97,13 @@ interface ModelStatus {
   name: string;
   estimatedBytes: number;
   swaFull?: { on: boolean; extraBytes: number; reason: string };
-  context?: { enabled: boolean; reason?: string; caveat?: string; savedTokens: number };
+  context?: {
+    enabled: boolean;
+    reason?: string;
+    caveat?: string;
+    savedTokens: number;
+    lastRestore?: { tokens: number; checkpoints?: number };
+  };
 }
 
 async function statusOf(p: RunningProxy, model: string): Promise<ModelStatus | undefined> {
@@ -201,6 +207,8 @@ void describe("the context cache on sliding-window and hybrid models (real llama
     ]);
     t.diagnostic(`qwen35: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`);
     assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
+    const restored = (await statusOf(p, "a"))?.context?.lastRestore;
+    assert.ok((restored?.checkpoints ?? 0) >= 1, `checkpoints came back with the slot: ${JSON.stringify(restored)}`);
     await close(p);
   });
 });

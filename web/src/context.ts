@@ -25,6 +25,7 @@ export function contextFacts(c: ContextStatus): string[] {
   const r = c.lastRestore;
   if (r) {
     let f = `last restore: ${count(r.tokens, "token")} in ${ms(r.ms)}`;
+    if (r.checkpoints) f += ` with ${count(r.checkpoints, "checkpoint")}`;
     if (r.reusedTokens !== undefined) f += `, ${r.reusedTokens.toLocaleString("en")} reused`;
     facts.push(f);
   }

@@ -5,7 +5,15 @@
 import { errorOfJson, errorOfText } from "../../core/upstream-error.js";
 
 export type SlotResult =
-  { ok: true; tokens: number; bytes: number; ms: number } | { ok: false; error: string; timedOut: boolean };
+  | {
+      ok: true;
+      tokens: number;
+      bytes: number;
+      ms: number;
+      /** Context checkpoints saved or restored with the slot (llama-server with our slot-checkpoints patch). */
+      checkpoints?: number;
+    }
+  | { ok: false; error: string; timedOut: boolean };
 
 function describe(e: unknown): { error: string; timedOut: boolean } {
   const err = e as Error;
@@ -36,14 +44,23 @@ function errorText(status: number, json: unknown): string {
 }
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+/** `n_checkpoints`, present only where the slot-checkpoints patch is in. */
+const checkpointsOf = (j: { n_checkpoints?: unknown }) =>
+  typeof j.n_checkpoints === "number" && Number.isInteger(j.n_checkpoints) ? { checkpoints: j.n_checkpoints } : {};
 
 export async function saveSlot(baseUrl: string, id: number, filename: string, timeoutMs: number): Promise<SlotResult> {
   const t0 = performance.now();
   try {
     const r = await post(`${baseUrl}/slots/${id}?action=save`, { filename }, timeoutMs);
     if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
-    const j = r.json as { n_saved?: unknown; n_written?: unknown };
-    return { ok: true, tokens: num(j.n_saved), bytes: num(j.n_written), ms: performance.now() - t0 };
+    const j = r.json as { n_saved?: unknown; n_written?: unknown; n_checkpoints?: unknown };
+    return {
+      ok: true,
+      tokens: num(j.n_saved),
+      bytes: num(j.n_written),
+      ms: performance.now() - t0,
+      ...checkpointsOf(j),
+    };
   } catch (e) {
     return { ok: false, ...describe(e) };
   }
@@ -72,8 +89,14 @@ export async function restoreSlot(
   try {
     const r = await post(`${baseUrl}/slots/${id}?action=restore`, { filename }, timeoutMs);
     if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
-    const j = r.json as { n_restored?: unknown; n_read?: unknown };
-    return { ok: true, tokens: num(j.n_restored), bytes: num(j.n_read), ms: performance.now() - t0 };
+    const j = r.json as { n_restored?: unknown; n_read?: unknown; n_checkpoints?: unknown };
+    return {
+      ok: true,
+      tokens: num(j.n_restored),
+      bytes: num(j.n_read),
+      ms: performance.now() - t0,
+      ...checkpointsOf(j),
+    };
   } catch (e) {
     return { ok: false, ...describe(e) };
   }

@@ -270,6 +270,7 @@ export class ContextCache {
       let slots = 0;
       let tokens = 0;
       let maxTokens = 0;
+      let checkpoints: number | undefined;
       let ms = 0;
       for (const id of ids) {
         const s = m.slots[String(id)]!;
@@ -314,14 +315,25 @@ export class ContextCache {
         s.lastUsedAt = this.now();
         slots++;
         tokens += r.tokens;
+        if (r.checkpoints !== undefined) checkpoints = (checkpoints ?? 0) + r.checkpoints;
         maxTokens = Math.max(maxTokens, r.tokens);
         ms += r.ms;
       }
       this.store.write(dir, m);
       if (slots > 0 && !restart) {
-        rt.lastRestore = { at: new Date(this.now()).toISOString(), slots, tokens, ms: round(ms) };
+        rt.lastRestore = {
+          at: new Date(this.now()).toISOString(),
+          slots,
+          tokens,
+          ms: round(ms),
+          ...(checkpoints !== undefined ? { checkpoints } : {}),
+        };
         rt.pending = { restoredTokens: maxTokens, left: 3 };
-        this.emit(model, "restored", `restored ${tokens} tokens in ${slots} slot(s)`, { tokens, ms: round(ms) });
+        const withCkpt = checkpoints ? ` with ${checkpoints} context checkpoint(s)` : "";
+        this.emit(model, "restored", `restored ${tokens} tokens in ${slots} slot(s)${withCkpt}`, {
+          tokens,
+          ms: round(ms),
+        });
       }
     } catch (e) {
       this.emit(model, "restore_failed", (e as Error).message);
