@@ -7,7 +7,10 @@
  *
  * Pure. The user's choice wins: `--swa-full` in the model's extraArgs or `swaFull: true` turn it on,
  * `swaFull: false` (or LLAMA_ARG_SWA_FULL=0 in its env) off. Otherwise it is on when the context cache is on and
- * the model with the full cache still fits the memory budget (or there is no budget).
+ * the model with the full cache still fits the memory budget (or there is no budget), unless the llama-server keeps
+ * the context checkpoints in its slot files (gglib's patch, src/llama/install/patches.ts): then a restored window
+ * cache rolls back to the checkpoint made a few tokens before the old prompt's end, as the live server does
+ * (measured on the rig's gemma3: 2,023 of 2,028 tokens reused without `--swa-full`), and the memory is not spent.
  */
 import type { MemoryEstimate } from "./estimate/estimate.js";
 import { formatBytes } from "../core/units.js";
@@ -36,6 +39,8 @@ export interface SwaFullInput {
   budgetBytes?: number | undefined;
   /** The context cache is on (the reason to pay for the full cache). */
   contextCache: boolean;
+  /** The llama-server keeps context checkpoints in slot files (then the window cache restores as well). */
+  slotCheckpoints?: boolean | undefined;
 }
 
 /** llama.cpp reads boolean env values as true / 1 / on / enabled (common/arg.cpp). */
@@ -58,6 +63,15 @@ export function chooseSwaFull(i: SwaFullInput): SwaFullChoice | undefined {
     return { on: true, extraBytes, by: "default", reason: "the window cache already spans the whole context" };
   if (!i.contextCache)
     return { on: false, extraBytes, by: "default", reason: "the context cache is off: nothing to restore" };
+  if (i.slotCheckpoints)
+    return {
+      on: false,
+      extraBytes,
+      by: "default",
+      reason:
+        "not needed: this llama-server keeps context checkpoints in its slot files, so a restored window cache is " +
+        `reused (${cost} saved)`,
+    };
   const need = i.estimate.totalBytes + extraBytes;
   if (i.budgetBytes === undefined)
     return { on: true, extraBytes, by: "budget", reason: `no memory budget: on for the context cache (${cost})` };

@@ -86,7 +86,7 @@ export interface CatalogInput {
    * The memory budget and whether the context cache is on: a sliding-window model gets `--swa-full` when the cache
    * is on and the model still fits with it (src/models/swa-full.ts). Unset: no model gets it from the proxy.
    */
-  swaFull?: { budgetBytes: number | undefined; contextCache: boolean };
+  swaFull?: { budgetBytes: number | undefined; contextCache: boolean; slotCheckpoints?: boolean };
 }
 
 export async function buildCatalog(input: CatalogInput): Promise<Catalog> {
@@ -227,6 +227,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
           env: server.env,
           budgetBytes: input.swaFull.budgetBytes,
           contextCache: input.swaFull.contextCache,
+          slotCheckpoints: input.swaFull.slotCheckpoints,
         })
       : undefined;
   if (swaFull?.on && full) {

@@ -103,9 +103,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ttlS: settings.ttlS,
     ...(o.registry ? { registry: o.registry } : {}),
     ...(o.stores ? { stores: o.stores } : {}),
-    swaFull: { budgetBytes: budget.bytes, contextCache: context.cache !== undefined },
+    swaFull: { budgetBytes: budget.bytes, contextCache: context.cache !== undefined, slotCheckpoints },
   });
   const context = contextCache(o, config?.loaded, runner, log);
+  // a llama-server that keeps context checkpoints in slot files restores a window cache: no --swa-full needed
+  const slotCheckpoints =
+    context.cache !== undefined &&
+    (await runner.binaryInfo().then(
+      (b) => b.caps.slotCheckpoints === true,
+      () => false,
+    ));
   const catalog = await buildCatalog(catalogInput());
   // config models `hf:<user>/<repo>[:<quant>]` not in the hub cache yet are fetched on first use, as the first
   // stage of their load (hf-fetch.ts), then the catalog is reloaded

@@ -1,14 +1,17 @@
 // Issue 22: the context cache on the families people run, on the REAL llama-server through the proxy with
 // --max-models 1. A ~2,000-token prompt to A, a request to B (A is evicted and its slot saved), then the
 // conversation plus one turn to A (its slot restored): llama-server's own timings.cache_n says what was reused.
-//   - gemma3 (sliding window 128): the proxy runs it with --swa-full (the budget allows it), so the restore is
-//     reused; with a budget too small for --swa-full it is skipped, with that reason in /api/status;
+//   - gemma3 (sliding window 128): the rig's llama-server keeps context checkpoints in slot files (our patch), so
+//     the window cache is restored and rolled back to a checkpoint: no --swa-full (its memory is not spent), with
+//     any budget; a user's `swaFull: true` runs it with --swa-full, reused as well. (Without the patch the proxy
+//     passes --swa-full when the budget allows, else skips the model: the pure rules' unit tests and the dashboard
+//     test on the fake llama-server cover that.)
 //   - granitehybrid (Mamba-2 + attention) and qwen35 (Gated DeltaNet + attention): the rig's llama-server carries
 //     our slot-checkpoints patch (src/llama/install/patches.ts), found in the binary, so they take part with no
 //     caveat; a follow-up whose history renders every saved token again reuses them all, and one whose last answer
 //     differs (qwen35's template drops the earlier <think>) rolls back to the checkpoint llama.cpp made 4 tokens
 //     before the old prompt's end, restored from the slot file. Without the patch that follow-up reused nothing.
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -96,7 +99,7 @@ async function chat(p: RunningProxy, model: string, messages: Msg[], maxTokens =
 interface ModelStatus {
   name: string;
   estimatedBytes: number;
-  swaFull?: { on: boolean; extraBytes: number; reason: string };
+  swaFull?: { on: boolean; extraBytes: number; reason: string; by: string };
   context?: {
     enabled: boolean;
     reason?: string;
@@ -111,17 +114,16 @@ async function statusOf(p: RunningProxy, model: string): Promise<ModelStatus | u
   return st.models.find((m) => m.name === model);
 }
 
-const config = (a: string) => `maxModels: 1\nmodels:\n  a:\n    path: ${a}\n  b:\n    path: ${paths.other}\n`;
+const config = (a: string, settings = "") =>
+  `maxModels: 1\nmodels:\n  a:\n    path: ${a}\n${settings ? `    ${settings}\n` : ""}  b:\n    path: ${paths.other}\n`;
 
 void describe("the context cache on sliding-window and hybrid models (real llama-server)", { timeout: 300_000 }, () => {
-  void test("gemma3: run with --swa-full, A → B → A reuses ≥ 90 % of the old prompt", async (t) => {
-    const p = await start(config(paths.gemma), "8GiB");
+  /** A → B → A on the gemma3 model with `settings` (YAML lines under the model): the follow-up's reuse. */
+  async function gemmaRoundTrip(t: TestContext, settings: string, budget: string | number) {
+    const p = await start(config(paths.gemma, settings), budget);
     const turn1: Msg[] = [{ role: "user", content: LONG }];
     const first = await chat(p, "a", turn1);
     const st = await statusOf(p, "a");
-    assert.equal(st?.swaFull?.on, true, JSON.stringify(st?.swaFull));
-    assert.ok((st?.swaFull?.extraBytes ?? 0) > 0, "its cost is shown");
-    assert.match(st?.swaFull?.reason ?? "", /fits the memory budget/);
     assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
     assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
     await chat(p, "b", [{ role: "user", content: "hello" }]);
@@ -131,23 +133,32 @@ void describe("the context cache on sliding-window and hybrid models (real llama
       { role: "assistant", content: first.reply },
       { role: "user", content: "and then?" },
     ]);
-    t.diagnostic(`gemma3: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`);
+    t.diagnostic(`gemma3 ${settings || "(defaults)"}: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}`);
     assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
     await close(p);
+    return st;
+  }
+
+  void test("gemma3: the window cache is restored through the saved checkpoints, no --swa-full; reuses ≥ 90 %", async (t) => {
+    const st = await gemmaRoundTrip(t, "", "8GiB");
+    assert.equal(st?.swaFull?.on, false, JSON.stringify(st?.swaFull));
+    assert.ok((st?.swaFull?.extraBytes ?? 0) > 0, "what it would cost is shown");
+    assert.match(st?.swaFull?.reason ?? "", /keeps context checkpoints/);
   });
 
-  void test("gemma3 with a budget too small for --swa-full: the window cache, the context cache skipped with why", async () => {
+  void test("gemma3 with swaFull: true (the user's choice): run with --swa-full, reuses ≥ 90 %", async (t) => {
+    const st = await gemmaRoundTrip(t, "swaFull: true", "8GiB");
+    assert.equal(st?.swaFull?.on, true, JSON.stringify(st?.swaFull));
+    assert.equal(st?.swaFull?.by, "user");
+  });
+
+  void test("gemma3 with a budget too small for --swa-full: still restorable, through the checkpoints", async (t) => {
     const meta = await readModelMetadata(paths.gemma);
     const e = estimateMemory({ metadata: meta });
     // room for the model with its window cache, not for the full one
     const budget = Math.round(e.totalBytes + (e.swa?.fullExtraBytes ?? 0) / 2);
-    const p = await start(config(paths.gemma), budget);
-    await chat(p, "a", [{ role: "user", content: "hello" }]);
-    const st = await statusOf(p, "a");
-    assert.equal(st?.swaFull?.on, false, JSON.stringify(st?.swaFull));
-    assert.equal(st?.context?.enabled, false);
-    assert.match(st?.context?.reason ?? "", /without --swa-full.*memory budget does not allow it/);
-    await close(p);
+    const st = await gemmaRoundTrip(t, "", budget);
+    assert.equal(st?.swaFull?.on, false);
   });
 
   void test("the rig's llama-server keeps context checkpoints in its slot files (our patch, found in the binary)", async () => {

@@ -5,7 +5,9 @@
  * server restarted, slot restored, a follow-up sent):
  *   - sliding-window models reuse nothing without `--swa-full` (the window cache keeps only the last window) and
  *     the whole prompt with it: they take part when they run with `--swa-full` (the catalog turns it on when the
- *     memory budget allows, src/models/swa-full.ts), and are skipped with that choice's reason otherwise;
+ *     memory budget allows, src/models/swa-full.ts), and are skipped with that choice's reason otherwise; with
+ *     our slot-checkpoints patch (below) the window cache rolls back to a restored checkpoint (2,023 of 2,028
+ *     reused), so they take part without `--swa-full`;
  *   - hybrid and recurrent models (Mamba-2, Gated DeltaNet) reuse every saved token when the follow-up extends them
  *     (4,689 of 4,689) and none when it drops some (a chat template that re-renders the last answer differently, a
  *     thinking model's `<think>` removed from history): a recurrent state cannot roll back without llama.cpp's
@@ -47,7 +49,7 @@ export function contextEligibility(
     };
   if (opts.embeddings || meta.causalAttention === false || (meta.poolingType !== undefined && meta.poolingType > 0))
     return { eligible: false, reason: "an embedding or reranking model: it keeps no conversation to restore" };
-  if (meta.slidingWindow !== undefined && meta.slidingWindow > 0 && !opts.swaFull)
+  if (meta.slidingWindow !== undefined && meta.slidingWindow > 0 && !opts.swaFull && !opts.slotCheckpoints)
     return {
       eligible: false,
       reason:

@@ -35,6 +35,17 @@ void describe("--swa-full: the user's choice, else the memory budget when the co
     assert.deepEqual([free?.on, free?.by], [true, "default"]);
   });
 
+  void test("a llama-server keeping context checkpoints in slot files: off, the memory not spent; the user still wins", () => {
+    const ck = chooseSwaFull({ estimate, budgetBytes: 1e12, contextCache: true, slotCheckpoints: true });
+    assert.deepEqual([ck?.on, ck?.by], [false, "default"]);
+    assert.match(ck?.reason ?? "", /keeps context checkpoints.*\(\+4\.4 MiB saved\)/);
+    assert.equal(chooseSwaFull({ estimate, contextCache: true, slotCheckpoints: true, setting: true })?.on, true);
+    assert.equal(
+      chooseSwaFull({ estimate, contextCache: true, slotCheckpoints: true, extraArgs: ["--swa-full"] })?.on,
+      true,
+    );
+  });
+
   void test("the user's settings win over the budget both ways; no sliding window: no choice", () => {
     const tight = { estimate, budgetBytes: 1, contextCache: true };
     assert.deepEqual(

@@ -211,6 +211,11 @@ describe("context cache: eligibility from GGUF metadata", () => {
       // a llama-server whose slot files keep the context checkpoints (our patch) rolls back after a restore
       assert.deepEqual(contextEligibility(meta, { slotCheckpoints: true }), { eligible: true }, meta.architecture);
     }
+    // and so does a sliding-window model's window cache: no --swa-full needed
+    assert.deepEqual(
+      contextEligibility({ ...llama, architecture: "gemma3", slidingWindow: 1024 }, { slotCheckpoints: true }),
+      { eligible: true },
+    );
     // a multimodal hybrid stays off: the caveat never hides a reason
     assert.equal(
       contextEligibility({ ...llama, architecture: "qwen35" }, { mmproj: "/m/mmproj.gguf" }).eligible,
