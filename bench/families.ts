@@ -9,7 +9,9 @@
  *     against the same run with `contextCache: 0` (the whole conversation prefilled again; without the context
  *     cache the proxy does not pass `--swa-full` either), on models generated 384 wide and 12 deep so that
  *     prefilling the ~3,000-token prompt takes seconds on this CPU (CTX_CASES): the sliding-window gemma3 (window
- *     128) and gpt-oss (every other layer, MoE, sinks, harmony), run with `--swa-full`; the hybrids granitehybrid
+ *     128) and gpt-oss (every other layer, MoE, sinks, harmony), restored through the context checkpoints our
+ *     llama.cpp patch keeps in the slot file (with an unpatched llama-server: run with `--swa-full`, as the proxy
+ *     then chooses; the row's note says which); the hybrids granitehybrid
  *     (Mamba-2, attention every third layer) and qwen35 (Gated DeltaNet, attention every fourth). The follow-up is
  *     the conversation plus one turn with the first answer as generated, the case a hybrid model can reuse (a
  *     recurrent state cannot roll back to a shorter prefix, see README "Model families"). It goes through the
