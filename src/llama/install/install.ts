@@ -204,6 +204,7 @@ async function sourceInstall(
       backend,
       cmakeFlags: res.cmakeFlags,
       ...(res.patches.applied.length > 0 ? { patches: res.patches.applied } : {}),
+      ...(res.patches.skipped.length > 0 ? { patchesSkipped: res.patches.skipped.map((p) => p.id) } : {}),
       source,
       sourceKind: kind,
       binaryPath: finalBinary,

@@ -43,8 +43,8 @@ export function patchId(p: SourcePatch, text: string = readFileSync(p.file, "utf
 export interface PatchOutcome {
   /** Ids of the patches applied (patchId). */
   applied: string[];
-  /** The ones left out, with why. */
-  skipped: Array<{ name: string; reason: string }>;
+  /** The ones left out (id as patchId), with why. */
+  skipped: Array<{ name: string; id: string; reason: string }>;
 }
 
 /**
@@ -58,7 +58,11 @@ export async function applyPatches(
   const out: PatchOutcome = { applied: [], skipped: [] };
   for (const p of opts.patches ?? LLAMA_PATCHES) {
     if (!opts.owned) {
-      out.skipped.push({ name: p.name, reason: "a source folder of yours is built as it is, without our patches" });
+      out.skipped.push({
+        name: p.name,
+        id: patchId(p),
+        reason: "a source folder of yours is built as it is, without our patches",
+      });
       continue;
     }
     const check = await run("git", ["-C", srcDir, "apply", "--check", p.file]).catch((e: Error) => ({
@@ -68,17 +72,30 @@ export async function applyPatches(
     }));
     if (check.code !== 0) {
       const why = (check.stderr || check.stdout).trim().split("\n")[0] ?? "";
-      out.skipped.push({ name: p.name, reason: `does not apply to this llama.cpp tree (${why})` });
+      out.skipped.push({ name: p.name, id: patchId(p), reason: `does not apply to this llama.cpp tree (${why})` });
       opts.log?.(`patch ${p.name}: skipped, ${why}`);
       continue;
     }
     const r = await run("git", ["-C", srcDir, "apply", p.file]);
     if (r.code !== 0) {
-      out.skipped.push({ name: p.name, reason: `git apply failed: ${r.stderr.trim().split("\n")[0] ?? ""}` });
+      const why = r.stderr.trim().split("\n")[0] ?? "";
+      out.skipped.push({ name: p.name, id: patchId(p), reason: `git apply failed: ${why}` });
       continue;
     }
     out.applied.push(patchId(p));
     opts.log?.(`patch ${p.name}: applied (${patchId(p)})`);
   }
   return out;
+}
+
+/**
+ * Pure: does an install with these patch ids (`applied`, and `skipped`: tried, did not apply) lack one of `want`
+ * (the ids this gglib applies)? Such an install is rebuilt by `gglib llama update` even at the same commit.
+ */
+export function missingPatches(
+  record: { patches?: readonly string[]; patchesSkipped?: readonly string[] },
+  want: readonly string[],
+): string[] {
+  const tried = new Set([...(record.patches ?? []), ...(record.patchesSkipped ?? [])]);
+  return want.filter((id) => !tried.has(id));
 }

@@ -25,6 +25,8 @@ export interface InstallRecord {
   cmakeFlags: string[];
   /** Our source patches applied (patches.ts ids, `name@hash`); absent or empty: none. */
   patches?: string[];
+  /** Our patches tried that did not apply to this tree (ids): `gglib llama update` does not try them again. */
+  patchesSkipped?: string[];
   /** What was installed from: a folder, a bundle, a git URL, or the release asset URL. */
   source: string;
   sourceKind: InstallSourceKind;
@@ -58,6 +60,9 @@ export function readInstallRecord(file: string): InstallRecord | undefined {
       backend: r.backend,
       cmakeFlags: Array.isArray(r.cmakeFlags) ? r.cmakeFlags.map(String) : [],
       ...(Array.isArray(r.patches) && r.patches.length > 0 ? { patches: r.patches.map(String) } : {}),
+      ...(Array.isArray(r.patchesSkipped) && r.patchesSkipped.length > 0
+        ? { patchesSkipped: r.patchesSkipped.map(String) }
+        : {}),
       source: String(r.source ?? ""),
       sourceKind: r.sourceKind ?? "dir",
       ...(r.asset ? { asset: String(r.asset) } : {}),

@@ -9,6 +9,7 @@ import { run } from "../../process/exec.js";
 import { installLlama, type InstallOptions, type InstallResult } from "./install.js";
 import { fetchRelease } from "./prebuilt.js";
 import { readInstallRecord } from "./record.js";
+import { LLAMA_PATCHES, missingPatches, patchId } from "./patches.js";
 
 export interface UpdateOptions extends Omit<InstallOptions, "source" | "version" | "backend"> {
   /** Rebuild/redownload even when nothing changed. */
@@ -37,14 +38,24 @@ export async function updateLlama(opts: UpdateOptions = {}): Promise<InstallResu
     }
     return installLlama({ ...opts, backend: record.backend, force: true });
   }
-  if (record.sourceKind === "url" && !opts.force) {
+  // an install that lacks one of gglib's llama.cpp patches (built before it existed) is rebuilt at the same commit
+  const missing =
+    record.sourceKind === "dir"
+      ? []
+      : missingPatches(
+          record,
+          LLAMA_PATCHES.map((p) => patchId(p)),
+        );
+  if (missing.length > 0)
+    rep.info?.(`Rebuilding: this install lacks gglib's llama.cpp patch(es) ${missing.join(", ")}.`);
+  if (record.sourceKind === "url" && !opts.force && missing.length === 0) {
     const head = await remoteHead(record.source, record.tag);
     if (head && head === record.commit) {
       rep.info?.(`Already up to date: ${record.commit.slice(0, 12)} is the newest commit of ${record.source}.`);
       return { changed: false, record };
     }
   }
-  if (record.sourceKind === "bundle" && !opts.force) {
+  if (record.sourceKind === "bundle" && !opts.force && missing.length === 0) {
     const head = await bundleHead(record.source);
     if (head && head === record.commit) {
       rep.info?.(`Already up to date: the bundle's HEAD is the installed ${record.commit.slice(0, 12)}.`);
