@@ -118,11 +118,20 @@ const config = (a: string, settings = "") =>
   `maxModels: 1\nmodels:\n  a:\n    path: ${a}\n${settings ? `    ${settings}\n` : ""}  b:\n    path: ${paths.other}\n`;
 
 void describe("the context cache on sliding-window and hybrid models (real llama-server)", { timeout: 300_000 }, () => {
-  /** A → B → A on the gemma3 model with `settings` (YAML lines under the model): the follow-up's reuse. */
-  async function gemmaRoundTrip(t: TestContext, settings: string, budget: string | number) {
-    const p = await start(config(paths.gemma, settings), budget);
+  /**
+   * A → B → A on model `path` (with `settings`, YAML lines under it): a ~2,000-token chat answered with `maxTokens`,
+   * B loaded (A saved), then the chat plus one turn with the first answer as a client sends it back; the follow-up
+   * must reuse ≥ 90 % of the old prompt. Returns the running proxy (the caller closes it) and what it saw.
+   */
+  async function roundTrip(
+    t: TestContext,
+    label: string,
+    path: string,
+    o: { settings?: string; budget?: string | number; maxTokens?: number } = {},
+  ) {
+    const p = await start(config(path, o.settings), o.budget ?? "8GiB");
     const turn1: Msg[] = [{ role: "user", content: LONG }];
-    const first = await chat(p, "a", turn1);
+    const first = await chat(p, "a", turn1, o.maxTokens);
     const st = await statusOf(p, "a");
     assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
     assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
@@ -133,8 +142,13 @@ void describe("the context cache on sliding-window and hybrid models (real llama
       { role: "assistant", content: first.reply },
       { role: "user", content: "and then?" },
     ]);
-    t.diagnostic(`gemma3 ${settings || "(defaults)"}: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}`);
+    t.diagnostic(`${label}: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`);
     assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
+    return { p, st, first, turn1 };
+  }
+
+  async function gemmaRoundTrip(t: TestContext, settings: string, budget: string | number) {
+    const { p, st } = await roundTrip(t, `gemma3 ${settings || "(defaults)"}`, paths.gemma, { settings, budget });
     await close(p);
     return st;
   }
@@ -167,27 +181,11 @@ void describe("the context cache on sliding-window and hybrid models (real llama
   });
 
   void test("granitehybrid: takes part; a follow-up extending every saved token reuses them all, one that drops the answer rolls back", async (t) => {
-    const p = await start(config(paths.granite), "8GiB");
-    const turn1: Msg[] = [{ role: "user", content: LONG }];
     // one token: the slot then holds exactly the rendered prompt, so the follow-up extends every saved token
     // whatever the random weights generate (a longer reply of byte tokens may not tokenize back the same way,
     // and a recurrent state cannot roll back over the difference)
-    const first = await chat(p, "a", turn1, 1);
-    const st = await statusOf(p, "a");
-    assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
+    const { p, st, first, turn1 } = await roundTrip(t, "granitehybrid", paths.granite, { maxTokens: 1 });
     assert.equal(st?.context?.caveat, undefined, "no caveat with the slot-checkpoints patch");
-    assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
-    await chat(p, "b", [{ role: "user", content: "hello" }]);
-    // the saved tokens are the prompt and the generated answer; the template renders both again, then the new turn
-    const again = await chat(p, "a", [
-      ...turn1,
-      { role: "assistant", content: first.reply },
-      { role: "user", content: "and then?" },
-    ]);
-    t.diagnostic(
-      `granitehybrid: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`,
-    );
-    assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
     // a history whose last answer differs from the tokens generated: the recurrent state rolls back to the
     // checkpoint saved with the slot (before the patch: cache_n 0)
     await chat(p, "b", [{ role: "user", content: "hello" }]);
@@ -202,22 +200,10 @@ void describe("the context cache on sliding-window and hybrid models (real llama
   });
 
   void test("qwen35: a chat follow-up whose template re-renders the thinking answer rolls back to a saved checkpoint", async (t) => {
-    const p = await start(config(paths.qwen35), "8GiB");
-    const turn1: Msg[] = [{ role: "user", content: LONG }];
-    const first = await chat(p, "a", turn1, 8);
-    const st = await statusOf(p, "a");
-    assert.equal(st?.context?.enabled, true, JSON.stringify(st?.context));
+    // the answer goes back as a client sends it: content only, the <think> part left out by the client and the
+    // template, so the follow-up differs from the saved tokens right after the assistant turn's start
+    const { p, st } = await roundTrip(t, "qwen35", paths.qwen35, { maxTokens: 8 });
     assert.equal(st?.context?.caveat, undefined);
-    assert.ok(first.promptN >= 1500, `a long prompt (${first.promptN} tokens)`);
-    await chat(p, "b", [{ role: "user", content: "hello" }]);
-    // the answer as a client sends it back: content only, the <think> part left out by the client and the template
-    const again = await chat(p, "a", [
-      ...turn1,
-      { role: "assistant", content: first.reply },
-      { role: "user", content: "and then?" },
-    ]);
-    t.diagnostic(`qwen35: old prompt ${first.promptN}, follow-up cache_n ${again.cacheN}, prompt_n ${again.promptN}`);
-    assert.ok(again.cacheN >= 0.9 * first.promptN, `cache_n ${again.cacheN} of ${first.promptN}`);
     const restored = (await statusOf(p, "a"))?.context?.lastRestore;
     assert.ok((restored?.checkpoints ?? 0) >= 1, `checkpoints came back with the slot: ${JSON.stringify(restored)}`);
     await close(p);
