@@ -1,0 +1,295 @@
+// The model families (test/support/archs/) in the dashboard and the terminal chat, on the REAL llama-server through
+// `gglib proxy --max-models 1` (in-process, with the context cache on, as families.test.ts runs them for the API):
+//   - each family's model card in Debian's Chromium: its name, its architecture line (sliding-window, hybrid and
+//     encoder layers), the estimate, the --swa-full choice for the sliding-window models, the context cache's
+//     hybrid caveat, and what the BERT models serve;
+//   - the playground keeps the reasoning apart from the answer: gpt-oss harmony's analysis channel, Qwen3's
+//     <think> block (a preset whose grammar makes the random model write one) and Qwen3.5's opened <think>;
+//   - `gglib chat` (a pipe: plain and --json) does the same, with no harmony or <think> marker in the answer.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { LlamaServerRunner } from "../../src/runner/llama-server-runner.js";
+import { startProxy, type RunningProxy } from "../../src/proxy/index.js";
+import type { ModelList, StatusReport } from "../../src/proxy/api-types.js";
+import { archLine, swaFullFact } from "../../web/src/context.js";
+import { bytes } from "../../web/src/format.js";
+import { ensureLlamaServer } from "../support/llama-server.js";
+import { CHROMIUM, ensureUiBuilt } from "../support/dashboard.js";
+import { FAMILIES, GPT_OSS_THOUGHT, writeArchModel, type ArchFamily } from "../support/archs/index.js";
+import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ALL = Object.keys(FAMILIES) as ArchFamily[];
+/** The grammar that makes the random Qwen3 write what a thinking Qwen3 would (families.test.ts does the same). */
+const QWEN3_THINK = 'root ::= "<think>" "plan it" "</think>" "the answer"';
+/** A whole harmony turn, written by a grammar: the analysis, then the final channel. */
+const HARMONY =
+  'root ::= "<|channel|>analysis<|message|>" "plan it" "<|end|><|start|>assistant<|channel|>final<|message|>" "the answer"';
+/** Markers that must never reach an answer: harmony's control tokens and the think tags. */
+const MARKERS = /<\|(channel|message|start|end|return)\|>|<\/?think>/;
+
+let dir: string;
+let proxy: RunningProxy;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  const [bin] = await Promise.all([ensureLlamaServer(), ensureUiBuilt()]);
+  dir = mkdtempSync(join(tmpdir(), "gglib-e2e-families-ui-"));
+  const models = join(dir, "models");
+  mkdirSync(models);
+  const lines = ["models:"];
+  for (const [i, family] of ALL.entries()) {
+    const path = await writeArchModel(models, { family, seed: i + 1 });
+    // one thread: llama.cpp's spinning thread pool is far slower per token on a shared 2-core machine
+    lines.push(`  ${family}:`, `    path: ${JSON.stringify(path)}`, `    extraArgs: ["-t", "1"]`);
+  }
+  // the playground sends no grammar: a preset over qwen3 sets one, as a user's preset would set sampling
+  lines.push("presets:", `  qwen3-think:`, `    model: qwen3`, `    set: {grammar: ${JSON.stringify(QWEN3_THINK)}}`);
+  const configPath = join(dir, "gglib.yaml");
+  writeFileSync(configPath, lines.join("\n") + "\n");
+  proxy = await startProxy({
+    configPath,
+    watchConfig: false,
+    maxModels: 1,
+    port: 0,
+    memoryBudget: "8GiB",
+    contextCacheDir: join(dir, "kv-context"),
+    runner: new LlamaServerRunner({
+      binaryPath: bin,
+      pidsDir: join(dir, "pids"),
+      basePort: 23000 + Math.floor(Math.random() * 2000),
+    }),
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  page = await (await browser.newContext({ reducedMotion: "reduce" })).newPage();
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await proxy?.close(2_000);
+  for (const pid of pidsWithArg(dir)) killQuietly(pid);
+  await waitFor(() => pidsWithArg(dir).length === 0, 3_000);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Shown {
+  thinking: string;
+  answer: string;
+  stats: string;
+}
+
+/** Asks `text` in the playground (a fresh conversation) and reads the turn as the page shows it. */
+async function playground(model: string, text: string, maxTokens: number): Promise<Shown> {
+  if (!page.url().endsWith("#/playground")) await page.goto(`${proxy.url}/ui/#/playground`);
+  const clear = page.getByRole("button", { name: "Clear" });
+  if (await clear.isEnabled()) await clear.click();
+  await page.locator(".toolbar select").selectOption(model);
+  await page.getByLabel("max tokens").fill(String(maxTokens));
+  await page.getByLabel("Message").fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+  const turn = page.locator(".turn.assistant").last();
+  await turn.getByTestId("stats").waitFor({ timeout: 60_000 });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 60_000 });
+  const read = async (testId: string, inner?: string) => {
+    const el = inner ? turn.getByTestId(testId).locator(inner) : turn.getByTestId(testId);
+    return (await el.count()) > 0 ? ((await el.textContent()) ?? "") : "";
+  };
+  return { thinking: await read("thinking", ".text"), answer: await read("answer"), stats: await read("stats") };
+}
+
+interface ChatRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `gglib chat --url <proxy> …` in a pipe, one question (-p). */
+function gglibChat(args: string[]): Promise<ChatRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "chat", "--url", proxy.url, "-q", ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface ChatJson {
+  model: string;
+  answer: string;
+  thinking?: string;
+  finish_reason: string;
+}
+
+async function chatJson(args: string[]): Promise<ChatJson> {
+  const r = await gglibChat([...args, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines.length, 1, r.stdout);
+  return JSON.parse(lines[0]!) as ChatJson;
+}
+
+describe("model families in the dashboard and the terminal chat (real llama-server)", { timeout: 240_000 }, () => {
+  test("each family's model card: name, architecture, estimate, --swa-full, context cache, encoder use", async () => {
+    const status = (await (await fetch(`${proxy.url}/api/status`)).json()) as StatusReport;
+    const list = (await (await fetch(`${proxy.url}/v1/models`)).json()) as ModelList;
+    await page.goto(`${proxy.url}/ui/#/models`);
+    await page.getByTestId("models").waitFor();
+    assert.equal(await page.locator(".card[data-model]").count(), ALL.length);
+    for (const family of ALL) {
+      const spec = FAMILIES[family];
+      const layout: { layers: number; swa?: number; window?: number; recurrent?: number } = spec.layout;
+      const m = status.models.find((x) => x.name === family)!;
+      const card = page.locator(`.card[data-model="${family}"]`);
+      assert.equal(await card.locator("h3").textContent(), family);
+
+      // the architecture line, from the GGUF header: what the rig wrote into each family
+      const arch = (await card.getByTestId("arch").textContent()) ?? "";
+      assert.deepEqual(
+        m.arch,
+        {
+          name: spec.arch,
+          layers: layout.layers,
+          ...(layout.swa ? { swa: { layers: layout.swa, window: layout.window } } : {}),
+          ...(layout.recurrent ? { recurrent: layout.recurrent } : {}),
+          ...(spec.arch === "bert" ? { encoder: family === "rerank" ? "rerank" : "embeddings" } : {}),
+        },
+        family,
+      );
+      assert.equal(arch, archLine(m.arch), family);
+      if (layout.swa)
+        assert.ok(arch.includes(`${layout.swa} sliding-window (window ${layout.window}) + `), `${family}: ${arch}`);
+      if (layout.recurrent)
+        assert.ok(arch.includes(`hybrid: ${layout.recurrent} recurrent layers`), `${family}: ${arch}`);
+      if (family === "embed") assert.match(arch, /^bert · encoder \(no KV cache\): embeddings$/);
+      if (family === "rerank") assert.match(arch, /^bert · encoder \(no KV cache\): a reranker$/);
+
+      // the estimate, as /api/status has it
+      const estimate = (await card.locator(".mem-row").first().textContent()) ?? "";
+      assert.ok(m.estimatedBytes > 0, family);
+      assert.ok(estimate.endsWith(bytes(m.estimatedBytes)), `${family}: ${estimate}`);
+      const ctx = list.data.find((x) => x.id === family)?.meta?.ctx;
+      assert.ok(ctx && ctx > 0, family);
+      assert.match(
+        (await card
+          .locator("dd", { hasText: / tokens$/ })
+          .first()
+          .textContent()) ?? "",
+        /^[\d,]+ tokens$/,
+      );
+
+      // the sliding-window models say whether they run with --swa-full, what it costs and why; the others nothing
+      const swa = card.getByTestId("swa-full");
+      if (layout.swa) {
+        assert.ok(m.swaFull, `${family}: a --swa-full choice`);
+        assert.equal(await swa.textContent(), swaFullFact(m.swaFull), family);
+        assert.match((await swa.textContent()) ?? "", /^(on \(\+|off \(would cost \+)[\d.]+ [KMG]i?B\): \S/);
+      } else assert.equal(await swa.count(), 0, family);
+
+      // loaded from its card (each load evicts the one before: --max-models 1), the card says what the context
+      // cache does with it: hybrids take part with the caveat that a restore needs a follow-up extending the saved
+      // tokens, encoders keep no conversation, the sliding-window ones take part with --swa-full on
+      await card.getByRole("button", { name: "Load", exact: true }).click();
+      await card.locator('[data-testid=state]:text-is("ready")').waitFor({ timeout: 30_000 });
+      const saved = card.getByTestId("saved-context");
+      await saved.waitFor({ timeout: 10_000 });
+      const facts = (await saved.textContent()) ?? "";
+      const caveat = card.getByTestId("context-caveat");
+      if (layout.recurrent)
+        assert.match((await caveat.textContent()) ?? "", new RegExp(`^hybrid/recurrent memory \\(${spec.arch}\\)`));
+      else assert.equal(await caveat.count(), 0, family);
+      if (spec.arch === "bert") assert.match(facts, /^off: an embedding or reranking model/, family);
+      else if (layout.swa && !m.swaFull?.on) assert.match(facts, /^off: sliding-window attention/, family);
+      else assert.doesNotMatch(facts, /^off/, `${family}: ${facts}`);
+    }
+  });
+
+  test("gpt-oss harmony: the playground and gglib chat keep the analysis apart from the final answer", async () => {
+    // the tiny gpt-oss writes a whole harmony turn on its own: `<|channel|>analysis<|message|>plan<|end|>`, final…
+    const shown = await playground("gpt-oss", "Why?", 32);
+    assert.equal(shown.thinking, GPT_OSS_THOUGHT, JSON.stringify(shown));
+    assert.ok(shown.answer.length > 0 && !MARKERS.test(shown.answer), JSON.stringify(shown));
+    assert.match(shown.stats, /\d+ tokens/);
+
+    // the terminal chat: --json has the two apart; a grammar-written turn gives a known answer with no markers
+    const j = await chatJson(["gpt-oss", "-p", "Why?", "-n", "32", "-o", "seed=4"]);
+    assert.equal(j.model, "gpt-oss");
+    assert.equal(j.thinking, GPT_OSS_THOUGHT, JSON.stringify(j));
+    assert.ok(j.answer.length > 0 && !MARKERS.test(j.answer), JSON.stringify(j));
+    const known = await chatJson(["gpt-oss", "-p", "Why?", "-n", "200", "-o", `grammar=${HARMONY}`]);
+    assert.equal(known.thinking?.trim(), "plan it", JSON.stringify(known));
+    assert.equal(known.answer.trim(), "the answer", JSON.stringify(known));
+    // plain: stdout is the answer alone (thinking hidden in a pipe); --think show puts the thinking on stderr
+    const hidden = await gglibChat(["gpt-oss", "-p", "Why?", "-n", "200", "-o", `grammar=${HARMONY}`]);
+    assert.equal(hidden.code, 0, hidden.stderr);
+    assert.equal(hidden.stdout.trim(), "the answer");
+    assert.doesNotMatch(hidden.stderr, /plan it/);
+    const shownThinking = await gglibChat([
+      "gpt-oss",
+      "-p",
+      "Why?",
+      "-n",
+      "200",
+      "-o",
+      `grammar=${HARMONY}`,
+      "--think",
+      "show",
+    ]);
+    assert.equal(shownThinking.code, 0, shownThinking.stderr);
+    assert.equal(shownThinking.stdout.trim(), "the answer");
+    assert.equal(shownThinking.stderr.trim(), "plan it");
+  });
+
+  test("Qwen3 <think>: a preset's grammar makes it think; the playground and gglib chat show it apart", async () => {
+    const shown = await playground("qwen3-think", "Why?", 200);
+    assert.equal(shown.thinking.trim(), "plan it", JSON.stringify(shown));
+    assert.equal(shown.answer.trim(), "the answer", JSON.stringify(shown));
+
+    const j = await chatJson(["qwen3", "-p", "Why?", "-n", "200", "-o", `grammar=${QWEN3_THINK}`]);
+    assert.equal(j.thinking?.trim(), "plan it", JSON.stringify(j));
+    assert.equal(j.answer.trim(), "the answer", JSON.stringify(j));
+    const plain = await gglibChat(["qwen3-think", "-p", "Why?", "--think", "show"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout.trim(), "the answer");
+    assert.equal(plain.stderr.trim(), "plan it");
+  });
+
+  test("Qwen3.5 (its template opens <think>): what it writes is thinking, in the playground and gglib chat", async () => {
+    // the random model never closes the block: all thinking, up to a <tool_call> tag if it writes one (llama.cpp's
+    // Qwen3.5 parser ends the reasoning there; families.test.ts)
+    const shown = await playground("qwen35", "Why is the sky blue?", 12);
+    assert.ok(shown.thinking.length > 0, JSON.stringify(shown));
+    assert.ok(!MARKERS.test(shown.thinking) && !MARKERS.test(shown.answer), JSON.stringify(shown));
+    assert.match(shown.answer, /^(<tool_call>[\s\S]*)?$/, JSON.stringify(shown));
+
+    const j = await chatJson(["qwen35", "-p", "Why is the sky blue?", "-n", "12", "-o", "seed=2"]);
+    assert.ok((j.thinking ?? "").length > 0, JSON.stringify(j));
+    assert.ok(!MARKERS.test(j.thinking ?? "") && !MARKERS.test(j.answer), JSON.stringify(j));
+    assert.match(j.answer, /^(<tool_call>[\s\S]*)?$/, JSON.stringify(j));
+    const plain = await gglibChat(["qwen35", "-p", "Why is the sky blue?", "-n", "12", "-o", "seed=2"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout.trim(), j.answer.trim(), "stdout: the answer alone");
+    assert.doesNotMatch(plain.stdout, MARKERS);
+  });
+});
