@@ -5,11 +5,12 @@
 //     hybrid caveat, and what the BERT models serve;
 //   - the playground keeps the reasoning apart from the answer: gpt-oss harmony's analysis channel, Qwen3's
 //     <think> block (a preset whose grammar makes the random model write one) and Qwen3.5's opened <think>;
-//   - `gglib chat` (a pipe: plain and --json) does the same, with no harmony or <think> marker in the answer.
+//   - `gglib chat` (a pipe: plain and --json; and in tmux, a real terminal, two turns and a /model switch) does the
+//     same, with no harmony or <think> marker in the answer.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,13 +27,21 @@ import { killQuietly, pidsWithArg, waitFor } from "../support/procs.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ALL = Object.keys(FAMILIES) as ArchFamily[];
-/** The grammar that makes the random Qwen3 write what a thinking Qwen3 would (families.test.ts does the same). */
+// Random weights write no exact thinking of their own (but gpt-oss's "plan"): grammars write what a thinking model
+// would, so the split is llama-server's parser, the proxy's relay and the page's or the chat's display of it.
+/** Qwen3 writes its own <think> (families.test.ts does the same). */
 const QWEN3_THINK = 'root ::= "<think>" "plan it" "</think>" "the answer"';
-/** A whole harmony turn, written by a grammar: the analysis, then the final channel. */
+/** Qwen3.5's template has opened <think> already: the model writes the thinking and closes it. */
+const QWEN35_THINK = 'root ::= "plan it" "</think>" "the answer"';
+/** A whole harmony turn: the analysis, then the final channel. */
 const HARMONY =
   'root ::= "<|channel|>analysis<|message|>" "plan it" "<|end|><|start|>assistant<|channel|>final<|message|>" "the answer"';
 /** Markers that must never reach an answer: harmony's control tokens and the think tags. */
 const MARKERS = /<\|(channel|message|start|end|return)\|>|<\/?think>/;
+/** A part of a marker (the grammars' answers have none of these characters). */
+const PART = /[<>|]/;
+
+const TMUX = existsSync("/usr/bin/tmux") ? "/usr/bin/tmux" : "tmux";
 
 let dir: string;
 let proxy: RunningProxy;
@@ -50,8 +59,13 @@ before(async () => {
     // one thread: llama.cpp's spinning thread pool is far slower per token on a shared 2-core machine
     lines.push(`  ${family}:`, `    path: ${JSON.stringify(path)}`, `    extraArgs: ["-t", "1"]`);
   }
-  // the playground sends no grammar: a preset over qwen3 sets one, as a user's preset would set sampling
-  lines.push("presets:", `  qwen3-think:`, `    model: qwen3`, `    set: {grammar: ${JSON.stringify(QWEN3_THINK)}}`);
+  // the playground sends no grammar: presets set them, as a user's preset sets sampling
+  lines.push(
+    "presets:",
+    `  qwen3-think: {model: qwen3, set: {grammar: ${JSON.stringify(QWEN3_THINK)}}}`,
+    `  qwen35-think: {model: qwen35, set: {grammar: ${JSON.stringify(QWEN35_THINK)}}}`,
+    `  gpt-oss-harmony: {model: gpt-oss, set: {grammar: ${JSON.stringify(HARMONY)}}}`,
+  );
   const configPath = join(dir, "gglib.yaml");
   writeFileSync(configPath, lines.join("\n") + "\n");
   proxy = await startProxy({
@@ -72,6 +86,11 @@ before(async () => {
 });
 
 after(async () => {
+  try {
+    tmux("kill-server");
+  } catch {
+    /* no tmux server left */
+  }
   await browser?.close().catch(() => {});
   await proxy?.close(2_000);
   for (const pid of pidsWithArg(dir)) killQuietly(pid);
@@ -83,15 +102,31 @@ interface Shown {
   thinking: string;
   answer: string;
   stats: string;
+  /** Every answer text the page showed while the answer streamed (a marker must not show even for a moment). */
+  streamed: string[];
 }
 
-/** Asks `text` in the playground (a fresh conversation) and reads the turn as the page shows it. */
-async function playground(model: string, text: string, maxTokens: number): Promise<Shown> {
+/** Asks `text` in the playground (a fresh conversation unless `follow`) and reads the answer as the page shows it. */
+async function playground(model: string, text: string, maxTokens: number, follow = false): Promise<Shown> {
   if (!page.url().endsWith("#/playground")) await page.goto(`${proxy.url}/ui/#/playground`);
   const clear = page.getByRole("button", { name: "Clear" });
-  if (await clear.isEnabled()) await clear.click();
+  if (!follow && (await clear.isEnabled())) await clear.click();
   await page.locator(".toolbar select").selectOption(model);
   await page.getByLabel("max tokens").fill(String(maxTokens));
+  // in the page (a string: the test's TypeScript has no DOM types): record the answer's text at each render
+  await page.evaluate(`(() => {
+    window.__answers = [];
+    window.__observer?.disconnect();
+    const chat = document.querySelector("[data-testid=chat]");
+    const before = chat.querySelectorAll(".turn.assistant").length;
+    window.__observer = new MutationObserver(() => {
+      const turns = chat.querySelectorAll(".turn.assistant");
+      if (turns.length <= before) return; // the new answer's turn is not there yet
+      const a = turns[turns.length - 1].querySelector("[data-testid=answer]")?.textContent ?? "";
+      if (a && window.__answers[window.__answers.length - 1] !== a) window.__answers.push(a);
+    });
+    window.__observer.observe(chat, { subtree: true, childList: true, characterData: true });
+  })()`);
   await page.getByLabel("Message").fill(text);
   await page.getByRole("button", { name: "Send" }).click();
   const turn = page.locator(".turn.assistant").last();
@@ -101,7 +136,12 @@ async function playground(model: string, text: string, maxTokens: number): Promi
     const el = inner ? turn.getByTestId(testId).locator(inner) : turn.getByTestId(testId);
     return (await el.count()) > 0 ? ((await el.textContent()) ?? "") : "";
   };
-  return { thinking: await read("thinking", ".text"), answer: await read("answer"), stats: await read("stats") };
+  return {
+    thinking: await read("thinking", ".text"),
+    answer: await read("answer"),
+    stats: await read("stats"),
+    streamed: await page.evaluate<string[]>("window.__answers"),
+  };
 }
 
 interface ChatRun {
@@ -148,6 +188,34 @@ async function chatJson(args: string[]): Promise<ChatJson> {
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, r.stdout);
   return JSON.parse(lines[0]!) as ChatJson;
+}
+
+function tmux(...args: string[]): string {
+  // its socket in the test's folder: removed with it
+  return execFileSync(TMUX, ["-S", join(dir, "tmux.sock"), "-f", "/dev/null", ...args], { encoding: "utf8" });
+}
+
+const sq = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+
+/** The screen plus scrollback, as text. */
+const screen = (name: string) => tmux("capture-pane", "-p", "-J", "-S", "-300", "-t", name).replace(/\s+$/, "");
+
+async function waitScreen(name: string, re: RegExp): Promise<string> {
+  let last = "";
+  const ok = await waitFor(() => re.test((last = screen(name))), 60_000, 100);
+  assert.ok(ok, `screen never matched ${re}; it shows:\n${last}`);
+  return last;
+}
+
+/** Types a line into the chat and waits for the `answers`-th stats line and the next prompt. */
+async function say(name: string, text: string, answers: number): Promise<string> {
+  tmux("send-keys", "-t", name, "-l", text);
+  tmux("send-keys", "-t", name, "Enter");
+  let last = "";
+  const done = () => (last.match(/^first token /gm)?.length ?? 0) >= answers && />>>$/.test(last);
+  const ok = await waitFor(() => ((last = screen(name)), done()), 60_000, 100);
+  assert.ok(ok, `no answer ${answers}; the screen shows:\n${last}`);
+  return last;
 }
 
 describe("model families in the dashboard and the terminal chat (real llama-server)", { timeout: 240_000 }, () => {
@@ -226,70 +294,124 @@ describe("model families in the dashboard and the terminal chat (real llama-serv
   });
 
   test("gpt-oss harmony: the playground and gglib chat keep the analysis apart from the final answer", async () => {
-    // the tiny gpt-oss writes a whole harmony turn on its own: `<|channel|>analysis<|message|>plan<|end|>`, final…
-    const shown = await playground("gpt-oss", "Why?", 32);
-    assert.equal(shown.thinking, GPT_OSS_THOUGHT, JSON.stringify(shown));
-    assert.ok(shown.answer.length > 0 && !MARKERS.test(shown.answer), JSON.stringify(shown));
-    assert.match(shown.stats, /\d+ tokens/);
+    // on its own the tiny gpt-oss writes `<|channel|>analysis<|message|>plan<|end|>`, then the final channel (whose
+    // unconstrained text may hold a stray control token such as <|message|>: random weights, not a leak)
+    const own = await playground("gpt-oss", "Why?", 32);
+    assert.equal(own.thinking, GPT_OSS_THOUGHT, JSON.stringify(own));
+    assert.ok(own.answer.length > 0, JSON.stringify(own));
+    assert.match(own.stats, /\d+ tokens/);
+    // a grammar-written turn: the known answer, and no part of a marker shown at any moment of the stream
+    const shown = await playground("gpt-oss-harmony", "Why?", 200);
+    assert.equal(shown.thinking.trim(), "plan it", JSON.stringify(shown));
+    assert.equal(shown.answer.trim(), "the answer", JSON.stringify(shown));
+    assert.ok(shown.streamed.length > 0 && shown.streamed.every((a) => !PART.test(a)), JSON.stringify(shown));
+    // a follow-up: the history goes back as the answers alone; the new turn is split the same way
+    const next = await playground("gpt-oss-harmony", "And then?", 200, true);
+    assert.equal(await page.locator(".turn.assistant").count(), 2);
+    assert.equal(next.thinking.trim(), "plan it", JSON.stringify(next));
+    assert.equal(next.answer.trim(), "the answer", JSON.stringify(next));
+    assert.ok(
+      next.streamed.every((a) => !PART.test(a)),
+      JSON.stringify(next),
+    );
 
-    // the terminal chat: --json has the two apart; a grammar-written turn gives a known answer with no markers
+    // the terminal chat: --json has the two apart, the model's own turn and the grammar-written one
     const j = await chatJson(["gpt-oss", "-p", "Why?", "-n", "32", "-o", "seed=4"]);
     assert.equal(j.model, "gpt-oss");
     assert.equal(j.thinking, GPT_OSS_THOUGHT, JSON.stringify(j));
-    assert.ok(j.answer.length > 0 && !MARKERS.test(j.answer), JSON.stringify(j));
+    assert.ok(j.answer.length > 0, JSON.stringify(j));
     const known = await chatJson(["gpt-oss", "-p", "Why?", "-n", "200", "-o", `grammar=${HARMONY}`]);
     assert.equal(known.thinking?.trim(), "plan it", JSON.stringify(known));
     assert.equal(known.answer.trim(), "the answer", JSON.stringify(known));
     // plain: stdout is the answer alone (thinking hidden in a pipe); --think show puts the thinking on stderr
-    const hidden = await gglibChat(["gpt-oss", "-p", "Why?", "-n", "200", "-o", `grammar=${HARMONY}`]);
+    const hidden = await gglibChat(["gpt-oss-harmony", "-p", "Why?"]);
     assert.equal(hidden.code, 0, hidden.stderr);
-    assert.equal(hidden.stdout.trim(), "the answer");
-    assert.doesNotMatch(hidden.stderr, /plan it/);
-    const shownThinking = await gglibChat([
-      "gpt-oss",
-      "-p",
-      "Why?",
-      "-n",
-      "200",
-      "-o",
-      `grammar=${HARMONY}`,
-      "--think",
-      "show",
-    ]);
-    assert.equal(shownThinking.code, 0, shownThinking.stderr);
-    assert.equal(shownThinking.stdout.trim(), "the answer");
-    assert.equal(shownThinking.stderr.trim(), "plan it");
+    assert.equal(hidden.stdout, "the answer\n");
+    assert.equal(hidden.stderr, "");
+    const show = await gglibChat(["gpt-oss-harmony", "-p", "Why?", "--think", "show"]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(show.stdout, "the answer\n");
+    assert.equal(show.stderr.trim(), "plan it");
   });
 
-  test("Qwen3 <think>: a preset's grammar makes it think; the playground and gglib chat show it apart", async () => {
+  test("Qwen3 <think>: the playground and gglib chat show the thinking apart from the answer", async () => {
     const shown = await playground("qwen3-think", "Why?", 200);
     assert.equal(shown.thinking.trim(), "plan it", JSON.stringify(shown));
     assert.equal(shown.answer.trim(), "the answer", JSON.stringify(shown));
+    // the tags are streamed a character at a time where the grammar spells them: no part of one shows
+    assert.ok(shown.streamed.length > 0 && shown.streamed.every((a) => !PART.test(a)), JSON.stringify(shown));
 
     const j = await chatJson(["qwen3", "-p", "Why?", "-n", "200", "-o", `grammar=${QWEN3_THINK}`]);
     assert.equal(j.thinking?.trim(), "plan it", JSON.stringify(j));
     assert.equal(j.answer.trim(), "the answer", JSON.stringify(j));
     const plain = await gglibChat(["qwen3-think", "-p", "Why?", "--think", "show"]);
     assert.equal(plain.code, 0, plain.stderr);
-    assert.equal(plain.stdout.trim(), "the answer");
+    assert.equal(plain.stdout, "the answer\n");
     assert.equal(plain.stderr.trim(), "plan it");
   });
 
-  test("Qwen3.5 (its template opens <think>): what it writes is thinking, in the playground and gglib chat", async () => {
-    // the random model never closes the block: all thinking, up to a <tool_call> tag if it writes one (llama.cpp's
-    // Qwen3.5 parser ends the reasoning there; families.test.ts)
-    const shown = await playground("qwen35", "Why is the sky blue?", 12);
-    assert.ok(shown.thinking.length > 0, JSON.stringify(shown));
-    assert.ok(!MARKERS.test(shown.thinking) && !MARKERS.test(shown.answer), JSON.stringify(shown));
-    assert.match(shown.answer, /^(<tool_call>[\s\S]*)?$/, JSON.stringify(shown));
+  test("Qwen3.5 (its template opens <think>): the playground and gglib chat show the thinking apart", async () => {
+    const shown = await playground("qwen35-think", "Why?", 200);
+    assert.equal(shown.thinking.trim(), "plan it", JSON.stringify(shown));
+    assert.equal(shown.answer.trim(), "the answer", JSON.stringify(shown));
+    assert.ok(shown.streamed.length > 0 && shown.streamed.every((a) => !PART.test(a)), JSON.stringify(shown));
 
-    const j = await chatJson(["qwen35", "-p", "Why is the sky blue?", "-n", "12", "-o", "seed=2"]);
-    assert.ok((j.thinking ?? "").length > 0, JSON.stringify(j));
-    assert.ok(!MARKERS.test(j.thinking ?? "") && !MARKERS.test(j.answer), JSON.stringify(j));
-    assert.match(j.answer, /^(<tool_call>[\s\S]*)?$/, JSON.stringify(j));
-    const plain = await gglibChat(["qwen35", "-p", "Why is the sky blue?", "-n", "12", "-o", "seed=2"]);
+    const j = await chatJson(["qwen35", "-p", "Why?", "-n", "200", "-o", `grammar=${QWEN35_THINK}`]);
+    assert.equal(j.thinking?.trim(), "plan it", JSON.stringify(j));
+    assert.equal(j.answer.trim(), "the answer", JSON.stringify(j));
+    // on its own the random Qwen3.5 never closes the block: what it writes is thinking, up to a <tool_call> tag if
+    // it writes one (llama.cpp's Qwen3.5 parser ends the reasoning there; families.test.ts)
+    const own = await chatJson(["qwen35", "-p", "Why is the sky blue?", "-n", "12", "-o", "seed=2"]);
+    assert.ok((own.thinking ?? "") + own.answer !== "", JSON.stringify(own));
+    assert.doesNotMatch(own.thinking ?? "", /<\/?think>/);
+    assert.match(own.answer, /^(<tool_call>[\s\S]*)?$/, JSON.stringify(own));
+    const plain = await gglibChat(["qwen35-think", "-p", "Why?"]);
     assert.equal(plain.code, 0, plain.stderr);
-    assert.equal(plain.stdout.trim(), j.answer.trim(), "stdout: the answer alone");
-    assert.doesNotMatch(plain.stdout, MARKERS);
+    assert.equal(plain.stdout, "the answer\n");
+  });
+
+  test("gglib chat in a terminal (tmux): gpt-oss's analysis and Qwen3.5's thinking fold apart, two turns, /model", async () => {
+    const name = "chat";
+    const log = join(dir, "tmux.log");
+    const script = join(dir, "chat.sh");
+    writeFileSync(
+      script,
+      [
+        `export GGLIB_DATA_DIR=${sq(join(dir, "data"))} TERM=xterm-256color`,
+        "unset NO_COLOR",
+        `cd ${sq(ROOT)}`,
+        `${sq(process.execPath)} --import tsx src/cli/main.ts chat gpt-oss-harmony --url ${sq(proxy.url)}`,
+        'echo "[exit $?]"',
+        "sleep 600",
+      ].join("\n") + "\n",
+    );
+    tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "40", `sh ${sq(script)}`);
+    tmux("pipe-pane", "-t", name, "-o", `cat >> ${sq(log)}`);
+    await waitScreen(name, />>>$/);
+    // each answer under its folded thinking, turn after turn
+    await say(name, "Why?", 1);
+    const two = await say(name, "And then?", 2);
+    assert.equal(two.match(/^thought for \d+(\.\d)? m?s\nthe answer$/gm)?.length, 2, two);
+    const file = join(dir, "gpt-oss chat.md");
+    tmux("send-keys", "-t", name, "-l", `/save "${file}"`);
+    tmux("send-keys", "-t", name, "Enter");
+    await waitScreen(name, /Saved 4 messages to .*\(markdown\)\.\n>>>$/);
+    const md = readFileSync(file, "utf8");
+    assert.equal(
+      md.match(/<summary>Thought for [\d.]+ m?s<\/summary>\n\nplan it\n\n<\/details>\n\nthe answer\n/g)?.length,
+      2,
+      md,
+    );
+
+    // another family in the same chat: Qwen3.5, whose template has opened <think>
+    tmux("send-keys", "-t", name, "-l", "/model qwen35-think");
+    tmux("send-keys", "-t", name, "Enter");
+    await waitScreen(name, /qwen35-think[^\n]*\n>>>$/);
+    const three = await say(name, "Why is the sky blue?", 3);
+    assert.match(three, /Why is the sky blue\?\nthought for \d+(\.\d)? m?s\nthe answer\n/);
+    tmux("send-keys", "-t", name, "C-d");
+    await waitScreen(name, /\[exit 0\]/);
+    // nothing drawn at any moment (the log has every redraw while streaming) shows a harmony or think marker
+    assert.doesNotMatch(readFileSync(log, "utf8"), MARKERS);
   });
 });
