@@ -370,6 +370,40 @@ describe("model families in the dashboard and the terminal chat (real llama-serv
     assert.equal(plain.stdout, "the answer\n");
   });
 
+  test("the BERT models in the playground: Embed for the embedding model, Embed and Rerank for the reranker", async () => {
+    await page.goto(`${proxy.url}/ui/#/playground`);
+    const vectors = page.locator("section.vectors");
+    await page.locator(".toolbar select").selectOption("embed");
+    await vectors.waitFor();
+    assert.equal(await vectors.getByRole("button", { name: "Rerank" }).count(), 0, "no rerank without --reranking");
+    await vectors.getByPlaceholder("one text per line").fill("hello world\nthe cat sat");
+    await vectors.getByRole("button", { name: "Embed" }).click();
+    const out = vectors.locator("pre");
+    await out.waitFor({ timeout: 30_000 });
+    assert.match((await out.textContent()) ?? "", /^#0: 64 dims \[[-\d., ]+, …\]\n#1: 64 dims \[/);
+
+    await page.locator(".toolbar select").selectOption("rerank");
+    await vectors.getByPlaceholder("query (rerank)").fill("hello");
+    await vectors.getByPlaceholder("one text per line").fill("hello world\nthe cat sat on the mat\nParis");
+    await vectors.getByRole("button", { name: "Rerank" }).click();
+    // sorted by score, one line per document
+    await vectors.locator("pre", { hasText: "Paris" }).waitFor({ timeout: 30_000 });
+    const lines = ((await out.textContent()) ?? "").split("\n");
+    assert.equal(lines.length, 3, lines.join("\n"));
+    const scores = lines.map((l) => Number(/^(-?[\d.]+) {2}/.exec(l)?.[1]));
+    assert.ok(scores.every(Number.isFinite), lines.join("\n"));
+    assert.deepEqual(
+      [...scores].sort((a, b) => b - a),
+      scores,
+      "highest first",
+    );
+    assert.deepEqual(lines.map((l) => l.replace(/^\S+ {2}/, "")).sort(), [
+      "Paris",
+      "hello world",
+      "the cat sat on the mat",
+    ]);
+  });
+
   test("gglib chat in a terminal (tmux): gpt-oss's analysis and Qwen3.5's thinking fold apart, two turns, /model", async () => {
     const name = "chat";
     const log = join(dir, "tmux.log");
