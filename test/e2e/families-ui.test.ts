@@ -43,13 +43,14 @@ const PART = /[<>|]/;
 
 const TMUX = existsSync("/usr/bin/tmux") ? "/usr/bin/tmux" : "tmux";
 
+let bin: string;
 let dir: string;
 let proxy: RunningProxy;
 let browser: Browser;
 let page: Page;
 
 before(async () => {
-  const [bin] = await Promise.all([ensureLlamaServer(), ensureUiBuilt()]);
+  [bin] = await Promise.all([ensureLlamaServer(), ensureUiBuilt()]);
   dir = mkdtempSync(join(tmpdir(), "gglib-e2e-families-ui-"));
   const models = join(dir, "models");
   mkdirSync(models);
@@ -151,17 +152,16 @@ interface ChatRun {
 }
 
 /** `gglib chat --url <proxy> …` in a pipe, one question (-p). */
-function gglibChat(args: string[]): Promise<ChatRun> {
+function gglibChat(args: string[], direct = false): Promise<ChatRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "chat", "--url", proxy.url, "-q", ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    // direct: no proxy answers at GGLIB_PROXY_URL (a port nothing listens on), so the chat starts the model itself
+    const where = direct ? [] : ["--url", proxy.url];
+    const env = direct ? { GGLIB_LLAMA_SERVER: bin, GGLIB_PROXY_URL: "http://127.0.0.1:1" } : {};
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "chat", ...where, "-q", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, GGLIB_DATA_DIR: join(dir, "data"), NO_COLOR: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
@@ -182,8 +182,8 @@ interface ChatJson {
   finish_reason: string;
 }
 
-async function chatJson(args: string[]): Promise<ChatJson> {
-  const r = await gglibChat([...args, "--json"]);
+async function chatJson(args: string[], direct = false): Promise<ChatJson> {
+  const r = await gglibChat([...args, "--json"], direct);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, r.stdout);
@@ -323,6 +323,10 @@ describe("model families in the dashboard and the terminal chat (real llama-serv
     const known = await chatJson(["gpt-oss", "-p", "Why?", "-n", "200", "-o", `grammar=${HARMONY}`]);
     assert.equal(known.thinking?.trim(), "plan it", JSON.stringify(known));
     assert.equal(known.answer.trim(), "the answer", JSON.stringify(known));
+    // the same with no proxy: the chat starts llama-server for the model itself, and stops it
+    const alone = await chatJson([join(dir, "models", "gpt-oss.gguf"), "-p", "Why?", "-o", `grammar=${HARMONY}`], true);
+    assert.equal(alone.thinking?.trim(), "plan it", JSON.stringify(alone));
+    assert.equal(alone.answer.trim(), "the answer", JSON.stringify(alone));
     // plain: stdout is the answer alone (thinking hidden in a pipe); --think show puts the thinking on stderr
     const hidden = await gglibChat(["gpt-oss-harmony", "-p", "Why?"]);
     assert.equal(hidden.code, 0, hidden.stderr);
