@@ -1,12 +1,13 @@
 // The model families (test/support/archs/) in the dashboard and the terminal chat, on the REAL llama-server through
 // `gglib proxy --max-models 1` (in-process, with the context cache on, as families.test.ts runs them for the API):
 //   - each family's model card in Debian's Chromium: its name, its architecture line (sliding-window, hybrid and
-//     encoder layers), the estimate, the --swa-full choice for the sliding-window models, the context cache's
-//     hybrid caveat, and what the BERT models serve;
-//   - the playground keeps the reasoning apart from the answer: gpt-oss harmony's analysis channel, Qwen3's
-//     <think> block (a preset whose grammar makes the random model write one) and Qwen3.5's opened <think>;
-//   - `gglib chat` (a pipe: plain and --json; and in tmux, a real terminal, two turns and a /model switch) does the
-//     same, with no harmony or <think> marker in the answer.
+//     encoder layers), the estimate, the context size, the --swa-full choice of the sliding-window models, and
+//     once loaded from the card, what the context cache does with it (the hybrids' caveat);
+//   - the playground keeps the reasoning apart from the answer, with no part of a marker shown while it streams:
+//     gpt-oss harmony's analysis channel, Qwen3's <think> and Qwen3.5's opened <think> (presets whose grammars
+//     make the random models think); it offers Embed to the BERT embedding model, Embed and Rerank to the reranker;
+//   - `gglib chat` does the same in a pipe (plain and --json; and with no proxy, starting the model itself) and in a
+//     real terminal (tmux: two turns, a /model switch, /save), with no harmony or <think> marker drawn.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -83,7 +84,7 @@ before(async () => {
     }),
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  page = await (await browser.newContext({ reducedMotion: "reduce" })).newPage();
+  page = await (await browser.newContext({ reducedMotion: "reduce", locale: "en-US" })).newPage();
 });
 
 after(async () => {
@@ -259,13 +260,8 @@ describe("model families in the dashboard and the terminal chat (real llama-serv
       assert.ok(estimate.endsWith(bytes(m.estimatedBytes)), `${family}: ${estimate}`);
       const ctx = list.data.find((x) => x.id === family)?.meta?.ctx;
       assert.ok(ctx && ctx > 0, family);
-      assert.match(
-        (await card
-          .locator("dd", { hasText: / tokens$/ })
-          .first()
-          .textContent()) ?? "",
-        /^[\d,]+ tokens$/,
-      );
+      const context = card.locator("dt", { hasText: /^context$/ }).locator("xpath=following-sibling::dd[1]");
+      assert.equal(await context.textContent(), `${ctx.toLocaleString("en-US")} tokens`, family);
 
       // the sliding-window models say whether they run with --swa-full, what it costs and why; the others nothing
       const swa = card.getByTestId("swa-full");
