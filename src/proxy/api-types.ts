@@ -38,6 +38,17 @@ export interface ModelStatusReport {
    * llama-server names it; absent when this CPU repacks none of its weights.
    */
   repack?: { bytes: number; buffers: Record<string, number> };
+  /**
+   * The architecture and what its layers keep (src/models/arch-facts.ts): sliding-window layers and their window,
+   * recurrent layers (a hybrid or recurrent model), an encoder's use; absent when its GGUF header was not read.
+   */
+  arch?: {
+    name: string;
+    layers?: number;
+    swa?: { layers: number; window: number };
+    recurrent?: number;
+    encoder?: "embeddings" | "rerank";
+  };
   /** A sliding-window model: whether it runs with `--swa-full`, its extra KV bytes and why (src/models/swa-full.ts). */
   swaFull?: { on: boolean; extraBytes: number; by: string; reason: string };
   /** The presets that run on it (src/models/presets.ts), by name; absent when none. */

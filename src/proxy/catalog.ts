@@ -16,6 +16,7 @@ import { uniqueEndpoints } from "../rpc/endpoint.js";
 import { planSplit } from "../rpc/split.js";
 import { overriddenFlags, refusedFlags } from "../llama/args.js";
 import { chooseSwaFull, type SwaFullChoice } from "../models/swa-full.js";
+import { archFacts, type ArchFacts } from "../models/arch-facts.js";
 import {
   findModel,
   loadModelSources,
@@ -42,6 +43,8 @@ export interface ProxyModel {
   swaFull?: SwaFullChoice;
   /** The presets that run on this model (src/models/presets.ts); absent when none. */
   presets?: readonly Preset[];
+  /** Its architecture and what its layers keep (src/models/arch-facts.ts); absent when the header was not read. */
+  arch?: ArchFacts;
   /**
    * A config `hf:` model whose files are not in the Hugging Face cache yet: fetched on first use (hf-fetch.ts);
    * its estimate is unknown until then.
@@ -260,6 +263,7 @@ async function toProxyModel(entry: ModelEntry, input: CatalogInput): Promise<Pro
   };
   if (rpc) pm.rpc = rpc;
   if (swaFull) pm.swaFull = swaFull;
+  if (metadata) pm.arch = archFacts(metadata);
   if (entry.source === "config" && isHfRef(entry.path)) pm.download = { ref: entry.path };
   return pm;
 }

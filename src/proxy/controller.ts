@@ -641,6 +641,7 @@ export class ModelController {
         bytes: pm.estimate.repack.bytes,
         buffers: { ...pm.estimate.repack.buffers },
       };
+    if (pm?.arch) r.arch = { ...pm.arch };
     if (pm?.swaFull) r.swaFull = { ...pm.swaFull };
     if (st.measuredBytes !== undefined) r.measuredBytes = st.measuredBytes;
     if (st.lastUsed > 0) r.lastUsed = new Date(st.lastUsed).toISOString();

@@ -41,3 +41,23 @@ export function swaFullFact(s: NonNullable<ModelStatusReport["swaFull"]>): strin
   const cost = s.on ? `+${bytes(s.extraBytes)}` : `would cost +${bytes(s.extraBytes)}`;
   return `${s.on ? "on" : "off"} (${cost}): ${s.reason}`;
 }
+
+/**
+ * What a model card says about the architecture (`models[].arch`): its name and what its layers keep, in one line,
+ * e.g. "gemma3 · 6 layers: 5 sliding-window (window 128) + 1 global" or "bert · encoder (no KV cache): a reranker".
+ */
+export function archLine(a: NonNullable<ModelStatusReport["arch"]>): string {
+  const parts = [a.name];
+  const n = a.layers;
+  if (a.encoder) parts.push(`encoder (no KV cache): ${a.encoder === "rerank" ? "a reranker" : "embeddings"}`);
+  else if (n !== undefined && a.recurrent !== undefined && a.recurrent >= n)
+    parts.push(`recurrent: ${n} layers, a fixed-size state (no KV cache)`);
+  else if (n !== undefined && a.recurrent !== undefined)
+    parts.push(
+      `hybrid: ${a.recurrent} recurrent layers (fixed-size state) + ${n - a.recurrent} attention layers (KV cache)`,
+    );
+  else if (n !== undefined && a.swa)
+    parts.push(`${n} layers: ${a.swa.layers} sliding-window (window ${a.swa.window}) + ${n - a.swa.layers} global`);
+  else if (n !== undefined) parts.push(`${n} layers`);
+  return parts.join(" · ");
+}

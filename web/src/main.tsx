@@ -76,6 +76,8 @@ function App() {
   }, []);
   const [models, refreshModels] = useModels(auth === "ok");
   const names = (models.status?.models ?? []).map((m) => m.name);
+  // the playground chats with the presets too (each runs on its model: the same process, its own request changes)
+  const chatNames = (models.status?.models ?? []).flatMap((m) => [m.name, ...(m.presets ?? [])]);
 
   return (
     <>
@@ -126,7 +128,7 @@ function App() {
             {view === "activity" ? <ActivityView models={names} /> : null}
             {view === "logs" ? <LogsView models={names} /> : null}
             {view === "machine" ? <MachineView /> : null}
-            {view === "playground" ? <PlaygroundView models={names} /> : null}
+            {view === "playground" ? <PlaygroundView models={chatNames} /> : null}
             {view === "config" ? <ConfigView /> : null}
           </>
         ) : null}

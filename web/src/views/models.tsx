@@ -3,7 +3,7 @@ import { postJson } from "../api.js";
 import { bytes, duration, percent } from "../format.js";
 import type { ModelsState } from "../store.js";
 import { useTick } from "../store.js";
-import { contextFacts, swaFullFact } from "../context.js";
+import { archLine, contextFacts, swaFullFact } from "../context.js";
 import type { ModelStatus, ModelStatusReport, PeerStatus } from "../../../src/proxy/api-types.js";
 
 const STATE_LABEL: Record<ModelStatus, string> = {
@@ -232,6 +232,12 @@ function ModelCard(p: {
         </p>
       ) : null}
       <dl class="facts">
+        {m.arch ? (
+          <>
+            <dt>architecture</dt>
+            <dd data-testid="arch">{archLine(m.arch)}</dd>
+          </>
+        ) : null}
         <dt>source</dt>
         <dd>{p.source ?? "–"}</dd>
         {m.pid !== undefined ? (
