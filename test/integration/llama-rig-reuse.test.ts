@@ -13,7 +13,14 @@ import { resolveLlamaServer } from "../../src/llama/binary.js";
 import { adoptBuild } from "../../src/llama/install/install.js";
 import { readInstallRecord, writeInstallRecord, type InstallRecord } from "../../src/llama/install/record.js";
 import { cmakeFlagsFor } from "../../src/llama/install/source-build.js";
-import { RIG_BINARIES, RIG_COMMIT, findRigLlamaServer, rigBuildFor, rigInstallDir } from "../support/llama-server.js";
+import {
+  RIG_BINARIES,
+  RIG_BUILD,
+  RIG_COMMIT,
+  findRigLlamaServer,
+  rigBuildFor,
+  rigInstallDir,
+} from "../support/llama-server.js";
 
 const VERSION_SCRIPT = `#!/bin/sh\necho "version: 0.4.0-dev (build 1, commit ${RIG_COMMIT.slice(0, 7)})" >&2\nexit 0\n`;
 
@@ -45,6 +52,7 @@ async function installed(over: Partial<InstallRecord> = {}, binaries?: string[])
     commit: RIG_COMMIT,
     backend: "cpu",
     cmakeFlags: cmakeFlagsFor("cpu"),
+    patches: [...RIG_BUILD.patches],
     source: join(dir, "cache", "llama-src", "gitRelease.bundle"),
     sourceKind: "bundle",
     binaryPath: paths.llamaServerBinary(env),
@@ -56,16 +64,18 @@ async function installed(over: Partial<InstallRecord> = {}, binaries?: string[])
 }
 
 describe("the rig reuses an installed llama-server of its commit and flags", () => {
-  test("same commit, backend and flags, llama-cli and rpc-server beside it: the installed binary, no build", async () => {
+  test("same commit, backend, flags and patches, llama-cli and rpc-server beside it: the installed binary, no build", async () => {
     const bin = await installed();
     assert.equal(await findRigLlamaServer(env), bin);
     assert.equal(existsSync(rigInstallDir(env)), false, "nothing built or written for the rig");
   });
 
-  test("other flags, another commit, no llama-cli or no rpc-server: the rig builds its own", async () => {
+  test("other flags, another commit, no patches, no llama-cli or no rpc-server: the rig builds its own", async () => {
     await installed({ cmakeFlags: [...cmakeFlagsFor("cpu"), "-DGGML_NATIVE=OFF"] });
     assert.equal(await findRigLlamaServer(env), undefined);
     await installed({ commit: "0123456789abcdef0123456789abcdef01234567" });
+    assert.equal(await findRigLlamaServer(env), undefined);
+    await installed({ patches: [] }); // built before gglib's llama.cpp patches
     assert.equal(await findRigLlamaServer(env), undefined);
     rmSync(paths.llamaDir(env), { recursive: true, force: true });
     await installed({}, ["llama-server"]);
