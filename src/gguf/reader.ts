@@ -395,6 +395,11 @@ export interface ModelMetadata {
   headCountKvPerLayer?: number[];
   keyLength?: number;
   valueLength?: number;
+  /** `attention.key_length_swa` / `value_length_swa` (Gemma 4): the head size of sliding-window layers. */
+  keyLengthSwa?: number;
+  valueLengthSwa?: number;
+  /** `attention.shared_kv_layers` (Gemma 4): the last n layers read an earlier layer's KV cache, keep none. */
+  sharedKvLayers?: number;
   /** Sliding-window size of SWA models (their SWA layers keep a bounded KV cache). */
   slidingWindow?: number;
   /** `attention.sliding_window_pattern` as a number: every n-th layer is global (src/models/estimate/layers.ts). */
@@ -584,6 +589,9 @@ export function describeHeader(
   if (kvHeads.perLayer && kvHeads.perLayer.length > 1) set("headCountKvPerLayer", kvHeads.perLayer);
   set("keyLength", num(a("attention.key_length")));
   set("valueLength", num(a("attention.value_length")));
+  set("keyLengthSwa", num(a("attention.key_length_swa")));
+  set("valueLengthSwa", num(a("attention.value_length_swa")));
+  set("sharedKvLayers", num(a("attention.shared_kv_layers")));
   set("slidingWindow", num(a("attention.sliding_window")));
   const swaPattern = a("attention.sliding_window_pattern");
   set("slidingWindowPattern", num(swaPattern));

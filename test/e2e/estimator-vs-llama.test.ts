@@ -313,6 +313,20 @@ const CASES: Case[] = [
     tolerance: 0.05,
   },
   {
+    label: "gemma4: per-layer SWA pattern, wider global heads, 2 KV-sharing layers, per-layer embeddings",
+    model: { family: "gemma4" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "gemma4 --swa-full -c 4096: the sliding-window layers keep every cell",
+    model: { family: "gemma4" },
+    args: ["--swa-full", "-c", "4096"],
+    estimate: { swaFull: true, ctx: 4096 },
+    tolerance: 0.05,
+  },
+  {
     label: "qwen3moe: 8 experts, 2 used",
     model: { family: "qwen3moe" },
     args: [],

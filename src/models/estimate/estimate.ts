@@ -36,7 +36,9 @@ import { planRepack, type CpuFeatures, type ExtraBufferType } from "../repack.js
 import { bertComputeBytes, encoderTokens } from "./encoder.js";
 import {
   attentionInRecurrentLayers,
+  headSizes,
   mambaPeakFloatsPerToken,
+  ownKvLayers,
   recurrentLayers,
   NO_MEMORY_ARCHS,
   recurrentStateBytesPerLayer,
@@ -222,16 +224,19 @@ export function kvBytesPerCellByLayer(
   const heads = meta.headCount ?? 0;
   const embd = meta.embeddingLength ?? 0;
   const headDim = heads > 0 ? Math.floor(embd / heads) : 0;
-  const dk = meta.keyLength ?? headDim;
-  const dv = meta.valueLength ?? headDim;
+  // per layer: sliding-window layers may have their own head size (Gemma 4's key_length_swa)
+  const sizes = headSizes({ ...meta, blockCount: layers });
   const recurrent = attentionInRecurrentLayers(meta) ? undefined : recurrentLayers(meta);
+  const own = ownKvLayers({ ...meta, blockCount: layers });
   const none = meta.architecture !== undefined && NO_MEMORY_ARCHS.has(meta.architecture);
   const out: number[] = [];
   for (let i = 0; i < layers; i++) {
-    if (none || recurrent?.[i]) {
+    if (none || recurrent?.[i] || own?.[i] === false) {
       out.push(0);
       continue;
     }
+    const dk = sizes[i]?.k ?? meta.keyLength ?? headDim;
+    const dv = sizes[i]?.v ?? meta.valueLength ?? headDim;
     const kvHeads = meta.headCountKvPerLayer?.[i] ?? meta.headCountKv ?? heads;
     out.push(kvHeads * dk * KV_CACHE_BYTES[cacheTypeK] + kvHeads * dv * KV_CACHE_BYTES[cacheTypeV]);
   }

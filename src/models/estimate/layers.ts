@@ -15,6 +15,11 @@ export type LayerMetadata = Partial<
     | "blockCount"
     | "headCountKv"
     | "headCountKvPerLayer"
+    | "keyLength"
+    | "valueLength"
+    | "keyLengthSwa"
+    | "valueLengthSwa"
+    | "sharedKvLayers"
     | "feedForwardLengthPerLayer"
     | "slidingWindow"
     | "slidingWindowPattern"
@@ -37,6 +42,7 @@ export type LayerMetadata = Partial<
 const SWA_PERIOD: Readonly<Record<string, { period: number; denseFirst?: boolean }>> = {
   gemma2: { period: 2 },
   gemma3: { period: 6 },
+  gemma3n: { period: 5 },
   "gpt-oss": { period: 2 },
   cohere2: { period: 4 },
   llama4: { period: 4 },
@@ -119,6 +125,39 @@ export function swaLayers(meta: LayerMetadata): boolean[] | undefined {
   if (period === undefined || !known) return undefined;
   return Array.from({ length: n }, (_, il) =>
     known.denseFirst ? period === 0 || il % period !== 0 : period === 0 || il % period < period - 1,
+  );
+}
+
+/**
+ * Per layer: false for a layer that keeps no KV cache of its own because it reads an earlier layer's (llama.cpp's
+ * `n_layer_kv_from_start` and the reuse callback of llama_model::create_memory): in Gemma 4 the last
+ * `attention.shared_kv_layers` layers, in Gemma 3n every layer from the 21st on (src/models/gemma3n.cpp). Undefined
+ * for the other architectures (every layer has its own).
+ */
+export function ownKvLayers(meta: LayerMetadata): boolean[] | undefined {
+  const n = layerCount(meta);
+  const fromStart =
+    meta.architecture === "gemma4" ? n - (meta.sharedKvLayers ?? 0) : meta.architecture === "gemma3n" ? 20 : undefined;
+  if (fromStart === undefined || fromStart >= n) return undefined;
+  return Array.from({ length: n }, (_, i) => i < fromStart);
+}
+
+/**
+ * Per layer: the K and V head sizes (llama_hparams::n_embd_head_k(il)): `attention.key_length_swa` /
+ * `value_length_swa` on sliding-window layers when the file has them (Gemma 4), `key_length` / `value_length`
+ * (default n_embd / n_head) elsewhere.
+ */
+export function headSizes(
+  meta: LayerMetadata & { embeddingLength?: number | undefined; headCount?: number | undefined },
+): { k: number; v: number }[] {
+  const n = layerCount(meta);
+  const heads = meta.headCount ?? 0;
+  const base = heads > 0 ? Math.floor((meta.embeddingLength ?? 0) / heads) : 0;
+  const k = meta.keyLength ?? base;
+  const v = meta.valueLength ?? base;
+  const swa = swaLayers(meta);
+  return Array.from({ length: n }, (_, i) =>
+    swa?.[i] ? { k: meta.keyLengthSwa ?? k, v: meta.valueLengthSwa ?? v } : { k, v },
   );
 }
 

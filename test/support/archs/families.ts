@@ -5,6 +5,7 @@
 import { GgufValue, type GgufDocument } from "../gguf-writer.js";
 import { TokenType } from "../../../src/gguf/types.js";
 import { TensorSet, archKeys, archVocab, generalKeys, tokenizerMetadata } from "./common.js";
+import { GEMMA4 } from "./gemma4.js";
 
 export interface FamilyInput {
   readonly name: string;
@@ -585,6 +586,7 @@ export const FAMILIES = {
     },
     document: gemma3,
   },
+  gemma4: GEMMA4,
   granitehybrid: {
     arch: "granitehybrid",
     template: "ibm-granite-granite-4.0",

@@ -12,6 +12,7 @@
  * | family          | architecture    | what it exercises                                                       |
  * | --------------- | --------------- | ----------------------------------------------------------------------- |
  * | `gemma3`        | `gemma3`        | sliding-window (window 128) + global layers, 5:1 like Gemma 3           |
+ * | `gemma4`        | `gemma4`        | per-layer SWA pattern, wider global heads, shared KV, per-layer embeddings |
  * | `granitehybrid` | `granitehybrid` | Mamba-2 layers with attention every third layer (Granite 4.0-H)         |
  * | `qwen3`         | `qwen3`         | dense, q/k norms, Qwen3 `<think>` + `<tool_call>` template              |
  * | `qwen3moe`      | `qwen3moe`      | mixture of experts (8 experts, 2 used)                                  |

@@ -8,7 +8,10 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   estimateMemory,
+  headSizes,
+  kvBytesPerCellByLayer,
   mambaPeakFloatsPerToken,
+  ownKvLayers,
   parseLlamaMemoryLog,
   recurrentLayers,
   recurrentStateBytesPerLayer,
@@ -207,6 +210,51 @@ void describe("estimateMemory with sliding-window and recurrent layers vs llama-
     near(np2.kvBytes - np2.recurrentBytes, 1.0, "KV");
     near(np2.recurrentBytes, 0.08, "RS");
     nearCompute(np2.computeBytes, 4.07);
+  });
+});
+
+/**
+ * The rig's gemma4 (test/support/archs/gemma4.ts): 6 blocks, sliding pattern [T,T,T,F,T,F] (window 128), 16-wide
+ * heads × 2 KV heads on sliding layers, 32-wide × 1 on global ones, the last 2 layers share the KV of layers 2, 3.
+ */
+const GEMMA4: EstimatorModel = {
+  architecture: "gemma4",
+  blockCount: 6,
+  embeddingLength: 64,
+  feedForwardLength: 128,
+  headCount: 4,
+  headCountKv: 2,
+  headCountKvPerLayer: [2, 2, 2, 1, 2, 1],
+  keyLength: 32,
+  valueLength: 32,
+  keyLengthSwa: 16,
+  valueLengthSwa: 16,
+  sharedKvLayers: 2,
+  slidingWindow: 128,
+  slidingWindowLayers: [true, true, true, false, true, false],
+  vocabSize: 430,
+  contextLength: 8192,
+};
+
+void describe("gemma4: per-layer head sizes and KV-sharing layers (llama.cpp's gemma4 rules)", () => {
+  void test("sliding layers use key_length_swa, global ones key_length; the last shared_kv_layers keep no KV", () => {
+    assert.deepEqual(
+      headSizes(GEMMA4).map((h) => h.k),
+      [16, 16, 16, 32, 16, 32],
+    );
+    assert.deepEqual(ownKvLayers(GEMMA4), [true, true, true, true, false, false]);
+    // K + V, f16: 2 heads × 16 × 2 B × 2 on sliding layers, 1 × 32 × 2 B × 2 on the global one, 0 when shared
+    assert.deepEqual(kvBytesPerCellByLayer(GEMMA4), [128, 128, 128, 128, 0, 0]);
+    assert.equal(ownKvLayers({ ...GEMMA4, sharedKvLayers: undefined }), undefined, "no key: every layer has its own");
+    assert.equal(ownKvLayers({ ...GEMMA4, architecture: "gemma3" }), undefined, "only gemma3n / gemma4 share");
+  });
+
+  void test("at the trained 8192, 4 slots: 8192 cells for the global layer, 1024 for 3 sliding ones (llama-server: 1.00 + 0.38 MiB)", () => {
+    const e = estimateMemory({ metadata: GEMMA4 });
+    near(e.kvBytes, 1.38, "KV");
+    assert.equal(e.kvBytesPerToken, 128, "only the global layer with its own cache grows with the context");
+    const full = estimateMemory({ metadata: GEMMA4, swaFull: true, ctx: 4096 });
+    near(full.kvBytes, 2.0, "KV with --swa-full -c 4096");
   });
 });
 
