@@ -13,11 +13,11 @@
  *   - per-layer embeddings (Gemma 4 E2B/E4B): `per_layer_token_embd` (8 values per layer and token), projected
  *     and gated into every block.
  *
- * The turn markers are `<|turn>` … `<turn|>` (the end of a turn, llama.cpp's end-of-generation token for Gemma 4).
- * Tool calls are `<|tool_call>call:NAME{…}<tool_call|>`: `<|tool_call>` is sampled now and then (a call starts
- * within a few dozen tokens when tools are on) and `{` chains into `}`, `}` into `<tool_call|>` and that into the
- * end of the turn, so a call llama-server's grammar writes is `call:NAME{}` (the Gemma 4 grammar of this llama.cpp
- * takes any dictionary as the arguments, not the tool's schema: common/chat.cpp's TODO).
+ * The turn markers are `<|turn>` … `<turn|>` (the end of a turn, llama.cpp's end-of-generation token for Gemma 4);
+ * every tag is silenced, so the model never stops on its own or opens a thought channel or a tool call (tests force
+ * those with a grammar). Tool calls (`<|tool_call>call:NAME{…}<tool_call|>`) are not exercised: llama.cpp's Gemma 4
+ * tool-call grammar (80fb11a) does not hold this model to a call with `tool_choice: "required"` (it writes free
+ * text and llama-server answers 500), though it writes one under a user grammar.
  */
 import { GgufValue, type GgufDocument } from "../gguf-writer.js";
 import { TokenType } from "../../../src/gguf/types.js";
@@ -58,20 +58,13 @@ function gemma4(i: FamilyInput): GgufDocument {
       // the tags llama.cpp's converter makes visible (USER_DEFINED) so that the chat parser reads them
       { text: "<|channel>", type: text },
       { text: "<channel|>", type: text },
-      { text: "<|tool_call>", type: text, bias: 4.35 },
-      { text: "<tool_call|>", type: text, bias: -3.5 },
+      { text: "<|tool_call>", type: text },
+      { text: "<tool_call|>", type: text },
       { text: "<|tool_response>", type: text },
       { text: "<tool_response|>", type: text },
       { text: '<|"|>', type: text },
     ],
     "<turn|>",
-    {
-      chains: [
-        ["{", "}"],
-        ["}", "<tool_call|>"],
-        ["<tool_call|>", "<turn|>"],
-      ],
-    },
   );
   const t = new TensorSet(i.seed, W);
   const layers = SWA.length;
