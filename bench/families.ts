@@ -2,7 +2,7 @@
  * The model families of issue 22 (test/support/archs), on the real llama-server:
  *
  * (a) The memory estimator per family: each tiny model is started at `-lv 4` (defaults: trained context 8192,
- *     4 slots; gemma3 also with `--swa-full`), its buffer lines read with parseLlamaMemoryLog, and every part of
+ *     4 slots; gemma3 and gemma4 also with `--swa-full`), its buffer lines read with parseLlamaMemoryLog, and every part of
  *     estimateMemory set against them: weights, KV (llama-server's KV buffers), RS (the recurrent state), compute,
  *     total. Printed as one table (stderr and the returned rows' notes).
  * (b) The context cache's follow-up time to first token after A → B → A through the proxy with `--max-models 1`,
@@ -70,6 +70,8 @@ interface EstCase {
 const EST_CASES: EstCase[] = [
   { label: "gemma3", family: "gemma3", args: [] },
   { label: "gemma3 --swa-full", family: "gemma3", args: ["--swa-full"], swaFull: true },
+  { label: "gemma4", family: "gemma4", args: [] },
+  { label: "gemma4 --swa-full", family: "gemma4", args: ["--swa-full"], swaFull: true },
   { label: "granitehybrid", family: "granitehybrid", args: [] },
   { label: "qwen3", family: "qwen3", args: [] },
   { label: "qwen3moe", family: "qwen3moe", args: [] },

@@ -27,7 +27,8 @@ interface LlamaExtras {
   chat_template_kwargs?: Record<string, unknown>;
 }
 
-const CHAT: readonly ArchFamily[] = ["gemma3", "gemma4", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss"];
+// gemma4 last: each model's weight seed is its index in ALL, so the others keep theirs
+const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss", "gemma4"];
 /**
  * Families whose real template renders tools (Gemma 2/3's turn format has none). Gemma 4's template renders them,
  * but llama.cpp's Gemma 4 tool-call grammar (80fb11a) does not hold the tiny model to a call: with
@@ -183,7 +184,9 @@ describe("model families on the real llama-server through gglib proxy", { timeou
 
   test("swaps across families under --max-models 1 and unloads", async () => {
     const before = spawned.length;
-    for (const family of ["gpt-oss", "gemma3", "granitehybrid", "gpt-oss"] as const) {
+    const running = ready()[0];
+    const order = ["gpt-oss", "gemma3", "granitehybrid", "gpt-oss"] as const;
+    for (const family of order) {
       const r = await openai.chat.completions.create({
         model: family,
         messages: [{ role: "user", content: "Hi" }],
@@ -192,8 +195,12 @@ describe("model families on the real llama-server through gglib proxy", { timeou
       assert.equal(r.model, family);
       assert.deepEqual(ready(), [family]);
     }
-    // gpt-oss was running when this test began: it stays, then gemma3, granitehybrid and gpt-oss start
-    assert.deepEqual(spawned.slice(before), ["gemma3", "granitehybrid", "gpt-oss"]);
+    // the last CHAT family is running when this test begins: every model of `order` starts, each once in a row
+    // (the first only if it was not the one running)
+    assert.deepEqual(
+      spawned.slice(before),
+      order.filter((f, i) => i > 0 || f !== running),
+    );
     const res = await fetch(`${proxy.url}/models/unload`, {
       method: "POST",
       headers: { "content-type": "application/json" },
