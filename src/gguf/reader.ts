@@ -400,6 +400,8 @@ export interface ModelMetadata {
   valueLengthSwa?: number;
   /** `attention.shared_kv_layers` (Gemma 4): the last n layers read an earlier layer's KV cache, keep none. */
   sharedKvLayers?: number;
+  /** `embedding_length_per_layer_input` (Gemma 4 E2B/E4B): per-layer embedding values per layer and token. */
+  embeddingLengthPerLayer?: number;
   /** Sliding-window size of SWA models (their SWA layers keep a bounded KV cache). */
   slidingWindow?: number;
   /** `attention.sliding_window_pattern` as a number: every n-th layer is global (src/models/estimate/layers.ts). */
@@ -592,6 +594,7 @@ export function describeHeader(
   set("keyLengthSwa", num(a("attention.key_length_swa")));
   set("valueLengthSwa", num(a("attention.value_length_swa")));
   set("sharedKvLayers", num(a("attention.shared_kv_layers")));
+  set("embeddingLengthPerLayer", num(a("embedding_length_per_layer_input")));
   set("slidingWindow", num(a("attention.sliding_window")));
   const swaPattern = a("attention.sliding_window_pattern");
   set("slidingWindowPattern", num(swaPattern));

@@ -39,6 +39,7 @@ import {
   headSizes,
   mambaPeakFloatsPerToken,
   ownKvLayers,
+  perLayerInputFloats,
   recurrentLayers,
   NO_MEMORY_ARCHS,
   recurrentStateBytesPerLayer,
@@ -264,11 +265,15 @@ export function computeBufferBytes(
   // feed-forward peak (gate + up + product live together: 3·n_ff + 4·n_embd, exact for n_ff/n_embd 2.7–16).
   const residual = (L <= 1 ? 5 : L === 2 ? 8 : 9) * E;
   const feedForward = F > 2 * E ? 3 * F + 4 * E : 0;
-  const ffn = U * 4 * Math.max(residual, feedForward);
+  // Gemma 4's per-layer inputs (P floats per token) live beside every block's peak; before the first block, four
+  // P-sized tensors and the input embedding (looked up and scaled: 2·n_embd) live together (layers.ts).
+  const P = perLayerInputFloats(meta);
+  const ffn = U * 4 * (Math.max(residual, feedForward) + P);
+  const perLayerInputs = P > 0 ? U * 4 * (4 * P + 2 * E) : 0;
   const scores = opts.flashAttention ? 0 : opts.nKv * U * H * 4 + 4 * E * U * 4;
   const logits = opts.parallel * V * 4 + E * U * 4;
   const ssm = U * 4 * (mambaPeakFloatsPerToken(meta) ?? 0);
-  return mask + Math.max(ffn, scores, logits, ssm);
+  return mask + Math.max(ffn, scores, logits, ssm, perLayerInputs);
 }
 
 export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {

@@ -20,6 +20,7 @@ export type LayerMetadata = Partial<
     | "keyLengthSwa"
     | "valueLengthSwa"
     | "sharedKvLayers"
+    | "embeddingLengthPerLayer"
     | "feedForwardLengthPerLayer"
     | "slidingWindow"
     | "slidingWindowPattern"
@@ -159,6 +160,17 @@ export function headSizes(
   return Array.from({ length: n }, (_, i) =>
     swa?.[i] ? { k: meta.keyLengthSwa ?? k, v: meta.valueLengthSwa ?? v } : { k, v },
   );
+}
+
+/**
+ * Floats per token of Gemma 4's per-layer inputs (src/models/gemma4.cpp, project_per_layer_inputs):
+ * n_embd_per_layer × n_layer, 0 for other models. Their permuted copy is read by every block, so it stays live
+ * through the whole graph; before the first block the graph holds four tensors of this size at once (the looked-up
+ * per-layer embeddings, the projection of the input embedding, their sum, its permuted copy).
+ */
+export function perLayerInputFloats(meta: LayerMetadata): number {
+  if (meta.architecture !== "gemma4") return 0;
+  return (meta.embeddingLengthPerLayer ?? 0) * layerCount(meta);
 }
 
 /** Per layer: true for a recurrent layer. Undefined for a model without recurrent layers. */

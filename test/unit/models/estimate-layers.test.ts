@@ -256,6 +256,17 @@ void describe("gemma4: per-layer head sizes and KV-sharing layers (llama.cpp's g
     const full = estimateMemory({ metadata: GEMMA4, swaFull: true, ctx: 4096 });
     near(full.kvBytes, 2.0, "KV with --swa-full -c 4096");
   });
+
+  void test("wide per-layer embeddings: the graph's input phase (4 × n_embd_per_layer × n_layer + 2 × n_embd per token) is the peak", () => {
+    // llama-server's compute buffer for the rig's gemma4 generated with other widths (8192 + 1024 mask cells)
+    const wide = (embd: number, perLayer: number) =>
+      estimateMemory({ metadata: { ...GEMMA4, embeddingLength: embd, embeddingLengthPerLayer: perLayer } });
+    nearCompute(wide(64, 64).computeBytes, 12.27);
+    nearCompute(wide(128, 96).computeBytes, 14.02);
+    nearCompute(wide(64, 32).computeBytes, 10.77);
+    // without per-layer embeddings: the other models' terms alone
+    nearCompute(wide(64, 0).computeBytes, 10.14);
+  });
 });
 
 void describe("parseLlamaMemoryLog with two caches", () => {
