@@ -31,9 +31,10 @@ interface LlamaExtras {
 const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss", "gemma4"];
 /**
  * Families whose real template renders tools (Gemma 2/3's turn format has none). Gemma 4's template renders them,
- * but llama.cpp's Gemma 4 tool-call grammar (80fb11a) does not hold the tiny model to a call: with
- * `tool_choice: "required"` it writes free text and llama-server answers 500 (the output does not match
- * peg-gemma4), though the same model writes `<|tool_call>call:get_weather{}<tool_call|>` under a user grammar.
+ * but llama.cpp's Gemma 4 tool-call grammar (80fb11a) does not force a call on the tiny model: with
+ * `tool_choice: "required"` it writes the same free text as with "auto" (same seed), and where it writes
+ * `<|tool_call>` then free text llama-server answers 500 (output does not match peg-gemma4); under a user grammar
+ * the same model writes `<|tool_call>call:get_weather{}<tool_call|>`.
  */
 const TOOLS: readonly ArchFamily[] = ["granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss"];
 const ALL: readonly ArchFamily[] = [...CHAT, "embed", "rerank"];

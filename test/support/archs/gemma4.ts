@@ -16,8 +16,8 @@
  * The turn markers are `<|turn>` … `<turn|>` (the end of a turn, llama.cpp's end-of-generation token for Gemma 4);
  * every tag is silenced, so the model never stops on its own or opens a thought channel or a tool call (tests force
  * those with a grammar). Tool calls (`<|tool_call>call:NAME{…}<tool_call|>`) are not exercised: llama.cpp's Gemma 4
- * tool-call grammar (80fb11a) does not hold this model to a call with `tool_choice: "required"` (it writes free
- * text and llama-server answers 500), though it writes one under a user grammar.
+ * tool-call grammar (80fb11a) does not force a call with `tool_choice: "required"` (this model writes the same free
+ * text as with "auto"), though it writes one under a user grammar.
  */
 import { GgufValue, type GgufDocument } from "../gguf-writer.js";
 import { TokenType } from "../../../src/gguf/types.js";
