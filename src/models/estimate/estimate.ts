@@ -164,7 +164,7 @@ export interface EstimateMemoryInput {
 export interface SwaEstimate {
   /** `{arch}.attention.sliding_window`. */
   window: number;
-  /** Sliding-window layers (of `layers`). */
+  /** Sliding-window layers (of `layers`) with a KV cache of their own (not Gemma 4's KV-sharing ones). */
   layers: number;
   /** KV cells of the sliding-window cache (all streams). */
   cells: number;
@@ -335,6 +335,7 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
   const firstGpu = layers - gpuBlocks;
 
   const kvPerCell = kvBytesPerCellByLayer(meta, input.cacheTypeK, input.cacheTypeV);
+  const ownKv = ownKvLayers({ ...meta, blockCount: layers });
   let gpuWeights = outputOnGpu ? outW : 0;
   let hostWeights = embdW + otherW + (outputOnGpu ? 0 : outW);
   const gpuBackend = input.gpuBackend ?? g > 0;
@@ -411,7 +412,8 @@ export function estimateMemory(input: EstimateMemoryInput): MemoryEstimate {
       ? {
           swa: {
             window,
-            layers: swa.filter(Boolean).length,
+            // sliding-window layers with a cache of their own (Gemma 4's KV-sharing layers have none)
+            layers: swa.filter((slides, i) => slides && ownKv?.[i] !== false).length,
             cells: swaCells,
             full: swaFull || swaCells >= kvCells,
             fullExtraBytes: Math.max(0, swaExtra),

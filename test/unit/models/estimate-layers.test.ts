@@ -253,6 +253,13 @@ void describe("gemma4: per-layer head sizes and KV-sharing layers (llama.cpp's g
     const e = estimateMemory({ metadata: GEMMA4 });
     near(e.kvBytes, 1.38, "KV");
     assert.equal(e.kvBytesPerToken, 128, "only the global layer with its own cache grows with the context");
+    assert.deepEqual(e.swa, {
+      window: 128,
+      layers: 3,
+      cells: 1024,
+      full: false,
+      fullExtraBytes: 3 * 128 * (8192 - 1024),
+    });
     const full = estimateMemory({ metadata: GEMMA4, swaFull: true, ctx: 4096 });
     near(full.kvBytes, 2.0, "KV with --swa-full -c 4096");
   });
