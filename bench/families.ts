@@ -75,6 +75,7 @@ const EST_CASES: EstCase[] = [
   { label: "qwen3moe", family: "qwen3moe", args: [] },
   { label: "qwen35", family: "qwen35", args: [] },
   { label: "gpt-oss", family: "gpt-oss", args: [] },
+  { label: "lfm2", family: "lfm2", args: [] },
   { label: "embed (bert)", family: "embed", args: ["--embedding"], embeddings: true },
   { label: "rerank (bert)", family: "rerank", args: ["--reranking"], embeddings: true },
 ];
