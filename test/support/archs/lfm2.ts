@@ -54,6 +54,7 @@ function lfm2(i: FamilyInput): GgufDocument {
   // token_embd, output and the bias trick; LFM2 names its final norm token_embd_norm
   t.head(embd, vocab);
   const norm = t.tensors.findIndex((x) => x.name === "output_norm.weight");
+  if (norm < 0) throw new Error("TensorSet.head wrote no output_norm.weight");
   t.tensors[norm] = { ...t.tensors[norm]!, name: "token_embd_norm.weight" };
   for (let l = 0; l < layers; l++) {
     const b = `blk.${l}.`;
