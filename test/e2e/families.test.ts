@@ -27,9 +27,9 @@ interface LlamaExtras {
   chat_template_kwargs?: Record<string, unknown>;
 }
 
-const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss"];
+const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "lfm2", "gpt-oss"];
 /** Families whose real template renders tools (Gemma 2/3's turn format has none). */
-const TOOLS: readonly ArchFamily[] = ["granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss"];
+const TOOLS: readonly ArchFamily[] = ["granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss", "lfm2"];
 const ALL: readonly ArchFamily[] = [...CHAT, "embed", "rerank"];
 
 let dir: string;
