@@ -77,6 +77,7 @@ const EST_CASES: EstCase[] = [
   { label: "qwen3moe", family: "qwen3moe", args: [] },
   { label: "qwen35", family: "qwen35", args: [] },
   { label: "gpt-oss", family: "gpt-oss", args: [] },
+  { label: "lfm2", family: "lfm2", args: [] },
   { label: "embed (bert)", family: "embed", args: ["--embedding"], embeddings: true },
   { label: "rerank (bert)", family: "rerank", args: ["--reranking"], embeddings: true },
 ];
@@ -271,7 +272,7 @@ const WIDE = { embd: 384, layers: 12 } as const;
  */
 interface CtxCase {
   label: string;
-  family: "gemma3" | "granitehybrid" | "gpt-oss" | "qwen35";
+  family: "gemma3" | "granitehybrid" | "gpt-oss" | "qwen35" | "lfm2";
   followUp: "chat" | "extend";
   /** What the row says about the case. */
   what: string;
@@ -281,6 +282,7 @@ const CTX_CASES: readonly CtxCase[] = [
   { label: "gemma3", family: "gemma3", followUp: "chat", what: "sliding window" },
   { label: "granitehybrid", family: "granitehybrid", followUp: "chat", what: "Mamba-2 hybrid" },
   { label: "gpt-oss", family: "gpt-oss", followUp: "chat", what: "sliding window, MoE, sinks, harmony" },
+  { label: "lfm2", family: "lfm2", followUp: "chat", what: "short-convolution hybrid" },
   {
     label: "qwen35 (extend)",
     family: "qwen35",

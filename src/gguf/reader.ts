@@ -421,6 +421,8 @@ export interface ModelMetadata {
   ssmGroupCount?: number;
   /** `ssm.time_step_rank`: Mamba-2's head count. */
   ssmTimeStepRank?: number;
+  /** `shortconv.l_cache` (LFM2): the short convolution's length; its state keeps the last l_cache − 1 inputs. */
+  shortconvLCache?: number;
   expertCount?: number;
   expertUsedCount?: number;
   /** Hidden width of one expert's FFN (MoE models). */
@@ -606,6 +608,7 @@ export function describeHeader(
   set("ssmStateSize", num(a("ssm.state_size")));
   set("ssmGroupCount", num(a("ssm.group_count")));
   set("ssmTimeStepRank", num(a("ssm.time_step_rank")));
+  set("shortconvLCache", num(a("shortconv.l_cache")));
   set("expertCount", num(a("expert_count")));
   set("expertUsedCount", num(a("expert_used_count")));
   set("expertFeedForwardLength", num(a("expert_feed_forward_length")));

@@ -7,7 +7,7 @@
  *   compute buffer: within 25 % (an approximation of ggml's allocator peak);
  *   total: within 10 %.
  * The rig's other architectures (test/support/archs: gemma3's and gpt-oss's sliding-window layers, granitehybrid's
- * Mamba-2 and qwen35's Gated DeltaNet recurrent state, qwen3moe's experts, the BERT embedding and reranker models
+ * Mamba-2, qwen35's Gated DeltaNet and lfm2's short-convolution recurrent state, qwen3moe's experts, the BERT embedding and reranker models
  * without memory) are held to 5 % on every part and the total (issue 22), with and without --swa-full.
  * The estimate is given this CPU's features (/proc/cpuinfo), so the weights llama.cpp copies into AMX /
  * CPU_REPACK buffers on this CPU are counted (src/models/repack.ts); each test prints the buffer types it saw, so
@@ -220,7 +220,7 @@ async function writeQ4Model(dir: string, name: string): Promise<string> {
 
 interface Case {
   label: string;
-  model: TinyModelOptions | "realistic" | "q4_0" | { family: ArchFamily };
+  model: TinyModelOptions | "realistic" | "q4_0" | { family: ArchFamily; embd?: number };
   args: string[];
   estimate: Omit<EstimateMemoryInput, "metadata">;
   /** Tolerance of the compute buffer and the total (default 25 % and 10 %). */
@@ -362,6 +362,20 @@ const CASES: Case[] = [
     tolerance: 0.05,
   },
   {
+    label: "lfm2: 4 short-convolution layers (RS: n_embd × (l_cache − 1)) + 2 attention layers (KV), 4 slots",
+    model: { family: "lfm2" },
+    args: [],
+    estimate: {},
+    tolerance: 0.05,
+  },
+  {
+    label: "lfm2, embd 256, -c 4096 -np 2 --no-kv-unified",
+    model: { family: "lfm2", embd: 256 },
+    args: ["-c", "4096", "-np", "2", "--no-kv-unified"],
+    estimate: { ctx: 4096, parallel: 2, kvUnified: false },
+    tolerance: 0.05,
+  },
+  {
     label: "granitehybrid -c 4096 -np 2 --no-kv-unified",
     model: { family: "granitehybrid" },
     args: ["-c", "4096", "-np", "2", "--no-kv-unified"],
@@ -396,7 +410,7 @@ void describe("estimateMemory vs llama-server's reported buffers", () => {
           : c.model === "q4_0"
             ? await writeQ4Model(dir, "est-q4")
             : "family" in c.model
-              ? await writeArchModel(dir, { family: c.model.family, name: `est-${c.model.family}` })
+              ? await writeArchModel(dir, { family: c.model.family, name: `est-${c.model.family}`, embd: c.model.embd })
               : await writeTinyModel(dir, c.model);
       t.after(() => rmSync(path, { force: true }));
       const meta = await readModelMetadata(path);

@@ -28,7 +28,16 @@ interface LlamaExtras {
 }
 
 // gemma4 last: each model's weight seed is its index in ALL, so the others keep theirs
-const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss", "gemma4"];
+const CHAT: readonly ArchFamily[] = [
+  "gemma3",
+  "granitehybrid",
+  "qwen3",
+  "qwen3moe",
+  "qwen35",
+  "lfm2",
+  "gpt-oss",
+  "gemma4",
+];
 /**
  * Families whose real template renders tools (Gemma 2/3's turn format has none). Gemma 4's template renders them,
  * but llama.cpp's Gemma 4 tool-call grammar (80fb11a) does not force a call on the tiny model: with
@@ -36,7 +45,7 @@ const CHAT: readonly ArchFamily[] = ["gemma3", "granitehybrid", "qwen3", "qwen3m
  * `<|tool_call>` then free text llama-server answers 500 (output does not match peg-gemma4); under a user grammar
  * the same model writes `<|tool_call>call:get_weather{}<tool_call|>`.
  */
-const TOOLS: readonly ArchFamily[] = ["granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss"];
+const TOOLS: readonly ArchFamily[] = ["granitehybrid", "qwen3", "qwen3moe", "qwen35", "gpt-oss", "lfm2"];
 const ALL: readonly ArchFamily[] = [...CHAT, "embed", "rerank"];
 
 let dir: string;

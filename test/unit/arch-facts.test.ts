@@ -26,6 +26,8 @@ test("hybrid: recurrent layers where n_head_kv is 0 (granitehybrid), or every 4t
     "granitehybrid · hybrid: 4 recurrent layers (fixed-size state) + 2 attention layers (KV cache)",
   );
   assert.equal(archFacts({ architecture: "qwen35", blockCount: 8 }).recurrent, 6);
+  const lfm2 = archFacts({ architecture: "lfm2", blockCount: 6, headCountKvPerLayer: [0, 0, 2, 0, 0, 2] });
+  assert.equal(lfm2.recurrent, 4, "LFM2's short-convolution layers");
   const m = archFacts({ architecture: "mamba2", blockCount: 3 });
   assert.equal(archLine(m), "mamba2 · recurrent: 3 layers, a fixed-size state (no KV cache)");
 });

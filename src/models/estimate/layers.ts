@@ -32,6 +32,7 @@ export type LayerMetadata = Partial<
     | "ssmStateSize"
     | "ssmGroupCount"
     | "ssmTimeStepRank"
+    | "shortconvLCache"
   >
 >;
 
@@ -204,9 +205,15 @@ export function attentionInRecurrentLayers(meta: LayerMetadata): boolean {
 /**
  * Bytes of one recurrent layer's state for one sequence (f32): the convolution state r = (d_conv − 1) ·
  * (d_inner + 2 · n_group · d_state) and the SSM state s = d_state · d_inner (Mamba, Mamba-2 and Gated DeltaNet
- * alike: llama_hparams::n_embd_r / n_embd_s). Undefined without the ssm.* keys (RWKV, LFM2: not modelled).
+ * alike: llama_hparams::n_embd_r / n_embd_s). LFM2's short convolution (`shortconv.l_cache`) keeps only r =
+ * n_embd · (l_cache − 1) and no SSM state (s = 0: it has no ssm.* keys). Undefined without either (RWKV: not
+ * modelled).
  */
-export function recurrentStateBytesPerLayer(meta: LayerMetadata): number | undefined {
+export function recurrentStateBytesPerLayer(
+  meta: LayerMetadata & { embeddingLength?: number | undefined },
+): number | undefined {
+  if (meta.shortconvLCache !== undefined && meta.shortconvLCache > 0 && meta.embeddingLength !== undefined)
+    return meta.embeddingLength * (meta.shortconvLCache - 1) * 4;
   const { ssmConvKernel: conv, ssmInnerSize: inner, ssmStateSize: state } = meta;
   if (conv === undefined || inner === undefined || state === undefined) return undefined;
   const groups = meta.ssmGroupCount ?? 0;

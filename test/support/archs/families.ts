@@ -6,6 +6,7 @@ import { GgufValue, type GgufDocument } from "../gguf-writer.js";
 import { TokenType } from "../../../src/gguf/types.js";
 import { TensorSet, archKeys, archVocab, generalKeys, tokenizerMetadata } from "./common.js";
 import { GEMMA4 } from "./gemma4.js";
+import { LFM2 } from "./lfm2.js";
 
 export interface FamilyInput {
   readonly name: string;
@@ -641,6 +642,7 @@ export const FAMILIES = {
     layout: { layers: BERT_LAYERS },
     document: bertFamily("rerank"),
   },
+  lfm2: LFM2,
 } as const satisfies Record<string, FamilySpec>;
 
 export type ArchFamily = keyof typeof FAMILIES;

@@ -18,6 +18,7 @@
  * | `qwen3moe`      | `qwen3moe`      | mixture of experts (8 experts, 2 used)                                  |
  * | `qwen35`        | `qwen35`        | Gated DeltaNet layers with full attention every fourth layer (Qwen3.5)  |
  * | `gpt-oss`       | `gpt-oss`       | SWA every other layer, MoE with biases, attention sinks, harmony format |
+ * | `lfm2`          | `lfm2`          | short-convolution layers with attention every third layer (lfm2.ts)     |
  * | `embed`         | `bert`          | bidirectional encoder, mean pooling (an embedding model)                |
  * | `rerank`        | `bert`          | encoder with a classification head, rank pooling (a reranker)           |
  *

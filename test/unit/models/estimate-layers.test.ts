@@ -148,6 +148,8 @@ void describe("which layers slide or recur (llama.cpp's rules)", () => {
   void test("a Mamba-2 layer's state per sequence: (d_conv−1)·(d_inner + 2·n_group·d_state) + d_state·d_inner floats", () => {
     assert.equal(recurrentStateBytesPerLayer(GRANITE), (3 * (128 + 32) + 16 * 128) * 4);
     assert.equal(recurrentStateBytesPerLayer({ architecture: "rwkv7" }), undefined);
+    // LFM2's short convolution: r = n_embd · (l_cache − 1), no SSM state
+    assert.equal(recurrentStateBytesPerLayer({ architecture: "lfm2", embeddingLength: 64, shortconvLCache: 3 }), 512);
     assert.equal(
       mambaPeakFloatsPerToken({ ...GRANITE, architecture: "qwen35", blockCount: 4 }),
       undefined,
@@ -210,6 +212,24 @@ void describe("estimateMemory with sliding-window and recurrent layers vs llama-
     near(np2.kvBytes - np2.recurrentBytes, 1.0, "KV");
     near(np2.recurrentBytes, 0.08, "RS");
     nearCompute(np2.computeBytes, 4.07);
+  });
+
+  void test("lfm2: KV for 2 attention layers, RS n_embd × (l_cache − 1) floats for 4 conv layers × 4 slots", () => {
+    const LFM2: EstimatorModel = {
+      architecture: "lfm2",
+      contextLength: 8192,
+      blockCount: 6,
+      embeddingLength: 64,
+      feedForwardLength: 128,
+      headCount: 4,
+      headCountKvPerLayer: [0, 0, 2, 0, 0, 2],
+      vocabSize: 421,
+      shortconvLCache: 3,
+    };
+    const e = estimateMemory({ metadata: LFM2 });
+    assert.equal(e.recurrentBytes, 4 * 4 * 64 * 2 * 4, "the log: RS 0.01 MiB, R (f32) 0.01, S 0.00");
+    near(e.kvBytes - e.recurrentBytes, 2.0, "KV");
+    assert.equal(e.kvBytesPerToken, 2 * 2 * 2 * 16 * 2, "K+V of the 2 attention layers only");
   });
 });
 

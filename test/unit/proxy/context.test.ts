@@ -203,6 +203,7 @@ describe("context cache: eligibility from GGUF metadata", () => {
       { ...llama, architecture: "rwkv7" },
       { ...llama, architecture: "granitehybrid" },
       { ...llama, architecture: "qwen35" },
+      { ...llama, architecture: "lfm2", headCountKvPerLayer: [0, 0, 8, 0, 0, 8] },
       { ...llama, architecture: "newhybrid", headCountKvPerLayer: [8, 0, 8, 0] },
     ]) {
       const r = contextEligibility(meta);
