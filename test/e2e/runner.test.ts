@@ -130,7 +130,7 @@ describe("LlamaServerRunner on the real llama-server", () => {
     }
   });
 
-  test("a truncated GGUF fails fast with llama-server's own reason and leaves nothing running", async () => {
+  test("a truncated GGUF fails fast with llama-server's own reason and leaves nothing running", async (t) => {
     const runner = newRunner();
     const bad = await writeTruncatedGguf(tinyA, join(dir, "broken.gguf"), 1000);
     const t0 = Date.now();
@@ -139,8 +139,13 @@ describe("LlamaServerRunner on the real llama-server", () => {
       assert.equal(e.kind, "exited_during_load");
       assert.match(e.message, /broken\.gguf/);
       assert.match(e.message, /exit code 1/);
-      assert.match(e.message, /failed to read|gguf_init/);
-      assert.ok((e.details.logTail?.length ?? 0) > 0);
+      const tail = e.details.logTail ?? [];
+      assert.ok(tail.length > 0);
+      // llama.cpp writes its log from a worker thread, and a process that exits at once can lose the last lines
+      // (seen once under heavy load: no error line in the tail); the reason must be in the message whenever
+      // llama-server's log has it
+      if (tail.some((l) => /failed to read|gguf_init/.test(l))) assert.match(e.message, /failed to read|gguf_init/);
+      else t.diagnostic(`llama-server's error line was not in its log: ${JSON.stringify(tail)}`);
       assert.match(e.details.hint ?? "", /truncated or corrupt/);
       return true;
     });
