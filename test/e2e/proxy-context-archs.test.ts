@@ -28,7 +28,7 @@ import { killQuietly, pidsWithArg } from "../support/procs.js";
 
 let dir: string;
 let bin: string;
-let paths: { gemma: string; granite: string; qwen35: string; other: string };
+let paths: { gemma: string; gemma4: string; granite: string; qwen35: string; other: string };
 const open = new Set<RunningProxy>();
 
 async function start(config: string, memoryBudget: string | number): Promise<RunningProxy> {
@@ -64,6 +64,7 @@ before(async () => {
   mkdirSync(join(dir, "models"));
   paths = {
     gemma: await writeArchModel(join(dir, "models"), { family: "gemma3", name: "g3" }),
+    gemma4: await writeArchModel(join(dir, "models"), { family: "gemma4", name: "g4" }),
     granite: await writeArchModel(join(dir, "models"), { family: "granitehybrid", name: "gh" }),
     qwen35: await writeArchModel(join(dir, "models"), { family: "qwen35", name: "q35" }),
     other: await writeTinyModel(join(dir, "models"), { name: "tiny-b", kind: "chat", seed: 5 }),
@@ -158,6 +159,12 @@ void describe("the context cache on sliding-window and hybrid models (real llama
     assert.equal(st?.swaFull?.on, false, JSON.stringify(st?.swaFull));
     assert.ok((st?.swaFull?.extraBytes ?? 0) > 0, "what it would cost is shown");
     assert.match(st?.swaFull?.reason ?? "", /keeps context checkpoints/);
+  });
+
+  void test("gemma4 (sliding-window and KV-sharing layers): restored through the saved checkpoints, reuses ≥ 90 %", async (t) => {
+    const { p, st } = await roundTrip(t, "gemma4", paths.gemma4);
+    assert.equal(st?.swaFull?.on, false, JSON.stringify(st?.swaFull));
+    await close(p);
   });
 
   void test("gemma3 with swaFull: true (the user's choice): run with --swa-full, reuses ≥ 90 %", async (t) => {
