@@ -6,11 +6,13 @@
 //     any budget; a user's `swaFull: true` runs it with --swa-full, reused as well. (Without the patch the proxy
 //     passes --swa-full when the budget allows, else skips the model: the pure rules' unit tests and the dashboard
 //     test on the fake llama-server cover that.)
-//   - granitehybrid (Mamba-2 + attention) and qwen35 (Gated DeltaNet + attention): the rig's llama-server carries
-//     our slot-checkpoints patch (src/llama/install/patches.ts), found in the binary, so they take part with no
-//     caveat; a follow-up whose history renders every saved token again reuses them all, and one whose last answer
-//     differs (qwen35's template drops the earlier <think>) rolls back to the checkpoint llama.cpp made 4 tokens
-//     before the old prompt's end, restored from the slot file. Without the patch that follow-up reused nothing.
+//   - gemma4 likewise (sliding-window and KV-sharing layers);
+//   - granitehybrid (Mamba-2 + attention), lfm2 (short convolutions + attention) and qwen35 (Gated DeltaNet +
+//     attention): the rig's llama-server carries our slot-checkpoints patch (src/llama/install/patches.ts), found
+//     in the binary, so they take part with no caveat; a follow-up whose history renders every saved token again
+//     reuses them all, and one whose last answer differs (qwen35's template drops the earlier <think>) rolls back
+//     to the checkpoint llama.cpp made 4 tokens before the old prompt's end, restored from the slot file. Without
+//     the patch that follow-up reused nothing.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -28,7 +30,7 @@ import { killQuietly, pidsWithArg } from "../support/procs.js";
 
 let dir: string;
 let bin: string;
-let paths: { gemma: string; gemma4: string; granite: string; qwen35: string; other: string };
+let paths: { gemma: string; gemma4: string; granite: string; lfm2: string; qwen35: string; other: string };
 const open = new Set<RunningProxy>();
 
 async function start(config: string, memoryBudget: string | number): Promise<RunningProxy> {
@@ -66,6 +68,7 @@ before(async () => {
     gemma: await writeArchModel(join(dir, "models"), { family: "gemma3", name: "g3" }),
     gemma4: await writeArchModel(join(dir, "models"), { family: "gemma4", name: "g4" }),
     granite: await writeArchModel(join(dir, "models"), { family: "granitehybrid", name: "gh" }),
+    lfm2: await writeArchModel(join(dir, "models"), { family: "lfm2", name: "lf" }),
     qwen35: await writeArchModel(join(dir, "models"), { family: "qwen35", name: "q35" }),
     other: await writeTinyModel(join(dir, "models"), { name: "tiny-b", kind: "chat", seed: 5 }),
   };
@@ -187,24 +190,28 @@ void describe("the context cache on sliding-window and hybrid models (real llama
     assert.equal(caps.slotCheckpoints, true);
   });
 
-  void test("granitehybrid: takes part; a follow-up extending every saved token reuses them all, one that drops the answer rolls back", async (t) => {
-    // one token: the slot then holds exactly the rendered prompt, so the follow-up extends every saved token
-    // whatever the random weights generate (a longer reply of byte tokens may not tokenize back the same way,
-    // and a recurrent state cannot roll back over the difference)
-    const { p, st, first, turn1 } = await roundTrip(t, "granitehybrid", paths.granite, { maxTokens: 1 });
-    assert.equal(st?.context?.caveat, undefined, "no caveat with the slot-checkpoints patch");
-    // a history whose last answer differs from the tokens generated: the recurrent state rolls back to the
-    // checkpoint saved with the slot (before the patch: cache_n 0)
-    await chat(p, "b", [{ role: "user", content: "hello" }]);
-    const dropped = await chat(p, "a", [
-      ...turn1,
-      { role: "assistant", content: "ok" },
-      { role: "user", content: "and then?" },
-    ]);
-    t.diagnostic(`granitehybrid, generated tail dropped: cache_n ${dropped.cacheN}, prompt_n ${dropped.promptN}`);
-    assert.ok(dropped.cacheN >= 0.9 * first.promptN, `cache_n ${dropped.cacheN} of ${first.promptN}`);
-    await close(p);
-  });
+  for (const [family, label] of [
+    ["granite", "granitehybrid"],
+    ["lfm2", "lfm2"],
+  ] as const)
+    void test(`${label}: takes part; a follow-up extending every saved token reuses them all, one that drops the answer rolls back`, async (t) => {
+      // one token: the slot then holds exactly the rendered prompt, so the follow-up extends every saved token
+      // whatever the random weights generate (a longer reply of byte tokens may not tokenize back the same way,
+      // and a recurrent state cannot roll back over the difference without a checkpoint)
+      const { p, st, first, turn1 } = await roundTrip(t, label, paths[family], { maxTokens: 1 });
+      assert.equal(st?.context?.caveat, undefined, "no caveat with the slot-checkpoints patch");
+      // a history whose last answer differs from the tokens generated: the recurrent (Mamba-2 / convolution)
+      // state rolls back to the checkpoint saved with the slot (before the patch: cache_n 0)
+      await chat(p, "b", [{ role: "user", content: "hello" }]);
+      const dropped = await chat(p, "a", [
+        ...turn1,
+        { role: "assistant", content: "ok" },
+        { role: "user", content: "and then?" },
+      ]);
+      t.diagnostic(`${label}, generated tail dropped: cache_n ${dropped.cacheN}, prompt_n ${dropped.promptN}`);
+      assert.ok(dropped.cacheN >= 0.9 * first.promptN, `cache_n ${dropped.cacheN} of ${first.promptN}`);
+      await close(p);
+    });
 
   void test("qwen35: a chat follow-up whose template re-renders the thinking answer rolls back to a saved checkpoint", async (t) => {
     // the answer goes back as a client sends it: content only, the <think> part left out by the client and the
