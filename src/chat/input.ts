@@ -33,12 +33,12 @@ class MutableOutput extends Writable {
     return this.target.rows ?? 24;
   }
 
+  // The callback is called at once, so a write is never queued here: `muted` is read when readline writes, not later
+  // (a queued redraw written while muted would reach the terminal after the mute ended: the erase of a line that
+  // was typed and Ctrl-C'd in one read showed, and the typed text vanished).
   override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    if (this.muted) {
-      cb();
-      return;
-    }
-    this.target.write(chunk, () => cb());
+    if (!this.muted) this.target.write(chunk);
+    cb();
   }
 }
 
