@@ -57,10 +57,11 @@ export async function applyPatches(
 ): Promise<PatchOutcome> {
   const out: PatchOutcome = { applied: [], skipped: [] };
   for (const p of opts.patches ?? LLAMA_PATCHES) {
+    const id = patchId(p);
     if (!opts.owned) {
       out.skipped.push({
         name: p.name,
-        id: patchId(p),
+        id,
         reason: "a source folder of yours is built as it is, without our patches",
       });
       continue;
@@ -72,18 +73,18 @@ export async function applyPatches(
     }));
     if (check.code !== 0) {
       const why = (check.stderr || check.stdout).trim().split("\n")[0] ?? "";
-      out.skipped.push({ name: p.name, id: patchId(p), reason: `does not apply to this llama.cpp tree (${why})` });
+      out.skipped.push({ name: p.name, id, reason: `does not apply to this llama.cpp tree (${why})` });
       opts.log?.(`patch ${p.name}: skipped, ${why}`);
       continue;
     }
     const r = await run("git", ["-C", srcDir, "apply", p.file]);
     if (r.code !== 0) {
       const why = r.stderr.trim().split("\n")[0] ?? "";
-      out.skipped.push({ name: p.name, id: patchId(p), reason: `git apply failed: ${why}` });
+      out.skipped.push({ name: p.name, id, reason: `git apply failed: ${why}` });
       continue;
     }
-    out.applied.push(patchId(p));
-    opts.log?.(`patch ${p.name}: applied (${patchId(p)})`);
+    out.applied.push(id);
+    opts.log?.(`patch ${p.name}: applied (${id})`);
   }
   return out;
 }

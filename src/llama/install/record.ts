@@ -110,8 +110,7 @@ export function isSameBuild(record: InstallRecord, want: BuildIdentity): boolean
     record.installType === "source" &&
     commitMatches &&
     record.backend === want.backend &&
-    record.cmakeFlags.length === want.cmakeFlags.length &&
-    record.cmakeFlags.every((f, i) => f === want.cmakeFlags[i]) &&
+    sameList(record.cmakeFlags, want.cmakeFlags) &&
     sameList(record.patches ?? [], want.patches)
   );
 }

@@ -44,26 +44,39 @@ function errorText(status: number, json: unknown): string {
 }
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
-/** `n_checkpoints`, present only where the slot-checkpoints patch is in. */
-const checkpointsOf = (j: { n_checkpoints?: unknown }) =>
-  typeof j.n_checkpoints === "number" && Number.isInteger(j.n_checkpoints) ? { checkpoints: j.n_checkpoints } : {};
 
-export async function saveSlot(baseUrl: string, id: number, filename: string, timeoutMs: number): Promise<SlotResult> {
+/**
+ * One slot action; llama-server answers it with the tokens and bytes under the action's own keys, and
+ * `n_checkpoints` only where the slot-checkpoints patch is in.
+ */
+async function slotAction(
+  baseUrl: string,
+  id: number,
+  action: "save" | "restore",
+  filename: string,
+  timeoutMs: number,
+): Promise<SlotResult> {
   const t0 = performance.now();
   try {
-    const r = await post(`${baseUrl}/slots/${id}?action=save`, { filename }, timeoutMs);
+    const r = await post(`${baseUrl}/slots/${id}?action=${action}`, { filename }, timeoutMs);
     if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
-    const j = r.json as { n_saved?: unknown; n_written?: unknown; n_checkpoints?: unknown };
+    const j = r.json as Record<string, unknown>;
+    const [tokens, bytes] = action === "save" ? [j.n_saved, j.n_written] : [j.n_restored, j.n_read];
+    const ckpt = j.n_checkpoints;
     return {
       ok: true,
-      tokens: num(j.n_saved),
-      bytes: num(j.n_written),
+      tokens: num(tokens),
+      bytes: num(bytes),
       ms: performance.now() - t0,
-      ...checkpointsOf(j),
+      ...(typeof ckpt === "number" && Number.isInteger(ckpt) ? { checkpoints: ckpt } : {}),
     };
   } catch (e) {
     return { ok: false, ...describe(e) };
   }
+}
+
+export function saveSlot(baseUrl: string, id: number, filename: string, timeoutMs: number): Promise<SlotResult> {
+  return slotAction(baseUrl, id, "save", filename, timeoutMs);
 }
 
 /** The least time one restore gets, ms: a restore that takes longer has wedged llama-server (see restoreBoundMs). */
@@ -79,27 +92,8 @@ export function restoreBoundMs(bytes: number, leftMs: number): number {
   return Math.max(0, Math.min(leftMs, RESTORE_MIN_MS + (bytes / RESTORE_MIN_BYTES_PER_S) * 1000));
 }
 
-export async function restoreSlot(
-  baseUrl: string,
-  id: number,
-  filename: string,
-  timeoutMs: number,
-): Promise<SlotResult> {
-  const t0 = performance.now();
-  try {
-    const r = await post(`${baseUrl}/slots/${id}?action=restore`, { filename }, timeoutMs);
-    if (r.status !== 200) return { ok: false, error: errorText(r.status, r.json), timedOut: false };
-    const j = r.json as { n_restored?: unknown; n_read?: unknown; n_checkpoints?: unknown };
-    return {
-      ok: true,
-      tokens: num(j.n_restored),
-      bytes: num(j.n_read),
-      ms: performance.now() - t0,
-      ...checkpointsOf(j),
-    };
-  } catch (e) {
-    return { ok: false, ...describe(e) };
-  }
+export function restoreSlot(baseUrl: string, id: number, filename: string, timeoutMs: number): Promise<SlotResult> {
+  return slotAction(baseUrl, id, "restore", filename, timeoutMs);
 }
 
 /** The server's slot count (`total_slots` of GET /props); undefined when it cannot be read in time. */

@@ -192,6 +192,13 @@ export class TensorSet {
     this.tensors.push({ name, shape, type: "F32", data: () => normals(n, std, this.seed, name) });
   }
 
+  /** A gated feed-forward block's weights (`ffn_gate`, `ffn_up`, `ffn_down`) under the block prefix `b`. */
+  gatedFfn(b: string, embd: number, ffn: number): void {
+    this.matrix(`${b}ffn_gate.weight`, [embd, ffn]);
+    this.matrix(`${b}ffn_up.weight`, [embd, ffn]);
+    this.residual(`${b}ffn_down.weight`, [ffn, embd]);
+  }
+
   /** A random weight matrix (or stack of them), std 1/sqrt(in) unless given. */
   matrix(name: string, shape: readonly number[], std = 1 / Math.sqrt(shape[0]!)): void {
     const n = shape.reduce((a, b) => a * b, 1);

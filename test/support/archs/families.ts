@@ -85,9 +85,7 @@ function gemma3(i: FamilyInput): GgufDocument {
     t.residual(`${b}attn_output.weight`, [heads * HEAD, EMBD]);
     t.fill(`${b}post_attention_norm.weight`, [EMBD], 1);
     t.fill(`${b}ffn_norm.weight`, [EMBD], 1);
-    t.matrix(`${b}ffn_gate.weight`, [EMBD, ffn]);
-    t.matrix(`${b}ffn_up.weight`, [EMBD, ffn]);
-    t.residual(`${b}ffn_down.weight`, [ffn, EMBD]);
+    t.gatedFfn(b, EMBD, ffn);
     t.fill(`${b}post_ffw_norm.weight`, [EMBD], 1);
   }
   return {
@@ -172,9 +170,7 @@ function granitehybrid(i: FamilyInput): GgufDocument {
       t.residual(`${b}ssm_out.weight`, [dInner, EMBD]);
     }
     t.fill(`${b}ffn_norm.weight`, [EMBD], 1);
-    t.matrix(`${b}ffn_gate.weight`, [EMBD, ffn]);
-    t.matrix(`${b}ffn_up.weight`, [EMBD, ffn]);
-    t.residual(`${b}ffn_down.weight`, [ffn, EMBD]);
+    t.gatedFfn(b, EMBD, ffn);
   }
   const kvPerLayer = Array.from({ length: layers }, (_, l) => (isAttn(l) ? kvHeads : 0));
   return {
@@ -256,9 +252,7 @@ function qwen3Family(arch: "qwen3" | "qwen3moe") {
       t.residual(`${b}attn_output.weight`, [heads * HEAD, EMBD]);
       t.fill(`${b}ffn_norm.weight`, [EMBD], 1);
       if (arch === "qwen3") {
-        t.matrix(`${b}ffn_gate.weight`, [EMBD, ffn]);
-        t.matrix(`${b}ffn_up.weight`, [EMBD, ffn]);
-        t.residual(`${b}ffn_down.weight`, [ffn, EMBD]);
+        t.gatedFfn(b, EMBD, ffn);
       } else {
         t.matrix(`${b}ffn_gate_inp.weight`, [EMBD, QWEN3MOE_EXPERTS]);
         t.matrix(`${b}ffn_gate_exps.weight`, [EMBD, ffnExp, QWEN3MOE_EXPERTS]);
@@ -340,9 +334,7 @@ function qwen35(i: FamilyInput): GgufDocument {
       t.fill(`${b}ssm_norm.weight`, [dState], 1);
       t.residual(`${b}ssm_out.weight`, [valueDim, EMBD]);
     }
-    t.matrix(`${b}ffn_gate.weight`, [EMBD, ffn]);
-    t.matrix(`${b}ffn_up.weight`, [EMBD, ffn]);
-    t.residual(`${b}ffn_down.weight`, [ffn, EMBD]);
+    t.gatedFfn(b, EMBD, ffn);
   }
   return {
     metadata: [

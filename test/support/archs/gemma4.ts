@@ -91,9 +91,7 @@ function gemma4(i: FamilyInput): GgufDocument {
     t.residual(`${b}attn_output.weight`, [HEADS * head, EMBD]);
     t.fill(`${b}post_attention_norm.weight`, [EMBD], 1);
     t.fill(`${b}ffn_norm.weight`, [EMBD], 1);
-    t.matrix(`${b}ffn_gate.weight`, [EMBD, FFN]);
-    t.matrix(`${b}ffn_up.weight`, [EMBD, FFN]);
-    t.residual(`${b}ffn_down.weight`, [FFN, EMBD]);
+    t.gatedFfn(b, EMBD, FFN);
     t.fill(`${b}post_ffw_norm.weight`, [EMBD], 1);
     t.matrix(`${b}inp_gate.weight`, [EMBD, EMBD_PER_LAYER]);
     t.residual(`${b}proj.weight`, [EMBD_PER_LAYER, EMBD]);

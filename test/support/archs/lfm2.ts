@@ -72,9 +72,7 @@ function lfm2(i: FamilyInput): GgufDocument {
       t.residual(`${b}shortconv.out_proj.weight`, [embd, embd]);
     }
     t.fill(`${b}ffn_norm.weight`, [embd], 1);
-    t.matrix(`${b}ffn_gate.weight`, [embd, ffn]);
-    t.matrix(`${b}ffn_up.weight`, [embd, ffn]);
-    t.residual(`${b}ffn_down.weight`, [ffn, embd]);
+    t.gatedFfn(b, embd, ffn);
   }
   const kvPerLayer = Array.from({ length: layers }, (_, l) => (isAttn(l) ? kvHeads : 0));
   return {
